@@ -1,0 +1,51 @@
+# Berth developer tasks (GNU make).
+#   make test [PYTEST_ARGS='-k sshd -x']   whole pytest suite in .venv (exit status of pytest)
+#   make run | demo | bench | screenshots | clean | distclean
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+# The stamp name carries a hash of pyproject.toml: an unchanged pyproject means no pip run,
+# a changed one (new dependency, new extra) reinstalls, even when mtimes lie (git checkout).
+PYPROJECT_HASH := $(shell sha256sum pyproject.toml 2>/dev/null | cut -c1-16)
+STAMP := $(VENV)/.installed-$(PYPROJECT_HASH)
+
+.PHONY: all venv $(VENV) test run demo bench screenshots clean distclean
+.DEFAULT_GOAL := test
+
+all: test
+
+venv $(VENV): $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --disable-pip-version-check -e '.[test]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Until the desktop window exists, `make run` runs the demo.
+run: $(STAMP)
+	$(VENV)/bin/berth demo
+
+demo: $(STAMP)
+	$(VENV)/bin/berth demo
+
+bench: $(STAMP)
+	$(PY) bench/deploy.py
+
+screenshots:
+	@echo "screenshots come with the desktop console"
+
+# Build outputs and caches; keeps .venv (others may be using it). `make distclean` removes it too.
+clean:
+	rm -rf build dist tmp/ci .pytest_cache *.egg-info
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

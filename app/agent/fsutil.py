@@ -1,0 +1,53 @@
+"""Small file-system helpers that make writes atomic, so a crash never leaves half a file."""
+import json
+import os
+import tempfile
+
+
+def write_json_atomic(path, data):
+    folder = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def read_json(path, default=None):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+def symlink_atomic(target, link):
+    """Point `link` at `target` in one rename: readers see the old or the new, never nothing."""
+    tmp = "%s.tmp-%d" % (link, os.getpid())
+    _unlink(tmp)
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def tail(path, lines=20, max_bytes=65536):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return data.splitlines()[-lines:]
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

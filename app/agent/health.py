@@ -1,0 +1,69 @@
+"""Is a freshly started runner really serving? Ready (port file), healthy (/health), and, when the
+bundle has an input example, able to answer it: a version that cannot is never switched in."""
+import http.client
+import json
+import time
+
+from . import supervise
+from .fsutil import tail
+from .layout import AgentError
+
+
+def request(port, method, path, body=None, timeout=10.0):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def wait_ready(model, version, rec, timeout):
+    """Wait for the port file; fail early, with the runner's log, if the process dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        port = supervise.read_port(model, version)
+        if port:
+            supervise.save_port(model, version, port)
+            return port
+        if not supervise.alive(rec):
+            raise AgentError(_died(model, version), "start_failed", log=tail(model.runner_log(version), 30))
+        time.sleep(0.05)
+    raise AgentError("%s %s did not start within %ss" % (model.name, version, timeout), "start_timeout",
+                     log=tail(model.runner_log(version), 30))
+
+
+def check(model, version, port, example, timeout):
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            status, body = request(port, "GET", "/health", timeout=max(1.0, deadline - time.monotonic()))
+            if status == 200:
+                break
+            last = "HTTP %d" % status
+        except OSError as e:
+            last = str(e)
+        if time.monotonic() > deadline:
+            raise AgentError("%s %s failed its health check: %s" % (model.name, version, last), "unhealthy",
+                             log=tail(model.runner_log(version), 30))
+        time.sleep(0.1)
+    if example is None:
+        return None
+    status, body = request(port, "POST", "/predict", json.dumps(example).encode(), timeout=max(1.0, timeout))
+    if status != 200:
+        try:
+            detail = json.loads(body).get("error", body[:300])
+        except (ValueError, AttributeError):
+            detail = body[:300]
+        raise AgentError("%s %s cannot answer its input example (HTTP %d): %s" % (model.name, version, status, detail),
+                         "example_failed", log=tail(model.runner_log(version), 30))
+    return json.loads(body)
+
+
+def _died(model, version):
+    lines = [l for l in tail(model.runner_log(version), 30) if l.strip()]
+    last = lines[-1] if lines else "no output"
+    return "%s %s stopped while starting: %s" % (model.name, version, last)

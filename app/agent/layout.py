@@ -1,0 +1,88 @@
+"""Where things live under a server's Berth root (see DESIGN.md, "On the server")."""
+import os
+import re
+
+NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
+VERSION_RE = re.compile(r"[A-Za-z0-9._+-]{1,64}")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+
+
+class AgentError(Exception):
+    """A failure the operator must read: `message` says what happened and what to do."""
+
+    def __init__(self, message, code="failed", **extra):
+        super().__init__(message)
+        self.code = code
+        self.extra = extra
+
+
+def check_name(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise AgentError("invalid model name %r" % (name,), "usage")
+    return name
+
+
+def check_version(version):
+    if not isinstance(version, str) or not VERSION_RE.fullmatch(version) or version in (".", ".."):
+        raise AgentError("invalid version %r" % (version,), "usage")
+    return version
+
+
+class Root:
+    def __init__(self, path):
+        self.path = os.path.abspath(os.path.expanduser(path))
+        self.meta = os.path.join(self.path, ".berth")
+        self.blobs = os.path.join(self.meta, "blobs")
+        self.lock = os.path.join(self.meta, "lock")
+        self.journal = os.path.join(self.path, "journal.jsonl")
+        self.models = os.path.join(self.path, "models")
+
+    def ensure(self):
+        for d in (self.meta, self.blobs, self.models):
+            os.makedirs(d, exist_ok=True)
+        return self
+
+    def model(self, name):
+        return ModelDir(os.path.join(self.models, check_name(name)), name)
+
+    def model_names(self):
+        if not os.path.isdir(self.models):
+            return []
+        return sorted(n for n in os.listdir(self.models) if NAME_RE.fullmatch(n))
+
+
+class ModelDir:
+    def __init__(self, path, name):
+        self.path = path
+        self.name = name
+        self.releases = os.path.join(path, "releases")
+        self.current = os.path.join(path, "current")
+        self.run = os.path.join(path, "run")
+        self.logs = os.path.join(path, "logs")
+
+    def ensure(self):
+        for d in (self.releases, self.run, self.logs):
+            os.makedirs(d, exist_ok=True)
+        return self
+
+    def release(self, version):
+        return os.path.join(self.releases, check_version(version))
+
+    def current_version(self):
+        try:
+            target = os.readlink(self.current)
+        except OSError:
+            return None
+        return os.path.basename(target.rstrip("/"))
+
+    def runner_file(self, version):
+        return os.path.join(self.run, check_version(version) + ".runner.json")
+
+    def port_file(self, version):
+        return os.path.join(self.run, check_version(version) + ".port")
+
+    def runner_log(self, version):
+        return os.path.join(self.logs, check_version(version) + ".log")
+
+    def request_log(self):
+        return os.path.join(self.logs, "requests.jsonl")

@@ -1,0 +1,78 @@
+"""`agent.py COMMAND` with a JSON request on stdin. Output is JSON lines on stdout: progress events
+(`{"event": "step" | "log", ...}`) and one last line, `{"event": "result", "result": {...}}` or
+`{"event": "error", "message": ..., "code": ...}`. Exit 0 on result, 1 on error, 2 on bad usage."""
+import json
+import sys
+import traceback
+
+from . import operations, queries
+from .layout import AgentError, Root
+
+COMMANDS = {
+    "hello": queries.hello,
+    "missing-blobs": queries.missing_blobs,
+    "status": queries.status,
+    "releases": queries.list_releases,
+    "logs": queries.logs,
+    "journal": queries.read_journal,
+    "deploy": operations.deploy,
+    "rollback": operations.rollback,
+    "start": operations.start,
+    "stop": operations.stop,
+}
+
+
+class Cancelled(AgentError):
+    def __init__(self, why):
+        super().__init__("cancelled: %s" % why, "cancelled")
+
+
+def _emit_to(out):
+    def emit(kind, **fields):
+        fields["event"] = kind
+        try:
+            out.write(json.dumps(fields) + "\n")
+            out.flush()
+        except (BrokenPipeError, ValueError):
+            raise Cancelled("Berth went away")
+    return emit
+
+
+def on_signal(signum, frame):
+    """Installed by __main__: a cut SSH session or a kill becomes a clean, journalled failure."""
+    raise Cancelled("signal %d" % signum)
+
+
+def main(argv, stdin=None, stdout=None):
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    if not argv or argv[0] not in COMMANDS:
+        stdout.write(json.dumps({"event": "error", "code": "usage",
+                                 "message": "usage: agent.py {%s}" % "|".join(sorted(COMMANDS))}) + "\n")
+        return 2
+    emit = _emit_to(stdout)
+    try:
+        raw = stdin.read()
+        req = json.loads(raw) if raw.strip() else {}
+        if not isinstance(req, dict) or not isinstance(req.get("root"), str):
+            raise AgentError("the request must be a JSON object with a 'root'", "usage")
+        ctx = operations.Context(Root(req["root"]), req.get("actor"), emit)
+        result = COMMANDS[argv[0]](ctx, req)
+        emit("result", result=result)
+        return 0
+    except AgentError as e:
+        return _fail(stdout, str(e), e.code, e.extra)
+    except (KeyError, TypeError, ValueError) as e:
+        return _fail(stdout, "bad request: %s: %s" % (type(e).__name__, e), "usage", {})
+    except Exception as e:  # report, never die silently: Berth shows this line to the operator
+        return _fail(stdout, "agent error: %s: %s" % (type(e).__name__, e), "internal",
+                     {"trace": traceback.format_exc().splitlines()[-8:]})
+
+
+def _fail(out, message, code, extra):
+    try:
+        out.write(json.dumps(dict(extra, event="error", message=message, code=code)) + "\n")
+        out.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    return 2 if code == "usage" else 1

@@ -1,0 +1,68 @@
+"""The runner's own counters, exposed in Prometheus text format on /metrics."""
+import os
+import resource
+import threading
+import time
+
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Counters:
+    def __init__(self, model, version):
+        self.labels = 'model="%s",version="%s"' % (model, version)
+        self.lock = threading.Lock()
+        self.started = time.time()
+        self.endpoints = {}
+
+    def observe(self, endpoint, seconds, error):
+        with self.lock:
+            e = self.endpoints.get(endpoint)
+            if e is None:
+                e = self.endpoints[endpoint] = {"count": 0, "errors": 0, "sum": 0.0, "buckets": [0] * (len(BUCKETS) + 1)}
+            e["count"] += 1
+            e["errors"] += 1 if error else 0
+            e["sum"] += seconds
+            i = 0
+            while i < len(BUCKETS) and seconds > BUCKETS[i]:
+                i += 1
+            e["buckets"][i] += 1
+
+    def render(self):
+        with self.lock:
+            snapshot = {k: dict(v, buckets=list(v["buckets"])) for k, v in self.endpoints.items()}
+        out = [
+            "# HELP berth_requests_total Requests served.",
+            "# TYPE berth_requests_total counter",
+        ]
+        for ep, e in sorted(snapshot.items()):
+            out.append('berth_requests_total{%s,endpoint="%s"} %d' % (self.labels, ep, e["count"]))
+        out += ["# HELP berth_request_errors_total Requests that failed.", "# TYPE berth_request_errors_total counter"]
+        for ep, e in sorted(snapshot.items()):
+            out.append('berth_request_errors_total{%s,endpoint="%s"} %d' % (self.labels, ep, e["errors"]))
+        out += ["# HELP berth_request_duration_seconds Request latency.", "# TYPE berth_request_duration_seconds histogram"]
+        for ep, e in sorted(snapshot.items()):
+            lab = '%s,endpoint="%s"' % (self.labels, ep)
+            cum = 0
+            for le, n in zip(BUCKETS + (None,), e["buckets"]):
+                cum += n
+                out.append('berth_request_duration_seconds_bucket{%s,le="%s"} %d' % (lab, "+Inf" if le is None else repr(le), cum))
+            out.append("berth_request_duration_seconds_sum{%s} %.6f" % (lab, e["sum"]))
+            out.append("berth_request_duration_seconds_count{%s} %d" % (lab, e["count"]))
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        out += [
+            "# TYPE process_cpu_seconds_total counter",
+            "process_cpu_seconds_total %.3f" % (usage.ru_utime + usage.ru_stime),
+            "# TYPE process_resident_memory_bytes gauge",
+            "process_resident_memory_bytes %d" % _rss_bytes(),
+            "# TYPE process_start_time_seconds gauge",
+            "process_start_time_seconds %.3f" % self.started,
+        ]
+        return "\n".join(out) + "\n"
+
+
+def _rss_bytes():
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

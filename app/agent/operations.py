@@ -1,0 +1,199 @@
+"""The changes the agent makes, each under the server lock and written to the journal:
+deploy, rollback, start, stop. Any failure before the switch leaves the previous release serving."""
+import json
+import os
+import time
+
+from . import health, journal, releases, supervise, venv
+from .fsutil import symlink_atomic
+from .layout import AgentError, check_name, check_version
+from .lock import ServerLock
+
+SETTLE_S = 0.3  # after the switch, give a runner that dies right after its health check time to show it
+
+
+class Context:
+    def __init__(self, root, actor, emit):
+        self.root = root
+        self.actor = actor or {}
+        self.emit = emit
+
+    def who(self):
+        a = self.actor
+        return "%s@%s" % (a.get("user", "?"), a.get("host", "?"))
+
+
+def audited(action):
+    """Run `fn` under the server lock; journal 'started', then 'ok' or 'failed' with the reason."""
+    def wrap(fn):
+        def run(ctx, req):
+            name = check_name(req.get("model"))
+            root = ctx.root.ensure()
+            model = root.model(name).ensure()
+            what = "%s %s %s" % (action, name, req.get("version") or req.get("to") or "")
+            with ServerLock(root.lock, {"who": ctx.who(), "what": what.strip()}):
+                base = {"model": name, "version": req.get("version"), "sha256": req.get("sha256")}
+                journal.append(root, action, "started", ctx.actor, **base)
+                try:
+                    result = fn(ctx, model, req)
+                except BaseException as e:
+                    journal.append(root, action, "failed", ctx.actor, detail=str(e) or type(e).__name__, **base)
+                    raise
+                base.update({k: result.get(k) for k in ("version", "previous", "sha256") if result.get(k)})
+                journal.append(root, action, "ok", ctx.actor, detail=result.get("detail", ""), **base)
+                return result
+        run.__name__ = fn.__name__
+        return run
+    return wrap
+
+
+@audited("deploy")
+def deploy(ctx, model, req):
+    version = check_version(req.get("version"))
+    sha, manifest, files = req["sha256"], req["manifest"], req["files"]
+    releases.remove_incomplete(model)
+    previous = model.current_version()
+    existing = releases.read_release(model, version)
+    created = False
+    if existing:
+        if existing.get("sha256") != sha:
+            raise AgentError(
+                "version %s of %s is already on this server with different content (%s…); give the new "
+                "bundle a new version" % (version, model.name, str(existing.get("sha256"))[:12]), "version_conflict")
+        if previous == version and supervise.alive(supervise.record(model, version)):
+            return {"version": version, "previous": previous, "sha256": sha, "already": True,
+                    "detail": "already current and running", "port": supervise.read_port(model, version)}
+    else:
+        ctx.emit("step", step="assemble", total=len(files))
+        release_dir = releases.assemble(ctx.root, model, version, files, ctx.emit)
+        created = True
+        try:
+            ctx.emit("step", step="venv")
+            venv.build(release_dir, manifest.get("requirements"), ctx.emit, lambda: False)
+            releases.mark_complete(model, version, {
+                "version": version, "sha256": sha, "manifest": manifest, "files": files,
+                "deployed_at": journal.utc_now(), "seq": time.time(), "deployed_by": ctx.actor,
+            })
+        except BaseException:
+            releases.remove(model, version)
+            raise
+    try:
+        port = _switch_to(ctx, model, version, previous, manifest)
+    except BaseException:
+        if created:
+            releases.remove(model, version)
+        raise
+    ctx.emit("step", step="prune")
+    removed = releases.prune(model, int(req.get("keep", 5)), protect={version, previous})
+    return {"version": version, "previous": previous, "sha256": sha, "port": port, "pruned": removed,
+            "detail": "%s -> %s" % (previous or "nothing", version)}
+
+
+@audited("rollback")
+def rollback(ctx, model, req):
+    current = model.current_version()
+    if current is None:
+        raise AgentError("%s has no current release to roll back from" % model.name, "nothing_deployed")
+    target = req.get("to") or _release_before(model, current)
+    info = releases.read_release(model, check_version(target))
+    if info is None:
+        kept = ", ".join(r["version"] for r in releases.list_releases(model))
+        raise AgentError("%s has no release %s on this server (kept: %s)" % (model.name, target, kept), "no_release")
+    if target == current:
+        raise AgentError("%s %s is already current" % (model.name, target), "already_current")
+    port = _switch_to(ctx, model, target, current, info["manifest"])
+    return {"version": target, "previous": current, "sha256": info.get("sha256"), "port": port,
+            "detail": "%s -> %s" % (current, target)}
+
+
+@audited("start")
+def start(ctx, model, req):
+    version = _current_or_fail(model)
+    rec = supervise.record(model, version)
+    if supervise.alive(rec):
+        return {"version": version, "port": rec.get("port"), "detail": "already running"}
+    info = releases.read_release(model, version)
+    port = _start_healthy(ctx, model, version, info["manifest"])
+    return {"version": version, "port": port, "sha256": info.get("sha256")}
+
+
+@audited("stop")
+def stop(ctx, model, req):
+    version = _current_or_fail(model)
+    was = supervise.alive(supervise.record(model, version))
+    supervise.stop(model, version)
+    return {"version": version, "detail": "stopped" if was else "was not running"}
+
+
+def _current_or_fail(model):
+    version = model.current_version()
+    if version is None or releases.read_release(model, version) is None:
+        raise AgentError("%s has no current release on this server; deploy it first" % model.name, "nothing_deployed")
+    return version
+
+
+def _release_before(model, current):
+    versions = [r["version"] for r in releases.list_releases(model)]
+    if current not in versions or versions.index(current) == 0:
+        raise AgentError("%s has no release before %s to roll back to" % (model.name, current), "no_release")
+    return versions[versions.index(current) - 1]
+
+
+def _start_healthy(ctx, model, version, manifest):
+    release_dir = model.release(version)
+    supervise.stop(model, version)  # a stale runner of this very version
+    ctx.emit("step", step="start", version=version)
+    rec = supervise.start(model, version, release_dir)
+    timeout = float(manifest.get("health_timeout_s") or 60)
+    try:
+        port = health.wait_ready(model, version, rec, timeout)
+        ctx.emit("step", step="health", version=version, port=port)
+        health.check(model, version, port, _example(release_dir, manifest), timeout)
+    except BaseException:
+        supervise.stop(model, version)
+        raise
+    return port
+
+
+def _switch_to(ctx, model, version, previous, manifest):
+    """Start `version` beside `previous`, switch `current`, then stop `previous`; if the new runner
+    fails right after the switch, `previous` becomes current again by itself."""
+    port = _start_healthy(ctx, model, version, manifest)
+    ctx.emit("step", step="switch", version=version, previous=previous)
+    symlink_atomic(os.path.join("releases", version), model.current)
+    time.sleep(SETTLE_S)
+    rec = supervise.record(model, version)
+    try:
+        if not supervise.alive(rec):
+            raise AgentError("%s %s exited right after it was switched in" % (model.name, version), "unhealthy")
+        health.check(model, version, port, None, timeout=5)
+    except AgentError as e:
+        _switch_back(ctx, model, version, previous, str(e))
+        raise AgentError("%s; %s" % (e, "%s is current again" % previous if previous else "nothing is current"),
+                         "rolled_back", log=e.extra.get("log"))
+    if previous and previous != version:
+        ctx.emit("step", step="stop_previous", version=previous)
+        supervise.stop(model, previous)
+    return port
+
+
+def _switch_back(ctx, model, failed, previous, reason):
+    if previous:
+        symlink_atomic(os.path.join("releases", previous), model.current)
+    else:
+        try:
+            os.unlink(model.current)
+        except OSError:
+            pass
+    supervise.stop(model, failed)
+    journal.append(ctx.root, "rollback.auto", "ok", ctx.actor, model=model.name, version=previous,
+                   detail="%s failed after the switch: %s" % (failed, reason))
+    ctx.emit("step", step="rollback.auto", version=previous, failed=failed)
+
+
+def _example(release_dir, manifest):
+    name = manifest.get("input_example")
+    if not name:
+        return None
+    with open(os.path.join(release_dir, "bundle", name)) as f:
+        return json.load(f)

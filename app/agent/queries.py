@@ -1,0 +1,86 @@
+"""Read-only questions about a server: no lock, no journal entry."""
+import hashlib
+import os
+import platform
+import shutil
+import socket
+import sys
+
+from . import blobs, journal, releases, supervise
+from .fsutil import tail
+from .layout import check_name, check_version
+
+
+def agent_version():
+    """The hash of the agent's own source: Berth re-uploads when its copy differs."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha256()
+    for name in sorted(os.listdir(here)):
+        if name.endswith(".py"):
+            with open(os.path.join(here, name), "rb") as f:
+                h.update(name.encode() + b"\0" + f.read())
+    return h.hexdigest()[:16]
+
+
+def hello(ctx, req):
+    root = ctx.root.ensure()
+    usage = shutil.disk_usage(root.path)
+    libc, libc_version = platform.libc_ver()
+    return {
+        "agent_version": agent_version(), "root": root.path, "blobs": root.blobs,
+        "python": platform.python_version(), "python_executable": sys.executable,
+        "platform": platform.platform(), "machine": platform.machine(),
+        "libc": ("%s %s" % (libc, libc_version)).strip(), "hostname": socket.gethostname(),
+        "disk_free": usage.free, "disk_total": usage.total,
+    }
+
+
+def missing_blobs(ctx, req):
+    return {"missing": blobs.missing(ctx.root.ensure(), req.get("hashes", []))}
+
+
+def model_status(model):
+    version = model.current_version()
+    if version is None:
+        return None
+    rec = supervise.record(model, version)
+    if rec is None:
+        state = "stopped"
+    elif supervise.alive(rec):
+        state = "running"
+    else:
+        state = "failed"
+    info = releases.read_release(model, version) or {}
+    return {"model": model.name, "version": version, "state": state,
+            "port": rec.get("port") if rec and state == "running" else None,
+            "pid": rec.get("pid") if rec and state == "running" else None,
+            "started_at": rec.get("started_at") if rec else None, "sha256": info.get("sha256")}
+
+
+def status(ctx, req):
+    names = [check_name(req["model"])] if req.get("model") else ctx.root.model_names()
+    out = [model_status(ctx.root.model(n)) for n in names]
+    return {"models": [s for s in out if s]}
+
+
+def list_releases(ctx, req):
+    model = ctx.root.model(check_name(req.get("model")))
+    current = model.current_version()
+    out = []
+    for r in releases.list_releases(model):
+        out.append({"version": r["version"], "current": r["version"] == current, "sha256": r.get("sha256"),
+                    "deployed_at": r.get("deployed_at"), "deployed_by": r.get("deployed_by", {}),
+                    "manifest": r.get("manifest", {})})
+    return {"model": model.name, "releases": out}
+
+
+def logs(ctx, req):
+    model = ctx.root.model(check_name(req.get("model")))
+    version = req.get("version") or model.current_version()
+    if not version:
+        return {"lines": []}
+    return {"version": version, "lines": tail(model.runner_log(check_version(version)), int(req.get("lines", 100)))}
+
+
+def read_journal(ctx, req):
+    return {"events": journal.read(ctx.root, req.get("after"))}

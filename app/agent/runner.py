@@ -1,0 +1,150 @@
+"""Serves one release over HTTP on 127.0.0.1: POST /predict, GET /health, /metrics, /info.
+
+Run as `<release>/.venv/bin/python -m berth_agent.runner --release DIR --port-file FILE`. The port
+file is written only once the model has loaded and the socket is bound, so "port file exists" means
+"ready". Each response is written in one send with TCP_NODELAY: separate small writes meet Nagle's
+algorithm and delayed ACKs and cost ~40 ms per keep-alive request.
+"""
+import argparse
+import importlib
+import inspect
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from .metrics import Counters
+from .requestlog import RequestLog
+
+MAX_BODY = 64 * 1024 * 1024
+
+
+def load_model(bundle, entrypoint):
+    """Import `module:attr` from the bundle; a class is built once, its instances predict."""
+    os.chdir(bundle)
+    sys.path.insert(0, bundle)
+    module_name, _, attr = entrypoint.partition(":")
+    obj = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if inspect.isclass(obj):
+        instance = obj()
+        if not callable(getattr(instance, "predict", None)):
+            raise TypeError("%s has no predict() method" % entrypoint)
+        return instance.predict
+    if not callable(obj):
+        raise TypeError("%s is not callable" % entrypoint)
+    return obj
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server_version = "berth-runner"
+
+    def do_GET(self):
+        srv = self.server
+        if self.path == "/health":
+            self._reply(200, {"status": "ok", "model": srv.model, "version": srv.version,
+                              "uptime_s": round(time.time() - srv.counters.started, 3)})
+        elif self.path == "/info":
+            self._reply(200, srv.info)
+        elif self.path == "/metrics":
+            self._send(200, srv.counters.render().encode(), "text/plain; version=0.0.4")
+        else:
+            self._reply(404, {"error": "no such endpoint: %s" % self.path})
+
+    def do_POST(self):
+        if self.path != "/predict":
+            self._reply(404, {"error": "no such endpoint: %s" % self.path})
+            return
+        srv = self.server
+        t0 = time.perf_counter()
+        status, error, raw_in, payload = 200, None, b"", None
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                raise _ClientError(413, "request body over %d bytes" % MAX_BODY)
+            raw_in = self.rfile.read(length)
+            try:
+                data = json.loads(raw_in or b"null")
+            except ValueError as e:
+                raise _ClientError(400, "input is not valid JSON: %s" % e)
+            payload = json.dumps(srv.predict(data)).encode()
+        except _ClientError as e:
+            status, error = e.status, str(e)
+        except Exception as e:  # the model's own failure: report it, keep serving
+            status, error = 500, "%s: %s" % (type(e).__name__, e)
+            traceback.print_exc()
+        if error is not None:
+            payload = json.dumps({"error": error, "model": srv.model, "version": srv.version}).encode()
+        self._send(status, payload)
+        seconds = time.perf_counter() - t0
+        srv.counters.observe("/predict", seconds, status != 200)
+        srv.requests.write(seconds, status, raw_in, payload, error)
+
+    def _reply(self, status, obj):
+        self._send(status, json.dumps(obj).encode())
+
+    def _send(self, status, body, ctype="application/json"):
+        head = (
+            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+            "X-Berth-Model: %s\r\nX-Berth-Version: %s\r\n\r\n"
+            % (status, self.responses.get(status, ("",))[0], ctype, len(body), self.server.model, self.server.version)
+        )
+        self.wfile.write(head.encode("latin-1") + body)
+
+    def log_message(self, fmt, *args):  # requests go to the request log, not stderr
+        pass
+
+
+class _ClientError(Exception):
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+class RunnerServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="berth-runner")
+    p.add_argument("--release", required=True)
+    p.add_argument("--port-file", required=True)
+    p.add_argument("--request-log", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    args = p.parse_args(argv)
+    with open(os.path.join(args.release, "release.json")) as f:
+        release = json.load(f)
+    manifest = release["manifest"]
+    print("berth-runner: loading %s %s (%s)" % (manifest["name"], manifest["version"], manifest["entrypoint"]), flush=True)
+    predict = load_model(os.path.join(args.release, "bundle"), manifest["entrypoint"])
+    server = RunnerServer((args.host, args.port), Handler)
+    server.model, server.version = manifest["name"], manifest["version"]
+    server.predict = predict
+    server.counters = Counters(server.model, server.version)
+    server.requests = RequestLog(args.request_log, server.version)
+    server.info = {"model": server.model, "version": server.version, "sha256": release.get("sha256"),
+                   "manifest": manifest, "pid": os.getpid(), "python": sys.version.split()[0]}
+    port = server.server_address[1]
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    tmp = args.port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(str(port))
+    os.replace(tmp, args.port_file)
+    print("berth-runner: serving on %s:%d" % (args.host, port), flush=True)
+    server.serve_forever(poll_interval=0.2)
+    server.requests.close()
+    print("berth-runner: stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

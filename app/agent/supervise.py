@@ -1,0 +1,132 @@
+"""Runner processes: started in their own session so they outlive the SSH channel, found again
+from their pid file, and told apart from an unrelated process that reused the pid."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from .fsutil import read_json, write_json_atomic, _unlink
+from .journal import utc_now
+
+PACKAGE = __name__.rpartition(".")[0]  # "berth_agent" on a server, "app.agent" in the source tree
+PACKAGE_PARENT = os.path.dirname(os.path.abspath(__file__))
+for _ in range(PACKAGE.count(".") + 1):
+    PACKAGE_PARENT = os.path.dirname(PACKAGE_PARENT)
+
+
+def venv_python(release_dir):
+    return os.path.join(release_dir, ".venv", "bin", "python")
+
+
+def start(model, version, release_dir):
+    """Start the runner for `version`; returns its record (pid; port comes once it is ready)."""
+    os.makedirs(model.run, exist_ok=True)
+    os.makedirs(model.logs, exist_ok=True)
+    port_file = model.port_file(version)
+    _unlink(port_file)
+    log_path = model.runner_log(version)
+    _rotate(log_path)
+    cmd = [venv_python(release_dir), "-m", PACKAGE + ".runner", "--release", release_dir,
+           "--port-file", port_file, "--request-log", model.request_log()]
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT, PYTHONUNBUFFERED="1")
+    env.pop("PYTHONHOME", None)
+    with open(log_path, "ab") as log:
+        log.write(("--- %s starting %s %s\n" % (utc_now(), model.name, version)).encode())
+        log.flush()
+        proc = subprocess.Popen(cmd, cwd=release_dir, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+    record = {"pid": proc.pid, "version": version, "release": release_dir, "started_at": utc_now(), "port": None}
+    write_json_atomic(model.runner_file(version), record)
+    return record
+
+
+def read_port(model, version):
+    try:
+        with open(model.port_file(version)) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def record(model, version):
+    r = read_json(model.runner_file(version))
+    return r if isinstance(r, dict) else None
+
+
+def save_port(model, version, port):
+    r = record(model, version)
+    if r is not None:
+        r["port"] = port
+        write_json_atomic(model.runner_file(version), r)
+
+
+def alive(rec):
+    """Is the process of this runner record still ours and running (not a zombie)?"""
+    if not rec or not rec.get("pid"):
+        return False
+    pid = int(rec["pid"])
+    _reap(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    proc = "/proc/%d" % pid
+    if os.path.isdir("/proc/self"):
+        try:
+            with open(proc + "/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return False
+            with open(proc + "/cmdline", "rb") as f:
+                return rec["release"].encode() in f.read()
+        except (OSError, IndexError):
+            return False
+    return True
+
+
+def stop(model, version, timeout=10.0):
+    """SIGTERM the runner's process group, SIGKILL after `timeout`; forget its record."""
+    rec = record(model, version)
+    if rec and alive(rec):
+        pid = int(rec["pid"])
+        _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while alive(rec) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if alive(rec):
+            _signal_group(pid, signal.SIGKILL)
+            while alive(rec) and time.monotonic() < deadline + 5:
+                time.sleep(0.05)
+    _unlink(model.runner_file(version))
+    _unlink(model.port_file(version))
+
+
+def _signal_group(pid, sig):
+    try:
+        os.killpg(pid, sig)
+    except OSError:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+
+def _reap(pid):
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except (ChildProcessError, OSError):
+        pass
+
+
+def _rotate(path, limit=5 * 1024 * 1024):
+    try:
+        if os.path.getsize(path) > limit:
+            os.replace(path, path + ".1")
+    except OSError:
+        pass
+
+
+if sys.platform == "win32":  # pragma: no cover - the agent runs on POSIX servers
+    raise ImportError("the Berth agent needs a POSIX server")

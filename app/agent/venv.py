@@ -1,0 +1,44 @@
+"""A virtualenv per release, with the bundle's requirements; pip's output is streamed as it runs."""
+import os
+import subprocess
+import sys
+
+from .layout import AgentError
+
+
+def build(release_dir, requirements, emit, cancelled):
+    env_dir = os.path.join(release_dir, ".venv")
+    cmd = [sys.executable, "-m", "venv"]
+    if not requirements:
+        cmd.append("--without-pip")  # nothing to install: no need to spend seconds on ensurepip
+    _stream(cmd + [env_dir], "venv", emit, cancelled, release_dir)
+    if requirements:
+        req = os.path.join(release_dir, "bundle", requirements)
+        py = os.path.join(env_dir, "bin", "python")
+        _stream([py, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-r", req],
+                "install", emit, cancelled, os.path.join(release_dir, "bundle"))
+    return env_dir
+
+
+def _stream(cmd, step, emit, cancelled, cwd):
+    env = dict(os.environ, PIP_NO_INPUT="1", PYTHONUNBUFFERED="1")
+    for var in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
+        env.pop(var, None)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    lines = []
+    try:
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip()
+            lines.append(line)
+            emit("log", step=step, line=line)
+            if cancelled():
+                proc.kill()
+                break
+    finally:
+        code = proc.wait()
+    if code != 0:
+        last = [l for l in lines if l.strip()][-3:]
+        what = "installing the requirements" if step == "install" else "creating the virtualenv"
+        raise AgentError("%s failed (exit %d): %s" % (what, code, " | ".join(last) or "no output"),
+                         step + "_failed", log=lines[-40:])

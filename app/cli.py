@@ -1,0 +1,280 @@
+"""`berth <subcommand>`: the operations of the console, headless and scriptable.
+
+Exit codes: 0 success, 1 the operation failed (one clear line on stderr), 2 wrong usage."""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from app.bundle import BundleError
+from app.cli_output import ProgressPrinter, human_bytes, print_json, print_table
+from app.deploy import queries
+from app.deploy.changes import change, run_to_end
+from app.deploy.deploy import Deploy
+from app.deploy.errors import OperationFailed
+from app.remote.errors import RemoteError
+from app.store.servers import ServerConfig, UnknownServer
+
+
+class Failed(Exception):
+    """Ends the command with exit code 1 and this message."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="berth", description="Deploy, serve and roll back model bundles.")
+    p.add_argument("-v", "--verbose", action="store_true", help="show server logs and pip output")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    srv = sub.add_parser("server", help="add, list and check servers").add_subparsers(dest="action", metavar="ACTION")
+    a = srv.add_parser("add", help="add an SSH server (its host key must be trusted)")
+    a.add_argument("name")
+    a.add_argument("--host", required=True)
+    a.add_argument("--port", type=int, default=22)
+    a.add_argument("--user", default="")
+    a.add_argument("--key", default="", help="private key file (default: SSH agent, then ~/.ssh/id_*)")
+    a.add_argument("--root", default="~/berth", help="Berth's folder on the server (default ~/berth)")
+    a.add_argument("--env", default="", help="environment label, e.g. staging or production")
+    a.add_argument("--accept-host-key", metavar="SHA256:...", help="trust the host key with this fingerprint")
+    a = srv.add_parser("list", help="list servers")
+    a.add_argument("--json", action="store_true")
+    srv.add_parser("check", help="connect; print Python version, root and free disk").add_argument("name")
+    srv.add_parser("remove", help="remove a server from this computer's list").add_argument("name")
+    srv.add_parser("forget-key", help="forget a server's trusted host key").add_argument("name")
+
+    a = sub.add_parser("deploy", help="deploy a bundle folder or .tar.gz")
+    a.add_argument("path", type=Path)
+    a.add_argument("--server", required=True)
+    a.add_argument("--keep", type=int, default=5, help="releases kept on the server (default 5)")
+
+    a = sub.add_parser("status", help="what runs where")
+    a.add_argument("--server")
+    a.add_argument("--json", action="store_true")
+
+    a = sub.add_parser("releases", help="a model's releases on a server")
+    a.add_argument("model")
+    a.add_argument("--server", required=True)
+    a.add_argument("--json", action="store_true")
+
+    a = sub.add_parser("predict", help="send one input to a model; prints its JSON output")
+    a.add_argument("model")
+    a.add_argument("--server", required=True)
+    a.add_argument("--input", required=True, metavar="JSON_OR_@FILE")
+
+    a = sub.add_parser("rollback", help="make an earlier release current (default: the one before)")
+    a.add_argument("model")
+    a.add_argument("--server", required=True)
+    a.add_argument("--to", metavar="VERSION")
+    for name, text in (("stop", "stop a model's runner"), ("start", "start a model's current release")):
+        a = sub.add_parser(name, help=text)
+        a.add_argument("model")
+        a.add_argument("--server", required=True)
+
+    aud = sub.add_parser("audit", help="the audit log").add_subparsers(dest="action", metavar="ACTION")
+    a = aud.add_parser("list", help="newest events first")
+    a.add_argument("--json", action="store_true")
+    a.add_argument("--limit", type=int, default=1000)
+    a.add_argument("--server")
+    a.add_argument("--model")
+
+    bnd = sub.add_parser("bundle", help="create, check and pack bundles").add_subparsers(dest="action", metavar="ACTION")
+    a = bnd.add_parser("init", help="a working bundle to start from")
+    a.add_argument("dir", type=Path)
+    a.add_argument("--name", required=True)
+    a = bnd.add_parser("check", help="validate a bundle folder or archive")
+    a.add_argument("path", type=Path)
+    a.add_argument("--json", action="store_true")
+    a = bnd.add_parser("pack", help="reproducible .tar.gz of a bundle folder")
+    a.add_argument("dir", type=Path)
+    a.add_argument("-o", "--output", type=Path, required=True)
+
+    sub.add_parser("demo", help="deploy the example bundle to `local`, predict, deploy v2, roll back")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command or (args.command in ("server", "audit", "bundle") and not args.action):
+        parser.parse_args([*argv, "--help"])
+        return 2
+    try:
+        return COMMANDS[args.command](args) or 0
+    except (Failed, OperationFailed, RemoteError, BundleError, UnknownServer, ValueError) as e:
+        log = getattr(e, "log", None) or (getattr(e, "detail", None) or {}).get("log")
+        if args.verbose and log:
+            for line in log:
+                print(f"    | {line}", file=sys.stderr)
+        print(f"berth: {_one_line(e)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("berth: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(e: Exception) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.replace("\n", " ")
+
+
+def _ws():
+    from app.workspace import Workspace
+
+    return Workspace()
+
+
+def cmd_server(args) -> int:
+    ws = _ws()
+    if args.action == "add":
+        server = ServerConfig(name=args.name, host=args.host, port=args.port, user=args.user or _local_user(),
+                              key_path=str(Path(args.key).expanduser().resolve()) if args.key else "",
+                              root=args.root, environment=args.env)
+        info = ws.add_server(server, args.accept_host_key)
+        print(f"added {args.name}: {server.describe()}, Python {info['python']}, root {info['root']}")
+    elif args.action == "list":
+        rows = [dict(s.__dict__) for s in ws.servers.list()]
+        print_json(rows) if args.json else print_table(rows, ["name", "kind", "host", "port", "user", "root", "environment"])
+    elif args.action == "check":
+        with ws.connect(args.name) as t:
+            info = t.hello()
+        print(f"{args.name}: Python {info['python']} ({info['platform']})")
+        print(f"root: {info['root']}")
+        print(f"free disk: {human_bytes(info['disk_free'])} of {human_bytes(info['disk_total'])}")
+    elif args.action == "remove":
+        ws.remove_server(args.name)
+        print(f"removed {args.name}")
+    elif args.action == "forget-key":
+        print(f"forgot {ws.forget_host_key(args.name)} host key(s) of {args.name}")
+    return 0
+
+
+def cmd_deploy(args) -> int:
+    ws = _ws()
+    with ws.connect(args.server) as t:
+        print(f"Deploying {args.path} to {args.server}", file=sys.stderr)
+        job = Deploy(t, args.path, ws.audit, keep=args.keep)
+        run_to_end(job.run(), ProgressPrinter(args.verbose))
+    r = job.result
+    if r.get("already"):
+        print(f"{job.facts['model']} {r['version']} was already current and running on {args.server}")
+    else:
+        print(f"{job.facts['model']} {r['version']} is current on {args.server} (was {r.get('previous') or 'nothing'})")
+    return 0
+
+
+def cmd_status(args) -> int:
+    ws = _ws()
+    names = [args.server] if args.server else [s.name for s in ws.servers.list()]
+    rows, failed = [], []
+    for name in names:
+        try:
+            with ws.connect(name) as t:
+                rows += queries.status(t)
+        except (RemoteError, OSError) as e:
+            if args.server:
+                raise
+            failed.append(name)
+            print(f"berth: {name}: {_one_line(e)}", file=sys.stderr)
+    rows = [{k: r.get(k) for k in ("server", "model", "version", "state", "port", "pid")} for r in rows]
+    print_json(rows) if args.json else print_table(rows, ["server", "model", "version", "state", "port", "pid"])
+    return 1 if failed else 0
+
+
+def cmd_releases(args) -> int:
+    ws = _ws()
+    with ws.connect(args.server) as t:
+        rows = queries.releases(t, args.model)
+    if args.json:
+        print_json([{k: r[k] for k in ("version", "current", "sha256", "deployed_at")} for r in rows])
+    else:
+        table = [dict(r, current="*" if r["current"] else "", sha256=(r["sha256"] or "")[:12],
+                      by=(r.get("deployed_by") or {}).get("user", "")) for r in reversed(rows)]
+        print_table(table, ["current", "version", "deployed_at", "by", "sha256"])
+    return 0
+
+
+def cmd_predict(args) -> int:
+    raw = args.input
+    if raw.startswith("@"):
+        try:
+            raw = Path(raw[1:]).read_text()
+        except OSError as e:
+            raise Failed(f"cannot read the input file {raw[1:]}: {e.strerror}") from None
+    try:
+        json.loads(raw)
+    except ValueError as e:
+        raise Failed(f"the input is not valid JSON: {e}") from None
+    ws = _ws()
+    with ws.connect(args.server) as t:
+        output, seconds, headers = queries.predict(t, args.model, raw.encode())
+    print(json.dumps(output))
+    if args.verbose:
+        print(f"{headers.get('X-Berth-Model')} {headers.get('X-Berth-Version')} answered in {seconds * 1000:.1f} ms",
+              file=sys.stderr)
+    return 0
+
+
+def _change(action: str):
+    def run(args) -> int:
+        ws = _ws()
+        params = {"to": args.to} if getattr(args, "to", None) else {}
+        with ws.connect(args.server) as t:
+            result = run_to_end(change(t, ws.audit, action, args.model, **params), ProgressPrinter(args.verbose))
+        what = {"rollback": f"{result.get('previous')} -> {result.get('version')}", "start": f"{result.get('version')} running",
+                "stop": f"{result.get('version')} {result.get('detail')}"}[action]
+        print(f"{action} {args.model} on {args.server}: {what}")
+        return 0
+    return run
+
+
+def cmd_audit(args) -> int:
+    rows = _ws().audit.list(limit=args.limit, server=args.server, model=args.model)
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(rows, ["ts", "actor", "server", "model", "version", "action", "outcome", "detail"])
+    return 0
+
+
+def cmd_bundle(args) -> int:
+    from app.bundle import check_path, init_bundle, pack
+
+    if args.action == "init":
+        for path in init_bundle(args.dir, args.name):
+            print(path)
+        print(f"created bundle {args.name} in {args.dir}; check it with `berth bundle check {args.dir}`", file=sys.stderr)
+        return 0
+    if args.action == "pack":
+        sha = pack(args.dir, args.output)
+        print(f"{args.output}  sha256 {sha}")
+        return 0
+    result = check_path(args.path)
+    if args.json:
+        print_json({"ok": result.ok, "problems": [dict(p.__dict__, text=str(p)) for p in result.problems],
+                    "manifest": result.manifest.to_dict() if result.manifest else None})
+    else:
+        for problem in result.problems:
+            print(f"{problem.severity}: {problem}", file=sys.stderr)
+        if result.ok:
+            print(f"ok: {result.manifest.name} {result.manifest.version}")
+    if not result.ok:
+        print(f"berth: {len(result.errors)} problem(s) in {args.path}", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def cmd_demo(args) -> int:
+    from app.demo import run_demo
+
+    return run_demo(_ws(), verbose=args.verbose)
+
+
+def _local_user() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
+COMMANDS = {
+    "server": cmd_server, "deploy": cmd_deploy, "status": cmd_status, "releases": cmd_releases,
+    "predict": cmd_predict, "rollback": _change("rollback"), "start": _change("start"), "stop": _change("stop"),
+    "audit": cmd_audit, "bundle": cmd_bundle, "demo": cmd_demo,
+}

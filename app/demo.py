@@ -1,0 +1,61 @@
+"""`berth demo` (and `make run` until the window exists): the whole story on the `local` server.
+Deploys the iris example, predicts, deploys a second version, rolls back, predicts again."""
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from app.deploy import queries
+from app.deploy.changes import change, run_to_end
+from app.deploy.deploy import Deploy
+from app.cli_output import ProgressPrinter
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "resources" / "examples"
+
+
+def _say(text: str) -> None:
+    print(f"\n== {text}", flush=True)
+
+
+def run_demo(ws, verbose: bool = False) -> int:
+    example = EXAMPLES / "iris"
+    if not (example / "berth.toml").exists():
+        print(f"berth: the example bundle is missing ({example})", file=sys.stderr)
+        return 1
+    printer = ProgressPrinter(verbose, stream=sys.stdout)
+    with tempfile.TemporaryDirectory(prefix="berth-demo-") as tmp:
+        v2 = Path(tmp) / "iris-v2"
+        shutil.copytree(example, v2)
+        toml = (v2 / "berth.toml").read_text()
+        version = _version(toml)
+        (v2 / "berth.toml").write_text(toml.replace(f'version = "{version}"', f'version = "{version}+demo2"', 1))
+        sample = (example / "example.json").read_bytes()
+        with ws.connect("local") as t:
+            _say(f"deploy {example.name} {version} to local ({t.abs_root})")
+            run_to_end(Deploy(t, example, ws.audit).run(), printer)
+            _predict(t, sample)
+            _say(f"deploy a second version, {version}+demo2")
+            run_to_end(Deploy(t, v2, ws.audit).run(), printer)
+            _predict(t, sample)
+            _say("roll back to the previous release")
+            run_to_end(change(t, ws.audit, "rollback", "iris", to=version), printer)
+            _predict(t, sample)
+            _say("status")
+            for row in queries.status(t):
+                print(f"  {row['model']} {row['version']} {row['state']} on 127.0.0.1:{row['port']}")
+    print("\nThe model keeps running: try `berth predict iris --server local --input @resources/examples/iris/example.json`"
+          "\nand `berth audit list`. Stop it with `berth stop iris --server local`.")
+    return 0
+
+
+def _predict(t, sample: bytes) -> None:
+    output, seconds, headers = queries.predict(t, "iris", sample)
+    print(f"  predict {sample.decode().strip()} -> {json.dumps(output)}  "
+          f"[{headers.get('X-Berth-Version')}, {seconds * 1000:.1f} ms]")
+
+
+def _version(toml: str) -> str:
+    import tomllib
+
+    return tomllib.loads(toml)["model"]["version"]

@@ -1,0 +1,37 @@
+"""Rollback, start and stop: one agent command each, audited locally whatever the outcome."""
+from collections.abc import Iterator
+
+from app.audit.actor import local_actor
+from app.audit.log import AuditLog
+from app.remote.errors import RemoteError
+from app.remote.transport import Transport
+
+from .errors import OperationFailed
+from .progress import Progress, agent_stream
+
+
+def change(transport: Transport, audit: AuditLog, action: str, model: str, **params) -> Iterator[Progress]:
+    """Run `action` ("rollback" | "start" | "stop") on `model`; yields progress, returns the result."""
+    request = dict(params, model=model, actor=dict(local_actor(), ssh_user=transport.ssh_user))
+    facts = {"server": transport.name, "ssh_user": transport.ssh_user, "model": model}
+    try:
+        result = yield from agent_stream(transport, action, request)
+    except RemoteError as e:
+        audit.record(action, "failed", detail=str(e), version=params.get("to") or "", **facts)
+        if e.code == "rolled_back":
+            audit.record("rollback.auto", "ok", detail=str(e), **facts)
+        raise OperationFailed(str(e), list(e.detail.get("log") or []), e.code) from None
+    audit.record(action, "ok", version=result.get("version", ""), sha256=result.get("sha256") or "",
+                 detail=result.get("detail", ""), **facts)
+    return result
+
+
+def run_to_end(gen: Iterator[Progress], on_progress=None):
+    """Drive a progress generator to its end; returns its return value."""
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if on_progress:
+            on_progress(p)

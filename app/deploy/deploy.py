@@ -1,0 +1,91 @@
+"""Deploy a bundle: check → upload what the server lacks → (on the server, under its lock) build,
+start, health-check, switch, stop the previous runner, prune. A generator of Progress values;
+any failure before the switch leaves the previous release serving."""
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from app.audit.log import AuditLog
+from app.bundle import BundleError, open_bundle
+from app.remote.errors import RemoteError
+from app.remote.transport import Transport
+
+from .errors import OperationFailed
+from .progress import Progress, agent_stream, pump
+from .upload import unique_blobs, upload_blobs
+
+
+class Deploy:
+    """`for p in Deploy(...).run(): ...`; afterwards `.result` holds the agent's answer."""
+
+    def __init__(self, transport: Transport, bundle_path: Path, audit: AuditLog, keep: int = 5,
+                 cancel: threading.Event | None = None):
+        self.transport = transport
+        self.bundle_path = Path(bundle_path)
+        self.audit = audit
+        self.keep = keep
+        self.cancel = cancel or threading.Event()
+        self.result: dict | None = None
+        self.facts = {"server": transport.name, "ssh_user": transport.ssh_user}
+
+    def run(self) -> Iterator[Progress]:
+        try:
+            yield from self._run()
+        except OperationFailed as e:
+            self._record("failed", str(e))
+            raise
+        except (BundleError, RemoteError) as e:
+            log = list(getattr(e, "detail", {}).get("log") or [])
+            self._record("failed", str(e))
+            if getattr(e, "code", "") == "rolled_back":
+                self.audit.record("rollback.auto", "ok", detail=str(e), **self._who())
+            raise OperationFailed(str(e), log, getattr(e, "code", "failed")) from None
+
+    def _run(self) -> Iterator[Progress]:
+        yield Progress("check", f"checking {self.bundle_path}")
+        with open_bundle(self.bundle_path) as bundle:
+            m = bundle.manifest
+            self.facts.update(model=m.name, version=m.version, sha256=bundle.sha256)
+            for w in bundle.warnings:
+                yield Progress("check", f"warning: {w}")
+            yield Progress("connect", f"asking {self.transport.name} about itself")
+            info = self.transport.hello()
+            _check_python(m.python, info["python"], self.transport.name)
+            missing = set(self.transport.agent("missing-blobs", {"hashes": [f.sha256 for f in bundle.files]})["missing"])
+            blobs = unique_blobs(bundle.files, missing)
+            total = sum(b.size for b in blobs)
+            yield Progress("upload", f"{len(blobs)} of {len(bundle.files)} files to send", 0, total)
+            yield from pump(lambda emit: upload_blobs(self.transport, info["blobs"], blobs, emit, self.cancel))
+            if self.cancel.is_set():
+                raise OperationFailed("deploy cancelled before the server changed", code="cancelled")
+            request = {"model": m.name, "version": m.version, "sha256": bundle.sha256, "manifest": m.to_dict(),
+                       "files": [{"path": f.path, "sha256": f.sha256, "mode": f.mode, "size": f.size} for f in bundle.files],
+                       "keep": self.keep, "actor": self._actor()}
+            self.result = yield from agent_stream(self.transport, "deploy", request)
+        self._record("ok", self.result.get("detail", ""))
+        yield Progress("done", f"{m.name} {m.version} is current on {self.transport.name}")
+
+    def _actor(self) -> dict:
+        from app.audit.actor import local_actor
+
+        return dict(local_actor(), ssh_user=self.transport.ssh_user)
+
+    def _who(self) -> dict:
+        return {k: self.facts.get(k, "") for k in ("server", "ssh_user", "model", "version", "sha256")}
+
+    def _record(self, outcome: str, detail: str) -> None:
+        self.audit.record("deploy", outcome, detail=detail, **self._who())
+
+
+def _check_python(spec: str | None, server_python: str, server: str) -> None:
+    if not spec:
+        return
+    try:
+        ok = SpecifierSet(spec).contains(server_python, prereleases=True)
+    except InvalidSpecifier:
+        ok = False
+    if not ok:
+        raise OperationFailed(f"the bundle needs Python {spec}, but {server} has Python {server_python}; "
+                              f"nothing was uploaded", code="python")

@@ -1,0 +1,46 @@
+"""Questions about what runs where: status, releases, predictions."""
+import json
+import time
+
+from app.remote.transport import Transport
+
+from .errors import OperationFailed
+
+
+def status(transport: Transport, model: str | None = None) -> list[dict]:
+    rows = transport.agent("status", {"model": model} if model else {})["models"]
+    return [dict(r, server=transport.name) for r in rows]
+
+
+def releases(transport: Transport, model: str) -> list[dict]:
+    return transport.agent("releases", {"model": model})["releases"]
+
+
+def runner_port(transport: Transport, model: str) -> int:
+    rows = status(transport, model)
+    if not rows:
+        raise OperationFailed(f"{model} is not deployed on {transport.name}; deploy it first", code="not_deployed")
+    row = rows[0]
+    if row["state"] != "running" or not row.get("port"):
+        raise OperationFailed(f"{model} {row['version']} is {row['state']} on {transport.name}; start it with "
+                              f"`berth start {model} --server {transport.name}`", code="not_running")
+    return int(row["port"])
+
+
+def predict(transport: Transport, model: str, payload: bytes) -> tuple[object, float, dict]:
+    """POST the JSON input to the model's runner; returns (output, seconds, response headers)."""
+    port = runner_port(transport, model)
+    t0 = time.perf_counter()
+    try:
+        status_code, headers, body = transport.http(port, "POST", "/predict", payload)
+    except OSError as e:
+        raise OperationFailed(f"{model} on {transport.name} did not answer: {e}", code="unreachable") from None
+    seconds = time.perf_counter() - t0
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise OperationFailed(f"{model} answered with something that is not JSON (HTTP {status_code})") from None
+    if status_code != 200:
+        err = data.get("error") if isinstance(data, dict) else data
+        raise OperationFailed(f"{model} could not answer (HTTP {status_code}): {err}", code="predict_failed")
+    return data, seconds, headers

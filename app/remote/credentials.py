@@ -1,0 +1,28 @@
+"""Secrets live in the system keyring only: never in SQLite, config files, logs or messages.
+When no secure keyring exists, Berth says so and asks each time instead of storing."""
+import keyring
+from keyring.errors import KeyringError, NoKeyringError
+
+SERVICE = "berth"
+
+
+class NoSecureKeyring(RuntimeError):
+    pass
+
+
+def get_secret(account: str) -> str | None:
+    try:
+        return keyring.get_password(SERVICE, account)
+    except (NoKeyringError, KeyringError):
+        return None
+
+
+def set_secret(account: str, secret: str) -> None:
+    try:
+        keyring.set_password(SERVICE, account, secret)
+    except NoKeyringError as e:
+        raise NoSecureKeyring("no secure keyring is available on this computer; the secret was not saved") from e
+
+
+def key_passphrase_account(key_path: str) -> str:
+    return f"key-passphrase:{key_path}"

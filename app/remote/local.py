@@ -1,0 +1,81 @@
+"""The built-in `local` server: the same agent, run by subprocess on this computer."""
+import http.client
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from .transport import Transport
+
+
+class LocalTransport(Transport):
+    name = "local"
+
+    def __init__(self, root: str, python: str | None = None):
+        super().__init__(root)
+        self.python = python or sys.executable
+
+    def _exec(self, argv, stdin):
+        argv = [self.python if argv[0] == "python3" else argv[0], *argv[1:]]
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=env, cwd=self.abs_root if os.path.isdir(self.abs_root) else None)
+        errors: list[bytes] = []
+        reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+        reader.start()
+        proc.stdin.write(stdin)
+        proc.stdin.close()
+
+        def wait():
+            code = proc.wait()
+            reader.join()
+            proc.stdout.close()
+            proc.stderr.close()
+            return code, b"".join(errors).decode("utf-8", "replace")
+
+        return proc.stdout, wait
+
+    def resolve(self, path):
+        return os.path.abspath(os.path.expanduser(path))
+
+    def exists(self, path):
+        return os.path.exists(path)
+
+    def mkdirs(self, path):
+        os.makedirs(path, exist_ok=True)
+
+    def put(self, local: Path, remote: str, progress=None):
+        total = os.path.getsize(local)
+        done = 0
+        with open(local, "rb") as src, open(remote, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+
+    def write_bytes(self, remote, data):
+        Path(remote).write_bytes(data)
+
+    def rename(self, src, dst):
+        os.rename(src, dst)
+
+    def remove_tree(self, path):
+        shutil.rmtree(path, ignore_errors=True)
+
+    def remove_file(self, path):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+    def http(self, port, method, path, body=None, timeout=30.0):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers={"Content-Type": "application/json"} if body else {})
+            resp = conn.getresponse()
+            return resp.status, dict(resp.getheaders()), resp.read()
+        finally:
+            conn.close()

@@ -1,0 +1,141 @@
+"""The seam between Berth and a server: run the agent, move files, talk HTTP to a runner.
+
+Two implementations: `LocalTransport` (this computer, subprocess) and `SSHTransport` (paramiko).
+Both run the very same agent, installed under `<root>/.berth/agent/<version>/`."""
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from app.agent.main import COMMANDS
+from app.agent.queries import agent_version
+
+from .errors import RemoteError
+
+AGENT_SOURCE = Path(__file__).resolve().parent.parent / "agent"
+LAUNCHER = b"""import os, runpy, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+runpy.run_module("berth_agent", run_name="__main__", alter_sys=True)
+"""
+EventHandler = Callable[[dict], None]
+Progress = Callable[[int, int], None]
+
+
+class Transport:
+    """Subclasses provide `_exec`, the file primitives and `http`; this class owns the protocol."""
+
+    name: str
+    ssh_user: str = ""
+
+    def __init__(self, root: str):
+        self.root = root  # as configured; may start with "~"
+        self._agent_path: str | None = None
+        self.server_info: dict = {}
+
+    # -- what subclasses provide ---------------------------------------------------------------
+    def _exec(self, argv: list[str], stdin: bytes) -> tuple[Iterable[bytes], Callable[[], tuple[int, str]]]:
+        """Start argv; return (stdout lines, wait() -> (exit code, stderr))."""
+        raise NotImplementedError
+
+    def resolve(self, path: str) -> str:
+        """An absolute path on the server for `path` (expanding a leading ~)."""
+        raise NotImplementedError
+
+    def exists(self, path: str) -> bool:
+        raise NotImplementedError
+
+    def mkdirs(self, path: str) -> None:
+        raise NotImplementedError
+
+    def put(self, local: Path, remote: str, progress: Progress | None = None) -> None:
+        raise NotImplementedError
+
+    def write_bytes(self, remote: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def rename(self, src: str, dst: str) -> None:
+        raise NotImplementedError
+
+    def remove_tree(self, path: str) -> None:
+        raise NotImplementedError
+
+    def remove_file(self, path: str) -> None:
+        """Remove one file; a missing file is not an error."""
+        raise NotImplementedError
+
+    def http(self, port: int, method: str, path: str, body: bytes | None = None,
+             timeout: float = 30.0) -> tuple[int, dict, bytes]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- the agent protocol --------------------------------------------------------------------
+    @property
+    def abs_root(self) -> str:
+        return self.resolve(self.root)
+
+    def agent(self, command: str, payload: dict | None = None, on_event: EventHandler | None = None) -> dict:
+        """Run one agent command; progress events go to `on_event`; returns its result."""
+        if command not in COMMANDS:
+            raise ValueError(f"unknown agent command {command!r}")
+        argv = ["python3", self.ensure_agent(), command]
+        request = dict(payload or {}, root=self.abs_root)
+        lines, wait = self._exec(argv, json.dumps(request).encode())
+        final = None
+        for raw in lines:
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                continue
+            kind = event.get("event")
+            if kind in ("result", "error"):
+                final = event
+            elif on_event is not None:
+                on_event(event)
+        code, stderr = wait()
+        if final is None:
+            raise RemoteError(_no_answer(code, stderr), "agent_failed", {"stderr": stderr[-2000:]})
+        if final["event"] == "error":
+            extra = {k: v for k, v in final.items() if k not in ("event", "message", "code")}
+            raise RemoteError(final.get("message", "the agent failed"), final.get("code", "failed"), extra)
+        return final["result"]
+
+    def ensure_agent(self) -> str:
+        """Install this Berth's agent on the server once; returns the launcher's path."""
+        if self._agent_path:
+            return self._agent_path
+        base = f"{self.abs_root}/.berth/agent"
+        target = f"{base}/{agent_version()}"
+        launcher = f"{target}/agent.py"
+        if not self.exists(launcher):
+            tmp = f"{base}/.tmp-{uuid.uuid4().hex[:12]}"
+            self.mkdirs(f"{tmp}/berth_agent")
+            for src in sorted(AGENT_SOURCE.glob("*.py")):
+                self.write_bytes(f"{tmp}/berth_agent/{src.name}", src.read_bytes())
+            self.write_bytes(f"{tmp}/agent.py", LAUNCHER)
+            try:
+                self.rename(tmp, target)
+            except OSError:
+                self.remove_tree(tmp)
+                if not self.exists(launcher):
+                    raise
+        self._agent_path = launcher
+        return launcher
+
+    def hello(self) -> dict:
+        self.server_info = self.agent("hello")
+        return self.server_info
+
+
+def _no_answer(code: int, stderr: str) -> str:
+    last = (stderr.strip().splitlines() or [""])[-1]
+    if code == 127:
+        return "python3 was not found on the server; install Python 3.8 or newer there"
+    return f"the Berth agent gave no answer (exit {code}): {last or 'no output'}"

@@ -1,0 +1,50 @@
+"""The local SQLite database, with named migrations recorded in a table (applied once, in order)."""
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlite_utils
+
+from . import paths
+
+
+def _servers(db):
+    db["servers"].create({
+        "name": str, "kind": str, "host": str, "port": int, "user": str, "key_path": str,
+        "root": str, "environment": str, "added_at": str,
+    }, pk="name")
+
+
+def _events(db):
+    db["events"].create({
+        "id": str, "ts": str, "actor": str, "ssh_user": str, "server": str, "model": str,
+        "version": str, "sha256": str, "action": str, "outcome": str, "detail": str,
+    }, pk="id")
+    db["events"].create_index(["ts"])
+    db["events"].create_index(["server", "model"])
+
+
+MIGRATIONS = [("0001_servers", _servers), ("0002_events", _events)]
+
+
+def open_db(path: Path | None = None) -> sqlite_utils.Database:
+    path = Path(path) if path else paths.db_path()
+    db = sqlite_utils.Database(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA busy_timeout=5000")
+    migrate(db)
+    return db
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    if "migrations" not in db.table_names():
+        db["migrations"].create({"name": str, "applied_at": str}, pk="name")
+    done = {r["name"] for r in db["migrations"].rows}
+    applied = []
+    for name, fn in MIGRATIONS:
+        if name in done:
+            continue
+        with db.conn:
+            fn(db)
+            db["migrations"].insert({"name": name, "applied_at": datetime.now(timezone.utc).isoformat()})
+        applied.append(name)
+    return applied

@@ -1,0 +1,71 @@
+"""The operator's server list. `local` is built in and never stored; no secret is ever stored."""
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+import sqlite_utils
+
+from . import paths
+
+LOCAL = "local"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    name: str
+    kind: str = "ssh"  # "ssh" | "local"
+    host: str = ""
+    port: int = 22
+    user: str = ""
+    key_path: str = ""
+    root: str = "~/berth"
+    environment: str = ""
+
+    def describe(self) -> str:
+        if self.kind == LOCAL:
+            return "this computer"
+        return f"{self.user + '@' if self.user else ''}{self.host}:{self.port}"
+
+
+def local_server() -> ServerConfig:
+    return ServerConfig(name=LOCAL, kind=LOCAL, root=str(paths.local_root()), environment="local")
+
+
+class UnknownServer(LookupError):
+    def __init__(self, name: str):
+        super().__init__(f"no server named '{name}'; see `berth server list`, or add it with `berth server add`")
+
+
+class ServerRegistry:
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+
+    def list(self) -> list[ServerConfig]:
+        stored = [self._from_row(r) for r in self.db["servers"].rows_where(order_by="name")]
+        return [local_server()] + stored
+
+    def get(self, name: str) -> ServerConfig:
+        if name == LOCAL:
+            return local_server()
+        rows = list(self.db["servers"].rows_where("name = ?", [name]))
+        if not rows:
+            raise UnknownServer(name)
+        return self._from_row(rows[0])
+
+    def exists(self, name: str) -> bool:
+        return name == LOCAL or bool(list(self.db["servers"].rows_where("name = ?", [name])))
+
+    def save(self, server: ServerConfig) -> None:
+        if server.name == LOCAL:
+            raise ValueError("'local' is the built-in server and cannot be changed")
+        row = asdict(server)
+        row["added_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.db["servers"].upsert(row, pk="name")
+
+    def remove(self, name: str) -> None:
+        self.get(name)
+        self.db["servers"].delete(name)
+
+    @staticmethod
+    def _from_row(row: dict) -> ServerConfig:
+        fields = {k: row[k] for k in ServerConfig.__dataclass_fields__ if row.get(k) is not None}
+        return ServerConfig(**fields)

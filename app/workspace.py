@@ -1,0 +1,70 @@
+"""One operator's Berth: the local database, the server list, the audit log, and connections to
+servers. The CLI and the console both start from here."""
+import re
+from dataclasses import replace
+
+from app.audit.log import AuditLog
+from app.remote.connect import open_transport
+from app.remote.errors import RemoteError, UnknownHostKey
+from app.remote.hostkeys import KnownHosts
+from app.remote.transport import Transport
+from app.store import paths
+from app.store.db import open_db
+from app.store.servers import LOCAL, ServerConfig, ServerRegistry
+
+SERVER_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+
+
+class Workspace:
+    def __init__(self, db=None):
+        self.db = db if db is not None else open_db()
+        self.servers = ServerRegistry(self.db)
+        self.audit = AuditLog(self.db)
+
+    def connect(self, name: str, accept_fingerprint: str | None = None) -> Transport:
+        server = self.servers.get(name)
+        try:
+            transport = open_transport(server, accept_fingerprint)
+        except UnknownHostKey as e:
+            self.audit.record("hostkey.refused", "failed", server=name, ssh_user=server.user, detail=str(e))
+            raise
+        except RemoteError as e:
+            self.audit.record("connect", "failed", server=name, ssh_user=server.user, detail=str(e))
+            raise
+        if getattr(transport, "key_added", False):
+            self.audit.record("hostkey.trust", "ok", server=name, ssh_user=server.user, detail=accept_fingerprint or "")
+        return transport
+
+    def add_server(self, server: ServerConfig, accept_fingerprint: str | None = None) -> dict:
+        """Check the server for real (host key, login, agent) before saving it; returns its facts."""
+        if not SERVER_NAME_RE.fullmatch(server.name) or server.name == LOCAL:
+            raise ValueError(f"invalid server name {server.name!r}: use a-z 0-9 . _ - (not 'local')")
+        if self.servers.exists(server.name):
+            raise ValueError(f"a server named {server.name!r} exists already")
+        from app.remote.ssh import SSHTransport
+
+        try:
+            with SSHTransport(server.name, server.host, server.port, server.user, server.root,
+                              KnownHosts(paths.known_hosts_path()), server.key_path, accept_fingerprint) as t:
+                if t.key_added:
+                    self.audit.record("hostkey.trust", "ok", server=server.name, ssh_user=server.user,
+                                      detail=accept_fingerprint or "")
+                info = t.hello()
+        except RemoteError as e:
+            action = "hostkey.refused" if isinstance(e, UnknownHostKey) else "server.add"
+            self.audit.record(action, "failed", server=server.name, ssh_user=server.user, detail=str(e))
+            raise
+        self.servers.save(replace(server, root=info["root"]))
+        self.audit.record("server.add", "ok", server=server.name, ssh_user=server.user,
+                          detail=f"{server.describe()} root={info['root']}")
+        return info
+
+    def remove_server(self, name: str) -> None:
+        self.servers.remove(name)
+        self.audit.record("server.remove", "ok", server=name)
+
+    def forget_host_key(self, name: str) -> int:
+        server = self.servers.get(name)
+        n = KnownHosts(paths.known_hosts_path()).forget(server.host, server.port)
+        self.audit.record("hostkey.forget", "ok", server=name, detail=f"{n} key(s) removed")
+        return n

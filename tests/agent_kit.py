@@ -1,0 +1,83 @@
+"""Drive the agent in-process on a temporary root, the way Berth drives it over a transport:
+put blobs in its store, then send it JSON commands. Bundles are made by the tests themselves."""
+import io
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+from app.agent.main import main as agent_main
+from app.bundle.content import content_sha256, list_files
+
+ACTOR = {"user": "tester", "host": "testhost", "ssh_user": "tester"}
+
+ECHO_MODEL = '''
+class Model:
+    def __init__(self):
+        self.version = "{version}"
+
+    def predict(self, data):
+        return {{"version": self.version, "echo": data}}
+'''
+
+
+def make_bundle(folder: Path, name="echo", version="1.0.0", model_src=None, example=True, extra_toml="") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    toml = f'[model]\nname = "{name}"\nversion = "{version}"\nentrypoint = "model:Model"\n'
+    if example:
+        toml += 'input_example = "example.json"\n'
+        (folder / "example.json").write_text('{"x": 1}')
+    (folder / "berth.toml").write_text(toml + textwrap.dedent(extra_toml))
+    (folder / "model.py").write_text(model_src if model_src is not None else ECHO_MODEL.format(version=version))
+    return folder
+
+
+def call(root: Path, command: str, **payload) -> tuple[dict | None, dict | None, list[dict]]:
+    """Returns (result, error, events)."""
+    out = io.StringIO()
+    payload.setdefault("actor", ACTOR)
+    agent_main([command], stdin=io.StringIO(json.dumps(dict(payload, root=str(root)))), stdout=out)
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    last = events[-1]
+    if last["event"] == "result":
+        return last["result"], None, events[:-1]
+    return None, last, events[:-1]
+
+
+def deploy_request(root: Path, folder: Path) -> dict:
+    """Upload the folder's blobs the way the desktop does, and return a deploy request."""
+    import tomllib
+
+    files = list_files(folder)
+    blobs = root / ".berth" / "blobs"
+    blobs.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        shutil.copyfile(f.source, blobs / f.sha256)
+    manifest = tomllib.loads((folder / "berth.toml").read_text())["model"]
+    return {"model": manifest["name"], "version": manifest["version"], "sha256": content_sha256(files),
+            "manifest": dict(manifest, health_timeout_s=15),
+            "files": [{"path": f.path, "sha256": f.sha256, "mode": f.mode, "size": f.size} for f in files]}
+
+
+def deploy(root: Path, folder: Path):
+    return call(root, "deploy", **deploy_request(root, folder))
+
+
+def http_json(port: int, method: str, path: str, body=None):
+    from app.agent.health import request
+
+    status, raw = request(port, method, path, None if body is None else json.dumps(body).encode())
+    return status, json.loads(raw) if raw.strip().startswith((b"{", b"[")) else raw
+
+
+def stop_all(root: Path):
+    """Stop every runner under root (test teardown: no process outlives its test)."""
+    from app.agent.layout import Root
+    from app.agent import supervise
+
+    r = Root(str(root))
+    for name in r.model_names():
+        m = r.model(name)
+        if Path(m.run).is_dir():
+            for f in Path(m.run).glob("*.runner.json"):
+                supervise.stop(m, f.name[: -len(".runner.json")])

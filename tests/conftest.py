@@ -1,0 +1,104 @@
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything can create a QApplication
+
+from pathlib import Path  # noqa: E402
+
+import keyring  # noqa: E402
+import keyring.backend  # noqa: E402
+import keyring.errors  # noqa: E402
+import pytest  # noqa: E402
+
+try:  # tests/ as a package or as a rootdir-inserted folder (pytest's default "prepend" mode)
+    from .sshd import SshServer, require_sshd  # type: ignore[import-not-found]
+except ImportError:
+    from sshd import SshServer, require_sshd
+
+
+# --- isolation: no test ever reads or writes the developer's data ------------------------------
+
+@pytest.fixture(autouse=True)
+def berth_home(tmp_path_factory, monkeypatch) -> Path:
+    """$BERTH_HOME points at a fresh empty folder for every test; returns it."""
+    home = tmp_path_factory.mktemp("berth-home")
+    monkeypatch.setenv("BERTH_HOME", str(home))
+    return home
+
+
+class MemoryKeyring(keyring.backend.KeyringBackend):
+    """A keyring that lives in a dict, for tests only (never keyrings.alt)."""
+
+    priority = 1
+
+    def __init__(self):
+        super().__init__()
+        self.passwords: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service, username):
+        return self.passwords.get((service, username))
+
+    def set_password(self, service, username, password):
+        self.passwords[(service, username)] = password
+
+    def delete_password(self, service, username):
+        try:
+            del self.passwords[(service, username)]
+        except KeyError:
+            raise keyring.errors.PasswordDeleteError(f"no password for {username!r} at {service!r}") from None
+
+
+@pytest.fixture(autouse=True)
+def memory_keyring(monkeypatch) -> MemoryKeyring:
+    """A fresh, empty in-memory keyring for every test (request it to look inside: `.passwords`).
+
+    Subprocesses cannot share it; they get keyring's "fail" backend through
+    PYTHON_KEYRING_BACKEND, so a child `berth` never reaches the developer's real keyring.
+    """
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    yield backend
+    keyring.set_keyring(MemoryKeyring())  # nothing a test stored survives it
+
+
+# --- loopback OpenSSH servers -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """A started SshServer (tests/sshd.py), shared by the tests of one module; stopped after.
+
+    Attributes: host ("127.0.0.1"), port, user, key_path, host_key_path, host_pub_path,
+    fingerprint ("SHA256:..."), log_path, folder. Do not change its host key here: use
+    `sshd_factory` for a server of your own.
+    """
+    require_sshd()
+    server = SshServer(folder=tmp_path_factory.mktemp("sshd"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sshd_factory(tmp_path_factory):
+    """A callable making extra started servers: `sshd_factory(host_key_type="rsa")`; all stopped after."""
+    require_sshd()
+    servers: list[SshServer] = []
+
+    def make(**kwargs) -> SshServer:
+        kwargs.setdefault("folder", tmp_path_factory.mktemp("sshd"))
+        server = SshServer(**kwargs)
+        servers.append(server)
+        return server.start()
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that use an sshd fixture get the `ssh` marker (so `-m "not ssh"` works)."""
+    for item in items:
+        if {"sshd", "sshd_factory"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.ssh)

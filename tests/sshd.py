@@ -1,0 +1,243 @@
+"""A throwaway OpenSSH server on 127.0.0.1 for tests (see the `sshd` fixtures in conftest.py).
+
+    with SshServer() as srv:              # or the `sshd` / `sshd_factory` fixtures
+        srv.host, srv.port, srv.user      # "127.0.0.1", a free port, the current user
+        srv.key_path                      # the user's private key (unencrypted ed25519)
+        srv.fingerprint                   # host key, "SHA256:..." as ssh-keygen prints it
+        srv.restart_with_new_host_key()   # same port, new host key (a "reinstalled" server)
+
+The server runs `/usr/sbin/sshd -D -e -f CONFIG` in the foreground as a child process, logging
+to `log_path`. Everything lives in `folder`; nothing outside it is touched except `/run/sshd`.
+"""
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+SSHD = "/usr/sbin/sshd"
+SSH_KEYGEN = "ssh-keygen"
+HOST_KEY_TYPES = {"ed25519": ["-t", "ed25519"], "ecdsa": ["-t", "ecdsa", "-b", "256"], "rsa": ["-t", "rsa", "-b", "2048"]}
+
+
+def missing_tools() -> list[str]:
+    """The programs SshServer needs that this machine lacks (empty when all is there)."""
+    missing = []
+    if not os.access(SSHD, os.X_OK):
+        missing.append(SSHD)
+    if shutil.which(SSH_KEYGEN) is None:
+        missing.append(SSH_KEYGEN)
+    return missing
+
+
+def require_sshd() -> None:
+    """pytest.fail (never skip) when OpenSSH is missing: an SSH test that cannot run is a defect."""
+    missing = missing_tools()
+    if missing:
+        import pytest
+
+        pytest.fail(
+            f"OpenSSH is needed for the SSH tests but {', '.join(missing)} is missing: "
+            "install it with `apt-get install -y openssh-server` (Debian) and run again.",
+            pytrace=False,
+        )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _keygen(path: Path, key_type: str) -> None:
+    for p in (path, path.with_name(path.name + ".pub")):
+        p.unlink(missing_ok=True)
+    subprocess.run(
+        [SSH_KEYGEN, "-q", *HOST_KEY_TYPES[key_type], "-N", "", "-C", path.name, "-f", str(path)],
+        check=True, stdin=subprocess.DEVNULL, capture_output=True,
+    )
+
+
+def fingerprint_of(pub_path: Path) -> str:
+    """'SHA256:...' exactly as `ssh-keygen -l -E sha256 -f KEY.pub` prints it (second field)."""
+    out = subprocess.run(
+        [SSH_KEYGEN, "-l", "-E", "sha256", "-f", str(pub_path)],
+        check=True, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+    ).stdout
+    return out.split()[1]
+
+
+class SshServer:
+    host = "127.0.0.1"
+
+    def __init__(self, folder: str | os.PathLike | None = None, host_key_type: str = "ed25519",
+                 port: int | None = None, start_timeout: float = 10.0):
+        if host_key_type not in HOST_KEY_TYPES:
+            raise ValueError(f"host_key_type must be one of {sorted(HOST_KEY_TYPES)}, not {host_key_type!r}")
+        self._own_folder = folder is None
+        self.folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="berth-sshd-"))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.host_key_type = host_key_type
+        self.user = getpass.getuser()
+        self._fixed_port = port is not None
+        self.port = port if port is not None else free_port()
+        self.start_timeout = start_timeout
+        self.config_path = self.folder / "sshd_config"
+        self.host_key_path = self.folder / f"ssh_host_{host_key_type}_key"
+        self.host_pub_path = self.folder / f"ssh_host_{host_key_type}_key.pub"
+        self.key_path = self.folder / "id_ed25519"
+        self.pub_key_path = self.folder / "id_ed25519.pub"
+        self.authorized_keys_path = self.folder / "authorized_keys"
+        self.pid_path = self.folder / "sshd.pid"
+        self.log_path = self.folder / "sshd.log"
+        self.proc: subprocess.Popen | None = None
+        self._log_file = None
+
+        _keygen(self.host_key_path, host_key_type)
+        _keygen(self.key_path, "ed25519")
+        shutil.copyfile(self.pub_key_path, self.authorized_keys_path)
+        self.fingerprint = fingerprint_of(self.host_pub_path)
+        self._write_config()
+
+    # -- helpers for tests ------------------------------------------------------------------
+    @property
+    def host_public_key(self) -> str:
+        """'ssh-ed25519 AAAA...' (type and base64, no comment)."""
+        return " ".join(self.host_pub_path.read_text().split()[:2])
+
+    def known_hosts_line(self) -> str:
+        """A known_hosts line for this server, e.g. '[127.0.0.1]:2222 ssh-ed25519 AAAA...'."""
+        return f"[{self.host}]:{self.port} {self.host_public_key}"
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def _write_config(self) -> None:
+        self.config_path.write_text(
+            "\n".join([
+                f"Port {self.port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {self.host_key_path}",
+                f"AuthorizedKeysFile {self.authorized_keys_path}",
+                f"PidFile {self.pid_path}",
+                "UsePAM no",
+                "StrictModes no",
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PermitRootLogin prohibit-password",
+                "Subsystem sftp internal-sftp",
+                "MaxStartups 100",
+                "MaxSessions 100",
+                "PrintMotd no",
+                "LogLevel VERBOSE",
+                "",
+            ])
+        )
+
+    def start(self) -> "SshServer":
+        if self.running:
+            return self
+        try:
+            os.makedirs("/run/sshd", exist_ok=True)  # privilege separation dir (root)
+        except PermissionError:
+            pass
+        attempts = 1 if self._fixed_port else 3
+        for attempt in range(attempts):
+            try:
+                self._start_once()
+                return self
+            except RuntimeError:
+                # Another process may have taken the free port between probing and binding.
+                if attempt + 1 == attempts or "Cannot bind" not in self.log_tail(50):
+                    raise
+                self.port = free_port()
+                self._write_config()
+        return self
+
+    def _start_once(self) -> None:
+        self._log_file = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(self.config_path)],
+            stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                self._close_log()
+                self.proc = None
+                raise RuntimeError(f"sshd exited with status {code} on port {self.port}:\n{self.log_tail()}")
+            if self._answers_ssh():
+                return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(
+                    f"sshd did not accept connections on {self.host}:{self.port} within "
+                    f"{self.start_timeout:g} s:\n{self.log_tail()}")
+            time.sleep(0.05)
+
+    def _answers_ssh(self) -> bool:
+        """True once the port accepts TCP and answers with an SSH banner (so it is our sshd)."""
+        try:
+            with socket.create_connection((self.host, self.port), timeout=1) as s:
+                return s.recv(64).startswith(b"SSH-")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            self.proc = None
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def restart_with_new_host_key(self) -> str:
+        """Stop, make a fresh host key of the same type, start on the SAME port; return the new fingerprint."""
+        self.stop()
+        old = self.fingerprint
+        _keygen(self.host_key_path, self.host_key_type)
+        self.fingerprint = fingerprint_of(self.host_pub_path)
+        assert self.fingerprint != old
+        self._fixed_port = True  # the point is the same address with a different key
+        self._start_once()
+        return self.fingerprint
+
+    def close(self) -> None:
+        """Stop, and remove the folder if this object created it."""
+        self.stop()
+        if self._own_folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> "SshServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<SshServer {self.user}@{self.host}:{self.port} {self.host_key_type} {state} {self.folder}>"
