@@ -253,7 +253,7 @@ def cmd_bundle(args) -> int:
                     "manifest": result.manifest.to_dict() if result.manifest else None})
     else:
         for problem in result.problems:
-            print(f"{problem.severity}: {problem}", file=sys.stderr)
+            print(f"error: {problem}" if problem.severity == "error" else str(problem), file=sys.stderr)
         if result.ok:
             print(f"ok: {result.manifest.name} {result.manifest.version}")
     if not result.ok:

@@ -49,7 +49,7 @@ class Deploy:
             m = bundle.manifest
             self.facts.update(model=m.name, version=m.version, sha256=bundle.sha256)
             for w in bundle.warnings:
-                yield Progress("check", f"warning: {w}")
+                yield Progress("check", str(w))
             yield Progress("connect", f"asking {self.transport.name} about itself")
             info = self.transport.hello()
             _check_python(m.python, info["python"], self.transport.name)

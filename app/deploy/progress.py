@@ -40,8 +40,20 @@ def from_agent(event: dict) -> Progress:
     if event.get("event") == "log":
         return Progress(event.get("step", "log"), line=event.get("line", ""))
     step = event.get("step", "")
-    bits = [f"{k}={v}" for k, v in event.items() if k not in ("event", "step", "done", "total")]
-    return Progress(step, " ".join(bits), done=event.get("done"), total=event.get("total"))
+    return Progress(step, _describe(step, event), done=event.get("done"), total=event.get("total"))
+
+
+def _describe(step: str, e: dict) -> str:
+    version = e.get("version") or ""
+    if step == "switch":
+        return f"{e.get('previous') or 'nothing'} -> {version}"
+    if step == "health":
+        return f"{version} answering on port {e.get('port')}"
+    if step == "rollback.auto":
+        return f"{e.get('failed')} failed after the switch; {version or 'nothing'} is current again"
+    if step == "assemble" and e.get("total") is not None and e.get("done") is None:
+        return f"{e['total']} files"
+    return version
 
 
 _DONE = object()

@@ -202,7 +202,7 @@ def _load_key(path: str, tried: list) -> paramiko.PKey | None:
     passphrase = credentials.get_secret(credentials.key_passphrase_account(path))
     try:
         return paramiko.PKey.from_path(path, password=passphrase)
-    except paramiko.PasswordRequiredException:
+    except (paramiko.PasswordRequiredException, TypeError):  # paramiko 4+ lets cryptography's TypeError through
         tried.append(f"key file {path}: encrypted, and no passphrase is stored in the keyring")
     except (paramiko.SSHException, ValueError, OSError) as e:
         tried.append(f"key file {path}: cannot be read ({type(e).__name__})")

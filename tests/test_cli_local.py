@@ -1,0 +1,139 @@
+"""The command line against the built-in `local` server, end to end with real runners."""
+import json
+import tarfile
+
+import pytest
+
+from cli_kit import berth, break_model, iris_copy, iris_input
+
+
+@pytest.fixture
+def stop_runners(berth_home):
+    yield
+    from agent_kit import stop_all
+    stop_all(berth_home / "local")
+
+
+def current_version(capsys, model="iris"):
+    rows = berth(capsys, "status", "--server", "local", "--json").json()
+    return {r["model"]: r for r in rows}[model]
+
+
+def test_lifecycle_on_local(capsys, tmp_path, stop_runners):
+    r = berth(capsys, "deploy", iris_copy(tmp_path), "--server", "local")
+    assert r.code == 0, r
+    assert "Uploading" in r.err and "Health check" in r.err and "is current on local" in r.out
+    r = berth(capsys, "predict", "iris", "--server", "local", "--input", iris_input())
+    assert r.code == 0, r
+    out = json.loads(r.out)
+    assert [o["class"] for o in out] == ["setosa", "versicolor", "virginica"]
+    assert r.err == ""  # stdout carries JSON only, stderr nothing
+
+    assert berth(capsys, "deploy", iris_copy(tmp_path, "1.1.0"), "--server", "local").code == 0
+    rel = berth(capsys, "releases", "iris", "--server", "local", "--json").json()
+    assert [(x["version"], x["current"]) for x in rel] == [("1.0.0", False), ("1.1.0", True)]
+    assert set(rel[0]) == {"version", "current", "sha256", "deployed_at"} and len(rel[0]["sha256"]) == 64
+
+    r = berth(capsys, "rollback", "iris", "--server", "local")
+    assert r.code == 0 and "1.1.0 -> 1.0.0" in r.out, r
+    row = current_version(capsys)
+    assert (row["version"], row["state"]) == ("1.0.0", "running") and row["server"] == "local"
+    assert set(row) == {"server", "model", "version", "state", "port", "pid"}
+
+    assert berth(capsys, "stop", "iris", "--server", "local").code == 0
+    assert current_version(capsys)["state"] == "stopped"
+    r = berth(capsys, "predict", "iris", "--server", "local", "--input", iris_input())
+    assert r.code == 1 and "stopped" in r.err and "berth start iris" in r.err
+    assert berth(capsys, "start", "iris", "--server", "local").code == 0
+    assert current_version(capsys)["state"] == "running"
+
+    events = berth(capsys, "audit", "list", "--json").json()
+    actions = [(e["action"], e["outcome"], e["version"]) for e in reversed(events)]
+    assert actions == [("deploy", "ok", "1.0.0"), ("deploy", "ok", "1.1.0"), ("rollback", "ok", "1.0.0"),
+                       ("stop", "ok", "1.0.0"), ("start", "ok", "1.0.0")]
+    assert all(e["server"] == "local" and e["model"] == "iris" and "@" in e["actor"] for e in events)
+    assert len(events[-1]["sha256"]) == 64
+
+
+def test_model_raising_at_import_fails_and_previous_answers(capsys, tmp_path, stop_runners):
+    assert berth(capsys, "deploy", iris_copy(tmp_path), "--server", "local").code == 0
+    r = berth(capsys, "deploy", break_model(iris_copy(tmp_path, "2.0.0")), "--server", "local")
+    assert r.code == 1
+    last = r.err.strip().splitlines()[-1]
+    assert last.startswith("berth: ") and "broken on purpose" in last, r
+    assert berth(capsys, "predict", "iris", "--server", "local", "--input", iris_input()).code == 0
+    assert current_version(capsys)["version"] == "1.0.0"
+    failed = [e for e in berth(capsys, "audit", "list", "--json").json() if e["outcome"] == "failed"]
+    assert failed and failed[0]["action"] == "deploy" and failed[0]["version"] == "2.0.0"
+    assert "broken on purpose" in failed[0]["detail"]
+
+
+def test_deploy_from_a_packed_archive(capsys, tmp_path, stop_runners):
+    archive = tmp_path / "iris.tar.gz"
+    assert berth(capsys, "bundle", "pack", iris_copy(tmp_path), "-o", archive).code == 0
+    r = berth(capsys, "deploy", archive, "--server", "local")
+    assert r.code == 0, r
+    assert current_version(capsys)["state"] == "running"
+
+
+def test_hostile_archive_is_refused_before_anything_reaches_the_server(capsys, tmp_path, berth_home):
+    evil = tmp_path / "evil.tar.gz"
+    with tarfile.open(evil, "w:gz") as tar:
+        tar.add(iris_copy(tmp_path) / "berth.toml", arcname="berth.toml")
+        info = tarfile.TarInfo("../../escaped.txt")
+        info.size = 0
+        import io
+        tar.addfile(info, io.BytesIO(b""))
+    r = berth(capsys, "deploy", evil, "--server", "local")
+    assert r.code == 1 and ".." in r.err.splitlines()[-1], r
+    assert not (tmp_path.parent / "escaped.txt").exists()
+    assert not (berth_home / "local" / "models").exists() or not any((berth_home / "local" / "models").iterdir())
+    assert berth(capsys, "audit", "list", "--json").json()[0]["outcome"] == "failed"
+
+
+def test_python_requirement_is_checked_before_upload(capsys, tmp_path, berth_home):
+    folder = iris_copy(tmp_path)
+    toml = folder / "berth.toml"
+    text = toml.read_text()
+    import re
+    text = re.sub(r'(?m)^python\s*=.*$', "", text).replace("[model]\n", '[model]\npython = ">=4.0"\n', 1)
+    toml.write_text(text)
+    r = berth(capsys, "deploy", folder, "--server", "local")
+    assert r.code == 1 and "needs Python >=4.0" in r.err, r
+    blobs = berth_home / "local" / ".berth" / "blobs"
+    assert not blobs.exists() or not any(blobs.iterdir())
+
+
+def test_usage_and_failures_have_their_exit_codes(capsys, tmp_path):
+    assert berth(capsys, "deploy").code == 2
+    assert berth(capsys, "frobnicate").code == 2
+    r = berth(capsys, "status", "--server", "nowhere")
+    assert r.code == 1 and "no server named 'nowhere'" in r.err
+    r = berth(capsys, "predict", "iris", "--server", "local", "--input", "{bad")
+    assert r.code == 1 and "not valid JSON" in r.err
+    r = berth(capsys, "predict", "iris", "--server", "local", "--input", "@/nonexistent.json")
+    assert r.code == 1 and "cannot read the input file" in r.err
+    r = berth(capsys, "rollback", "iris", "--server", "local")
+    assert r.code == 1 and "no current release" in r.err
+    r = berth(capsys, "deploy", tmp_path / "missing", "--server", "local")
+    assert r.code == 1 and r.err.count("\n") >= 1
+
+
+def test_bundle_commands(capsys, tmp_path):
+    r = berth(capsys, "bundle", "init", tmp_path / "mine", "--name", "my-model")
+    assert r.code == 0, r
+    r = berth(capsys, "bundle", "check", tmp_path / "mine")
+    assert r.code == 0 and "ok: my-model" in r.out, r
+    (tmp_path / "mine" / "berth.toml").write_text('[model]\nname = "Bad Name"\nversion = "1"\n')
+    r = berth(capsys, "bundle", "check", tmp_path / "mine")
+    assert r.code == 1
+    assert "berth.toml:2: model.name" in r.err and "model.entrypoint" in r.err, r
+    a, b = tmp_path / "a.tar.gz", tmp_path / "b.tar.gz"
+    assert berth(capsys, "bundle", "pack", iris_copy(tmp_path), "-o", a).code == 0
+    assert berth(capsys, "bundle", "pack", iris_copy(tmp_path, folder="again"), "-o", b).code == 0
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_server_list_always_has_local(capsys):
+    rows = berth(capsys, "server", "list", "--json").json()
+    assert rows[0]["name"] == "local" and rows[0]["kind"] == "local"
