@@ -15,6 +15,7 @@ def build(release_dir, requirements, emit, cancelled):
     if requirements:
         req = os.path.join(release_dir, "bundle", requirements)
         py = os.path.join(env_dir, "bin", "python")
+        emit("step", step="install", requirements=requirements)
         _stream([py, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-r", req],
                 "install", emit, cancelled, os.path.join(release_dir, "bundle"))
     return env_dir

@@ -1,5 +1,6 @@
 """A server reached over SSH with paramiko. The host key is checked against Berth's known-hosts
 before any authentication is attempted, so nothing is sent to an unverified server."""
+import functools
 import http.client
 import os
 import shlex
@@ -15,6 +16,18 @@ from .hostkeys import KnownHosts
 from .transport import Transport
 
 DEFAULT_IDENTITIES = ("id_ed25519", "id_ecdsa", "id_rsa")
+
+
+def _lost_is_connection_error(method):
+    """paramiko reports a dropped link as SSHException or EOFError; callers see one ConnectionError
+    (an OSError), whatever the primitive, so they can fail cleanly without knowing paramiko."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (paramiko.SSHException, EOFError) as e:
+            raise ConnectionError(f"lost the connection to {self.host}:{self.port} ({e or type(e).__name__})") from None
+    return wrapper
 
 
 class SSHTransport(Transport):
@@ -93,6 +106,7 @@ class SSHTransport(Transport):
                     yield f"key file {path}", key
 
     # -- Transport primitives ------------------------------------------------------------------
+    @_lost_is_connection_error
     def _exec(self, argv, stdin):
         chan = self._client.open_session(timeout=self.timeout)
         chan.exec_command(" ".join(shlex.quote(a) for a in argv))
@@ -114,6 +128,7 @@ class SSHTransport(Transport):
             return self._home + path[1:]
         return path if path.startswith("/") else f"{self._home}/{path}"
 
+    @_lost_is_connection_error
     def exists(self, path):
         try:
             self._sftp.stat(path)
@@ -121,6 +136,7 @@ class SSHTransport(Transport):
         except FileNotFoundError:
             return False
 
+    @_lost_is_connection_error
     def mkdirs(self, path):
         parts = path.strip("/").split("/")
         current = ""
@@ -132,19 +148,23 @@ class SSHTransport(Transport):
             except FileNotFoundError:
                 self._sftp.mkdir(current)
 
+    @_lost_is_connection_error
     def put(self, local, remote, progress=None):
         self._sftp.put(str(local), remote, callback=progress, confirm=True)
 
+    @_lost_is_connection_error
     def write_bytes(self, remote, data):
         with self._sftp.open(remote, "wb") as f:
             f.write(data)
 
+    @_lost_is_connection_error
     def rename(self, src, dst):
         try:
             self._sftp.posix_rename(src, dst)
         except IOError as e:
             raise OSError(str(e)) from None
 
+    @_lost_is_connection_error
     def remove_tree(self, path):
         try:
             for entry in self._sftp.listdir_attr(path):
@@ -157,12 +177,14 @@ class SSHTransport(Transport):
         except FileNotFoundError:
             pass
 
+    @_lost_is_connection_error
     def remove_file(self, path):
         try:
             self._sftp.remove(path)
         except FileNotFoundError:
             pass
 
+    @_lost_is_connection_error
     def http(self, port, method, path, body=None, timeout=30.0):
         """HTTP to a runner through an SSH channel (direct-tcpip): no port opens on the server."""
         try:

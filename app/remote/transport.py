@@ -87,19 +87,22 @@ class Transport:
             raise ValueError(f"unknown agent command {command!r}")
         argv = ["python3", self.ensure_agent(), command]
         request = dict(payload or {}, root=self.abs_root)
-        lines, wait = self._exec(argv, json.dumps(request).encode())
-        final = None
-        for raw in lines:
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                continue
-            kind = event.get("event")
-            if kind in ("result", "error"):
-                final = event
-            elif on_event is not None:
-                on_event(event)
-        code, stderr = wait()
+        try:
+            lines, wait = self._exec(argv, json.dumps(request).encode())
+            final = None
+            for raw in lines:
+                try:
+                    event = json.loads(raw)
+                except ValueError:
+                    continue
+                if event.get("event") in ("result", "error"):
+                    final = event
+                elif on_event is not None:
+                    on_event(event)
+            code, stderr = wait()
+        except (OSError, EOFError) as e:
+            raise RemoteError(f"{self.name}: {command} was cut off: {e}. The server finishes or undoes the change "
+                              f"by itself; check with `berth status`", "connection_lost") from None
         if final is None:
             raise RemoteError(_no_answer(code, stderr), "agent_failed", {"stderr": stderr[-2000:]})
         if final["event"] == "error":

@@ -1,0 +1,58 @@
+"""Faults on real parts: a server that vanishes in the middle of an upload."""
+import os
+
+import psutil
+import pytest
+
+from agent_kit import http_json, stop_all
+from app.deploy.changes import run_to_end
+from app.deploy.deploy import Deploy
+from app.deploy.errors import OperationFailed
+from app.deploy import queries
+from app.store.servers import ServerConfig
+from app.workspace import Workspace
+from cli_kit import iris_copy
+
+
+def test_server_vanishing_mid_upload_fails_clearly_and_old_release_keeps_serving(sshd_factory, tmp_path):
+    srv = sshd_factory()
+    root = tmp_path / "root"
+    ws = Workspace()
+    ws.add_server(ServerConfig(name="box", host=srv.host, port=srv.port, user=srv.user,
+                               key_path=str(srv.key_path), root=str(root)), srv.fingerprint)
+    try:
+        with ws.connect("box") as t:
+            run_to_end(Deploy(t, iris_copy(tmp_path), ws.audit).run())
+            port = queries.status(t)[0]["port"]
+
+        big = iris_copy(tmp_path, "2.0.0")
+        (big / "weights.bin").write_bytes(os.urandom(96 * 1024 * 1024))
+        seen = []
+
+        def cut_mid_upload(p):
+            seen.append(p)
+            if p.step == "upload" and (p.done or 0) > 8 * 1024 * 1024 and srv.proc:
+                for child in psutil.Process(srv.proc.pid).children(recursive=True):
+                    child.kill()  # every live SSH session of this server dies, as if the host vanished
+
+        with ws.connect("box") as t:
+            with pytest.raises(OperationFailed) as failure:
+                run_to_end(Deploy(t, big, ws.audit).run(), cut_mid_upload)
+        message = str(failure.value)
+        assert "upload of weights.bin failed" in message and "the server was not changed" in message
+        done = [p.done for p in seen if p.step == "upload" and p.done]
+        assert 0 < max(done) < 96 * 1024 * 1024  # it really was cut in the middle
+
+        # the old release keeps serving, nothing of 2.0.0 was assembled, and the audit log has it all
+        assert http_json(port, "POST", "/predict", {"features": [5.1, 3.5, 1.4, 0.2]})[0] == 200
+        assert os.readlink(root / "models/iris/current") == "releases/1.0.0"
+        assert sorted(p.name for p in (root / "models/iris/releases").iterdir()) == ["1.0.0"]
+        events = ws.audit.list()
+        assert (events[0]["action"], events[0]["outcome"], events[0]["version"]) == ("deploy", "failed", "2.0.0")
+        assert "weights.bin" in events[0]["detail"]
+        # and a later deploy goes through on the same server
+        with ws.connect("box") as t:
+            run_to_end(Deploy(t, big, ws.audit).run())
+            assert queries.status(t)[0]["version"] == "2.0.0"
+    finally:
+        stop_all(root)
