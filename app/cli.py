@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--accept-host-key", metavar="SHA256:...", help="trust the host key with this fingerprint")
     a = srv.add_parser("list", help="list servers")
     a.add_argument("--json", action="store_true")
-    srv.add_parser("check", help="connect; print Python version, root and free disk").add_argument("name")
+    a = srv.add_parser("check", help="connect; print Python version, root and free disk")
+    a.add_argument("name")
+    a.add_argument("--accept-host-key", metavar="SHA256:...", help="trust this (unknown) host key")
     srv.add_parser("remove", help="remove a server from this computer's list").add_argument("name")
     srv.add_parser("forget-key", help="forget a server's trusted host key").add_argument("name")
 
@@ -134,7 +136,7 @@ def cmd_server(args) -> int:
         rows = [dict(s.__dict__) for s in ws.servers.list()]
         print_json(rows) if args.json else print_table(rows, ["name", "kind", "host", "port", "user", "root", "environment"])
     elif args.action == "check":
-        with ws.connect(args.name) as t:
+        with ws.connect(args.name, args.accept_host_key) as t:
             info = t.hello()
         print(f"{args.name}: Python {info['python']} ({info['platform']})")
         print(f"root: {info['root']}")

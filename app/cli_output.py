@@ -38,7 +38,7 @@ class ProgressPrinter:
                 self.stream.flush()
                 if p.done >= p.total:
                     self.stream.write("\n")
-            elif pct // 25 != self.last_pct // 25 or p.done >= p.total:
+            elif pct // 25 != self.last_pct // 25:
                 self._print(f"{text} ({pct}%)")
             self.last_pct = pct
             return

@@ -28,19 +28,19 @@ def run_demo(ws, verbose: bool = False) -> int:
         v2 = Path(tmp) / "iris-v2"
         shutil.copytree(example, v2)
         toml = (v2 / "berth.toml").read_text()
-        version = _version(toml)
+        name, version = _name_version(toml)
         (v2 / "berth.toml").write_text(toml.replace(f'version = "{version}"', f'version = "{version}+demo2"', 1))
         sample = (example / "example.json").read_bytes()
         with ws.connect("local") as t:
             _say(f"deploy {example.name} {version} to local ({t.abs_root})")
             run_to_end(Deploy(t, example, ws.audit).run(), printer)
-            _predict(t, sample)
+            _predict(t, name, sample)
             _say(f"deploy a second version, {version}+demo2")
             run_to_end(Deploy(t, v2, ws.audit).run(), printer)
-            _predict(t, sample)
+            _predict(t, name, sample)
             _say("roll back to the previous release")
-            run_to_end(change(t, ws.audit, "rollback", "iris", to=version), printer)
-            _predict(t, sample)
+            run_to_end(change(t, ws.audit, "rollback", name, to=version), printer)
+            _predict(t, name, sample)
             _say("status")
             for row in queries.status(t):
                 print(f"  {row['model']} {row['version']} {row['state']} on 127.0.0.1:{row['port']}")
@@ -49,13 +49,14 @@ def run_demo(ws, verbose: bool = False) -> int:
     return 0
 
 
-def _predict(t, sample: bytes) -> None:
-    output, seconds, headers = queries.predict(t, "iris", sample)
-    print(f"  predict {sample.decode().strip()} -> {json.dumps(output)}  "
+def _predict(t, name: str, sample: bytes) -> None:
+    output, seconds, headers = queries.predict(t, name, sample)
+    print(f"  predict {json.dumps(json.loads(sample))}\n       -> {json.dumps(output)}  "
           f"[{headers.get('X-Berth-Version')}, {seconds * 1000:.1f} ms]")
 
 
-def _version(toml: str) -> str:
+def _name_version(toml: str) -> tuple[str, str]:
     import tomllib
 
-    return tomllib.loads(toml)["model"]["version"]
+    model = tomllib.loads(toml)["model"]
+    return model["name"], model["version"]

@@ -102,11 +102,16 @@ def test_changed_host_key_is_refused_always_and_nothing_is_sent(capsys, sshd_fac
     # --accept-host-key does not override a changed key either
     r = add(capsys, srv, name="again", root=str(root), accept=new)
     assert r.code == 1 and "CHANGED" in r.err
-    # only a deliberate forget + re-add trusts the new key
+    r = berth(capsys, "server", "check", "box", "--accept-host-key", new)
+    assert r.code == 1 and "CHANGED" in r.err
+    # only a deliberate forget, then trusting the new fingerprint, lets Berth talk to it again
     assert berth(capsys, "server", "forget-key", "box").code == 0
-    assert berth(capsys, "server", "check", "box").code == 1
-    assert add(capsys, srv, name="again", root=str(root), accept=new).code == 0
+    r = berth(capsys, "server", "check", "box")
+    assert r.code == 1 and "not known" in r.err and new in r.err
+    assert berth(capsys, "server", "check", "box", "--accept-host-key", new).code == 0
     assert berth(capsys, "server", "check", "box").code == 0
+    actions = [e["action"] for e in berth(capsys, "audit", "list", "--json").json()]
+    assert actions.count("hostkey.trust") == 2 and "hostkey.forget" in actions
 
 
 def test_vanished_server_gives_a_clear_error(capsys, sshd_factory, tmp_path):

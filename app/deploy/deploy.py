@@ -56,7 +56,9 @@ class Deploy:
             missing = set(self.transport.agent("missing-blobs", {"hashes": [f.sha256 for f in bundle.files]})["missing"])
             blobs = unique_blobs(bundle.files, missing)
             total = sum(b.size for b in blobs)
-            yield Progress("upload", f"{len(blobs)} of {len(bundle.files)} files to send", 0, total)
+            news = (f"{len(blobs)} of {len(bundle.files)} files to send" if blobs
+                    else f"nothing to send: the server has all {len(bundle.files)} files")
+            yield Progress("upload", news, 0, total)
             yield from pump(lambda emit: upload_blobs(self.transport, info["blobs"], blobs, emit, self.cancel))
             if self.cancel.is_set():
                 raise OperationFailed("deploy cancelled before the server changed", code="cancelled")

@@ -34,6 +34,7 @@ class HostKeyChanged(RemoteError):
         super().__init__(
             f"WARNING: the host key of {host} has CHANGED (known {expected}, now offered {key_type} {got}). "
             f"Someone may be intercepting the connection, or the server was reinstalled. Nothing was sent. "
-            f"If the change is expected, remove the old key with `berth server forget-key` and add it again.",
+            f"If the change is expected, run `berth server forget-key SERVER`, then "
+            f"`berth server check SERVER --accept-host-key {got}`.",
             "host_key_changed")
         self.host, self.key_type, self.expected, self.fingerprint = host, key_type, expected, got
