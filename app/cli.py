@@ -101,7 +101,7 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         return COMMANDS[args.command](args) or 0
-    except (Failed, OperationFailed, RemoteError, BundleError, UnknownServer, ValueError) as e:
+    except (Failed, OperationFailed, RemoteError, BundleError, UnknownServer, ValueError, OSError) as e:
         log = getattr(e, "log", None) or (getattr(e, "detail", None) or {}).get("log")
         if args.verbose and log:
             for line in log:

@@ -188,7 +188,7 @@ class Bench:
         if not any("Successfully installed" in l and _kit.WHEEL_PKG in l for l in timed.log_lines):
             raise RuntimeError(f"{target}: pip did not report installing {_kit.WHEEL_PKG}:\n"
                                + "\n".join(timed.log_lines[-10:]))
-        if any("http" in l and ("Downloading" in l or "Looking in indexes" in l) for l in timed.log_lines):
+        if any(l.lstrip().startswith("Downloading") for l in timed.log_lines):
             self.notes.append(f"{target}: pip went to the network during the scaler install")
         deploy("big", self.big, "irisbig", "1.0.0")
 
@@ -213,6 +213,7 @@ class Bench:
         iris = shutil.copytree(self.iris1, ref / "iris")  # fresh copy: model.py gets compiled, as in a release
         add("import+predict", timed_run([str(ref / "bare/bin/python"), "-c", IMPORT_SNIPPET], cwd=iris))
         weights = self.big / "weights.bin"
+        add("python3 -c pass", self.bare_exec(target, "python3 -c pass"))
         if target == "local":
             t0 = time.perf_counter()
             shutil.copyfile(weights, ref / "weights.copy")
@@ -231,6 +232,30 @@ class Bench:
                 t.close()
             (ref / "weights.put").unlink()
         shutil.rmtree(ref / "withpip", ignore_errors=True)
+
+    def bare_exec(self, target, command, tries=3) -> float:
+        """Best of `tries` runs of a trivial command the way Berth runs the agent: a subprocess on
+        `local`, an SSH exec channel (through the login user's shell) on a fresh plain connection."""
+        if target == "local":
+            argv = command.split()
+            argv[0] = sys.executable if argv[0] == "python3" else argv[0]
+            return min(timed_run(argv) for _ in range(tries))
+        t, sftp = self.plain_ssh()
+        try:
+            best = None
+            for _ in range(tries):
+                t0 = time.perf_counter()
+                chan = t.open_session()
+                chan.exec_command(command)
+                chan.makefile("rb").read()
+                if chan.recv_exit_status() != 0:
+                    raise RuntimeError(f"`{command}` failed over SSH")
+                took = time.perf_counter() - t0
+                best = took if best is None else min(best, took)
+            return best
+        finally:
+            sftp.close()
+            t.close()
 
     # -- cleanup ---------------------------------------------------------------------------
     def stop_runners(self, home, ws, only_pending=False, quiet=False) -> list[str]:
@@ -312,6 +337,10 @@ class Bench:
                     rows.append((label if first else "", phase, fmt_s(self.med(target, key, phase)),
                                  fmt_s(min(v)), fmt_s(max(v))))
                     first = False
+                    tv = self.s.get((target, key, "transfer"))
+                    if phase == "upload" and tv:
+                        rows.append(("", "  of which transfer", fmt_s(self.med(target, key, "transfer")),
+                                     fmt_s(min(tv)), fmt_s(max(tv))))
                 rows.append(("", "", "", "", ""))
             print(f"\n== {target} ({'this computer' if target == 'local' else 'loopback OpenSSH'}; "
                   f"seconds over {n} run{'s' * (n > 1)}) ==")
@@ -335,6 +364,10 @@ class Bench:
             f"upload {mb:.1f} MB: phase {rate(up_phase)}, transfer only {rate(transfer)}; {ref_name} {rate(ref_put)}"
             f"  -> phase/ref {ratio(up_phase, ref_put)}, transfer/ref {ratio(transfer, ref_put)}",
         ]
+        lines.append(f"connect (2 agent calls: hello, missing-blobs): {ratio(m('iris-first', 'connect'), m('ref', 'python3 -c pass'))}"
+                     f" of one bare `python3 -c pass` {'subprocess' if target == 'local' else 'SSH exec'} "
+                     f"({fmt_s(m('ref', 'python3 -c pass')).strip()} s); rollback's agent launch: "
+                     f"{ratio(m('rollback', '(agent launch)'), m('ref', 'python3 -c pass'))}")
         if target != "local":
             lines.append(f"open transport: Berth {fmt_s(m('iris-first', '(open transport)')).strip()} s vs bare paramiko "
                          f"connect+auth+sftp {fmt_s(m('ref', 'open transport')).strip()} s"
@@ -380,24 +413,33 @@ class Bench:
                 for key, label in SCENARIOS]
         out.append(table(rows, head))
         out.append("")
-        out.append("where the time goes (median s; ratio to the same-run reference):")
+        out.append("where the time goes (median s; x = ratio to a plain reference measured in the same run):")
         for t in self.targets:
             m = lambda key, row: self.med(t, key, row)
+            s = lambda key, rows: self.sum_med(t, key, rows)
+            f = lambda v: fmt_s(v).strip()
             mb = self.upload_bytes.get("big", 0) / 1e6
-            tr, ref_put = m("big", "transfer"), m("ref", "copy/put")
-            out.append(f"  {t}: upload {mb:.0f} MB {mb / tr if tr else 0:.0f} MB/s vs "
-                       f"{'copyfile' if t == 'local' else 'sftp.put'} {mb / ref_put if ref_put else 0:.0f} MB/s "
-                       f"({ratio(tr, ref_put)}); "
-                       f"venv {fmt_s(m('iris-first', 'venv')).strip()} ({ratio(m('iris-first', 'venv'), m('ref', 'venv --without-pip'))}); "
-                       f"venv+install {fmt_s(self.sum_med(t, 'scaler', ['venv', 'install'])).strip()} "
-                       f"({ratio(self.sum_med(t, 'scaler', ['venv', 'install']), self.sum_med(t, 'ref', ['venv (with pip)', 'pip install -r']))}); "
-                       f"start+health {fmt_s(self.sum_med(t, 'iris-first', ['start', 'health'])).strip()} "
-                       f"({ratio(self.sum_med(t, 'iris-first', ['start', 'health']), m('ref', 'import+predict'))} of import+predict); "
-                       f"switch {fmt_s(m('iris-redeploy', 'switch')).strip()} (incl. {settle} s settle); "
-                       f"stop_previous {fmt_s(m('iris-redeploy', 'stop_previous')).strip()}"
-                       + (f"; open transport {fmt_s(m('iris-first', '(open transport)')).strip()} "
-                          f"({ratio(m('iris-first', '(open transport)'), m('ref', 'open transport'))} of bare paramiko)"
-                          if t != "local" else ""))
+            tr, ph, ref_put = m("big", "transfer"), m("big", "upload"), m("ref", "copy/put")
+            mbs = lambda v: f"{mb / v:.0f} MB/s" if v else "n/a"
+            out.append(f"  {t}:")
+            if t != "local":
+                out.append(f"    open transport {f(m('iris-first', '(open transport)'))} "
+                           f"({ratio(m('iris-first', '(open transport)'), m('ref', 'open transport'))} of bare paramiko connect+auth+sftp)")
+            out += [
+                f"    connect {f(m('iris-first', 'connect'))} = 2 agent calls; one bare `python3 -c pass` "
+                f"{'subprocess' if t == 'local' else 'over an SSH exec channel'} takes {f(m('ref', 'python3 -c pass'))}; "
+                f"rollback's agent launch {f(m('rollback', '(agent launch)'))}",
+                f"    upload {mb:.0f} MB: transfer {mbs(tr)}, whole phase {mbs(ph)} "
+                f"(vs {'shutil.copyfile' if t == 'local' else 'paramiko sftp.put'} {mbs(ref_put)}: {ratio(tr, ref_put)} / {ratio(ph, ref_put)})",
+                f"    venv {f(m('iris-first', 'venv'))} ({ratio(m('iris-first', 'venv'), m('ref', 'venv --without-pip'))} of venv --without-pip); "
+                f"with requirements venv+install {f(s('scaler', ['venv', 'install']))} "
+                f"({ratio(s('scaler', ['venv', 'install']), s('ref', ['venv (with pip)', 'pip install -r']))} of venv + pip install -r; "
+                f"venv alone {f(m('scaler', 'venv'))}, install {f(m('scaler', 'install'))})",
+                f"    start+health {f(s('iris-first', ['start', 'health']))} "
+                f"({ratio(s('iris-first', ['start', 'health']), m('ref', 'import+predict'))} of a fresh import+predict, "
+                f"{f(m('ref', 'import+predict'))}); switch {f(m('iris-redeploy', 'switch'))} (incl. {settle} s settle sleep); "
+                f"stop_previous {f(m('iris-redeploy', 'stop_previous'))}",
+            ]
         out += [f"  note: {x}" for x in dict.fromkeys(self.notes)]
         out.append("```")
         return "\n".join(out)

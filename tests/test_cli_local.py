@@ -137,3 +137,21 @@ def test_bundle_commands(capsys, tmp_path):
 def test_server_list_always_has_local(capsys):
     rows = berth(capsys, "server", "list", "--json").json()
     assert rows[0]["name"] == "local" and rows[0]["kind"] == "local"
+
+
+def test_automatic_rollback_is_audited(capsys, tmp_path, stop_runners):
+    assert berth(capsys, "deploy", iris_copy(tmp_path), "--server", "local").code == 0
+    dying = iris_copy(tmp_path, "2.0.0")
+    model = dying / "model.py"
+    model.write_text(model.read_text() + "\n\nimport os as _os, threading as _th\n"
+                     "_real = Model.predict\n"
+                     "def _predict_then_die(self, data):\n"
+                     "    _th.Timer(0.05, _os._exit, (3,)).start()\n"
+                     "    return _real(self, data)\n"
+                     "Model.predict = _predict_then_die\n")
+    r = berth(capsys, "deploy", dying, "--server", "local")
+    assert r.code == 1 and "1.0.0 is current again" in r.err, r
+    assert current_version(capsys)["version"] == "1.0.0"
+    assert berth(capsys, "predict", "iris", "--server", "local", "--input", iris_input()).code == 0
+    events = [(e["action"], e["outcome"]) for e in berth(capsys, "audit", "list", "--json").json()]
+    assert events[:2] == [("rollback.auto", "ok"), ("deploy", "failed")]

@@ -6,7 +6,7 @@ from app.audit.log import AuditLog
 from app.remote.errors import RemoteError
 from app.remote.transport import Transport
 
-from .errors import OperationFailed
+from .errors import audit_failure
 from .progress import Progress, agent_stream
 
 
@@ -16,11 +16,8 @@ def change(transport: Transport, audit: AuditLog, action: str, model: str, **par
     facts = {"server": transport.name, "ssh_user": transport.ssh_user, "model": model}
     try:
         result = yield from agent_stream(transport, action, request)
-    except RemoteError as e:
-        audit.record(action, "failed", detail=str(e), version=params.get("to") or "", **facts)
-        if e.code == "rolled_back":
-            audit.record("rollback.auto", "ok", detail=str(e), **facts)
-        raise OperationFailed(str(e), list(e.detail.get("log") or []), e.code) from None
+    except (RemoteError, OSError) as e:
+        raise audit_failure(audit, action, e, version=params.get("to") or "", **facts) from None
     audit.record(action, "ok", version=result.get("version", ""), sha256=result.get("sha256") or "",
                  detail=result.get("detail", ""), **facts)
     return result

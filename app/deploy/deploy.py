@@ -12,7 +12,7 @@ from app.bundle import BundleError, open_bundle
 from app.remote.errors import RemoteError
 from app.remote.transport import Transport
 
-from .errors import OperationFailed
+from .errors import OperationFailed, audit_failure
 from .progress import Progress, agent_stream, pump
 from .upload import unique_blobs, upload_blobs
 
@@ -33,15 +33,11 @@ class Deploy:
     def run(self) -> Iterator[Progress]:
         try:
             yield from self._run()
-        except OperationFailed as e:
-            self._record("failed", str(e))
+        except (OperationFailed, BundleError, RemoteError, OSError) as e:
+            raise audit_failure(self.audit, "deploy", e, **self._who()) from None
+        except BaseException as e:  # Ctrl-C, a closed window: the attempt stays on record
+            self.audit.record("deploy", "failed", detail=f"interrupted ({type(e).__name__})", **self._who())
             raise
-        except (BundleError, RemoteError) as e:
-            log = list(getattr(e, "detail", {}).get("log") or [])
-            self._record("failed", str(e))
-            if getattr(e, "code", "") == "rolled_back":
-                self.audit.record("rollback.auto", "ok", detail=str(e), **self._who())
-            raise OperationFailed(str(e), log, getattr(e, "code", "failed")) from None
 
     def _run(self) -> Iterator[Progress]:
         yield Progress("check", f"checking {self.bundle_path}")
@@ -66,7 +62,7 @@ class Deploy:
                        "files": [{"path": f.path, "sha256": f.sha256, "mode": f.mode, "size": f.size} for f in bundle.files],
                        "keep": self.keep, "actor": self._actor()}
             self.result = yield from agent_stream(self.transport, "deploy", request)
-        self._record("ok", self.result.get("detail", ""))
+        self.audit.record("deploy", "ok", detail=self.result.get("detail", ""), **self._who())
         yield Progress("done", f"{m.name} {m.version} is current on {self.transport.name}")
 
     def _actor(self) -> dict:
@@ -76,9 +72,6 @@ class Deploy:
 
     def _who(self) -> dict:
         return {k: self.facts.get(k, "") for k in ("server", "ssh_user", "model", "version", "sha256")}
-
-    def _record(self, outcome: str, detail: str) -> None:
-        self.audit.record("deploy", outcome, detail=detail, **self._who())
 
 
 def _check_python(spec: str | None, server_python: str, server: str) -> None:
