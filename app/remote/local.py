@@ -7,7 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .transport import Transport
+from .transport import Transport, http_exchange
 
 
 class LocalTransport(Transport):
@@ -73,9 +73,4 @@ class LocalTransport(Transport):
 
     def http(self, port, method, path, body=None, timeout=30.0):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        try:
-            conn.request(method, path, body=body, headers={"Content-Type": "application/json"} if body else {})
-            resp = conn.getresponse()
-            return resp.status, dict(resp.getheaders()), resp.read()
-        finally:
-            conn.close()
+        return http_exchange(conn, method, path, body)

@@ -13,7 +13,7 @@ import paramiko
 from . import credentials
 from .errors import AuthFailed, ConnectFailed, RemoteError
 from .hostkeys import KnownHosts
-from .transport import Transport
+from .transport import Transport, http_exchange
 
 DEFAULT_IDENTITIES = ("id_ed25519", "id_ecdsa", "id_rsa")
 
@@ -194,12 +194,7 @@ class SSHTransport(Transport):
             raise ConnectionRefusedError(f"the server refused a tunnel to its port {port}: {e}") from None
         chan.settimeout(timeout)
         conn = _ChannelHTTPConnection(chan)
-        try:
-            conn.request(method, path, body=body, headers={"Content-Type": "application/json"} if body else {})
-            resp = conn.getresponse()
-            return resp.status, dict(resp.getheaders()), resp.read()
-        finally:
-            conn.close()
+        return http_exchange(conn, method, path, body)
 
     def close(self):
         try:

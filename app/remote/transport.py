@@ -137,6 +137,16 @@ class Transport:
         return self.server_info
 
 
+def http_exchange(conn, method: str, path: str, body: bytes | None) -> tuple[int, dict, bytes]:
+    """One request on an HTTPConnection (TCP or an SSH channel); returns status, headers, body."""
+    try:
+        conn.request(method, path, body=body, headers={"Content-Type": "application/json"} if body else {})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
 def _no_answer(code: int, stderr: str) -> str:
     last = (stderr.strip().splitlines() or [""])[-1]
     if code == 127:
