@@ -69,6 +69,8 @@ class Bench:
         self.pending_stops: list[tuple] = []  # (home, ws, target, model) that may have a runner
         self.upload_bytes: dict[str, int] = {}
         self.notes: list[str] = []
+        self.interp_refs: dict[tuple, dict] = {}  # (repeat, base interpreter) -> reference seconds
+        self.shared_refs: set[str] = set()  # targets whose interpreter references came from another target
 
     # -- setup -----------------------------------------------------------------------------
     def setup(self):
@@ -92,11 +94,12 @@ class Bench:
             t, sftp = self.plain_ssh()
             try:
                 chan = t.open_session()
-                chan.exec_command("python3 -c 'import sys; print(sys.executable); print(sys.version.split()[0])'")
+                chan.exec_command("python3 -c 'import os, sys; print(sys.executable); print(sys.version.split()[0]); "
+                                  "print(os.path.realpath(getattr(sys, \"_base_executable\", sys.executable)))'")
                 out = chan.makefile("rb").read().decode().split()
-                if chan.recv_exit_status() != 0 or len(out) < 2:
+                if chan.recv_exit_status() != 0 or len(out) < 3:
                     raise RuntimeError("python3 over SSH did not answer")
-                self.server_python, self.server_python_version = out[0], out[1]
+                self.server_python, self.server_python_version, self.server_base = out[0], out[1], out[2]
             finally:
                 sftp.close()
                 t.close()
@@ -115,6 +118,12 @@ class Bench:
 
     def python_for(self, target):
         return sys.executable if target == "local" else self.server_python
+
+    def base_for(self, target):
+        """The real interpreter under `python_for(target)` (a venv's python is a link to it)."""
+        if target == "local":
+            return os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+        return self.server_base
 
     # -- one repeat ------------------------------------------------------------------------
     def run(self):
@@ -204,14 +213,27 @@ class Bench:
         ref = rep / f"ref-{target}"
         ref.mkdir(parents=True)
         add = lambda name, secs: self.s.add((target, "ref", name), secs)
-        add("venv --without-pip", timed_run([py, "-m", "venv", "--without-pip", str(ref / "bare")]))
-        add("venv (with pip)", timed_run([py, "-m", "venv", str(ref / "withpip")]))
-        scaler = shutil.copytree(self.scaler, ref / "scaler")
-        add("pip install -r", timed_run([str(ref / "withpip/bin/python"), "-m", "pip", "install",
-                                         "--disable-pip-version-check", "--no-input", "-r", "requirements.txt"],
-                                        cwd=scaler))
-        iris = shutil.copytree(self.iris1, ref / "iris")  # fresh copy: model.py gets compiled, as in a release
-        add("import+predict", timed_run([str(ref / "bare/bin/python"), "-c", IMPORT_SNIPPET], cwd=iris))
+        # The interpreter-only references (the loopback "server" is this very machine) are measured
+        # once per repeat and base interpreter: when ssh's python3 is the same real Python as the
+        # local agent's, they are shared rather than paid twice (ensurepip alone costs ~7 s).
+        key = (i, self.base_for(target))
+        shared = self.interp_refs.get(key)
+        if shared is None:
+            shared = {}
+            shared["venv --without-pip"] = timed_run([py, "-m", "venv", "--without-pip", str(ref / "bare")])
+            shared["venv (with pip)"] = timed_run([py, "-m", "venv", str(ref / "withpip")])
+            scaler = shutil.copytree(self.scaler, ref / "scaler")
+            shared["pip install -r"] = timed_run([str(ref / "withpip/bin/python"), "-m", "pip", "install",
+                                                  "--disable-pip-version-check", "--no-input", "-r",
+                                                  "requirements.txt"], cwd=scaler)
+            iris = shutil.copytree(self.iris1, ref / "iris")  # fresh copy: model.py gets compiled, as in a release
+            shared["import+predict"] = timed_run([str(ref / "bare/bin/python"), "-c", IMPORT_SNIPPET], cwd=iris)
+            self.interp_refs[key] = shared
+            shutil.rmtree(ref / "withpip", ignore_errors=True)
+        else:
+            self.shared_refs.add(target)
+        for name, secs in shared.items():
+            add(name, secs)
         weights = self.big / "weights.bin"
         add("python3 -c pass", self.bare_exec(target, "python3 -c pass"))
         if target == "local":
@@ -231,7 +253,6 @@ class Bench:
                 sftp.close()
                 t.close()
             (ref / "weights.put").unlink()
-        shutil.rmtree(ref / "withpip", ignore_errors=True)
 
     def bare_exec(self, target, command, tries=3) -> float:
         """Best of `tries` runs of a trivial command the way Berth runs the agent: a subprocess on
@@ -348,6 +369,8 @@ class Bench:
             refs = [(name, fmt_s(self.med(target, "ref", name)), fmt_s(min(v)), fmt_s(max(v)))
                     for (t, k, name), v in self.s.data.items() if t == target and k == "ref"]
             print(f"\n  references on {target} (python: {self.python_for(target)})")
+            if target in self.shared_refs:
+                print(f"  (venv, pip and import references shared with local: same real interpreter, {self.base_for(target)})")
             print("  " + table(refs, ("reference", "median", "min", "max")).replace("\n", "\n  "))
             print()
             for line in self.ratio_lines(target, SETTLE_S):
@@ -364,7 +387,7 @@ class Bench:
             f"upload {mb:.1f} MB: phase {rate(up_phase)}, transfer only {rate(transfer)}; {ref_name} {rate(ref_put)}"
             f"  -> phase/ref {ratio(up_phase, ref_put)}, transfer/ref {ratio(transfer, ref_put)}",
         ]
-        lines.append(f"connect (2 agent calls: hello, missing-blobs): {ratio(m('iris-first', 'connect'), m('ref', 'python3 -c pass'))}"
+        lines.append(f"connect (1 agent call: hello with the missing blobs): {ratio(m('iris-first', 'connect'), m('ref', 'python3 -c pass'))}"
                      f" of one bare `python3 -c pass` {'subprocess' if target == 'local' else 'SSH exec'} "
                      f"({fmt_s(m('ref', 'python3 -c pass')).strip()} s); rollback's agent launch: "
                      f"{ratio(m('rollback', '(agent launch)'), m('ref', 'python3 -c pass'))}")
@@ -426,7 +449,7 @@ class Bench:
                 out.append(f"    open transport {f(m('iris-first', '(open transport)'))} "
                            f"({ratio(m('iris-first', '(open transport)'), m('ref', 'open transport'))} of bare paramiko connect+auth+sftp)")
             out += [
-                f"    connect {f(m('iris-first', 'connect'))} = 2 agent calls; one bare `python3 -c pass` "
+                f"    connect {f(m('iris-first', 'connect'))} = 1 agent call; one bare `python3 -c pass` "
                 f"{'subprocess' if t == 'local' else 'over an SSH exec channel'} takes {f(m('ref', 'python3 -c pass'))}; "
                 f"rollback's agent launch {f(m('rollback', '(agent launch)'))}",
                 f"    upload {mb:.0f} MB: transfer {mbs(tr)}, whole phase {mbs(ph)} "

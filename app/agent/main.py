@@ -10,7 +10,6 @@ from .layout import AgentError, Root
 
 COMMANDS = {
     "hello": queries.hello,
-    "missing-blobs": queries.missing_blobs,
     "status": queries.status,
     "releases": queries.list_releases,
     "logs": queries.logs,

@@ -4,7 +4,7 @@ import json
 import os
 import time
 
-from . import health, journal, releases, supervise, venv
+from . import journal, releases, supervise, venv
 from .fsutil import symlink_atomic
 from .layout import AgentError, check_name, check_version
 from .lock import ServerLock
@@ -140,6 +140,8 @@ def _release_before(model, current):
 
 
 def _start_healthy(ctx, model, version, manifest):
+    from . import health  # http.client costs ~50 ms to import; only changes that start a runner need it
+
     release_dir = model.release(version)
     supervise.stop(model, version)  # a stale runner of this very version
     ctx.emit("step", step="start", version=version)
@@ -158,6 +160,8 @@ def _start_healthy(ctx, model, version, manifest):
 def _switch_to(ctx, model, version, previous, manifest):
     """Start `version` beside `previous`, switch `current`, then stop `previous`; if the new runner
     fails right after the switch, `previous` becomes current again by itself."""
+    from . import health
+
     port = _start_healthy(ctx, model, version, manifest)
     ctx.emit("step", step="switch", version=version, previous=previous)
     symlink_atomic(os.path.join("releases", version), model.current)

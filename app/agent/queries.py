@@ -32,11 +32,9 @@ def hello(ctx, req):
         "platform": platform.platform(), "machine": platform.machine(),
         "libc": ("%s %s" % (libc, libc_version)).strip(), "hostname": socket.gethostname(),
         "disk_free": usage.free, "disk_total": usage.total,
+        # asked together with hello, so a deploy needs one agent start less (each costs ~0.35 s over SSH)
+        "missing": blobs.missing(root, req.get("hashes", [])),
     }
-
-
-def missing_blobs(ctx, req):
-    return {"missing": blobs.missing(ctx.root.ensure(), req.get("hashes", []))}
 
 
 def model_status(model):

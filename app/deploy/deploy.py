@@ -47,9 +47,9 @@ class Deploy:
             for w in bundle.warnings:
                 yield Progress("check", str(w))
             yield Progress("connect", f"asking {self.transport.name} about itself")
-            info = self.transport.hello()
+            info = self.transport.hello(hashes=[f.sha256 for f in bundle.files])
             _check_python(m.python, info["python"], self.transport.name)
-            missing = set(self.transport.agent("missing-blobs", {"hashes": [f.sha256 for f in bundle.files]})["missing"])
+            missing = set(info["missing"])
             blobs = unique_blobs(bundle.files, missing)
             total = sum(b.size for b in blobs)
             news = (f"{len(blobs)} of {len(bundle.files)} files to send" if blobs

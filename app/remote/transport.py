@@ -132,8 +132,9 @@ class Transport:
         self._agent_path = launcher
         return launcher
 
-    def hello(self) -> dict:
-        self.server_info = self.agent("hello")
+    def hello(self, hashes: list[str] | None = None) -> dict:
+        """The server's facts (Python, platform, root, disk) and which of `hashes` it lacks."""
+        self.server_info = self.agent("hello", {"hashes": hashes or []})
         return self.server_info
 
 
