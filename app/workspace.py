@@ -35,27 +35,39 @@ class Workspace:
             self.audit.record("hostkey.trust", "ok", server=name, ssh_user=server.user, detail=accept_fingerprint or "")
         return transport
 
-    def add_server(self, server: ServerConfig, accept_fingerprint: str | None = None) -> dict:
-        """Check the server for real (host key, login, agent) before saving it; returns its facts."""
-        if not SERVER_NAME_RE.fullmatch(server.name) or server.name == LOCAL:
-            raise ValueError(f"invalid server name {server.name!r}: use a-z 0-9 . _ - (not 'local')")
-        if self.servers.exists(server.name):
-            raise ValueError(f"a server named {server.name!r} exists already")
-        from app.remote.ssh import SSHTransport
-
+    def test_server(self, server: ServerConfig, accept_fingerprint: str | None = None) -> dict:
+        """Connect for real (host key, login, agent upload, hello) without saving anything."""
         try:
-            with SSHTransport(server.name, server.host, server.port, server.user, server.root,
-                              KnownHosts(paths.known_hosts_path()), server.key_path, accept_fingerprint) as t:
-                if t.key_added:
+            with open_transport(server, accept_fingerprint) as t:
+                if getattr(t, "key_added", False):
                     self.audit.record("hostkey.trust", "ok", server=server.name, ssh_user=server.user,
                                       detail=accept_fingerprint or "")
-                info = t.hello()
+                return t.hello()
+        except UnknownHostKey as e:
+            self.audit.record("hostkey.refused", "failed", server=server.name, ssh_user=server.user, detail=str(e))
+            raise
+
+    def add_server(self, server: ServerConfig, accept_fingerprint: str | None = None) -> dict:
+        """Check the server for real before saving it; returns its facts."""
+        return self.save_server(server, accept_fingerprint)
+
+    def save_server(self, server: ServerConfig, accept_fingerprint: str | None = None,
+                    replacing: str | None = None) -> dict:
+        """Add a server, or replace the one named `replacing` (edit, maybe renamed)."""
+        if not SERVER_NAME_RE.fullmatch(server.name) or server.name == LOCAL:
+            raise ValueError(f"invalid server name {server.name!r}: use a-z 0-9 . _ - (not 'local')")
+        if server.name != replacing and self.servers.exists(server.name):
+            raise ValueError(f"a server named {server.name!r} exists already")
+        action = "server.edit" if replacing else "server.add"
+        try:
+            info = self.test_server(server, accept_fingerprint)
         except RemoteError as e:
-            action = "hostkey.refused" if isinstance(e, UnknownHostKey) else "server.add"
             self.audit.record(action, "failed", server=server.name, ssh_user=server.user, detail=str(e))
             raise
+        if replacing and replacing != server.name:
+            self.servers.remove(replacing)
         self.servers.save(replace(server, root=info["root"]))
-        self.audit.record("server.add", "ok", server=server.name, ssh_user=server.user,
+        self.audit.record(action, "ok", server=server.name, ssh_user=server.user,
                           detail=f"{server.describe()} root={info['root']}")
         return info
 

@@ -40,7 +40,7 @@ def test_unknown_host_key_is_refused_and_named(capsys, sshd, berth_home):
     r = add(capsys, sshd, accept="SHA256:" + "A" * 43)
     assert r.code == 1 and "not known" in r.err
     events = berth(capsys, "audit", "list", "--json").json()
-    assert {e["action"] for e in events} == {"hostkey.refused"}
+    assert {(e["action"], e["outcome"]) for e in events} == {("hostkey.refused", "failed"), ("server.add", "failed")}
 
 
 def test_full_lifecycle_over_ssh_in_a_root_with_spaces_and_quotes(capsys, sshd, root, tmp_path):

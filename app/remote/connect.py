@@ -14,4 +14,4 @@ def open_transport(server: ServerConfig, accept_fingerprint: str | None = None) 
 
     return SSHTransport(server.name, server.host, server.port, server.user, server.root,
                         KnownHosts(paths.known_hosts_path()), key_path=server.key_path,
-                        accept_fingerprint=accept_fingerprint)
+                        accept_fingerprint=accept_fingerprint, auth=server.auth)

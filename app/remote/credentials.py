@@ -26,3 +26,14 @@ def set_secret(account: str, secret: str) -> None:
 
 def key_passphrase_account(key_path: str) -> str:
     return f"key-passphrase:{key_path}"
+
+
+def password_account(server: str) -> str:
+    return f"password:{server}"
+
+
+def delete_secret(account: str) -> None:
+    try:
+        keyring.delete_password(SERVICE, account)
+    except (KeyringError, NoKeyringError):
+        pass

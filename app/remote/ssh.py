@@ -32,11 +32,13 @@ def _lost_is_connection_error(method):
 
 class SSHTransport(Transport):
     def __init__(self, name: str, host: str, port: int, user: str, root: str, known_hosts: KnownHosts,
-                 key_path: str = "", accept_fingerprint: str | None = None, timeout: float = 15.0):
+                 key_path: str = "", accept_fingerprint: str | None = None, timeout: float = 15.0,
+                 auth: str = "auto"):
         super().__init__(root)
         self.name, self.host, self.port = name, host, port
         self.ssh_user = user
         self.key_path = key_path
+        self.auth = auth
         self.known_hosts = known_hosts
         self.timeout = timeout
         self.key_added = False
@@ -73,6 +75,16 @@ class SSHTransport(Transport):
 
     def _authenticate(self, t: paramiko.Transport):
         tried = []
+        if self.auth == "password":
+            password = credentials.get_secret(credentials.password_account(self.name))
+            if password is None:
+                raise AuthFailed(f"no password for {self.name} is stored in the system keyring; "
+                                 f"enter it in the server's settings")
+            try:
+                t.auth_password(self.ssh_user, password)
+            except paramiko.AuthenticationException:
+                raise AuthFailed(f"the server {self.host} refused the password for {self.ssh_user}") from None
+            return
         for label, key in self._candidate_keys(tried):
             try:
                 t.auth_publickey(self.ssh_user, key)

@@ -23,7 +23,11 @@ def _events(db):
     db["events"].create_index(["server", "model"])
 
 
-MIGRATIONS = [("0001_servers", _servers), ("0002_events", _events)]
+def _server_auth(db):
+    db["servers"].add_column("auth", str, not_null_default="auto")
+
+
+MIGRATIONS = [("0001_servers", _servers), ("0002_events", _events), ("0003_server_auth", _server_auth)]
 
 
 def open_db(path: Path | None = None) -> sqlite_utils.Database:

@@ -19,6 +19,7 @@ class ServerConfig:
     key_path: str = ""
     root: str = "~/berth"
     environment: str = ""
+    auth: str = "auto"  # "auto" (key file if set, else SSH agent and ~/.ssh keys) | "password"
 
     def describe(self) -> str:
         if self.kind == LOCAL:
@@ -53,6 +54,9 @@ class ServerRegistry:
 
     def exists(self, name: str) -> bool:
         return name == LOCAL or bool(list(self.db["servers"].rows_where("name = ?", [name])))
+
+    def rename_allowed(self, old: str, new: str) -> bool:
+        return old == new or not self.exists(new)
 
     def save(self, server: ServerConfig) -> None:
         if server.name == LOCAL:

@@ -1,0 +1,205 @@
+"""Work off the GUI thread, results back on it.
+
+One serial worker thread per server: its paramiko connection never crosses threads and is reused
+by every operation on that server. One small pool for work that needs no server (bundle checks,
+database queries). Each worker thread has its own Workspace (SQLite connections stay in the
+thread that opened them). Results, errors and progress come back as Qt signals, delivered on the
+GUI thread; `work` never touches a widget.
+"""
+import queue
+import threading
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from PySide6.QtCore import QObject, Qt, Signal
+
+from app.remote.errors import HostKeyChanged, RemoteError, UnknownHostKey
+from app.workspace import Workspace
+
+
+class Task(QObject):
+    """One piece of background work.
+
+    Signals (always on the GUI thread):
+        progressed(object): a value the work reported (e.g. a deploy Progress)
+        finished(object): the work's return value
+        failed(object): the exception it raised (with `.trace` text for the details)
+    """
+
+    progressed = Signal(object)
+    finished = Signal(object)
+    failed = Signal(object)
+
+    def __init__(self, label: str):
+        super().__init__()
+        self.label = label
+        self.cancel_event = threading.Event()
+        self.done = False
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def progress(self, value) -> None:
+        """Called from the worker thread."""
+        self.progressed.emit(value)
+
+
+class Context:
+    """What `work` gets: the thread's workspace, the task, and (for server work) the transport."""
+
+    def __init__(self, workspace: Workspace, task: Task, transport=None):
+        self.workspace = workspace
+        self.task = task
+        self.transport = transport
+
+    def drive(self, gen):
+        """Run a progress generator to its end, reporting each value; returns its result."""
+        while True:
+            try:
+                value = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            self.task.progress(value)
+
+
+class _ServerWorker(threading.Thread):
+    def __init__(self, runner: "TaskRunner", server: str):
+        super().__init__(name=f"berth-{server}", daemon=True)
+        self.runner = runner
+        self.server = server
+        self.jobs: queue.Queue = queue.Queue()
+        self.transport = None
+        self.accept: str | None = None
+
+    def run(self):
+        workspace = self.runner.workspace_factory()
+        while (job := self.jobs.get()) is not None:
+            task, work = job
+            try:
+                transport = self._transport(workspace)
+                result = work(Context(workspace, task, transport))
+            except BaseException as e:  # handed to the GUI thread
+                if isinstance(e, (OSError, EOFError)) or getattr(e, "code", "") in ("connection_lost", "unreachable"):
+                    self._drop()
+                self.runner._finish(task, error=e)
+            else:
+                self.runner._finish(task, result=result)
+        self._drop()
+
+    def _transport(self, workspace: Workspace):
+        if self.transport is not None:
+            return self.transport
+        self.runner.server_state.emit(self.server, "connecting", "")
+        try:
+            self.transport = workspace.connect(self.server, self.accept)
+        except (UnknownHostKey, HostKeyChanged) as e:
+            self.runner.server_state.emit(self.server, "hostkey", str(e))
+            raise
+        except (RemoteError, OSError) as e:
+            self.runner.server_state.emit(self.server, "unreachable", str(e))
+            raise
+        self.accept = None
+        self.runner.server_state.emit(self.server, "connected", "")
+        return self.transport
+
+    def _drop(self):
+        if self.transport is not None:
+            try:
+                self.transport.close()
+            except Exception:
+                pass
+            self.transport = None
+
+
+class TaskRunner(QObject):
+    """Signals:
+        server_state(str server, str state, str detail): state is one of connecting, connected,
+            unreachable, hostkey (unknown or changed host key: detail says which)
+    """
+
+    server_state = Signal(str, str, str)
+    _deliver = Signal(object)
+
+    def __init__(self, workspace_factory: Callable[[], Workspace] = Workspace):
+        super().__init__()
+        self.workspace_factory = workspace_factory
+        self.workers: dict[str, _ServerWorker] = {}
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="berth-bg")
+        self._local = threading.local()
+        self.active: set[Task] = set()
+        self._deliver.connect(self._on_deliver, Qt.ConnectionType.QueuedConnection)
+
+    def on_server(self, server: str, label: str, work: Callable[[Context], object]) -> Task:
+        """Queue `work(ctx)` on the server's own thread; ctx.transport is connected (reused)."""
+        task = Task(label)
+        self.active.add(task)
+        worker = self.workers.get(server)
+        if worker is None or not worker.is_alive():
+            worker = self.workers[server] = _ServerWorker(self, server)
+            worker.start()
+        worker.jobs.put((task, work))
+        return task
+
+    def in_background(self, label: str, work: Callable[[Context], object]) -> Task:
+        """Run `work(ctx)` on the shared pool (no server); ctx.workspace is the thread's own."""
+        task = Task(label)
+        self.active.add(task)
+
+        def run():
+            ws = getattr(self._local, "workspace", None)
+            if ws is None:
+                ws = self._local.workspace = self.workspace_factory()
+            try:
+                result = work(Context(ws, task))
+            except BaseException as e:
+                self._finish(task, error=e)
+            else:
+                self._finish(task, result=result)
+
+        self.pool.submit(run)
+        return task
+
+    def trust_host_key(self, server: str, fingerprint: str) -> None:
+        """The next connection to `server` trusts this exact (unknown) fingerprint."""
+        worker = self.workers.get(server)
+        if worker is None or not worker.is_alive():
+            worker = self.workers[server] = _ServerWorker(self, server)
+            worker.start()
+        worker.accept = fingerprint
+
+    def disconnect(self, server: str) -> None:
+        """Forget the server's worker and connection (server edited or removed)."""
+        worker = self.workers.pop(server, None)
+        if worker is not None:
+            worker.jobs.put(None)
+
+    def shutdown(self, wait: bool = True) -> None:
+        for task in list(self.active):
+            task.cancel()
+        for worker in self.workers.values():
+            worker.jobs.put(None)
+        if wait:
+            for worker in self.workers.values():
+                worker.join(timeout=5)
+        self.workers.clear()
+        self.pool.shutdown(wait=wait, cancel_futures=True)
+
+    # -- back on the GUI thread ---------------------------------------------------------------
+    def _finish(self, task: Task, result=None, error: BaseException | None = None) -> None:
+        if error is not None:
+            error.trace = "".join(traceback.format_exception(error))
+        self._deliver.emit((task, result, error))
+
+    def _on_deliver(self, item) -> None:
+        task, result, error = item
+        task.done = True
+        self.active.discard(task)
+        if error is not None:
+            task.failed.emit(error)
+        else:
+            task.finished.emit(result)
