@@ -2,6 +2,8 @@
 from datetime import datetime, timezone
 from pathlib import Path
 
+import threading
+
 import sqlite_utils
 
 from . import paths
@@ -27,15 +29,17 @@ def _server_auth(db):
     db["servers"].add_column("auth", str, not_null_default="auto")
 
 
+_MIGRATING = threading.Lock()  # threads of one process open their own connections at the same time
 MIGRATIONS = [("0001_servers", _servers), ("0002_events", _events), ("0003_server_auth", _server_auth)]
 
 
 def open_db(path: Path | None = None) -> sqlite_utils.Database:
     path = Path(path) if path else paths.db_path()
     db = sqlite_utils.Database(path)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA busy_timeout=5000")
-    migrate(db)
+    db.execute("PRAGMA busy_timeout=10000")  # first: the WAL switch and migrations may wait for others
+    with _MIGRATING:
+        db.execute("PRAGMA journal_mode=WAL")
+        migrate(db)
     return db
 
 

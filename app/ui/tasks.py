@@ -99,6 +99,7 @@ class _ServerWorker(threading.Thread):
             self.transport = workspace.connect(self.server, self.accept)
         except (UnknownHostKey, HostKeyChanged) as e:
             self.runner.server_state.emit(self.server, "hostkey", str(e))
+            self.runner.host_key_problem.emit(self.server, e)
             raise
         except (RemoteError, OSError) as e:
             self.runner.server_state.emit(self.server, "unreachable", str(e))
@@ -120,9 +121,12 @@ class TaskRunner(QObject):
     """Signals:
         server_state(str server, str state, str detail): state is one of connecting, connected,
             unreachable, hostkey (unknown or changed host key: detail says which)
+        host_key_problem(str server, object error): UnknownHostKey or HostKeyChanged; the main
+            window asks the operator (the task that met it fails as well)
     """
 
     server_state = Signal(str, str, str)
+    host_key_problem = Signal(str, object)
     _deliver = Signal(object)
 
     def __init__(self, workspace_factory: Callable[[], Workspace] = Workspace):

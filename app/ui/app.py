@@ -1,0 +1,15 @@
+"""Start the window: `berth` with no arguments."""
+import sys
+
+from PySide6.QtWidgets import QApplication
+
+
+def run_gui(argv: list[str] | None = None) -> int:
+    from .main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(argv or sys.argv[:1])
+    app.setApplicationName("Berth")
+    app.setOrganizationName("Berth")
+    window = MainWindow()
+    window.show()
+    return app.exec()

@@ -1,0 +1,279 @@
+"""The main window: the fleet on the left, the selected server / model / audit log on the right.
+Views are fed by the task runner and report back with signals; this window wires them together
+and owns the menus, shortcuts and layout memory."""
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QStackedWidget,
+                               QWidget)
+
+from app import __version__
+from app.deploy import queries
+from app.store.servers import LOCAL, local_server
+
+from .audit_view import AuditPage
+from .deploy_dialog import DeployDialog
+from .errors import show_error
+from .fleet import FleetModel, FleetView
+from .hostkey_dialog import HostKeyDialog
+from .icons import icon
+from .model_view import ModelPage
+from .server_dialog import ServerDialog
+from .server_view import ServerPage
+from .settings import settings
+from .tasks import TaskRunner
+
+REFRESH_MS = 15000
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, runner: TaskRunner | None = None):
+        super().__init__()
+        self.setWindowTitle(f"Berth {__version__}")
+        self.setWindowIcon(icon("berth"))
+        self.runner = runner or TaskRunner()
+        self.runner.server_state.connect(self._on_server_state)
+        self.runner.host_key_problem.connect(self._on_host_key_problem)
+        self._asking_host_key: set[str] = set()
+        self._tasks = set()
+        self.servers = {LOCAL: local_server()}
+
+        self.fleet_model = FleetModel(self)
+        self.fleet_model.set_servers(list(self.servers.values()))
+        self.fleet = FleetView(self.fleet_model)
+        self.fleet.setMinimumWidth(240)
+        self.fleet.selected.connect(self._on_selected)
+        self.fleet.bundle_dropped.connect(self.deploy_bundle)
+
+        self.stack = QStackedWidget()
+        self.server_page = ServerPage(self.runner)
+        self.server_page.deploy_requested.connect(self.deploy_bundle)
+        self.server_page.edit_requested.connect(self.edit_server)
+        self.server_page.remove_requested.connect(self.remove_server)
+        self.model_page = ModelPage(self.runner)
+        self.model_page.changed.connect(self.on_changed)
+        self.audit_page = AuditPage(self.runner)
+        self.empty_page = QLabel("Select a server or a model on the left.")
+        self.empty_page.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        for page in (self.empty_page, self.server_page, self.model_page, self.audit_page):
+            self.stack.addWidget(page)
+
+        self.splitter = QSplitter()
+        self.splitter.addWidget(self.fleet)
+        self.splitter.addWidget(self.stack)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([300, 900])
+        self.setCentralWidget(self.splitter)
+        self.setAcceptDrops(True)
+        self._build_menus()
+        self.statusBar().showMessage("Ready")
+        self._restore_layout()
+
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self.refresh_all)
+        self.timer.start(REFRESH_MS)
+        self.load_servers()
+        self.fleet.select(LOCAL)
+        self.fleet.expandAll()
+
+    # -- menus and shortcuts ------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        def act(menu, text, slot, shortcut=None, icon_name=None):
+            a = QAction(icon(icon_name) if icon_name else icon(""), text, self)
+            if shortcut is not None:
+                a.setShortcut(QKeySequence(shortcut))
+            a.triggered.connect(slot)
+            menu.addAction(a)
+            return a
+
+        file = self.menuBar().addMenu("&File")
+        self.add_server_action = act(file, "&Add server…", self.add_server, "Ctrl+N", "add")
+        self.deploy_action = act(file, "&Deploy…", lambda: self.deploy_bundle(self.current_server(), ""),
+                                 "Ctrl+D", "deploy")
+        file.addSeparator()
+        act(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        view = self.menuBar().addMenu("&View")
+        self.refresh_action = act(view, "&Refresh", self.refresh_all, QKeySequence.StandardKey.Refresh, "refresh")
+        act(view, "Au&dit log", self.show_audit, "Ctrl+L", "audit")
+        act(view, "&Filter", self.focus_filter, QKeySequence.StandardKey.Find)
+        edit = self.menuBar().addMenu("&Edit")
+        self.delete_action = act(edit, "&Remove selected server…", self.remove_selected, QKeySequence.StandardKey.Delete)
+        help_menu = self.menuBar().addMenu("&Help")
+        act(help_menu, "&About Berth", self.about)
+
+        tools = self.addToolBar("Main")
+        tools.setObjectName("mainToolbar")
+        tools.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for a in (self.add_server_action, self.deploy_action, self.refresh_action):
+            tools.addAction(a)
+
+    # -- servers ------------------------------------------------------------------------------
+    def load_servers(self) -> None:
+        task = self.runner.in_background("servers", lambda ctx: ctx.workspace.servers.list())
+        task.finished.connect(self._set_servers)
+        task.failed.connect(lambda e: show_error(self, "Cannot read the server list", e))
+        self._keep(task)
+
+    def _set_servers(self, servers) -> None:
+        self.servers = {s.name: s for s in servers}
+        self.fleet_model.set_servers(servers)
+        self.fleet.expandAll()
+        self.refresh_all()
+
+    def refresh_all(self) -> None:
+        for name in self.servers:
+            if self.fleet_model.states.get(name, ("",))[0] != "hostkey":
+                self.refresh(name)
+        self.audit_page.refresh()
+
+    def refresh(self, server: str) -> None:
+        task = self.runner.on_server(server, f"status {server}", lambda ctx: queries.status(ctx.transport))
+        task.finished.connect(lambda rows, s=server: self._set_models(s, rows))
+        self._keep(task)
+
+    def _set_models(self, server: str, rows: list) -> None:
+        self.fleet_model.set_models(server, rows)
+        self.fleet.expandAll()
+        index = self.fleet.currentIndex().siblingAtColumn(0)
+        from .fleet import ROLE_KIND, ROLE_MODEL, ROLE_SERVER
+        if index.data(ROLE_KIND) == "model" and index.data(ROLE_SERVER) == server:
+            status = self.fleet_model.status_of(server, index.data(ROLE_MODEL))
+            if status:
+                self.model_page.show_model(server, status)
+
+    def _on_server_state(self, server: str, state: str, detail: str) -> None:
+        self.fleet_model.set_state(server, state, detail)
+        if self.server_page.server is not None and self.server_page.server.name == server:
+            self.server_page.set_state(state, detail)
+
+    def _on_host_key_problem(self, server: str, error) -> None:
+        if server in self._asking_host_key:
+            return
+        self._asking_host_key.add(server)
+        dialog = HostKeyDialog(server, error, self)
+        dialog.finished.connect(lambda _r, d=dialog, s=server: self._host_key_answered(s, d))
+        dialog.open()
+
+    def _host_key_answered(self, server: str, dialog) -> None:
+        self._asking_host_key.discard(server)
+        if dialog.trusted_fingerprint:
+            self.runner.trust_host_key(server, dialog.trusted_fingerprint)
+            self.refresh(server)
+
+    def current_server(self) -> str:
+        from .fleet import ROLE_SERVER
+        return self.fleet.currentIndex().siblingAtColumn(0).data(ROLE_SERVER) or LOCAL
+
+    def add_server(self) -> None:
+        dialog = ServerDialog(self.runner, None, self)
+        dialog.saved.connect(self._server_saved)
+        dialog.open()
+
+    def edit_server(self, name: str) -> None:
+        dialog = ServerDialog(self.runner, self.servers.get(name), self)
+        dialog.saved.connect(lambda new, old=name: self._server_saved(new, old))
+        dialog.open()
+
+    def _server_saved(self, name: str, old: str | None = None) -> None:
+        if old:
+            self.runner.disconnect(old)
+        self.runner.disconnect(name)
+        self.load_servers()
+        self.audit_page.refresh()
+        QTimer.singleShot(0, lambda: self.fleet.select(name))
+
+    def remove_selected(self) -> None:
+        server = self.current_server()
+        if server != LOCAL:
+            self.remove_server(server)
+
+    def remove_server(self, name: str) -> None:
+        answer = QMessageBox.question(
+            self, "Remove server",
+            f"Remove {name} from this computer's server list?\n\nNothing on the server is changed: "
+            f"its models keep running.", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel)
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        self.runner.disconnect(name)
+        task = self.runner.in_background(f"remove {name}", lambda ctx: ctx.workspace.remove_server(name))
+        task.finished.connect(lambda _: self.load_servers())
+        task.failed.connect(lambda e: show_error(self, f"Cannot remove {name}", e))
+        self._keep(task)
+
+    # -- pages --------------------------------------------------------------------------------
+    def _on_selected(self, kind: str, server: str, model: str) -> None:
+        if kind == "server" and server in self.servers:
+            self.server_page.show_server(self.servers[server], self.fleet_model.states.get(server, ("", "")))
+            self.stack.setCurrentWidget(self.server_page)
+        elif kind == "model":
+            self.model_page.show_model(server, self.fleet_model.status_of(server, model))
+            self.stack.setCurrentWidget(self.model_page)
+        elif kind == "audit":
+            self.show_audit()
+        else:
+            self.stack.setCurrentWidget(self.empty_page)
+
+    def show_audit(self) -> None:
+        self.stack.setCurrentWidget(self.audit_page)
+        self.audit_page.refresh()
+
+    def focus_filter(self) -> None:
+        self.show_audit()
+        self.audit_page.focus_filter()
+
+    # -- deploy -------------------------------------------------------------------------------
+    def deploy_bundle(self, server: str, path: str = "") -> None:
+        if not path:
+            path = QFileDialog.getExistingDirectory(self, f"Deploy a bundle folder to {server}")
+            if not path:
+                return
+        dialog = DeployDialog(self.runner, server, Path(path), self)
+        dialog.changed.connect(self.on_changed)
+        dialog.open()
+
+    def dragEnterEvent(self, event):
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):
+        urls = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if urls:
+            self.deploy_bundle(self.current_server(), urls[0])
+
+    def on_changed(self, server: str) -> None:
+        """A deploy, rollback, start or stop finished: refresh what it may have changed."""
+        self.refresh(server)
+        self.audit_page.refresh()
+
+    # -- misc ---------------------------------------------------------------------------------
+    def _keep(self, task) -> None:
+        self._tasks.add(task)
+        task.finished.connect(lambda _=None, t=task: self._tasks.discard(t))
+        task.failed.connect(lambda _=None, t=task: self._tasks.discard(t))
+
+    def about(self) -> None:
+        QMessageBox.about(self, "About Berth", f"<b>Berth {__version__}</b><p>Deploy, serve and roll back "
+                          "data-science models on your own servers.</p>")
+
+    def _restore_layout(self) -> None:
+        s = settings()
+        if s.value("window/geometry"):
+            self.restoreGeometry(s.value("window/geometry"))
+        else:
+            self.resize(1280, 800)
+        if s.value("window/state"):
+            self.restoreState(s.value("window/state"))
+        if s.value("window/splitter"):
+            self.splitter.restoreState(s.value("window/splitter"))
+
+    def closeEvent(self, event):
+        s = settings()
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        s.setValue("window/splitter", self.splitter.saveState())
+        s.sync()
+        self.timer.stop()
+        self.runner.shutdown(wait=False)
+        super().closeEvent(event)

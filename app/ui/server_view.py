@@ -1,0 +1,128 @@
+"""A server's page: where it is, what it runs, its Python and free disk; on `local`, the example
+bundles, so a first start is never an empty window."""
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
+                               QWidget)
+
+from app.cli_output import human_bytes
+from app.store.servers import LOCAL, ServerConfig
+
+from .errors import ErrorBanner
+from .icons import icon
+
+EXAMPLES = Path(__file__).resolve().parent.parent.parent / "resources" / "examples"
+
+
+class ServerPage(QWidget):
+    """Signals:
+        deploy_requested(str server, str path): path empty = ask for a bundle
+        edit_requested(str server), remove_requested(str server)
+    """
+
+    deploy_requested = Signal(str, str)
+    edit_requested = Signal(str)
+    remove_requested = Signal(str)
+
+    def __init__(self, runner, parent=None):
+        super().__init__(parent)
+        self.runner = runner
+        self.server: ServerConfig | None = None
+        self._task = None
+        layout = QVBoxLayout(self)
+        self.title = QLabel()
+        self.title.setObjectName("pageTitle")
+        self.title.setStyleSheet("font-size: 18pt; font-weight: 600;")
+        self.banner = ErrorBanner()
+        layout.addWidget(self.title)
+        layout.addWidget(self.banner)
+
+        facts = QGroupBox("Server")
+        self.form = QFormLayout(facts)
+        self.fields = {}
+        for key, label in (("where", "Address"), ("environment", "Environment"), ("root", "Berth root"),
+                           ("state", "Connection"), ("python", "Python"), ("disk", "Free disk")):
+            value = QLabel("—")
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.fields[key] = value
+            self.form.addRow(label, value)
+        layout.addWidget(facts)
+
+        buttons = QHBoxLayout()
+        self.deploy_button = QPushButton(icon("deploy"), "Deploy bundle…")
+        self.deploy_button.clicked.connect(lambda: self.deploy_requested.emit(self.server.name, ""))
+        self.test_button = QPushButton(icon("refresh"), "Test connection")
+        self.test_button.clicked.connect(self.test_connection)
+        self.edit_button = QPushButton(icon("edit"), "Edit…")
+        self.edit_button.clicked.connect(lambda: self.edit_requested.emit(self.server.name))
+        self.remove_button = QPushButton(icon("remove"), "Remove…")
+        self.remove_button.clicked.connect(lambda: self.remove_requested.emit(self.server.name))
+        for b in (self.deploy_button, self.test_button, self.edit_button, self.remove_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
+
+        self.examples = QGroupBox("Example bundles: deploy one to try Berth")
+        ex_layout = QVBoxLayout(self.examples)
+        for folder in sorted(p for p in EXAMPLES.iterdir() if (p / "berth.toml").exists()) if EXAMPLES.exists() else []:
+            row = QHBoxLayout()
+            row.addWidget(QLabel(f"<b>{folder.name}</b> — {_description(folder)}"), 1)
+            button = QPushButton(icon("deploy"), f"Deploy {folder.name}")
+            button.setObjectName(f"deploy-example-{folder.name}")
+            button.clicked.connect(lambda _=False, f=folder: self.deploy_requested.emit(LOCAL, str(f)))
+            row.addWidget(button)
+            ex_layout.addLayout(row)
+        layout.addWidget(self.examples)
+        layout.addStretch(1)
+
+    def show_server(self, server: ServerConfig, state: tuple[str, str] = ("", "")) -> None:
+        changed = self.server is None or self.server.name != server.name
+        self.server = server
+        self.title.setText(server.name)
+        local = server.name == LOCAL
+        self.fields["where"].setText(server.describe())
+        self.fields["environment"].setText(server.environment or "—")
+        self.fields["root"].setText(server.root)
+        self.set_state(*state)
+        self.edit_button.setVisible(not local)
+        self.remove_button.setVisible(not local)
+        self.examples.setVisible(local)
+        if changed:
+            self.banner.clear()
+            self.fields["python"].setText("—")
+            self.fields["disk"].setText("—")
+            self.test_connection()
+
+    def set_state(self, state: str, detail: str = "") -> None:
+        self.fields["state"].setText(state + (f": {detail}" if detail and state != "connected" else ""))
+
+    def test_connection(self) -> None:
+        name = self.server.name
+        self.test_button.setEnabled(False)
+        self._task = self.runner.on_server(name, f"hello {name}", lambda ctx: ctx.transport.hello())
+        self._task.finished.connect(lambda info, n=name: self._show_info(n, info))
+        self._task.failed.connect(lambda e, n=name: self._show_failure(n, e))
+
+    def _show_info(self, name: str, info: dict) -> None:
+        self.test_button.setEnabled(True)
+        if self.server is None or self.server.name != name:
+            return
+        self.banner.clear()
+        self.fields["python"].setText(f"{info['python']} ({info['machine']}, {info['libc']})")
+        self.fields["disk"].setText(f"{human_bytes(info['disk_free'])} of {human_bytes(info['disk_total'])}")
+        self.fields["root"].setText(info["root"])
+
+    def _show_failure(self, name: str, error: BaseException) -> None:
+        self.test_button.setEnabled(True)
+        if self.server is not None and self.server.name == name:
+            self.banner.show_error(error, "Cannot reach the server: ")
+
+
+def _description(folder: Path) -> str:
+    import tomllib
+
+    try:
+        return tomllib.loads((folder / "berth.toml").read_text())["model"].get("description", "")[:90]
+    except (OSError, ValueError, KeyError):
+        return ""
