@@ -102,3 +102,24 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if {"sshd", "sshd_factory"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.ssh)
+
+
+# --- the console ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def task_runner(qtbot):
+    """A TaskRunner (app/ui/tasks.py) for one test; its threads are stopped after."""
+    from app.ui.tasks import TaskRunner
+
+    runner = TaskRunner()
+    yield runner
+    runner.shutdown(wait=True)
+
+
+@pytest.fixture
+def stop_local_runners(berth_home):
+    """Stops every model runner the test started on the `local` server."""
+    yield berth_home / "local"
+    from agent_kit import stop_all
+
+    stop_all(berth_home / "local")

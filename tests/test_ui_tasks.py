@@ -1,0 +1,66 @@
+"""The bridge between worker threads and the GUI thread."""
+import threading
+
+import pytest
+
+from app.remote.errors import UnknownHostKey
+
+
+def test_server_work_runs_off_the_gui_thread_and_reports_back(qtbot, task_runner):
+    gui = threading.get_ident()
+    seen = {}
+
+    def work(ctx):
+        seen["thread"] = threading.get_ident()
+        ctx.task.progress("half")
+        return ctx.transport.hello()["python"]
+
+    task = task_runner.on_server("local", "hello", work)
+    got = []
+    task.progressed.connect(lambda v: got.append(("progress", v, threading.get_ident())))
+    task.finished.connect(lambda v: got.append(("finished", v, threading.get_ident())))
+    qtbot.waitUntil(lambda: len(got) == 2, timeout=20000)
+    assert seen["thread"] != gui
+    assert [g[0] for g in got] == ["progress", "finished"] and got[0][1] == "half"
+    assert got[1][1].count(".") == 2 and {g[2] for g in got} == {gui}  # delivered on the GUI thread
+
+
+def test_one_connection_per_server_is_reused(qtbot, task_runner):
+    transports = []
+    for _ in range(3):
+        task = task_runner.on_server("local", "t", lambda ctx: transports.append(ctx.transport) or 1)
+        with qtbot.waitSignal(task.finished, timeout=20000):
+            pass
+    assert len(transports) == 3 and transports[0] is transports[1] is transports[2]
+
+
+def test_failures_arrive_with_their_trace(qtbot, task_runner):
+    def work(ctx):
+        raise ValueError("boom")
+
+    task = task_runner.in_background("fail", work)
+    with qtbot.waitSignal(task.failed, timeout=10000) as blocker:
+        pass
+    error = blocker.args[0]
+    assert str(error) == "boom" and "ValueError" in error.trace
+
+
+def test_unknown_host_key_is_reported_and_never_accepted(qtbot, task_runner, sshd):
+    from app.store.servers import ServerConfig
+    from app.workspace import Workspace
+
+    ws = Workspace()
+    ws.servers.save(ServerConfig(name="box", host=sshd.host, port=sshd.port, user=sshd.user,
+                                 key_path=str(sshd.key_path), root=str(sshd.folder / "r")))
+    problems, failures = [], []
+    task_runner.host_key_problem.connect(lambda *args: problems.append(args))
+    task = task_runner.on_server("box", "hello", lambda ctx: ctx.transport.hello())
+    task.failed.connect(failures.append)
+    qtbot.waitUntil(lambda: bool(problems and failures), timeout=20000)
+    assert problems[0][0] == "box" and isinstance(problems[0][1], UnknownHostKey)
+    assert problems[0][1].fingerprint == sshd.fingerprint and isinstance(failures[0], UnknownHostKey)
+    task_runner.trust_host_key("box", sshd.fingerprint)
+    task = task_runner.on_server("box", "hello", lambda ctx: ctx.transport.hello())
+    with qtbot.waitSignal(task.finished, timeout=20000) as done:
+        pass
+    assert done.args[0]["root"].endswith("/r")
