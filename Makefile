@@ -29,18 +29,20 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Until the desktop window exists, `make run` runs the demo.
+# The desktop console (needs a display; `make demo` is the headless tour).
 run: $(STAMP)
-	$(VENV)/bin/berth demo
+	$(VENV)/bin/berth
 
 demo: $(STAMP)
 	$(VENV)/bin/berth demo
 
 bench: $(STAMP)
 	$(PY) bench/deploy.py
+	$(PY) bench/gui_start.py
 
-screenshots:
-	@echo "screenshots come with the desktop console"
+# Renders the main views from a real session against `local` into docs/screenshots/.
+screenshots: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) docs/make_screenshots.py
 
 # Build outputs and caches; keeps .venv (others may be using it). `make distclean` removes it too.
 clean:

@@ -13,6 +13,7 @@ COMMANDS = {
     "status": queries.status,
     "releases": queries.list_releases,
     "logs": queries.logs,
+    "example": queries.example,
     "journal": queries.read_journal,
     "deploy": operations.deploy,
     "rollback": operations.rollback,

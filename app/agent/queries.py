@@ -1,5 +1,6 @@
 """Read-only questions about a server: no lock, no journal entry."""
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -8,7 +9,9 @@ import sys
 
 from . import blobs, journal, releases, supervise
 from .fsutil import tail
-from .layout import check_name, check_version
+from .layout import AgentError, check_name, check_version
+
+EXAMPLE_MAX_BYTES = 1 << 20
 
 
 def agent_version():
@@ -78,6 +81,46 @@ def logs(ctx, req):
     if not version:
         return {"lines": []}
     return {"version": version, "lines": tail(model.runner_log(check_version(version)), int(req.get("lines", 100)))}
+
+
+def example(ctx, req):
+    """The release's input example (manifest `input_example`), parsed; null when it has none."""
+    model = ctx.root.model(check_name(req.get("model")))
+    version = req.get("version") or model.current_version()
+    if not version:
+        raise AgentError("%s is not deployed on this server" % model.name, "nothing_deployed")
+    check_version(version)
+    info = releases.read_release(model, version)
+    if info is None:
+        raise AgentError("%s has no release %s on this server" % (model.name, version), "no_release")
+    rel = (info.get("manifest") or {}).get("input_example")
+    if not rel:
+        return {"version": version, "example": None}
+    bundle = os.path.join(model.release(version), "bundle")
+    path = _inside(bundle, rel)
+    try:
+        if os.path.getsize(path) > EXAMPLE_MAX_BYTES:
+            raise AgentError("the input example %s is larger than 1 MiB" % rel, "too_large")
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return {"version": version, "example": None}
+    try:
+        return {"version": version, "example": json.loads(data.decode("utf-8"))}
+    except ValueError as e:
+        raise AgentError("the input example %s is not valid JSON: %s" % (rel, e), "bad_example")
+
+
+def _inside(base, rel):
+    """base/rel, refused when rel could leave base (absolute, `..`, or a link pointing out)."""
+    if not isinstance(rel, str) or rel.startswith("/") or "\\" in rel or "\0" in rel \
+            or any(p in ("", ".", "..") for p in rel.split("/")):
+        raise AgentError("invalid input_example path %r in the manifest" % (rel,), "bad_example")
+    path = os.path.join(base, *rel.split("/"))
+    real_base = os.path.realpath(base)
+    if os.path.commonpath([real_base, os.path.realpath(path)]) != real_base:
+        raise AgentError("invalid input_example path %r in the manifest" % (rel,), "bad_example")
+    return path
 
 
 def read_journal(ctx, req):

@@ -37,6 +37,7 @@ class MainWindow(QMainWindow):
         self.runner.host_key_problem.connect(self._on_host_key_problem)
         self._asking_host_key: set[str] = set()
         self._tasks = set()
+        self._refreshing: set[str] = set()
         self.servers = {LOCAL: local_server()}
 
         self.fleet_model = FleetModel(self)
@@ -127,9 +128,14 @@ class MainWindow(QMainWindow):
                 self.refresh(name)
         self.audit_page.refresh()
 
-    def refresh(self, server: str) -> None:
+    def refresh(self, server: str, force: bool = False) -> None:
+        if server in self._refreshing and not force:  # a slow or dead host: never pile up requests
+            return
+        self._refreshing.add(server)
         task = self.runner.on_server(server, f"status {server}", lambda ctx: queries.status(ctx.transport))
         task.finished.connect(lambda rows, s=server: self._set_models(s, rows))
+        for signal in (task.finished, task.failed):
+            signal.connect(lambda _=None, s=server: self._refreshing.discard(s))
         self._keep(task)
 
     def _set_models(self, server: str, rows: list) -> None:
@@ -159,7 +165,7 @@ class MainWindow(QMainWindow):
         self._asking_host_key.discard(server)
         if dialog.trusted_fingerprint:
             self.runner.trust_host_key(server, dialog.trusted_fingerprint)
-            self.refresh(server)
+            self.refresh(server, force=True)
 
     def current_server(self) -> str:
         from .fleet import ROLE_SERVER
@@ -244,7 +250,7 @@ class MainWindow(QMainWindow):
 
     def on_changed(self, server: str) -> None:
         """A deploy, rollback, start or stop finished: refresh what it may have changed."""
-        self.refresh(server)
+        self.refresh(server, force=True)
         self.audit_page.refresh()
 
     # -- misc ---------------------------------------------------------------------------------

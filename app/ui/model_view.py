@@ -1,6 +1,24 @@
-"""STUB (replaced by the model view): name, version, state, releases, predict, logs."""
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+"""A model's page: a header (name, version, state, endpoint, uptime) with Roll back / Stop / Start,
+and tabs Overview / Releases / Predict / Logs. Every server call runs on the server's thread; when
+the host goes away, the last known data stays on screen under a "stale" banner."""
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QMessageBox, QTabWidget, QVBoxLayout, QWidget
+
+from app.deploy import changes, queries
+
+from .errors import ErrorBanner
+from .icons import icon
+from .log_view import LogView
+from .model_overview import ModelHeader, ModelOverview
+from .predict_panel import PredictPanel
+from .releases_view import ReleasesView
+
+ACTIONS = {"rollback": "Roll back", "start": "Start", "stop": "Stop"}
+CONNECTION_CODES = ("connection_lost", "unreachable", "connect_failed", "auth_failed")
+
+
+def is_connection_error(error: BaseException) -> bool:
+    return isinstance(error, (OSError, EOFError)) or getattr(error, "code", "") in CONNECTION_CODES
 
 
 class ModelPage(QWidget):
@@ -13,8 +31,199 @@ class ModelPage(QWidget):
     def __init__(self, runner, parent=None):
         super().__init__(parent)
         self.runner = runner
-        self.title = QLabel()
-        QVBoxLayout(self).addWidget(self.title)
+        self.server: str | None = None
+        self.model: str | None = None
+        self.status: dict = {}
+        self.releases: list[dict] = []  # as the agent lists them: oldest deploy first
+        self.busy = False
+        self.confirmation: QMessageBox | None = None
+        self._loading = None
+        self._tasks: set = set()
 
+        self.header = ModelHeader()
+        self.header.rollback_requested.connect(self.ask_rollback)
+        self.header.stop_requested.connect(lambda: self.run_change("stop"))
+        self.header.start_requested.connect(lambda: self.run_change("start"))
+        self.stale_banner = ErrorBanner()
+        self.stale_banner.setObjectName("staleBanner")
+        self.banner = ErrorBanner()
+        for b in (self.stale_banner, self.banner):  # until ErrorBanner does both itself (see the report)
+            b.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+            b.label.setStyleSheet("color: white;")
+
+        self.overview = ModelOverview()
+        self.releases_view = ReleasesView()
+        self.releases_view.make_current_requested.connect(self.ask_make_current)
+        self.predict = PredictPanel(runner)
+        self.logs = LogView(runner)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.overview, "Overview")
+        self.tabs.addTab(self.releases_view, icon("rollback"), "Releases")
+        self.tabs.addTab(self.predict, icon("predict"), "Predict")
+        self.tabs.addTab(self.logs, icon("logs"), "Logs")
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.header)
+        layout.addWidget(self.stale_banner)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.tabs, 1)
+        runner.server_state.connect(self._on_server_state)
+
+    # -- fed by the main window ---------------------------------------------------------------
     def show_model(self, server: str, status: dict) -> None:
-        self.title.setText(f"{status['model']} {status['version']} on {server}: {status['state']}")
+        """The operator selected a model, or a fleet refresh brought a fresh status for it."""
+        if not status:
+            return
+        new = (server, status["model"]) != (self.server, self.model)
+        if new:
+            self.server, self.model = server, status["model"]
+            self.releases = []
+            self.releases_view.set_releases([])
+            self.overview.set_release(None)
+            self.banner.clear()
+            self.stale_banner.clear()
+            self.header.message.clear()
+            self.logs.set_model(server, self.model)
+        else:
+            self.stale_banner.clear()  # a fresh status: the host answers again
+        known = self.current_release()
+        self._set_status(status)
+        if new or known is None or known["version"] != status.get("version") \
+                or known.get("sha256") != status.get("sha256"):
+            self.reload()
+
+    def reload(self) -> None:
+        """Read the model's status and releases again (on the server's thread)."""
+        if not self.server or (self._loading is not None and not self._loading.done):
+            return
+        server, model = self.server, self.model
+
+        def work(ctx):
+            return queries.status(ctx.transport, model), queries.releases(ctx.transport, model)
+
+        task = self._loading = self.runner.on_server(server, f"releases {model}", work)
+        task.finished.connect(lambda r, k=(server, model): self._loaded(k, r))
+        task.failed.connect(lambda e, k=(server, model): self._load_failed(k, e))
+        self._keep(task)
+
+    def current_release(self) -> dict | None:
+        return next((r for r in self.releases if r.get("current")), None)
+
+    def previous_version(self) -> str | None:
+        """The release deployed before the current one (what Roll back goes to)."""
+        versions = [r["version"] for r in self.releases]
+        current = self.status.get("version")
+        if current not in versions or versions.index(current) == 0:
+            return None
+        return versions[versions.index(current) - 1]
+
+    # -- actions ------------------------------------------------------------------------------
+    def ask_rollback(self) -> None:
+        target, current = self.previous_version(), self.status.get("version")
+        if target:
+            self._confirm("Roll back", f"Roll back {self.model} on {self.server} from {current} to {target}?",
+                          "Roll back", lambda: self.run_change("rollback", to=target))
+
+    def ask_make_current(self, version: str) -> None:
+        current = self.status.get("version")
+        if version and version != current:
+            self._confirm("Make current", f"Make {self.model} {version} current on {self.server}?\n"
+                          f"{current} → {version}", "Make current", lambda: self.run_change("rollback", to=version))
+
+    def run_change(self, action: str, **params) -> None:
+        if self.busy or not self.server:
+            return
+        server, model = self.server, self.model
+        self._set_busy(True)
+        self.banner.clear()
+        self.header.message.setText(f"{ACTIONS[action]}: {model} on {server}…")
+
+        def work(ctx):
+            return ctx.drive(changes.change(ctx.transport, ctx.workspace.audit, action, model, **params))
+
+        task = self.runner.on_server(server, f"{action} {model}", work)
+        task.progressed.connect(self.header.show_progress)
+        task.finished.connect(lambda r, a=action, k=(server, model): self._changed(k, a, r, None))
+        task.failed.connect(lambda e, a=action, k=(server, model): self._changed(k, a, None, e))
+        self._keep(task)
+
+    def _confirm(self, title: str, text: str, ok_text: str, on_yes) -> None:
+        box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.Cancel, self)
+        box.setInformativeText("The release is started and health-checked before the switch; if it does not "
+                               "answer, the current release keeps serving.")
+        ok = box.addButton(ok_text, QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.confirm_button = ok
+        box.finished.connect(lambda _r, b=box: on_yes() if b.clickedButton() is b.confirm_button else None)
+        box.finished.connect(lambda _r: setattr(self, "confirmation", None))
+        self.confirmation = box
+        box.open()
+
+    def _changed(self, key, action: str, result, error) -> None:
+        self._set_busy(False)
+        server, model = key
+        if key == (self.server, self.model):
+            if error is None:
+                version = (result or {}).get("version", "")
+                done = {"rollback": f"{model} {version} is current", "start": f"{model} {version} started",
+                        "stop": f"{model} {version} stopped"}[action]
+                detail = (result or {}).get("detail") or ""
+                self.header.message.setText(f"{done} ({detail})." if detail and detail not in done else f"{done}.")
+            else:
+                self.header.message.clear()
+                self.banner.show_error(error, f"{ACTIONS[action]} of {model} on {server} failed: ")
+            self.reload()
+        self.changed.emit(server)
+
+    # -- results ------------------------------------------------------------------------------
+    def _loaded(self, key, result) -> None:
+        if key != (self.server, self.model):
+            return
+        rows, releases = result
+        self.stale_banner.clear()
+        self.releases = releases
+        self.releases_view.set_releases(releases)
+        self.overview.set_release(self.current_release())
+        if rows:
+            self._set_status(rows[0])
+        else:
+            self._set_status(dict(self.status, state="not deployed", port=None, version=None))
+
+    def _load_failed(self, key, error) -> None:
+        if key != (self.server, self.model):
+            return
+        if is_connection_error(error):
+            self._show_stale(error)
+        else:
+            self.banner.show_error(error, f"Cannot read the releases of {self.model}: ")
+
+    def _on_server_state(self, server: str, state: str, detail: str) -> None:
+        if server != self.server:
+            return
+        if state == "unreachable":
+            self._show_stale(ConnectionError(detail or f"{server} does not answer"))
+        elif state == "connected" and self.stale_banner.error is not None:
+            self.stale_banner.clear()
+            self.reload()
+
+    def _show_stale(self, error) -> None:
+        self.stale_banner.show_error(error, f"{self.server} cannot be reached; showing the last known data "
+                                            f"(may be stale): ")
+
+    # -- header ------------------------------------------------------------------------------
+    def _set_status(self, status: dict) -> None:
+        self.status = dict(status)
+        self.header.set_status(self.server, status, self.previous_version(), self.busy)
+        self.predict.set_model(self.server, self.model, status.get("version"))
+
+    def _set_busy(self, busy: bool) -> None:
+        self.busy = busy
+        self.releases_view.set_busy(busy)
+        self.header.set_status(self.server, self.status, self.previous_version(), busy)
+
+    # -- housekeeping -------------------------------------------------------------------------
+    def _keep(self, task) -> None:
+        self._tasks.add(task)
+        task.finished.connect(lambda _=None, t=task: self._tasks.discard(t))
+        task.failed.connect(lambda _=None, t=task: self._tasks.discard(t))
