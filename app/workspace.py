@@ -75,8 +75,11 @@ class Workspace:
         self.servers.remove(name)
         self.audit.record("server.remove", "ok", server=name)
 
-    def forget_host_key(self, name: str) -> int:
-        server = self.servers.get(name)
+    def forget_host_key(self, name: str, config: ServerConfig | None = None) -> int:
+        """Forget the trusted key(s) of server `name`; `config` (a server being added or edited) names
+        the address when it is not, or not yet, the saved one."""
+        server = config if config is not None else self.servers.get(name)
         n = KnownHosts(paths.known_hosts_path()).forget(server.host, server.port)
-        self.audit.record("hostkey.forget", "ok", server=name, detail=f"{n} key(s) removed")
+        self.audit.record("hostkey.forget", "ok", server=name, ssh_user=server.user,
+                          detail=f"{n} key(s) removed for {server.host}:{server.port}")
         return n

@@ -13,6 +13,7 @@ from app.remote.local import LocalTransport
 from app.ui.deploy_dialog import DeployDialog
 from app.workspace import Workspace
 from cli_kit import break_model, iris_copy, iris_input
+from ui_kit import reach_confirmation
 
 BIG_MB = 200
 
@@ -43,16 +44,6 @@ def open_dialog(qtbot, task_runner, folder) -> DeployDialog:
     qtbot.addWidget(dialog)
     dialog.show()
     return dialog
-
-
-def reach_confirmation(qtbot, dialog) -> None:
-    """Wait for the check; click Next if the check page stays (warnings), then wait for the plan."""
-    qtbot.waitUntil(lambda: dialog.check is not None, timeout=60000)
-    if dialog.stack.currentWidget() is dialog.check_page:
-        assert dialog.next_button.isEnabled(), [str(p) for p in dialog.check.problems]
-        qtbot.mouseClick(dialog.next_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: dialog.plan is not None, timeout=30000)
-    assert dialog.stack.currentWidget() is dialog.confirm_page and dialog.deploy_button.isEnabled()
 
 
 def current_version(berth_home, model="iris"):

@@ -1,8 +1,6 @@
 """The bridge between worker threads and the GUI thread."""
 import threading
 
-import pytest
-
 from app.remote.errors import UnknownHostKey
 
 
@@ -23,6 +21,24 @@ def test_server_work_runs_off_the_gui_thread_and_reports_back(qtbot, task_runner
     assert seen["thread"] != gui
     assert [g[0] for g in got] == ["progress", "finished"] and got[0][1] == "half"
     assert got[1][1].count(".") == 2 and {g[2] for g in got} == {gui}  # delivered on the GUI thread
+
+
+def test_progress_reported_before_the_caller_connects_is_not_lost(qtbot, task_runner):
+    reported = threading.Event()
+
+    def work(ctx):
+        for step in range(3):
+            ctx.task.progress(step)
+        reported.set()
+        return "ok"
+
+    task = task_runner.in_background("early", work)
+    assert reported.wait(10)  # every value was reported before anything below is connected
+    got = []
+    task.progressed.connect(got.append)
+    with qtbot.waitSignal(task.finished, timeout=10000):
+        pass
+    assert got == [0, 1, 2]
 
 
 def test_one_connection_per_server_is_reused(qtbot, task_runner):
@@ -64,3 +80,17 @@ def test_unknown_host_key_is_reported_and_never_accepted(qtbot, task_runner, ssh
     with qtbot.waitSignal(task.finished, timeout=20000) as done:
         pass
     assert done.args[0]["root"].endswith("/r")
+
+
+def test_an_answer_for_a_closed_window_is_dropped(qtbot, task_runner):
+    from PySide6.QtWidgets import QWidget
+    from shiboken6 import delete
+
+    owner, go = QWidget(), threading.Event()
+    task = task_runner.in_background("slow", lambda ctx: go.wait(10), owner=owner)
+    got = []
+    task.finished.connect(got.append)
+    delete(owner)
+    go.set()
+    qtbot.waitUntil(lambda: not task_runner.active, timeout=10000)
+    assert got == [] and not task.done

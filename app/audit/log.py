@@ -1,11 +1,16 @@
 """The local audit log: every deploy, failed deploy, rollback, start, stop and server change."""
+from __future__ import annotations
+
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from .actor import actor_label, local_actor
+
+if TYPE_CHECKING:  # loaded on first use: the window paints sooner
+    import sqlite_utils
+
 
 FIELDS = ("ts", "actor", "ssh_user", "server", "model", "version", "sha256", "action", "outcome", "detail")
 

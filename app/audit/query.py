@@ -2,11 +2,16 @@
 
 Newest first. The free-text filter matches any column (case-insensitive, literal: `%` and `_` are
 not wildcards)."""
-from dataclasses import dataclass
+from __future__ import annotations
 
-import sqlite_utils
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .log import FIELDS
+
+if TYPE_CHECKING:  # loaded on first use: the window paints sooner
+    import sqlite_utils
+
 
 COLUMNS = ("id",) + FIELDS
 TEXT_COLUMNS = ("actor", "ssh_user", "server", "model", "version", "sha256", "action", "outcome", "detail")

@@ -1,8 +1,5 @@
 """Secrets live in the system keyring only: never in SQLite, config files, logs or messages.
 When no secure keyring exists, Berth says so and asks each time instead of storing."""
-import keyring
-from keyring.errors import KeyringError, NoKeyringError
-
 SERVICE = "berth"
 
 
@@ -10,17 +7,27 @@ class NoSecureKeyring(RuntimeError):
     pass
 
 
+def _keyring():
+    """keyring (and its backend discovery) loads on first use, not at start-up."""
+    import keyring
+    import keyring.errors
+
+    return keyring, keyring.errors
+
+
 def get_secret(account: str) -> str | None:
+    keyring, errors = _keyring()
     try:
         return keyring.get_password(SERVICE, account)
-    except (NoKeyringError, KeyringError):
+    except (errors.NoKeyringError, errors.KeyringError):
         return None
 
 
 def set_secret(account: str, secret: str) -> None:
+    keyring, errors = _keyring()
     try:
         keyring.set_password(SERVICE, account, secret)
-    except NoKeyringError as e:
+    except errors.NoKeyringError as e:
         raise NoSecureKeyring("no secure keyring is available on this computer; the secret was not saved") from e
 
 
@@ -33,7 +40,8 @@ def password_account(server: str) -> str:
 
 
 def delete_secret(account: str) -> None:
+    keyring, errors = _keyring()
     try:
         keyring.delete_password(SERVICE, account)
-    except (KeyringError, NoKeyringError):
+    except (errors.KeyringError, errors.NoKeyringError):
         pass

@@ -1,12 +1,17 @@
 """Berth's own known-hosts file (OpenSSH format). Unknown keys are refused unless the operator
 names the exact fingerprint; a changed key is always refused."""
+from __future__ import annotations
+
 import base64
 import hashlib
 from pathlib import Path
-
-import paramiko
+from typing import TYPE_CHECKING
 
 from .errors import HostKeyChanged, UnknownHostKey
+
+if TYPE_CHECKING:  # only when a real server is used
+    import paramiko
+
 
 RSA_ALGORITHMS = ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")
 
@@ -25,6 +30,8 @@ class KnownHosts:
         self.path = Path(path)
 
     def _load(self) -> paramiko.HostKeys:
+        import paramiko  # only when a real server is used
+
         keys = paramiko.HostKeys()
         if self.path.exists():
             keys.load(str(self.path))

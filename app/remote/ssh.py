@@ -6,6 +6,7 @@ import os
 import shlex
 import socket
 import stat
+import time
 from pathlib import Path
 
 import paramiko
@@ -50,6 +51,8 @@ class SSHTransport(Transport):
     def _connect(self, accept):
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        except TimeoutError:
+            raise ConnectFailed(self._no_answer("no TCP answer")) from None
         except OSError as e:
             raise ConnectFailed(f"cannot reach {self.host}:{self.port}: {e.strerror or e}") from None
         t = paramiko.Transport(sock)
@@ -59,6 +62,7 @@ class SSHTransport(Transport):
         if preferred:
             opts = t.get_security_options()
             opts.key_types = tuple(preferred + [k for k in opts.key_types if k not in preferred])
+        started = time.monotonic()
         try:
             t.start_client(timeout=self.timeout)
             self.key_added = self.known_hosts.verify(self.host, self.port, t.get_remote_server_key(), accept)
@@ -68,10 +72,17 @@ class SSHTransport(Transport):
             raise
         except (paramiko.SSHException, OSError, EOFError) as e:
             t.close()
+            # start_client gives up silently at its timeout; the next call then says "No existing session"
+            if isinstance(e, TimeoutError) or time.monotonic() - started >= self.timeout - 0.5:
+                raise ConnectFailed(self._no_answer("no SSH answer")) from None
             raise ConnectFailed(f"SSH to {self.host}:{self.port} failed: {e or type(e).__name__}") from None
         t.set_keepalive(30)
         sock.settimeout(None)
         return t
+
+    def _no_answer(self, what: str) -> str:
+        return (f"{what} from {self.host}:{self.port} within {self.timeout:g} s "
+                f"(is the server up, the port right, or a firewall dropping packets?)")
 
     def _authenticate(self, t: paramiko.Transport):
         tried = []
@@ -229,10 +240,12 @@ def _load_key(path: str, tried: list) -> paramiko.PKey | None:
         tried.append(f"key file {path}: not found")
         return None
     passphrase = credentials.get_secret(credentials.key_passphrase_account(path))
+    secret = passphrase.encode() if passphrase is not None else None  # paramiko 4+ wants bytes
     try:
-        return paramiko.PKey.from_path(path, password=passphrase)
-    except (paramiko.PasswordRequiredException, TypeError):  # paramiko 4+ lets cryptography's TypeError through
+        return paramiko.PKey.from_path(path, password=secret)
+    except (paramiko.PasswordRequiredException, TypeError):  # cryptography's "no password given" is a TypeError
         tried.append(f"key file {path}: encrypted, and no passphrase is stored in the keyring")
     except (paramiko.SSHException, ValueError, OSError) as e:
-        tried.append(f"key file {path}: cannot be read ({type(e).__name__})")
+        why = "the passphrase in the keyring does not open it" if secret else f"cannot be read ({type(e).__name__})"
+        tried.append(f"key file {path}: {why}")
     return None

@@ -1,12 +1,15 @@
 """The local SQLite database, with named migrations recorded in a table (applied once, in order)."""
-from datetime import datetime, timezone
-from pathlib import Path
+from __future__ import annotations
 
 import threading
-
-import sqlite_utils
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import paths
+
+if TYPE_CHECKING:  # loaded on first use: the window paints sooner
+    import sqlite_utils
 
 
 def _servers(db):
@@ -35,6 +38,8 @@ MIGRATIONS = [("0001_servers", _servers), ("0002_events", _events), ("0003_serve
 
 def open_db(path: Path | None = None) -> sqlite_utils.Database:
     path = Path(path) if path else paths.db_path()
+    import sqlite_utils  # imported here: the window paints before the store loads
+
     db = sqlite_utils.Database(path)
     db.execute("PRAGMA busy_timeout=10000")  # first: the WAL switch and migrations may wait for others
     with _MIGRATING:

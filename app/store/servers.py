@@ -1,10 +1,15 @@
 """The operator's server list. `local` is built in and never stored; no secret is ever stored."""
+from __future__ import annotations
+
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from . import paths
+
+if TYPE_CHECKING:  # loaded on first use: the window paints sooner
+    import sqlite_utils
+
 
 LOCAL = "local"
 

@@ -6,10 +6,12 @@ from PySide6.QtWidgets import QApplication
 
 def run_gui(argv: list[str] | None = None) -> int:
     from .main_window import MainWindow
+    from .theme import apply_theme
 
     app = QApplication.instance() or QApplication(argv or sys.argv[:1])
     app.setApplicationName("Berth")
     app.setOrganizationName("Berth")
+    apply_theme(app)
     window = MainWindow()
     window.show()
     return app.exec()

@@ -3,7 +3,6 @@
 Every disk and server call runs in the TaskRunner (the bundle check in the background pool, the plan
 and the deploy on the server's own thread); this dialog only reacts to their signals.
 """
-import threading
 from pathlib import Path
 
 from PySide6.QtCore import Signal
@@ -159,10 +158,8 @@ class DeployDialog(QDialog):
         if self.plan is None or self.deploying:
             return
         path = self.path
-        connected = threading.Event()
 
         def work(ctx):
-            connected.wait(10)  # progress emitted before the signals below are connected would be lost
             deploy = Deploy(ctx.transport, path, ctx.workspace.audit, cancel=ctx.task.cancel_event)
             ctx.drive(deploy.run())
             return deploy.result or {}
@@ -173,7 +170,6 @@ class DeployDialog(QDialog):
         task.progressed.connect(self._progressed)
         task.finished.connect(self._deployed)
         task.failed.connect(self._deploy_failed)
-        connected.set()
 
     def _progressed(self, p) -> None:
         self.progress_page.show_progress(p)

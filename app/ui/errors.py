@@ -1,4 +1,5 @@
 """Errors shown where they happened: one line an operator understands, the detail one click away."""
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
 
 
@@ -35,7 +36,6 @@ class ErrorBanner(QWidget):
         row.setContentsMargins(6, 4, 6, 4)
         self.label = QLabel()
         self.label.setWordWrap(True)
-        self.label.setStyleSheet("color: palette(bright-text);")
         self.details_button = QPushButton("Details…")
         self.details_button.clicked.connect(self._show_details)
         close = QPushButton("Dismiss")
@@ -43,8 +43,9 @@ class ErrorBanner(QWidget):
         row.addWidget(self.label, 1)
         row.addWidget(self.details_button)
         row.addWidget(close)
-        self.setAutoFillBackground(True)
-        self.setStyleSheet("ErrorBanner { background: #b3261e; } QLabel { color: white; }")
+        # A QWidget subclass paints a style-sheet background only with WA_StyledBackground.
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.setStyleSheet("ErrorBanner { background: #b3261e; } ErrorBanner QLabel { color: white; }")
         self.hide()
 
     def show_error(self, error: BaseException, prefix: str = "") -> None:

@@ -23,29 +23,6 @@ def _mono_label(text: str, name: str = "") -> QLabel:
     return label
 
 
-def forget_key(workspace, server: str, config=None) -> int:
-    """Forget the known key(s) of `server`; `config` (a ServerConfig being added or edited) names the
-    host and port when they are not (or not yet) the saved ones."""
-    if config is not None and not _is_saved_as(workspace, server, config):
-        # A server not saved yet (or whose address is being edited): forget that address's key.
-        # TODO(lead): a Workspace.forget_host_key(name, config=...) would keep this in one place.
-        from app.remote.hostkeys import KnownHosts
-        from app.store import paths
-
-        n = KnownHosts(paths.known_hosts_path()).forget(config.host, config.port)
-        workspace.audit.record("hostkey.forget", "ok", server=server, ssh_user=config.user,
-                               detail=f"{n} key(s) removed for {config.host}:{config.port}")
-        return n
-    return workspace.forget_host_key(server)
-
-
-def _is_saved_as(workspace, server: str, config) -> bool:
-    if not workspace.servers.exists(server):
-        return False
-    saved = workspace.servers.get(server)
-    return (saved.host, saved.port) == (config.host, config.port)
-
-
 class HostKeyDialog(QDialog):
     """Unknown or changed host key of `server`. After `finished`, `trusted_fingerprint` is the
     fingerprint the operator chose to trust, or None (refused or closed).
@@ -181,14 +158,14 @@ class HostKeyDialog(QDialog):
             from app.workspace import Workspace
 
             try:
-                forget_key(Workspace(), server, config)
+                Workspace().forget_host_key(server, config)
             except Exception as e:  # noqa: BLE001 - shown to the operator
                 self._forget_failed(e)
                 return
             self._forgotten(None)
             return
         self._task = self.runner.in_background(f"forget host key of {server}",
-                                               lambda ctx: forget_key(ctx.workspace, server, config))
+                                               lambda ctx: ctx.workspace.forget_host_key(server, config))
         self._task.finished.connect(self._forgotten)
         self._task.failed.connect(self._forget_failed)
 

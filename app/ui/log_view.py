@@ -1,7 +1,7 @@
 """The runner's log for the selected model, tailing live: polled every ~2 s on the server's thread,
 only while this view is visible; new lines are appended and the view follows the end unless the
 operator scrolled up to read."""
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
@@ -47,8 +47,6 @@ class LogView(QWidget):
         self.refresh_button = QPushButton(icon("refresh"), "Refresh")
         self.refresh_button.clicked.connect(self.poll)
         self.banner = ErrorBanner()
-        self.banner.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)  # until ErrorBanner does it
-        self.banner.label.setStyleSheet("color: white;")
         top = QHBoxLayout()
         top.addWidget(self.source, 1)
         top.addWidget(self.follow)

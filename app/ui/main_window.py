@@ -5,8 +5,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QStackedWidget,
-                               QWidget)
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QStackedWidget
 
 from app import __version__
 from app.deploy import queries
@@ -36,7 +35,6 @@ class MainWindow(QMainWindow):
         self.runner.server_state.connect(self._on_server_state)
         self.runner.host_key_problem.connect(self._on_host_key_problem)
         self._asking_host_key: set[str] = set()
-        self._tasks = set()
         self._refreshing: set[str] = set()
         self.servers = {LOCAL: local_server()}
 
@@ -90,8 +88,9 @@ class MainWindow(QMainWindow):
 
         file = self.menuBar().addMenu("&File")
         self.add_server_action = act(file, "&Add server…", self.add_server, "Ctrl+N", "add")
-        self.deploy_action = act(file, "&Deploy…", lambda: self.deploy_bundle(self.current_server(), ""),
+        self.deploy_action = act(file, "&Deploy folder…", lambda: self.deploy_bundle(self.current_server(), ""),
                                  "Ctrl+D", "deploy")
+        self.deploy_archive_action = act(file, "Deploy &archive…", self.deploy_archive, "Ctrl+Shift+D", "deploy")
         file.addSeparator()
         act(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         view = self.menuBar().addMenu("&View")
@@ -111,10 +110,9 @@ class MainWindow(QMainWindow):
 
     # -- servers ------------------------------------------------------------------------------
     def load_servers(self) -> None:
-        task = self.runner.in_background("servers", lambda ctx: ctx.workspace.servers.list())
+        task = self.runner.in_background("servers", lambda ctx: ctx.workspace.servers.list(), owner=self)
         task.finished.connect(self._set_servers)
         task.failed.connect(lambda e: show_error(self, "Cannot read the server list", e))
-        self._keep(task)
 
     def _set_servers(self, servers) -> None:
         self.servers = {s.name: s for s in servers}
@@ -132,11 +130,11 @@ class MainWindow(QMainWindow):
         if server in self._refreshing and not force:  # a slow or dead host: never pile up requests
             return
         self._refreshing.add(server)
-        task = self.runner.on_server(server, f"status {server}", lambda ctx: queries.status(ctx.transport))
+        task = self.runner.on_server(server, f"status {server}", lambda ctx: queries.status(ctx.transport),
+                                     owner=self)
         task.finished.connect(lambda rows, s=server: self._set_models(s, rows))
         for signal in (task.finished, task.failed):
             signal.connect(lambda _=None, s=server: self._refreshing.discard(s))
-        self._keep(task)
 
     def _set_models(self, server: str, rows: list) -> None:
         self.fleet_model.set_models(server, rows)
@@ -203,10 +201,10 @@ class MainWindow(QMainWindow):
         if answer != QMessageBox.StandardButton.Yes:
             return
         self.runner.disconnect(name)
-        task = self.runner.in_background(f"remove {name}", lambda ctx: ctx.workspace.remove_server(name))
+        task = self.runner.in_background(f"remove {name}", lambda ctx: ctx.workspace.remove_server(name),
+                                         owner=self)
         task.finished.connect(lambda _: self.load_servers())
         task.failed.connect(lambda e: show_error(self, f"Cannot remove {name}", e))
-        self._keep(task)
 
     # -- pages --------------------------------------------------------------------------------
     def _on_selected(self, kind: str, server: str, model: str) -> None:
@@ -239,6 +237,13 @@ class MainWindow(QMainWindow):
         dialog.changed.connect(self.on_changed)
         dialog.open()
 
+    def deploy_archive(self) -> None:
+        server = self.current_server()
+        path, _ = QFileDialog.getOpenFileName(self, f"Deploy a bundle archive to {server}", "",
+                                              "Bundle archives (*.tar.gz *.tgz);;All files (*)")
+        if path:
+            self.deploy_bundle(server, path)
+
     def dragEnterEvent(self, event):
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
@@ -254,11 +259,6 @@ class MainWindow(QMainWindow):
         self.audit_page.refresh()
 
     # -- misc ---------------------------------------------------------------------------------
-    def _keep(self, task) -> None:
-        self._tasks.add(task)
-        task.finished.connect(lambda _=None, t=task: self._tasks.discard(t))
-        task.failed.connect(lambda _=None, t=task: self._tasks.discard(t))
-
     def about(self) -> None:
         QMessageBox.about(self, "About Berth", f"<b>Berth {__version__}</b><p>Deploy, serve and roll back "
                           "data-science models on your own servers.</p>")

@@ -1,7 +1,7 @@
 """A model's page: a header (name, version, state, endpoint, uptime) with Roll back / Stop / Start,
 and tabs Overview / Releases / Predict / Logs. Every server call runs on the server's thread; when
 the host goes away, the last known data stays on screen under a "stale" banner."""
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
 from app.deploy import changes, queries
@@ -47,9 +47,6 @@ class ModelPage(QWidget):
         self.stale_banner = ErrorBanner()
         self.stale_banner.setObjectName("staleBanner")
         self.banner = ErrorBanner()
-        for b in (self.stale_banner, self.banner):  # until ErrorBanner does both itself (see the report)
-            b.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-            b.label.setStyleSheet("color: white;")
 
         self.overview = ModelOverview()
         self.releases_view = ReleasesView()

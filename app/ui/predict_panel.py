@@ -70,8 +70,6 @@ class PredictPanel(QWidget):
         self.latency = QLabel()
         self.latency.setObjectName("predictLatency")
         self.banner = ErrorBanner()
-        self.banner.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)  # until ErrorBanner does it
-        self.banner.label.setStyleSheet("color: white;")
 
         left = QWidget()
         lv = QVBoxLayout(left)

@@ -100,7 +100,8 @@ class ServerPage(QWidget):
     def test_connection(self) -> None:
         name = self.server.name
         self.test_button.setEnabled(False)
-        self._task = self.runner.on_server(name, f"hello {name}", lambda ctx: ctx.transport.hello())
+        self._task = self.runner.on_server(name, f"hello {name}", lambda ctx: ctx.transport.hello(),
+                                          owner=self)
         self._task.finished.connect(lambda info, n=name: self._show_info(n, info))
         self._task.failed.connect(lambda e, n=name: self._show_failure(n, e))
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from PySide6.QtCore import QObject, Qt, Signal
+from shiboken6 import isValid
 
 from app.remote.errors import HostKeyChanged, RemoteError, UnknownHostKey
 from app.workspace import Workspace
@@ -31,9 +32,11 @@ class Task(QObject):
     finished = Signal(object)
     failed = Signal(object)
 
-    def __init__(self, label: str):
+    def __init__(self, label: str, runner: "TaskRunner", owner: QObject | None):
         super().__init__()
         self.label = label
+        self._runner = runner
+        self.owner = owner  # a widget whose slots get the answer: nothing is delivered once it is gone
         self.cancel_event = threading.Event()
         self.done = False
 
@@ -45,8 +48,9 @@ class Task(QObject):
         return self.cancel_event.is_set()
 
     def progress(self, value) -> None:
-        """Called from the worker thread."""
-        self.progressed.emit(value)
+        """Called from the worker thread. Goes through the runner's queued signal, like the result:
+        a value reported before the caller connected `progressed` still reaches it."""
+        self._runner._deliver.emit((self, "progress", value))
 
 
 class Context:
@@ -138,9 +142,10 @@ class TaskRunner(QObject):
         self.active: set[Task] = set()
         self._deliver.connect(self._on_deliver, Qt.ConnectionType.QueuedConnection)
 
-    def on_server(self, server: str, label: str, work: Callable[[Context], object]) -> Task:
+    def on_server(self, server: str, label: str, work: Callable[[Context], object],
+                  owner: QObject | None = None) -> Task:
         """Queue `work(ctx)` on the server's own thread; ctx.transport is connected (reused)."""
-        task = Task(label)
+        task = Task(label, self, owner)
         self.active.add(task)
         worker = self.workers.get(server)
         if worker is None or not worker.is_alive():
@@ -149,9 +154,10 @@ class TaskRunner(QObject):
         worker.jobs.put((task, work))
         return task
 
-    def in_background(self, label: str, work: Callable[[Context], object]) -> Task:
+    def in_background(self, label: str, work: Callable[[Context], object],
+                      owner: QObject | None = None) -> Task:
         """Run `work(ctx)` on the shared pool (no server); ctx.workspace is the thread's own."""
-        task = Task(label)
+        task = Task(label, self, owner)
         self.active.add(task)
 
         def run():
@@ -197,10 +203,18 @@ class TaskRunner(QObject):
     def _finish(self, task: Task, result=None, error: BaseException | None = None) -> None:
         if error is not None:
             error.trace = "".join(traceback.format_exception(error))
-        self._deliver.emit((task, result, error))
+        self._deliver.emit((task, "result", (result, error)))
 
     def _on_deliver(self, item) -> None:
-        task, result, error = item
+        task, kind, value = item
+        if task.owner is not None and not isValid(task.owner):  # the window that asked is closed
+            self.active.discard(task)
+            return
+        if kind == "progress":
+            if not task.done:
+                task.progressed.emit(value)
+            return
+        result, error = value
         task.done = True
         self.active.discard(task)
         if error is not None:

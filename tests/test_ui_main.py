@@ -1,0 +1,132 @@
+"""The whole console, end to end, the way an operator uses it: add a real server (a loopback OpenSSH
+sshd), trust its host key, drop a bundle on it, see the model running, predict, deploy a second
+version, roll back with the button, and find every step in the audit log. Nothing is mocked."""
+import json
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QLabel, QPushButton
+
+from agent_kit import stop_all
+from app.ui.deploy_dialog import DeployDialog
+from app.ui.main_window import MainWindow
+from app.ui.server_dialog import ServerDialog
+from cli_kit import iris_copy
+from ui_kit import SLOW, click, fill, reach_confirmation, w, wait_host_key_dialog
+
+WAIT = 90000
+
+
+@pytest.fixture
+def window(qtbot, task_runner):
+    win = MainWindow(task_runner)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()
+
+
+@pytest.fixture
+def box_root(sshd):
+    root = sshd.folder / "root box"
+    yield root
+    stop_all(root)
+
+
+def drop_on(view, row_rect, path) -> None:
+    """A file manager's drag of `path` onto a row of the fleet tree: enter, move, drop."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    at = row_rect.center()
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    for event in (QDragEnterEvent(at, *args), QDragMoveEvent(at, *args), QDropEvent(QPointF(at), *args)):
+        QApplication.sendEvent(view.viewport(), event)
+        assert event.isAccepted(), event.type()
+
+
+def deploy_through(qtbot, window, start) -> DeployDialog:
+    """`start()` opens the deploy dialog; confirm, deploy, wait for the end, close it."""
+    start()
+    qtbot.waitUntil(lambda: window.findChild(DeployDialog) is not None, timeout=5000)
+    dialog = window.findChild(DeployDialog)
+    reach_confirmation(qtbot, dialog)
+    with qtbot.waitSignal(dialog.changed, timeout=WAIT):
+        click(qtbot, dialog.deploy_button)
+    dialog.close()
+    dialog.deleteLater()
+    qtbot.waitUntil(lambda: window.findChild(DeployDialog) is None, timeout=5000)
+    return dialog
+
+
+def fleet_row(window, server, model=""):
+    m = window.fleet_model
+    item = m.model_item(server, model) if model else m.server_item(server)
+    if item is None:
+        return None
+    state = m.itemFromIndex(item.index().siblingAtColumn(1))
+    return item.text(), state.text()
+
+
+def test_operator_session_against_a_real_ssh_server(qtbot, window, sshd, box_root, tmp_path):
+    assert window.windowTitle().startswith("Berth")
+    qtbot.waitUntil(lambda: fleet_row(window, "local") is not None, timeout=10000)
+
+    # Add the server; its unknown host key is shown and trusted deliberately.
+    window.add_server_action.trigger()
+    dialog = window.findChild(ServerDialog)
+    fill(dialog, sshd, name="box", root=str(box_root))
+    with qtbot.waitSignal(dialog.saved, timeout=SLOW):
+        click(qtbot, w(dialog, QPushButton, "saveButton"))
+        host_key = wait_host_key_dialog(qtbot, dialog)
+        assert w(host_key, QLabel, "fingerprintLabel").text() == sshd.fingerprint
+        click(qtbot, w(host_key, QPushButton, "trustButton"))
+    qtbot.waitUntil(lambda: (fleet_row(window, "box") or ("", ""))[1] == "connected", timeout=SLOW)
+    assert fleet_row(window, "box")[0] == "box  [staging]"
+
+    # Drop iris 1.0.0 on the server's row.
+    fleet = window.fleet
+    rect = fleet.visualRect(window.fleet_model.server_item("box").index())
+    deploy_through(qtbot, window, lambda: drop_on(fleet, rect, iris_copy(tmp_path, "1.0.0")))
+    qtbot.waitUntil(lambda: fleet_row(window, "box", "iris") == ("iris  1.0.0", "running"), timeout=SLOW)
+
+    # Select it: its page shows it; predict with the bundle's own example.
+    fleet.select("box", "iris")
+    page = window.model_page
+    assert window.stack.currentWidget() is page
+    qtbot.waitUntil(lambda: page.header.version_label.text() == "1.0.0", timeout=SLOW)
+    page.tabs.setCurrentWidget(page.predict)
+    qtbot.waitUntil(lambda: page.predict.input.toPlainText().strip() != "", timeout=SLOW)
+    with qtbot.waitSignal(page.predict.answered, timeout=SLOW):
+        click(qtbot, page.predict.send_button)
+    answer = json.loads(page.predict.output.toPlainText())
+    assert [a["class"] for a in answer] == ["setosa", "versicolor", "virginica"], answer
+    assert page.predict.latency.text().startswith("Answered in ")
+
+    # Deploy 1.1.0 through File → Deploy (the path an operator would pick).
+    deploy_through(qtbot, window, lambda: window.deploy_bundle("box", str(iris_copy(tmp_path, "1.1.0"))))
+    qtbot.waitUntil(lambda: fleet_row(window, "box", "iris") == ("iris  1.1.0", "running"), timeout=SLOW)
+    qtbot.waitUntil(lambda: page.header.version_label.text() == "1.1.0", timeout=SLOW)
+    qtbot.waitUntil(page.header.rollback_button.isEnabled, timeout=SLOW)  # once the releases are read
+
+    # Roll back with the button; the confirmation names both versions.
+    click(qtbot, page.header.rollback_button)
+    qtbot.waitUntil(lambda: page.confirmation is not None and page.confirmation.isVisible(), timeout=5000)
+    assert "1.1.0" in page.confirmation.text() and "1.0.0" in page.confirmation.text()
+    with qtbot.waitSignal(page.changed, timeout=WAIT):
+        click(qtbot, page.confirmation.confirm_button)
+    qtbot.waitUntil(lambda: fleet_row(window, "box", "iris") == ("iris  1.0.0", "running"), timeout=SLOW)
+    qtbot.waitUntil(lambda: page.header.version_label.text() == "1.0.0"
+                    and page.releases_view.model.current_version() == "1.0.0", timeout=SLOW)
+
+    # The audit log has the whole story, newest first.
+    window.show_audit()
+    audit = window.audit_page
+    wanted = [("rollback", "1.0.0"), ("deploy", "1.1.0"), ("deploy", "1.0.0"), ("server.add", ""),
+              ("hostkey.trust", "")]
+
+    def story():
+        rows = [r for r in audit.model.rows if r.get("server") == "box" and r.get("outcome") == "ok"]
+        return [(r["action"], r.get("version") or "") for r in rows]
+
+    qtbot.waitUntil(lambda: [s for s in story() if s in wanted] == wanted, timeout=SLOW)
