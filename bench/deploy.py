@@ -16,7 +16,6 @@ import platform
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -414,19 +413,12 @@ class Bench:
         from importlib.metadata import version as pkg_version
 
         try:
-            commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                    text=True).stdout.strip() or "?"
-            dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                                   capture_output=True, text=True).stdout.strip()
-        except OSError:
-            commit, dirty = "?", ""
-        try:
             pmk = pkg_version("paramiko")
         except Exception:  # noqa: BLE001
             pmk = "?"
         n = self.args.repeat
         out = ["```",
-               f"Berth deploy bench (bench/deploy.py --repeat {n}): commit {commit}{' + local changes' if dirty else ''}, "
+               f"Berth deploy bench (bench/deploy.py --repeat {n}): {_kit.source_state()}, "
                f"{os.cpu_count()} cores, {platform.system()} {platform.release()}",
                f"client python {platform.python_version()} ({sys.executable}), paramiko {pmk}"
                + (f"; server python3 {self.server_python_version} ({self.server_python})" if self.args.ssh else ""),

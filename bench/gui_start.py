@@ -23,6 +23,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from _kit import source_state  # noqa: E402
 
 # The child. argv[1] is "berth" or "ref"; BERTH_BENCH_T0 is the parent's time.time() just before spawning.
 # It prints one line, "BENCH {json}", with wall-clock marks (time.time()) and RSS, then exits at once
@@ -161,13 +163,6 @@ def summary(results: dict, args) -> list[str]:
     import PySide6
     from PySide6 import QtCore
 
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True).stdout.strip() or "?"
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
-    except OSError:
-        commit, dirty = "?", ""
 
     def med(kind, key):
         return statistics.median(r[key] for r in results[kind])
@@ -175,8 +170,8 @@ def summary(results: dict, args) -> list[str]:
     t_ref, t_b = med("ref", "FIRST PAINT (total)"), med("berth", "FIRST PAINT (total)")
     m_ref, m_b = med("ref", "rss"), med("berth", "rss")
     return ["```",
-            f"Berth GUI start bench (bench/gui_start.py --repeat {args.repeat}): commit {commit}"
-            f"{' + local changes' if dirty else ''}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+            f"Berth GUI start bench (bench/gui_start.py --repeat {args.repeat}): {source_state()}, "
+            f"{os.cpu_count()} cores, {platform.system()} {platform.release()}",
             f"python {platform.python_version()}, PySide6 {PySide6.__version__}, Qt {QtCore.qVersion()}, "
             "QT_QPA_PLATFORM=offscreen",
             f"first paint: Berth {t_b * 1000:.0f} ms, bare QMainWindow {t_ref * 1000:.0f} ms -> {t_b / t_ref:.2f}x "

@@ -197,7 +197,8 @@ class AuditPage(QWidget):
         self.read_filter = flt
         self.loading = True
         task = self.runner.in_background("read audit log",
-                                         lambda ctx: read_page(ctx.workspace.db, flt, PAGE, 0, with_choices=True))
+                                         lambda ctx: read_page(ctx.workspace.db, flt, PAGE, 0, with_choices=True),
+                                         owner=self)
         task.finished.connect(lambda page, g=generation: self._loaded(g, page))
         task.failed.connect(lambda e, g=generation: self._load_failed(g, e))
         self.read_task = task
@@ -211,7 +212,8 @@ class AuditPage(QWidget):
         if self.loading:
             return  # a fresh read is on its way; it resets the rows and the fetching state
         generation, flt = self.generation, self.read_filter
-        task = self.runner.in_background("read audit log", lambda ctx: read_page(ctx.workspace.db, flt, PAGE, offset))
+        task = self.runner.in_background("read audit log", lambda ctx: read_page(ctx.workspace.db, flt, PAGE, offset),
+                                         owner=self)
         task.finished.connect(lambda page, g=generation, o=offset: self._more_loaded(g, o, page))
         task.failed.connect(lambda e, g=generation: self._load_failed(g, e))
         self.more_task = task

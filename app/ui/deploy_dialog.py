@@ -113,7 +113,8 @@ class DeployDialog(QDialog):
     # -- 1. check -------------------------------------------------------------------------------
     def _start_check(self) -> None:
         path = self.path
-        task = self.tasks["check"] = self.runner.in_background(f"check {path.name}", lambda ctx: check_path(path))
+        task = self.tasks["check"] = self.runner.in_background(f"check {path.name}", lambda ctx: check_path(path),
+                                                               owner=self)
         task.finished.connect(self._checked)
         task.failed.connect(self.check_page.show_failure)
 
@@ -139,7 +140,7 @@ class DeployDialog(QDialog):
         self.plan = None
         self.confirm_page.show_waiting()
         self._show_page(self.confirm_page)
-        task = self.tasks["plan"] = self.runner.on_server(server, f"plan deploy of {manifest.name}", work)
+        task = self.tasks["plan"] = self.runner.on_server(server, f"plan deploy of {manifest.name}", work, owner=self)
         task.finished.connect(self._planned)
         task.failed.connect(self._plan_failed)
 
@@ -166,7 +167,7 @@ class DeployDialog(QDialog):
 
         self.deploying = True
         self._show_page(self.progress_page)
-        task = self.tasks["deploy"] = self.runner.on_server(self.server, f"deploy {path.name}", work)
+        task = self.tasks["deploy"] = self.runner.on_server(self.server, f"deploy {path.name}", work, owner=self)
         task.progressed.connect(self._progressed)
         task.finished.connect(self._deployed)
         task.failed.connect(self._deploy_failed)

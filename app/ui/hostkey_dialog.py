@@ -165,7 +165,7 @@ class HostKeyDialog(QDialog):
             self._forgotten(None)
             return
         self._task = self.runner.in_background(f"forget host key of {server}",
-                                               lambda ctx: ctx.workspace.forget_host_key(server, config))
+                                               lambda ctx: ctx.workspace.forget_host_key(server, config), owner=self)
         self._task.finished.connect(self._forgotten)
         self._task.failed.connect(self._forget_failed)
 

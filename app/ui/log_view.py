@@ -76,7 +76,7 @@ class LogView(QWidget):
             return  # a slow or dead host: never pile up requests
         server, model = self.server, self.model
         task = self.runner.on_server(server, f"logs {model}", lambda ctx: ctx.transport.agent(
-            "logs", {"model": model, "lines": TAIL_LINES}))
+            "logs", {"model": model, "lines": TAIL_LINES}), owner=self)
         task.finished.connect(lambda r, k=(server, model): self._got(k, r))
         task.failed.connect(lambda e, k=(server, model): self._failed(k, e))
         self._task = task

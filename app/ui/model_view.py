@@ -99,7 +99,7 @@ class ModelPage(QWidget):
         def work(ctx):
             return queries.status(ctx.transport, model), queries.releases(ctx.transport, model)
 
-        task = self._loading = self.runner.on_server(server, f"releases {model}", work)
+        task = self._loading = self.runner.on_server(server, f"releases {model}", work, owner=self)
         task.finished.connect(lambda r, k=(server, model): self._loaded(k, r))
         task.failed.connect(lambda e, k=(server, model): self._load_failed(k, e))
         self._keep(task)
@@ -139,7 +139,7 @@ class ModelPage(QWidget):
         def work(ctx):
             return ctx.drive(changes.change(ctx.transport, ctx.workspace.audit, action, model, **params))
 
-        task = self.runner.on_server(server, f"{action} {model}", work)
+        task = self.runner.on_server(server, f"{action} {model}", work, owner=self)
         task.progressed.connect(self.header.show_progress)
         task.finished.connect(lambda r, a=action, k=(server, model): self._changed(k, a, r, None))
         task.failed.connect(lambda e, a=action, k=(server, model): self._changed(k, a, None, e))

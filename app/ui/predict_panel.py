@@ -116,7 +116,7 @@ class PredictPanel(QWidget):
         if not server or not model:
             return
         task = self.runner.on_server(server, f"example {model}",
-                                     lambda ctx: fetch_example(ctx.transport, model, version))
+                                     lambda ctx: fetch_example(ctx.transport, model, version), owner=self)
         task.finished.connect(lambda r, k=(server, model): self._got_example(k, r))
         task.failed.connect(lambda e, k=(server, model): self._failed(k, e, "Cannot read the input example: "))
         self._keep(task)
@@ -140,7 +140,7 @@ class PredictPanel(QWidget):
         self.latency.setText("Waiting for the answer…")
         self.banner.clear()
         task = self.runner.on_server(server, f"predict {model}",
-                                     lambda ctx: queries.predict(ctx.transport, model, payload))
+                                     lambda ctx: queries.predict(ctx.transport, model, payload), owner=self)
         task.finished.connect(lambda r, k=(server, model): self._got_answer(k, r))
         task.failed.connect(lambda e, k=(server, model): self._failed(k, e, "The prediction failed: "))
         self._keep(task)

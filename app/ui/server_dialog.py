@@ -110,7 +110,8 @@ class ServerDialog(QDialog):
         self._load(existing)
         self._auth_changed()
         self._validate()
-        self.names_task = runner.in_background("server names", lambda ctx: [s.name for s in ctx.workspace.servers.list()])
+        self.names_task = runner.in_background("server names", lambda ctx: [s.name for s in ctx.workspace.servers.list()],
+                                               owner=self)
         self.names_task.finished.connect(self._names_loaded)
 
     # -- building -----------------------------------------------------------------------------
@@ -366,7 +367,8 @@ class ServerDialog(QDialog):
                        else f"Testing {config.describe()} and saving {config.name}…")
         self.task = self.runner.in_background(
             f"{mode} server {config.name}",
-            lambda ctx: check_server(ctx.workspace, mode, config, accept, secrets, replacing, old_pw_account, drop))
+            lambda ctx: check_server(ctx.workspace, mode, config, accept, secrets, replacing, old_pw_account, drop),
+            owner=self)
         self.task.finished.connect(self._succeeded)
         self.task.failed.connect(self._failed)
 

@@ -1,0 +1,129 @@
+"""Render the console's main views from a real session into docs/screenshots/ (`make screenshots`).
+
+Nothing is staged: a throw-away Berth home, the built-in `local` server, the iris example deployed as
+1.0.0 then 1.1.0 through the real services, then the window driven as an operator would.
+Run with QT_QPA_PLATFORM=offscreen (the Makefile does); BERTH_THEME=dark gives the dark palette.
+"""
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "screenshots"
+EXAMPLE = ROOT / "resources" / "examples" / "iris"
+SIZE = (1280, 800)
+
+
+def iris(dest: Path, version: str) -> Path:
+    folder = dest / f"iris-{version}"
+    shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    toml = folder / "berth.toml"
+    toml.write_text(re.sub(r'(?m)^version\s*=\s*"[^"]*"', f'version = "{version}"', toml.read_text(), count=1))
+    return folder
+
+
+def main() -> int:
+    home = Path(tempfile.mkdtemp(prefix="berth-shots-"))
+    os.environ["BERTH_HOME"] = str(home)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    sys.path.insert(0, str(ROOT))
+    from PySide6.QtWidgets import QApplication
+
+    from app.deploy.changes import change, run_to_end
+    from app.deploy.deploy import Deploy
+    from app.ui.deploy_dialog import DeployDialog
+    from app.ui.main_window import MainWindow
+    from app.ui.theme import apply_theme
+    from app.workspace import Workspace
+
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("Berth")
+    app.setOrganizationName("Berth-screenshots")  # never the operator's own window layout
+    apply_theme(app)
+
+    def wait(cond, timeout=90.0, what="") -> None:
+        end = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > end:
+                raise TimeoutError(f"screenshots: gave up waiting for {what}")
+            app.processEvents()
+            time.sleep(0.02)
+
+    def settle(seconds=0.4) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            app.processEvents()
+            time.sleep(0.02)
+
+    def shot(widget, name: str) -> None:
+        settle()
+        path = OUT / f"{name}.png"
+        if not widget.grab().save(str(path)):
+            raise OSError(f"cannot write {path}")
+        print(f"  {path.relative_to(ROOT)}")
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    bundles = home / "bundles"
+    bundles.mkdir()
+    ws = Workspace()
+    transport = ws.connect("local")
+    window = None
+    try:
+        print("deploying iris 1.0.0 and 1.1.0 on local …")
+        for version in ("1.0.0", "1.1.0"):
+            run_to_end(Deploy(transport, iris(bundles, version), ws.audit).run())
+
+        window = MainWindow()
+        window.resize(*SIZE)
+        window.show()
+        model = window.fleet_model
+        wait(lambda: model.model_item("local", "iris") is not None, what="the fleet")
+        window.fleet.select("local")
+        wait(lambda: window.server_page.fields["python"].text() != "—", what="the server page")
+        shot(window, "server")
+
+        window.fleet.select("local", "iris")
+        page = window.model_page
+        wait(lambda: len(page.releases) == 2 and page.header.rollback_button.isEnabled(), what="the model page")
+        shot(window, "model-overview")
+        page.tabs.setCurrentWidget(page.releases_view)
+        shot(window, "releases")
+        page.tabs.setCurrentWidget(page.predict)
+        wait(lambda: page.predict.input.toPlainText().strip() != "", what="the input example")
+        page.predict.send()
+        wait(lambda: page.predict.latency.text().startswith("Answered"), what="a prediction")
+        shot(window, "predict")
+
+        window.deploy_bundle("local", str(iris(bundles, "1.2.0")))  # what a drop on `local` does
+        dialog = window.findChild(DeployDialog)
+        dialog.resize(820, 620)
+        wait(lambda: dialog.plan is not None or dialog.stack.currentWidget() is dialog.check_page and
+             dialog.next_button.isEnabled(), what="the deploy check")
+        if dialog.plan is None:
+            dialog.next_button.click()
+            wait(lambda: dialog.plan is not None, what="the deploy plan")
+        shot(dialog, "deploy-confirm")
+        dialog.deploy_button.click()
+        wait(lambda: not dialog.deploying, timeout=120, what="the deploy")
+        shot(dialog, "deploy-progress")
+        dialog.close()
+
+        wait(lambda: model.model_item("local", "iris").text() == "iris  1.2.0", what="the fleet after the deploy")
+        window.show_audit()
+        wait(lambda: window.audit_page.model.rowCount() >= 3, what="the audit log")
+        shot(window, "audit")
+    finally:
+        if window is not None:
+            window.close()
+        run_to_end(change(transport, ws.audit, "stop", "iris"))  # no runner outlives the screenshots
+        transport.close()
+        shutil.rmtree(home, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
