@@ -130,3 +130,104 @@ def test_operator_session_against_a_real_ssh_server(qtbot, window, sshd, box_roo
         return [(r["action"], r.get("version") or "") for r in rows]
 
     qtbot.waitUntil(lambda: [s for s in story() if s in wanted] == wanted, timeout=SLOW)
+
+
+def test_layout_is_remembered(qtbot):
+    first = MainWindow()  # each window has its own runner, shut down when it closes
+    qtbot.addWidget(first)
+    first.show()
+    first.resize(1100, 700)
+    first.splitter.setSizes([420, 680])
+    sizes = first.splitter.sizes()
+    first.close()
+    second = MainWindow()
+    qtbot.addWidget(second)
+    second.show()
+    assert abs(second.width() - 1100) <= 4 and abs(second.height() - 700) <= 4  # the frame may differ a little
+    assert abs(second.splitter.sizes()[0] - sizes[0]) <= 4
+    second.close()
+
+
+def test_standard_shortcuts(window):
+    from PySide6.QtGui import QKeySequence
+
+    found = {a.text().replace("&", ""): a.shortcuts() for a in window.findChildren(type(window.refresh_action))}
+    for text, key in (("Quit", "Ctrl+Q"), ("Refresh", "F5"), ("Filter", "Ctrl+F"), ("Remove selected server…", "Del")):
+        assert QKeySequence(key) in found[text], (text, found[text])
+    assert found["Deploy folder…"] == [QKeySequence("Ctrl+D")] and found["Deploy archive…"] == [QKeySequence("Ctrl+Shift+D")]
+
+
+def answer_next_question(qtbot, button):
+    """Click `button` on the next modal question box (QMessageBox.question runs its own loop)."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QMessageBox
+
+    def click_it():
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            box.button(button).click()
+        else:
+            QTimer.singleShot(20, click_it)
+
+    QTimer.singleShot(20, click_it)
+
+
+def add_trusted(name, srv, root):
+    from app.store.servers import ServerConfig
+    from app.workspace import Workspace
+
+    Workspace().add_server(ServerConfig(name=name, host=srv.host, port=srv.port, user=srv.user,
+                                        key_path=str(srv.key_path), root=str(root)), srv.fingerprint)
+
+
+def test_delete_asks_first_and_cancel_keeps_the_server(qtbot, task_runner, sshd, tmp_path):
+    from PySide6.QtWidgets import QMessageBox
+
+    add_trusted("gone", sshd, tmp_path / "r")
+    win = MainWindow(task_runner)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: fleet_row(win, "gone") is not None, timeout=SLOW)
+    win.fleet.select("gone")
+    answer_next_question(qtbot, QMessageBox.StandardButton.Cancel)
+    win.delete_action.trigger()
+    assert fleet_row(win, "gone") is not None
+    answer_next_question(qtbot, QMessageBox.StandardButton.Yes)
+    win.delete_action.trigger()
+    qtbot.waitUntil(lambda: fleet_row(win, "gone") is None, timeout=SLOW)
+    from app.workspace import Workspace
+    assert [s.name for s in Workspace().servers.list()] == ["local"]
+
+
+def test_a_host_that_goes_away_and_comes_back(qtbot, task_runner, sshd_factory, tmp_path):
+    srv = sshd_factory()
+    root = tmp_path / "r"
+    add_trusted("flaky", srv, root)
+    from app.deploy.deploy import Deploy
+    from app.deploy.changes import run_to_end
+    from app.workspace import Workspace
+
+    ws = Workspace()
+    with ws.connect("flaky") as t:
+        run_to_end(Deploy(t, iris_copy(tmp_path, "1.0.0"), ws.audit).run())
+    try:
+        win = MainWindow(task_runner)
+        qtbot.addWidget(win)
+        win.show()
+        qtbot.waitUntil(lambda: fleet_row(win, "flaky", "iris") == ("iris  1.0.0", "running"), timeout=SLOW)
+        win.fleet.select("flaky", "iris")
+        qtbot.waitUntil(lambda: win.model_page.header.version_label.text() == "1.0.0", timeout=SLOW)
+
+        srv.stop()
+        task_runner.disconnect("flaky")  # the connection the refresh reused is gone with sshd
+        win.refresh_action.trigger()
+        qtbot.waitUntil(lambda: fleet_row(win, "flaky")[1] == "unreachable", timeout=SLOW)
+        assert fleet_row(win, "flaky", "iris") == ("iris  1.0.0", "running")  # last known, kept
+        assert win.model_page.header.version_label.text() == "1.0.0"
+
+        srv.start()
+        win.refresh_action.trigger()
+        qtbot.waitUntil(lambda: fleet_row(win, "flaky")[1] == "connected", timeout=SLOW)
+        assert fleet_row(win, "flaky", "iris") == ("iris  1.0.0", "running")
+    finally:
+        stop_all(root)

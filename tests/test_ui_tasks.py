@@ -94,3 +94,18 @@ def test_an_answer_for_a_closed_window_is_dropped(qtbot, task_runner):
     go.set()
     qtbot.waitUntil(lambda: not task_runner.active, timeout=10000)
     assert got == [] and not task.done
+
+
+def test_after_shutdown_nothing_runs_and_late_answers_are_dropped(qtbot):
+    from app.ui.tasks import TaskRunner
+
+    runner = TaskRunner()
+    go, ran = threading.Event(), []
+    late = runner.in_background("late", lambda ctx: go.wait(10))
+    got = []
+    late.finished.connect(got.append)
+    runner.shutdown(wait=False)
+    go.set()
+    after = runner.in_background("after", lambda ctx: ran.append(1))
+    qtbot.wait(300)
+    assert got == [] and ran == [] and not after.done and not runner.active

@@ -80,7 +80,10 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         def act(menu, text, slot, shortcut=None, icon_name=None):
             a = QAction(icon(icon_name) if icon_name else icon(""), text, self)
-            if shortcut is not None:
+            if isinstance(shortcut, tuple):  # (standard key, the key when the platform defines none)
+                standard, fallback = shortcut
+                a.setShortcuts(QKeySequence.keyBindings(standard) or [QKeySequence(fallback)])
+            elif shortcut is not None:
                 a.setShortcut(QKeySequence(shortcut))
             a.triggered.connect(slot)
             menu.addAction(a)
@@ -92,13 +95,15 @@ class MainWindow(QMainWindow):
                                  "Ctrl+D", "deploy")
         self.deploy_archive_action = act(file, "Deploy &archive…", self.deploy_archive, "Ctrl+Shift+D", "deploy")
         file.addSeparator()
-        act(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        act(file, "&Quit", self.close, (QKeySequence.StandardKey.Quit, "Ctrl+Q"))
         view = self.menuBar().addMenu("&View")
-        self.refresh_action = act(view, "&Refresh", self.refresh_all, QKeySequence.StandardKey.Refresh, "refresh")
+        self.refresh_action = act(view, "&Refresh", self.refresh_all, (QKeySequence.StandardKey.Refresh, "F5"),
+                                  "refresh")
         act(view, "Au&dit log", self.show_audit, "Ctrl+L", "audit")
-        act(view, "&Filter", self.focus_filter, QKeySequence.StandardKey.Find)
+        act(view, "&Filter", self.focus_filter, (QKeySequence.StandardKey.Find, "Ctrl+F"))
         edit = self.menuBar().addMenu("&Edit")
-        self.delete_action = act(edit, "&Remove selected server…", self.remove_selected, QKeySequence.StandardKey.Delete)
+        self.delete_action = act(edit, "&Remove selected server…", self.remove_selected,
+                                 (QKeySequence.StandardKey.Delete, "Del"))
         help_menu = self.menuBar().addMenu("&Help")
         act(help_menu, "&About Berth", self.about)
 

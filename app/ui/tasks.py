@@ -140,12 +140,15 @@ class TaskRunner(QObject):
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="berth-bg")
         self._local = threading.local()
         self.active: set[Task] = set()
+        self.closed = False  # after shutdown(): new work is not run, late answers are dropped
         self._deliver.connect(self._on_deliver, Qt.ConnectionType.QueuedConnection)
 
     def on_server(self, server: str, label: str, work: Callable[[Context], object],
                   owner: QObject | None = None) -> Task:
         """Queue `work(ctx)` on the server's own thread; ctx.transport is connected (reused)."""
         task = Task(label, self, owner)
+        if self.closed:
+            return task
         self.active.add(task)
         worker = self.workers.get(server)
         if worker is None or not worker.is_alive():
@@ -158,6 +161,8 @@ class TaskRunner(QObject):
                       owner: QObject | None = None) -> Task:
         """Run `work(ctx)` on the shared pool (no server); ctx.workspace is the thread's own."""
         task = Task(label, self, owner)
+        if self.closed:
+            return task
         self.active.add(task)
 
         def run():
@@ -176,6 +181,8 @@ class TaskRunner(QObject):
 
     def trust_host_key(self, server: str, fingerprint: str) -> None:
         """The next connection to `server` trusts this exact (unknown) fingerprint."""
+        if self.closed:
+            return
         worker = self.workers.get(server)
         if worker is None or not worker.is_alive():
             worker = self.workers[server] = _ServerWorker(self, server)
@@ -189,6 +196,7 @@ class TaskRunner(QObject):
             worker.jobs.put(None)
 
     def shutdown(self, wait: bool = True) -> None:
+        self.closed = True
         for task in list(self.active):
             task.cancel()
         for worker in self.workers.values():
@@ -207,6 +215,9 @@ class TaskRunner(QObject):
 
     def _on_deliver(self, item) -> None:
         task, kind, value = item
+        if self.closed:
+            self.active.discard(task)
+            return
         if task.owner is not None and not isValid(task.owner):  # the window that asked is closed
             self.active.discard(task)
             return
