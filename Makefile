@@ -37,6 +37,7 @@ demo: $(STAMP)
 	$(VENV)/bin/berth demo
 
 bench: $(STAMP)
+	$(VENV)/bin/pip install --disable-pip-version-check -q -e '.[test,bench]'
 	$(PY) bench/deploy.py
 	$(PY) bench/gui_start.py
 

@@ -4,7 +4,7 @@ import resource
 import threading
 import time
 
-BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+from .histogram import BUCKETS, bucket_index
 
 
 class Counters:
@@ -22,10 +22,7 @@ class Counters:
             e["count"] += 1
             e["errors"] += 1 if error else 0
             e["sum"] += seconds
-            i = 0
-            while i < len(BUCKETS) and seconds > BUCKETS[i]:
-                i += 1
-            e["buckets"][i] += 1
+            e["buckets"][bucket_index(seconds)] += 1
 
     def render(self):
         with self.lock:

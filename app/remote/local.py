@@ -35,7 +35,12 @@ class LocalTransport(Transport):
             proc.stderr.close()
             return code, b"".join(errors).decode("utf-8", "replace")
 
-        return proc.stdout, wait
+        def abort():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+        return proc.stdout, wait, abort
 
     def resolve(self, path):
         return os.path.abspath(os.path.expanduser(path))

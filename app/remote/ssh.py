@@ -144,7 +144,7 @@ class SSHTransport(Transport):
             chan.close()
             return code, text
 
-        return out, wait
+        return out, wait, chan.close
 
     def resolve(self, path):
         if path == "~" or path.startswith("~/"):

@@ -33,8 +33,9 @@ class Transport:
         self.server_info: dict = {}
 
     # -- what subclasses provide ---------------------------------------------------------------
-    def _exec(self, argv: list[str], stdin: bytes) -> tuple[Iterable[bytes], Callable[[], tuple[int, str]]]:
-        """Start argv; return (stdout lines, wait() -> (exit code, stderr))."""
+    def _exec(self, argv: list[str], stdin: bytes) -> tuple[Iterable[bytes], Callable[[], tuple[int, str]],
+                                                             Callable[[], None]]:
+        """Start argv; return (stdout lines, wait() -> (exit code, stderr), abort() that ends it now)."""
         raise NotImplementedError
 
     def resolve(self, path: str) -> str:
@@ -88,7 +89,7 @@ class Transport:
         argv = ["python3", self.ensure_agent(), command]
         request = dict(payload or {}, root=self.abs_root)
         try:
-            lines, wait = self._exec(argv, json.dumps(request).encode())
+            lines, wait, _abort = self._exec(argv, json.dumps(request).encode())
             final = None
             for raw in lines:
                 try:
@@ -109,6 +110,19 @@ class Transport:
             extra = {k: v for k, v in final.items() if k not in ("event", "message", "code")}
             raise RemoteError(final.get("message", "the agent failed"), final.get("code", "failed"), extra)
         return final["result"]
+
+    def stream(self, command: str, payload: dict | None = None) -> "AgentStream":
+        """Start a long-running agent command (e.g. `sample`); iterate its events as they come.
+        close() ends it on the server as well (its next write fails and it exits)."""
+        if command not in COMMANDS:
+            raise ValueError(f"unknown agent command {command!r}")
+        argv = ["python3", self.ensure_agent(), command]
+        request = dict(payload or {}, root=self.abs_root)
+        try:
+            lines, wait, abort = self._exec(argv, json.dumps(request).encode())
+        except (OSError, EOFError) as e:
+            raise RemoteError(f"{self.name}: cannot start {command}: {e}", "connection_lost") from None
+        return AgentStream(self.name, command, lines, wait, abort)
 
     def ensure_agent(self) -> str:
         """Install this Berth's agent on the server once; returns the launcher's path."""
@@ -136,6 +150,64 @@ class Transport:
         """The server's facts (Python, platform, root, disk) and which of `hashes` it lacks."""
         self.server_info = self.agent("hello", {"hashes": hashes or []})
         return self.server_info
+
+
+class AgentStream:
+    """The events of one running agent command, in order. Iterating ends at its last line; an error
+    line raises RemoteError; a cut connection raises RemoteError("connection_lost")."""
+
+    def __init__(self, server: str, command: str, lines, wait, abort):
+        self.server, self.command = server, command
+        self._lines, self._wait, self._abort = lines, wait, abort
+        self.result: dict | None = None
+        self.closed = False
+
+    def __iter__(self):
+        final = None
+        try:
+            for raw in self._lines:
+                try:
+                    event = json.loads(raw)
+                except ValueError:
+                    continue
+                if event.get("event") in ("result", "error"):
+                    final = event
+                    break
+                yield event
+        except (OSError, EOFError, ValueError) as e:
+            if self.closed:
+                return
+            raise RemoteError(f"{self.server}: {self.command} was cut off: {e}", "connection_lost") from None
+        if self.closed:
+            return
+        if final is None:
+            code, stderr = self._finish()
+            raise RemoteError(f"{self.server}: {self.command} stopped: " + _no_answer(code, stderr), "connection_lost")
+        self._finish()
+        if final["event"] == "error":
+            extra = {k: v for k, v in final.items() if k not in ("event", "message", "code")}
+            raise RemoteError(final.get("message", "the agent failed"), final.get("code", "failed"), extra)
+        self.result = final.get("result")
+
+    def _finish(self) -> tuple[int, str]:
+        try:
+            return self._wait()
+        except (OSError, EOFError):
+            return -1, ""
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            try:
+                self._abort()
+            except (OSError, EOFError):
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def http_exchange(conn, method: str, path: str, body: bytes | None) -> tuple[int, dict, bytes]:
