@@ -89,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("dir", type=Path)
     a.add_argument("-o", "--output", type=Path, required=True)
 
+    a = sub.add_parser("monitor", help="live CPU, memory, traffic and latency of servers and their models")
+    a.add_argument("--server", help="one server (default: all)")
+    a.add_argument("--model", help="only this model")
+    a.add_argument("--once", action="store_true", help="one sample (measured over one interval), then exit")
+    a.add_argument("--json", action="store_true", help="JSON: a list with --once, else one line per sample")
+    a.add_argument("--interval", type=_interval, default=1.0, metavar="S", help="seconds between samples, "
+                   "0.25-60 (default 1)")
+
     sub.add_parser("demo", help="deploy the example bundle to `local`, predict, deploy v2, roll back")
     return p
 
@@ -263,6 +271,120 @@ def cmd_bundle(args) -> int:
     return 0 if result.ok else 1
 
 
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.25 <= value <= 60:
+        raise argparse.ArgumentTypeError("must be 0.25 to 60 seconds")
+    return value
+
+
+def cmd_monitor(args) -> int:
+    from app.monitor.report import monitor_json, print_monitor
+
+    ws = _ws()
+    names = [ws.servers.get(args.server).name] if args.server else [s.name for s in ws.servers.list()]
+    if args.once:
+        samples, failed = [], []
+        for name in names:
+            try:
+                samples.append(_one_sample(ws, name, args.interval))
+            except (RemoteError, OSError) as e:
+                if args.server:
+                    raise
+                failed.append(name)
+                print(f"berth: {name}: {_one_line(e)}", file=sys.stderr)
+        _check_model(args.model, samples)
+        if args.json:
+            print_json([monitor_json(s, args.model) for s in samples])
+        else:
+            print_monitor(samples, args.model)
+        return 1 if failed else 0
+    return _monitor_live(names, args)
+
+
+def _one_sample(ws, name: str, interval: float) -> dict:
+    """A sample measured over a whole interval (the first one of a stream is over a short one)."""
+    from app.store.servers import LOCAL
+
+    if name == LOCAL:
+        from app.monitor.local_sampler import LocalSampler
+
+        sampler = LocalSampler(ws.servers.get(LOCAL).root, interval)
+        sampler.sample()
+        import time
+
+        time.sleep(interval)
+        sample = sampler.sample()
+    else:
+        with ws.connect(name) as t:
+            stream = t.stream("sample", {"interval": interval, "count": 2})
+            with stream:
+                events = [e for e in stream if e.get("event") == "sample"]
+        if not events:
+            raise Failed(f"{name}: the agent sent no sample")
+        sample = {k: v for k, v in events[-1].items() if k != "event"}
+    sample["server"] = name
+    return sample
+
+
+def _check_model(model: str | None, samples: list[dict]) -> None:
+    if model and samples and not any(model in (s.get("models") or {}) for s in samples):
+        where = ", ".join(s["server"] for s in samples)
+        raise Failed(f"model '{model}' is not running on {where}; see `berth status`")
+
+
+def _monitor_live(names: list[str], args) -> int:
+    import queue
+
+    from app.monitor.report import monitor_json, print_monitor
+    from app.monitor.stream import SampleStream, open_source
+
+    inbox: queue.Queue = queue.Queue()
+    streams = [SampleStream(name, open_source(name), args.interval,
+                            on_sample=lambda s: inbox.put(("sample", s)),
+                            on_state=lambda server, state, detail: inbox.put(("state", (server, state, detail))))
+               for name in names]
+    latest: dict[str, dict] = {}
+    first_round: set[str] = set()
+    model_checked = False
+    tty = sys.stdout.isatty()
+    try:
+        for s in streams:
+            s.start()
+        while True:
+            kind, value = inbox.get()
+            if kind == "state":
+                server, state, detail = value
+                if state == "reconnecting":
+                    first_round.add(server)
+                    print(f"berth: {server}: reconnecting: {detail}", file=sys.stderr, flush=True)
+                elif state == "live":
+                    print(f"berth: {server}: live", file=sys.stderr, flush=True)
+                continue
+            latest[value["server"]] = value
+            first_round.add(value["server"])
+            if not model_checked and len(first_round) == len(names):
+                _check_model(args.model, list(latest.values()))  # once: a model may stop later
+                model_checked = True
+            if args.json:
+                print(json.dumps(monitor_json(value, args.model)), flush=True)
+                continue
+            if len(latest) < len(names) and len(first_round) < len(names):
+                continue  # wait for every server's first sample before the first table
+            if tty:
+                sys.stdout.write("\033[H\033[2J")
+            print_monitor([latest[n] for n in names if n in latest], args.model)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for s in streams:
+            s.stop()
+
+
 def cmd_demo(args) -> int:
     from app.demo import run_demo
 
@@ -278,5 +400,5 @@ def _local_user() -> str:
 COMMANDS = {
     "server": cmd_server, "deploy": cmd_deploy, "status": cmd_status, "releases": cmd_releases,
     "predict": cmd_predict, "rollback": _change("rollback"), "start": _change("start"), "stop": _change("stop"),
-    "audit": cmd_audit, "bundle": cmd_bundle, "demo": cmd_demo,
+    "audit": cmd_audit, "bundle": cmd_bundle, "monitor": cmd_monitor, "demo": cmd_demo,
 }

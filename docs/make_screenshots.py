@@ -80,6 +80,7 @@ def main() -> int:
         window = MainWindow()
         window.resize(*SIZE)
         window.show()
+        window.show_monitor()  # sampling starts now: the monitor shots at the end show the whole session
         model = window.fleet_model
         wait(lambda: model.model_item("local", "iris") is not None, what="the fleet")
         window.fleet.select("local")
@@ -116,6 +117,7 @@ def main() -> int:
         window.show_audit()
         wait(lambda: window.audit_page.model.rowCount() >= 3, what="the audit log")
         shot(window, "audit")
+        monitor_shots(window, transport, wait, settle, shot)
     finally:
         if window is not None:
             window.close()
@@ -123,6 +125,50 @@ def main() -> int:
         transport.close()
         shutil.rmtree(home, ignore_errors=True)
     return 0
+
+
+def monitor_shots(window, transport, wait, settle, shot, seconds=20.0) -> None:
+    """The Monitor page after `seconds` of real sampling on `local`, with predictions sent to iris
+    meanwhile (a steady trickle, then a burst), so the latency and requests/s curves have a story."""
+    import http.client
+    import threading
+
+    from app.deploy.queries import status
+    from app.ui.fleet import ROLE_KIND
+
+    port = status(transport, "iris")[0]["port"]
+    body = (EXAMPLE / "example.json").read_bytes()
+    stop = threading.Event()
+
+    def predictions():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        start = time.monotonic()
+        while not stop.is_set():
+            elapsed = time.monotonic() - start
+            conn.request("POST", "/predict", body, {"Content-Type": "application/json"})
+            conn.getresponse().read()
+            time.sleep(0.002 if seconds * 0.5 < elapsed < seconds * 0.75 else 0.05)  # a burst in the middle
+        conn.close()
+
+    sender = threading.Thread(target=predictions, daemon=True)
+    fleet = window.fleet_model
+    item = next(fleet.item(r) for r in range(fleet.rowCount()) if fleet.item(r).data(ROLE_KIND) == "monitor")
+    window.fleet.setCurrentIndex(item.index())  # the operator clicks "Monitor" in the sidebar
+    sender.start()
+    try:
+        settle(seconds)
+    finally:
+        stop.set()
+        sender.join(15)
+    page = window.monitor_page
+    wait(lambda: page.overview.row_of("local", "iris") >= 0, what="iris in the fleet overview")
+    page.overview.refresh()
+    shot(window, "monitor-overview")
+    page.overview.open_requested.emit("local", "iris")  # what a click on iris's row does
+    wait(lambda: len(page.graphs.markers) >= 3, what="the deploy markers")
+    settle(1.2)
+    page.graphs.hover(time.time() - seconds * 0.4)  # the readout an operator sees under the mouse
+    shot(window, "monitor-model")
 
 
 if __name__ == "__main__":

@@ -88,7 +88,8 @@ def merge(*count_lists):
 
 def percentile(bounds, counts, q):
     """The q-quantile (0 < q <= 1), in seconds, from per-bucket counts, interpolating linearly within
-    the bucket it falls in; None when there are no observations."""
+    the bucket it falls in; None when there are no observations. In the first bucket the answer is
+    its bound (0.5 ms reads "at most 0.5 ms"); past the last, 30 s reads "at least 30 s"."""
     total = sum(counts)
     if total == 0:
         return None
@@ -97,7 +98,9 @@ def percentile(bounds, counts, q):
     for i, n in enumerate(counts):
         if n and seen + n >= rank:
             upper = bounds[i]
-            lower = bounds[i - 1] if i > 0 else 0.0
+            if i == 0:  # under the first bound we only know "at most 0.5 ms": never invent a smaller value
+                return upper
+            lower = bounds[i - 1]
             if math.isinf(upper):
                 return lower
             return lower + (upper - lower) * ((rank - seen) / n)

@@ -5,7 +5,7 @@ import json
 import sys
 import traceback
 
-from . import operations, queries
+from . import operations, queries, sampler
 from .layout import AgentError, Root
 
 COMMANDS = {
@@ -19,6 +19,7 @@ COMMANDS = {
     "rollback": operations.rollback,
     "start": operations.start,
     "stop": operations.stop,
+    "sample": sampler.sample,
 }
 
 

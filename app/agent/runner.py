@@ -111,6 +111,7 @@ class _ClientError(Exception):
 class RunnerServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the default listen backlog of 5 resets a burst of new connections
 
 
 def main(argv=None):

@@ -3,7 +3,7 @@ percentiles over the interval (or since the runner started, when the interval sa
 Used by the server-side sampler and by Berth's own sampler for `local`. Stdlib only."""
 import time
 
-from .histogram import counts_from_cumulative, delta, latency_ms, parse_metrics
+from .histogram import BUCKETS, counts_from_cumulative, delta, latency_ms, parse_metrics
 
 ENDPOINT = "/predict"
 
@@ -20,7 +20,7 @@ class RunnerMeter:
         ep = parsed["endpoints"].get(ENDPOINT)
         started = parsed["process"].get("process_start_time_seconds")
         if ep is None:
-            count, errors, bounds, counts = 0, 0, None, []
+            count, errors, bounds, counts = 0, 0, None, [0] * (len(BUCKETS) + 1)
         else:
             count, errors, bounds = ep["count"], ep["errors"], ep["bounds"]
             counts = counts_from_cumulative(ep["cumulative"])

@@ -39,6 +39,9 @@ class LocalTransport(Transport):
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
+            reader.join(5)
+            proc.stdout.close()
+            proc.stderr.close()
 
         return proc.stdout, wait, abort
 

@@ -195,6 +195,14 @@ class AgentStream:
         except (OSError, EOFError):
             return -1, ""
 
+    def set_read_timeout(self, seconds: float) -> None:
+        """A silent server (suspended laptop, dead TCP) must not block the reader for ever: a read
+        waiting longer raises, and iterating reports connection_lost. Over SSH only: a local
+        agent is our own child process."""
+        channel = getattr(self._lines, "channel", None)  # paramiko's ChannelFile
+        if channel is not None:
+            channel.settimeout(seconds)
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True

@@ -32,8 +32,38 @@ def _server_auth(db):
     db["servers"].add_column("auth", str, not_null_default="auto")
 
 
+def _monitor(db):
+    """Monitoring history (app/monitor/history.py): clustered by (series, ts) for range scans, values
+    stored as scaled integers (2-4 bytes on disk instead of 8), names interned in monitor_series."""
+    for sql in (
+        "CREATE TABLE monitor_series (id INTEGER PRIMARY KEY, server TEXT NOT NULL, model TEXT NOT NULL,"
+        " UNIQUE (server, model))",
+        "CREATE TABLE monitor_host_raw (series INTEGER NOT NULL, ts INTEGER NOT NULL, interval_ms INTEGER,"
+        " cpu INTEGER, mem_used INTEGER, mem_pct INTEGER, load1 INTEGER, disk_pct INTEGER,"
+        " PRIMARY KEY (series, ts)) WITHOUT ROWID",
+        "CREATE TABLE monitor_model_raw (series INTEGER NOT NULL, ts INTEGER NOT NULL, interval_ms INTEGER,"
+        " cpu INTEGER, rss INTEGER, req INTEGER, err INTEGER, p50 INTEGER, p95 INTEGER, p99 INTEGER, hist BLOB,"
+        " PRIMARY KEY (series, ts)) WITHOUT ROWID",
+        "CREATE TABLE monitor_host_minute (series INTEGER NOT NULL, ts INTEGER NOT NULL, n INTEGER,"
+        " cpu_min INTEGER, cpu_avg INTEGER, cpu_max INTEGER, mem_used_min INTEGER, mem_used_avg INTEGER,"
+        " mem_used_max INTEGER, mem_pct_min INTEGER, mem_pct_avg INTEGER, mem_pct_max INTEGER,"
+        " load1_min INTEGER, load1_avg INTEGER, load1_max INTEGER, disk_pct_min INTEGER, disk_pct_avg INTEGER,"
+        " disk_pct_max INTEGER, PRIMARY KEY (series, ts)) WITHOUT ROWID",
+        "CREATE TABLE monitor_model_minute (series INTEGER NOT NULL, ts INTEGER NOT NULL, n INTEGER,"
+        " cpu_min INTEGER, cpu_avg INTEGER, cpu_max INTEGER, rss_min INTEGER, rss_avg INTEGER, rss_max INTEGER,"
+        " req_min INTEGER, req_avg INTEGER, req_max INTEGER, err_min INTEGER, err_avg INTEGER, err_max INTEGER,"
+        " p50 INTEGER, p95 INTEGER, p99 INTEGER, PRIMARY KEY (series, ts)) WITHOUT ROWID",
+        "CREATE TABLE monitor_gaps (server TEXT NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY (server, ts))"
+        " WITHOUT ROWID",
+        "CREATE TABLE monitor_rollup (server TEXT PRIMARY KEY, done_until INTEGER NOT NULL)",
+        "CREATE TABLE monitor_latest (server TEXT PRIMARY KEY, ts REAL, sample TEXT)",
+    ):
+        db.execute(sql)
+
+
 _MIGRATING = threading.Lock()  # threads of one process open their own connections at the same time
-MIGRATIONS = [("0001_servers", _servers), ("0002_events", _events), ("0003_server_auth", _server_auth)]
+MIGRATIONS = [("0001_servers", _servers), ("0002_events", _events), ("0003_server_auth", _server_auth),
+              ("0004_monitor", _monitor)]
 
 
 def open_db(path: Path | None = None) -> sqlite_utils.Database:

@@ -1,6 +1,7 @@
 """Start the window: `berth` with no arguments."""
 import sys
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 
@@ -14,4 +15,5 @@ def run_gui(argv: list[str] | None = None) -> int:
     apply_theme(app)
     window = MainWindow()
     window.show()
+    QTimer.singleShot(0, window.start_monitoring)  # after the first paint
     return app.exec()

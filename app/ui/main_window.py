@@ -4,8 +4,9 @@ and owns the menus, shortcuts and layout memory."""
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QStackedWidget
+from PySide6.QtGui import QAction, QKeySequence, QStandardItem
+from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QPushButton, QSplitter,
+                               QStackedWidget)
 
 from app import __version__
 from app.deploy import queries
@@ -14,7 +15,7 @@ from app.store.servers import LOCAL, local_server
 from .audit_view import AuditPage
 from .deploy_dialog import DeployDialog
 from .errors import show_error
-from .fleet import FleetModel, FleetView
+from .fleet import ROLE_KIND, FleetModel, FleetView
 from .hostkey_dialog import HostKeyDialog
 from .icons import icon
 from .model_view import ModelPage
@@ -27,7 +28,7 @@ REFRESH_MS = 15000
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, runner: TaskRunner | None = None):
+    def __init__(self, runner: TaskRunner | None = None, monitor_feed=None):
         super().__init__()
         self.setWindowTitle(f"Berth {__version__}")
         self.setWindowIcon(icon("berth"))
@@ -37,9 +38,16 @@ class MainWindow(QMainWindow):
         self._asking_host_key: set[str] = set()
         self._refreshing: set[str] = set()
         self.servers = {LOCAL: local_server()}
+        # Monitoring (pyqtgraph, sample streams) starts when the Monitor page is first shown.
+        self.monitor_feed = monitor_feed
+        self.monitor_page = None
 
         self.fleet_model = FleetModel(self)
         self.fleet_model.set_servers(list(self.servers.values()))
+        monitor_item = QStandardItem(icon("monitor"), "Monitor")
+        monitor_item.setEditable(False)
+        monitor_item.setData("monitor", ROLE_KIND)
+        self.fleet_model.appendRow([monitor_item, QStandardItem()])
         self.fleet = FleetView(self.fleet_model)
         self.fleet.setMinimumWidth(240)
         self.fleet.selected.connect(self._on_selected)
@@ -52,6 +60,11 @@ class MainWindow(QMainWindow):
         self.server_page.remove_requested.connect(self.remove_server)
         self.model_page = ModelPage(self.runner)
         self.model_page.changed.connect(self.on_changed)
+        self.model_monitor_button = QPushButton(icon("monitor"), "Monitor")
+        self.model_monitor_button.setToolTip("This model's graphs: CPU, memory, latency, requests (Ctrl+M: the fleet)")
+        self.model_monitor_button.clicked.connect(
+            lambda: self.show_monitor(self.model_page.server or LOCAL, self.model_page.model or ""))
+        self.model_page.tabs.setCornerWidget(self.model_monitor_button)
         self.audit_page = AuditPage(self.runner)
         self.empty_page = QLabel("Select a server or a model on the left.")
         self.empty_page.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -100,6 +113,7 @@ class MainWindow(QMainWindow):
         self.refresh_action = act(view, "&Refresh", self.refresh_all, (QKeySequence.StandardKey.Refresh, "F5"),
                                   "refresh")
         act(view, "Au&dit log", self.show_audit, "Ctrl+L", "audit")
+        self.monitor_action = act(view, "&Monitor", lambda: self.show_monitor(), "Ctrl+M", "monitor")
         act(view, "&Filter", self.focus_filter, (QKeySequence.StandardKey.Find, "Ctrl+F"))
         edit = self.menuBar().addMenu("&Edit")
         self.delete_action = act(edit, "&Remove selected server…", self.remove_selected,
@@ -123,6 +137,8 @@ class MainWindow(QMainWindow):
         self.servers = {s.name: s for s in servers}
         self.fleet_model.set_servers(servers)
         self.fleet.expandAll()
+        if self.monitor_feed is not None:
+            self.monitor_feed.set_servers(self.servers)
         self.refresh_all()
 
     def refresh_all(self) -> None:
@@ -221,12 +237,38 @@ class MainWindow(QMainWindow):
             self.stack.setCurrentWidget(self.model_page)
         elif kind == "audit":
             self.show_audit()
+        elif kind == "monitor":
+            self.show_monitor()
         else:
             self.stack.setCurrentWidget(self.empty_page)
 
     def show_audit(self) -> None:
         self.stack.setCurrentWidget(self.audit_page)
         self.audit_page.refresh()
+
+    def start_monitoring(self) -> None:
+        """Sample every server from now on (`berth` calls this once the window is up, so history is
+        recorded whenever Berth runs; tests that never look at the Monitor page skip it)."""
+        if self.monitor_feed is None:
+            from .monitor_feed import MonitorFeed
+
+            self.monitor_feed = MonitorFeed(self)
+        if not self.monitor_feed.started:
+            self.monitor_feed.start(self.servers)
+
+    def show_monitor(self, server: str = "", model: str = "") -> None:
+        """The Monitor page: the fleet overview, or the graphs of `server` (and `model`)."""
+        if self.monitor_page is None:
+            from .monitor_view import MonitorPage
+
+            self.start_monitoring()
+            self.monitor_page = MonitorPage(self.runner, self.monitor_feed)
+            self.stack.addWidget(self.monitor_page)
+        self.stack.setCurrentWidget(self.monitor_page)
+        if server:
+            self.monitor_page.show_target(server, model)
+        else:
+            self.monitor_page.show_overview()
 
     def focus_filter(self) -> None:
         self.show_audit()
@@ -262,6 +304,8 @@ class MainWindow(QMainWindow):
         """A deploy, rollback, start or stop finished: refresh what it may have changed."""
         self.refresh(server, force=True)
         self.audit_page.refresh()
+        if self.monitor_page is not None:
+            self.monitor_page.refresh_markers()
 
     # -- misc ---------------------------------------------------------------------------------
     def about(self) -> None:
@@ -286,5 +330,7 @@ class MainWindow(QMainWindow):
         s.setValue("window/splitter", self.splitter.saveState())
         s.sync()
         self.timer.stop()
+        if self.monitor_feed is not None:
+            self.monitor_feed.stop()
         self.runner.shutdown(wait=False)
         super().closeEvent(event)

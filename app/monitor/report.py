@@ -1,0 +1,54 @@
+"""How `berth monitor` shows samples: the JSON it prints and the compact table it refreshes."""
+from app.cli_output import human_bytes, print_table
+
+MODEL_JSON_KEYS = ("version", "pid", "cpu_percent", "rss_bytes", "threads", "open_files", "uptime_s",
+                   "requests_total", "errors_total", "requests_per_s", "errors_per_s", "latency_ms")
+
+
+def monitor_json(sample: dict, model: str | None = None) -> dict:
+    """A sample as `berth monitor --json` prints it: the server's figures at the top level, the
+    models' (without their raw histogram) under "models"."""
+    host = sample.get("host") or {}
+    models = sample.get("models") or {}
+    return {
+        "server": sample.get("server"), "ts": sample.get("ts"), "interval_s": sample.get("interval_s"),
+        "cpu_percent": host.get("cpu_percent"), "cpu_per_core": host.get("cpu_per_core"),
+        "memory": {k: (host.get("memory") or {}).get(k) for k in ("used", "available", "total")},
+        "load": host.get("load"), "disk": host.get("disk"), "net": host.get("net"),
+        "models": {name: {k: m.get(k) for k in MODEL_JSON_KEYS} for name, m in sorted(models.items())
+                   if model is None or name == model},
+    }
+
+
+def _num(v, fmt: str = "{:.1f}") -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+def print_monitor(samples: list[dict], model: str | None = None) -> None:
+    """One line per server, then a row per model: what `berth monitor` refreshes."""
+    import time
+
+    for sample in samples:
+        host = sample.get("host") or {}
+        mem = host.get("memory") or {}
+        disk = host.get("disk") or {}
+        load = host.get("load") or []
+        when = time.strftime("%H:%M:%S", time.localtime(sample.get("ts") or 0))
+        disk_pct = 100.0 * disk["used"] / disk["total"] if disk.get("total") else None
+        print(f"{sample.get('server')}  {when}  cpu {_num(host.get('cpu_percent'))}%  "
+              f"mem {human_bytes(mem.get('used') or 0)} of {human_bytes(mem.get('total') or 0)}  "
+              f"load {' '.join(f'{x:.2f}' for x in load)}  disk {_num(disk_pct)}%")
+        rows = []
+        for name, m in sorted((sample.get("models") or {}).items()):
+            if model is not None and name != model:
+                continue
+            lat = m.get("latency_ms") or {}
+            rows.append({"model": name, "version": m.get("version"), "cpu%": _num(m.get("cpu_percent")),
+                         "rss": human_bytes(m["rss_bytes"]) if m.get("rss_bytes") is not None else "-",
+                         "req/s": _num(m.get("requests_per_s"), "{:.2f}"), "err/s": _num(m.get("errors_per_s"), "{:.2f}"),
+                         "p50 ms": _num(lat.get("p50"), "{:.2f}"), "p95 ms": _num(lat.get("p95"), "{:.2f}"),
+                         "p99 ms": _num(lat.get("p99"), "{:.2f}"),
+                         "window": {"interval": "", "since_start": "since start"}.get(lat.get("window"), "")})
+        print_table(rows, ["model", "version", "cpu%", "rss", "req/s", "err/s", "p50 ms", "p95 ms", "p99 ms",
+                           "window"])
+        print()

@@ -1,0 +1,255 @@
+"""One thread per server that keeps samples coming: the agent's `sample` command over the server's
+own connection (SSH), or LocalSampler for `local`; reconnects with backoff when the stream breaks.
+
+    s = SampleStream("box", open_source("box"), 1.0, on_sample, on_state).start()
+    ...
+    s.set_interval(5.0)   # restarts the agent command on the same connection
+    s.stop()              # closes the stream (on the server too) and joins the thread
+
+`on_sample(sample)` gets every sample with "server" added; `on_state(server, state, detail)` gets
+"live" (samples flow), "reconnecting" (the stream broke or could not open; detail says why; the
+next attempt follows after 1, 2, 4 ... 30 s, reset by a sample) and "stopped". `on_gap(server, ts)`,
+when given, is told where each break happened (History.gap). All callbacks run on the stream's
+thread: hand them over (a queue, a queued Qt signal), never touch a widget from them.
+
+A stream that stays silent for stall_s (3 intervals, at least interval + 15 s: a suspended laptop,
+a dead TCP connection nobody reset) counts as broken. No Qt here.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import time
+
+from app.store.servers import LOCAL
+
+log = logging.getLogger(__name__)
+
+MIN_INTERVAL, MAX_INTERVAL = 0.25, 60.0
+BACKOFF_START, BACKOFF_MAX = 1.0, 30.0
+
+
+def check_interval(interval: float) -> float:
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) \
+            or not MIN_INTERVAL <= interval <= MAX_INTERVAL:
+        raise ValueError(f"the interval must be {MIN_INTERVAL:g} to {MAX_INTERVAL:g} seconds, not {interval!r}")
+    return float(interval)
+
+
+def open_source(server: str):
+    """The usual `open_source` for a configured server: a callable that, on the stream's thread,
+    returns a LocalSampler for `local` and a fresh connected Transport otherwise. It reads the
+    server's settings from the database each time (an edited server is picked up on reconnect) and
+    does not write to the audit log: a host that stays down would add a line every 30 s."""
+    def opener():
+        if server == LOCAL:
+            from .local_sampler import LocalSampler
+
+            return LocalSampler()
+        from app.remote.connect import open_transport
+        from app.store.db import open_db
+        from app.store.servers import ServerRegistry
+
+        db = open_db()
+        try:
+            config = ServerRegistry(db).get(server)
+        finally:
+            db.close()
+        return open_transport(config)
+    return opener
+
+
+class SampleStream:
+    def __init__(self, server: str, open_source, interval: float = 1.0, on_sample=None, on_state=None,
+                 on_gap=None, stall_s: float | None = None):
+        self.server = server
+        self.open_source = open_source
+        self.interval = check_interval(interval)
+        self.on_sample, self.on_state, self.on_gap = on_sample, on_state, on_gap
+        self.stall_s = stall_s
+        self.state = "connecting"
+        self.detail = ""
+        self.samples = 0  # received since start()
+        self.gaps: list[float] = []  # unix times of the breaks seen (also given to on_gap)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._restart = False
+        self._current = None  # the AgentStream being read
+        self._thread: threading.Thread | None = None
+
+    # -- control (any thread) ----------------------------------------------------------------------
+    def start(self) -> "SampleStream":
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"berth-monitor-{self.server}", daemon=True)
+            self._thread.start()
+        return self
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def set_interval(self, interval: float) -> None:
+        """A new interval (0.25-60 s) from the next sample on: the agent command is restarted on the
+        same connection (no gap)."""
+        interval = check_interval(interval)
+        with self._lock:
+            if interval == self.interval:
+                return
+            self.interval = interval
+            self._restart = True
+            current = self._current
+        self._wake.set()
+        if current is not None:
+            current.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """End the stream (on the server too) and wait for the thread."""
+        with self._lock:
+            self._stopping = True
+            current = self._current
+        self._wake.set()
+        if current is not None:
+            current.close()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    # -- the thread ----------------------------------------------------------------------------------
+    def _run(self) -> None:
+        backoff = BACKOFF_START
+        while not self._stopping:
+            live_before = self.samples
+            try:
+                source = self._open()
+                try:
+                    if hasattr(source, "sample"):
+                        self._run_local(source)
+                        reopen = False
+                    else:
+                        reopen = self._run_remote(source)
+                finally:
+                    _close(source)
+                if self._stopping:
+                    break
+                if reopen:  # a new interval with a single-use source: open again at once
+                    continue
+                detail = "the stream ended"
+            except Exception as e:  # noqa: BLE001 - every failure means: try again later
+                if self._stopping:
+                    break
+                detail = str(e).strip().replace("\n", " ") or type(e).__name__
+            if self.samples > live_before:
+                backoff = BACKOFF_START  # it worked for a while: start the backoff over
+            if self.state == "live":
+                self._record_gap()
+            self._set_state("reconnecting", detail)
+            self._wake.wait(backoff)
+            with self._lock:
+                self._wake.clear()
+                self._restart = False
+            backoff = min(backoff * 2, BACKOFF_MAX)
+        self._set_state("stopped", "")
+
+    def _open(self):
+        fn = self.open_source
+        try:
+            takes_interval = "interval" in inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            takes_interval = False
+        return fn(interval=self.interval) if takes_interval else fn()
+
+    def _run_local(self, sampler) -> None:
+        sampler.interval = self.interval
+        due = time.monotonic()
+        while True:
+            with self._lock:
+                if self._stopping:
+                    return
+                if self._restart:
+                    self._restart = False
+                    self._wake.clear()
+                    sampler.interval = self.interval
+                    due = time.monotonic()
+            self._deliver(sampler.sample())
+            due += self.interval
+            now = time.monotonic()
+            if due <= now:  # fell behind (suspended, starved): keep the phase, skip the missed slots
+                due += self.interval * (int((now - due) / self.interval) + 1)
+            self._wake.wait(due - now)
+
+    def _run_remote(self, source) -> bool:
+        """Read samples until stopped (False) or until a single-use source must be opened again with
+        a new interval (True); a broken stream raises."""
+        transport = source if hasattr(source, "stream") else None
+        while True:
+            with self._lock:
+                if self._stopping:
+                    return False
+                if transport is None and source is None:
+                    return True  # keep _restart set: the outer loop opens a new source
+                self._restart = False
+                self._wake.clear()
+                interval = self.interval
+            if transport is not None:
+                agent_stream = transport.stream("sample", {"interval": interval, "count": 0})
+            else:  # open_source gave a started AgentStream: usable once
+                agent_stream, source = source, None
+            if hasattr(agent_stream, "set_read_timeout"):
+                agent_stream.set_read_timeout(self.stall_s or max(3 * interval, interval + 15.0))
+            with self._lock:
+                self._current = agent_stream
+                abandon = self._stopping or self._restart
+            try:
+                if abandon:
+                    agent_stream.close()
+                for event in agent_stream:
+                    if event.get("event") == "sample":
+                        self._deliver({k: v for k, v in event.items() if k != "event"})
+            finally:
+                with self._lock:
+                    self._current = None
+                agent_stream.close()
+            with self._lock:
+                if self._stopping:
+                    return False
+                if not self._restart:
+                    raise ConnectionError(f"{self.server}: the sample stream ended")
+
+    def _deliver(self, sample: dict) -> None:
+        sample["server"] = self.server
+        self.samples += 1
+        if self.state != "live":
+            self._set_state("live", "")
+        if self.on_sample is not None:
+            try:
+                self.on_sample(sample)
+            except Exception:  # noqa: BLE001 - a consumer's bug must not end the stream
+                log.exception("on_sample of %s failed", self.server)
+
+    def _record_gap(self) -> None:
+        ts = time.time()
+        self.gaps.append(ts)
+        if self.on_gap is not None:
+            try:
+                self.on_gap(self.server, ts)
+            except Exception:  # noqa: BLE001
+                log.exception("on_gap of %s failed", self.server)
+
+    def _set_state(self, state: str, detail: str) -> None:
+        if (state, detail) == (self.state, self.detail):
+            return
+        self.state, self.detail = state, detail
+        if self.on_state is not None:
+            try:
+                self.on_state(self.server, state, detail)
+            except Exception:  # noqa: BLE001
+                log.exception("on_state of %s failed", self.server)
+
+
+def _close(source) -> None:
+    close = getattr(source, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:  # noqa: BLE001 - already broken
+            pass

@@ -1,0 +1,180 @@
+"""Live monitoring data for the console: one SampleStream per server (app/monitor/stream.py, a thread
+each), delivered on the GUI thread, kept in a MonitorBuffer (the live window), and written to History
+(SQLite) by ONE writer thread, never the GUI thread.
+
+    stream threads ──queued signal──▶ GUI thread: buffer.add, sampled(server, sample)
+                   └──queue──▶ writer thread: History.add / History.gap
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, Qt, Signal
+
+from app.store.servers import LOCAL
+
+from .monitor_buffer import MonitorBuffer
+
+log = logging.getLogger(__name__)
+INTERVAL = 1.0
+
+
+def default_history():
+    """The History of this Berth home, opened in the thread that calls this (the writer)."""
+    from app.monitor.history import History
+    from app.store import paths
+
+    return History(paths.berth_home() / "monitor.sqlite")
+
+
+def default_stream(server: str, interval: float, on_sample, on_state, on_gap):
+    """A started SampleStream for `server` (LocalSampler for `local`, the agent's `sample` otherwise)."""
+    from app.monitor.stream import SampleStream, open_source
+
+    return SampleStream(server, open_source(server), interval, on_sample, on_state, on_gap).start()
+
+
+class MonitorFeed(QObject):
+    """Signals (GUI thread):
+        sampled(str server, object sample): a sample, already in `buffer`
+        stream_state(str server, str state, str detail): "reconnecting" | "live" (as the stream says)
+    """
+
+    sampled = Signal(str, object)
+    stream_state = Signal(str, str, str)
+    _incoming = Signal(str, object)
+    _state_in = Signal(str, str, str)
+    _gap_in = Signal(str, float)
+
+    def __init__(self, parent=None, *, buffer: MonitorBuffer | None = None, interval: float = INTERVAL,
+                 stream_factory: Callable | None = default_stream,
+                 history_factory: Callable | None = default_history):
+        super().__init__(parent)
+        self.buffer = buffer or MonitorBuffer()
+        self.interval = interval
+        self.stream_factory = stream_factory
+        self.history_factory = history_factory
+        self.streams: dict[str, object] = {}
+        self.states: dict[str, tuple[str, str]] = {}
+        self.started = False
+        self.written = 0  # samples the writer stored (tests, bench)
+        self._queue: queue.Queue = queue.Queue(maxsize=100000)
+        self._writer: threading.Thread | None = None
+        self.writer_done = threading.Event()  # set when the writer closed History (after stop())
+        self._incoming.connect(self._on_incoming, Qt.ConnectionType.QueuedConnection)
+        self._state_in.connect(self._on_state, Qt.ConnectionType.QueuedConnection)
+        self._gap_in.connect(self._on_gap, Qt.ConnectionType.QueuedConnection)
+
+    # -- servers --------------------------------------------------------------------------------
+    def start(self, servers=()) -> None:
+        self.started = True
+        if self.history_factory is not None and self._writer is None:
+            self.writer_done.clear()
+            self._writer = threading.Thread(target=self._write_loop, name="berth-monitor-writer", daemon=True)
+            self._writer.start()
+        self.set_servers(servers)
+
+    def set_servers(self, servers) -> None:
+        """Streams follow the server list (`local` always), once started."""
+        if not self.started:
+            return
+        wanted = set(servers) | {LOCAL}
+        for name in sorted(set(self.streams) - wanted):
+            self._stop_stream(name)
+            self.buffer.forget(name)
+        for name in sorted(wanted - set(self.streams)):
+            if self.stream_factory is None:
+                self.streams[name] = None
+                continue
+            try:
+                self.streams[name] = self.stream_factory(
+                    name, self.interval, lambda sample, s=name: self.feed(s, sample),
+                    self.state, self.gap)
+            except Exception as e:  # the monitor package may be missing or the server misconfigured
+                log.warning("no sample stream for %s: %s", name, e)
+                self.streams[name] = None
+                self._on_state(name, "unavailable", str(e))
+
+    def _stop_stream(self, name: str) -> None:
+        s = self.streams.pop(name, None)
+        if s is not None:  # stop() may wait for the thread: never on the GUI thread
+            threading.Thread(target=s.stop, name=f"berth-monitor-stop-{name}", daemon=True).start()
+
+    def stop(self) -> None:
+        self.started = False
+        for name in list(self.streams):
+            self._stop_stream(name)
+        if self._writer is not None:
+            try:
+                self._queue.put_nowait(None)
+            except queue.Full:
+                pass
+            self._writer = None
+
+    # -- from any thread ----------------------------------------------------------------------------
+    def feed(self, server: str, sample: dict) -> None:
+        """A sample for `server` (a stream thread, a simulator, a test): stored and delivered."""
+        if sample.get("server") != server:  # a copy: never changed after it left this thread
+            sample = dict(sample, server=server)
+        if self.started and self.history_factory is not None:
+            try:
+                self._queue.put_nowait(("sample", server, sample))
+            except queue.Full:
+                pass  # the writer is far behind: the live window still gets it
+        self._incoming.emit(server, sample)
+
+    def state(self, server: str, state: str, detail: str = "") -> None:
+        self._state_in.emit(server, state, detail or "")
+
+    def gap(self, server: str, ts: float | None = None) -> None:
+        """The stream of `server` broke (at `ts`, default now): graphs and History draw a break."""
+        ts = time.time() if ts is None else float(ts)
+        if self.started and self.history_factory is not None:
+            try:
+                self._queue.put_nowait(("gap", server, ts))
+            except queue.Full:
+                pass
+        self._gap_in.emit(server, ts)
+
+    # -- GUI thread -------------------------------------------------------------------------------
+    def _on_incoming(self, server: str, sample: dict) -> None:
+        self.buffer.add(server, sample)
+        self.sampled.emit(server, sample)
+
+    def _on_state(self, server: str, state: str, detail: str) -> None:
+        self.states[server] = (state, detail)
+        self.stream_state.emit(server, state, detail)
+
+    def _on_gap(self, server: str, _ts: float) -> None:
+        self.buffer.gap(server)  # right after its newest point (the server's clock may differ from ours)
+
+    # -- the writer thread ------------------------------------------------------------------------
+    def _write_loop(self) -> None:
+        try:
+            history = self.history_factory()
+        except Exception as e:
+            log.warning("monitoring history unavailable: %s", e)
+            history = None
+        while (item := self._queue.get()) is not None:
+            if history is None:
+                continue
+            kind, server, value = item
+            try:
+                if kind == "sample":
+                    history.add(value)
+                    self.written += 1
+                else:
+                    history.gap(server, value)
+            except Exception as e:  # a full disk must not end live monitoring
+                log.warning("monitoring history: cannot store a %s of %s: %s", kind, server, e)
+        close = getattr(history, "close", None)
+        if close:
+            try:
+                close()
+            except Exception:
+                pass
+        self.writer_done.set()
