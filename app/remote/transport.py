@@ -84,12 +84,9 @@ class Transport:
 
     def agent(self, command: str, payload: dict | None = None, on_event: EventHandler | None = None) -> dict:
         """Run one agent command; progress events go to `on_event`; returns its result."""
-        if command not in COMMANDS:
-            raise ValueError(f"unknown agent command {command!r}")
-        argv = ["python3", self.ensure_agent(), command]
-        request = dict(payload or {}, root=self.abs_root)
+        argv, request = self._agent_call(command, payload)
         try:
-            lines, wait, _abort = self._exec(argv, json.dumps(request).encode())
+            lines, wait, _abort = self._exec(argv, request)
             final = None
             for raw in lines:
                 try:
@@ -114,15 +111,19 @@ class Transport:
     def stream(self, command: str, payload: dict | None = None) -> "AgentStream":
         """Start a long-running agent command (e.g. `sample`); iterate its events as they come.
         close() ends it on the server as well (its next write fails and it exits)."""
-        if command not in COMMANDS:
-            raise ValueError(f"unknown agent command {command!r}")
-        argv = ["python3", self.ensure_agent(), command]
-        request = dict(payload or {}, root=self.abs_root)
+        argv, request = self._agent_call(command, payload)
         try:
-            lines, wait, abort = self._exec(argv, json.dumps(request).encode())
+            lines, wait, abort = self._exec(argv, request)
         except (OSError, EOFError) as e:
             raise RemoteError(f"{self.name}: cannot start {command}: {e}", "connection_lost") from None
         return AgentStream(self.name, command, lines, wait, abort)
+
+    def _agent_call(self, command: str, payload: dict | None) -> tuple[list[str], bytes]:
+        """The argv and the JSON request of one agent command (the request carries the root)."""
+        if command not in COMMANDS:
+            raise ValueError(f"unknown agent command {command!r}")
+        request = dict(payload or {}, root=self.abs_root)
+        return ["python3", self.ensure_agent(), command], json.dumps(request).encode()
 
     def ensure_agent(self) -> str:
         """Install this Berth's agent on the server once; returns the launcher's path."""
