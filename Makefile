@@ -40,6 +40,10 @@ bench: $(STAMP)
 	$(VENV)/bin/pip install --disable-pip-version-check -q -e '.[test,bench]'
 	$(PY) bench/deploy.py
 	$(PY) bench/gui_start.py
+	$(PY) bench/runner_overhead.py
+	$(PY) bench/sampler_cost.py
+	$(PY) bench/monitor_store.py
+	QT_QPA_PLATFORM=offscreen $(PY) bench/monitor_gui.py
 
 # Renders the main views from a real session against `local` into docs/screenshots/.
 screenshots: $(STAMP)

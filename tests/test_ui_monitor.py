@@ -405,6 +405,7 @@ def test_overview_sparklines_are_drawn_in_one_pass_with_their_breaks(qtbot, feed
     overview.refresh()
     sheet = overview.table.sheet()
     assert sheet is not None and not sheet.toImage().isNull()
-    assert overview.table.sheet() is sheet  # made once per refresh, not once per paint
+    key = overview.table._sheet_key
+    assert overview.table.sheet() is sheet and overview.table._sheet_key is key  # once per refresh, not per paint
     overview.refresh()
-    assert overview.table.sheet() is not sheet
+    assert overview.table.sheet() is not None and overview.table._sheet_key != key

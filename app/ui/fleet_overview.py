@@ -277,6 +277,7 @@ class SparkTable(QTableView):
         super().__init__(parent)
         self._sheet_key = None
         self._sheet: QPixmap | None = None
+        self._pixmap: QPixmap | None = None
 
     def sheet(self) -> QPixmap | None:
         model = self.model()
@@ -304,8 +305,11 @@ class SparkTable(QTableView):
                     spark, text_box = SparklineDelegate.boxes(QRect(x[c], y, self.columnWidth(c), rh))
                     cells.append((model.values(r, c), spark, cell[3]))
                     texts.append((text_box, cell[4], cell[3], r in selected))
-        pixmap = QPixmap(int(vp.width() * dpr), int(vp.height() * dpr))
-        pixmap.setDevicePixelRatio(dpr)
+        pixmap = self._pixmap  # one pixmap, drawn again (not a new 3 MB one a second)
+        size = QSize(int(vp.width() * dpr), int(vp.height() * dpr))
+        if pixmap is None or pixmap.size() != size:
+            pixmap = self._pixmap = QPixmap(size)
+            pixmap.setDevicePixelRatio(dpr)
         pixmap.fill(Qt.GlobalColor.transparent)
         painter = QPainter(pixmap)
         for alert, path in sparkline_sheet(cells).items():

@@ -50,7 +50,7 @@ class Task(QObject):
     def progress(self, value) -> None:
         """Called from the worker thread. Goes through the runner's queued signal, like the result:
         a value reported before the caller connected `progressed` still reaches it."""
-        self._runner._deliver.emit((self, "progress", value))
+        self._runner._send((self, "progress", value))
 
 
 class Context:
@@ -98,18 +98,18 @@ class _ServerWorker(threading.Thread):
     def _transport(self, workspace: Workspace):
         if self.transport is not None:
             return self.transport
-        self.runner.server_state.emit(self.server, "connecting", "")
+        self.runner._send_signal("server_state", self.server, "connecting", "")
         try:
             self.transport = workspace.connect(self.server, self.accept)
         except (UnknownHostKey, HostKeyChanged) as e:
-            self.runner.server_state.emit(self.server, "hostkey", str(e))
-            self.runner.host_key_problem.emit(self.server, e)
+            self.runner._send_signal("server_state", self.server, "hostkey", str(e))
+            self.runner._send_signal("host_key_problem", self.server, e)
             raise
         except (RemoteError, OSError) as e:
-            self.runner.server_state.emit(self.server, "unreachable", str(e))
+            self.runner._send_signal("server_state", self.server, "unreachable", str(e))
             raise
         self.accept = None
-        self.runner.server_state.emit(self.server, "connected", "")
+        self.runner._send_signal("server_state", self.server, "connected", "")
         return self.transport
 
     def _drop(self):
@@ -199,6 +199,7 @@ class TaskRunner(QObject):
         self.closed = True
         for task in list(self.active):
             task.cancel()
+        self.active.clear()  # nothing will be delivered any more
         for worker in self.workers.values():
             worker.jobs.put(None)
         if wait:
@@ -211,7 +212,22 @@ class TaskRunner(QObject):
     def _finish(self, task: Task, result=None, error: BaseException | None = None) -> None:
         if error is not None:
             error.trace = "".join(traceback.format_exception(error))
-        self._deliver.emit((task, "result", (result, error)))
+        self._send((task, "result", (result, error)))
+
+    def _send(self, item) -> None:
+        """From a worker thread. Once the window (and this runner) is gone, there is nobody to tell."""
+        if not self.closed:
+            try:
+                self._deliver.emit(item)
+            except RuntimeError:  # the runner's C++ object was deleted meanwhile
+                pass
+
+    def _send_signal(self, name: str, *args) -> None:
+        if not self.closed:
+            try:
+                getattr(self, name).emit(*args)
+            except RuntimeError:
+                pass
 
     def _on_deliver(self, item) -> None:
         task, kind, value = item
