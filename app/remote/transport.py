@@ -88,11 +88,7 @@ class Transport:
         try:
             lines, wait, _abort = self._exec(argv, request)
             final = None
-            for raw in lines:
-                try:
-                    event = json.loads(raw)
-                except ValueError:
-                    continue
+            for event in _events(lines):
                 if event.get("event") in ("result", "error"):
                     final = event
                 elif on_event is not None:
@@ -153,6 +149,15 @@ class Transport:
         return self.server_info
 
 
+def _events(lines):
+    """The agent's JSON lines as dicts (anything else on stdout is skipped)."""
+    for raw in lines:
+        try:
+            yield json.loads(raw)
+        except ValueError:
+            continue
+
+
 class AgentStream:
     """The events of one running agent command, in order. Iterating ends at its last line; an error
     line raises RemoteError; a cut connection raises RemoteError("connection_lost")."""
@@ -166,11 +171,7 @@ class AgentStream:
     def __iter__(self):
         final = None
         try:
-            for raw in self._lines:
-                try:
-                    event = json.loads(raw)
-                except ValueError:
-                    continue
+            for event in _events(self._lines):
                 if event.get("event") in ("result", "error"):
                     final = event
                     break
