@@ -7,7 +7,7 @@ Kept cheap on purpose, since it runs for as long as a console watches the server
   CPython 3.11). So once the request is checked, the agent replaces itself (exec, same pid, same
   pipes) with a fresh `python3 -S` that imports only this module and its few stdlib needs (~12 MB).
   For the same reason this module does not import supervise.py (subprocess, tempfile...): it reads
-  the runner record and checks the process itself, the same way.
+  the runner record itself and checks the process with runnerproc.py, as supervise.py does.
 - CPU: no subprocess; /proc files kept open and re-read with pread; one short HTTP/1.0 GET of each
   runner's /metrics on a raw socket (http.client costs ~50 ms and a few MB to import); objects
   reused between samples.
@@ -28,6 +28,7 @@ import time
 from .layout import AgentError, Root
 from .histogram import BUCKETS
 from .runnermeter import RunnerMeter
+from .runnerproc import is_runner_process, read_port
 
 PACKAGE = __name__.rpartition(".")[0]  # "berth_agent" on a server, "app.agent" in the source tree
 PACKAGE_PARENT = os.path.dirname(os.path.abspath(__file__))
@@ -360,26 +361,6 @@ def _record(model, version, runner):
     return rec
 
 
-def _read_port(model, version):
-    try:
-        with open(model.port_file(version)) as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _is_runner(pid, release):
-    """Is pid our runner (as supervise.alive: running, not a zombie, `release` in its command line)?"""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            if f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X", b"x"):
-                return False
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return bool(release) and release.encode() in f.read()
-    except (OSError, IndexError):
-        return False
-
-
 class _Runner:
     """One runner process, from its first sight to its end: its /proc/<pid>/stat kept open (reads
     fail once the process is gone, even if its pid is reused) and its RunnerMeter."""
@@ -390,7 +371,7 @@ class _Runner:
             pid = int(rec["pid"])
         except (KeyError, TypeError, ValueError):
             return None
-        if not _is_runner(pid, rec.get("release")):  # the pid is still our runner, not a reused one
+        if not is_runner_process(pid, rec.get("release")):  # the pid is still our runner, not a reused one
             return None
         r = cls(model, version, rec, pid)
         if r.read_stat() is None:
@@ -452,7 +433,7 @@ class _Runner:
         out = {"version": self.version, "pid": self.pid, "cpu_percent": cpu, "rss_bytes": rss,
                "threads": threads, "open_files": open_files, "uptime_s": _uptime(start)}
         if not self.port:
-            self.port = _read_port(self.model, self.version)
+            self.port = read_port(self.model, self.version)
         text = _get_metrics(self.port) if self.port else None
         if text is None:
             out.update(dict.fromkeys(TRAFFIC_KEYS))

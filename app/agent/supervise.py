@@ -8,11 +8,16 @@ import time
 
 from .fsutil import read_json, write_json_atomic, _unlink
 from .journal import utc_now
+from . import runnerproc
+from .runnerproc import has_proc, is_runner_process
 
 PACKAGE = __name__.rpartition(".")[0]  # "berth_agent" on a server, "app.agent" in the source tree
 PACKAGE_PARENT = os.path.dirname(os.path.abspath(__file__))
 for _ in range(PACKAGE.count(".") + 1):
     PACKAGE_PARENT = os.path.dirname(PACKAGE_PARENT)
+
+
+read_port = runnerproc.read_port  # part of supervise's API (health, operations, Berth's local sampler)
 
 
 def venv_python(release_dir):
@@ -41,14 +46,6 @@ def start(model, version, release_dir):
     return record
 
 
-def read_port(model, version):
-    try:
-        with open(model.port_file(version)) as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
 def record(model, version):
     r = read_json(model.runner_file(version))
     return r if isinstance(r, dict) else None
@@ -73,16 +70,8 @@ def alive(rec):
         return False
     except PermissionError:
         pass
-    proc = "/proc/%d" % pid
-    if os.path.isdir("/proc/self"):
-        try:
-            with open(proc + "/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    return False
-            with open(proc + "/cmdline", "rb") as f:
-                return rec["release"].encode() in f.read()
-        except (OSError, IndexError):
-            return False
+    if has_proc():
+        return is_runner_process(pid, rec.get("release"))
     return True
 
 
