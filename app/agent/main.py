@@ -7,6 +7,7 @@ import traceback
 
 from . import operations, queries, sampler
 from .layout import AgentError, Root
+from .protocol import Cancelled, emit_to, fail
 
 COMMANDS = {
     "hello": queries.hello,
@@ -23,22 +24,6 @@ COMMANDS = {
 }
 
 
-class Cancelled(AgentError):
-    def __init__(self, why):
-        super().__init__("cancelled: %s" % why, "cancelled")
-
-
-def _emit_to(out):
-    def emit(kind, **fields):
-        fields["event"] = kind
-        try:
-            out.write(json.dumps(fields) + "\n")
-            out.flush()
-        except (BrokenPipeError, ValueError):
-            raise Cancelled("Berth went away")
-    return emit
-
-
 def on_signal(signum, frame):
     """Installed by __main__: a cut SSH session or a kill becomes a clean, journalled failure."""
     raise Cancelled("signal %d" % signum)
@@ -51,7 +36,7 @@ def main(argv, stdin=None, stdout=None):
         stdout.write(json.dumps({"event": "error", "code": "usage",
                                  "message": "usage: agent.py {%s}" % "|".join(sorted(COMMANDS))}) + "\n")
         return 2
-    emit = _emit_to(stdout)
+    emit = emit_to(stdout)
     try:
         raw = stdin.read()
         req = json.loads(raw) if raw.strip() else {}
@@ -62,18 +47,9 @@ def main(argv, stdin=None, stdout=None):
         emit("result", result=result)
         return 0
     except AgentError as e:
-        return _fail(stdout, str(e), e.code, e.extra)
+        return fail(stdout, str(e), e.code, e.extra)
     except (KeyError, TypeError, ValueError) as e:
-        return _fail(stdout, "bad request: %s: %s" % (type(e).__name__, e), "usage", {})
+        return fail(stdout, "bad request: %s: %s" % (type(e).__name__, e), "usage", {})
     except Exception as e:  # report, never die silently: Berth shows this line to the operator
-        return _fail(stdout, "agent error: %s: %s" % (type(e).__name__, e), "internal",
+        return fail(stdout, "agent error: %s: %s" % (type(e).__name__, e), "internal",
                      {"trace": traceback.format_exc().splitlines()[-8:]})
-
-
-def _fail(out, message, code, extra):
-    try:
-        out.write(json.dumps(dict(extra, event="error", message=message, code=code)) + "\n")
-        out.flush()
-    except (BrokenPipeError, ValueError):
-        pass
-    return 2 if code == "usage" else 1

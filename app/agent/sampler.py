@@ -28,6 +28,7 @@ import time
 from .layout import AgentError, Root
 from .histogram import BUCKETS
 from .runnermeter import RunnerMeter
+from .protocol import emit_to, fail
 from .runnerproc import is_runner_process, read_port
 
 PACKAGE = __name__.rpartition(".")[0]  # "berth_agent" on a server, "app.agent" in the source tree
@@ -97,14 +98,7 @@ def lean_main(raw):
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _stop)
     out = sys.stdout
-
-    def emit(kind, **fields):
-        fields["event"] = kind
-        try:
-            out.write(json.dumps(fields) + "\n")
-            out.flush()
-        except (BrokenPipeError, ValueError):
-            raise AgentError("cancelled: Berth went away", "cancelled")
+    emit = emit_to(out)
 
     try:
         req = json.loads(raw)
@@ -112,20 +106,11 @@ def lean_main(raw):
         emit("result", result=result)
         return 0
     except AgentError as e:
-        return _fail(out, str(e), e.code)
+        return fail(out, str(e), e.code)
     except _Stop as e:
-        return _fail(out, "cancelled: %s" % e, "cancelled")
+        return fail(out, "cancelled: %s" % e, "cancelled")
     except Exception as e:  # report, never die silently
-        return _fail(out, "agent error: %s: %s" % (type(e).__name__, e), "internal")
-
-
-def _fail(out, message, code):
-    try:
-        out.write(json.dumps({"event": "error", "message": message, "code": code}) + "\n")
-        out.flush()
-    except (BrokenPipeError, ValueError, OSError):
-        pass
-    return 2 if code == "usage" else 1
+        return fail(out, "agent error: %s: %s" % (type(e).__name__, e), "internal")
 
 
 def run(root, interval, count, emit):

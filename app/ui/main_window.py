@@ -15,7 +15,7 @@ from app.store.servers import LOCAL, local_server
 from .audit_view import AuditPage
 from .deploy_dialog import DeployDialog
 from .errors import show_error
-from .fleet import ROLE_KIND, FleetModel, FleetView
+from .fleet import ROLE_KIND, ROLE_MODEL, ROLE_SERVER, FleetModel, FleetView
 from .hostkey_dialog import HostKeyDialog
 from .icons import icon
 from .model_view import ModelPage
@@ -161,7 +161,6 @@ class MainWindow(QMainWindow):
         self.fleet_model.set_models(server, rows)
         self.fleet.expandAll()
         index = self.fleet.currentIndex().siblingAtColumn(0)
-        from .fleet import ROLE_KIND, ROLE_MODEL, ROLE_SERVER
         if index.data(ROLE_KIND) == "model" and index.data(ROLE_SERVER) == server:
             status = self.fleet_model.status_of(server, index.data(ROLE_MODEL))
             if status:
@@ -187,7 +186,6 @@ class MainWindow(QMainWindow):
             self.refresh(server, force=True)
 
     def current_server(self) -> str:
-        from .fleet import ROLE_SERVER
         return self.fleet.currentIndex().siblingAtColumn(0).data(ROLE_SERVER) or LOCAL
 
     def add_server(self) -> None:
