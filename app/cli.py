@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_parser("remove", help="remove a server from this computer's list").add_argument("name")
     srv.add_parser("forget-key", help="forget a server's trusted host key").add_argument("name")
 
-    a = sub.add_parser("deploy", help="deploy a bundle folder or .tar.gz")
+    a = deploy_parser = sub.add_parser("deploy", help="deploy a bundle folder or .tar.gz")
     a.add_argument("path", type=Path)
     a.add_argument("--server", required=True)
     a.add_argument("--keep", type=int, default=5, help="releases kept on the server (default 5)")
@@ -63,20 +63,34 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--input", required=True, metavar="JSON_OR_@FILE")
 
     a = sub.add_parser("rollback", help="make an earlier release current (default: the one before)")
+    change_parsers = [a]
     a.add_argument("model")
     a.add_argument("--server", required=True)
     a.add_argument("--to", metavar="VERSION")
     for name, text in (("stop", "stop a model's runner"), ("start", "start a model's current release")):
         a = sub.add_parser(name, help=text)
+        change_parsers.append(a)
         a.add_argument("model")
         a.add_argument("--server", required=True)
 
-    aud = sub.add_parser("audit", help="the audit log").add_subparsers(dest="action", metavar="ACTION")
+    aud = sub.add_parser("audit", help="the audit log: list, verify, export, sync").add_subparsers(
+        dest="action", metavar="ACTION")
     a = aud.add_parser("list", help="newest events first")
+    _audit_filters(a)
     a.add_argument("--json", action="store_true")
     a.add_argument("--limit", type=int, default=1000)
-    a.add_argument("--server")
-    a.add_argument("--model")
+    a = aud.add_parser("verify", help="check the hash chain; exit 1 and name the first broken event")
+    a.add_argument("--json", action="store_true")
+    a = aud.add_parser("export", help="the events as csv, json, or a report in html or pdf")
+    _audit_filters(a)
+    a.add_argument("--format", choices=("csv", "json", "html", "pdf"), help="default: from the file's extension")
+    a.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
+    a = aud.add_parser("sync", help="import the events of servers' journals this desktop has not seen")
+    a.add_argument("--server", help="one server (default: all but local)")
+
+    a = sub.add_parser("settings", help="Berth's settings (list, or `set KEY VALUE`)")
+    a.add_argument("words", nargs="*", metavar="set KEY VALUE")
+    a.add_argument("--json", action="store_true")
 
     bnd = sub.add_parser("bundle", help="create, check and pack bundles").add_subparsers(dest="action", metavar="ACTION")
     a = bnd.add_parser("init", help="a working bundle to start from")
@@ -96,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="JSON: a list with --once, else one line per sample")
     a.add_argument("--interval", type=_interval, default=1.0, metavar="S", help="seconds between samples, "
                    "0.25-60 (default 1)")
+
+    for a in (deploy_parser, *change_parsers):
+        a.add_argument("--reason", default="", help="why (kept in the audit log; Berth can require one for "
+                                                     "production servers)")
 
     sub.add_parser("demo", help="deploy the example bundle to `local`, predict, deploy v2, roll back")
     return p
@@ -159,15 +177,16 @@ def cmd_server(args) -> int:
 
 def cmd_deploy(args) -> int:
     ws = _ws()
+    ws.check_reason(args.server, args.reason)
     with ws.connect(args.server) as t:
         print(f"Deploying {args.path} to {args.server}", file=sys.stderr)
-        job = Deploy(t, args.path, ws.audit, keep=args.keep)
+        job = Deploy(t, args.path, ws.audit, keep=args.keep, reason=args.reason)
         run_to_end(job.run(), ProgressPrinter(args.verbose))
     r = job.result
     if r.get("already"):
-        print(f"{job.facts['model']} {r['version']} was already current and running on {args.server}")
+        print(f"{job.trail.facts['model']} {r['version']} was already current and running on {args.server}")
     else:
-        print(f"{job.facts['model']} {r['version']} is current on {args.server} (was {r.get('previous') or 'nothing'})")
+        print(f"{job.trail.facts['model']} {r['version']} is current on {args.server} (was {r.get('previous') or 'nothing'})")
     return 0
 
 
@@ -178,7 +197,7 @@ def cmd_status(args) -> int:
     for name in names:
         try:
             with ws.connect(name) as t:
-                rows += queries.status(t)
+                rows += ws.server_status(t)
         except (RemoteError, OSError) as e:
             if args.server:
                 raise
@@ -227,8 +246,11 @@ def _change(action: str):
     def run(args) -> int:
         ws = _ws()
         params = {"to": args.to} if getattr(args, "to", None) else {}
+        if action == "rollback":  # start and stop restore or pause what is deployed
+            ws.check_reason(args.server, args.reason)
         with ws.connect(args.server) as t:
-            result = run_to_end(change(t, ws.audit, action, args.model, **params), ProgressPrinter(args.verbose))
+            result = run_to_end(change(t, ws.audit, action, args.model, reason=args.reason, **params),
+                                ProgressPrinter(args.verbose))
         what = {"rollback": f"{result.get('previous')} -> {result.get('version')}", "start": f"{result.get('version')} running",
                 "stop": f"{result.get('version')} {result.get('detail')}"}[action]
         print(f"{action} {args.model} on {args.server}: {what}")
@@ -236,12 +258,97 @@ def _change(action: str):
     return run
 
 
+def _audit_filters(a) -> None:
+    a.add_argument("--since", metavar="TIME", help="UTC date/time (2026-11-01, 2026-11-01T10:00) or age (7d, 24h)")
+    a.add_argument("--until", metavar="TIME", help="UTC date/time; a date means its whole day")
+    for name in ("server", "model", "actor", "text"):
+        a.add_argument(f"--{name}")
+    a.add_argument("--action", dest="event_action", help="e.g. deploy, rollback, server.add (deploy also matches deploy.*)")
+    a.add_argument("--outcome", help="ok, failed, started, cancelled, or interrupted")
+
+
+def _audit_filter(args):
+    from app.audit.period import parse_time
+    from app.audit.query import AuditFilter
+
+    for bound in ("since", "until"):
+        if getattr(args, bound):
+            parse_time(getattr(args, bound))  # a clear error before any work
+    return AuditFilter(action=args.event_action or "", **{k: getattr(args, k) or "" for k in
+                                                          ("server", "model", "text", "actor", "since", "until", "outcome")})
+
+
 def cmd_audit(args) -> int:
-    rows = _ws().audit.list(limit=args.limit, server=args.server, model=args.model)
+    ws = _ws()
+    if args.action == "verify":
+        from app.audit.chain import verify
+
+        verdict = verify(ws.db.conn)
+        print_json(verdict.to_dict()) if args.json else print(verdict.message)
+        return 0 if verdict.ok else 1
+    if args.action == "sync":
+        return _audit_sync(ws, args.server)
+    flt = _audit_filter(args)
+    if args.action == "export":
+        return _audit_export(ws, flt, args)
+    from app.audit.query import query_events
+
+    rows = [{k: r[k] for k in ("id", "ts", "actor", "ssh_user", "server", "model", "version", "sha256", "action",
+                                "outcome", "state", "old", "new", "reason", "detail", "ref", "origin")}
+            for r in query_events(ws.db, flt, limit=args.limit)]
     if args.json:
         print_json(rows)
     else:
-        print_table(rows, ["ts", "actor", "server", "model", "version", "action", "outcome", "detail"])
+        table = [dict(r, outcome=r["state"], change=f"{r['old']} -> {r['new']}" if r["old"] or r["new"] else "")
+                 for r in rows]
+        print_table(table, ["ts", "actor", "server", "model", "version", "action", "outcome", "change", "detail"])
+    return 0
+
+
+def _audit_export(ws, flt, args) -> int:
+    from app.audit.actor import actor_label, local_actor
+    from app.audit.export import export_events
+
+    fmt = args.format or args.output.suffix.lstrip(".").lower()
+    if fmt not in ("csv", "json", "html", "pdf"):
+        raise Failed(f"cannot tell the format from {args.output.name!r}: give --format csv|json|html|pdf")
+    writer = None
+    if fmt == "pdf":
+        from app.ui.report_pdf import write_pdf as writer  # Qt's PDF writer; runs headless
+    result = export_events(ws.db, flt, fmt, args.output, exported_by=actor_label(local_actor()), pdf_writer=writer)
+    print(f"{result.count} events to {result.path} ({fmt}); {result.verdict.message}")
+    return 0
+
+
+def _audit_sync(ws, only: str | None) -> int:
+    from app.store.servers import LOCAL
+
+    names = [only] if only else [s.name for s in ws.servers.list() if s.name != LOCAL]
+    failed = 0
+    for name in names:
+        try:
+            with ws.connect(name) as t:
+                r = ws.sync_journal(t)
+        except (RemoteError, OSError) as e:
+            if only:
+                raise
+            failed += 1
+            print(f"berth: {name}: {_one_line(e)}", file=sys.stderr)
+            continue
+        print(f"{name}: {r.imported} new of {r.seen} journal events" + (f"; {r.problem}" if r.problem else ""))
+    return 1 if failed else 0
+
+
+def cmd_settings(args) -> int:
+    ws = _ws()
+    if args.words:
+        if len(args.words) != 3 or args.words[0] != "set":
+            raise Failed("usage: berth settings set KEY VALUE")
+        old, new = ws.set_setting(args.words[1], args.words[2])
+        print(f"{args.words[1]}: {old} -> {new}")
+        return 0
+    rows = ws.settings.describe()
+    print_json(rows) if args.json else print_table(rows, ["key", "value", "default", "meaning"])
     return 0
 
 
@@ -268,6 +375,10 @@ def cmd_bundle(args) -> int:
             print(f"ok: {result.manifest.name} {result.manifest.version}")
     if not result.ok:
         print(f"berth: {len(result.errors)} problem(s) in {args.path}", file=sys.stderr)
+    m = result.manifest
+    _ws().audit.record("bundle.check", "ok" if result.ok else "failed", model=m.name if m else "",
+                       version=m.version if m else "",
+                       detail=f"{args.path}: " + ("no problems" if result.ok else "; ".join(map(str, result.errors))))
     return 0 if result.ok else 1
 
 
@@ -400,5 +511,5 @@ def _local_user() -> str:
 COMMANDS = {
     "server": cmd_server, "deploy": cmd_deploy, "status": cmd_status, "releases": cmd_releases,
     "predict": cmd_predict, "rollback": _change("rollback"), "start": _change("start"), "stop": _change("stop"),
-    "audit": cmd_audit, "bundle": cmd_bundle, "monitor": cmd_monitor, "demo": cmd_demo,
+    "audit": cmd_audit, "settings": cmd_settings, "bundle": cmd_bundle, "monitor": cmd_monitor, "demo": cmd_demo,
 }

@@ -5,12 +5,13 @@ from dataclasses import replace
 
 from app.audit.log import AuditLog
 from app.remote.connect import open_transport
-from app.remote.errors import RemoteError, UnknownHostKey
+from app.remote.errors import HostKeyChanged, RemoteError, UnknownHostKey
 from app.remote.hostkeys import KnownHosts
 from app.remote.transport import Transport
 from app.store import paths
 from app.store.db import open_db
 from app.store.servers import LOCAL, ServerConfig, ServerRegistry
+from app.store.settings import Settings
 
 SERVER_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 
@@ -20,6 +21,25 @@ class Workspace:
         self.db = db if db is not None else open_db()
         self.servers = ServerRegistry(self.db)
         self.audit = AuditLog(self.db)
+        self.settings = Settings(self.db)
+
+    def set_setting(self, key: str, value: str) -> tuple[str, str]:
+        old = self.settings.set(key, value)
+        new = self.settings.get(key)
+        self.audit.record("settings.change", "ok", old=old, new=new, detail=key)
+        return old, new
+
+    def reason_required(self, server: str) -> bool:
+        return (self.settings.flag("require_reason_production")
+                and self.servers.get(server).environment == "production")
+
+    def check_reason(self, server: str, reason: str) -> None:
+        """Refused before anything starts, and audited as such."""
+        if self.reason_required(server) and not (reason or "").strip():
+            message = (f"{server} is a production server: give a reason for this change (--reason TEXT); "
+                       "Berth is set to require one (settings: require_reason_production)")
+            self.audit.record("permission.denied", "failed", server=server, detail=message)
+            raise ValueError(message)
 
     def connect(self, name: str, accept_fingerprint: str | None = None) -> Transport:
         server = self.servers.get(name)
@@ -28,12 +48,30 @@ class Workspace:
         except UnknownHostKey as e:
             self.audit.record("hostkey.refused", "failed", server=name, ssh_user=server.user, detail=str(e))
             raise
+        except HostKeyChanged as e:
+            self.audit.record("hostkey.changed", "failed", server=name, ssh_user=server.user, detail=str(e))
+            raise
         except RemoteError as e:
             self.audit.record("connect", "failed", server=name, ssh_user=server.user, detail=str(e))
             raise
         if getattr(transport, "key_added", False):
             self.audit.record("hostkey.trust", "ok", server=name, ssh_user=server.user, detail=accept_fingerprint or "")
         return transport
+
+    def server_status(self, transport: Transport, model: str | None = None) -> list[dict]:
+        """What runs on the server; its journal is imported on the way when it has news."""
+        answer = transport.agent("status", {"model": model} if model else {})
+        self.sync_journal(transport, answer.get("journal_head"))
+        return [dict(r, server=transport.name) for r in answer["models"]]
+
+    def sync_journal(self, transport: Transport, head: dict | None = None):
+        """Import the server journal's events this desktop has not seen (None: nothing new)."""
+        from app.audit.sync import JournalSync
+
+        sync = JournalSync(self.db)
+        if head is not None and sync.up_to_date(transport.name, head):
+            return None
+        return sync.pull(transport)
 
     def test_server(self, server: ServerConfig, accept_fingerprint: str | None = None) -> dict:
         """Connect for real (host key, login, agent upload, hello) without saving anything."""
@@ -45,6 +83,9 @@ class Workspace:
                 return t.hello()
         except UnknownHostKey as e:
             self.audit.record("hostkey.refused", "failed", server=server.name, ssh_user=server.user, detail=str(e))
+            raise
+        except HostKeyChanged as e:
+            self.audit.record("hostkey.changed", "failed", server=server.name, ssh_user=server.user, detail=str(e))
             raise
 
     def add_server(self, server: ServerConfig, accept_fingerprint: str | None = None) -> dict:

@@ -50,8 +50,10 @@ def test_text_filter_is_literal():
 
 def test_choices_and_page():
     db = make_log()
-    assert filter_choices(db) == {"server": ["alpha", "beta"], "model": ["iris", "wine"],
-                                  "action": ["deploy", "rollback", "server.add"]}
+    choices = filter_choices(db)
+    assert {k: choices[k] for k in ("server", "model", "action")} == {
+        "server": ["alpha", "beta"], "model": ["iris", "wine"], "action": ["deploy", "rollback", "server.add"]}
+    assert len(choices["actor"]) == 1 and "@" in choices["actor"][0]
     page = read_page(db, AuditFilter(model="iris"), limit=2, with_choices=True)
     assert page.total == 3 and len(page.rows) == 2 and page.choices["server"] == ["alpha", "beta"]
     assert read_page(db, AuditFilter()).choices is None

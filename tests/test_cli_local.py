@@ -49,10 +49,19 @@ def test_lifecycle_on_local(capsys, tmp_path, stop_runners):
 
     events = berth(capsys, "audit", "list", "--json").json()
     actions = [(e["action"], e["outcome"], e["version"]) for e in reversed(events)]
-    assert actions == [("deploy", "ok", "1.0.0"), ("deploy", "ok", "1.1.0"), ("rollback", "ok", "1.0.0"),
-                       ("stop", "ok", "1.0.0"), ("start", "ok", "1.0.0")]
+    assert actions == [("deploy", "started", "1.0.0"), ("deploy", "ok", "1.0.0"),
+                       ("deploy", "started", "1.1.0"), ("deploy", "ok", "1.1.0"),
+                       ("rollback", "started", ""), ("rollback", "ok", "1.0.0"),
+                       ("stop", "started", ""), ("stop", "ok", "1.0.0"), ("start", "started", ""), ("start", "ok", "1.0.0")]
+    # each outcome names its started event; the local server's journal (imported by `status`) adds no copies
+    by_id = {e["id"]: e for e in events}
+    assert all(by_id[e["ref"]]["outcome"] == "started" for e in events if e["outcome"] == "ok")
+    assert all(e["state"] == e["outcome"] for e in events)  # nothing interrupted
+    rollback = next(e for e in events if e["action"] == "rollback" and e["outcome"] == "ok")
+    assert (rollback["old"], rollback["new"]) == ("1.1.0", "1.0.0")
     assert all(e["server"] == "local" and e["model"] == "iris" and "@" in e["actor"] for e in events)
     assert len(events[-1]["sha256"]) == 64
+    assert berth(capsys, "audit", "verify").code == 0
 
 
 def test_model_raising_at_import_fails_and_previous_answers(capsys, tmp_path, stop_runners):
@@ -128,6 +137,9 @@ def test_bundle_commands(capsys, tmp_path):
     r = berth(capsys, "bundle", "check", tmp_path / "mine")
     assert r.code == 1
     assert "berth.toml:2: model.name" in r.err and "model.entrypoint" in r.err, r
+    checks = berth(capsys, "audit", "list", "--action", "bundle.check", "--json").json()
+    assert [(e["outcome"], e["model"]) for e in checks] == [("failed", ""), ("ok", "my-model")]
+    assert "model.name" in checks[0]["detail"]
     a, b = tmp_path / "a.tar.gz", tmp_path / "b.tar.gz"
     assert berth(capsys, "bundle", "pack", iris_copy(tmp_path), "-o", a).code == 0
     assert berth(capsys, "bundle", "pack", iris_copy(tmp_path, folder="again"), "-o", b).code == 0

@@ -112,6 +112,7 @@ def test_changed_host_key_is_refused_always_and_nothing_is_sent(capsys, sshd_fac
     assert berth(capsys, "server", "check", "box").code == 0
     actions = [e["action"] for e in berth(capsys, "audit", "list", "--json").json()]
     assert actions.count("hostkey.trust") == 2 and "hostkey.forget" in actions
+    assert actions.count("hostkey.changed") == 5  # check, status, deploy, add, check --accept: each on record
 
 
 def test_vanished_server_gives_a_clear_error(capsys, sshd_factory, tmp_path):
@@ -134,3 +135,26 @@ def test_wrong_key_says_what_was_tried(capsys, sshd, tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "s3cret-pass", "-f", str(enc)], check=True)
     r = add(capsys, sshd, name="enckey", accept=sshd.fingerprint, key=str(enc))
     assert r.code == 1 and "encrypted" in r.err and "s3cret" not in r.err, r
+
+
+def test_production_can_require_a_reason(capsys, sshd, root, tmp_path):
+    r = add(capsys, sshd, root=str(root), accept=sshd.fingerprint)
+    assert r.code == 0
+    assert berth(capsys, "server", "add", "prod", "--host", sshd.host, "--port", sshd.port, "--user", sshd.user,
+                 "--key", sshd.key_path, "--root", str(root), "--env", "production",
+                 "--accept-host-key", sshd.fingerprint).code == 0
+    r = berth(capsys, "settings", "set", "require_reason_production", "true")
+    assert r.code == 0 and "false -> true" in r.out
+    r = berth(capsys, "deploy", iris_copy(tmp_path), "--server", "prod")
+    assert r.code == 1 and "give a reason" in r.err and "--reason" in r.err, r
+    assert not (root / "models").exists() or not any((root / "models").iterdir())  # refused before anything
+    assert berth(capsys, "deploy", iris_copy(tmp_path), "--server", "box").code == 0  # not production: no reason
+    r = berth(capsys, "deploy", iris_copy(tmp_path, "1.1.0"), "--server", "prod", "--reason", "CHG-1234 new data")
+    assert r.code == 0, r
+    events = berth(capsys, "audit", "list", "--json").json()
+    assert [e["action"] for e in events if e["outcome"] == "failed"] == ["permission.denied"]
+    assert {e["reason"] for e in events if e["server"] == "prod" and e["action"] == "deploy"} == {"CHG-1234 new data"}
+    assert "settings.change" in {e["action"] for e in events}
+    r = berth(capsys, "settings", "--json")
+    assert r.json()[0] == {"key": "require_reason_production", "value": "true", "default": "false",
+                           "meaning": r.json()[0]["meaning"]}

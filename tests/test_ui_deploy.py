@@ -150,8 +150,9 @@ def test_cancel_during_upload_leaves_the_server_unchanged(qtbot, task_runner, tm
         output, _s, headers = predict(t, "iris", iris_input().encode())
     assert output
     audit = Workspace().audit.list(limit=5)
-    assert (audit[0]["action"], audit[0]["outcome"], audit[0]["version"]) == ("deploy", "failed", "1.1.0")
-    assert "cancelled" in audit[0]["detail"]
+    assert (audit[0]["action"], audit[0]["outcome"], audit[0]["version"]) == ("deploy", "cancelled", "1.1.0")
+    assert "cancelled" in audit[0]["detail"] and audit[0]["ref"] == audit[1]["id"]
+    assert (audit[1]["action"], audit[1]["state"]) == ("deploy", "started")
 
 
 def test_window_stays_responsive_during_a_large_upload(qtbot, task_runner, berth_home, stop_local_runners,

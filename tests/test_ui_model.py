@@ -50,13 +50,15 @@ def page(qtbot, task_runner, iris_two):
     return page
 
 
-def confirm(qtbot, page, *must_name) -> None:
-    """The confirmation is open and names every one of `must_name`; click its action button."""
+def confirm(qtbot, page, *must_name, reason="") -> None:
+    """The confirmation is open and names every one of `must_name`; type the reason, click its action button."""
     qtbot.waitUntil(lambda: page.confirmation is not None and page.confirmation.isVisible(), timeout=5000)
     box = page.confirmation
     text = box.text()
     for word in must_name:
         assert word in text, text
+    assert box.reason.isVisible()
+    qtbot.keyClicks(box.reason, reason)
     qtbot.mouseClick(box.confirm_button, Qt.MouseButton.LeftButton)
 
 
@@ -106,9 +108,12 @@ def test_releases_model_metric_union(qtmodeltester):
 def test_roll_back_then_make_current(qtbot, page, iris_two):
     qtbot.mouseClick(page.header.rollback_button, Qt.MouseButton.LeftButton)
     with qtbot.waitSignal(page.changed, timeout=WAIT) as changed:
-        confirm(qtbot, page, "1.1.0", "1.0.0")
+        confirm(qtbot, page, "1.1.0", "1.0.0", reason="latency regression in 1.1.0")
     assert changed.args == ["local"]
     assert server_status(iris_two)["version"] == "1.0.0"
+    done = Workspace().audit.list(limit=1)[0]
+    assert (done["action"], done["outcome"], done["old"], done["new"]) == ("rollback", "ok", "1.1.0", "1.0.0")
+    assert done["reason"] == "latency regression in 1.1.0"
     qtbot.waitUntil(lambda: page.header.version_label.text() == "1.0.0" and page.releases_view.model.current_version()
                     == "1.0.0", timeout=WAIT)
     assert not page.header.rollback_button.isEnabled()  # nothing deployed before 1.0.0

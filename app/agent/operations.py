@@ -17,6 +17,7 @@ class Context:
         self.root = root
         self.actor = actor or {}
         self.emit = emit
+        self.event_ids = {}  # the desktop's names for this change's journal events
 
     def who(self):
         a = self.actor
@@ -24,23 +25,32 @@ class Context:
 
 
 def audited(action):
-    """Run `fn` under the server lock; journal 'started', then 'ok' or 'failed' with the reason."""
+    """Run `fn` under the server lock; journal 'started', then 'ok' or 'failed' with the reason.
+    `event_ids` from the desktop name the two journal events as its own audit log names them, so
+    importing the journal later does not show them twice."""
     def wrap(fn):
         def run(ctx, req):
             name = check_name(req.get("model"))
             root = ctx.root.ensure()
             model = root.model(name).ensure()
             what = "%s %s %s" % (action, name, req.get("version") or req.get("to") or "")
+            ids = req.get("event_ids") if isinstance(req.get("event_ids"), dict) else {}
             with ServerLock(root.lock, {"who": ctx.who(), "what": what.strip()}):
-                base = {"model": name, "version": req.get("version"), "sha256": req.get("sha256")}
-                journal.append(root, action, "started", ctx.actor, **base)
+                base = {"model": name, "version": req.get("version") or req.get("to"), "sha256": req.get("sha256"),
+                        "old": model.current_version(), "reason": req.get("reason")}
+                started = journal.append(root, action, "started", ctx.actor, ids.get("started"), **base)
+                base["ref"] = started["id"]
+                ctx.event_ids = ids
                 try:
                     result = fn(ctx, model, req)
                 except BaseException as e:
-                    journal.append(root, action, "failed", ctx.actor, detail=str(e) or type(e).__name__, **base)
+                    journal.append(root, action, "failed", ctx.actor, ids.get("outcome"),
+                                   detail=str(e) or type(e).__name__, **base)
                     raise
-                base.update({k: result.get(k) for k in ("version", "previous", "sha256") if result.get(k)})
-                journal.append(root, action, "ok", ctx.actor, detail=result.get("detail", ""), **base)
+                base.update({k: result.get(k) for k in ("version", "sha256") if result.get(k)})
+                if action in ("deploy", "rollback"):
+                    base.update(old=result.get("previous"), new=result.get("version"))
+                journal.append(root, action, "ok", ctx.actor, ids.get("outcome"), detail=result.get("detail", ""), **base)
                 return result
         run.__name__ = fn.__name__
         return run
@@ -174,7 +184,7 @@ def _switch_to(ctx, model, version, previous, manifest):
     except AgentError as e:
         _switch_back(ctx, model, version, previous, str(e))
         raise AgentError("%s; %s" % (e, "%s is current again" % previous if previous else "nothing is current"),
-                         "rolled_back", log=e.extra.get("log"))
+                         "rolled_back", log=e.extra.get("log"), previous=previous)
     if previous and previous != version:
         ctx.emit("step", step="stop_previous", version=previous)
         supervise.stop(model, previous)
@@ -190,8 +200,8 @@ def _switch_back(ctx, model, failed, previous, reason):
         except OSError:
             pass
     supervise.stop(model, failed)
-    journal.append(ctx.root, "rollback.auto", "ok", ctx.actor, model=model.name, version=previous,
-                   detail="%s failed after the switch: %s" % (failed, reason))
+    journal.append(ctx.root, "rollback.auto", "ok", ctx.actor, ctx.event_ids.get("rollback_auto"), model=model.name, version=previous or "",
+                   old=failed, new=previous or "", detail="%s failed after the switch: %s" % (failed, reason))
     ctx.emit("step", step="rollback.auto", version=previous, failed=failed)
 
 

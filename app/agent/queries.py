@@ -37,6 +37,7 @@ def hello(ctx, req):
         "disk_free": usage.free, "disk_total": usage.total,
         # asked together with hello, so a deploy needs one agent start less (each costs ~0.35 s over SSH)
         "missing": blobs.missing(root, req.get("hashes", [])),
+        "journal_head": journal.head(root),
     }
 
 
@@ -61,7 +62,7 @@ def model_status(model):
 def status(ctx, req):
     names = [check_name(req["model"])] if req.get("model") else ctx.root.model_names()
     out = [model_status(ctx.root.model(n)) for n in names]
-    return {"models": [s for s in out if s]}
+    return {"models": [s for s in out if s], "journal_head": journal.head(ctx.root)}
 
 
 def list_releases(ctx, req):
@@ -124,4 +125,8 @@ def _inside(base, rel):
 
 
 def read_journal(ctx, req):
-    return {"events": journal.read(ctx.root, req.get("after"))}
+    after = req.get("after")
+    limit = req.get("limit", 5000)
+    if (after is not None and not isinstance(after, str)) or not isinstance(limit, int) or limit < 1:
+        raise AgentError("journal: 'after' must be an event id and 'limit' a positive number", "usage")
+    return dict(journal.read(ctx.root, after, min(limit, 20000)), head=journal.head(ctx.root))

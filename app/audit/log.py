@@ -1,6 +1,10 @@
-"""The local audit log: every deploy, failed deploy, rollback, start, stop and server change."""
+"""The local audit log: every deploy, failed deploy, rollback, start, stop and server change,
+hash-chained (chain.py). An action that takes time is two events: "started", committed before the
+action begins, and its outcome (`ref` = the started event's id), committed after; a started event
+that never got an outcome is shown as interrupted (query.py)."""
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -12,7 +16,9 @@ if TYPE_CHECKING:  # loaded on first use: the window paints sooner
     import sqlite_utils
 
 
-FIELDS = ("ts", "actor", "ssh_user", "server", "model", "version", "sha256", "action", "outcome", "detail")
+FIELDS = ("ts", "actor", "ssh_user", "server", "model", "version", "sha256", "action", "outcome", "old", "new",
+          "reason", "detail", "ref", "origin")
+STARTED = "started"
 
 
 @dataclass
@@ -25,6 +31,12 @@ class Event:
     sha256: str = ""
     detail: str = ""
     ssh_user: str = ""
+    old: str = ""
+    new: str = ""
+    reason: str = ""
+    ref: str = ""
+    origin: str = ""
+    pid: int = 0
     actor: str = field(default_factory=lambda: actor_label(local_actor()))
     ts: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -35,20 +47,30 @@ class AuditLog:
         self.db = db
 
     def record(self, action: str, outcome: str, **fields) -> Event:
+        """Append one event (committed when this returns). Values are kept as text; None is empty."""
+        pid = int(fields.pop("pid", 0) or 0)
         clean = {k: ("" if v is None else str(v)) for k, v in fields.items()}
-        event = Event(action=action, outcome=outcome, **clean)
-        with self.db.conn:
-            self.db["events"].insert(asdict(event))
+        event = Event(action=action, outcome=outcome, pid=pid, **clean)
+        from .chain import append
+
+        row = append(self.db.conn, asdict(event))
+        event.ts = row["ts"]
         return event
 
+    def begin(self, action: str, **fields) -> Event:
+        """The "started" event of an action about to begin; it names this process so a reader can
+        tell one still running from one whose process died."""
+        fields.setdefault("pid", os.getpid())
+        return self.record(action, STARTED, **fields)
+
+    def finish(self, started: Event, outcome: str, **fields) -> Event:
+        """The outcome of `started`, carrying its facts unless `fields` says otherwise."""
+        facts = {k: getattr(started, k) for k in ("server", "ssh_user", "model", "version", "sha256", "old", "new",
+                                                   "reason")}
+        facts.update({k: v for k, v in fields.items() if v not in (None, "") or k == "detail"})
+        return self.record(started.action, outcome, ref=started.id, **facts)
+
     def list(self, limit: int = 1000, server: str | None = None, model: str | None = None) -> list[dict]:
-        where, args = [], []
-        if server:
-            where.append("server = ?")
-            args.append(server)
-        if model:
-            where.append("model = ?")
-            args.append(model)
-        rows = self.db["events"].rows_where(" and ".join(where) or None, args, order_by="ts desc, rowid desc",
-                                            limit=limit)
-        return [{k: r[k] for k in ("id",) + FIELDS} for r in rows]
+        from .query import AuditFilter, query_events
+
+        return query_events(self.db, AuditFilter(server=server or "", model=model or ""), limit=limit)

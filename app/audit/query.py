@@ -1,50 +1,144 @@
-"""Reading the audit log for a view: filters, paging, counts and the values a filter can take.
+"""Reading the audit log for a view, the CLI and reports: filters, paging, counts, the values a
+filter can take, and each event's state (a "started" event with no outcome is "interrupted", or
+"in progress" while the process that started it still runs on this computer).
 
 Newest first. The free-text filter matches any column (case-insensitive, literal: `%` and `_` are
-not wildcards)."""
+not wildcards). Times are UTC ISO 8601 text, so ranges compare as text."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import os
+import socket
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Iterator
 
-from .log import FIELDS
+from .log import FIELDS, STARTED
+from .period import as_bound
 
 if TYPE_CHECKING:  # loaded on first use: the window paints sooner
     import sqlite_utils
 
 
-COLUMNS = ("id",) + FIELDS
-TEXT_COLUMNS = ("actor", "ssh_user", "server", "model", "version", "sha256", "action", "outcome", "detail")
+COLUMNS = ("id", "seq") + FIELDS + ("pid",)
+TEXT_COLUMNS = ("actor", "ssh_user", "server", "model", "version", "sha256", "action", "outcome", "old", "new",
+                "reason", "detail")
+# an outcome row points at its started row; a started row without one never finished
+_CLOSED = "exists(select 1 from events o where o.ref = events.id and o.ref != '')"
+INTERRUPTED = "interrupted"
+RUNNING = "in progress"
 
 
 @dataclass(frozen=True)
 class AuditFilter:
+    """Every field empty = everything. `since`/`until`: ISO dates or times (UTC), or `7d`/`24h`/`30m`
+    ago; a bare date as `until` means the end of that day. `outcome` may be "interrupted"."""
     server: str = ""
     model: str = ""
     action: str = ""
     text: str = ""
+    actor: str = ""
+    since: str = ""
+    until: str = ""
+    outcome: str = ""
 
     def where(self) -> tuple[str | None, list]:
         clauses, args = [], []
-        for column in ("server", "model", "action"):
+        for column in ("server", "model"):
             value = getattr(self, column)
             if value:
                 clauses.append(f"{column} = ?")
                 args.append(value)
+        if self.action:  # "deploy" also finds deploy's own kinds ("deploy.check"), not "deployx"
+            clauses.append("(action = ? or action like ? escape '\\')")
+            args += [self.action, _literal(self.action) + ".%"]
+        if self.actor:  # "alice" finds alice@laptop; "alice@laptop" exactly that; also the SSH user
+            clauses.append("(actor = ? or actor like ? escape '\\' or ssh_user = ?)")
+            args += [self.actor, _literal(self.actor) + "@%", self.actor]
+        if self.since:
+            clauses.append("ts >= ?")
+            args.append(as_bound(self.since, end=False))
+        if self.until:
+            clauses.append("ts <= ?")
+            args.append(as_bound(self.until, end=True))
+        if self.outcome == INTERRUPTED:
+            clauses.append(f"outcome = '{STARTED}' and not {_CLOSED}")
+        elif self.outcome:
+            clauses.append("outcome = ?")
+            args.append(self.outcome)
         text = self.text.strip()
         if text:
-            pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            pattern = "%" + _literal(text) + "%"
             clauses.append("(" + " or ".join(f"{c} like ? escape '\\'" for c in TEXT_COLUMNS) + ")")
             args.extend([pattern] * len(TEXT_COLUMNS))
         return (" and ".join(clauses) or None), args
 
 
+    def describe(self) -> str:
+        """One line for a report's title page and the CLI."""
+        parts = [f"{f.name}={getattr(self, f.name)}" for f in fields(self) if getattr(self, f.name)]
+        return ", ".join(parts) or "all events"
+
+    def with_(self, **changes) -> AuditFilter:
+        return replace(self, **changes)
+
+
+def _literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+_SELECT = ", ".join(COLUMNS) + f", case when outcome = '{STARTED}' then {_CLOSED} else 1 end as closed"
+
+
 def query_events(db: sqlite_utils.Database, flt: AuditFilter = AuditFilter(), limit: int = 500,
                  offset: int = 0) -> list[dict]:
+    """One page, newest first; each row has `state`: its outcome, or "interrupted" / "in progress"."""
     where, args = flt.where()
-    rows = db["events"].rows_where(where, args, order_by="ts desc, rowid desc", limit=limit, offset=offset,
-                                   select=", ".join(COLUMNS))
-    return [dict(r) for r in rows]
+    sql = (f"select {_SELECT} from events" + (f" where {where}" if where else "")
+           + " order by ts desc, seq desc limit ? offset ?")
+    return [_with_state(r) for r in _dicts(db.execute(sql, args + [limit, offset]))]
+
+
+def iter_events(db: sqlite_utils.Database, flt: AuditFilter = AuditFilter(), batch: int = 5000) -> Iterator[dict]:
+    """All matching events, oldest first, read in batches (exports of a million rows stay small)."""
+    where, args = flt.where()
+    sql = f"select {_SELECT} from events" + (f" where {where}" if where else "") + " order by ts, seq"
+    cursor = db.execute(sql, args)
+    names = [d[0] for d in cursor.description]
+    while True:
+        chunk = cursor.fetchmany(batch)
+        if not chunk:
+            return
+        for raw in chunk:
+            yield _with_state(dict(zip(names, raw)))
+
+
+def _dicts(cursor) -> list[dict]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, raw)) for raw in cursor.fetchall()]
+
+
+_HOST = socket.gethostname()
+
+
+def _with_state(row: dict) -> dict:
+    closed = row.pop("closed", 1)
+    state = row["outcome"]
+    if state == STARTED and not closed:
+        state = RUNNING if _alive_here(row) else INTERRUPTED
+    row["state"] = state
+    return row
+
+
+def _alive_here(row: dict) -> bool:
+    pid = row.get("pid") or 0
+    if not pid or row.get("origin") or not str(row.get("actor", "")).endswith("@" + _HOST):
+        return False
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def count_events(db: sqlite_utils.Database, flt: AuditFilter = AuditFilter()) -> int:
@@ -56,7 +150,7 @@ def count_events(db: sqlite_utils.Database, flt: AuditFilter = AuditFilter()) ->
 def filter_choices(db: sqlite_utils.Database) -> dict[str, list[str]]:
     """The servers, models and actions that occur in the log, sorted (empty values left out)."""
     out = {}
-    for column in ("server", "model", "action"):
+    for column in ("server", "model", "action", "actor"):
         rows = db.execute(f"select distinct {column} from events where {column} != '' order by {column}")
         out[column] = [r[0] for r in rows]
     return out

@@ -6,20 +6,26 @@ from app.audit.log import AuditLog
 from app.remote.errors import RemoteError
 from app.remote.transport import Transport
 
-from .errors import audit_failure
+from .audited import AuditedChange
 from .progress import Progress, agent_stream
 
 
-def change(transport: Transport, audit: AuditLog, action: str, model: str, **params) -> Iterator[Progress]:
+def change(transport: Transport, audit: AuditLog, action: str, model: str, reason: str = "",
+           **params) -> Iterator[Progress]:
     """Run `action` ("rollback" | "start" | "stop") on `model`; yields progress, returns the result."""
-    request = dict(params, model=model, actor=dict(local_actor(), ssh_user=transport.ssh_user))
-    facts = {"server": transport.name, "ssh_user": transport.ssh_user, "model": model}
+    trail = AuditedChange(audit, action, server=transport.name, ssh_user=transport.ssh_user, model=model,
+                          version=params.get("to") or "", reason=reason)
+    trail.begin()
+    request = dict(params, model=model, actor=dict(local_actor(), ssh_user=transport.ssh_user),
+                   event_ids=trail.event_ids(), reason=reason)
     try:
         result = yield from agent_stream(transport, action, request)
     except (RemoteError, OSError) as e:
-        raise audit_failure(audit, action, e, version=params.get("to") or "", **facts) from None
-    audit.record(action, "ok", version=result.get("version", ""), sha256=result.get("sha256") or "",
-                 detail=result.get("detail", ""), **facts)
+        raise trail.failed(e) from None
+    except BaseException as e:
+        trail.failed(OSError(f"interrupted ({type(e).__name__})"))
+        raise
+    trail.ok(result)
     return result
 
 

@@ -12,7 +12,8 @@ from app.bundle import BundleError, open_bundle
 from app.remote.errors import RemoteError
 from app.remote.transport import Transport
 
-from .errors import OperationFailed, audit_failure
+from .audited import AuditedChange
+from .errors import OperationFailed
 from .progress import Progress, agent_stream, pump
 from .upload import unique_blobs, upload_blobs
 
@@ -21,31 +22,37 @@ class Deploy:
     """`for p in Deploy(...).run(): ...`; afterwards `.result` holds the agent's answer."""
 
     def __init__(self, transport: Transport, bundle_path: Path, audit: AuditLog, keep: int = 5,
-                 cancel: threading.Event | None = None):
+                 cancel: threading.Event | None = None, reason: str = ""):
         self.transport = transport
         self.bundle_path = Path(bundle_path)
         self.audit = audit
         self.keep = keep
         self.cancel = cancel or threading.Event()
         self.result: dict | None = None
-        self.facts = {"server": transport.name, "ssh_user": transport.ssh_user}
+        self.trail = AuditedChange(audit, "deploy", server=transport.name, ssh_user=transport.ssh_user, reason=reason)
 
     def run(self) -> Iterator[Progress]:
         try:
             yield from self._run()
-        except (OperationFailed, BundleError, RemoteError, OSError) as e:
-            raise audit_failure(self.audit, "deploy", e, **self._who()) from None
+        except BundleError as e:  # nothing started: the bundle's check failed
+            self.audit.record("bundle.check", "failed", detail=f"{self.bundle_path}: {e}",
+                              **{k: v for k, v in self.trail.facts.items() if k != "reason"})
+            raise OperationFailed(str(e), code="bundle") from None
+        except OperationFailed as e:
+            raise self.trail.failed(e, "cancelled" if e.code == "cancelled" else "failed") from None
+        except (RemoteError, OSError) as e:
+            raise self.trail.failed(e) from None
         except BaseException as e:  # Ctrl-C, a closed window: the attempt stays on record
-            self.audit.record("deploy", "failed", detail=f"interrupted ({type(e).__name__})", **self._who())
+            self.trail.failed(OperationFailed(f"interrupted ({type(e).__name__})"))
             raise
 
     def _run(self) -> Iterator[Progress]:
         yield Progress("check", f"checking {self.bundle_path}")
         with open_bundle(self.bundle_path) as bundle:
             m = bundle.manifest
-            self.facts.update(model=m.name, version=m.version, sha256=bundle.sha256)
             for w in bundle.warnings:
                 yield Progress("check", str(w))
+            self.trail.begin(model=m.name, version=m.version, sha256=bundle.sha256)
             yield Progress("connect", f"asking {self.transport.name} about itself")
             info = self.transport.hello(hashes=[f.sha256 for f in bundle.files])
             _check_python(m.python, info["python"], self.transport.name)
@@ -60,18 +67,16 @@ class Deploy:
                 raise OperationFailed("deploy cancelled before the server changed", code="cancelled")
             request = {"model": m.name, "version": m.version, "sha256": bundle.sha256, "manifest": m.to_dict(),
                        "files": [{"path": f.path, "sha256": f.sha256, "mode": f.mode, "size": f.size} for f in bundle.files],
-                       "keep": self.keep, "actor": self._actor()}
+                       "keep": self.keep, "actor": self._actor(), "event_ids": self.trail.event_ids(),
+                       "reason": self.trail.facts.get("reason", "")}
             self.result = yield from agent_stream(self.transport, "deploy", request)
-        self.audit.record("deploy", "ok", detail=self.result.get("detail", ""), **self._who())
+        self.trail.ok(self.result)
         yield Progress("done", f"{m.name} {m.version} is current on {self.transport.name}")
 
     def _actor(self) -> dict:
         from app.audit.actor import local_actor
 
         return dict(local_actor(), ssh_user=self.transport.ssh_user)
-
-    def _who(self) -> dict:
-        return {k: self.facts.get(k, "") for k in ("server", "ssh_user", "model", "version", "sha256")}
 
 
 def _check_python(spec: str | None, server_python: str, server: str) -> None:

@@ -61,9 +61,30 @@ def _monitor(db):
         db.execute(sql)
 
 
+def _audit_chain(db):
+    """Audit events become a hash chain (app/audit/chain.py): `seq` orders it, each row carries the
+    hash of the one before. Outcome events point at their "started" event through `ref`; `origin`
+    says where an event was recorded (empty: this desktop; `server:NAME`: imported from that
+    server's journal). Existing rows are chained in their recorded order."""
+    for column in ("old", "new", "reason", "ref", "origin", "prev_hash", "hash"):
+        db["events"].add_column(column, str, not_null_default="")
+    db["events"].add_column("pid", int, not_null_default=0)
+    db["events"].add_column("seq", int)
+    db.execute("CREATE TABLE audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("CREATE TABLE audit_sync (server TEXT PRIMARY KEY, last_id TEXT NOT NULL, last_hash TEXT NOT NULL,"
+               " last_seq INTEGER NOT NULL, problem TEXT NOT NULL, synced_at TEXT NOT NULL)")
+    from app.audit.chain import rechain_all
+
+    rechain_all(db.conn)
+    db.execute("CREATE UNIQUE INDEX events_seq ON events (seq)")
+    db.execute("CREATE INDEX events_ref ON events (ref) WHERE ref != ''")
+    db.execute("CREATE INDEX events_action_ts ON events (action, ts)")
+
+
 _MIGRATING = threading.Lock()  # threads of one process open their own connections at the same time
 MIGRATIONS = [("0001_servers", _servers), ("0002_events", _events), ("0003_server_auth", _server_auth),
-              ("0004_monitor", _monitor)]
+              ("0004_monitor", _monitor), ("0005_audit_chain", _audit_chain)]
 
 
 def open_db(path: Path | None = None) -> sqlite_utils.Database:
@@ -74,6 +95,8 @@ def open_db(path: Path | None = None) -> sqlite_utils.Database:
     db.execute("PRAGMA busy_timeout=10000")  # first: the WAL switch and migrations may wait for others
     with _MIGRATING:
         db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a commit survives Berth being killed (not a power cut) without an fsync each
+        db.execute("PRAGMA synchronous=NORMAL")
         migrate(db)
     return db
 

@@ -1,7 +1,7 @@
 """Page 2 of the deploy dialog: what the deploy changes (versions, metrics, data set, code, params)."""
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHeaderView, QLabel, QTableWidget,
+from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHeaderView, QLabel, QLineEdit, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from .errors import summary
@@ -47,6 +47,8 @@ class ConfirmPage(QWidget):
         form.addRow("Data set:", self.dataset)
         form.addRow("Code:", self.code)
         form.addRow("Parameters:", self.params)
+        self.reason = reason_field()
+        form.addRow("Reason:", self.reason)
         layout.addWidget(self.version)
         layout.addWidget(self.target)
         layout.addWidget(self.notice)
@@ -133,6 +135,15 @@ class ConfirmPage(QWidget):
         else:
             self.dataset.setText(f"unchanged: {new}")
             self.dataset.setStyleSheet("")
+
+
+def reason_field() -> QLineEdit:
+    """Why the operator makes this change: kept in the audit log (Berth may require one for production)."""
+    edit = QLineEdit()
+    edit.setObjectName("reasonEdit")
+    edit.setPlaceholderText("why (kept in the audit log; may be required on production servers)")
+    edit.setMaxLength(500)
+    return edit
 
 
 def _value_label(name: str) -> QLabel:

@@ -158,10 +158,11 @@ class DeployDialog(QDialog):
     def _start_deploy(self) -> None:
         if self.plan is None or self.deploying:
             return
-        path = self.path
+        path, reason = self.path, self.confirm_page.reason.text().strip()
 
         def work(ctx):
-            deploy = Deploy(ctx.transport, path, ctx.workspace.audit, cancel=ctx.task.cancel_event)
+            ctx.workspace.check_reason(self.server, reason)
+            deploy = Deploy(ctx.transport, path, ctx.workspace.audit, cancel=ctx.task.cancel_event, reason=reason)
             ctx.drive(deploy.run())
             return deploy.result or {}
 

@@ -151,7 +151,7 @@ class MainWindow(QMainWindow):
         if server in self._refreshing and not force:  # a slow or dead host: never pile up requests
             return
         self._refreshing.add(server)
-        task = self.runner.on_server(server, f"status {server}", lambda ctx: queries.status(ctx.transport),
+        task = self.runner.on_server(server, f"status {server}", lambda ctx: ctx.workspace.server_status(ctx.transport),
                                      owner=self)
         task.finished.connect(lambda rows, s=server: self._set_models(s, rows))
         for signal in (task.finished, task.failed):

@@ -6,6 +6,7 @@ from PySide6.QtWidgets import QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
 from app.deploy import changes, queries
 
+from .deploy_confirm import reason_field
 from .errors import ErrorBanner
 from .icons import icon
 from .log_view import LogView
@@ -120,13 +121,14 @@ class ModelPage(QWidget):
         target, current = self.previous_version(), self.status.get("version")
         if target:
             self._confirm("Roll back", f"Roll back {self.model} on {self.server} from {current} to {target}?",
-                          "Roll back", lambda: self.run_change("rollback", to=target))
+                          "Roll back", lambda reason: self.run_change("rollback", to=target, reason=reason))
 
     def ask_make_current(self, version: str) -> None:
         current = self.status.get("version")
         if version and version != current:
             self._confirm("Make current", f"Make {self.model} {version} current on {self.server}?\n"
-                          f"{current} → {version}", "Make current", lambda: self.run_change("rollback", to=version))
+                          f"{current} → {version}", "Make current",
+                          lambda reason: self.run_change("rollback", to=version, reason=reason))
 
     def run_change(self, action: str, **params) -> None:
         if self.busy or not self.server:
@@ -137,6 +139,8 @@ class ModelPage(QWidget):
         self.header.message.setText(f"{ACTIONS[action]}: {model} on {server}…")
 
         def work(ctx):
+            if action == "rollback":  # start and stop restore or pause what is deployed: no reason asked
+                ctx.workspace.check_reason(server, params.get("reason", ""))
             return ctx.drive(changes.change(ctx.transport, ctx.workspace.audit, action, model, **params))
 
         task = self.runner.on_server(server, f"{action} {model}", work, owner=self)
@@ -152,7 +156,11 @@ class ModelPage(QWidget):
         ok = box.addButton(ok_text, QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.confirm_button = ok
-        box.finished.connect(lambda _r, b=box: on_yes() if b.clickedButton() is b.confirm_button else None)
+        box.reason = reason_field()
+        grid = box.layout()  # QMessageBox lays out in a grid: the reason goes below the texts, full width
+        grid.addWidget(box.reason, grid.rowCount(), 0, 1, grid.columnCount())
+        box.finished.connect(lambda _r, b=box: on_yes(b.reason.text().strip())
+                             if b.clickedButton() is b.confirm_button else None)
         box.finished.connect(lambda _r: setattr(self, "confirmation", None))
         self.confirmation = box
         box.open()

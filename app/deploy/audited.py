@@ -1,0 +1,48 @@
+"""The audit trail of one server change: "started" committed before anything happens, the outcome
+after. The agent gets the ids of the outcome and of a possible automatic rollback too, so the
+server's journal names these events as this desktop does and importing it adds no duplicates."""
+from __future__ import annotations
+
+import uuid
+
+from app.audit.log import AuditLog, Event
+
+from .errors import OperationFailed
+
+
+class AuditedChange:
+    def __init__(self, audit: AuditLog, action: str, **facts):
+        self.audit, self.action = audit, action
+        self.facts = {k: ("" if v is None else v) for k, v in facts.items()}
+        self.started: Event | None = None
+        self.outcome_id = uuid.uuid4().hex
+        self.auto_id = uuid.uuid4().hex
+
+    def begin(self, **facts) -> None:
+        self.facts.update(facts)
+        self.started = self.audit.begin(self.action, **self.facts)
+
+    def event_ids(self) -> dict:
+        return {"started": self.started.id, "outcome": self.outcome_id, "rollback_auto": self.auto_id}
+
+    def ok(self, result: dict) -> None:
+        changed = {"old": result.get("previous") or "", "new": result.get("version") or ""} \
+            if self.action in ("deploy", "rollback") else {}
+        self.audit.finish(self.started, "ok", id=self.outcome_id, version=result.get("version", ""),
+                          sha256=result.get("sha256") or "", detail=result.get("detail", ""), **changed)
+
+    def failed(self, error: BaseException, outcome: str = "failed") -> OperationFailed:
+        """Record the failure (and the automatic rollback it caused, if any); return the
+        OperationFailed to raise in its place."""
+        code = getattr(error, "code", "failed")
+        detail = str(error) or type(error).__name__
+        if self.started is None:
+            self.audit.record(self.action, outcome, detail=detail, **self.facts)
+        else:
+            self.audit.finish(self.started, outcome, id=self.outcome_id, detail=detail)
+        if code == "rolled_back":
+            previous = (getattr(error, "detail", None) or {}).get("previous") or ""
+            self.audit.record("rollback.auto", "ok", id=self.auto_id, detail=detail,
+                              **dict(self.facts, version=previous, old=self.facts.get("version", ""), new=previous))
+        log = getattr(error, "log", None) or (getattr(error, "detail", None) or {}).get("log") or []
+        return OperationFailed(str(error), list(log), code)

@@ -1,0 +1,53 @@
+"""Berth's own settings, kept in the local database: few, typed, each with a meaning an operator
+can read. Changing one is audited (Workspace.set_setting)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    default: str
+    meaning: str
+    choices: tuple[str, ...] = ()
+
+
+KNOWN = {s.key: s for s in (
+    Setting("require_reason_production", "false",
+            "deploys and rollbacks on a production server need a reason (--reason)", ("true", "false")),
+)}
+
+
+class Settings:
+    def __init__(self, db):
+        self.db = db
+
+    def get(self, key: str) -> str:
+        setting = _known(key)
+        row = self.db.execute("select value from settings where key = ?", [key]).fetchone()
+        return row[0] if row else setting.default
+
+    def flag(self, key: str) -> bool:
+        return self.get(key) == "true"
+
+    def set(self, key: str, value: str) -> str:
+        """Returns the value before."""
+        setting = _known(key)
+        value = value.strip().lower() if setting.choices else value
+        if setting.choices and value not in setting.choices:
+            raise ValueError(f"{key} must be one of {', '.join(setting.choices)}, not {value!r}")
+        old = self.get(key)
+        with self.db.conn:
+            self.db.execute("insert or replace into settings (key, value) values (?, ?)", [key, value])
+        return old
+
+    def describe(self) -> list[dict]:
+        return [{"key": s.key, "value": self.get(s.key), "default": s.default, "meaning": s.meaning}
+                for s in KNOWN.values()]
+
+
+def _known(key: str) -> Setting:
+    if key not in KNOWN:
+        raise ValueError(f"no setting {key!r}; known: {', '.join(KNOWN)}")
+    return KNOWN[key]
