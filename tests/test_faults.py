@@ -39,7 +39,8 @@ def test_server_vanishing_mid_upload_fails_clearly_and_old_release_keeps_serving
             with pytest.raises(OperationFailed) as failure:
                 run_to_end(Deploy(t, big, ws.audit).run(), cut_mid_upload)
         message = str(failure.value)
-        assert "upload of weights.bin failed" in message and "the server was not changed" in message
+        assert "sending weights.bin: lost the connection" in message and "the server was not changed" in message
+        assert "resumes" in message
         done = [p.done for p in seen if p.step == "upload" and p.done]
         assert 0 < max(done) < 96 * 1024 * 1024  # it really was cut in the middle
 
@@ -50,9 +51,20 @@ def test_server_vanishing_mid_upload_fails_clearly_and_old_release_keeps_serving
         events = ws.audit.list()
         assert (events[0]["action"], events[0]["outcome"], events[0]["version"]) == ("deploy", "failed", "2.0.0")
         assert "weights.bin" in events[0]["detail"]
-        # and a later deploy goes through on the same server
+        # what was sent is kept as a partial blob (never under its final name) ...
+        partials = list((root / ".berth/blobs").glob(".partial-*"))
+        assert partials and sum(p.stat().st_size for p in partials) > 0
+        assert not [p for p in (root / ".berth/blobs").iterdir() if p.stat().st_size == 96 * 1024 * 1024
+                    and not p.name.startswith(".")]
+        # ... and the next deploy resumes it, checked by hash, and completes
+        again = []
         with ws.connect("box") as t:
-            run_to_end(Deploy(t, big, ws.audit).run())
+            run_to_end(Deploy(t, big, ws.audit).run(), again.append)
             assert queries.status(t)[0]["version"] == "2.0.0"
+        resumed = [p.message for p in again if p.step == "upload" and "resuming" in p.message]
+        assert resumed, [p.message for p in again if p.step == "upload"][:3]
+        to_send = max(p.total for p in again if p.step == "upload" and p.rate is not None)
+        assert to_send < 96 * 1024 * 1024  # only what was missing crossed the network
+        assert not list((root / ".berth/blobs").glob(".partial-*"))
     finally:
         stop_all(root)

@@ -4,7 +4,7 @@ import json
 import os
 import time
 
-from . import journal, releases, supervise, venv
+from . import blobs, envs, journal, releases, supervise
 from .fsutil import symlink_atomic
 from .layout import AgentError, check_name, check_version
 from .lock import ServerLock
@@ -57,8 +57,18 @@ def audited(action):
     return wrap
 
 
+def deploy(ctx, req):
+    """Commit the blobs Berth just uploaded (hashed here first) before anything is journalled: a
+    damaged one is reported by name so Berth can send it again and retry this same deploy."""
+    bad = blobs.commit(ctx.root.ensure(), req.get("commit") or [])
+    if bad:
+        raise AgentError("%d uploaded file(s) arrived damaged or incomplete (hash mismatch) and were removed"
+                         % len(bad), "corrupt_blob", bad=bad)
+    return _deploy(ctx, req)
+
+
 @audited("deploy")
-def deploy(ctx, model, req):
+def _deploy(ctx, model, req):
     version = check_version(req.get("version"))
     sha, manifest, files = req["sha256"], req["manifest"], req["files"]
     releases.remove_incomplete(model)
@@ -79,7 +89,8 @@ def deploy(ctx, model, req):
         created = True
         try:
             ctx.emit("step", step="venv")
-            venv.build(release_dir, manifest.get("requirements"), ctx.emit, lambda: False)
+            _env, reused = envs.ensure(ctx.root, release_dir, manifest, files, ctx.emit, lambda: False)
+            ctx.emit("step", step="venv", reused=reused)
             releases.mark_complete(model, version, {
                 "version": version, "sha256": sha, "manifest": manifest, "files": files,
                 "deployed_at": journal.utc_now(), "seq": time.time(), "deployed_by": ctx.actor,
@@ -95,6 +106,7 @@ def deploy(ctx, model, req):
         raise
     ctx.emit("step", step="prune")
     removed = releases.prune(model, int(req.get("keep", 5)), protect={version, previous})
+    envs.prune(ctx.root, [ctx.root.model(n) for n in ctx.root.model_names()])
     return {"version": version, "previous": previous, "sha256": sha, "port": port, "pruned": removed,
             "detail": "%s -> %s" % (previous or "nothing", version)}
 

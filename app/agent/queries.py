@@ -27,6 +27,8 @@ def agent_version():
 
 def hello(ctx, req):
     root = ctx.root.ensure()
+    blobs.prune_partials(root)
+    missing = blobs.missing(root, req.get("hashes", []))
     usage = shutil.disk_usage(root.path)
     libc, libc_version = platform.libc_ver()
     return {
@@ -36,7 +38,8 @@ def hello(ctx, req):
         "libc": ("%s %s" % (libc, libc_version)).strip(), "hostname": socket.gethostname(),
         "disk_free": usage.free, "disk_total": usage.total,
         # asked together with hello, so a deploy needs one agent start less (each costs ~0.35 s over SSH)
-        "missing": blobs.missing(root, req.get("hashes", [])),
+        "missing": missing,
+        "partials": blobs.partials(root, missing),
         "journal_head": journal.head(root),
     }
 

@@ -7,17 +7,22 @@ from .layout import AgentError
 
 
 def build(release_dir, requirements, emit, cancelled):
-    env_dir = os.path.join(release_dir, ".venv")
+    return build_at(os.path.join(release_dir, ".venv"), requirements, os.path.join(release_dir, "bundle"), emit,
+                    cancelled)
+
+
+def build_at(env_dir, requirements, bundle_dir, emit, cancelled):
+    """A virtualenv at `env_dir` with the bundle's requirements (paths in them relative to the bundle)."""
     cmd = [sys.executable, "-m", "venv"]
     if not requirements:
         cmd.append("--without-pip")  # nothing to install: no need to spend seconds on ensurepip
-    _stream(cmd + [env_dir], "venv", emit, cancelled, release_dir)
+    _stream(cmd + [env_dir], "venv", emit, cancelled, bundle_dir)
     if requirements:
-        req = os.path.join(release_dir, "bundle", requirements)
+        req = os.path.join(bundle_dir, requirements)
         py = os.path.join(env_dir, "bin", "python")
         emit("step", step="install", requirements=requirements)
         _stream([py, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-r", req],
-                "install", emit, cancelled, os.path.join(release_dir, "bundle"))
+                "install", emit, cancelled, bundle_dir)
     return env_dir
 
 

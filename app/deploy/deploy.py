@@ -62,16 +62,40 @@ class Deploy:
             news = (f"{len(blobs)} of {len(bundle.files)} files to send" if blobs
                     else f"nothing to send: the server has all {len(bundle.files)} files")
             yield Progress("upload", news, 0, total)
-            yield from pump(lambda emit: upload_blobs(self.transport, info["blobs"], blobs, emit, self.cancel))
-            if self.cancel.is_set():
-                raise OperationFailed("deploy cancelled before the server changed", code="cancelled")
+            sent = yield from self._upload(info, blobs, info.get("partials") or {})
             request = {"model": m.name, "version": m.version, "sha256": bundle.sha256, "manifest": m.to_dict(),
                        "files": [{"path": f.path, "sha256": f.sha256, "mode": f.mode, "size": f.size} for f in bundle.files],
                        "keep": self.keep, "actor": self._actor(), "event_ids": self.trail.event_ids(),
-                       "reason": self.trail.facts.get("reason", "")}
-            self.result = yield from agent_stream(self.transport, "deploy", request)
+                       "reason": self.trail.facts.get("reason", ""), "commit": sent.hashes}
+            self.result = yield from self._install(request, info, blobs)
         self.trail.ok(self.result)
         yield Progress("done", f"{m.name} {m.version} is current on {self.transport.name}")
+
+    def _install(self, request: dict, info: dict, blobs):
+        """The agent's deploy. Files it finds damaged (hash mismatch) are sent again once, from their
+        start; the second time the deploy fails, with nothing changed on the server."""
+        for attempt in (1, 2):
+            try:
+                return (yield from agent_stream(self.transport, "deploy", request))
+            except RemoteError as e:
+                if e.code != "corrupt_blob":
+                    raise
+                bad = set(e.detail.get("bad") or [])
+                if attempt == 2:
+                    raise OperationFailed(f"{len(bad)} file(s) arrived damaged twice (hash mismatch on the server); "
+                                          "nothing was changed. Check the server's disk and the network, then "
+                                          "deploy again", code="corrupt_blob") from None
+                again = [b for b in blobs if b.sha256 in bad]
+                yield Progress("upload", f"{len(again)} file(s) arrived damaged; sending them again", 0,
+                               sum(b.size for b in again))
+                yield from self._upload(info, again, {})
+
+    def _upload(self, info: dict, blobs, partials: dict):
+        sent = yield from pump(lambda emit: upload_blobs(self.transport, info["blobs"], blobs, emit, self.cancel,
+                                                         partials))
+        if self.cancel.is_set():
+            raise OperationFailed("deploy cancelled before the server changed", code="cancelled")
+        return sent
 
     def _actor(self) -> dict:
         from app.audit.actor import local_actor

@@ -1,12 +1,17 @@
-"""Send the blobs a server lacks, each to a temporary name first, then renamed: a cut upload
-never leaves a file that looks complete (the agent re-hashes every blob before use anyway)."""
+"""Send the blobs a server lacks. Each goes to `.partial-<sha>` in the server's blob store; the agent
+hashes it and gives it its final name when the deploy starts (never before), so a cut upload leaves
+only partials. The next deploy resumes a partial from where it stopped, after checking that its
+bytes are the start of this very file (the server reports their hash)."""
+from __future__ import annotations
+
+import hashlib
 import threading
 import time
-import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from app.bundle import FileEntry
-from app.remote.transport import Transport
+from app.remote.transport import SendJob, SendStopped, Transport
 
 from .errors import OperationFailed
 from .progress import Progress
@@ -22,47 +27,85 @@ def unique_blobs(files: list[FileEntry], missing: set[str]) -> list[FileEntry]:
     return out
 
 
+@dataclass
+class UploadResult:
+    sent: int  # bytes that crossed the network
+    resumed: int  # bytes a cut upload had already left on the server, checked and kept
+    hashes: list[str]  # the blobs the agent must commit
+
+
+def resume_points(blobs: list[FileEntry], partials: dict) -> dict[str, int]:
+    """Where each blob's upload starts: the size of its partial on the server when that partial's
+    hash equals the hash of as many bytes of the local file, else 0."""
+    points = {}
+    for b in blobs:
+        p = partials.get(b.sha256) or {}
+        size = int(p.get("size") or 0)
+        points[b.sha256] = size if 0 < size <= b.size and _prefix_sha256(b.source, size) == p.get("sha256") else 0
+    return points
+
+
 def upload_blobs(transport: Transport, blob_dir: str, blobs: list[FileEntry], emit: Callable,
-                 cancel: threading.Event | None = None) -> int:
-    """Upload `blobs`; emits Progress("upload") with bytes done, total and rate; returns bytes sent."""
-    total = sum(b.size for b in blobs)
-    sent = 0
-    started = time.monotonic()
-    last_emit = 0.0
-
-    def report(now_done: int, force: bool = False):
-        nonlocal last_emit
-        now = time.monotonic()
-        if force or now - last_emit > 0.1:
-            last_emit = now
-            emit(Progress("upload", done=now_done, total=total, rate=now_done / max(now - started, 1e-6)))
-
-    for blob in blobs:
-        if cancel is not None and cancel.is_set():
-            raise OperationFailed("upload cancelled; nothing on the server changed", code="cancelled")
-        tmp = f"{blob_dir}/.tmp-{blob.sha256}-{uuid.uuid4().hex[:8]}"
-
-        def progress(done, _size, base=sent):
-            if cancel is not None and cancel.is_set():
-                raise OperationFailed("upload cancelled; nothing on the server changed", code="cancelled")
-            report(base + done)
-
-        try:
-            transport.put(blob.source, tmp, progress)
-            transport.rename(tmp, f"{blob_dir}/{blob.sha256}")
-        except OperationFailed:
-            _forget(transport, tmp)
-            raise
-        except (OSError, EOFError) as e:
-            _forget(transport, tmp)
-            raise OperationFailed(f"upload of {blob.path} failed: {e}; the server was not changed", code="upload") from None
-        sent += blob.size
-        report(sent, force=True)
-    return sent
-
-
-def _forget(transport: Transport, path: str) -> None:
+                 cancel: threading.Event | None = None, partials: dict | None = None) -> UploadResult:
+    """Upload `blobs`; emits Progress("upload") with bytes done, total and rate."""
+    points = resume_points(blobs, partials or {})
+    jobs = [SendJob(b.source, f"{blob_dir}/.partial-{b.sha256}", points[b.sha256], b.size) for b in blobs]
+    total = sum(j.size - j.offset for j in jobs)
+    resumed = sum(j.offset for j in jobs)
+    if resumed:
+        emit(Progress("upload", f"resuming: {resumed:,} bytes of an earlier upload are already on the server",
+                      0, total))
+    meter = _Meter(total, emit)
+    stop = (lambda: cancel.is_set()) if cancel is not None else (lambda: False)
     try:
-        transport.remove_file(path)
-    except Exception:  # the connection may be gone; a stray temp blob is harmless
-        pass
+        transport.send_files([j for j in jobs if j.offset < j.size], meter.add, stop)
+    except SendStopped:
+        raise OperationFailed("upload cancelled; nothing on the server changed (what was sent is kept, and the "
+                              "next deploy resumes it)", code="cancelled") from None
+    except (OSError, EOFError) as e:
+        raise OperationFailed(f"upload failed: {_why(e)}; the server was not changed, and the next deploy resumes "
+                              f"where this one stopped", code="upload") from None
+    meter.report(force=True)
+    return UploadResult(meter.done, resumed, [b.sha256 for b in blobs])
+
+
+class _Meter:
+    """Bytes sent by any number of threads, reported at most every 0.1 s."""
+
+    def __init__(self, total: int, emit: Callable):
+        self.total, self.emit = total, emit
+        self.done = 0
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        with self.lock:
+            self.done += n
+        self.report()
+
+    def report(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last > 0.1:
+            self.last = now
+            self.emit(Progress("upload", done=self.done, total=self.total,
+                               rate=self.done / max(now - self.started, 1e-6)))
+
+
+def _why(e: BaseException) -> str:
+    if getattr(e, "errno", None) == 28:
+        return "the server has no space left on its disk"
+    return str(e) or type(e).__name__
+
+
+def _prefix_sha256(path, size: int) -> str:
+    h = hashlib.sha256()
+    left = size
+    with open(path, "rb") as f:
+        while left > 0:
+            chunk = f.read(min(1 << 20, left))
+            if not chunk:
+                break
+            h.update(chunk)
+            left -= len(chunk)
+    return h.hexdigest()

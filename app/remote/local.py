@@ -64,6 +64,12 @@ class LocalTransport(Transport):
                 if progress:
                     progress(done, total)
 
+    def open_write(self, remote, offset):
+        f = open(remote, "r+b" if offset else "wb")
+        f.seek(offset)
+        f.truncate()
+        return f
+
     def write_bytes(self, remote, data):
         Path(remote).write_bytes(data)
 

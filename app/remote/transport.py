@@ -5,6 +5,7 @@ Both run the very same agent, installed under `<root>/.berth/agent/<version>/`."
 import json
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from app.agent.main import COMMANDS
@@ -19,6 +20,21 @@ runpy.run_module("berth_agent", run_name="__main__", alter_sys=True)
 """
 EventHandler = Callable[[dict], None]
 Progress = Callable[[int, int], None]
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class SendJob:
+    """Send `local`'s bytes from `offset` on into `remote` (created, or continued where a cut upload
+    stopped: the bytes before `offset` are already there)."""
+    local: Path
+    remote: str
+    offset: int
+    size: int
+
+
+class SendStopped(OSError):
+    """`should_stop()` said so (the operator cancelled); what was sent stays, to be resumed."""
 
 
 class Transport:
@@ -53,6 +69,17 @@ class Transport:
 
     def write_bytes(self, remote: str, data: bytes) -> None:
         raise NotImplementedError
+
+    def open_write(self, remote: str, offset: int):
+        """A binary file object writing `remote` from `offset` (truncated there; created at 0)."""
+        raise NotImplementedError
+
+    def send_files(self, jobs: list[SendJob], on_bytes: Callable[[int], None],
+                   should_stop: Callable[[], bool] = lambda: False) -> None:
+        """Send every job; `on_bytes(n)` after each chunk (from any thread). One file at a time here;
+        SSH sends several at once."""
+        for job in jobs:
+            send_one(self, job, on_bytes, should_stop)
 
     def rename(self, src: str, dst: str) -> None:
         raise NotImplementedError
@@ -147,6 +174,17 @@ class Transport:
         """The server's facts (Python, platform, root, disk) and which of `hashes` it lacks."""
         self.server_info = self.agent("hello", {"hashes": hashes or []})
         return self.server_info
+
+
+def send_one(transport: Transport, job: SendJob, on_bytes: Callable[[int], None],
+             should_stop: Callable[[], bool]) -> None:
+    with open(job.local, "rb") as src, transport.open_write(job.remote, job.offset) as dst:
+        src.seek(job.offset)
+        while chunk := src.read(CHUNK):
+            if should_stop():
+                raise SendStopped(f"sending {job.local.name} stopped")
+            dst.write(chunk)
+            on_bytes(len(chunk))
 
 
 def _events(lines):

@@ -1,0 +1,74 @@
+"""Virtualenvs shared between releases: an environment is keyed by the hash of what goes into it
+(the Python that runs it, the requirements file, and every package file the bundle carries), built
+once under `<root>/.berth/envs/<key>/`, and linked from each release as `.venv`. A release that
+only changes weights reuses its predecessor's environment instead of building one."""
+import hashlib
+import json
+import os
+import shutil
+import sys
+
+from . import venv
+
+COMPLETE = ".berth-complete"
+PACKAGE_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2")
+
+
+def env_key(manifest, files):
+    """What decides an environment's content; any change gives another key."""
+    requirements = manifest.get("requirements") or ""
+    by_path = {f["path"]: f["sha256"] for f in files}
+    packages = sorted((p, s) for p, s in by_path.items() if p.endswith(PACKAGE_SUFFIXES))
+    material = {"python": sys.version, "executable": os.path.realpath(sys.executable),
+                "requirements": [requirements, by_path.get(requirements)], "packages": packages}
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def ensure(root, release_dir, manifest, files, emit, cancelled):
+    """Link `release_dir/.venv` to the environment for this release, building it if needed.
+    Returns (env_dir, reused)."""
+    key = env_key(manifest, files)
+    base = os.path.join(root.meta, "envs")
+    env_dir = os.path.join(base, key)
+    reused = os.path.exists(os.path.join(env_dir, COMPLETE))
+    if not reused:
+        shutil.rmtree(env_dir, ignore_errors=True)  # a build cut short: start again
+        os.makedirs(base, exist_ok=True)
+        try:
+            # built in place: a virtualenv is not relocatable (its scripts name their own path)
+            venv.build_at(env_dir, manifest.get("requirements"), os.path.join(release_dir, "bundle"), emit, cancelled)
+        except BaseException:
+            shutil.rmtree(env_dir, ignore_errors=True)
+            raise
+        with open(os.path.join(env_dir, COMPLETE), "w") as f:
+            f.write(key + "\n")
+    else:
+        emit("log", step="venv", line="reusing environment %s (same Python and requirements)" % key[:12])
+    link = os.path.join(release_dir, ".venv")
+    if os.path.lexists(link):
+        os.unlink(link) if os.path.islink(link) else shutil.rmtree(link)
+    os.symlink(os.path.relpath(env_dir, release_dir), link)
+    return env_dir, reused
+
+
+def prune(root, models):
+    """Remove the environments no kept release of any model links to. Returns the keys removed."""
+    base = os.path.join(root.meta, "envs")
+    try:
+        keys = set(os.listdir(base))
+    except OSError:
+        return []
+    used = set()
+    for model in models:
+        try:
+            versions = os.listdir(model.releases)
+        except OSError:
+            continue
+        for v in versions:
+            link = os.path.join(model.releases, v, ".venv")
+            if os.path.islink(link):
+                used.add(os.path.basename(os.path.normpath(os.path.join(os.path.dirname(link), os.readlink(link)))))
+    removed = sorted(keys - used)
+    for key in removed:
+        shutil.rmtree(os.path.join(base, key), ignore_errors=True)
+    return removed
