@@ -114,9 +114,7 @@ def main() -> int:
         dialog.close()
 
         wait(lambda: model.model_item("local", "iris").text() == "iris  1.2.0", what="the fleet after the deploy")
-        window.show_audit()
-        wait(lambda: window.audit_page.model.rowCount() >= 3, what="the audit log")
-        shot(window, "audit")
+        audit_shot(window, ws, wait, shot)
         monitor_shots(window, transport, wait, settle, shot)
     finally:
         if window is not None:
@@ -125,6 +123,21 @@ def main() -> int:
         transport.close()
         shutil.rmtree(home, ignore_errors=True)
     return 0
+
+
+def audit_shot(window, ws, wait, shot) -> None:
+    """The Audit page: its filters (the last 24 hours), the chain verified, and one interrupted deploy.
+    The session's own actions all finish, so that one is recorded as a Berth killed between a deploy's
+    "started" event and its outcome leaves it (pid 0: no process of this session owns it)."""
+    ws.audit.begin("deploy", server="local", model="iris", version="1.3.0", old="1.2.0", new="1.3.0", pid=0,
+                   reason="retrain on October data")
+    window.show_audit()
+    page = window.audit_page
+    page.filters.set_preset("24h")
+    wait(lambda: page.model.rowCount() >= 4 and not page.tasks, what="the audit log")
+    page.actions.verify()
+    wait(lambda: page.status.isVisible(), what="the chain verification")
+    shot(window, "audit")
 
 
 def monitor_shots(window, transport, wait, settle, shot, seconds=20.0) -> None:

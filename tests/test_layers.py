@@ -178,7 +178,7 @@ def test_checker_accepts_a_clean_tree(tmp_path):
     ("app/services/bad.py", "from app import ui\n", "imports-ui"),
     ("app/deploy/bad.py", "from ..ui.window import run\n", "imports-ui"),
     ("app/deploy/bad.py", "from .. import ui\n", "imports-ui"),
-    ("app/cli.py", "from app.ui import window\n", "imports-ui"),
+    ("app/workspace.py", "from app.ui import window\n", "imports-ui"),
     ("app/__init__.py", "from . import ui\n", "imports-ui"),
     ("app/deploy/bad.py", "def broken(:\n", "syntax"),
 ])

@@ -25,5 +25,18 @@ def is_runner_process(pid, release):
         return False
 
 
+def pid_alive(pid):
+    """A process with this pid exists (it may belong to someone else: PermissionError still says yes)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
 def has_proc():
     return os.path.isdir("/proc/self")

@@ -9,7 +9,7 @@ import time
 from .fsutil import read_json, write_json_atomic, _unlink
 from .journal import utc_now
 from . import runnerproc
-from .runnerproc import has_proc, is_runner_process
+from .runnerproc import has_proc, is_runner_process, pid_alive
 
 PACKAGE = __name__.rpartition(".")[0]  # "berth_agent" on a server, "app.agent" in the source tree
 PACKAGE_PARENT = os.path.dirname(os.path.abspath(__file__))
@@ -64,12 +64,8 @@ def alive(rec):
         return False
     pid = int(rec["pid"])
     _reap(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return False
-    except PermissionError:
-        pass
     if has_proc():
         return is_runner_process(pid, rec.get("release"))
     return True

@@ -6,10 +6,11 @@ Newest first. The free-text filter matches any column (case-insensitive, literal
 not wildcards). Times are UTC ISO 8601 text, so ranges compare as text."""
 from __future__ import annotations
 
-import os
 import socket
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Iterator
+
+from app.agent.runnerproc import pid_alive
 
 from .log import FIELDS, STARTED
 from .period import as_bound
@@ -85,22 +86,22 @@ def _literal(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-_SELECT = ", ".join(COLUMNS) + f", case when outcome = '{STARTED}' then {_CLOSED} else 1 end as closed"
+SELECT = ", ".join(COLUMNS) + f", case when outcome = '{STARTED}' then {_CLOSED} else 1 end as closed"
 
 
 def query_events(db: sqlite_utils.Database, flt: AuditFilter = AuditFilter(), limit: int = 500,
                  offset: int = 0) -> list[dict]:
     """One page, newest first; each row has `state`: its outcome, or "interrupted" / "in progress"."""
     where, args = flt.where()
-    sql = (f"select {_SELECT} from events" + (f" where {where}" if where else "")
+    sql = (f"select {SELECT} from events" + (f" where {where}" if where else "")
            + " order by ts desc, seq desc limit ? offset ?")
-    return [_with_state(r) for r in _dicts(db.execute(sql, args + [limit, offset]))]
+    return [with_state(r) for r in _dicts(db.execute(sql, args + [limit, offset]))]
 
 
 def iter_events(db: sqlite_utils.Database, flt: AuditFilter = AuditFilter(), batch: int = 5000) -> Iterator[dict]:
     """All matching events, oldest first, read in batches (exports of a million rows stay small)."""
     where, args = flt.where()
-    sql = f"select {_SELECT} from events" + (f" where {where}" if where else "") + " order by ts, seq"
+    sql = f"select {SELECT} from events" + (f" where {where}" if where else "") + " order by ts, seq"
     cursor = db.execute(sql, args)
     names = [d[0] for d in cursor.description]
     while True:
@@ -108,7 +109,7 @@ def iter_events(db: sqlite_utils.Database, flt: AuditFilter = AuditFilter(), bat
         if not chunk:
             return
         for raw in chunk:
-            yield _with_state(dict(zip(names, raw)))
+            yield with_state(dict(zip(names, raw)))
 
 
 def _dicts(cursor) -> list[dict]:
@@ -119,7 +120,8 @@ def _dicts(cursor) -> list[dict]:
 _HOST = socket.gethostname()
 
 
-def _with_state(row: dict) -> dict:
+def with_state(row: dict) -> dict:
+    """A row read with SELECT, its `closed` flag turned into `state`."""
     closed = row.pop("closed", 1)
     state = row["outcome"]
     if state == STARTED and not closed:
@@ -129,16 +131,9 @@ def _with_state(row: dict) -> dict:
 
 
 def _alive_here(row: dict) -> bool:
-    pid = row.get("pid") or 0
-    if not pid or row.get("origin") or not str(row.get("actor", "")).endswith("@" + _HOST):
+    if row.get("origin") or not str(row.get("actor", "")).endswith("@" + _HOST):
         return False
-    try:
-        os.kill(pid, 0)
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
+    return pid_alive(row.get("pid") or 0)
 
 
 def count_events(db: sqlite_utils.Database, flt: AuditFilter = AuditFilter()) -> int:

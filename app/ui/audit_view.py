@@ -1,114 +1,27 @@
-"""The Audit view: every event, newest first, filtered by server, model, action and free text.
+"""The Audit view: every event newest first, filtered (server, model, action, actor, outcome, text,
+time range), verified against its hash chain and exported, with a million events as smooth as ten.
 
-Reads run off the GUI thread (app/audit/query.py through the task runner); the first 500 rows
-load at once, more as the table is scrolled to its end."""
-from datetime import datetime
+All reads run off the GUI thread through the task runner. A refresh reads the total and the first
+page at once (milliseconds); for a large log the filter's seq list and the filter choices follow
+from a second task (audit_rows.py); the table (audit_model.py) fetches the pages it paints."""
+from pathlib import Path
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer
-from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                               QTableView, QVBoxLayout, QWidget)
+from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QHBoxLayout, QLabel, QTableView, QVBoxLayout, QWidget
 
-from app.audit.query import AuditFilter, read_page
+from app.audit.query import AuditFilter
 
+from .audit_actions import AuditActions
+from .audit_banner import StatusBanner
+from .audit_filters import AuditFilterBar
+from .audit_model import COLUMNS, PAGE, AuditModel, local_time
+from .audit_rows import read_rest, read_snapshot, rows_at, rows_by_seq
 from .errors import ErrorBanner
 
-PAGE = 500
-COLUMNS = (("time", "Time"), ("who", "Who"), ("server", "Server"), ("model", "Model"), ("version", "Version"),
-           ("action", "Action"), ("outcome", "Outcome"), ("detail", "Detail"))
-FAILED = QColor("#b3261e")
-
-
-def local_time(ts: str) -> str:
-    """An ISO UTC timestamp shown in the computer's own time zone."""
-    try:
-        return datetime.fromisoformat(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    except (TypeError, ValueError):
-        return ts or ""
-
-
-def who(row: dict) -> str:
-    actor, ssh_user = row.get("actor") or "", row.get("ssh_user") or ""
-    return f"{actor} (as {ssh_user})" if ssh_user else actor
-
-
-class AuditModel(QAbstractTableModel):
-    """Audit rows, newest first. `fetcher(offset)` (set by the view) asks for the rows after
-    `offset`; they come back through `append_rows`."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.rows: list[dict] = []
-        self.total = 0
-        self.fetcher = None
-        self.fetching = False
-
-    # -- data in ------------------------------------------------------------------------------
-    def set_rows(self, rows: list[dict], total: int) -> None:
-        self.beginResetModel()
-        self.rows = list(rows)
-        self.total = max(total, len(self.rows))
-        self.fetching = False
-        self.endResetModel()
-
-    def append_rows(self, rows: list[dict], total: int) -> None:
-        self.fetching = False
-        self.total = max(total, len(self.rows) + len(rows))
-        if not rows:
-            self.total = len(self.rows)
-            return
-        first = len(self.rows)
-        self.beginInsertRows(QModelIndex(), first, first + len(rows) - 1)
-        self.rows.extend(rows)
-        self.endInsertRows()
-
-    # -- Qt model -----------------------------------------------------------------------------
-    def rowCount(self, parent=QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent=QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal \
-                and 0 <= section < len(COLUMNS):
-            return COLUMNS[section][1]
-        return None
-
-    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        if not index.isValid() or not (0 <= index.row() < len(self.rows)) or not (0 <= index.column() < len(COLUMNS)):
-            return None
-        row = self.rows[index.row()]
-        key = COLUMNS[index.column()][0]
-        if role == Qt.ItemDataRole.DisplayRole:
-            if key == "time":
-                return local_time(row.get("ts", ""))
-            if key == "who":
-                return who(row)
-            if key == "detail":
-                return (row.get("detail") or "").replace("\n", " ")
-            return row.get(key) or ""
-        if role == Qt.ItemDataRole.ToolTipRole:
-            if key == "time":
-                return f"{row.get('ts', '')} (UTC)"
-            if key == "detail" and row.get("detail"):
-                return row["detail"]
-            if key == "version" and row.get("sha256"):
-                return f"sha256 {row['sha256']}"
-            return None
-        if role == Qt.ItemDataRole.ForegroundRole and row.get("outcome") == "failed" and key in ("outcome", "action"):
-            return FAILED
-        if role == Qt.ItemDataRole.UserRole:
-            return row
-        return None
-
-    def canFetchMore(self, parent=QModelIndex()) -> bool:
-        return not parent.isValid() and self.fetcher is not None and not self.fetching and len(self.rows) < self.total
-
-    def fetchMore(self, parent=QModelIndex()) -> None:
-        if self.canFetchMore(parent):
-            self.fetching = True
-            self.fetcher(len(self.rows))
+__all__ = ["AuditPage", "AuditModel", "COLUMNS", "PAGE", "local_time"]
+SMALL = 50000  # up to this many events, the first read also reads the seq list (~0.1 s)
+WIDTHS = (17, 13, 8, 7, 7, 8, 10, 12, 12, 24)  # characters per column (Origin takes the rest)
 
 
 class AuditPage(QWidget):
@@ -118,37 +31,36 @@ class AuditPage(QWidget):
     def __init__(self, runner, parent=None):
         super().__init__(parent)
         self.runner = runner
-        self.read_task = None  # the latest read; released when it answers (no Task ever outlives its reply)
-        self.more_task = None
-        self.read_filter = AuditFilter()
+        self.tasks: dict[str, object] = {}  # the latest of each kind; released when it answers
+        self.snapshot = None  # the last read (audit_rows.Snapshot)
         self.generation = 0
-        self.loading = False
         layout = QVBoxLayout(self)
 
         bar = QHBoxLayout()
-        title = QLabel("<b>Audit log</b>")
-        bar.addWidget(title)
-        bar.addSpacing(12)
-        self.server_combo = self._combo("serverFilter", "All servers")
-        self.model_combo = self._combo("modelFilter", "All models")
-        self.action_combo = self._combo("actionFilter", "All actions")
-        for combo in (self.server_combo, self.model_combo, self.action_combo):
-            bar.addWidget(combo)
-        self.text_edit = QLineEdit()
-        self.text_edit.setObjectName("textFilter")
-        self.text_edit.setPlaceholderText("Filter text (Ctrl+F)")
-        self.text_edit.setClearButtonEnabled(True)
-        bar.addWidget(self.text_edit, 1)
+        bar.addWidget(QLabel("<b>Audit log</b>"))
+        bar.addStretch(1)
         self.count_label = QLabel()
         self.count_label.setObjectName("countLabel")
         bar.addWidget(self.count_label)
         layout.addLayout(bar)
+        self.filters = AuditFilterBar()
+        self.filters.bottom_row.addStretch(1)
+        self.actions = AuditActions(runner, self.current_filter)
+        self.filters.bottom_row.addWidget(self.actions)
+        layout.addWidget(self.filters)
+        # the old names, which other code and tests use
+        self.text_edit = self.filters.text_edit
+        self.server_combo, self.model_combo = self.filters.server_combo, self.filters.model_combo
+        self.action_combo = self.filters.action_combo
 
-        self.banner = ErrorBanner()
+        self.banner = ErrorBanner()  # reading the log failed
         layout.addWidget(self.banner)
+        self.status = StatusBanner()  # verify and export results
+        self.status.setObjectName("auditStatus")
+        layout.addWidget(self.status)
 
         self.model = AuditModel(self)
-        self.model.fetcher = self._fetch_more
+        self.model.fetcher = self._fetch_pages
         self.table = QTableView()
         self.table.setObjectName("auditTable")
         self.table.setModel(self.model)
@@ -156,120 +68,172 @@ class AuditPage(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
+        self.table.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        vertical = self.table.verticalHeader()
+        vertical.hide()
+        vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)  # a million rows: never measured
+        vertical.setDefaultSectionSize(self.table.fontMetrics().height() + 8)
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        width = self.table.fontMetrics().horizontalAdvance
-        for col, text in enumerate(("2024-05-01 14:03:22  ", "operator@workstation (as deploy)",
-                                    "server-name", "model-name", "1.10.0-rc1", "hostkey.refused", "outcome ")):
-            self.table.setColumnWidth(col, width(text) + 16)
+        digit = self.table.fontMetrics().horizontalAdvance("0")
+        for col, chars in enumerate(WIDTHS):
+            self.table.setColumnWidth(col, digit * chars + 12)
         layout.addWidget(self.table, 1)
 
         self.debounce = QTimer(self)
         self.debounce.setSingleShot(True)
         self.debounce.setInterval(250)
         self.debounce.timeout.connect(self.refresh)
-        self.text_edit.textChanged.connect(lambda _t: self.debounce.start())
-        for combo in (self.server_combo, self.model_combo, self.action_combo):
-            combo.currentIndexChanged.connect(self._combo_changed)
-        self._filling = False
-
-    def _combo(self, name: str, everything: str) -> QComboBox:
-        combo = QComboBox()
-        combo.setObjectName(name)
-        combo.addItem(everything, "")
-        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        combo.setMinimumContentsLength(10)
-        return combo
+        self.filters.edited.connect(self.debounce.start)
+        self.filters.changed.connect(self.refresh)
+        self.actions.verified.connect(self._verified)
+        self.actions.exported.connect(self._exported)
+        self.actions.failed.connect(self._action_failed)
 
     # -- public -------------------------------------------------------------------------------
     def current_filter(self) -> AuditFilter:
-        return AuditFilter(server=self.server_combo.currentData() or "", model=self.model_combo.currentData() or "",
-                           action=self.action_combo.currentData() or "", text=self.text_edit.text().strip())
+        return self.filters.current_filter()
 
     def refresh(self) -> None:
-        """Re-read the log from the start with the current filters (off the GUI thread)."""
+        """Re-read the log with the current filters (off the GUI thread). The same filter again keeps
+        the selection and the scroll position; new events appear on top."""
         self.debounce.stop()
+        self.filters.show_preset_range()
         self.generation += 1
         generation, flt = self.generation, self.current_filter()
-        self.read_filter = flt
-        self.loading = True
-        task = self.runner.in_background("read audit log",
-                                         lambda ctx: read_page(ctx.workspace.db, flt, PAGE, 0, with_choices=True),
-                                         owner=self)
-        task.finished.connect(lambda page, g=generation: self._loaded(g, page))
+        previous = self.snapshot
+        task = self.runner.in_background(
+            "read audit log", lambda ctx: read_snapshot(ctx.workspace.db, flt, PAGE, previous, SMALL), owner=self)
+        task.finished.connect(lambda snap, g=generation: self._loaded(g, snap))
         task.failed.connect(lambda e, g=generation: self._load_failed(g, e))
-        self.read_task = task
+        self.tasks["read"] = task
 
     def focus_filter(self) -> None:
         self.text_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.text_edit.selectAll()
 
-    # -- loading ------------------------------------------------------------------------------
-    def _fetch_more(self, offset: int) -> None:
-        if self.loading:
-            return  # a fresh read is on its way; it resets the rows and the fetching state
-        generation, flt = self.generation, self.read_filter
-        task = self.runner.in_background("read audit log", lambda ctx: read_page(ctx.workspace.db, flt, PAGE, offset),
-                                         owner=self)
-        task.finished.connect(lambda page, g=generation, o=offset: self._more_loaded(g, o, page))
-        task.failed.connect(lambda e, g=generation: self._load_failed(g, e))
-        self.more_task = task
+    def select_row(self, row: int) -> None:
+        if 0 <= row < self.model.rowCount():
+            index = self.model.index(row, 0)
+            self.table.selectionModel().setCurrentIndex(
+                index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+            self.table.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtCenter)
 
-    def _loaded(self, generation: int, page) -> None:
+    # -- loading ------------------------------------------------------------------------------
+    def _loaded(self, generation: int, snap) -> None:
         if generation != self.generation:
             return  # a newer read is on its way
-        self.read_task = None
-        self.loading = False
+        self.tasks.pop("read", None)
         self.banner.clear()
-        self._fill_choices(page.choices or {})
-        self.model.set_rows(page.rows, page.total)
+        if snap.choices is not None:
+            self.filters.fill_choices(snap.choices)
+        previous, self.snapshot = self.snapshot, snap
+        if previous is not None and snap.added >= 0:
+            bar = self.table.verticalScrollBar()
+            at_top = bar.value() == 0
+            self.model.prepend(snap.added, snap.total, snap.rows, snap.seqs)
+            if at_top:
+                bar.setValue(0)  # the newest stay in view
+        else:
+            self.model.reset(snap.total, snap.rows, snap.seqs)
+        if snap.seqs is None or snap.choices is None:
+            self._read_rest(snap)
         self._show_count()
 
-    def _more_loaded(self, generation: int, offset: int, page) -> None:
-        self.more_task = None
-        if generation != self.generation or offset != len(self.model.rows):
-            return  # the log was re-read meanwhile (set_rows ends this fetch)
-        self.model.append_rows(page.rows, page.total)
-        self._show_count()
+    def _read_rest(self, snap) -> None:
+        """The seq list and the choices of a large log: one task, so the pool's other thread stays
+        free for the pages the table paints meanwhile; one at a time for a filter (refreshes come in
+        bursts, and each list takes seconds with a million events)."""
+        running = self.tasks.get("rest")
+        if running is not None and running.filter == snap.filter:
+            return  # its answer serves this snapshot too
+        task = self.runner.in_background("read audit order", lambda ctx: read_rest(ctx.workspace.db, snap),
+                                         owner=self)
+        task.filter = snap.filter
+        task.finished.connect(lambda rest, t=task: self._rest_loaded(t, *rest))
+        task.failed.connect(lambda e, t=task: self._rest_failed(t, e))
+        self.tasks["rest"] = task
+
+    def _rest_loaded(self, task, seqs, choices) -> None:
+        if self.tasks.get("rest") is task:
+            del self.tasks["rest"]
+        snap = self.snapshot
+        if snap is None or snap.filter != task.filter:
+            return  # the filters changed meanwhile
+        if choices is not None and snap.choices is None:
+            snap.choices = choices
+            self.filters.fill_choices(choices)
+        if seqs is not None and snap.seqs is None:
+            if self.model.set_seqs(seqs):
+                snap.seqs = seqs
+            else:
+                self.refresh()  # events arrived between the count and the list: read again
+
+    def _rest_failed(self, task, error) -> None:
+        if self.tasks.get("rest") is task:
+            del self.tasks["rest"]
+            self.banner.show_error(error, "Cannot read the audit log: ")
+
+    def _fetch_pages(self, model_generation: int, pages: list[int]) -> None:
+        seqs, total, flt = self.model.seqs, self.model.total, self.snapshot.filter
+        size = self.model.page_size
+
+        def work(ctx):
+            db = ctx.workspace.db
+            if seqs is not None:
+                return {p: rows_by_seq(db, seqs[p * size:(p + 1) * size]) for p in pages}
+            return {p: rows_at(db, flt, p * size, size, total) for p in pages}
+
+        task = self.runner.in_background("read audit page", work, owner=self)
+        task.finished.connect(lambda rows, g=model_generation: self.model.put_pages(g, rows))
+        task.failed.connect(lambda e, g=model_generation: self._page_failed(g, e))
+
+    def _page_failed(self, generation: int, error) -> None:
+        self.model.fetch_failed(generation)
+        self.banner.show_error(error, "Cannot read the audit log: ")
 
     def _load_failed(self, generation: int, error) -> None:
         if generation != self.generation:
             return
-        self.read_task = self.more_task = None
-        self.loading = False
-        self.model.fetching = False
+        self.tasks.pop("read", None)
         self.banner.show_error(error, "Cannot read the audit log: ")
 
     def _show_count(self) -> None:
-        total, shown = self.model.total, len(self.model.rows)
-        text = f"{total} event{'' if total == 1 else 's'}"
-        if shown < total:
-            text += f" ({shown} shown)"
-        self.count_label.setText(text)
+        total = self.model.total
+        self.count_label.setText(f"{total:,} event{'' if total == 1 else 's'}")
 
-    def _fill_choices(self, choices: dict) -> None:
-        self._filling = True
-        try:
-            for combo, key in ((self.server_combo, "server"), (self.model_combo, "model"),
-                               (self.action_combo, "action")):
-                current = combo.currentData() or ""
-                values = list(choices.get(key, []))
-                if current and current not in values:
-                    values.append(current)  # keep the operator's choice even when it matches nothing now
-                wanted = [""] + sorted(values)
-                if [combo.itemData(i) for i in range(combo.count())] != wanted:
-                    everything = combo.itemText(0)
-                    combo.clear()
-                    combo.addItem(everything, "")
-                    for value in wanted[1:]:
-                        combo.addItem(value, value)
-                    combo.setCurrentIndex(max(0, combo.findData(current)))
-        finally:
-            self._filling = False
+    # -- verify and export --------------------------------------------------------------------
+    def _verified(self, verdict, row: int) -> None:
+        if verdict.ok:
+            self.status.show_message("ok", f"✔ {verdict.message}")
+            return
+        text = f"✘ {verdict.message}"
+        if self.actions.verified_filter != self.current_filter():  # the filters changed meanwhile
+            row = self.model.row_of_seq((verdict.first_bad or {}).get("seq"))
+        if row >= 0:
+            seq = (verdict.first_bad or {}).get("seq")
+            self.status.show_message("error", text, "Show event", lambda: self._show_event(seq, row))
+            self.select_row(row)
+        else:
+            hidden = " (not among the events the filters show)" if (verdict.first_bad or {}).get("id") else ""
+            self.status.show_message("error", text + hidden)
 
-    def _combo_changed(self, _index: int) -> None:
-        if not self._filling:
-            self.refresh()
+    def _show_event(self, seq, row: int) -> None:
+        """Back to the bad event, even after new events pushed it down."""
+        found = self.model.row_of_seq(seq)
+        self.select_row(found if found >= 0 else row)
+
+    def _action_failed(self, prefix: str, error) -> None:
+        self.status.show_message("error", f"{prefix}{error}")
+        self.refresh()  # a failed export is an audit event too
+
+    def _exported(self, result) -> None:
+        verdict = getattr(result, "verdict", None)
+        chain = f" · {verdict.message}" if verdict is not None else ""
+        count = result.count
+        text = f"Exported {count:,} event{'' if count == 1 else 's'} as {str(result.format).upper()} to {result.path}"
+        folder = QUrl.fromLocalFile(str(Path(result.path).parent))
+        self.status.show_message("ok" if verdict is None or verdict.ok else "error", text + chain, "Open folder",
+                                 lambda: QDesktopServices.openUrl(folder))
+        self.refresh()  # the export is itself an event (report.export)
