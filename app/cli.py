@@ -28,20 +28,38 @@ def build_parser() -> argparse.ArgumentParser:
     srv = sub.add_parser("server", help="add, list and check servers").add_subparsers(dest="action", metavar="ACTION")
     a = srv.add_parser("add", help="add an SSH server (its host key must be trusted)")
     a.add_argument("name")
-    a.add_argument("--host", required=True)
-    a.add_argument("--port", type=int, default=22)
+    a.add_argument("--ssh-alias", default="", metavar="ALIAS",
+                   help="a Host of ~/.ssh/config: host, user and port come from it (the flags below override), "
+                        "its ProxyJump, IdentityFile, IdentitiesOnly and ServerAliveInterval apply")
+    a.add_argument("--host", help="required unless --ssh-alias gives it")
+    a.add_argument("--port", type=int)
     a.add_argument("--user", default="")
     a.add_argument("--key", default="", help="private key file (default: SSH agent, then ~/.ssh/id_*)")
+    a.add_argument("--auth", default="auto",
+                   help="auto (agent, key files, password) or an order such as 'key,password' or 'password'")
     a.add_argument("--root", default="~/berth", help="Berth's folder on the server (default ~/berth)")
     a.add_argument("--env", default="", help="environment label, e.g. staging or production")
+    _timeout_flags(a)
     a.add_argument("--accept-host-key", metavar="SHA256:...", help="trust the host key with this fingerprint")
+    _jump_key_flag(a)
     a = srv.add_parser("list", help="list servers")
+    a.add_argument("--json", action="store_true")
+    a = srv.add_parser("aliases", help="the Host aliases of ~/.ssh/config")
     a.add_argument("--json", action="store_true")
     a = srv.add_parser("check", help="connect; print Python version, root and free disk")
     a.add_argument("name")
     a.add_argument("--accept-host-key", metavar="SHA256:...", help="trust this (unknown) host key")
+    _jump_key_flag(a)
     srv.add_parser("remove", help="remove a server from this computer's list").add_argument("name")
     srv.add_parser("forget-key", help="forget a server's trusted host key").add_argument("name")
+    a = srv.add_parser("activity", help="what Berth ran on a server (newest first), and how to run it by hand")
+    a.add_argument("name")
+    a.add_argument("--limit", type=int, default=30)
+    a.add_argument("--json", action="store_true")
+    a = srv.add_parser("unlock", help="show who holds a server's lock; end a stuck agent after confirming")
+    a.add_argument("name")
+    a.add_argument("--yes", action="store_true", help="do not ask (scripts): end the holder shown")
+    a.add_argument("--reason", default="", help="why (kept in the audit log)")
 
     a = deploy_parser = sub.add_parser("deploy", help="deploy a bundle folder or .tar.gz")
     a.add_argument("path", type=Path)
@@ -150,18 +168,99 @@ def _ws():
     return Workspace()
 
 
+def _timeout_flags(a) -> None:
+    for flag, what in (("connect-timeout", "TCP connect and SSH handshake (default: the alias's ConnectTimeout, "
+                                           "else 15)"),
+                       ("auth-timeout", "login (default: the connect timeout)"),
+                       ("command-timeout", "how long an agent command may stay silent (default 900)"),
+                       ("keepalive", "seconds between keepalives (default: ServerAliveInterval, else 15)")):
+        a.add_argument(f"--{flag}", type=float, default=0, metavar="SECONDS", help=what)
+
+
+def _jump_key_flag(a) -> None:
+    a.add_argument("--accept-jump-key", action="append", default=[], metavar="SHA256:...",
+                   help="trust the (unknown) host key of a jump host with this fingerprint; repeat for several "
+                        "hops (--accept-host-key trusts only the server itself)")
+
+
+def _server_from_args(args) -> ServerConfig:
+    """Explicit flags win over the alias's HostName, User and Port."""
+    host, port, user = args.host, args.port, args.user
+    if args.ssh_alias:
+        from app.remote.sshconfig import SSHConfigError, config_path, list_aliases, resolve
+
+        try:
+            if args.ssh_alias not in list_aliases():
+                raise Failed(f"no Host {args.ssh_alias!r} in {config_path()}; see `berth server aliases`")
+            alias = resolve(args.ssh_alias)
+        except SSHConfigError as e:
+            raise Failed(str(e)) from None
+        host, port, user = host or alias.host, port or alias.port, user or alias.user
+    if not host:
+        raise Failed("give --host HOST, or --ssh-alias ALIAS from ~/.ssh/config")
+    methods = [m.strip() for m in args.auth.split(",")]
+    if args.auth != "auto" and not all(m in ("agent", "key", "password") for m in methods):
+        raise Failed(f"--auth {args.auth!r}: use auto, or some of agent, key, password separated by commas")
+    return ServerConfig(name=args.name, host=host, port=port or 22, user=user or _local_user(),
+                        key_path=str(Path(args.key).expanduser().resolve()) if args.key else "",
+                        root=args.root, environment=args.env, auth=args.auth, ssh_alias=args.ssh_alias,
+                        connect_timeout=args.connect_timeout, auth_timeout=args.auth_timeout,
+                        command_timeout=args.command_timeout, keepalive=args.keepalive)
+
+
+def _trust_jumps(ws, server: ServerConfig, fingerprints: list[str]) -> None:
+    """Jump host keys named with --accept-jump-key are trusted first, hop by hop, and audited."""
+    if not fingerprints:
+        return
+    from app.remote.connect import trust_jump_keys
+
+    if not server.ssh_alias:
+        raise Failed("--accept-jump-key: this server has no ssh alias, so no jump hosts")
+    def record(added):
+        for entry in added:
+            ws.audit.record("hostkey.trust", "ok", server=server.name, ssh_user=server.user,
+                            detail=f"jump host {entry}")
+            print(f"trusted jump host {entry}", file=sys.stderr)
+
+    try:
+        record(trust_jump_keys(server, tuple(fingerprints)))
+    except RemoteError as e:
+        record(e.detail.get("jump_keys_added", ()))
+        action = "hostkey.refused" if e.code.startswith("jump_host_key") else "connect"
+        ws.audit.record(action, "failed", server=server.name, ssh_user=server.user, detail=str(e))
+        raise
+
+
+def _ask_passphrase(path: str):
+    """On a terminal only: asked once per key and run; keeping it in the keyring is the operator's call."""
+    import getpass
+
+    passphrase = getpass.getpass(f"Passphrase for {path}: ")
+    keep = input("Keep it in the system keyring? [y/N] ").strip().lower() in ("y", "yes") if passphrase else False
+    return passphrase, keep
+
+
 def cmd_server(args) -> int:
+    if sys.stdin.isatty():
+        from app.remote import credentials
+
+        credentials.ask_passphrase = _ask_passphrase
     ws = _ws()
     if args.action == "add":
-        server = ServerConfig(name=args.name, host=args.host, port=args.port, user=args.user or _local_user(),
-                              key_path=str(Path(args.key).expanduser().resolve()) if args.key else "",
-                              root=args.root, environment=args.env)
+        server = _server_from_args(args)
+        if ws.servers.exists(server.name):
+            raise Failed(f"a server named {server.name!r} exists already")
+        _trust_jumps(ws, server, args.accept_jump_key)
         info = ws.add_server(server, args.accept_host_key)
         print(f"added {args.name}: {server.describe()}, Python {info['python']}, root {info['root']}")
     elif args.action == "list":
         rows = [dict(s.__dict__) for s in ws.servers.list()]
-        print_json(rows) if args.json else print_table(rows, ["name", "kind", "host", "port", "user", "root", "environment"])
+        print_json(rows) if args.json else print_table(rows, ["name", "kind", "host", "port", "user", "ssh_alias",
+                                                              "root", "environment"])
+    elif args.action == "aliases":
+        _print_aliases(args.json)
     elif args.action == "check":
+        _trust_jumps(ws, ws.servers.get(args.name), args.accept_jump_key)
         with ws.connect(args.name, args.accept_host_key) as t:
             info = t.hello()
         print(f"{args.name}: Python {info['python']} ({info['platform']})")
@@ -172,7 +271,58 @@ def cmd_server(args) -> int:
         print(f"removed {args.name}")
     elif args.action == "forget-key":
         print(f"forgot {ws.forget_host_key(args.name)} host key(s) of {args.name}")
+    elif args.action == "activity":
+        rows = ws.activity.list(ws.servers.get(args.name).name, args.limit)
+        if args.json:
+            print_json(rows)
+        else:
+            print_table([dict(r, seconds=f"{r['seconds']:.2f}") for r in rows],
+                        ["ts", "command", "summary", "seconds", "outcome", "message"])
+            if rows and rows[0]["by_hand"]:
+                print(f"\nby hand, the last one ({rows[0]['command']}):\n{rows[0]['by_hand']}")
+    elif args.action == "unlock":
+        return _unlock(ws, args)
     return 0
+
+
+def _unlock(ws, args) -> int:
+    from app.deploy.changes import break_lock, lock_state
+
+    with ws.connect(args.name) as t:
+        lock = lock_state(t)
+        holder = lock.get("holder") or {}
+        if not lock["held"]:
+            left = f"; the last holder (pid {holder['pid']}, {holder.get('what')}) ended without releasing it, " \
+                   "and the system released it" if holder.get("pid") else ""
+            print(f"{args.name} is not locked{left}")
+            return 0
+        print(f"{args.name} is locked by {holder.get('who')} running '{holder.get('what')}' since "
+              f"{holder.get('since')} (pid {holder.get('pid')}, {'alive' if lock['holder_alive'] else 'gone'})")
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise Failed("not breaking the lock without a confirmation: run in a terminal, or add --yes")
+            answer = input(f"End pid {holder.get('pid')} to break the lock? Type the server's name to confirm: ")
+            if answer.strip() != args.name:
+                print("left as it is")
+                return 1
+        result = break_lock(t, ws.audit, holder.get("pid"), args.reason)
+    print(result["detail"])
+    return 0
+
+
+def _print_aliases(as_json: bool) -> None:
+    from app.remote.sshconfig import SSHConfigError, list_aliases, resolve
+
+    rows = []
+    try:
+        for name in list_aliases():
+            ep = resolve(name)
+            rows.append({"alias": name, "host": ep.host, "port": ep.port, "user": ep.user,
+                         "proxy_jump": ",".join(j.describe() for j in ep.jumps),
+                         "identity_files": list(ep.identity_files), "identities_only": ep.identities_only})
+    except SSHConfigError as e:
+        raise Failed(str(e)) from None
+    print_json(rows) if as_json else print_table(rows, ["alias", "host", "port", "user", "proxy_jump"])
 
 
 def cmd_deploy(args) -> int:

@@ -10,6 +10,7 @@ from app.remote.hostkeys import KnownHosts
 from app.remote.transport import Transport
 from app.store import paths
 from app.store.db import open_db
+from app.store.activity import ActivityLog
 from app.store.servers import LOCAL, ServerConfig, ServerRegistry
 from app.store.settings import Settings
 
@@ -22,6 +23,7 @@ class Workspace:
         self.servers = ServerRegistry(self.db)
         self.audit = AuditLog(self.db)
         self.settings = Settings(self.db)
+        self.activity = ActivityLog(self.db)
 
     def set_setting(self, key: str, value: str) -> tuple[str, str]:
         old = self.settings.set(key, value)
@@ -56,6 +58,7 @@ class Workspace:
             raise
         if getattr(transport, "key_added", False):
             self.audit.record("hostkey.trust", "ok", server=name, ssh_user=server.user, detail=accept_fingerprint or "")
+        transport.on_activity = self.activity.record
         return transport
 
     def server_status(self, transport: Transport, model: str | None = None) -> list[dict]:

@@ -10,9 +10,9 @@ import keyring.errors  # noqa: E402
 import pytest  # noqa: E402
 
 try:  # tests/ as a package or as a rootdir-inserted folder (pytest's default "prepend" mode)
-    from .sshd import SshServer, require_sshd  # type: ignore[import-not-found]
+    from .sshd import NetnsPair, NetnsUnavailable, SshServer, require_sshd  # type: ignore[import-not-found]
 except ImportError:
-    from sshd import SshServer, require_sshd
+    from sshd import NetnsPair, NetnsUnavailable, SshServer, require_sshd
 
 
 # --- isolation: no test ever reads or writes the developer's data ------------------------------
@@ -23,6 +23,16 @@ def berth_home(tmp_path_factory, monkeypatch) -> Path:
     home = tmp_path_factory.mktemp("berth-home")
     monkeypatch.setenv("BERTH_HOME", str(home))
     return home
+
+
+@pytest.fixture(autouse=True)
+def user_ssh_dir(tmp_path_factory, monkeypatch) -> Path:
+    """$BERTH_SSH_DIR stands in for ~/.ssh (config, known_hosts, id_*): an empty folder per test,
+    so no test reads the developer's ssh config, keys or agent."""
+    folder = tmp_path_factory.mktemp("dot-ssh")
+    monkeypatch.setenv("BERTH_SSH_DIR", str(folder))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    return folder
 
 
 class MemoryKeyring(keyring.backend.KeyringBackend):
@@ -97,10 +107,33 @@ def sshd_factory(tmp_path_factory):
         server.stop()
 
 
+@pytest.fixture
+def bastion_and_target(tmp_path_factory):
+    """(bastion, target, net): two started SshServers, each in its own network namespace, the
+    target reachable only through the bastion (tests/sshd.py NetnsPair); all removed after.
+    Skips, saying why, where namespaces cannot be made (not root, no `ip`, no permission)."""
+    require_sshd()
+    try:
+        net = NetnsPair().start()
+    except NetnsUnavailable as e:
+        pytest.skip(f"no network namespaces here, so no bastion-only target: {e}")
+    servers = []
+    try:
+        for ns, ip, port in ((net.bastion_ns, net.bastion_ip, 2201), (net.target_ns, net.target_ip, 22)):
+            server = SshServer(folder=tmp_path_factory.mktemp("sshd-ns"), port=port, listen=ip, netns=ns)
+            servers.append(server)
+            server.start()
+        yield servers[0], servers[1], net
+    finally:
+        for server in servers:
+            server.stop()
+        net.close()
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests that use an sshd fixture get the `ssh` marker (so `-m "not ssh"` works)."""
     for item in items:
-        if {"sshd", "sshd_factory"} & set(getattr(item, "fixturenames", ())):
+        if {"sshd", "sshd_factory", "bastion_and_target"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.ssh)
 
 

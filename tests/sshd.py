@@ -76,7 +76,8 @@ class SshServer:
     host = "127.0.0.1"
 
     def __init__(self, folder: str | os.PathLike | None = None, host_key_type: str = "ed25519",
-                 port: int | None = None, start_timeout: float = 10.0):
+                 port: int | None = None, start_timeout: float = 10.0, listen: str = "127.0.0.1",
+                 netns: str | None = None):
         if host_key_type not in HOST_KEY_TYPES:
             raise ValueError(f"host_key_type must be one of {sorted(HOST_KEY_TYPES)}, not {host_key_type!r}")
         self._own_folder = folder is None
@@ -84,6 +85,8 @@ class SshServer:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.host_key_type = host_key_type
         self.user = getpass.getuser()
+        self.host = listen
+        self.netns = netns  # run inside this network namespace (`ip netns exec`): see NetnsPair
         self._fixed_port = port is not None
         self.port = port if port is not None else free_port()
         self.start_timeout = start_timeout
@@ -129,7 +132,7 @@ class SshServer:
         self.config_path.write_text(
             "\n".join([
                 f"Port {self.port}",
-                "ListenAddress 127.0.0.1",
+                f"ListenAddress {self.host}",
                 f"HostKey {self.host_key_path}",
                 f"AuthorizedKeysFile {self.authorized_keys_path}",
                 f"PidFile {self.pid_path}",
@@ -170,8 +173,9 @@ class SshServer:
 
     def _start_once(self) -> None:
         self._log_file = open(self.log_path, "ab")
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
         self.proc = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(self.config_path)],
+            [*prefix, SSHD, "-D", "-e", "-f", str(self.config_path)],
             stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + self.start_timeout
@@ -191,7 +195,10 @@ class SshServer:
             time.sleep(0.05)
 
     def _answers_ssh(self) -> bool:
-        """True once the port accepts TCP and answers with an SSH banner (so it is our sshd)."""
+        """True once the port accepts TCP and answers with an SSH banner (so it is our sshd). Inside
+        a namespace this process may not reach, its log saying it listens has to do."""
+        if self.netns:
+            return "Server listening on" in self.log_tail(50)
         try:
             with socket.create_connection((self.host, self.port), timeout=1) as s:
                 return s.recv(64).startswith(b"SSH-")
@@ -241,3 +248,81 @@ class SshServer:
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<SshServer {self.user}@{self.host}:{self.port} {self.host_key_type} {state} {self.folder}>"
+
+
+class NetnsUnavailable(RuntimeError):
+    pass
+
+
+class NetnsPair:
+    """Two network namespaces in a row: this machine -- `bastion` -- `target`, so a server in
+    `target` is reachable only through one in `bastion` (no routing or forwarding between the
+    links). Addresses are a random 10.200.N.0/29 (two /30 links); everything is removed by close().
+
+        with NetnsPair() as net:
+            net.bastion_ip  # 10.200.N.2, reachable from here
+            net.target_ip   # 10.200.N.6, reachable from the bastion namespace only
+    """
+
+    def __init__(self):
+        if os.geteuid() != 0 or shutil.which("ip") is None:
+            raise NetnsUnavailable("network namespaces need root and iproute2's `ip`")
+        import secrets
+
+        tag = secrets.token_hex(3)
+        self.bastion_ns, self.target_ns = f"berth-b-{tag}", f"berth-t-{tag}"
+        self._veths = (f"bb{tag}h", f"bb{tag}n", f"bt{tag}b", f"bt{tag}n")
+        taken = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
+        for _ in range(50):
+            n = secrets.randbelow(250) + 1
+            if f"10.200.{n}." not in taken:
+                break
+        self.net = n
+        self.host_ip, self.bastion_ip = f"10.200.{n}.1", f"10.200.{n}.2"
+        self.bastion_inner_ip, self.target_ip = f"10.200.{n}.5", f"10.200.{n}.6"
+        self._made: list[str] = []
+
+    def _ip(self, *argv, ns: str | None = None) -> None:
+        cmd = ["ip", *(["-n", ns] if ns else []), *argv]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise NetnsUnavailable(f"`{' '.join(cmd)}` failed: {r.stderr.strip()}")
+
+    def start(self) -> "NetnsPair":
+        hb, bh, bt, tb = self._veths
+        try:
+            for ns in (self.bastion_ns, self.target_ns):
+                self._ip("netns", "add", ns)
+                self._made.append(ns)
+                self._ip("link", "set", "lo", "up", ns=ns)
+            self._ip("link", "add", hb, "type", "veth", "peer", "name", bh)
+            self._made.append("veth")
+            self._ip("link", "set", bh, "netns", self.bastion_ns)
+            self._ip("addr", "add", f"{self.host_ip}/30", "dev", hb)
+            self._ip("link", "set", hb, "up")
+            self._ip("addr", "add", f"{self.bastion_ip}/30", "dev", bh, ns=self.bastion_ns)
+            self._ip("link", "set", bh, "up", ns=self.bastion_ns)
+            self._ip("link", "add", bt, "type", "veth", "peer", "name", tb, ns=self.bastion_ns)
+            self._ip("link", "set", tb, "netns", self.target_ns, ns=self.bastion_ns)
+            self._ip("addr", "add", f"{self.bastion_inner_ip}/30", "dev", bt, ns=self.bastion_ns)
+            self._ip("link", "set", bt, "up", ns=self.bastion_ns)
+            self._ip("addr", "add", f"{self.target_ip}/30", "dev", tb, ns=self.target_ns)
+            self._ip("link", "set", tb, "up", ns=self.target_ns)
+        except NetnsUnavailable:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        if "veth" in self._made:  # the host end; its peer goes with the namespace anyway
+            subprocess.run(["ip", "link", "del", self._veths[0]], capture_output=True)
+        for ns in (self.target_ns, self.bastion_ns):
+            if ns in self._made:
+                subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        self._made.clear()
+
+    def __enter__(self) -> "NetnsPair":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()

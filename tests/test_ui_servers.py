@@ -148,7 +148,8 @@ def test_a_password_goes_to_the_keyring_and_nowhere_else(qtbot, task_runner, ssh
     click(qtbot, w(wait_host_key_dialog(qtbot, dialog), QPushButton, "trustButton"))
     result = w(dialog, QLabel, "resultLabel")
     qtbot.waitUntil(lambda: "Not saved" in result.text(), timeout=SLOW)
-    assert "refused the password" in result.text() and password not in result.text(), result.text()
+    assert "password: refused, this server takes no passwords" in result.text(), result.text()
+    assert password not in result.text()
     assert ("password:pw-box", password) in seen
     assert ("berth", "password:pw-box") not in memory_keyring.passwords  # a failed save leaves no stale secret
     assert password.encode() not in stored_bytes()
@@ -265,3 +266,37 @@ def test_a_silent_host_never_freezes_the_dialog(qtbot, task_runner, blackhole):
     assert elapsed < 15 + 3  # the transport's timeout, plus a little
     assert f"no SSH answer from 127.0.0.1:{blackhole} within 15 s" in result.text(), result.text()
     assert w(dialog, QPushButton, "testButton").isEnabled()
+
+
+def test_pick_an_alias_from_the_ssh_config(qtbot, task_runner, sshd, user_ssh_dir):
+    (user_ssh_dir / "config").write_text(
+        f"Host web-1\n    HostName {sshd.host}\n    Port {sshd.port}\n    User {sshd.user}\n"
+        f"    IdentityFile {sshd.key_path}\n    IdentitiesOnly yes\n"
+        f"Host jumpy\n    HostName 10.9.9.9\n    User ops\n    ProxyJump web-1\n"
+        f"Host *.wild\n    User nobody\n")
+    dialog = open_dialog(qtbot, task_runner)
+    combo = w(dialog, QComboBox, "aliasCombo")
+    qtbot.waitUntil(lambda: combo.count() == 3, timeout=5000)
+    assert [combo.itemData(i) for i in range(combo.count())] == ["", "jumpy", "web-1"]  # no patterns
+    combo.setCurrentIndex(combo.findData("jumpy"))
+    combo.activated.emit(combo.currentIndex())
+    assert (w(dialog, QLineEdit, "hostEdit").text(), w(dialog, QLineEdit, "userEdit").text()) == ("10.9.9.9", "ops")
+    assert f"through {sshd.user}@{sshd.host}:{sshd.port}" in w(dialog, QLabel, "aliasNote").text()
+    w(dialog, QLineEdit, "nameEdit").clear()
+    combo.setCurrentIndex(combo.findData("web-1"))
+    combo.activated.emit(combo.currentIndex())
+    assert w(dialog, QLineEdit, "nameEdit").text() == "web-1"
+    assert w(dialog, QLineEdit, "hostEdit").text() == sshd.host
+    assert w(dialog, QSpinBox, "portSpin").value() == sshd.port and w(dialog, QLineEdit, "userEdit").text() == sshd.user
+    assert w(dialog, QComboBox, "authCombo").currentData() == "agent"  # the alias's IdentityFile logs in
+    w(dialog, QLineEdit, "rootEdit").setText(str(sshd.folder / "root web-1"))
+    with qtbot.waitSignal(dialog.saved, timeout=SLOW):
+        click(qtbot, w(dialog, QPushButton, "saveButton"))
+        click(qtbot, w(wait_host_key_dialog(qtbot, dialog), QPushButton, "trustButton"))
+    saved = Workspace().servers.get("web-1")
+    assert (saved.ssh_alias, saved.host, saved.port, saved.key_path) == ("web-1", sshd.host, sshd.port, "")
+    # editing it shows the alias chosen
+    again = open_dialog(qtbot, task_runner, saved)
+    combo = w(again, QComboBox, "aliasCombo")
+    qtbot.waitUntil(lambda: combo.count() == 3, timeout=5000)
+    assert combo.currentData() == "web-1" and again.config().ssh_alias == "web-1"

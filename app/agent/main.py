@@ -20,6 +20,7 @@ COMMANDS = {
     "rollback": operations.rollback,
     "start": operations.start,
     "stop": operations.stop,
+    "unlock": operations.unlock,
     "sample": sampler.sample,
 }
 

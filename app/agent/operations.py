@@ -7,7 +7,7 @@ import time
 from . import blobs, envs, journal, releases, supervise
 from .fsutil import symlink_atomic
 from .layout import AgentError, check_name, check_version
-from .lock import ServerLock
+from .lock import ServerLock, break_lock
 
 SETTLE_S = 0.3  # after the switch, give a runner that dies right after its health check time to show it
 
@@ -145,6 +145,24 @@ def stop(ctx, model, req):
     was = supervise.alive(supervise.record(model, version))
     supervise.stop(model, version)
     return {"version": version, "detail": "stopped" if was else "was not running"}
+
+
+def unlock(ctx, req):
+    """Break the server lock held by a stuck agent: only the process the operator saw and confirmed
+    (`pid`), only a Berth agent, and journalled."""
+    root = ctx.root.ensure()
+    pid = req.get("pid")
+    if not isinstance(pid, int):
+        raise AgentError("unlock needs the pid of the holder you confirmed", "usage")
+    holder = break_lock(root.lock, pid)
+    if holder is None:
+        return {"broken": False, "detail": "the server was not locked (nothing to do)"}
+    detail = "ended pid %s: %s running '%s' since %s" % (pid, holder.get("who", "?"), holder.get("what", "?"),
+                                                       holder.get("since", "?"))
+    with ServerLock(root.lock, {"who": ctx.who(), "what": "lock break"}):
+        journal.append(root, "lock.break", "ok", ctx.actor, (req.get("event_ids") or {}).get("outcome"),
+                       detail=detail, reason=req.get("reason"))
+    return {"broken": True, "holder": holder, "detail": detail}
 
 
 def _current_or_fail(model):

@@ -7,7 +7,7 @@ import shutil
 import socket
 import sys
 
-from . import blobs, journal, releases, supervise
+from . import blobs, journal, lock, releases, supervise
 from .fsutil import tail
 from .layout import AgentError, check_name, check_version
 
@@ -41,6 +41,7 @@ def hello(ctx, req):
         "missing": missing,
         "partials": blobs.partials(root, missing),
         "journal_head": journal.head(root),
+        "lock": lock.inspect(root.lock),
     }
 
 
@@ -65,7 +66,8 @@ def model_status(model):
 def status(ctx, req):
     names = [check_name(req["model"])] if req.get("model") else ctx.root.model_names()
     out = [model_status(ctx.root.model(n)) for n in names]
-    return {"models": [s for s in out if s], "journal_head": journal.head(ctx.root)}
+    return {"models": [s for s in out if s], "journal_head": journal.head(ctx.root),
+            "lock": lock.inspect(ctx.root.ensure().lock)}
 
 
 def list_releases(ctx, req):

@@ -38,3 +38,21 @@ def run_to_end(gen: Iterator[Progress], on_progress=None):
             return stop.value
         if on_progress:
             on_progress(p)
+
+
+def lock_state(transport: Transport) -> dict:
+    """The server lock: {"held", "holder" (who, what, since, pid), "holder_alive"}."""
+    return transport.agent("status", {})["lock"]
+
+
+def break_lock(transport: Transport, audit: AuditLog, pid: int, reason: str = "") -> dict:
+    """End the stuck agent `pid` that holds the server lock (the operator saw and confirmed it)."""
+    trail = AuditedChange(audit, "lock.break", server=transport.name, ssh_user=transport.ssh_user, reason=reason)
+    trail.begin()
+    try:
+        result = transport.agent("unlock", {"pid": pid, "event_ids": trail.event_ids(), "reason": reason,
+                                            "actor": dict(local_actor(), ssh_user=transport.ssh_user)})
+    except (RemoteError, OSError) as e:
+        raise trail.failed(e) from None
+    trail.ok(result)
+    return result

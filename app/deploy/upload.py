@@ -58,11 +58,14 @@ def upload_blobs(transport: Transport, blob_dir: str, blobs: list[FileEntry], em
     meter = _Meter(total, emit)
     stop = (lambda: cancel.is_set()) if cancel is not None else (lambda: False)
     try:
-        transport.send_files([j for j in jobs if j.offset < j.size], meter.add, stop)
+        transport.send([j for j in jobs if j.offset < j.size], meter.add, stop)
     except SendStopped:
         raise OperationFailed("upload cancelled; nothing on the server changed (what was sent is kept, and the "
                               "next deploy resumes it)", code="cancelled") from None
     except (OSError, EOFError) as e:
+        full = _no_space(transport, jobs, meter.done, e)
+        if full is not None:
+            raise OperationFailed(full, code="no_space") from None
         raise OperationFailed(f"upload failed: {_why(e)}; the server was not changed, and the next deploy resumes "
                               f"where this one stopped", code="upload") from None
     meter.report(force=True)
@@ -90,6 +93,58 @@ class _Meter:
             self.last = now
             self.emit(Progress("upload", done=self.done, total=self.total,
                                rate=self.done / max(now - self.started, 1e-6)))
+
+
+FREE_SPACE_QUESTION_S = 20.0  # how long a failed upload waits for the server to say how much room it has
+MB = 1024 * 1024
+
+
+def _no_space(transport: Transport, jobs: list[SendJob], done: int, error: BaseException) -> str | None:
+    """After a failed upload: when the server's disk is what stopped it, the partials are removed (they
+    can never complete there) and the message says so with the numbers; else None.
+
+    SFTP servers report a full disk as a bare "Failure" (SFTP v3 has no code for it), so the
+    server is asked how much room it has, over the same connection when that still works: a disk
+    with less room than the bytes not yet sent is full. A dead connection gives no answer in time
+    and the usual "resumes" message stands."""
+    still_needed = sum(j.size - j.offset for j in jobs) - done
+    free = _free_space(transport)
+    if free is None:
+        if getattr(error, "errno", None) != 28:
+            return None
+        free = 0
+    elif free >= still_needed + MB and getattr(error, "errno", None) != 28:
+        return None
+    removed = True
+    for j in jobs:
+        try:
+            transport.remove_file(j.remote)
+        except Exception:  # noqa: BLE001 - said in the message below
+            removed = False
+    after = _free_space(transport) if removed else None
+    needed = sum(j.size for j in jobs)
+    return (f"no space left on {transport.name}: {(free if after is None else after) / MB:.1f} MB free, "
+            f"{needed / MB:.1f} MB needed; " +
+            ("the partly uploaded files were removed and " if removed else
+             "the partly uploaded files could not all be removed, and ") +
+            "the server was not changed. Free some space there (or remove old releases) and deploy again")
+
+
+def _free_space(transport: Transport) -> int | None:
+    """The server's free bytes under its root, or None when it does not answer within
+    FREE_SPACE_QUESTION_S (asked in a thread: a half-dead connection must not hang the deploy)."""
+    box: dict = {}
+
+    def ask():
+        try:
+            box["free"] = int(transport.agent("hello", {"hashes": []})["disk_free"])
+        except Exception:  # noqa: BLE001 - no answer is an answer
+            pass
+
+    t = threading.Thread(target=ask, name="berth-free-space", daemon=True)
+    t.start()
+    t.join(FREE_SPACE_QUESTION_S)
+    return box.get("free")
 
 
 def _why(e: BaseException) -> str:

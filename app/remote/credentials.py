@@ -45,3 +45,24 @@ def delete_secret(account: str) -> None:
         keyring.delete_password(SERVICE, account)
     except (errors.KeyringError, errors.NoKeyringError):
         pass
+
+
+# -- asking for a key passphrase ----------------------------------------------------------------
+# A front end that can ask (the CLI on a terminal) sets `ask_passphrase(key_path) -> (passphrase,
+# keep)`; keep=True stores it in the keyring. An answer is remembered for the rest of the process
+# (in memory only), so one run asks once per key however many connections it opens.
+ask_passphrase = None
+_session: dict[str, str] = {}
+
+
+def remembered_passphrase(key_path: str) -> str | None:
+    return _session.get(key_path)
+
+
+def remember_passphrase(key_path: str, passphrase: str, keep: bool) -> None:
+    _session[key_path] = passphrase
+    if keep:
+        try:
+            set_secret(key_passphrase_account(key_path), passphrase)
+        except NoSecureKeyring:
+            pass  # asked again next run; the front end said so when it offered

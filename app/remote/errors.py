@@ -30,11 +30,35 @@ class UnknownHostKey(RemoteError):
 
 
 class HostKeyChanged(RemoteError):
-    def __init__(self, host: str, key_type: str, expected: str, got: str):
+    def __init__(self, host: str, key_type: str, expected: str, got: str, source: str = ""):
+        forget = (f"remove the old key from {source} (`ssh-keygen -R '{host}' -f {source}`)" if source
+                  else "run `berth server forget-key SERVER`")
         super().__init__(
             f"WARNING: the host key of {host} has CHANGED (known {expected}, now offered {key_type} {got}). "
             f"Someone may be intercepting the connection, or the server was reinstalled. Nothing was sent. "
-            f"If the change is expected, run `berth server forget-key SERVER`, then "
+            f"If the change is expected, {forget}, then "
             f"`berth server check SERVER --accept-host-key {got}`.",
             "host_key_changed")
         self.host, self.key_type, self.expected, self.fingerprint = host, key_type, expected, got
+
+
+class JumpHostKeyRefused(RemoteError):
+    """A jump host's key is unknown or changed. Not an UnknownHostKey: the console's "trust this
+    key" question is about the server itself, so a jump host's key is trusted deliberately."""
+
+    def __init__(self, problem: RemoteError, target: str):
+        self.host, self.key_type, self.fingerprint = problem.host, problem.key_type, problem.fingerprint
+        self.changed = isinstance(problem, HostKeyChanged)
+        if self.changed:
+            what = (f"has CHANGED (known {problem.expected}, now offered {problem.key_type} {problem.fingerprint}). "
+                    f"Someone may be intercepting the connection. Nothing was sent past it. If the change is "
+                    f"expected, remove the old key (`ssh-keygen -R` for ~/.ssh/known_hosts, or delete its line "
+                    f"from Berth's known_hosts), then trust the new one")
+        else:
+            what = (f"is not known: {problem.key_type} {problem.fingerprint}. Nothing was sent past it. Check it "
+                    f"with the jump host's administrator, then trust it")
+        super().__init__(
+            f"the host key of jump host {problem.host} (on the way to {target}) {what} with "
+            f"`--accept-jump-key {problem.fingerprint}` on `berth server add` or `berth server check`, "
+            f"or by adding it to ~/.ssh/known_hosts.",
+            "jump_host_key_changed" if self.changed else "jump_host_key_unknown")

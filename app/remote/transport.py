@@ -3,6 +3,7 @@
 Two implementations: `LocalTransport` (this computer, subprocess) and `SSHTransport` (paramiko).
 Both run the very same agent, installed under `<root>/.berth/agent/<version>/`."""
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from pathlib import Path
 from app.agent.main import COMMANDS
 from app.agent.queries import agent_version
 
+from .activity import Activity, by_hand, summarize
 from .errors import RemoteError
 
 AGENT_SOURCE = Path(__file__).resolve().parent.parent / "agent"
@@ -47,6 +49,7 @@ class Transport:
         self.root = root  # as configured; may start with "~"
         self._agent_path: str | None = None
         self.server_info: dict = {}
+        self.on_activity: Callable[[Activity], None] | None = None  # the Remote activity log
 
     # -- what subclasses provide ---------------------------------------------------------------
     def _exec(self, argv: list[str], stdin: bytes) -> tuple[Iterable[bytes], Callable[[], tuple[int, str]],
@@ -81,6 +84,24 @@ class Transport:
         for job in jobs:
             send_one(self, job, on_bytes, should_stop)
 
+    def send(self, jobs: list[SendJob], on_bytes: Callable[[int], None],
+             should_stop: Callable[[], bool] = lambda: False) -> None:
+        """send_files, written to the Remote activity log (one line for the whole upload)."""
+        started = time.monotonic()
+        payload = {"files": len(jobs), "bytes": sum(j.size - j.offset for j in jobs),
+                   "resumed_bytes": sum(j.offset for j in jobs)}
+        try:
+            self.send_files(jobs, on_bytes, should_stop)
+        except OSError as e:
+            self._log_upload(payload, started, "stopped" if isinstance(e, SendStopped) else "failed", str(e))
+            raise
+        self._log_upload(payload, started, "ok")
+
+    def _log_upload(self, payload, started, outcome, message="") -> None:
+        if self.on_activity is not None:
+            self._record(Activity(self.name, "upload", summarize(payload), time.monotonic() - started, outcome,
+                                  message[:500]))
+
     def rename(self, src: str, dst: str) -> None:
         raise NotImplementedError
 
@@ -112,6 +133,16 @@ class Transport:
     def agent(self, command: str, payload: dict | None = None, on_event: EventHandler | None = None) -> dict:
         """Run one agent command; progress events go to `on_event`; returns its result."""
         argv, request = self._agent_call(command, payload)
+        started = time.monotonic()
+        try:
+            result = self._run_agent(command, argv, request, on_event)
+        except RemoteError as e:
+            self._log(command, payload, argv, request, started, e.code, str(e))
+            raise
+        self._log(command, payload, argv, request, started, "ok")
+        return result
+
+    def _run_agent(self, command, argv, request, on_event) -> dict:
         try:
             lines, wait, _abort = self._exec(argv, request)
             final = None
@@ -131,14 +162,36 @@ class Transport:
             raise RemoteError(final.get("message", "the agent failed"), final.get("code", "failed"), extra)
         return final["result"]
 
+    def shell_prefix(self) -> list[str]:
+        """How a terminal reaches this server (empty: this computer)."""
+        host = getattr(self, "host", "")
+        if not host:
+            return []
+        key = getattr(self, "key_path", "")
+        return ["ssh", *(["-i", key] if key else []), "-p", str(getattr(self, "port", 22)), f"{self.ssh_user}@{host}"]
+
+    def _log(self, command, payload, argv, request, started, outcome, message="") -> None:
+        if self.on_activity is not None:
+            self._record(Activity(self.name, command, summarize(payload or {}), time.monotonic() - started,
+                                  outcome, message[:500], by_hand(self.shell_prefix(), argv, request)))
+
+    def _record(self, activity: Activity) -> None:
+        try:
+            self.on_activity(activity)
+        except Exception:  # the log must never break the operation it describes
+            pass
+
     def stream(self, command: str, payload: dict | None = None) -> "AgentStream":
         """Start a long-running agent command (e.g. `sample`); iterate its events as they come.
         close() ends it on the server as well (its next write fails and it exits)."""
         argv, request = self._agent_call(command, payload)
+        started = time.monotonic()
         try:
             lines, wait, abort = self._exec(argv, request)
         except (OSError, EOFError) as e:
+            self._log(command, payload, argv, request, started, "connection_lost", str(e))
             raise RemoteError(f"{self.name}: cannot start {command}: {e}", "connection_lost") from None
+        self._log(command, payload, argv, request, started, "started")
         return AgentStream(self.name, command, lines, wait, abort)
 
     def _agent_call(self, command: str, payload: dict | None) -> tuple[list[str], bytes]:

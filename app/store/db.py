@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import paths
+from .migrations_ssh import server_ssh
 
 if TYPE_CHECKING:  # loaded on first use: the window paints sooner
     import sqlite_utils
@@ -80,11 +81,24 @@ def _audit_chain(db):
     db.execute("CREATE UNIQUE INDEX events_seq ON events (seq)")
     db.execute("CREATE INDEX events_ref ON events (ref) WHERE ref != ''")
     db.execute("CREATE INDEX events_action_ts ON events (action, ts)")
+    # the console's windowed view reads the whole order for a filter (ts, seq): 1.9 s -> 0.5 s for a
+    # million events; its actor choices read `distinct actor`: 1.7 s -> 57 ms
+    db.execute("CREATE INDEX events_ts_seq ON events (ts, seq)")
+    db.execute("CREATE INDEX events_actor ON events (actor)")
+
+
+def _remote_activity(db):
+    """What Berth ran on each server (app/store/activity.py): newest rows kept, bounded per server."""
+    db.execute("CREATE TABLE remote_activity (id INTEGER PRIMARY KEY, server TEXT NOT NULL, ts TEXT NOT NULL,"
+               " command TEXT NOT NULL, summary TEXT NOT NULL, seconds REAL NOT NULL, outcome TEXT NOT NULL,"
+               " message TEXT NOT NULL, by_hand TEXT NOT NULL)")
+    db.execute("CREATE INDEX remote_activity_server ON remote_activity (server, id)")
 
 
 _MIGRATING = threading.Lock()  # threads of one process open their own connections at the same time
 MIGRATIONS = [("0001_servers", _servers), ("0002_events", _events), ("0003_server_auth", _server_auth),
-              ("0004_monitor", _monitor), ("0005_audit_chain", _audit_chain)]
+              ("0004_monitor", _monitor), ("0005_audit_chain", _audit_chain), ("0006_server_ssh", server_ssh),
+              ("0007_remote_activity", _remote_activity)]
 
 
 def open_db(path: Path | None = None) -> sqlite_utils.Database:

@@ -24,12 +24,21 @@ class ServerConfig:
     key_path: str = ""
     root: str = "~/berth"
     environment: str = ""
-    auth: str = "auto"  # "auto" (key file if set, else SSH agent and ~/.ssh keys) | "password"
+    # "auto": SSH agent, then key files, then a password if the keyring holds one; or an explicit
+    # comma-separated order of "agent", "key", "password" (e.g. "password" alone)
+    auth: str = "auto"
+    ssh_alias: str = ""  # a Host of ~/.ssh/config: its ProxyJump, IdentityFile... apply at each connect
+    # seconds; 0 = the alias's ConnectTimeout / ServerAliveInterval, else Berth's defaults (connect.py)
+    connect_timeout: float = 0
+    auth_timeout: float = 0
+    command_timeout: float = 0  # the longest an agent command may stay silent before it is cut off
+    keepalive: float = 0
 
     def describe(self) -> str:
         if self.kind == LOCAL:
             return "this computer"
-        return f"{self.user + '@' if self.user else ''}{self.host}:{self.port}"
+        where = f"{self.user + '@' if self.user else ''}{self.host}:{self.port}"
+        return f"{where} (ssh alias {self.ssh_alias})" if self.ssh_alias else where
 
 
 def local_server() -> ServerConfig:

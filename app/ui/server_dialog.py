@@ -24,6 +24,31 @@ AGENT, KEY_FILE, PASSWORD = "agent", "key", "password"
 ENVIRONMENTS = ("development", "staging", "production")
 KEEP = object()  # "the password already in the keyring" (editing, field left empty)
 RED, GREEN = "#b3261e", "#1b6e2a"
+NO_ALIAS_TEXT = "(none: type the address below)"
+
+
+def read_aliases() -> tuple[dict, str]:
+    """({alias: Endpoint}, problem text) from the user's ssh config; off the GUI thread."""
+    from app.remote.sshconfig import SSHConfigError, list_aliases, resolve
+
+    out = {}
+    try:
+        names = list_aliases()
+    except SSHConfigError as e:
+        return {}, str(e)
+    problems = []
+    for name in names:
+        try:
+            out[name] = resolve(name)
+        except SSHConfigError as e:  # e.g. ProxyCommand: not offered
+            problems.append(str(e))
+    return out, "\n".join(problems)
+
+
+def suggested_name(alias: str) -> str:
+    """A valid server name from an alias (lower case, other characters become '-')."""
+    name = "".join(c if c in "abcdefghijklmnopqrstuvwxyz0123456789._-" else "-" for c in alias.lower()).lstrip("._-")
+    return name[:63] or "server"
 
 
 def check_server(ws, mode: str, config: ServerConfig, accept: str | None, secrets: dict, replacing: str | None,
@@ -106,6 +131,7 @@ class ServerDialog(QDialog):
         self._taken: set[str] = set()
         self._touched: set[str] = set()
         self._closed = False
+        self.aliases: dict = {}
         self._build()
         self._load(existing)
         self._auth_changed()
@@ -113,6 +139,8 @@ class ServerDialog(QDialog):
         self.names_task = runner.in_background("server names", lambda ctx: [s.name for s in ctx.workspace.servers.list()],
                                                owner=self)
         self.names_task.finished.connect(self._names_loaded)
+        self.aliases_task = runner.in_background("ssh aliases", lambda ctx: read_aliases(), owner=self)
+        self.aliases_task.finished.connect(self._aliases_loaded)
 
     # -- building -----------------------------------------------------------------------------
     def _build(self) -> None:
@@ -128,6 +156,14 @@ class ServerDialog(QDialog):
             w.setPlaceholderText(placeholder)
             return w
 
+        self.alias_combo = QComboBox()
+        self.alias_combo.setObjectName("aliasCombo")
+        self.alias_combo.addItem(NO_ALIAS_TEXT, "")
+        self.alias_combo.setToolTip("A Host of your ~/.ssh/config: fills host, port and user; its ProxyJump, "
+                                    "IdentityFile and ServerAliveInterval are used at each connection")
+        self.alias_note = QLabel()
+        self.alias_note.setObjectName("aliasNote")
+        self.alias_note.setWordWrap(True)
         self.name_edit = edit("nameEdit", "e.g. gpu-1 (a-z, 0-9, . _ -)")
         self.host_edit = edit("hostEdit", "host name or IP address")
         self.port_spin = QSpinBox()
@@ -161,6 +197,9 @@ class ServerDialog(QDialog):
         self.env_combo.addItems(ENVIRONMENTS)
         self.env_combo.lineEdit().setPlaceholderText("e.g. production (optional)")
 
+        form.addRow("From ~/.ssh/&config:", self.alias_combo)
+        form.addRow("", self.alias_note)
+        form.setRowVisible(self.alias_note, False)
         for key, label, widget in (("name", "&Name:", self.name_edit), ("host", "&Host:", self.host_edit),
                                    ("port", "&Port:", self.port_spin), ("user", "&User:", self.user_edit),
                                    ("auth", "&Authentication:", self.auth_combo),
@@ -229,6 +268,7 @@ class ServerDialog(QDialog):
                             ("key", self.key_edit), ("root", self.root_edit), ("password", self.password_edit)):
             widget.textChanged.connect(lambda _t, k=key: self._edited(k))
         self.auth_combo.currentIndexChanged.connect(self._auth_changed)
+        self.alias_combo.activated.connect(self._alias_chosen)
 
     def _load(self, s: ServerConfig | None) -> None:
         if s is None:
@@ -265,6 +305,52 @@ class ServerDialog(QDialog):
     def _edited(self, key: str) -> None:
         self._touched.add(key)
         self._validate()
+
+    def _aliases_loaded(self, answer) -> None:
+        """Fill the picker; an alias the server uses but the config lost stays listed, marked."""
+        self.aliases_task = None
+        self.aliases, problem = answer
+        current = self.existing.ssh_alias if self.existing else ""
+        for name in self.aliases:
+            self.alias_combo.addItem(name, name)
+        if current and current not in self.aliases:
+            self.alias_combo.addItem(f"{current} (no longer in ~/.ssh/config)", current)
+        if current:
+            self.alias_combo.setCurrentIndex(self.alias_combo.findData(current))
+            self._show_alias_note(current)
+        if problem:
+            self.alias_combo.setToolTip(problem)
+        self.alias_combo.setEnabled(self.alias_combo.count() > 1)
+
+    def _alias_chosen(self, _index: int) -> None:
+        """The alias's HostName, Port and User go into the fields (still editable: they win)."""
+        name = self.alias_combo.currentData()
+        ep = self.aliases.get(name) if name else None
+        self._show_alias_note(name)
+        if ep is None:
+            return
+        self.host_edit.setText(ep.host)
+        self.port_spin.setValue(ep.port)
+        self.user_edit.setText(ep.user)
+        if not self.name_edit.text().strip():
+            self.name_edit.setText(suggested_name(name))
+        if self.auth_mode() == KEY_FILE and not self.key_edit.text().strip():
+            self.auth_combo.setCurrentIndex(self.auth_combo.findData(AGENT))  # the alias's IdentityFile applies
+
+    def _show_alias_note(self, name: str) -> None:
+        ep = self.aliases.get(name) if name else None
+        text = ""
+        if ep is not None:
+            parts = []
+            if ep.jumps:
+                parts.append("through " + " → ".join(j.describe() for j in ep.jumps))
+            if ep.identity_files:
+                parts.append("key " + ", ".join(ep.identity_files) + (" only" if ep.identities_only else ""))
+            text = "; ".join(parts)
+        elif name:
+            text = f"{name} is not in ~/.ssh/config any more: connecting will fail until it is back."
+        self.alias_note.setText(text)
+        self.form.setRowVisible(self.alias_note, bool(text))
 
     def _names_loaded(self, names) -> None:
         self.names_task = None
@@ -318,10 +404,13 @@ class ServerDialog(QDialog):
         key_path = self.key_edit.text().strip() if mode == KEY_FILE else ""
         if key_path.startswith("~"):
             key_path = str(Path(key_path).expanduser())
+        kept = {k: getattr(self.existing, k) for k in ("connect_timeout", "auth_timeout", "command_timeout",
+                                                         "keepalive")} if self.existing else {}
         return ServerConfig(name=self.name_edit.text().strip(), kind="ssh", host=self.host_edit.text().strip(),
                             port=self.port_spin.value(), user=self.user_edit.text().strip(), key_path=key_path,
                             root=self.root_edit.text().strip(), environment=self.env_combo.currentText().strip(),
-                            auth="password" if mode == PASSWORD else "auto")
+                            auth="password" if mode == PASSWORD else "auto",
+                            ssh_alias=self.alias_combo.currentData() or "", **kept)
 
     def _browse_key(self) -> None:
         start = self.key_edit.text().strip() or str(Path.home() / ".ssh")

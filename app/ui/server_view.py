@@ -9,6 +9,8 @@ from PySide6.QtWidgets import (QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPus
 from app.cli_output import human_bytes
 from app.store.servers import LOCAL, ServerConfig
 
+from .activity_view import ActivityView
+from .lock_panel import LockPanel
 from .errors import ErrorBanner
 from .icons import icon
 
@@ -47,6 +49,9 @@ class ServerPage(QWidget):
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.fields[key] = value
             self.form.addRow(label, value)
+        self.lock_panel = LockPanel(runner)
+        self.lock_panel.broken.connect(self.test_connection)
+        self.form.addRow("Lock", self.lock_panel)
         layout.addWidget(facts)
 
         buttons = QHBoxLayout()
@@ -74,7 +79,8 @@ class ServerPage(QWidget):
             row.addWidget(button)
             ex_layout.addLayout(row)
         layout.addWidget(self.examples)
-        layout.addStretch(1)
+        self.activity = ActivityView(runner)
+        layout.addWidget(self.activity, 1)
 
     def show_server(self, server: ServerConfig, state: tuple[str, str] = ("", "")) -> None:
         changed = self.server is None or self.server.name != server.name
@@ -88,6 +94,7 @@ class ServerPage(QWidget):
         self.edit_button.setVisible(not local)
         self.remove_button.setVisible(not local)
         self.examples.setVisible(local)
+        self.activity.show_server(server.name)
         if changed:
             self.banner.clear()
             self.fields["python"].setText("—")
@@ -113,6 +120,7 @@ class ServerPage(QWidget):
         self.fields["python"].setText(f"{info['python']} ({info['machine']}, {info['libc']})")
         self.fields["disk"].setText(f"{human_bytes(info['disk_free'])} of {human_bytes(info['disk_total'])}")
         self.fields["root"].setText(info["root"])
+        self.lock_panel.show_lock(name, info.get("lock") or {})
 
     def _show_failure(self, name: str, error: BaseException) -> None:
         self.test_button.setEnabled(True)

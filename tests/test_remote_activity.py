@@ -1,0 +1,78 @@
+"""The Remote activity log: every agent command Berth runs (and each upload) is listed with its
+arguments, duration and result, and the command shown for running it by hand really does the same."""
+import json
+import subprocess
+
+from PySide6.QtWidgets import QPlainTextEdit, QTableWidget
+
+from app.deploy.changes import run_to_end
+from app.deploy.deploy import Deploy
+from app.remote.errors import RemoteError
+from app.store.servers import LOCAL
+from app.ui.server_view import ServerPage
+from app.workspace import Workspace
+from cli_kit import iris_copy
+
+import pytest
+
+
+def by_hand_result(command: str) -> dict:
+    out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_commands_are_logged_and_can_be_repeated_by_hand(tmp_path, stop_local_runners):
+    ws = Workspace()
+    with ws.connect(LOCAL) as t:
+        run_to_end(Deploy(t, iris_copy(tmp_path), ws.audit).run())
+        ws.server_status(t)
+        with pytest.raises(RemoteError):
+            t.agent("rollback", {"model": "iris"})  # nothing before 1.0.0: a failure, logged as such
+    rows = ws.activity.list(LOCAL)
+    assert [r["command"] for r in reversed(rows)][:4] == ["hello", "upload", "deploy", "status"]
+    deploy = next(r for r in rows if r["command"] == "deploy")
+    assert deploy["outcome"] == "ok" and "model=iris" in deploy["summary"] and "files=[" in deploy["summary"]
+    assert deploy["seconds"] > 0.1 and "BERTH_REQUEST" in deploy["by_hand"]
+    upload = next(r for r in rows if r["command"] == "upload")
+    assert "files=" in upload["summary"] and upload["by_hand"] == ""
+    failed = rows[0]
+    assert failed["command"] == "rollback" and failed["outcome"] == "no_release" and "no release" in failed["message"]
+
+    status = next(r for r in rows if r["command"] == "status")
+    answer = by_hand_result(status["by_hand"])  # the very command, typed into a terminal
+    assert answer["event"] == "result" and answer["result"]["models"][0]["version"] == "1.0.0"
+
+
+def test_over_ssh_the_command_names_the_host_and_key(sshd, tmp_path):
+    from app.store.servers import ServerConfig
+
+    ws = Workspace()
+    ws.add_server(ServerConfig(name="box", host=sshd.host, port=sshd.port, user=sshd.user,
+                               key_path=str(sshd.key_path), root=str(tmp_path / "srv")), sshd.fingerprint)
+    with ws.connect("box") as t:
+        ws.server_status(t)
+    status = ws.activity.list("box")[0]
+    assert status["command"] == "status" and status["outcome"] == "ok"
+    assert f"ssh -i {sshd.key_path} -p {sshd.port} {sshd.user}@{sshd.host}" in status["by_hand"]
+    command = status["by_hand"].replace("ssh ", "ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                                        "-o BatchMode=yes ", 1)
+    assert by_hand_result(command)["result"]["models"] == []
+
+
+def test_server_page_shows_the_log(qtbot, task_runner, tmp_path, stop_local_runners):
+    ws = Workspace()
+    with ws.connect(LOCAL) as t:
+        run_to_end(Deploy(t, iris_copy(tmp_path), ws.audit).run())
+    page = ServerPage(task_runner)
+    qtbot.addWidget(page)
+    page.resize(900, 700)
+    page.show()
+    page.show_server(ws.servers.get(LOCAL))
+    table = page.findChild(QTableWidget, "activityTable")
+    qtbot.waitUntil(lambda: table.rowCount() >= 3, timeout=10000)
+    commands = [table.item(i, 1).text() for i in range(table.rowCount())]
+    assert {"hello", "upload", "deploy"} <= set(commands)
+    table.selectRow(commands.index("deploy"))
+    text = page.findChild(QPlainTextEdit, "byHand").toPlainText()
+    assert "deploy <<'BERTH_REQUEST'" in text and '"model": "iris"' in text
+    assert page.activity.copy_button.isEnabled()
