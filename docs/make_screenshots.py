@@ -7,6 +7,7 @@ Run with QT_QPA_PLATFORM=offscreen (the Makefile does); BERTH_THEME=dark gives t
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -115,6 +116,7 @@ def main() -> int:
 
         wait(lambda: model.model_item("local", "iris").text() == "iris  1.2.0", what="the fleet after the deploy")
         audit_shot(window, ws, wait, shot)
+        report_shots(ws, home)
         monitor_shots(window, transport, wait, settle, shot)
     finally:
         if window is not None:
@@ -138,6 +140,27 @@ def audit_shot(window, ws, wait, shot) -> None:
     page.actions.verify()
     wait(lambda: page.status.isVisible(), what="the chain verification")
     shot(window, "audit")
+
+
+def report_shots(ws, home: Path) -> None:
+    """The session's audit log as a PDF report (Qt's PDF writer), its first and last pages as
+    pictures (pdftoppm, from poppler-utils), as an operator would hand it on."""
+    from app.audit.export import export_events
+    from app.audit.query import AuditFilter
+    from app.ui.report_pdf import write_pdf
+
+    if not shutil.which("pdftoppm"):
+        print("  (no pdftoppm: install poppler-utils for the report screenshots)")
+        return
+    pdf = home / "report.pdf"
+    export_events(ws.db, AuditFilter(), "pdf", pdf, exported_by="operator@berth-demo", pdf_writer=write_pdf)
+    pages = int(next(line.split()[-1] for line in subprocess.run(["pdfinfo", str(pdf)], capture_output=True,
+                                                               text=True).stdout.splitlines()
+                     if line.startswith("Pages:")))
+    for name, page in (("audit-report-title", 1), ("audit-report-table", pages)):
+        subprocess.run(["pdftoppm", "-png", "-r", "60", "-singlefile", "-f", str(page), "-l", str(page), str(pdf),
+                        str(OUT / name)], check=True)
+        print(f"  {(OUT / name).relative_to(ROOT)}.png")
 
 
 def monitor_shots(window, transport, wait, settle, shot, seconds=20.0) -> None:

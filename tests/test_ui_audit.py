@@ -395,7 +395,7 @@ def test_export_csv_through_the_button(qtbot, page, tmp_path, monkeypatch):
     qtbot.mouseClick(page.findChild(QPushButton, "exportButton"), Qt.MouseButton.LeftButton)
     text = status_of(qtbot, page, "ok")
     path = tmp_path / "alpha-log.csv"
-    assert "Exported 4 events" in text and str(path) in text and "intact" in text
+    assert "Exported 4 events" in text and str(path) in text and "use Verify" in text
     assert "PDF" in asked[0] and "JSON" in asked[0]
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))

@@ -2,12 +2,15 @@
 deploy, rollback, start, stop. Any failure before the switch leaves the previous release serving."""
 import json
 import os
+import signal
+import threading
 import time
 
 from . import blobs, envs, journal, releases, supervise
 from .fsutil import symlink_atomic
 from .layout import AgentError, check_name, check_version
 from .lock import ServerLock, break_lock
+from .protocol import Cancelled
 
 SETTLE_S = 0.3  # after the switch, give a runner that dies right after its health check time to show it
 
@@ -18,6 +21,32 @@ class Context:
         self.actor = actor or {}
         self.emit = emit
         self.event_ids = {}  # the desktop's names for this change's journal events
+        self._saved_handlers = None
+
+    def point_of_no_return(self):
+        """From the switch of `current` on, the change completes (or rolls back by itself) whatever
+        happens to Berth: a cut session's SIGHUP/SIGTERM and a closed output no longer stop it
+        halfway, so the server never keeps a `current` without its runner or its release."""
+        if self._saved_handlers is not None:
+            return
+        self._saved_handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                self._saved_handlers[sig] = signal.signal(sig, signal.SIG_IGN)
+        emit = self.emit
+
+        def quiet(kind, **fields):
+            try:
+                emit(kind, **fields)
+            except Cancelled:  # Berth went away: its journal entry will tell it how this ended
+                pass
+        self.emit = quiet
+
+    def settle(self):
+        """Back to normal signal handling once the change is journalled."""
+        for sig, handler in (self._saved_handlers or {}).items():
+            signal.signal(sig, handler)
+        self._saved_handlers = None
 
     def who(self):
         a = self.actor
@@ -36,6 +65,7 @@ def audited(action):
             what = "%s %s %s" % (action, name, req.get("version") or req.get("to") or "")
             ids = req.get("event_ids") if isinstance(req.get("event_ids"), dict) else {}
             with ServerLock(root.lock, {"who": ctx.who(), "what": what.strip()}):
+                supervise.stop_strays(model, {model.current_version()})
                 base = {"model": name, "version": req.get("version") or req.get("to"), "sha256": req.get("sha256"),
                         "old": model.current_version(), "reason": req.get("reason")}
                 started = journal.append(root, action, "started", ctx.actor, ids.get("started"), **base)
@@ -46,11 +76,13 @@ def audited(action):
                 except BaseException as e:
                     journal.append(root, action, "failed", ctx.actor, ids.get("outcome"),
                                    detail=str(e) or type(e).__name__, **base)
+                    ctx.settle()
                     raise
                 base.update({k: result.get(k) for k in ("version", "sha256") if result.get(k)})
                 if action in ("deploy", "rollback"):
                     base.update(old=result.get("previous"), new=result.get("version"))
                 journal.append(root, action, "ok", ctx.actor, ids.get("outcome"), detail=result.get("detail", ""), **base)
+                ctx.settle()
                 return result
         run.__name__ = fn.__name__
         return run
@@ -101,7 +133,7 @@ def _deploy(ctx, model, req):
     try:
         port = _switch_to(ctx, model, version, previous, manifest)
     except BaseException:
-        if created:
+        if created and model.current_version() != version:  # never the release `current` names
             releases.remove(model, version)
         raise
     ctx.emit("step", step="prune")
@@ -204,6 +236,7 @@ def _switch_to(ctx, model, version, previous, manifest):
 
     port = _start_healthy(ctx, model, version, manifest)
     ctx.emit("step", step="switch", version=version, previous=previous)
+    ctx.point_of_no_return()
     symlink_atomic(os.path.join("releases", version), model.current)
     time.sleep(SETTLE_S)
     rec = supervise.record(model, version)

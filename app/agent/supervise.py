@@ -8,6 +8,7 @@ import time
 
 from .fsutil import read_json, write_json_atomic, _unlink
 from .journal import utc_now
+from .layout import AgentError
 from . import runnerproc
 from .runnerproc import has_proc, is_runner_process, pid_alive
 
@@ -69,6 +70,30 @@ def alive(rec):
     if has_proc():
         return is_runner_process(pid, rec.get("release"))
     return True
+
+
+def stop_strays(model, keep):
+    """Stop the runners of this model's releases other than `keep` (a switch cut short by a killed
+    agent can leave the previous runner alive). Called under the lock, before a change starts."""
+    stopped = []
+    try:
+        names = os.listdir(model.run)
+    except OSError:
+        return stopped
+    for name in names:
+        if not name.endswith(".runner.json"):
+            continue
+        version = name[:-len(".runner.json")]
+        if version in keep:
+            continue
+        try:
+            alive_now = alive(record(model, version))
+        except AgentError:
+            continue
+        if alive_now:
+            stop(model, version)
+            stopped.append(version)
+    return stopped
 
 
 def stop(model, version, timeout=10.0):

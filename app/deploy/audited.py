@@ -9,6 +9,8 @@ from app.audit.log import AuditLog, Event
 
 from .errors import OperationFailed
 
+LOST = "lost"  # the connection broke while the server was working: the outcome is in its journal
+
 
 class AuditedChange:
     def __init__(self, audit: AuditLog, action: str, **facts):
@@ -38,6 +40,10 @@ class AuditedChange:
         detail = str(error) or type(error).__name__
         if self.started is None:
             self.audit.record(self.action, outcome, detail=detail, **self.facts)
+        elif code in ("connection_lost", "agent_killed"):
+            # how it ended is the server's to say: its journal's outcome (under the id the agent was
+            # given) comes in on the next refresh; this desktop only records that it lost sight of it
+            self.audit.finish(self.started, LOST, detail=detail)
         else:
             self.audit.finish(self.started, outcome, id=self.outcome_id, detail=detail)
         if code == "rolled_back":

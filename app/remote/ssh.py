@@ -346,6 +346,9 @@ class SSHTransport(Transport):
             f.seek(offset)
         return f
 
+    def connected(self):
+        return self._client.is_active()
+
     def send_files(self, jobs, on_bytes, should_stop=lambda: False):
         from .sftp_send import send_parallel
 

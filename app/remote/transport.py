@@ -119,6 +119,10 @@ class Transport:
     def close(self) -> None:
         pass
 
+    def connected(self) -> bool:
+        """Is the link to the server still up (SSH: the session, not just this one command)?"""
+        return True
+
     def __enter__(self):
         return self
 
@@ -155,6 +159,12 @@ class Transport:
         except (OSError, EOFError) as e:
             raise RemoteError(f"{self.name}: {command} was cut off: {e}. The server finishes or undoes the change "
                               f"by itself; check with `berth status`", "connection_lost") from None
+        if final is None and code < 0:  # no exit status: the session or the agent died
+            if not self.connected():
+                raise RemoteError(f"{self.name}: lost the connection during {command}. The server finishes or undoes "
+                                  f"the change by itself; check with `berth status`", "connection_lost")
+            raise RemoteError(f"{self.name}: the Berth agent ended without an answer during {command} (killed?). "
+                              f"The server's journal has how far it got; check with `berth status`", "agent_killed")
         if final is None:
             raise RemoteError(_no_answer(code, stderr), "agent_failed", {"stderr": stderr[-2000:]})
         if final["event"] == "error":

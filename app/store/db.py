@@ -84,6 +84,7 @@ def _audit_chain(db):
     # the console's windowed view reads the whole order for a filter (ts, seq): 1.9 s -> 0.5 s for a
     # million events; its actor choices read `distinct actor`: 1.7 s -> 57 ms
     db.execute("CREATE INDEX events_ts_seq ON events (ts, seq)")
+    db.execute("DROP INDEX IF EXISTS idx_events_ts")  # (ts, seq) serves it: one b-tree less per append
     db.execute("CREATE INDEX events_actor ON events (actor)")
 
 

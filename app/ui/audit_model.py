@@ -24,8 +24,10 @@ DISPLAY, FOREGROUND, TOOLTIP, USER = range(4)
 _ROLES = {Qt.ItemDataRole.DisplayRole: DISPLAY, Qt.ItemDataRole.ForegroundRole: FOREGROUND,
           Qt.ItemDataRole.ToolTipRole: TOOLTIP, Qt.ItemDataRole.UserRole: USER}
 DONE_STARTED = QColor("#808080")  # the first half of an action whose outcome was recorded: less to read
-_STATE_COLORS = {"failed": FAILED, "interrupted": INTERRUPTED, "started": DONE_STARTED}
+_STATE_COLORS = {"failed": FAILED, "interrupted": INTERRUPTED, "lost": INTERRUPTED, "started": DONE_STARTED}
 _COLORED = {KEYS.index("outcome"), KEYS.index("action")}
+LOST_TIP = ("the connection broke while the server was working: the server finished or undid the change by "
+            "itself, and its journal's outcome appears here after the next refresh")
 INTERRUPTED_TIP = ("started, never finished: Berth stopped or lost the connection before the outcome was "
                    "recorded")
 
@@ -192,6 +194,8 @@ class AuditModel(QAbstractTableModel):
             return f"{row.get('ts', '')} (UTC) · event #{row.get('seq', '?')}"
         if key == "outcome" and row.get("state") == "interrupted":
             return INTERRUPTED_TIP
+        if key == "outcome" and row.get("state") == "lost":
+            return LOST_TIP
         if key == "version" and row.get("sha256"):
             return f"sha256 {row['sha256']}"
         if key in ("detail", "reason"):  # with its line breaks

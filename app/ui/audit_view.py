@@ -230,7 +230,7 @@ class AuditPage(QWidget):
 
     def _exported(self, result) -> None:
         verdict = getattr(result, "verdict", None)
-        chain = f" · {verdict.message}" if verdict is not None else ""
+        chain = f" · {verdict.message}" if verdict is not None else " · a CSV carries no chain check: use Verify"
         count = result.count
         text = f"Exported {count:,} event{'' if count == 1 else 's'} as {str(result.format).upper()} to {result.path}"
         folder = QUrl.fromLocalFile(str(Path(result.path).parent))
