@@ -466,7 +466,8 @@ def _audit_export(ws, flt, args) -> int:
     if fmt == "pdf":
         from app.ui.report_pdf import write_pdf as writer  # Qt's PDF writer; runs headless
     result = export_events(ws.db, flt, fmt, args.output, exported_by=actor_label(local_actor()), pdf_writer=writer)
-    print(f"{result.count} events to {result.path} ({fmt}); {result.verdict.message}")
+    checked = result.verdict.message if result.verdict else "the chain was not walked for a CSV (`berth audit verify`)"
+    print(f"{result.count} events to {result.path} ({fmt}); {checked}")
     return 0
 
 
