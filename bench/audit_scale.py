@@ -193,13 +193,13 @@ def main() -> int:
         t0 = time.perf_counter()
         res = export_events(db, flt_csv, "csv", tmp / "out.csv", exported_by="bench@here")
         t_csv = time.perf_counter() - t0
-        rows.append((f"CSV export of {res.count:,} events (incl. verify)", t_csv, "s", 3.0, "below"))
-        rows.append(("  (verify alone, as measured above)", t_verify, "s", None, ""))
+        rows.append((f"CSV export of {res.count:,} events (a CSV does not walk the chain)", t_csv, "s", 3.0,
+                     "below"))
         print(f"  csv: {(tmp / 'out.csv').stat().st_size / 1e6:.1f} MB")
         t0 = time.perf_counter()
-        res = export_events(db, flt_csv, "csv", tmp / "out2.csv", exported_by="bench@here", verify_chain=False)
-        rows.append((f"CSV export of {res.count:,} events (verify_chain=False)", time.perf_counter() - t0, "s", 3.0,
-                     "below"))
+        res = export_events(db, flt_csv, "csv", tmp / "out2.csv", exported_by="bench@here", verify_chain=True)
+        rows.append(("  the same with verify_chain=True (the whole chain first)", time.perf_counter() - t0, "s",
+                     None, ""))
 
         flt_pdf = window(db, args.pdf_events)
         from app.ui.report_pdf import write_pdf

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from .actor import actor_label, local_actor
+from .actor import local_actor_label
 
 if TYPE_CHECKING:  # loaded on first use: the window paints sooner
     import sqlite_utils
@@ -37,7 +37,7 @@ class Event:
     ref: str = ""
     origin: str = ""
     pid: int = 0
-    actor: str = field(default_factory=lambda: actor_label(local_actor()))
+    actor: str = field(default_factory=local_actor_label)
     ts: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
