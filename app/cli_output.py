@@ -33,6 +33,8 @@ class ProgressPrinter:
             text = f"  {p.label}: {human_bytes(p.done)} of {human_bytes(p.total)}"
             if p.rate:
                 text += f", {human_bytes(p.rate)}/s"
+                if p.done < p.total:
+                    text += f", {max(1, round((p.total - p.done) / p.rate))} s left"
             if self.tty:
                 self.stream.write(f"\r{text} ({pct}%)\033[K")
                 self.stream.flush()

@@ -43,8 +43,18 @@ class Workspace:
             self.audit.record("permission.denied", "failed", server=server, detail=message)
             raise ValueError(message)
 
-    def connect(self, name: str, accept_fingerprint: str | None = None) -> Transport:
+    def connect(self, name: str, accept_fingerprint: str | None = None, shared: bool = False) -> Transport:
+        """A connected transport; `shared`: a share of the console's one connection to this server
+        (app/remote/shared.py), which the live sample stream uses too. close() when done, either way."""
         server = self.servers.get(name)
+        if shared and server.kind != LOCAL:
+            from app.remote.shared import CONNECTIONS
+
+            return CONNECTIONS.acquire(server, lambda: self._open(server, accept_fingerprint))
+        return self._open(server, accept_fingerprint)
+
+    def _open(self, server: ServerConfig, accept_fingerprint: str | None) -> Transport:
+        name = server.name
         try:
             transport = open_transport(server, accept_fingerprint)
         except UnknownHostKey as e:

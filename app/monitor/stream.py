@@ -39,9 +39,10 @@ def check_interval(interval: float) -> float:
 
 def open_source(server: str):
     """The usual `open_source` for a configured server: a callable that, on the stream's thread,
-    returns a LocalSampler for `local` and a fresh connected Transport otherwise. It reads the
-    server's settings from the database each time (an edited server is picked up on reconnect) and
-    does not write to the audit log: a host that stays down would add a line every 30 s."""
+    returns a LocalSampler for `local` and otherwise a share of the console's connection to the
+    server (app/remote/shared.py: operations and samples travel on one SSH connection). It reads
+    the server's settings from the database each time (an edited server is picked up on reconnect)
+    and does not write to the audit log: a host that stays down would add a line every 30 s."""
     def opener():
         if server == LOCAL:
             from .local_sampler import LocalSampler
@@ -56,7 +57,9 @@ def open_source(server: str):
             config = ServerRegistry(db).get(server)
         finally:
             db.close()
-        return open_transport(config)
+        from app.remote.shared import CONNECTIONS
+
+        return CONNECTIONS.acquire(config, lambda: open_transport(config))
     return opener
 
 

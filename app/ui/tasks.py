@@ -100,7 +100,7 @@ class _ServerWorker(threading.Thread):
             return self.transport
         self.runner._send_signal("server_state", self.server, "connecting", "")
         try:
-            self.transport = workspace.connect(self.server, self.accept)
+            self.transport = workspace.connect(self.server, self.accept, shared=True)
         except (UnknownHostKey, HostKeyChanged) as e:
             self.runner._send_signal("server_state", self.server, "hostkey", str(e))
             self.runner._send_signal("host_key_problem", self.server, e)
