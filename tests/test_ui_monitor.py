@@ -75,6 +75,26 @@ def test_ring_keeps_the_newest_in_order_and_memory_stays_flat():
     assert len(buf.series("a", "iris", "p95_ms")[0]) == 50
 
 
+def test_preload_goes_before_live_samples_with_a_break():
+    buf = MonitorBuffer(capacity=50)
+    for i in range(3):  # live samples came in before History was read
+        buf.add("a", simulated_sample(1000.0 + i))
+    old = np.arange(900.0, 960.0)
+    buf.preload("a", {("iris", "cpu_percent"): (old, old * 0 + 7.0), (None, "load1"): (old, old * 0 + 1.0)})
+    ts, values = buf.series("a", "iris", "cpu_percent")
+    assert len(ts) == 50 and np.all(np.diff(ts) > 0)  # the newest 50 of 60 + 1 + 3, in time order
+    assert list(ts[-3:]) == [1000.0, 1001.0, 1002.0] and math.isnan(values[-4]) and values[-5] == 7.0
+    buf.add("a", simulated_sample(1001.5))  # not after the newest: refused, the order holds
+    assert buf.series("a", "iris", "cpu_percent")[0][-1] == 1002.0
+    fresh = MonitorBuffer()
+    fresh.preload("b", {("iris", "p95_ms"): (old, old)})
+    assert fresh.models["b"] == {"iris"} and fresh.last_ts["b"] > 959.0
+    fresh.add("b", simulated_sample(900.0))  # older than what History gave: refused
+    fresh.add("b", simulated_sample(2000.0))
+    ts, values = fresh.series("b", "iris", "p95_ms")
+    assert len(ts) == 62 and math.isnan(values[60]) and ts[-1] == 2000.0
+
+
 # -- graphs ------------------------------------------------------------------------------------------
 
 def test_model_graphs_get_points_on_a_time_axis(qtbot, page, feed):
@@ -409,3 +429,49 @@ def test_overview_sparklines_are_drawn_in_one_pass_with_their_breaks(qtbot, feed
     assert overview.table.sheet() is sheet and overview.table._sheet_key is key  # once per refresh, not per paint
     overview.refresh()
     assert overview.table.sheet() is not None and overview.table._sheet_key != key
+
+
+def test_the_live_view_starts_with_the_last_minutes_from_history(qtbot, task_runner, tmp_path):
+    """A restart: what the previous session stored is in the live 5 minutes at once, before any new
+    sample, followed by a break; older samples are not."""
+    from app.monitor.history import History
+
+    path = tmp_path / "monitor.sqlite"
+    now = time.time()
+    history = History(path)
+    written = [now - 200 + i for i in range(180)]  # 3 minutes, ending 20 s ago
+    for ts in [now - 900 + i for i in range(30)] + written:  # and half a minute from 15 minutes ago
+        history.add(dict(simulated_sample(ts, models=("iris",)), server="box"))
+    history.close()
+
+    feed = MonitorFeed(stream_factory=None, history_factory=lambda: History(path))
+    feed.start(["box"])
+    try:
+        page = MonitorPage(task_runner, feed)
+        qtbot.addWidget(page)
+        page.resize(1100, 800)
+        page.show()
+        page.show_target("box", "iris")
+        qtbot.waitUntil(lambda: len(curve_data(page, "cpu_percent")[0]) > 0, timeout=WAIT)
+        xs, ys = curve_data(page, "cpu_percent")
+        assert np.allclose(xs[:180], [round(ts, 3) for ts in written], atol=2e-3)  # stored in ms
+        assert np.allclose(ys[:180], [simulated_sample(ts)["models"]["iris"]["cpu_percent"] for ts in written],
+                           atol=0.01)
+        assert len(xs) == 181 and math.isnan(ys[-1])  # then a break: the new session's samples come after it
+        lo, _hi = page.graphs.x_range()
+        assert lo <= written[0]
+        mem_x, mem = curve_data(page, "rss_bytes")
+        assert len(mem_x) == 181 and mem[0] == pytest.approx(simulated_sample(written[0])["models"]["iris"]["rss_bytes"],
+                                                             abs=1)
+
+        push(qtbot, feed, "box", now, 3)  # live samples carry on after the break
+        page.graphs.redraw()
+        xs, ys = curve_data(page, "cpu_percent")
+        assert len(xs) == 184 and list(xs[-3:]) == [now, now + 1, now + 2] and math.isnan(ys[180])
+        page.show_overview()
+        overview = page.overview
+        assert overview.row_of("box", "iris") >= 0
+        assert len(overview.model.values(overview.row_of("box", "iris"), 1)) == 184
+    finally:
+        feed.stop()
+        assert feed.writer_done.wait(10)

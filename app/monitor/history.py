@@ -38,6 +38,7 @@ COMMIT_S = 1.0
 MAINTAIN_S = 60.0
 PRUNE_CHUNK_S = 86400  # each maintenance deletes at most one day of minute rows per series
 SILENT_S = 120.0  # a server not heard of for this long: its last minute is rolled up as it is
+CACHE_KB = 8000  # SQLite page cache of a History connection (bench/monitor_gui.py: RSS flat after ~30 min)
 BOUNDS = list(BUCKETS) + [math.inf]
 NAN = float("nan")
 
@@ -161,6 +162,8 @@ class History:
 
             migrate(self.db)
         self.conn = self.db.conn
+        if self._own:  # 8 MB of page cache, not open_db's 32: the writes touch few pages, and a bigger
+            self.conn.execute(f"PRAGMA cache_size=-{CACHE_KB}")  # cache grows RSS for hours before it is full
         self.keep_raw_s, self.keep_minute_s = keep_raw_s, keep_minute_s
         self.commit_s, self.maintain_s = commit_s, maintain_s
         self.clock = clock

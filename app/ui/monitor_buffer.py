@@ -75,6 +75,14 @@ class Ring:
         self.head = (self.head + 1) % len(self.ts)
         self.count = min(self.count + 1, len(self.ts))
 
+    def load(self, ts: np.ndarray, values: np.ndarray) -> None:
+        """Replace the content with the newest `capacity` of these points (in time order)."""
+        ts, values = ts[-len(self.ts):], values[-len(self.ts):]
+        n = len(ts)
+        self.ts[:n], self.values[:n] = ts, values
+        self.ts[n:], self.values[n:] = math.nan, math.nan
+        self.count, self.head = n, n % len(self.ts)
+
     def last(self) -> tuple[float, float]:
         if not self.count:
             return math.nan, math.nan
@@ -105,6 +113,7 @@ class MonitorBuffer:
         self.capacity = capacity
         self.rings: dict[tuple[str, str | None, str], Ring] = {}
         self.latest: dict[str, dict] = {}  # server -> its last sample
+        self.now: dict[str, dict] = {}  # server -> flatten() of its last sample ({} after a break): current()
         self.models: dict[str, set[str]] = {}  # server -> models seen
         self.last_ts: dict[str, float] = {}
 
@@ -121,6 +130,7 @@ class MonitorBuffer:
         for (model, metric), value in values.items():
             self._ring(server, model, metric).append(ts, value)
         self.latest[server] = sample
+        self.now[server] = values
         self.last_ts[server] = ts
 
     def gap(self, server: str, ts: float | None = None) -> None:
@@ -129,9 +139,31 @@ class MonitorBuffer:
         if last is None:
             return
         ts = last + 1e-3 if ts is None or ts < last else ts  # kept in order within each ring
+        self.now[server] = {}
         for (s, model, metric), ring in self.rings.items():
             if s == server and not math.isnan(ring.last()[1]):
                 ring.append(ts, math.nan)
+
+    def preload(self, server: str, series: dict) -> None:
+        """Points read from History ({(model or None, metric): (ts, values)}, oldest first) put before
+        what the rings hold, then a break: the previous session's data, shown at once on a restart."""
+        newest = -math.inf
+        for (model, metric), (ts, values) in series.items():
+            ts, values = np.asarray(ts, dtype=float), np.asarray(values, dtype=float)
+            ring = self._ring(server, model, metric)
+            live_ts, live_values = ring.arrays()
+            if len(live_ts):  # samples came in before History was read: they stay, after it
+                keep = ts < live_ts[0]
+                ts, values = ts[keep], values[keep]
+            if not len(ts):
+                continue
+            newest = max(newest, float(ts[-1]))
+            cut = (ts[-1] + live_ts[0]) / 2 if len(live_ts) else ts[-1] + 1e-3
+            ring.load(np.concatenate([ts, [cut], live_ts]), np.concatenate([values, [math.nan], live_values]))
+            if model is not None:
+                self.models.setdefault(server, set()).add(model)
+        if newest > self.last_ts.get(server, -math.inf):
+            self.last_ts[server] = newest + 1e-3  # a later sample only: the rings stay in time order
 
     def _gap_model(self, server: str, model: str, ts: float) -> None:
         for metric in MODEL_METRICS:
@@ -154,9 +186,9 @@ class MonitorBuffer:
         return ring.arrays(since)
 
     def current(self, server: str, model: str | None, metric: str) -> float:
-        """The last value if the server's last sample has it (NaN if the model was absent)."""
-        ring = self.rings.get((server, model, metric))
-        return ring.last()[1] if ring is not None else math.nan
+        """The last value if the server's last sample has it (NaN if the model was absent or the stream
+        broke since): a dict look-up, the overview asks for hundreds a second."""
+        return self.now.get(server, {}).get((model, metric), math.nan)
 
     def servers(self) -> list[str]:
         return sorted(self.latest)
@@ -164,7 +196,7 @@ class MonitorBuffer:
     def forget(self, server: str) -> None:
         for key in [k for k in self.rings if k[0] == server]:
             del self.rings[key]
-        for d in (self.latest, self.models, self.last_ts):
+        for d in (self.latest, self.now, self.models, self.last_ts):
             d.pop(server, None)
 
     def nbytes(self) -> int:

@@ -4,6 +4,9 @@ each), delivered on the GUI thread, kept in a MonitorBuffer (the live window), a
 
     stream threads ──queued signal──▶ GUI thread: buffer.add, sampled(server, sample)
                    └──queue──▶ writer thread: History.add / History.gap
+
+At start the writer first reads the last 5 minutes of every server from History into the buffer
+(`preloaded`), so after a restart the live view shows them at once instead of an empty graph.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 
 from app.store.servers import LOCAL
 
-from .monitor_buffer import MonitorBuffer
+from .monitor_buffer import HOST_METRICS, LIVE_SECONDS, MODEL_METRICS, MonitorBuffer
 
 log = logging.getLogger(__name__)
 INTERVAL = 1.0
@@ -31,6 +34,38 @@ def default_history():
     return History(paths.berth_home() / "monitor.sqlite")
 
 
+def read_recent(history, servers, seconds: float = LIVE_SECONDS, now: float | None = None) -> dict:
+    """The last `seconds` of each server from History, as the buffer holds them:
+    {server: {(model or None, metric): (ts, values)}} (a model's memory share from its RSS and the
+    host's memory total of the newest sample stored)."""
+    from app.monitor import history as h
+
+    now = time.time() if now is None else now
+    out = {}
+    for server in servers:
+        latest = history.latest(server)
+        if latest is None:
+            continue
+        end = max(now, float(latest.get("ts") or 0))  # a server clock ahead of ours: its own 5 minutes
+        since = end - seconds
+        series = {}
+        for metric in HOST_METRICS:
+            if metric in h.HOST_METRICS:
+                series[(None, metric)] = history.series(server, None, metric, since, end, resolution="raw")
+        total = float(((latest.get("host") or {}).get("memory") or {}).get("total") or 0)
+        for model in history.models(server):
+            for metric in MODEL_METRICS:
+                if metric in h.MODEL_METRICS:
+                    series[(model, metric)] = history.series(server, model, metric, since, end, resolution="raw")
+            if total > 0:
+                ts, rss = series[(model, "rss_bytes")]
+                series[(model, "memory_percent")] = (ts, [v / total * 100 for v in rss])
+        series = {k: v for k, v in series.items() if len(v[0])}
+        if series:
+            out[server] = series
+    return out
+
+
 def default_stream(server: str, interval: float, on_sample, on_state, on_gap):
     """A started SampleStream for `server` (LocalSampler for `local`, the agent's `sample` otherwise)."""
     from app.monitor.stream import SampleStream, open_source
@@ -41,14 +76,18 @@ def default_stream(server: str, interval: float, on_sample, on_state, on_gap):
 class MonitorFeed(QObject):
     """Signals (GUI thread):
         sampled(str server, object sample): a sample, already in `buffer`
+        preloaded(object servers): the last 5 minutes of these servers were read from History into
+            `buffer` (once, at start: the live view is not empty after a restart)
         stream_state(str server, str state, str detail): "reconnecting" | "live" (as the stream says)
     """
 
     sampled = Signal(str, object)
+    preloaded = Signal(object)
     stream_state = Signal(str, str, str)
     _incoming = Signal(str, object)
     _state_in = Signal(str, str, str)
     _gap_in = Signal(str, float)
+    _preload_in = Signal(object, object)  # (server, its series) each, then (None, [servers]): done
 
     def __init__(self, parent=None, *, buffer: MonitorBuffer | None = None, interval: float = INTERVAL,
                  stream_factory: Callable | None = default_stream,
@@ -68,15 +107,17 @@ class MonitorFeed(QObject):
         self._incoming.connect(self._on_incoming, Qt.ConnectionType.QueuedConnection)
         self._state_in.connect(self._on_state, Qt.ConnectionType.QueuedConnection)
         self._gap_in.connect(self._on_gap, Qt.ConnectionType.QueuedConnection)
+        self._preload_in.connect(self._on_preload, Qt.ConnectionType.QueuedConnection)
 
     # -- servers --------------------------------------------------------------------------------
     def start(self, servers=()) -> None:
         self.started = True
+        self.set_servers(servers)
         if self.history_factory is not None and self._writer is None:
             self.writer_done.clear()
-            self._writer = threading.Thread(target=self._write_loop, name="berth-monitor-writer", daemon=True)
+            self._writer = threading.Thread(target=self._write_loop, args=(sorted(self.streams),),
+                                            name="berth-monitor-writer", daemon=True)
             self._writer.start()
-        self.set_servers(servers)
 
     def set_servers(self, servers) -> None:
         """Streams follow the server list (`local` always), once started."""
@@ -152,13 +193,32 @@ class MonitorFeed(QObject):
     def _on_gap(self, server: str, _ts: float) -> None:
         self.buffer.gap(server)  # right after its newest point (the server's clock may differ from ours)
 
+    def _on_preload(self, server, value) -> None:
+        """One server at a time (~1 ms each), then one `preloaded` for all: the views redraw once."""
+        if server is not None:
+            if server in self.streams:
+                self.buffer.preload(server, value)
+            return
+        servers = sorted(s for s in value if s in self.streams)
+        if servers:
+            self.preloaded.emit(servers)
+
     # -- the writer thread ------------------------------------------------------------------------
-    def _write_loop(self) -> None:
+    def _write_loop(self, servers=()) -> None:
         try:
             history = self.history_factory()
         except Exception as e:
             log.warning("monitoring history unavailable: %s", e)
             history = None
+        if history is not None:
+            try:  # before writing anything: what the previous session stored, for the live window
+                recent = read_recent(history, servers)
+            except Exception as e:
+                log.warning("monitoring history: cannot read the last minutes: %s", e)
+                recent = {}
+            for server, series in recent.items():
+                self._preload_in.emit(server, series)
+            self._preload_in.emit(None, sorted(recent))
         while (item := self._queue.get()) is not None:
             if history is None:
                 continue
@@ -171,6 +231,7 @@ class MonitorFeed(QObject):
                     history.gap(server, value)
             except Exception as e:  # a full disk must not end live monitoring
                 log.warning("monitoring history: cannot store a %s of %s: %s", kind, server, e)
+            time.sleep(0)  # let the GUI thread take the GIL between samples (it waits up to 5 ms otherwise)
         close = getattr(history, "close", None)
         if close:
             try:

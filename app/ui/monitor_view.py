@@ -18,8 +18,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QStackedWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QGraphicsItem, QHBoxLayout, QLabel, QPushButton,
+                               QStackedWidget, QVBoxLayout, QWidget)
 
 from .fleet_overview import FleetOverview
 from .monitor_buffer import LIVE_SECONDS
@@ -145,6 +145,7 @@ class MonitorGraphs(QWidget):
         self.plots: list[pg.PlotItem] = []
         self.curves: dict[str, tuple[pg.PlotDataItem, str, str]] = {}  # metric -> (curve, unit, legend)
         self.paint_ms: list[float] = []  # how long each redraw took (bench)
+        self._spec = None  # the plot layout built (MODEL_PLOTS or HOST_PLOTS)
 
         self.back_button = QPushButton("‹ Fleet")
         self.back_button.clicked.connect(self.back_requested)
@@ -189,8 +190,10 @@ class MonitorGraphs(QWidget):
         self.timer = QTimer(self)
         self.timer.setInterval(1000)
         self.timer.timeout.connect(self.tick)
+        self._build_plots(MODEL_PLOTS)  # now, not when a model is first opened
         feed.sampled.connect(self._on_sampled)
         feed.stream_state.connect(self._on_stream_state)
+        feed.preloaded.connect(self._on_preloaded)
 
     # -- target ---------------------------------------------------------------------------------
     def show_target(self, server: str, model: str | None) -> None:
@@ -210,6 +213,16 @@ class MonitorGraphs(QWidget):
         self.redraw()
 
     def _build_plots(self, spec) -> None:
+        """The plots of `spec`; kept when it is the layout already there (another model, same graphs):
+        new items cost ~40 ms to make and their first paint is 2-3 times a usual one."""
+        if spec is self._spec:
+            self.set_markers([])
+            for plot in self.plots:
+                plot.y_range = None
+                plot.hover_line.hide()
+                plot.hover_text.hide()
+            return
+        self._spec = spec
         self.graphics.clear()
         self.plots, self.curves, self._marker_items = [], {}, []
         pen_fg = pg.mkPen(self.foreground)
@@ -235,7 +248,8 @@ class MonitorGraphs(QWidget):
                 plot.addLegend(offset=(-10, 5), labelTextColor=self.foreground, brush=pg.mkBrush(0, 0, 0, 0),
                                colCount=len(series))
             for i, (metric, legend) in enumerate(series):
-                curve = plot.plot([], [], pen=pg.mkPen(COLORS[i % len(COLORS)], width=1.5), name=legend,
+                # 1 px: a wider pen goes through Qt's stroker, ~2 ms more per scene paint (bench/monitor_gui.py)
+                curve = plot.plot([], [], pen=pg.mkPen(COLORS[i % len(COLORS)], width=1), name=legend,
                                   connect="finite")
                 curve.setClipToView(True)
                 curve.setDownsampling(auto=True, method="peak")
@@ -255,6 +269,11 @@ class MonitorGraphs(QWidget):
                 plot.setXLink(first)
             if row < len(spec) - 1:  # one time axis, under the last graph (an axis is the costliest to paint)
                 plot.hideAxis("bottom")
+            # what stays still while the time axis moves is blitted from a pixmap (made again when it
+            # changes): the left axis (a QPicture of lines and texts), the title, the legend
+            still = [plot.getAxis("left"), plot.titleLabel] + ([plot.legend] if plot.legend is not None else [])
+            for item in still:
+                item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             self.plots.append(plot)
 
     # -- controls -------------------------------------------------------------------------------
@@ -285,6 +304,10 @@ class MonitorGraphs(QWidget):
     def _on_sampled(self, server: str, _sample) -> None:
         if server == self.server:
             self.dirty = True
+
+    def _on_preloaded(self, servers) -> None:
+        if self.server in servers and self.window_s == LIVE_SECONDS:
+            self.redraw()  # the last minutes from History, at once
 
     def _on_stream_state(self, server: str, state: str, detail: str) -> None:
         if server != self.server:
@@ -519,6 +542,19 @@ class MonitorPage(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.stack)
+        self._warm = False
+
+    def showEvent(self, event):
+        super().showEvent(event)
+        if not self._warm:  # once the page has its size: lay out and paint the graphs while idle
+            self._warm = True
+            QTimer.singleShot(0, self, self._warm_graphs)
+
+    def _warm_graphs(self) -> None:
+        """Lay out and paint the (hidden) graphs once at the page's size: their first showing would
+        otherwise resize every plot and paint them all anew, ~50 ms in the click that opens a model."""
+        if self.stack.currentWidget() is not self.graphs:
+            self.graphs.grab()
 
     def show_overview(self) -> None:
         self.stack.setCurrentWidget(self.overview)
