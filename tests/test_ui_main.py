@@ -235,3 +235,19 @@ def test_a_host_that_goes_away_and_comes_back(qtbot, task_runner, sshd_factory, 
         assert fleet_row(win, "flaky", "iris") == ("iris  1.0.0", "running")
     finally:
         stop_all(root)
+
+
+def test_the_current_fleet_row_shows_its_page_again(qtbot, window):
+    """Opened from the menu, the Monitor does not move the fleet's current row; clicking that row
+    (or selecting it) must bring its page back."""
+    qtbot.waitUntil(lambda: window.fleet_model.server_item("local") is not None, timeout=SLOW)
+    window.fleet.select("local")
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.server_page, timeout=SLOW)
+    window.monitor_action.trigger()
+    assert window.stack.currentWidget() is window.monitor_page
+    window.fleet.select("local")
+    assert window.stack.currentWidget() is window.server_page
+    window.show_audit()
+    rect = window.fleet.visualRect(window.fleet.currentIndex())
+    qtbot.mouseClick(window.fleet.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert window.stack.currentWidget() is window.server_page

@@ -149,6 +149,9 @@ class FleetView(QTreeView):
         self.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.header().setStretchLastSection(False)
         self.selectionModel().currentChanged.connect(self._on_current)
+        # a click on the row already current shows its page again (after the Monitor or the Audit
+        # log was opened from the menu, the fleet's current row is unchanged)
+        self.clicked.connect(lambda index: self._on_current(index, QModelIndex()))
 
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
         index = current.siblingAtColumn(0)
@@ -158,7 +161,11 @@ class FleetView(QTreeView):
     def select(self, server: str, model: str = "") -> None:
         m: FleetModel = self.model()
         item = m.model_item(server, model) if model else m.server_item(server)
-        if item is not None:
+        if item is None:
+            return
+        if self.currentIndex().siblingAtColumn(0) == item.index():
+            self._on_current(item.index(), QModelIndex())
+        else:
             self.setCurrentIndex(item.index())
 
     def server_at(self, pos) -> str:
