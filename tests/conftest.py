@@ -130,10 +130,26 @@ def bastion_and_target(tmp_path_factory):
         net.close()
 
 
+@pytest.fixture
+def box(sshd_factory, tmp_path):
+    """(server, root): a loopback sshd of its own, added to this test's Berth as "box" with its host
+    key trusted; its runners are stopped after."""
+    from agent_kit import stop_all
+    from app.store.servers import ServerConfig
+    from app.workspace import Workspace
+
+    srv = sshd_factory()
+    root = tmp_path / "box root"
+    Workspace().add_server(ServerConfig(name="box", host=srv.host, port=srv.port, user=srv.user,
+                                        key_path=str(srv.key_path), root=str(root)), srv.fingerprint)
+    yield srv, root
+    stop_all(root)
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests that use an sshd fixture get the `ssh` marker (so `-m "not ssh"` works)."""
     for item in items:
-        if {"sshd", "sshd_factory", "bastion_and_target"} & set(getattr(item, "fixturenames", ())):
+        if {"sshd", "sshd_factory", "bastion_and_target", "box"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.ssh)
 
 

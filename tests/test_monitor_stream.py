@@ -8,14 +8,13 @@ import time
 import psutil
 import pytest
 
-from agent_kit import http_json, stop_all
+from agent_kit import http_json
 from app.deploy import queries
 from app.deploy.changes import run_to_end
 from app.deploy.deploy import Deploy
 from app.monitor.history import History
 from app.monitor.local_sampler import LocalSampler
 from app.monitor.stream import SampleStream, open_source
-from app.store.servers import ServerConfig
 from app.workspace import Workspace
 from cli_kit import iris_copy
 
@@ -110,16 +109,6 @@ def test_local_stream_follows_the_interval_and_stops_cleanly(tmp_path, stop_loca
     n = len(got)
     time.sleep(0.6)
     assert len(got) == n  # nothing after stop()
-
-
-@pytest.fixture
-def box(sshd_factory, tmp_path):
-    srv = sshd_factory()
-    root = tmp_path / "box root"
-    Workspace().add_server(ServerConfig(name="box", host=srv.host, port=srv.port, user=srv.user,
-                                        key_path=str(srv.key_path), root=str(root)), srv.fingerprint)
-    yield srv, root
-    stop_all(root)
 
 
 def agent_samplers(root):

@@ -4,28 +4,15 @@ import threading
 
 import psutil
 
-from agent_kit import stop_all
 from app.monitor.stream import SampleStream, open_source
 from app.remote.shared import CONNECTIONS
-from app.store.servers import ServerConfig
 from app.workspace import Workspace
 from test_monitor_stream import wait_for
 
-import pytest
 
 
 def logins(srv) -> int:
     return srv.log_path.read_text().count("Accepted publickey")
-
-
-@pytest.fixture
-def box(sshd_factory, tmp_path):
-    srv = sshd_factory()
-    root = tmp_path / "box root"
-    Workspace().add_server(ServerConfig(name="box", host=srv.host, port=srv.port, user=srv.user,
-                                        key_path=str(srv.key_path), root=str(root)), srv.fingerprint)
-    yield srv, root
-    stop_all(root)
 
 
 def test_operations_and_samples_travel_on_one_connection(box):
