@@ -26,37 +26,65 @@ def show_error(parent, title: str, error: BaseException) -> None:
     box.open()
 
 
-class ErrorBanner(QWidget):
-    """An inline, dismissable error line with a Details… button (hidden while there is no error)."""
+class StatusBanner(QWidget):
+    """A dismissable result line: green when all is well ("ok"), red when not ("error"), with one
+    optional action button."""
+
+    COLORS = {"ok": "#1e6b34", "error": "#b3261e"}
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.kind = ""
+        self._action = None
+        row = QHBoxLayout(self)
+        row.setContentsMargins(6, 4, 6, 4)
+        self.label = QLabel()
+        self.label.setObjectName("bannerText")
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.action_button = QPushButton()
+        self.action_button.setObjectName("bannerAction")
+        self.action_button.clicked.connect(lambda: self._action and self._action())
+        close = QPushButton("Dismiss")
+        close.clicked.connect(self.clear)
+        row.addWidget(self.label, 1)
+        row.addWidget(self.action_button)
+        row.addWidget(close)
+        # A QWidget subclass paints a style-sheet background only with WA_StyledBackground.
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.hide()
+
+    def show_message(self, kind: str, text: str, action: str = "", on_action=None) -> None:
+        self.kind = kind
+        self.label.setText(text)
+        name = type(self).__name__
+        self.setStyleSheet(f"{name} {{ background: {self.COLORS[kind]}; }} {name} QLabel {{ color: white; }}")
+        self._action = on_action
+        self.action_button.setText(action)
+        self.action_button.setVisible(bool(action and on_action))
+        self.show()
+
+    def clear(self) -> None:
+        self.kind = ""
+        self._action = None
+        self.hide()
+
+
+class ErrorBanner(StatusBanner):
+    """An inline, dismissable error line with a Details… button when there are details."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.error: BaseException | None = None
-        row = QHBoxLayout(self)
-        row.setContentsMargins(6, 4, 6, 4)
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.details_button = QPushButton("Details…")
-        self.details_button.clicked.connect(self._show_details)
-        close = QPushButton("Dismiss")
-        close.clicked.connect(self.clear)
-        row.addWidget(self.label, 1)
-        row.addWidget(self.details_button)
-        row.addWidget(close)
-        # A QWidget subclass paints a style-sheet background only with WA_StyledBackground.
-        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        self.setStyleSheet("ErrorBanner { background: #b3261e; } ErrorBanner QLabel { color: white; }")
-        self.hide()
 
     def show_error(self, error: BaseException, prefix: str = "") -> None:
         self.error = error
-        self.label.setText(f"{prefix}{summary(error)}")
-        self.details_button.setVisible(bool(details(error)))
-        self.show()
+        self.show_message("error", f"{prefix}{summary(error)}", "Details…",
+                          self._show_details if details(error) else None)
 
     def clear(self) -> None:
         self.error = None
-        self.hide()
+        super().clear()
 
     def _show_details(self) -> None:
         if self.error is not None:
