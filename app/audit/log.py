@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING
+
+from app.agent.journal import utc_now
 
 from .actor import local_actor_label
 
@@ -38,7 +39,7 @@ class Event:
     origin: str = ""
     pid: int = 0
     actor: str = field(default_factory=local_actor_label)
-    ts: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
+    ts: str = field(default_factory=utc_now)  # the agent's journal writes the same form
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 

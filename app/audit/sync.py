@@ -5,12 +5,12 @@ edited is reported once, as a failed `journal.verify` event, and the readable ev
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from app.agent import journal as server_journal
 
 from .chain import append
 from .log import AuditLog
+from .period import iso, parse_time
 
 BATCH = 5000
 MAX_PER_PULL = 200_000  # a runaway journal cannot hold a connection forever
@@ -83,7 +83,7 @@ class JournalSync:
                         cur.update(last_hash=last["hash"], last_seq=int(last.get("seq", 0)))
             conn.execute("insert or replace into audit_sync (server, last_id, last_hash, last_seq, problem, synced_at)"
                          " values (?, ?, ?, ?, ?, ?)",
-                         [server, cur["last_id"], cur["last_hash"], cur["last_seq"], cur["problem"], _now()])
+                         [server, cur["last_id"], cur["last_hash"], cur["last_seq"], cur["problem"], server_journal.utc_now()])
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -122,15 +122,8 @@ def _text(value) -> str:
 
 
 def _ts(value) -> str:
-    """Journals written before the chain used whole seconds with a Z."""
+    """The log's own format; journals written before the chain used whole seconds with a Z."""
     try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return iso(parse_time(str(value)))
     except ValueError:
-        return _now()
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        return server_journal.utc_now()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+
+from app.agent.journal import utc_now
 
 BY_HAND_MAX = 64 * 1024  # a deploy's file list can be long; the summary always stays short
 
@@ -19,7 +20,7 @@ class Activity:
     outcome: str  # "ok", or the error's code
     message: str = ""
     by_hand: str = ""
-    ts: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
+    ts: str = field(default_factory=utc_now)  # the agent's journal writes the same form
 
 
 def summarize(request: dict) -> str:

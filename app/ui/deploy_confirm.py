@@ -1,8 +1,8 @@
 """Page 2 of the deploy dialog: what the deploy changes (versions, metrics, data set, code, params)."""
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHeaderView, QLabel, QLineEdit, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHeaderView, QLabel, QLineEdit, QMessageBox,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from .errors import summary
 
@@ -144,6 +144,14 @@ def reason_field() -> QLineEdit:
     edit.setPlaceholderText("why (kept in the audit log; may be required on production servers)")
     edit.setMaxLength(500)
     return edit
+
+
+def add_reason(box: QMessageBox) -> QLineEdit:
+    """A reason field under a question's texts, full width (QMessageBox lays out in a grid)."""
+    box.reason = reason_field()
+    grid = box.layout()
+    grid.addWidget(box.reason, grid.rowCount(), 0, 1, grid.columnCount())
+    return box.reason
 
 
 def _value_label(name: str) -> QLabel:

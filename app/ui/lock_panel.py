@@ -6,7 +6,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QWi
 
 from app.deploy.changes import break_lock
 
-from .deploy_confirm import reason_field
+from .deploy_confirm import add_reason
 
 HELD_STYLE = "color: #8a5300; font-weight: bold;"
 
@@ -53,9 +53,7 @@ class LockPanel(QWidget):
                                "undone as far as it can be, and this is recorded in the audit log.")
         box.confirm_button = box.addButton(f"End pid {holder.get('pid')}", QMessageBox.ButtonRole.DestructiveRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.reason = reason_field()
-        grid = box.layout()
-        grid.addWidget(box.reason, grid.rowCount(), 0, 1, grid.columnCount())
+        add_reason(box)
         box.finished.connect(lambda _r, b=box: self._break(holder.get("pid"), b.reason.text().strip())
                              if b.clickedButton() is b.confirm_button else None)
         self.confirmation = box

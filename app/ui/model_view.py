@@ -6,7 +6,7 @@ from PySide6.QtWidgets import QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
 from app.deploy import changes, queries
 
-from .deploy_confirm import reason_field
+from .deploy_confirm import add_reason
 from .errors import ErrorBanner
 from .icons import icon
 from .log_view import LogView
@@ -156,9 +156,7 @@ class ModelPage(QWidget):
         ok = box.addButton(ok_text, QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.confirm_button = ok
-        box.reason = reason_field()
-        grid = box.layout()  # QMessageBox lays out in a grid: the reason goes below the texts, full width
-        grid.addWidget(box.reason, grid.rowCount(), 0, 1, grid.columnCount())
+        add_reason(box)
         box.finished.connect(lambda _r, b=box: on_yes(b.reason.text().strip())
                              if b.clickedButton() is b.confirm_button else None)
         box.finished.connect(lambda _r: setattr(self, "confirmation", None))
