@@ -66,7 +66,7 @@ def upload_blobs(transport: Transport, blob_dir: str, blobs: list[FileEntry], em
         full = _no_space(transport, jobs, meter.done, e)
         if full is not None:
             raise OperationFailed(full, code="no_space") from None
-        raise OperationFailed(f"upload failed: {_why(e)}; the server was not changed, and the next deploy resumes "
+        raise OperationFailed(f"upload failed: {str(e) or type(e).__name__}; the server was not changed, and the next deploy resumes "
                               f"where this one stopped", code="upload") from None
     meter.report(force=True)
     return UploadResult(meter.done, resumed, [b.sha256 for b in blobs])
@@ -146,11 +146,6 @@ def _free_space(transport: Transport) -> int | None:
     t.join(FREE_SPACE_QUESTION_S)
     return box.get("free")
 
-
-def _why(e: BaseException) -> str:
-    if getattr(e, "errno", None) == 28:
-        return "the server has no space left on its disk"
-    return str(e) or type(e).__name__
 
 
 def _prefix_sha256(path, size: int) -> str:
