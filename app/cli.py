@@ -464,7 +464,7 @@ def _audit_export(ws, flt, args) -> int:
         raise Failed(f"cannot tell the format from {args.output.name!r}: give --format csv|json|html|pdf")
     writer = None
     if fmt == "pdf":
-        from app.ui.report_pdf import write_pdf as writer  # Qt's PDF writer; runs headless
+        from app.ui.audit.report_pdf import write_pdf as writer  # Qt's PDF writer; runs headless
     result = export_events(ws.db, flt, fmt, args.output, exported_by=actor_label(local_actor()), pdf_writer=writer)
     checked = result.verdict.message if result.verdict else "the chain was not walked for a CSV (`berth audit verify`)"
     print(f"{result.count} events to {result.path} ({fmt}); {checked}")

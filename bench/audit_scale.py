@@ -202,7 +202,7 @@ def main() -> int:
                      None, ""))
 
         flt_pdf = window(db, args.pdf_events)
-        from app.ui.report_pdf import write_pdf
+        from app.ui.audit.report_pdf import write_pdf
 
         t0 = time.perf_counter()
         res = export_events(db, flt_pdf, "pdf", tmp / "out.pdf", exported_by="bench@here", pdf_writer=write_pdf)

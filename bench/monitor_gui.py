@@ -109,7 +109,7 @@ class Producer(threading.Thread):
 
     def __init__(self, feed, servers, models, start_ts, clock):
         super().__init__(name="bench-producer", daemon=True)
-        from app.ui.monitor_buffer import simulated_sample
+        from app.ui.monitor.buffer import simulated_sample
 
         self.make = simulated_sample
         self.feed, self.servers, self.models = feed, servers, models
@@ -140,8 +140,8 @@ def main(argv=None) -> int:
     paints = PaintLog()
     app = timed_app(sys.argv[:1], paints)
     app.setOrganizationName("Berth-bench")
-    from app.ui.monitor_feed import MonitorFeed
-    from app.ui.monitor_view import MonitorPage
+    from app.ui.monitor.feed import MonitorFeed
+    from app.ui.monitor.page import MonitorPage
     from app.ui.tasks import TaskRunner
     from app.ui.theme import apply_theme
 
@@ -383,7 +383,7 @@ def sparkline_compare(app, buffer, server, models) -> dict:
     import pyqtgraph as pg
     from PySide6.QtWidgets import QGridLayout, QWidget
 
-    from app.ui.fleet_overview import FleetOverview
+    from app.ui.monitor.overview import FleetOverview
 
     class F:  # the overview only needs a buffer and a stream list
         pass

@@ -36,7 +36,7 @@ def main() -> int:
 
     from app.deploy.changes import change, run_to_end
     from app.deploy.deploy import Deploy
-    from app.ui.deploy_dialog import DeployDialog
+    from app.ui.deploy.dialog import DeployDialog
     from app.ui.main_window import MainWindow
     from app.ui.theme import apply_theme
     from app.workspace import Workspace
@@ -147,7 +147,7 @@ def report_shots(ws, home: Path) -> None:
     pictures (pdftoppm, from poppler-utils), as an operator would hand it on."""
     from app.audit.export import export_events
     from app.audit.query import AuditFilter
-    from app.ui.report_pdf import write_pdf
+    from app.ui.audit.report_pdf import write_pdf
 
     if not shutil.which("pdftoppm"):
         print("  (no pdftoppm: install poppler-utils for the report screenshots)")
@@ -170,7 +170,7 @@ def monitor_shots(window, transport, wait, settle, shot, seconds=20.0) -> None:
     import threading
 
     from app.deploy.queries import status
-    from app.ui.fleet import ROLE_KIND
+    from app.ui.servers.fleet import ROLE_KIND
 
     port = status(transport, "iris")[0]["port"]
     body = (EXAMPLE / "example.json").read_bytes()

@@ -36,7 +36,7 @@ def pages(path) -> int:
 
 
 def test_pdf_report_is_written(log_db, tmp_path):
-    from app.ui.report_pdf import write_pdf
+    from app.ui.audit.report_pdf import write_pdf
 
     target = tmp_path / "report.pdf"
     seen = []
@@ -63,7 +63,7 @@ def test_pdf_report_is_written(log_db, tmp_path):
 def test_pdf_first_page_is_not_blank(log_db, tmp_path):
     from PySide6.QtGui import QImage
 
-    from app.ui.report_pdf import write_pdf
+    from app.ui.audit.report_pdf import write_pdf
 
     export_events(log_db, AuditFilter(server="srv-1"), "pdf", tmp_path / "r.pdf", exported_by="alice@laptop",
                   pdf_writer=write_pdf)

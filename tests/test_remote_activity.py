@@ -9,7 +9,7 @@ from app.deploy.changes import run_to_end
 from app.deploy.deploy import Deploy
 from app.remote.errors import RemoteError
 from app.store.servers import LOCAL
-from app.ui.server_view import ServerPage
+from app.ui.servers.page import ServerPage
 from app.workspace import Workspace
 from cli_kit import iris_copy
 

@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication, QComboBox, QLabel, QLineEdit, QTableView
 
-from app.ui.audit_view import COLUMNS, AuditModel, AuditPage, local_time
+from app.ui.audit.page import COLUMNS, AuditModel, AuditPage, local_time
 from app.workspace import Workspace
 
 EVENTS = [  # oldest first
@@ -175,7 +175,7 @@ def test_model_asks_only_for_the_pages_last_painted(qtbot):
 
 
 def test_cells_say_who_what_changed_and_where_it_was_recorded():
-    from app.ui.audit_model import cell
+    from app.ui.audit.table_model import cell
 
     row = dict(actor="alice@laptop", ssh_user="deploy", old="1.0.0", new="1.1.0", origin="server:alpha",
                reason="hotfix\nfor #12", state="interrupted", outcome="started")
@@ -286,7 +286,7 @@ def fill_log(ws: Workspace, count: int, first: int = 1) -> None:
 
 @pytest.mark.parametrize("small", [50000, 0], ids=["seqs-at-once", "seqs-later"])
 def test_a_large_log_scrolls_by_pages(qtbot, task_runner, monkeypatch, small):
-    import app.ui.audit_view as audit_view
+    import app.ui.audit.page as audit_view
 
     monkeypatch.setattr(audit_view, "SMALL", small)
     fill_log(Workspace(), 20000)
@@ -316,7 +316,7 @@ def test_a_large_log_scrolls_by_pages(qtbot, task_runner, monkeypatch, small):
 
 def test_rows_at_reads_from_the_nearer_end(events):
     from app.audit.query import AuditFilter, query_events
-    from app.ui.audit_rows import read_seqs, rows_at, rows_by_seq
+    from app.ui.audit.rows import read_seqs, rows_at, rows_by_seq
 
     fill_log(events, 300, first=6)
     flt, total = AuditFilter(server="s"), 300
@@ -415,7 +415,7 @@ def test_export_failure_is_shown(qtbot, page, tmp_path, monkeypatch):
 
 
 def test_export_format_follows_the_extension_or_the_filter():
-    from app.ui.audit_actions import export_format
+    from app.ui.audit.actions import export_format
 
     assert export_format("/x/log.JSON", "CSV (*.csv)") == ("/x/log.JSON", "json")
     assert export_format("/x/log", "PDF report (*.pdf)") == ("/x/log.pdf", "pdf")
@@ -425,7 +425,7 @@ def test_export_format_follows_the_extension_or_the_filter():
 def test_refreshes_while_the_order_is_read_share_one_read(qtbot, task_runner, monkeypatch, events):
     import time
 
-    import app.ui.audit_view as audit_view
+    import app.ui.audit.page as audit_view
 
     monkeypatch.setattr(audit_view, "SMALL", 0)  # every log is "large": the order comes from a second task
     calls, real = [], audit_view.read_rest

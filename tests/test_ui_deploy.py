@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QMessageBox
 from app.deploy.deploy import Deploy
 from app.deploy.queries import predict, releases, status
 from app.remote.local import LocalTransport
-from app.ui.deploy_dialog import DeployDialog
+from app.ui.deploy.dialog import DeployDialog
 from app.workspace import Workspace
 from cli_kit import break_model, iris_copy, iris_input
 from ui_kit import reach_confirmation

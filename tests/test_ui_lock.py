@@ -4,7 +4,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QMessageBox
 
 from app.store.servers import LOCAL
-from app.ui.server_view import ServerPage
+from app.ui.servers.page import ServerPage
 from app.workspace import Workspace
 from test_agent_lock import hold_lock
 

@@ -9,9 +9,9 @@ from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QLabel, QPushButton
 
 from agent_kit import stop_all
-from app.ui.deploy_dialog import DeployDialog
+from app.ui.deploy.dialog import DeployDialog
 from app.ui.main_window import MainWindow
-from app.ui.server_dialog import ServerDialog
+from app.ui.servers.dialog import ServerDialog
 from cli_kit import iris_copy
 from ui_kit import SLOW, click, fill, reach_confirmation, w, wait_host_key_dialog
 

@@ -10,10 +10,10 @@ from app.deploy.changes import run_to_end
 from app.deploy.deploy import Deploy
 from app.deploy.queries import releases, status
 from app.remote.local import LocalTransport
-from app.ui.log_view import new_lines
-from app.ui.model_overview import uptime
-from app.ui.model_view import ModelPage
-from app.ui.releases_view import ROLE_VERSION, ReleasesModel
+from app.ui.model.log_view import new_lines
+from app.ui.model.overview import uptime
+from app.ui.model.page import ModelPage
+from app.ui.model.releases_view import ROLE_VERSION, ReleasesModel
 from app.workspace import Workspace
 from cli_kit import iris_copy
 

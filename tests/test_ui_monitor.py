@@ -10,10 +10,10 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
-from app.ui.fleet_overview import DEFAULT_THRESHOLDS, ROLE_ALERT, FleetOverview, load_thresholds
-from app.ui.monitor_buffer import MonitorBuffer, Ring, simulated_sample
-from app.ui.monitor_feed import MonitorFeed
-from app.ui.monitor_view import MonitorPage, export_png, markers_from_events, write_csv
+from app.ui.monitor.overview import DEFAULT_THRESHOLDS, ROLE_ALERT, FleetOverview, load_thresholds
+from app.ui.monitor.buffer import MonitorBuffer, Ring, simulated_sample
+from app.ui.monitor.feed import MonitorFeed
+from app.ui.monitor.page import MonitorPage, export_png, markers_from_events, write_csv
 
 WAIT = 30000
 
@@ -309,7 +309,7 @@ def test_samples_are_written_to_history_and_the_hour_reads_it_in_the_background(
 def test_main_window_monitor_entry_shortcut_and_model_button(qtbot, task_runner, feed):
     from PySide6.QtGui import QKeySequence
 
-    from app.ui.fleet import ROLE_KIND
+    from app.ui.servers.fleet import ROLE_KIND
     from app.ui.main_window import MainWindow
 
     win = MainWindow(task_runner, monitor_feed=feed)
@@ -364,7 +364,7 @@ def test_local_iris_curves_with_the_real_sampler(qtbot, task_runner, berth_home,
 
 
 def test_overview_shows_a_broken_stream_and_sparklines_keep_gaps(qtbot, feed):
-    from app.ui.fleet_overview import decimate
+    from app.ui.monitor.overview import decimate
 
     overview = FleetOverview(feed)
     qtbot.addWidget(overview)
@@ -405,7 +405,7 @@ def test_graphs_y_range_holds_the_data_and_stays_still_while_it_fits(qtbot, page
 def test_overview_sparklines_are_drawn_in_one_pass_with_their_breaks(qtbot, feed):
     from PySide6.QtCore import QRect
 
-    from app.ui.fleet_overview import sparkline_sheet
+    from app.ui.monitor.overview import sparkline_sheet
 
     values = np.r_[np.arange(10.0), np.nan, np.arange(10.0)]
     paths = sparkline_sheet([(values, QRect(0, 0, 90, 22), False), (np.arange(5.0), QRect(100, 30, 90, 22), True),

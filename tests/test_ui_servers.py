@@ -13,8 +13,8 @@ from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QPushButton, QSpinBo
 
 from app.store import paths
 from app.store.servers import ServerConfig
-from app.ui.hostkey_dialog import HostKeyDialog
-from app.ui.server_dialog import ServerDialog
+from app.ui.servers.hostkey_dialog import HostKeyDialog
+from app.ui.servers.dialog import ServerDialog
 from app.workspace import Workspace
 from ui_kit import SLOW, click, fill, w, wait_host_key_dialog
 

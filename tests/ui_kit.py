@@ -2,7 +2,7 @@
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QLineEdit, QSpinBox
 
-from app.ui.hostkey_dialog import HostKeyDialog
+from app.ui.servers.hostkey_dialog import HostKeyDialog
 
 SLOW = 30000  # ms: a first connection uploads the agent
 

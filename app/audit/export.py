@@ -15,6 +15,9 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Callable
 
+from app import errors
+from app.errors import BerthError
+
 from .chain import verify
 from .log import AuditLog
 from .query import COLUMNS, AuditFilter, count_events, iter_events
@@ -24,8 +27,10 @@ CSV_COLUMNS = COLUMNS + ("state",)
 PROGRESS_EVERY = 2000
 
 
-class ExportError(ValueError):
+class ExportError(BerthError, ValueError):
     """A request that cannot be exported (format, folder, no PDF writer); the CLI shows it as is."""
+
+    default_code = errors.USAGE
 
 
 @dataclass
@@ -52,7 +57,7 @@ def export_events(db, flt: AuditFilter, fmt: str, path, *, exported_by: str,
         if fmt not in FORMATS:
             raise ExportError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
         if fmt == "pdf" and pdf_writer is None:
-            raise ExportError("a PDF export needs a PDF writer (app.ui.report_pdf.write_pdf)")
+            raise ExportError("a PDF export needs a PDF writer (app.ui.audit.report_pdf.write_pdf)")
         if not path.parent.is_dir():
             raise ExportError(f"folder {str(path.parent)!r} does not exist")
         with _snapshot(db.conn):

@@ -3,12 +3,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from app import errors
+from app.errors import BerthError
+
 if TYPE_CHECKING:  # pragma: no cover
     from .manifest import Problem
 
 
-class BundleError(Exception):
+class BundleError(BerthError):
     """A bundle cannot be used; the message is one clear line for an operator."""
+
+    default_code = errors.BUNDLE
 
 
 class UnsafeArchive(BundleError):

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import uuid
 
+from app import errors
 from app.audit.log import AuditLog, Event
+from app.errors import error_code, error_log
 
 from .errors import OperationFailed
 
@@ -36,19 +38,18 @@ class AuditedChange:
     def failed(self, error: BaseException, outcome: str = "failed") -> OperationFailed:
         """Record the failure (and the automatic rollback it caused, if any); return the
         OperationFailed to raise in its place."""
-        code = getattr(error, "code", "failed")
+        code = error_code(error) or errors.FAILED
         detail = str(error) or type(error).__name__
         if self.started is None:
             self.audit.record(self.action, outcome, detail=detail, **self.facts)
-        elif code in ("connection_lost", "agent_killed"):
+        elif code in (errors.CONNECTION_LOST, errors.AGENT_KILLED):
             # how it ended is the server's to say: its journal's outcome (under the id the agent was
             # given) comes in on the next refresh; this desktop only records that it lost sight of it
             self.audit.finish(self.started, LOST, detail=detail)
         else:
             self.audit.finish(self.started, outcome, id=self.outcome_id, detail=detail)
-        if code == "rolled_back":
-            previous = (getattr(error, "detail", None) or {}).get("previous") or ""
+        if code == errors.ROLLED_BACK:
+            previous = error.detail.get("previous") or ""
             self.audit.record("rollback.auto", "ok", id=self.auto_id, detail=detail,
                               **dict(self.facts, version=previous, old=self.facts.get("version", ""), new=previous))
-        log = getattr(error, "log", None) or (getattr(error, "detail", None) or {}).get("log") or []
-        return OperationFailed(str(error), list(log), code)
+        return OperationFailed(str(error), error_log(error), code)

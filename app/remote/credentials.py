@@ -1,10 +1,15 @@
 """Secrets live in the system keyring only: never in SQLite, config files, logs or messages.
 When no secure keyring exists, Berth says so and asks each time instead of storing."""
+from app import errors
+from app.errors import BerthError
+
 SERVICE = "berth"
 
 
-class NoSecureKeyring(RuntimeError):
-    pass
+class NoSecureKeyring(BerthError, RuntimeError):
+    """No secure keyring backend: the secret is asked for each time instead of stored."""
+
+    default_code = errors.CONFIG
 
 
 def _keyring():

@@ -1,23 +1,23 @@
 """What can go wrong reaching a server, each with a message an operator can act on."""
+from app import errors
+from app.errors import BerthError
 
 
-class RemoteError(Exception):
-    """A failure reported by the agent or the transport. `code` is machine-readable."""
+class RemoteError(BerthError):
+    """A failure reported by the agent or the transport (the agent's code and extra fields kept)."""
 
-    def __init__(self, message: str, code: str = "failed", detail: dict | None = None):
-        super().__init__(message)
-        self.code = code
-        self.detail = detail or {}
+    def __init__(self, message: str, code: str = errors.FAILED, detail: dict | None = None):
+        super().__init__(message, code, detail)
 
 
 class ConnectFailed(RemoteError):
     def __init__(self, message: str):
-        super().__init__(message, "unreachable")
+        super().__init__(message, errors.UNREACHABLE)
 
 
 class AuthFailed(RemoteError):
     def __init__(self, message: str):
-        super().__init__(message, "auth_failed")
+        super().__init__(message, errors.AUTH_FAILED)
 
 
 class UnknownHostKey(RemoteError):
@@ -25,7 +25,7 @@ class UnknownHostKey(RemoteError):
         super().__init__(
             f"the host key of {host} is not known: {key_type} {fingerprint}. Check it with the server's "
             f"administrator (ssh-keygen -l -E sha256 -f /etc/ssh/ssh_host_*.pub), then trust it with "
-            f"--accept-host-key {fingerprint}", "host_key_unknown")
+            f"--accept-host-key {fingerprint}", errors.HOST_KEY_UNKNOWN)
         self.host, self.key_type, self.fingerprint = host, key_type, fingerprint
 
 
@@ -38,7 +38,7 @@ class HostKeyChanged(RemoteError):
             f"Someone may be intercepting the connection, or the server was reinstalled. Nothing was sent. "
             f"If the change is expected, {forget}, then "
             f"`berth server check SERVER --accept-host-key {got}`.",
-            "host_key_changed")
+            errors.HOST_KEY_CHANGED)
         self.host, self.key_type, self.expected, self.fingerprint = host, key_type, expected, got
 
 
@@ -61,4 +61,4 @@ class JumpHostKeyRefused(RemoteError):
             f"the host key of jump host {problem.host} (on the way to {target}) {what} with "
             f"`--accept-jump-key {problem.fingerprint}` on `berth server add` or `berth server check`, "
             f"or by adding it to ~/.ssh/known_hosts.",
-            "jump_host_key_changed" if self.changed else "jump_host_key_unknown")
+            errors.JUMP_HOST_KEY_CHANGED if self.changed else errors.JUMP_HOST_KEY_UNKNOWN)

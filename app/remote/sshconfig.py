@@ -9,11 +9,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app import errors
+from app.errors import BerthError
+
 MAX_HOPS = 8  # a ProxyJump chain longer than this is surely a loop
 
 
-class SSHConfigError(ValueError):
+class SSHConfigError(BerthError, ValueError):
     """The config cannot be used for this alias (unknown alias, bad ProxyJump, ProxyCommand...)."""
+
+    default_code = errors.CONFIG
 
 
 def ssh_dir() -> Path:

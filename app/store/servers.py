@@ -5,6 +5,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from app import errors
+from app.errors import BerthError
+
 from . import paths
 
 if TYPE_CHECKING:  # loaded on first use: the window paints sooner
@@ -45,9 +48,10 @@ def local_server() -> ServerConfig:
     return ServerConfig(name=LOCAL, kind=LOCAL, root=str(paths.local_root()), environment="local")
 
 
-class UnknownServer(LookupError):
+class UnknownServer(BerthError, LookupError):
     def __init__(self, name: str):
-        super().__init__(f"no server named '{name}'; see `berth server list`, or add it with `berth server add`")
+        super().__init__(f"no server named '{name}'; see `berth server list`, or add it with `berth server add`",
+                         errors.UNKNOWN_SERVER)
 
 
 class ServerRegistry:

@@ -6,8 +6,8 @@ from PySide6.QtWidgets import QApplication
 
 
 def run_gui(argv: list[str] | None = None) -> int:
-    from .main_window import MainWindow
-    from .theme import apply_theme
+    from app.ui.main_window import MainWindow
+    from app.ui.theme import apply_theme
 
     app = QApplication.instance() or QApplication(argv or sys.argv[:1])
     app.setApplicationName("Berth")

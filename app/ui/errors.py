@@ -2,15 +2,16 @@
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
 
+from app.errors import error_log, one_line
+
 
 def summary(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.replace("\n", " ")
+    return one_line(error)
 
 
 def details(error: BaseException) -> str:
     parts = []
-    log = getattr(error, "log", None) or (getattr(error, "detail", None) or {}).get("log")
+    log = error_log(error)
     if log:
         parts.append("Server log:\n" + "\n".join(log))
     trace = getattr(error, "trace", "")

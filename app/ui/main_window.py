@@ -12,17 +12,17 @@ from app import __version__
 from app.deploy import queries
 from app.store.servers import LOCAL, local_server
 
-from .audit_view import AuditPage
-from .deploy_dialog import DeployDialog
-from .errors import show_error
-from .fleet import ROLE_KIND, ROLE_MODEL, ROLE_SERVER, FleetModel, FleetView
-from .hostkey_dialog import HostKeyDialog
-from .icons import icon
-from .model_view import ModelPage
-from .server_dialog import ServerDialog
-from .server_view import ServerPage
-from .settings import settings
-from .tasks import TaskRunner
+from app.ui.audit.page import AuditPage
+from app.ui.deploy.dialog import DeployDialog
+from app.ui.errors import show_error
+from app.ui.servers.fleet import ROLE_KIND, ROLE_MODEL, ROLE_SERVER, FleetModel, FleetView
+from app.ui.servers.hostkey_dialog import HostKeyDialog
+from app.ui.icons import icon
+from app.ui.model.page import ModelPage
+from app.ui.servers.dialog import ServerDialog
+from app.ui.servers.page import ServerPage
+from app.ui.settings import settings
+from app.ui.tasks import TaskRunner
 
 REFRESH_MS = 15000
 
@@ -248,7 +248,7 @@ class MainWindow(QMainWindow):
         """Sample every server from now on (`berth` calls this once the window is up, so history is
         recorded whenever Berth runs; tests that never look at the Monitor page skip it)."""
         if self.monitor_feed is None:
-            from .monitor_feed import MonitorFeed
+            from app.ui.monitor.feed import MonitorFeed
 
             self.monitor_feed = MonitorFeed(self)
         if not self.monitor_feed.started:
@@ -257,7 +257,7 @@ class MainWindow(QMainWindow):
     def show_monitor(self, server: str = "", model: str = "") -> None:
         """The Monitor page: the fleet overview, or the graphs of `server` (and `model`)."""
         if self.monitor_page is None:
-            from .monitor_view import MonitorPage
+            from app.ui.monitor.page import MonitorPage
 
             self.start_monitoring()
             self.monitor_page = MonitorPage(self.runner, self.monitor_feed)

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from PySide6.QtCore import QObject, Qt, Signal
 from shiboken6 import isValid
 
+from app.errors import is_connection_error
 from app.remote.errors import HostKeyChanged, RemoteError, UnknownHostKey
 from app.workspace import Workspace
 
@@ -88,7 +89,7 @@ class _ServerWorker(threading.Thread):
                 transport = self._transport(workspace)
                 result = work(Context(workspace, task, transport))
             except BaseException as e:  # handed to the GUI thread
-                if isinstance(e, (OSError, EOFError)) or getattr(e, "code", "") in ("connection_lost", "unreachable"):
+                if is_connection_error(e):
                     self._drop()
                 self.runner._finish(task, error=e)
             else:

@@ -21,8 +21,8 @@ from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QGraphicsItem, QHBoxLayout, QLabel, QPushButton,
                                QStackedWidget, QVBoxLayout, QWidget)
 
-from .fleet_overview import FleetOverview
-from .monitor_buffer import LIVE_SECONDS
+from app.ui.monitor.overview import FleetOverview
+from app.ui.monitor.buffer import LIVE_SECONDS
 
 # (title, unit for the axis, [(metric, legend)])
 MODEL_PLOTS = [

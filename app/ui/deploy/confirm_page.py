@@ -4,7 +4,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHeaderView, QLabel, QLineEdit, QMessageBox,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from .errors import summary
+from app.ui.errors import summary
 
 BETTER = QColor("#1b7f3b")
 WORSE = QColor("#b3261e")

@@ -177,7 +177,7 @@ class HostKeyDialog(QDialog):
         self.accept()
 
     def _forget_failed(self, error) -> None:
-        from .errors import summary
+        from app.ui.errors import summary
 
         self._task = None
         if self._closed:

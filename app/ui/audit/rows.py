@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from app.audit import query
 from app.audit.query import AuditFilter, count_events, filter_choices, query_events
 
-from .audit_cells import cells
+from app.ui.audit.cells import cells
 
 
 

@@ -6,7 +6,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QWi
 
 from app.deploy.changes import break_lock
 
-from .deploy_confirm import add_reason
+from app.ui.deploy.confirm_page import add_reason
 
 HELD_STYLE = "color: #8a5300; font-weight: bold;"
 

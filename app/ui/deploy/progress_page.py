@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, Q
 
 from app.deploy.progress import STEP_LABELS
 
-from .icons import icon
+from app.ui.icons import icon
 
 STEPS = ["check", "connect", "upload", "assemble", "venv", "install", "start", "health", "switch",
          "stop_previous", "prune", "done"]

@@ -9,12 +9,12 @@ from PySide6.QtWidgets import (QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPus
 from app.cli_output import human_bytes
 from app.store.servers import LOCAL, ServerConfig
 
-from .activity_view import ActivityView
-from .lock_panel import LockPanel
-from .errors import ErrorBanner
-from .icons import icon
+from app.ui.servers.activity_view import ActivityView
+from app.ui.servers.lock_panel import LockPanel
+from app.ui.errors import ErrorBanner
+from app.ui.icons import icon
 
-EXAMPLES = Path(__file__).resolve().parent.parent.parent / "resources" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "resources" / "examples"
 
 
 class ServerPage(QWidget):

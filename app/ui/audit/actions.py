@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QProgressBar, QPushButton, QWidget
 
-from .audit_rows import position_of
+from app.ui.audit.rows import position_of
 
 FORMATS = (("csv", "CSV (*.csv)"), ("json", "JSON (*.json)"), ("html", "HTML report (*.html)"),
            ("pdf", "PDF report (*.pdf)"))
@@ -55,7 +55,7 @@ def export_work(flt, fmt: str, path: str):
 
         writer = None
         if fmt == "pdf":
-            from app.ui.report_pdf import write_pdf as writer
+            from app.ui.audit.report_pdf import write_pdf as writer
         return export_events(ctx.workspace.db, flt, fmt, path, exported_by=actor_label(local_actor()),
                              pdf_writer=writer, progress=_throttled(ctx.task.progress))
     return work

@@ -5,21 +5,17 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
 from app.deploy import changes, queries
+from app.errors import is_connection_error
 
-from .deploy_confirm import add_reason
-from .errors import ErrorBanner
-from .icons import icon
-from .log_view import LogView
-from .model_overview import ModelHeader, ModelOverview
-from .predict_panel import PredictPanel
-from .releases_view import ReleasesView
+from app.ui.deploy.confirm_page import add_reason
+from app.ui.errors import ErrorBanner
+from app.ui.icons import icon
+from app.ui.model.log_view import LogView
+from app.ui.model.overview import ModelHeader, ModelOverview
+from app.ui.model.predict_panel import PredictPanel
+from app.ui.model.releases_view import ReleasesView
 
 ACTIONS = {"rollback": "Roll back", "start": "Start", "stop": "Stop"}
-CONNECTION_CODES = ("connection_lost", "unreachable", "connect_failed", "auth_failed")
-
-
-def is_connection_error(error: BaseException) -> bool:
-    return isinstance(error, (OSError, EOFError)) or getattr(error, "code", "") in CONNECTION_CODES
 
 
 class ModelPage(QWidget):

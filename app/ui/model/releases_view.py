@@ -6,7 +6,7 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QTableView,
                                QVBoxLayout, QWidget)
 
-from .icons import icon
+from app.ui.icons import icon
 
 ROLE_VERSION = Qt.ItemDataRole.UserRole + 1
 ROLE_CURRENT = Qt.ItemDataRole.UserRole + 2

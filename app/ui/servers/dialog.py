@@ -17,8 +17,8 @@ from app.remote.errors import HostKeyChanged, UnknownHostKey
 from app.store.servers import LOCAL, ServerConfig
 from app.workspace import SERVER_NAME_RE
 
-from .errors import details, summary
-from .hostkey_dialog import HostKeyDialog
+from app.ui.errors import details, summary
+from app.ui.servers.hostkey_dialog import HostKeyDialog
 
 AGENT, KEY_FILE, PASSWORD = "agent", "key", "password"
 ENVIRONMENTS = ("development", "staging", "production")

@@ -5,8 +5,8 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
-from .errors import ErrorBanner
-from .icons import icon
+from app.ui.errors import ErrorBanner
+from app.ui.icons import icon
 
 POLL_MS = 2000
 TAIL_LINES = 200

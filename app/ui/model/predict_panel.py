@@ -9,8 +9,8 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QPushButton,
 
 from app.deploy import queries
 
-from .errors import ErrorBanner
-from .icons import icon
+from app.ui.errors import ErrorBanner
+from app.ui.icons import icon
 
 COLORS = {False: ("#1b7f3b", "#b3261e"), True: ("#81c995", "#f28b82")}  # (ok, bad) on light / dark
 

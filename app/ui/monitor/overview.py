@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QHBoxLayout, Q
 
 from app.store.servers import LOCAL
 
-from .monitor_buffer import LIVE_SECONDS
-from .settings import settings
+from app.ui.monitor.buffer import LIVE_SECONDS
+from app.ui.settings import settings
 
 # column -> (header, metric for a host row, metric for a model row, threshold key)
 COLUMNS = [

@@ -8,15 +8,17 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QMessageBox, QPushButton, QStackedWidget, QVBoxLayout
 
+from app import errors
 from app.bundle import check_path
+from app.errors import error_code
 from app.deploy.deploy import Deploy
 from app.deploy.plan import plan_deploy
 
-from .deploy_check import CheckPage
-from .deploy_confirm import ConfirmPage
-from .deploy_progress import STEPS, ProgressPage
-from .errors import details, summary
-from .icons import icon
+from app.ui.deploy.check_page import CheckPage
+from app.ui.deploy.confirm_page import ConfirmPage
+from app.ui.deploy.progress_page import STEPS, ProgressPage
+from app.ui.errors import details, summary
+from app.ui.icons import icon
 
 CANCELLABLE = {None, "check", "connect", "upload"}  # after these, the server's agent owns the change
 NO_CANCEL_TIP = ("The server is now building and switching the release; it finishes the change or "
@@ -196,7 +198,7 @@ class DeployDialog(QDialog):
         self._end()
         self.error = error
         p = self.plan
-        cancelled = getattr(error, "code", "") == "cancelled"
+        cancelled = error_code(error) == errors.CANCELLED
         before_switch = self.step in STEPS and STEPS.index(self.step) < STEPS.index("switch")
         still = f" {p.model} {p.old_version} is still current." if p.old_version else ""
         if cancelled:

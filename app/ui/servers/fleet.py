@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView
 
 from app.store.servers import ServerConfig
 
-from .icons import icon
+from app.ui.icons import icon
 
 ROLE_KIND = Qt.ItemDataRole.UserRole + 1  # "server" | "model" | "audit"
 ROLE_SERVER = Qt.ItemDataRole.UserRole + 2

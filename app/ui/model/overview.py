@@ -8,8 +8,8 @@ from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
                                QScrollArea, QVBoxLayout, QWidget)
 
-from .icons import icon
-from .releases_view import local_time, number, who
+from app.ui.icons import icon
+from app.ui.model.releases_view import local_time, number, who
 
 EMPTY = "—"
 STATE_COLORS = {"running": "#1b7f3b", "stopped": "#5f6368", "failed": "#b3261e", "not deployed": "#8a5a00"}

@@ -12,11 +12,11 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QHBoxLayout, QLabe
 
 from app.audit.query import AuditFilter
 
-from .audit_actions import AuditActions
-from .audit_filters import AuditFilterBar
-from .audit_model import COLUMNS, PAGE, AuditModel, local_time
-from .audit_rows import read_rest, read_snapshot, rows_at, rows_by_seq
-from .errors import ErrorBanner, StatusBanner
+from app.ui.audit.actions import AuditActions
+from app.ui.audit.filters import AuditFilterBar
+from app.ui.audit.table_model import COLUMNS, PAGE, AuditModel, local_time
+from app.ui.audit.rows import read_rest, read_snapshot, rows_at, rows_by_seq
+from app.ui.errors import ErrorBanner, StatusBanner
 
 __all__ = ["AuditPage", "AuditModel", "COLUMNS", "PAGE", "local_time"]
 SMALL = 50000  # up to this many events, the first read also reads the seq list (~0.1 s)

@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 
 from app.store.servers import LOCAL
 
-from .monitor_buffer import HOST_METRICS, LIVE_SECONDS, MODEL_METRICS, MonitorBuffer
+from app.ui.monitor.buffer import HOST_METRICS, LIVE_SECONDS, MODEL_METRICS, MonitorBuffer
 
 log = logging.getLogger(__name__)
 INTERVAL = 1.0

@@ -1,0 +1,1 @@
+"""The Audit view and the PDF report."""

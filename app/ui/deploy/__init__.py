@@ -1,0 +1,1 @@
+"""The deploy dialog: check, confirm, progress."""

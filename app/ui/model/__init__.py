@@ -1,0 +1,1 @@
+"""A model's page: header, overview, releases, the runner's log, Try it."""

@@ -1,0 +1,1 @@
+"""The Monitor page: fleet overview and live graphs."""

@@ -1,0 +1,1 @@
+"""Servers: the sidebar fleet, a server's page, adding and editing servers, host keys, the lock."""
