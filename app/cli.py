@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from app.agent.intervals import MAX_INTERVAL, MIN_INTERVAL
 from app.bundle import BundleError
 from app.cli_output import ProgressPrinter, human_bytes, print_json, print_table
 from app.deploy import queries
@@ -538,8 +539,8 @@ def _interval(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.25 <= value <= 60:
-        raise argparse.ArgumentTypeError("must be 0.25 to 60 seconds")
+    if not MIN_INTERVAL <= value <= MAX_INTERVAL:
+        raise argparse.ArgumentTypeError(f"must be {MIN_INTERVAL:g} to {MAX_INTERVAL:g} seconds")
     return value
 
 

@@ -3,14 +3,7 @@ import json
 import sys
 
 from app.deploy.progress import Progress
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
+from app.formatting import human_bytes
 
 
 class ProgressPrinter:

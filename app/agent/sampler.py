@@ -30,13 +30,13 @@ from .histogram import BUCKETS
 from .runnermeter import RunnerMeter
 from .protocol import emit_to, fail
 from .runnerproc import is_runner_process, read_port
+from .intervals import MAX_INTERVAL, MIN_INTERVAL
 
 PACKAGE = __name__.rpartition(".")[0]  # "berth_agent" on a server, "app.agent" in the source tree
 PACKAGE_PARENT = os.path.dirname(os.path.abspath(__file__))
 for _ in range(PACKAGE.count(".") + 1):
     PACKAGE_PARENT = os.path.dirname(PACKAGE_PARENT)
 
-MIN_INTERVAL, MAX_INTERVAL = 0.25, 60.0
 FIRST_INTERVAL = 0.25  # the first sample's figures are computed over this much (see the docs)
 METRICS_TIMEOUT = 0.5
 METRICS_MAX_BYTES = 1 << 20

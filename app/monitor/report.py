@@ -1,5 +1,6 @@
 """How `berth monitor` shows samples: the JSON it prints and the compact table it refreshes."""
-from app.cli_output import human_bytes, print_table
+from app.cli_output import print_table
+from app.formatting import human_bytes
 
 MODEL_JSON_KEYS = ("version", "pid", "cpu_percent", "rss_bytes", "threads", "open_files", "uptime_s",
                    "requests_total", "errors_total", "requests_per_s", "errors_per_s", "latency_ms")

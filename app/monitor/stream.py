@@ -22,11 +22,11 @@ import logging
 import threading
 import time
 
+from app.agent.intervals import MAX_INTERVAL, MIN_INTERVAL
 from app.store.servers import LOCAL
 
 log = logging.getLogger(__name__)
 
-MIN_INTERVAL, MAX_INTERVAL = 0.25, 60.0
 BACKOFF_START, BACKOFF_MAX = 1.0, 30.0
 
 

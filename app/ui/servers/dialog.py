@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                                QMessageBox, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from app.cli_output import human_bytes
+from app.formatting import human_bytes
 from app.remote import credentials
 from app.remote.credentials import NoSecureKeyring
 from app.remote.errors import HostKeyChanged, UnknownHostKey

@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
                                QWidget)
 
-from app.cli_output import human_bytes
+from app.formatting import human_bytes
 from app.store.servers import LOCAL, ServerConfig
 
 from app.ui.servers.activity_view import ActivityView
