@@ -1,11 +1,14 @@
-"""Layer rules of docs/DESIGN (folders by capability; arrows point down only), checked on the source
-with `ast`, so nothing is imported and no import side effect can hide a violation.
+"""Layer rules of docs/architecture.md (folders by capability; arrows point down only), checked on the
+source with `ast`, so nothing is imported and no import side effect can hide a violation.
 
   (a) only app/ui imports Qt: PySide6, shiboken6, pyqtgraph;
   (b) app/agent runs on servers on its own: standard library and relative imports inside
       app/agent only (no `app.` imports);
   (c) nothing outside app/ui imports app.ui, except the entry points app/__main__.py (which opens
-      the window) and app/cli.py (which borrows Qt's PDF writer for `berth audit export --format pdf`).
+      the window) and app/cli/audit.py (which borrows Qt's PDF writer for `berth audit export --format pdf`);
+  (d) the packages of app/ are stacked in LAYERS, and a module imports only from its own package or
+      a lower layer (peers in one layer do not import each other); a package not in LAYERS fails;
+  (e) no import cycle between the modules of one package (lazy imports count: they are an arrow too).
 """
 from __future__ import annotations
 
@@ -18,14 +21,35 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 GUI_PACKAGES = {"PySide6", "shiboken6", "pyqtgraph"}
-UI_ENTRY_POINTS = {"app/__main__.py", "app/cli.py"}  # may import app.ui (lazily): the window, the PDF writer
+# may import app.ui (lazily): the window, the PDF writer. app/cli.py until it becomes app/cli/ (issue 11).
+UI_ENTRY_POINTS = {"app/__main__.py", "app/cli/audit.py", "app/cli.py"}
+
+# app's packages (or top-level modules), bottom first. A module may import its own package and any
+# package of a lower layer: never up, never sideways.
+LAYERS = (
+    {"agent"},  # runs on servers: standard library only (rule b), so anything may use it
+    {"errors", "formatting"},
+    {"bundle"},  # the model bundle on disk: manifest, check, archive
+    {"audit"},  # the hash-chained log, its queries and reports, over any SQLite connection
+    {"store"},  # Berth's local database (its migrations chain the audit log), paths, servers, activity
+    {"remote"},  # transports to a configured server (store.servers), the shared connections
+    {"deploy"},
+    {"cli_output"},  # until it moves into app/cli/ (issue 11)
+    {"monitor"},
+    {"workspace"},
+    {"demo"},
+    {"cli"},
+    {"ui"},
+    {"__main__"},
+)
+RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 
 
 @dataclass(frozen=True, order=True)
 class Violation:
     path: str  # relative to the root, with "/"
     line: int
-    rule: str  # "qt-outside-ui", "agent-non-stdlib", "imports-ui", "syntax"
+    rule: str  # "qt-outside-ui", "agent-non-stdlib", "imports-ui", "upward", "unlisted", "cycle", "syntax"
     detail: str
 
     def __str__(self) -> str:
@@ -82,16 +106,52 @@ def _within(name: str, package: str) -> bool:
     return name == package or name.startswith(package + ".")
 
 
+def _package(module: str) -> str:
+    """The LAYERS name of an app module: 'deploy' for app.deploy.plan, 'cli' for app.cli; '' for app."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "app" else ""
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of `graph` as [a, b, ..., a], or None; iterative DFS in sorted order (stable reports)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in sorted(graph):
+        if start in state:
+            continue
+        path, stack = [start], [iter(sorted(graph[start]))]
+        state[start] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            elif nxt not in state:
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(sorted(graph.get(nxt, ()))))
+    return None
+
+
 def check_layers(root: Path) -> list[Violation]:
     """All layer violations in root/app/**.py, sorted."""
     app = root / "app"
     violations: set[Violation] = set()
+    modules: dict[str, str] = {}  # module -> path
+    edges: dict[str, dict[str, int]] = {}  # module -> {module of the same package it imports: line}
+    parsed = []
     for path in sorted(app.rglob("*.py")):
         rel = path.relative_to(root)
-        rel_s = rel.as_posix()
         module, is_package = module_name(rel)
+        modules[module] = rel.as_posix()
+        parsed.append((path, rel.as_posix(), module, is_package))
+    for path, rel_s, module, is_package in parsed:
         in_ui = _within(module, "app.ui")
         in_agent = _within(module, "app.agent")
+        package = _package(module)
+        if package and package not in RANK:
+            violations.add(Violation(rel_s, 0, "unlisted", f"app.{package} is in no layer of LAYERS"))
         try:
             tree = ast.parse(path.read_bytes(), filename=str(path))
         except SyntaxError as exc:
@@ -108,8 +168,30 @@ def check_layers(root: Path) -> list[Violation]:
                 elif _top(name) not in sys.stdlib_module_names:
                     why = "absolute app. import" if _top(name) == "app" else "not in the standard library"
                     violations.add(Violation(rel_s, line, "agent-non-stdlib", f"imports {name} ({why})"))
-            if not in_ui and rel_s not in UI_ENTRY_POINTS and _within(name, "app.ui"):
-                violations.add(Violation(rel_s, line, "imports-ui", f"imports {name} (app.ui is the top layer)"))
+            if _within(name, "app.ui"):
+                if not in_ui and rel_s not in UI_ENTRY_POINTS:
+                    violations.add(Violation(rel_s, line, "imports-ui",
+                                             f"imports {name} (app.ui is the top layer)"))
+                if package != "ui":
+                    continue  # rule (c) says all there is to say about an arrow into app.ui
+            target = _package(name)
+            if in_agent or not package or not target or target not in RANK or package not in RANK:
+                continue  # rule (b) covers the agent; `import app` alone; unlisted (reported once above)
+            if target != package and RANK[target] >= RANK[package]:
+                where = "the same layer" if RANK[target] == RANK[package] else "a higher layer"
+                violations.add(Violation(rel_s, line, "upward",
+                                         f"app.{package} imports {name}: app.{target} is in {where} (LAYERS)"))
+            if target == package and not _within(module, name):  # a parent package comes with any child
+                while name and name not in modules:
+                    name = name.rpartition(".")[0]  # `from .chain import append` -> app.x.chain
+                if name and name != module:
+                    edges.setdefault(module, {}).setdefault(name, line)
+    graph = {m: set(targets) for m, targets in edges.items()}
+    while (cycle := _find_cycle(graph)) is not None:
+        first, second = cycle[0], cycle[1]
+        violations.add(Violation(modules[first], edges[first][second], "cycle",
+                                 "import cycle: " + " -> ".join(cycle)))
+        graph[first].discard(second)  # report each cycle once, then look for another
     # `from app import ui` yields both "app" and "app.ui"; one report per line and rule is enough
     unique: dict[tuple[str, int, str], Violation] = {}
     for v in sorted(violations):
@@ -163,7 +245,7 @@ def test_checker_accepts_a_clean_tree(tmp_path):
 @pytest.mark.parametrize("rel, source, rule", [
     ("app/deploy/bad.py", "import PySide6\n", "qt-outside-ui"),
     ("app/deploy/bad.py", "from PySide6.QtCore import QObject\n", "qt-outside-ui"),
-    ("app/monitoring/bad.py", "import pyqtgraph as pg\n", "qt-outside-ui"),
+    ("app/monitor/bad.py", "import pyqtgraph as pg\n", "qt-outside-ui"),
     ("app/cli.py", "def f():\n    import shiboken6\n", "qt-outside-ui"),
     ("app/store/bad.py", "import importlib\nimportlib.import_module('PySide6.QtGui')\n", "qt-outside-ui"),
     ("app/agent/bad.py", "import requests\n", "agent-non-stdlib"),
@@ -175,7 +257,7 @@ def test_checker_accepts_a_clean_tree(tmp_path):
     ("app/agent/bad.py", "from PySide6 import QtCore\n", {"qt-outside-ui", "agent-non-stdlib"}),
     ("app/store/bad.py", "from app.ui import window\n", "imports-ui"),
     ("app/store/bad.py", "import app.ui.window\n", "imports-ui"),
-    ("app/services/bad.py", "from app import ui\n", "imports-ui"),
+    ("app/bundle/bad.py", "from app import ui\n", "imports-ui"),
     ("app/deploy/bad.py", "from ..ui.window import run\n", "imports-ui"),
     ("app/deploy/bad.py", "from .. import ui\n", "imports-ui"),
     ("app/workspace.py", "from app.ui import window\n", "imports-ui"),

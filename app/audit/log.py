@@ -5,42 +5,14 @@ that never got an outcome is shown as interrupted (query.py)."""
 from __future__ import annotations
 
 import os
-import uuid
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from app.agent.journal import utc_now
-
-from .actor import local_actor_label
+from .chain import append
+from .event import STARTED, Event
+from .query import AuditFilter, query_events
 
 if TYPE_CHECKING:  # loaded on first use: the window paints sooner
     import sqlite_utils
-
-
-FIELDS = ("ts", "actor", "ssh_user", "server", "model", "version", "sha256", "action", "outcome", "old", "new",
-          "reason", "detail", "ref", "origin")
-STARTED = "started"
-
-
-@dataclass
-class Event:
-    action: str
-    outcome: str  # "ok" | "failed"
-    server: str = ""
-    model: str = ""
-    version: str = ""
-    sha256: str = ""
-    detail: str = ""
-    ssh_user: str = ""
-    old: str = ""
-    new: str = ""
-    reason: str = ""
-    ref: str = ""
-    origin: str = ""
-    pid: int = 0
-    actor: str = field(default_factory=local_actor_label)
-    ts: str = field(default_factory=utc_now)  # the agent's journal writes the same form
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 class AuditLog:
@@ -52,8 +24,6 @@ class AuditLog:
         pid = int(fields.pop("pid", 0) or 0)
         clean = {k: ("" if v is None else str(v)) for k, v in fields.items()}
         event = Event(action=action, outcome=outcome, pid=pid, **clean)
-        from .chain import append
-
         row = append(self.db.conn, dict(event.__dict__))  # asdict deep-copies: 20 % of an append
         event.ts = row["ts"]
         return event
@@ -72,6 +42,4 @@ class AuditLog:
         return self.record(started.action, outcome, ref=started.id, **facts)
 
     def list(self, limit: int = 1000, server: str | None = None, model: str | None = None) -> list[dict]:
-        from .query import AuditFilter, query_events
-
         return query_events(self.db, AuditFilter(server=server or "", model=model or ""), limit=limit)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from app.agent.runnerproc import pid_alive
 
-from .log import FIELDS, STARTED
+from .event import FIELDS, STARTED
 from .period import as_bound
 
 if TYPE_CHECKING:  # loaded on first use: the window paints sooner

@@ -1,26 +1,11 @@
-"""What Berth runs on a server, as the operator would type it: each agent command with a summary of
-its arguments, how long it took, how it ended, and a command line that does the same by hand."""
+"""What Berth runs on a server, as the operator would type it: a summary of each agent command's
+arguments and a command line that does the same by hand (the entry itself: app/store/activity.py)."""
 from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass, field
-
-from app.agent.journal import utc_now
 
 BY_HAND_MAX = 64 * 1024  # a deploy's file list can be long; the summary always stays short
-
-
-@dataclass
-class Activity:
-    server: str
-    command: str
-    summary: str
-    seconds: float
-    outcome: str  # "ok", or the error's code
-    message: str = ""
-    by_hand: str = ""
-    ts: str = field(default_factory=utc_now)  # the agent's journal writes the same form
 
 
 def summarize(request: dict) -> str:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from app.agent.main import COMMANDS
 from app.agent.queries import agent_version
+from app.store.activity import Activity
 
-from .activity import Activity, by_hand, summarize
+from .activity import by_hand, summarize
 from .errors import RemoteError
 
 AGENT_SOURCE = Path(__file__).resolve().parent.parent / "agent"

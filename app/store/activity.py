@@ -6,12 +6,25 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 
-from app.remote.activity import Activity
+from app.agent.journal import utc_now
 
 KEEP = 2000
 COLUMNS = ("id", "server", "ts", "command", "summary", "seconds", "outcome", "message", "by_hand")
+
+
+@dataclass
+class Activity:
+    """One entry: what ran on `server`, how long it took, how it ended (the transports make them)."""
+    server: str
+    command: str
+    summary: str
+    seconds: float
+    outcome: str  # "ok", or the error's code
+    message: str = ""
+    by_hand: str = ""
+    ts: str = field(default_factory=utc_now)  # the agent's journal writes the same form
 
 
 class ActivityLog:
