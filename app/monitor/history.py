@@ -12,9 +12,10 @@ a call from another thread). The console writes from ONE writer thread and reads
 its own elsewhere; `add` commits in batches (at most `commit_s` seconds old), so a reader on another
 connection sees samples up to that much later.
 
-Tables (migration 0004 in app/store/db.py) are clustered by (series, ts), so a window is one range
-scan. Values are scaled integers (cpu 1/100 %, rates 1/1000 per s, latency in microseconds, bytes
-as is): SQLite stores small integers in 1-4 bytes, a REAL always in 8.
+Tables (MIGRATIONS below: the history's own file runs only these, berth.sqlite never) are clustered
+by (series, ts), so a window is one range scan. Values are scaled integers (cpu 1/100 %, rates
+1/1000 per s, latency in microseconds, bytes as is): SQLite stores small integers in 1-4 bytes, a
+REAL always in 8.
 
 Minute aggregates are made from the stored raw rows once a minute is over (per server, on its own
 clock: `ts` is the server's), so a restart of Berth loses nothing: the next `add` or maintenance
@@ -141,15 +142,51 @@ def aggregate_model(rows) -> list:
     return out
 
 
+def _tables(db):
+    """The history's tables: clustered by (series, ts) for range scans, values stored as scaled
+    integers (2-4 bytes on disk instead of 8), names interned in monitor_series."""
+    for sql in (
+        "CREATE TABLE monitor_series (id INTEGER PRIMARY KEY, server TEXT NOT NULL, model TEXT NOT NULL,"
+        " UNIQUE (server, model))",
+        "CREATE TABLE monitor_host_raw (series INTEGER NOT NULL, ts INTEGER NOT NULL, interval_ms INTEGER,"
+        " cpu INTEGER, mem_used INTEGER, mem_pct INTEGER, load1 INTEGER, disk_pct INTEGER,"
+        " PRIMARY KEY (series, ts)) WITHOUT ROWID",
+        "CREATE TABLE monitor_model_raw (series INTEGER NOT NULL, ts INTEGER NOT NULL, interval_ms INTEGER,"
+        " cpu INTEGER, rss INTEGER, req INTEGER, err INTEGER, p50 INTEGER, p95 INTEGER, p99 INTEGER, hist BLOB,"
+        " PRIMARY KEY (series, ts)) WITHOUT ROWID",
+        "CREATE TABLE monitor_host_minute (series INTEGER NOT NULL, ts INTEGER NOT NULL, n INTEGER,"
+        " cpu_min INTEGER, cpu_avg INTEGER, cpu_max INTEGER, mem_used_min INTEGER, mem_used_avg INTEGER,"
+        " mem_used_max INTEGER, mem_pct_min INTEGER, mem_pct_avg INTEGER, mem_pct_max INTEGER,"
+        " load1_min INTEGER, load1_avg INTEGER, load1_max INTEGER, disk_pct_min INTEGER, disk_pct_avg INTEGER,"
+        " disk_pct_max INTEGER, PRIMARY KEY (series, ts)) WITHOUT ROWID",
+        "CREATE TABLE monitor_model_minute (series INTEGER NOT NULL, ts INTEGER NOT NULL, n INTEGER,"
+        " cpu_min INTEGER, cpu_avg INTEGER, cpu_max INTEGER, rss_min INTEGER, rss_avg INTEGER, rss_max INTEGER,"
+        " req_min INTEGER, req_avg INTEGER, req_max INTEGER, err_min INTEGER, err_avg INTEGER, err_max INTEGER,"
+        " p50 INTEGER, p95 INTEGER, p99 INTEGER, PRIMARY KEY (series, ts)) WITHOUT ROWID",
+        "CREATE TABLE monitor_gaps (server TEXT NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY (server, ts))"
+        " WITHOUT ROWID",
+        "CREATE TABLE monitor_rollup (server TEXT PRIMARY KEY, done_until INTEGER NOT NULL)",
+        "CREATE TABLE monitor_latest (server TEXT PRIMARY KEY, ts REAL, sample TEXT)",
+    ):
+        db.execute(sql)
+
+
+# The name is the one it had in berth.sqlite's list (app/store/db.py), so a history file made before
+# the two lists were split (which ran both) finds it applied.
+MIGRATIONS = [("0004_monitor", _tables)]
+
+
 def _open(db):
-    from app.store.db import open_db
+    from app.store.db import migrate, open_db
 
     if db is None:
         from app.store import paths
 
-        return open_db(paths.berth_home() / "monitor.sqlite"), True
+        return open_db(paths.berth_home() / "monitor.sqlite", MIGRATIONS), True
     if isinstance(db, (str, Path)):
-        return open_db(Path(db)), True
+        return open_db(Path(db), MIGRATIONS), True
+    if "monitor_series" not in db.table_names():  # a Database opened some other way
+        migrate(db, MIGRATIONS)
     return db, False
 
 
@@ -157,10 +194,6 @@ class History:
     def __init__(self, db=None, *, keep_raw_s: float = KEEP_RAW_S, keep_minute_s: float = KEEP_MINUTE_S,
                  commit_s: float = COMMIT_S, maintain_s: float = MAINTAIN_S, clock=time.time):
         self.db, self._own = _open(db)
-        if "monitor_series" not in self.db.table_names():  # a Database opened without open_db()
-            from app.store.db import migrate
-
-            migrate(self.db)
         self.conn = self.db.conn
         if self._own:  # 8 MB of page cache, not open_db's 32: the writes touch few pages, and a bigger
             self.conn.execute(f"PRAGMA cache_size=-{CACHE_KB}")  # cache grows RSS for hours before it is full

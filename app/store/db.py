@@ -1,10 +1,14 @@
-"""The local SQLite database, with named migrations recorded in a table (applied once, in order)."""
+"""The local SQLite database, with named migrations recorded in a table (applied once, in order).
+
+open_db and migrate serve any Berth SQLite file: each file runs its own list (this one: berth.sqlite;
+the monitor history's: app/monitor/history.py). Names are never reused between lists: files made
+before the lists were split (2026-12) hold every name of both, and nothing runs again."""
 from __future__ import annotations
 
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from . import paths
 from .migrations_ssh import server_ssh
@@ -31,35 +35,6 @@ def _events(db):
 
 def _server_auth(db):
     db["servers"].add_column("auth", str, not_null_default="auto")
-
-
-def _monitor(db):
-    """Monitoring history (app/monitor/history.py): clustered by (series, ts) for range scans, values
-    stored as scaled integers (2-4 bytes on disk instead of 8), names interned in monitor_series."""
-    for sql in (
-        "CREATE TABLE monitor_series (id INTEGER PRIMARY KEY, server TEXT NOT NULL, model TEXT NOT NULL,"
-        " UNIQUE (server, model))",
-        "CREATE TABLE monitor_host_raw (series INTEGER NOT NULL, ts INTEGER NOT NULL, interval_ms INTEGER,"
-        " cpu INTEGER, mem_used INTEGER, mem_pct INTEGER, load1 INTEGER, disk_pct INTEGER,"
-        " PRIMARY KEY (series, ts)) WITHOUT ROWID",
-        "CREATE TABLE monitor_model_raw (series INTEGER NOT NULL, ts INTEGER NOT NULL, interval_ms INTEGER,"
-        " cpu INTEGER, rss INTEGER, req INTEGER, err INTEGER, p50 INTEGER, p95 INTEGER, p99 INTEGER, hist BLOB,"
-        " PRIMARY KEY (series, ts)) WITHOUT ROWID",
-        "CREATE TABLE monitor_host_minute (series INTEGER NOT NULL, ts INTEGER NOT NULL, n INTEGER,"
-        " cpu_min INTEGER, cpu_avg INTEGER, cpu_max INTEGER, mem_used_min INTEGER, mem_used_avg INTEGER,"
-        " mem_used_max INTEGER, mem_pct_min INTEGER, mem_pct_avg INTEGER, mem_pct_max INTEGER,"
-        " load1_min INTEGER, load1_avg INTEGER, load1_max INTEGER, disk_pct_min INTEGER, disk_pct_avg INTEGER,"
-        " disk_pct_max INTEGER, PRIMARY KEY (series, ts)) WITHOUT ROWID",
-        "CREATE TABLE monitor_model_minute (series INTEGER NOT NULL, ts INTEGER NOT NULL, n INTEGER,"
-        " cpu_min INTEGER, cpu_avg INTEGER, cpu_max INTEGER, rss_min INTEGER, rss_avg INTEGER, rss_max INTEGER,"
-        " req_min INTEGER, req_avg INTEGER, req_max INTEGER, err_min INTEGER, err_avg INTEGER, err_max INTEGER,"
-        " p50 INTEGER, p95 INTEGER, p99 INTEGER, PRIMARY KEY (series, ts)) WITHOUT ROWID",
-        "CREATE TABLE monitor_gaps (server TEXT NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY (server, ts))"
-        " WITHOUT ROWID",
-        "CREATE TABLE monitor_rollup (server TEXT PRIMARY KEY, done_until INTEGER NOT NULL)",
-        "CREATE TABLE monitor_latest (server TEXT PRIMARY KEY, ts REAL, sample TEXT)",
-    ):
-        db.execute(sql)
 
 
 def _audit_chain(db):
@@ -97,12 +72,16 @@ def _remote_activity(db):
 
 
 _MIGRATING = threading.Lock()  # threads of one process open their own connections at the same time
+# 0004_monitor moved to app/monitor/history.py: older berth.sqlite files keep its (empty) tables
 MIGRATIONS = [("0001_servers", _servers), ("0002_events", _events), ("0003_server_auth", _server_auth),
-              ("0004_monitor", _monitor), ("0005_audit_chain", _audit_chain), ("0006_server_ssh", server_ssh),
+              ("0005_audit_chain", _audit_chain), ("0006_server_ssh", server_ssh),
               ("0007_remote_activity", _remote_activity)]
+Migrations = list[tuple[str, Callable[["sqlite_utils.Database"], None]]]
 
 
-def open_db(path: Path | None = None) -> sqlite_utils.Database:
+def open_db(path: Path | None = None, migrations: Migrations | None = None) -> sqlite_utils.Database:
+    """Berth's database (default paths.db_path()) or another Berth file, with `migrations` (default
+    MIGRATIONS) applied."""
     path = Path(path) if path else paths.db_path()
     import sqlite_utils  # imported here: the window paints before the store loads
 
@@ -116,16 +95,17 @@ def open_db(path: Path | None = None) -> sqlite_utils.Database:
         # million-event log's hot index pages: appends 2,800 -> 3,800 a second (bench/audit_scale.py)
         db.execute("PRAGMA wal_autocheckpoint=10000")
         db.execute("PRAGMA cache_size=-32000")
-        migrate(db)
+        migrate(db, migrations)
     return db
 
 
-def migrate(db: sqlite_utils.Database) -> list[str]:
+def migrate(db: sqlite_utils.Database, migrations: Migrations | None = None) -> list[str]:
+    """Apply those of `migrations` (default MIGRATIONS) not recorded yet; returns their names."""
     if "migrations" not in db.table_names():
         db["migrations"].create({"name": str, "applied_at": str}, pk="name")
     done = {r["name"] for r in db["migrations"].rows}
     applied = []
-    for name, fn in MIGRATIONS:
+    for name, fn in MIGRATIONS if migrations is None else migrations:
         if name in done:
             continue
         with db.conn:
