@@ -271,3 +271,62 @@ def test_checker_reports_a_violation(tmp_path, rel, source, rule):
     assert {v.path for v in violations} == {rel}, violations
     assert {v.rule for v in violations} == expected, violations
     assert len(violations) == len(expected), violations
+
+
+@pytest.mark.parametrize("rel, source", [
+    ("app/store/bad.py", "from app.deploy import plan\n"),  # store is below deploy
+    ("app/remote/bad.py", "def later():\n    from app.workspace import Workspace\n"),  # lazy: still an arrow
+    ("app/audit/bad.py", "import app.store.db\n"),
+    ("app/deploy/bad.py", "from ..cli import main\n"),
+    ("app/monitor/bad.py", "import importlib\nimportlib.import_module('app.demo')\n"),
+    ("app/errors.py", "from app.formatting import human_bytes\n"),  # one layer: peers, not above
+    ("app/ui/bad.py", "from app.__main__ import main\n"),
+])
+def test_checker_reports_an_upward_arrow(tmp_path, rel, source):
+    violations = check_layers(_tree(tmp_path, {**GOOD, rel: source}))
+    assert [(v.path, v.rule) for v in violations] == [(rel, "upward")], violations
+
+
+def test_checker_reports_a_package_in_no_layer(tmp_path):
+    violations = check_layers(_tree(tmp_path, {**GOOD, "app/plugins/__init__.py": "", "app/plugins/x.py": ""}))
+    assert {(v.path, v.rule) for v in violations} == {("app/plugins/__init__.py", "unlisted"),
+                                                      ("app/plugins/x.py", "unlisted")}, violations
+
+
+CYCLES = {
+    "two modules, one import lazy": {
+        "app/audit/log.py": "from .query import query_events\n",
+        "app/audit/query.py": "def f():\n    from app.audit.log import FIELDS\n",
+    },
+    "three modules": {
+        "app/store/a.py": "from . import b\n", "app/store/b.py": "from .c import x\n",
+        "app/store/c.py": "import app.store.a\n",
+    },
+    "through a package's __init__": {
+        "app/store/__init__.py": "from .db import open_db\n", "app/store/db.py": "from .paths import home\n",
+        "app/store/paths.py": "from app.store import db\n",
+    },
+    "inside a subpackage of app/ui": {
+        "app/ui/audit/__init__.py": "", "app/ui/audit/page.py": "from app.ui.audit.rows import Row\n",
+        "app/ui/audit/rows.py": "from .page import Page\n",
+    },
+}
+
+
+@pytest.mark.parametrize("files", CYCLES.values(), ids=CYCLES.keys())
+def test_checker_reports_a_cycle_inside_a_package(tmp_path, files):
+    violations = check_layers(_tree(tmp_path, {**GOOD, **files}))
+    assert [v.rule for v in violations] == ["cycle"], violations
+    assert violations[0].path in files and violations[0].line >= 1, violations
+
+
+def test_checker_accepts_imports_of_a_parent_package_and_down_the_layers(tmp_path):
+    files = {
+        "app/store/__init__.py": "from .db import open_db\n",
+        "app/store/db.py": "from app.store import paths\nfrom app.audit.chain import rechain_all\n",
+        "app/store/paths.py": "from app import errors\n",
+        "app/audit/__init__.py": "", "app/audit/chain.py": "import hashlib\nfrom app.agent import lock\n",
+        "app/monitor/__init__.py": "", "app/monitor/history.py": "from app.store.db import migrate\n",
+        "app/workspace.py": "from app.monitor.history import History\nfrom app.remote import shared\n",
+    }
+    assert check_layers(_tree(tmp_path, {**GOOD, **files})) == []
