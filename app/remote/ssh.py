@@ -1,10 +1,8 @@
 """A server reached over SSH with paramiko, directly or through jump hosts (ProxyJump). Every host
 key on the way is checked against the known hosts before any authentication is attempted, so
 nothing is sent to an unverified server, nor through an unverified jump host."""
-import base64
 import functools
 import http.client
-import os
 import shlex
 import socket
 import stat
@@ -12,16 +10,15 @@ import time
 
 import paramiko
 
-from . import credentials
-from .errors import AuthFailed, ConnectFailed, HostKeyChanged, JumpHostKeyRefused, RemoteError, UnknownHostKey
+from .errors import ConnectFailed, HostKeyChanged, JumpHostKeyRefused, RemoteError, UnknownHostKey
 from .hostkeys import KnownHosts
-from .sshconfig import Endpoint, default_identities
+from .sshauth import auth_methods, authenticate
+from .sshconfig import Endpoint
 from .transport import Transport, http_exchange
 
 DEFAULT_TIMEOUT = 15.0  # connect, and (unless set apart) authentication
 DEFAULT_KEEPALIVE = 15.0  # OpenSSH's ServerAliveInterval; 3 unanswered intervals end the link
 DEFAULT_COMMAND_TIMEOUT = 900.0  # an agent command silent this long is cut off (pip can be quiet)
-METHODS = ("agent", "key", "password")
 # AES-GCM first (SSH takes the client's first choice the server supports): cipher and MAC in one
 # pass, 1.2-1.4x the throughput of paramiko's default aes128-ctr + HMAC (docs/decisions.md, Uploads)
 FAST_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
@@ -37,18 +34,6 @@ def _lost_is_connection_error(method):
         except (paramiko.SSHException, EOFError) as e:
             raise ConnectionError(f"lost the connection to {self.host}:{self.port} ({e or type(e).__name__})") from None
     return wrapper
-
-
-def auth_methods(auth: str) -> list[str]:
-    """"auto" is agent, key files, password; else the comma-separated methods, in that order."""
-    if auth in ("", "auto"):
-        return list(METHODS)
-    methods = [m.strip() for m in auth.split(",") if m.strip()]
-    bad = [m for m in methods if m not in METHODS]
-    if bad or not methods:
-        raise AuthFailed(f"unknown authentication method(s) {', '.join(bad) or '(none)'}: use auto, or "
-                         f"some of {', '.join(METHODS)} separated by commas")
-    return methods
 
 
 class SSHTransport(Transport):
@@ -173,84 +158,9 @@ class SSHTransport(Transport):
                 f"(is the server up, the port right, or a firewall dropping packets?)")
 
     def _authenticate(self, t: paramiko.Transport, ep: Endpoint, is_target: bool):
-        """Agent, key files, password (or the configured order). The failure lists every method
-        tried and why it failed; no secret is ever part of it."""
-        tried: list[str] = []
-        offered: set[bytes] = set()  # public keys already refused: a file key the agent also holds
-        methods = auth_methods(self.auth) if is_target else ["agent", "key"]
-        for method in methods:
-            if method == "password":
-                if self._try_password(t, ep, tried):
-                    return
-                continue
-            keys = self._agent_keys(ep, tried) if method == "agent" else self._file_keys(ep, tried)
-            for label, key in keys:
-                if key.asbytes() in offered:
-                    continue
-                offered.add(key.asbytes())
-                try:
-                    t.auth_publickey(ep.user, key)
-                except paramiko.AuthenticationException:
-                    tried.append(f"{label}: rejected by the server")
-                    continue
-                except (paramiko.SSHException, EOFError, OSError) as e:  # e.g. the server's MaxAuthTries
-                    tried.append(f"{label}: the server ended the login ({e or type(e).__name__})")
-                    return self._auth_failed(ep, tried, is_target)
-                if t.is_authenticated():
-                    return
-        self._auth_failed(ep, tried, is_target)
-
-    def _auth_failed(self, ep: Endpoint, tried: list[str], is_target: bool):
-        where = ep.host if is_target else f"jump host {ep.host}:{ep.port}"
-        raise AuthFailed(f"could not log in to {where} as {ep.user}; tried " +
-                         ("; ".join(tried) if tried else "nothing (no key file given and no SSH agent keys)"))
-
-    def _try_password(self, t, ep: Endpoint, tried: list[str]) -> bool:
-        password = credentials.get_secret(credentials.password_account(self.name))
-        if password is None:
-            tried.append(f"password: none stored in the system keyring for {self.name} "
-                         f"(enter it in the server's settings)")
-            return False
-        try:
-            t.auth_password(ep.user, password)
-        except paramiko.BadAuthenticationType as e:  # a subclass of the next: first
-            tried.append(f"password: refused, this server takes no passwords (it allows {', '.join(e.allowed_types)})")
-            return False
-        except paramiko.AuthenticationException:
-            tried.append("password (from the keyring): refused by the server")
-            return False
-        return t.is_authenticated()
-
-    def _agent_keys(self, ep: Endpoint, tried: list[str]):
-        if not os.environ.get("SSH_AUTH_SOCK"):
-            tried.append("SSH agent: not running (SSH_AUTH_SOCK is not set)")
-            return
-        try:
-            agent_keys = paramiko.Agent().get_keys()
-        except (paramiko.SSHException, OSError) as e:
-            tried.append(f"SSH agent: cannot be asked ({e or type(e).__name__})")
-            return
-        if ep.identities_only:
-            wanted = {_public_blob(p) for p in ep.identity_files} - {None}
-            skipped = [k for k in agent_keys if k.asbytes() not in wanted]
-            agent_keys = [k for k in agent_keys if k.asbytes() in wanted]
-            if skipped:
-                tried.append(f"SSH agent: {len(skipped)} key(s) not offered (IdentitiesOnly: only the key files)")
-        if not agent_keys:
-            if not ep.identities_only:
-                tried.append("SSH agent: no keys")
-            return
-        for k in agent_keys:
-            yield f"SSH agent key {k.get_name()} {_short_fp(k)}", k
-
-    def _file_keys(self, ep: Endpoint, tried: list[str]):
-        paths = ep.identity_files or tuple(p for p in default_identities() if os.path.exists(p))
-        if not paths:
-            tried.append("key files: none given and no default ~/.ssh/id_* files")
-        for path in paths:
-            key = _load_key(os.path.expanduser(path), tried)
-            if key:
-                yield f"key file {path}", key
+        """The configured methods on the target; a jump host gets the agent and the key files."""
+        authenticate(t, ep, auth_methods(self.auth) if is_target else ["agent", "key"], self.name,
+                     ep.host if is_target else f"jump host {ep.host}:{ep.port}")
 
     def _close_hops(self):
         for t in reversed(self._hops):
@@ -395,57 +305,3 @@ def _tcp_liveness(sock: socket.socket, keepalive: float) -> None:
     for opt, value in (("TCP_KEEPIDLE", keepalive), ("TCP_KEEPINTVL", keepalive), ("TCP_KEEPCNT", 3)):
         if hasattr(socket, opt):
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt), int(max(1, value)))
-
-
-def _public_blob(key_path: str) -> bytes | None:
-    """The public key next to a private key file (KEY.pub), to pick the agent key that is it."""
-    try:
-        fields = open(os.path.expanduser(key_path) + ".pub").read().split()
-        return base64.b64decode(fields[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _short_fp(key) -> str:
-    from .hostkeys import fingerprint
-
-    return fingerprint(key)[:19]
-
-
-def _load_key(path: str, tried: list) -> paramiko.PKey | None:
-    """A key file, opened with the passphrase from the keyring, this run's memory, or (when a front
-    end can ask) the operator; the passphrase itself never appears in `tried`."""
-    if not os.path.exists(path):
-        tried.append(f"key file {path}: not found")
-        return None
-    passphrase = credentials.get_secret(credentials.key_passphrase_account(path))
-    if passphrase is None:
-        passphrase = credentials.remembered_passphrase(path)
-    try:
-        return _open_key(path, passphrase)
-    except (paramiko.PasswordRequiredException, TypeError):  # cryptography's "no password given" is a TypeError
-        if credentials.ask_passphrase is None:
-            tried.append(f"key file {path}: encrypted, and no passphrase is stored in the keyring")
-            return None
-    except (paramiko.SSHException, ValueError, OSError) as e:
-        if not passphrase:
-            tried.append(f"key file {path}: cannot be read ({type(e).__name__})")
-            return None
-        if credentials.ask_passphrase is None:
-            tried.append(f"key file {path}: the stored passphrase does not open it")
-            return None
-    answer = credentials.ask_passphrase(path)  # asked once: a wrong answer is not asked again
-    if not answer or not answer[0]:
-        tried.append(f"key file {path}: encrypted, and no passphrase was given")
-        return None
-    try:
-        key = _open_key(path, answer[0])
-    except (paramiko.SSHException, ValueError, OSError, TypeError):
-        tried.append(f"key file {path}: the passphrase given does not open it")
-        return None
-    credentials.remember_passphrase(path, answer[0], keep=bool(answer[1]))
-    return key
-
-
-def _open_key(path: str, passphrase: str | None) -> paramiko.PKey:
-    return paramiko.PKey.from_path(path, password=passphrase.encode() if passphrase is not None else None)
