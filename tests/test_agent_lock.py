@@ -4,7 +4,6 @@ import fcntl
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -20,7 +19,8 @@ sys.path.insert(0, {repo!r})
 from app.agent.lock import ServerLock
 with ServerLock({lock!r}, {{"who": "alice@laptop", "what": "deploy iris 2.0.0"}}):
     print("held", flush=True)
-    time.sleep(120)
+    for line in sys.stdin:  # an answer proves it runs: a signal sent before would have ended it
+        print("alive", flush=True)
 """
 
 
@@ -30,9 +30,17 @@ def hold_lock(tmp_path, root, name="agent.py"):
     script = tmp_path / name
     repo = str(__import__("pathlib").Path(__file__).resolve().parent.parent)
     script.write_text(HOLDER.format(repo=repo, lock=str(root / ".berth" / "lock")))
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert proc.stdout.readline().strip() == b"held"
     return proc
+
+
+def end(proc):
+    """Kill the holder (if it still runs), reap it and close its pipes."""
+    proc.kill()
+    proc.wait()
+    proc.stdin.close()
+    proc.stdout.close()
 
 
 def test_a_held_lock_is_shown_and_broken_after_confirmation(tmp_path):
@@ -60,10 +68,10 @@ def test_a_held_lock_is_shown_and_broken_after_confirmation(tmp_path):
         events = ws.audit.list(limit=2)
         assert [(e["action"], e["outcome"]) for e in events] == [("lock.break", "ok"), ("lock.break", "started")]
         assert journal[-1]["id"] == events[0]["id"]  # the journal names it as the desktop does
-        fd = open(root / ".berth" / "lock", "a+")
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free for the next change
+        with open(root / ".berth" / "lock", "a+") as fd:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free for the next change
     finally:
-        proc.kill()
+        end(proc)
 
 
 def test_a_process_that_is_not_an_agent_is_never_killed(tmp_path):
@@ -72,20 +80,21 @@ def test_a_process_that_is_not_an_agent_is_never_killed(tmp_path):
     try:
         _, error, _ = call(root, "unlock", pid=proc.pid)
         assert error["code"] == "not_agent"
-        time.sleep(0.2)
+        proc.stdin.write(b"ping\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == b"alive\n"  # it ran after the refusal: no signal was sent
         assert proc.poll() is None
         with LocalTransport(str(root)) as t:
             with pytest.raises(OperationFailed, match="not a Berth agent"):
                 break_lock(t, Workspace().audit, proc.pid)
     finally:
-        proc.kill()
+        end(proc)
 
 
 def test_a_killed_agent_leaves_no_held_lock(tmp_path):
     root = tmp_path / "root"
     proc = hold_lock(tmp_path, root)
-    proc.kill()
-    proc.wait()
+    end(proc)
     lock = call(root, "status")[0]["lock"]
     assert not lock["held"] and lock["holder"]["pid"] == proc.pid  # what it left, released by the system
     result, _, _ = call(root, "unlock", pid=proc.pid)
@@ -110,4 +119,4 @@ def test_cli_shows_the_holder_and_needs_a_confirmation(capsys, tmp_path, berth_h
         commands = [row["command"] for row in r.json()]
         assert commands[:2] == ["status", "unlock"] and "status" in commands[2:]
     finally:
-        proc.kill()
+        end(proc)

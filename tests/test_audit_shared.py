@@ -99,6 +99,21 @@ def slow_iris(tmp_path: Path, version: str) -> Path:
     return folder
 
 
+def journal_has(journal: Path, event_id: str) -> bool:
+    """True once the server's journal holds the event `event_id` (a line being written is skipped)."""
+    try:
+        lines = journal.read_text().splitlines()
+    except FileNotFoundError:
+        return False
+    for line in lines:
+        try:
+            if json.loads(line).get("id") == event_id:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
 def test_berth_killed_mid_deploy_leaves_interrupted_then_the_journal_completes_it(capsys, tmp_path, stop_local_runners):
     assert berth(capsys, "deploy", iris_copy(tmp_path), "--server", "local").code == 0
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -112,7 +127,11 @@ def test_berth_killed_mid_deploy_leaves_interrupted_then_the_journal_completes_i
         time.sleep(0.1)
         started = query_events(ws.db, AuditFilter(action="deploy", outcome="started", text="2.0.0"))
     assert started, proc.stderr.read().decode() if proc.poll() is not None else "no started event"
-    time.sleep(1.0)  # the agent is now building and health-checking 2.0.0
+    journal = Path(ws.servers.get("local").root) / "journal.jsonl"
+    deadline = time.monotonic() + 60  # until the agent has journalled the deploy under Berth's id:
+    while not journal_has(journal, started[0]["id"]) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)  # from then on it builds and health-checks 2.0.0 whatever happens to Berth
+    assert journal_has(journal, started[0]["id"]), "the agent never started the deploy"
     os.kill(proc.pid, signal.SIGKILL)  # Berth only: the agent it started carries on
     proc.wait(10)
 
@@ -122,7 +141,6 @@ def test_berth_killed_mid_deploy_leaves_interrupted_then_the_journal_completes_i
     assert r.code == 0 and "interrupted" in r.out and "2.0.0" in r.out
 
     # the agent finishes on its own and journals the outcome with the id Berth gave it
-    journal = Path(ws.servers.get("local").root) / "journal.jsonl"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         outcomes = [json.loads(line) for line in journal.read_text().splitlines()]

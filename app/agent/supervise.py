@@ -42,6 +42,7 @@ def start(model, version, release_dir):
         log.flush()
         proc = subprocess.Popen(cmd, cwd=release_dir, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+    _started[proc.pid] = proc
     record = {"pid": proc.pid, "version": version, "release": release_dir, "started_at": utc_now(), "port": None}
     write_json_atomic(model.runner_file(version), record)
     return record
@@ -123,7 +124,17 @@ def _signal_group(pid, sig):
             pass
 
 
+# Runners started by this process, until reaped: the runner outlives the call that started it, and
+# a Popen collected while its process runs warns (ResourceWarning: "subprocess ... is still running").
+_started = {}
+
+
 def _reap(pid):
+    proc = _started.get(pid)
+    if proc is not None:
+        if proc.poll() is not None:
+            del _started[pid]
+        return
     try:
         os.waitpid(pid, os.WNOHANG)
     except (ChildProcessError, OSError):

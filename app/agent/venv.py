@@ -42,6 +42,7 @@ def _stream(cmd, step, emit, cancelled, cwd):
                 proc.kill()
                 break
     finally:
+        proc.stdout.close()
         code = proc.wait()
     if code != 0:
         last = [l for l in lines if l.strip()][-3:]
