@@ -6,7 +6,7 @@ from PySide6.QtWidgets import QLabel, QMessageBox
 from app.store.servers import LOCAL
 from app.ui.servers.page import ServerPage
 from app.workspace import Workspace
-from test_agent_lock import hold_lock
+from test_agent_lock import end, hold_lock
 
 
 def test_held_lock_is_shown_and_broken_after_confirmation(qtbot, task_runner, tmp_path, berth_home):
@@ -38,4 +38,4 @@ def test_held_lock_is_shown_and_broken_after_confirmation(qtbot, task_runner, tm
         done = ws.audit.list(limit=1)[0]
         assert (done["action"], done["outcome"], done["reason"]) == ("lock.break", "ok", "stuck since lunch")
     finally:
-        proc.kill()
+        end(proc)

@@ -2,6 +2,7 @@
 their passphrases from the keyring, this run's memory, or the operator) and the keyring's password.
 Apart from ssh.py, which makes the connection (sockets, jump hosts, host keys, the primitives)."""
 import base64
+import contextlib
 import os
 
 import paramiko
@@ -37,20 +38,21 @@ def authenticate(t: paramiko.Transport, ep: Endpoint, methods: list[str], server
                 return
             continue
         keys = _agent_keys(ep, tried) if method == "agent" else _file_keys(ep, tried)
-        for label, key in keys:
-            if key.asbytes() in offered:
-                continue
-            offered.add(key.asbytes())
-            try:
-                t.auth_publickey(ep.user, key)
-            except paramiko.AuthenticationException:
-                tried.append(f"{label}: rejected by the server")
-                continue
-            except (paramiko.SSHException, EOFError, OSError) as e:  # e.g. the server's MaxAuthTries
-                tried.append(f"{label}: the server ended the login ({e or type(e).__name__})")
-                return _auth_failed(ep, tried, where)
-            if t.is_authenticated():
-                return
+        with contextlib.closing(keys):  # the agent's socket closes once its keys are done with
+            for label, key in keys:
+                if key.asbytes() in offered:
+                    continue
+                offered.add(key.asbytes())
+                try:
+                    t.auth_publickey(ep.user, key)
+                except paramiko.AuthenticationException:
+                    tried.append(f"{label}: rejected by the server")
+                    continue
+                except (paramiko.SSHException, EOFError, OSError) as e:  # e.g. the server's MaxAuthTries
+                    tried.append(f"{label}: the server ended the login ({e or type(e).__name__})")
+                    return _auth_failed(ep, tried, where)
+                if t.is_authenticated():
+                    return
     _auth_failed(ep, tried, where)
 
 
@@ -81,10 +83,17 @@ def _agent_keys(ep: Endpoint, tried: list[str]):
         tried.append("SSH agent: not running (SSH_AUTH_SOCK is not set)")
         return
     try:
-        agent_keys = paramiko.Agent().get_keys()
+        agent = paramiko.Agent()
     except (paramiko.SSHException, OSError) as e:
         tried.append(f"SSH agent: cannot be asked ({e or type(e).__name__})")
         return
+    try:  # the keys sign through the agent's socket: it stays open until the caller is done
+        yield from _agent_offers(agent.get_keys(), ep, tried)
+    finally:
+        agent.close()
+
+
+def _agent_offers(agent_keys, ep: Endpoint, tried: list[str]):
     if ep.identities_only:
         wanted = {_public_blob(p) for p in ep.identity_files} - {None}
         skipped = [k for k in agent_keys if k.asbytes() not in wanted]
