@@ -134,6 +134,7 @@ def test_berth_killed_mid_deploy_leaves_interrupted_then_the_journal_completes_i
     assert journal_has(journal, started[0]["id"]), "the agent never started the deploy"
     os.kill(proc.pid, signal.SIGKILL)  # Berth only: the agent it started carries on
     proc.wait(10)
+    proc.stderr.close()
 
     row = query_events(ws.db, AuditFilter(text="2.0.0"))[0]
     assert (row["outcome"], row["state"]) == ("started", "interrupted")
