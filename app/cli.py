@@ -163,10 +163,10 @@ def _one_line(e: Exception) -> str:
     return text.replace("\n", " ")
 
 
-def _ws():
+def _ws(ask_passphrase=None):
     from app.workspace import Workspace
 
-    return Workspace()
+    return Workspace(ask_passphrase=ask_passphrase)
 
 
 def _timeout_flags(a) -> None:
@@ -224,7 +224,7 @@ def _trust_jumps(ws, server: ServerConfig, fingerprints: list[str]) -> None:
             print(f"trusted jump host {entry}", file=sys.stderr)
 
     try:
-        record(trust_jump_keys(server, tuple(fingerprints)))
+        record(trust_jump_keys(server, tuple(fingerprints), ws.ask_passphrase))
     except RemoteError as e:
         record(e.detail.get("jump_keys_added", ()))
         action = "hostkey.refused" if e.code.startswith("jump_host_key") else "connect"
@@ -242,11 +242,7 @@ def _ask_passphrase(path: str):
 
 
 def cmd_server(args) -> int:
-    if sys.stdin.isatty():
-        from app.remote import credentials
-
-        credentials.ask_passphrase = _ask_passphrase
-    ws = _ws()
+    ws = _ws(_ask_passphrase if sys.stdin.isatty() else None)
     if args.action == "add":
         server = _server_from_args(args)
         if ws.servers.exists(server.name):
