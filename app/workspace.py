@@ -21,6 +21,8 @@ from app.store.servers import LOCAL, ServerConfig, ServerRegistry
 from app.store.settings import Settings
 
 SERVER_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+# what may need a reason on a production server: start and stop restore or pause what is deployed
+REASONED_ACTIONS = ("deploy", "rollback")
 
 
 class Workspace:
@@ -54,17 +56,25 @@ class Workspace:
 
     def deploy(self, transport: Transport, bundle_path: Path, reason: str = "", **options) -> Deploy:
         """The deploy job (run it with `.run()`), refused first when the server needs a reason."""
-        self.check_reason(transport.name, reason)
+        self._check_change("deploy", transport.name, reason)
         return Deploy(transport, bundle_path, self.audit, reason=reason, **options)
 
     def change(self, transport: Transport, action: str, model: str, reason: str = "",
                **params) -> Iterator[Progress]:
-        """Rollback, start or stop (app.deploy.changes.change). A rollback changes what serves, so it
-        is refused first when the server needs a reason; start and stop restore or pause what is
-        deployed and never need one."""
-        if action == "rollback":
-            self.check_reason(transport.name, reason)
+        """Rollback, start or stop (app.deploy.changes.change), refused first when it needs a reason."""
+        self._check_change(action, transport.name, reason)
         return (yield from change(transport, self.audit, action, model, reason=reason, **params))
+
+    def connect_to_change(self, action: str, name: str, reason: str = "") -> Transport:
+        """connect(name) to run `action` there, refused before connecting when it needs a reason
+        (deploy and change check again, harmlessly): a missing reason is said even when the server
+        is unreachable, and nothing is opened for a change that cannot run."""
+        self._check_change(action, name, reason)
+        return self.connect(name)
+
+    def _check_change(self, action: str, server: str, reason: str) -> None:
+        if action in REASONED_ACTIONS:
+            self.check_reason(server, reason)
 
     def connect(self, name: str, accept_fingerprint: str | None = None, shared: bool = False) -> Transport:
         """A connected transport; `shared`: a share of the console's one connection to this server

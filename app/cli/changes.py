@@ -29,7 +29,7 @@ class DeployCommand(Command):
 
     def run(self, args) -> int:
         ws = workspace()
-        with ws.connect(args.server) as t:
+        with ws.connect_to_change("deploy", args.server, args.reason) as t:
             job = ws.deploy(t, args.path, reason=args.reason, keep=args.keep)
             print(f"Deploying {args.path} to {args.server}", file=sys.stderr)
             run_to_end(job.run(), ProgressPrinter(args.verbose))
@@ -134,7 +134,7 @@ class ChangeCommand(Command):
     def run(self, args) -> int:
         ws = workspace()
         params = {"to": args.to} if getattr(args, "to", None) else {}
-        with ws.connect(args.server) as t:
+        with ws.connect_to_change(self.name, args.server, args.reason) as t:
             result = run_to_end(ws.change(t, self.name, args.model, reason=args.reason, **params),
                                 ProgressPrinter(args.verbose))
         what = {"rollback": f"{result.get('previous')} -> {result.get('version')}",
