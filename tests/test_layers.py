@@ -18,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 GUI_PACKAGES = {"PySide6", "shiboken6", "pyqtgraph"}
-UI_ENTRY_POINTS = {"app/__main__.py", "app/cli.py"}  # may import app.ui (lazily): the window, the PDF writer
+UI_ENTRY_POINTS = {"app/__main__.py", "app/cli/audit.py"}  # may import app.ui (lazily): the window, the PDF writer
 
 
 @dataclass(frozen=True, order=True)

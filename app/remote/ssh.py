@@ -57,7 +57,8 @@ class SSHTransport(Transport):
                  auth: str = "auto", *, identity_files: tuple = (), identities_only: bool = False,
                  jumps: tuple[Endpoint, ...] = (), accept_jump_keys: tuple[str, ...] = (),
                  auth_timeout: float | None = None, command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
-                 keepalive: float = DEFAULT_KEEPALIVE, jumps_only: bool = False):
+                 keepalive: float = DEFAULT_KEEPALIVE, jumps_only: bool = False,
+                 ask_passphrase: credentials.AskPassphrase | None = None):
         super().__init__(root)
         self.name, self.host, self.port = name, host, port
         self.ssh_user = user
@@ -68,6 +69,7 @@ class SSHTransport(Transport):
         self.auth_timeout = auth_timeout or timeout
         self.command_timeout = command_timeout
         self.keepalive = keepalive
+        self.ask_passphrase = ask_passphrase  # None: an encrypted key without a stored passphrase is skipped
         self.key_added = False
         self.jump_keys_added: list[str] = []  # "host fingerprint" of jump host keys trusted now
         # an explicit key file means that key (agent keys only if they are it), as IdentitiesOnly does
@@ -248,7 +250,7 @@ class SSHTransport(Transport):
         if not paths:
             tried.append("key files: none given and no default ~/.ssh/id_* files")
         for path in paths:
-            key = _load_key(os.path.expanduser(path), tried)
+            key = _load_key(os.path.expanduser(path), tried, self.ask_passphrase)
             if key:
                 yield f"key file {path}", key
 
@@ -412,9 +414,9 @@ def _short_fp(key) -> str:
     return fingerprint(key)[:19]
 
 
-def _load_key(path: str, tried: list) -> paramiko.PKey | None:
+def _load_key(path: str, tried: list, ask: credentials.AskPassphrase | None = None) -> paramiko.PKey | None:
     """A key file, opened with the passphrase from the keyring, this run's memory, or (when a front
-    end can ask) the operator; the passphrase itself never appears in `tried`."""
+    end can `ask`) the operator; the passphrase itself never appears in `tried`."""
     if not os.path.exists(path):
         tried.append(f"key file {path}: not found")
         return None
@@ -424,17 +426,17 @@ def _load_key(path: str, tried: list) -> paramiko.PKey | None:
     try:
         return _open_key(path, passphrase)
     except (paramiko.PasswordRequiredException, TypeError):  # cryptography's "no password given" is a TypeError
-        if credentials.ask_passphrase is None:
+        if ask is None:
             tried.append(f"key file {path}: encrypted, and no passphrase is stored in the keyring")
             return None
     except (paramiko.SSHException, ValueError, OSError) as e:
         if not passphrase:
             tried.append(f"key file {path}: cannot be read ({type(e).__name__})")
             return None
-        if credentials.ask_passphrase is None:
+        if ask is None:
             tried.append(f"key file {path}: the stored passphrase does not open it")
             return None
-    answer = credentials.ask_passphrase(path)  # asked once: a wrong answer is not asked again
+    answer = ask(path)  # asked once: a wrong answer is not asked again
     if not answer or not answer[0]:
         tried.append(f"key file {path}: encrypted, and no passphrase was given")
         return None
