@@ -5,10 +5,12 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from app import errors
 from app.audit.log import AuditLog
 from app.deploy.changes import change
 from app.deploy.deploy import Deploy
 from app.deploy.progress import Progress
+from app.errors import BerthError
 from app.remote.connect import open_transport
 from app.remote.credentials import AskPassphrase
 from app.remote.errors import HostKeyChanged, RemoteError, UnknownHostKey
@@ -24,6 +26,10 @@ SERVER_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 # what may need a reason on a production server: start and stop restore or pause what is deployed
 REASONED_ACTIONS = ("deploy", "rollback")
 
+
+
+class ReasonRequired(BerthError, ValueError):
+    """A change on a production server without the reason Berth is set to require."""
 
 class Workspace:
     def __init__(self, db=None, ask_passphrase: AskPassphrase | None = None):
@@ -52,7 +58,7 @@ class Workspace:
             message = (f"{server} is a production server: give a reason for this change (--reason TEXT); "
                        "Berth is set to require one (settings: require_reason_production)")
             self.audit.record("permission.denied", "failed", server=server, detail=message)
-            raise ValueError(message)
+            raise ReasonRequired(message, errors.REASON_REQUIRED)
 
     def deploy(self, transport: Transport, bundle_path: Path, reason: str = "", **options) -> Deploy:
         """The deploy job (run it with `.run()`), refused first when the server needs a reason."""
