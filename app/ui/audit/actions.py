@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QProgressBar, QPushButton, QWidget
 
-from app.ui.audit.rows import position_of
+from app.audit.window import position_of
 
 FORMATS = (("csv", "CSV (*.csv)"), ("json", "JSON (*.json)"), ("html", "HTML report (*.html)"),
            ("pdf", "PDF report (*.pdf)"))

@@ -3,7 +3,7 @@ time range), verified against its hash chain and exported, with a million events
 
 All reads run off the GUI thread through the task runner. A refresh reads the total and the first
 page at once (milliseconds); for a large log the filter's seq list and the filter choices follow
-from a second task (audit_rows.py); the table (audit_model.py) fetches the pages it paints."""
+from a second task (app/audit/window.py); the table (table_model.py) fetches the pages it paints."""
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, QUrl
@@ -11,11 +11,11 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QHBoxLayout, QLabel, QTableView, QVBoxLayout, QWidget
 
 from app.audit.query import AuditFilter
+from app.audit.window import read_rest, read_snapshot, rows_at, rows_by_seq
 
 from app.ui.audit.actions import AuditActions
 from app.ui.audit.filters import AuditFilterBar
 from app.ui.audit.table_model import COLUMNS, PAGE, AuditModel, local_time
-from app.ui.audit.rows import read_rest, read_snapshot, rows_at, rows_by_seq
 from app.ui.errors import ErrorBanner, StatusBanner
 
 __all__ = ["AuditPage", "AuditModel", "COLUMNS", "PAGE", "local_time"]
@@ -31,7 +31,7 @@ class AuditPage(QWidget):
         super().__init__(parent)
         self.runner = runner
         self.tasks: dict[str, object] = {}  # the latest of each kind; released when it answers
-        self.snapshot = None  # the last read (audit_rows.Snapshot)
+        self.snapshot = None  # the last read (app.audit.window.Snapshot)
         self.generation = 0
         layout = QVBoxLayout(self)
 

@@ -10,7 +10,7 @@ from collections import OrderedDict
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer
 from PySide6.QtGui import QColor
 
-from app.ui.audit.cells import COLUMNS, KEYS, cell, local_time
+from app.audit.cells import COLUMNS, KEYS, cell, local_time
 
 __all__ = ["AuditModel", "COLUMNS", "PAGE", "local_time"]
 
