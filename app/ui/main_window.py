@@ -22,7 +22,7 @@ from app.ui.model.page import ModelPage
 from app.ui.servers.dialog import ServerDialog
 from app.ui.servers.page import ServerPage
 from app.ui.settings import settings
-from app.ui.tasks import TaskRunner
+from app.ui.tasks import HOST_KEY, TaskRunner
 
 REFRESH_MS = 15000
 
@@ -143,7 +143,7 @@ class MainWindow(QMainWindow):
 
     def refresh_all(self) -> None:
         for name in self.servers:
-            if self.fleet_model.states.get(name, ("",))[0] != "hostkey":
+            if self.fleet_model.states.get(name, ("",))[0] != HOST_KEY:
                 self.refresh(name)
         self.audit_page.refresh()
 

@@ -15,6 +15,7 @@ from app.ui.model.overview import ModelHeader, ModelOverview
 from app.ui.model.predict_panel import PredictPanel
 from app.ui.model.releases_view import ReleasesView
 from app.ui.operations import ServerOp
+from app.ui.tasks import CONNECTED, UNREACHABLE
 
 ACTIONS = {"rollback": "Roll back", "start": "Start", "stop": "Stop"}
 
@@ -193,9 +194,9 @@ class ModelPage(QWidget):
     def _on_server_state(self, server: str, state: str, detail: str) -> None:
         if server != self.server:
             return
-        if state == "unreachable":
+        if state == UNREACHABLE:
             self._show_stale(ConnectionError(detail or f"{server} does not answer"))
-        elif state == "connected" and self.stale_banner.error is not None:
+        elif state == CONNECTED and self.stale_banner.error is not None:
             self.stale_banner.clear()
             self.reload()
 

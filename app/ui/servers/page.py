@@ -14,6 +14,7 @@ from app.ui.servers.lock_panel import LockPanel
 from app.ui.errors import ErrorBanner
 from app.ui.icons import icon
 from app.ui.operations import ServerOp
+from app.ui.tasks import CONNECTED
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "resources" / "examples"
 
@@ -103,7 +104,7 @@ class ServerPage(QWidget):
             self.test_connection()
 
     def set_state(self, state: str, detail: str = "") -> None:
-        self.fields["state"].setText(state + (f": {detail}" if detail and state != "connected" else ""))
+        self.fields["state"].setText(state + (f": {detail}" if detail and state != CONNECTED else ""))
 
     def test_connection(self) -> None:
         name = self.server.name
