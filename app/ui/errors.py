@@ -53,8 +53,8 @@ class StatusBanner(QWidget):
         for button in (self.action_button, close):
             button.setAutoDefault(False)  # in a dialog, Enter stays with the dialog's default button
         row.addWidget(self.label, 1)
-        row.addWidget(self.action_button, 0, Qt.AlignmentFlag.AlignTop)
-        row.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
+        row.addWidget(self.action_button)
+        row.addWidget(close)
         # A QWidget subclass paints a style-sheet background only with WA_StyledBackground.
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.hide()
