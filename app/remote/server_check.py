@@ -29,7 +29,8 @@ class SecretChanges:
 
     def kinds(self) -> set[str]:
         """"password" and / or "key passphrase": what the operator is told could not be stored."""
-        return {"password" if a.startswith("password:") else "key passphrase" for a in self.put}
+        password = credentials.password_account("")  # the prefix of every server's password account
+        return {"password" if a.startswith(password) else "key passphrase" for a in self.put}
 
 
 def secret_changes(config: ServerConfig, old: ServerConfig | None, password: str = "",

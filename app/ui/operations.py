@@ -18,6 +18,9 @@ from app.ui.tasks import Context, Task, TaskRunner
 
 
 class Operation:
+    """What ServerOp and BackgroundOp share: handlers set by chaining (each returns the operation),
+    then `run()`. `view` owns the task and gives the runner (`view.runner`) unless one is passed."""
+
     def __init__(self, view: QObject, server: str | None, label: str, work: Callable[[Context], object],
                  runner: TaskRunner | None = None):
         self.view, self.server, self.label, self.work = view, server, label, work
