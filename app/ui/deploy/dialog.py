@@ -11,7 +11,6 @@ from PySide6.QtWidgets import QDialog, QHBoxLayout, QMessageBox, QPushButton, QS
 from app import errors
 from app.bundle import check_path
 from app.errors import error_code
-from app.deploy.deploy import Deploy
 from app.deploy.plan import plan_deploy
 
 from app.ui.deploy.check_page import CheckPage
@@ -161,8 +160,7 @@ class DeployDialog(QDialog):
         path, reason = self.path, self.confirm_page.reason.text().strip()
 
         def work(ctx):
-            ctx.workspace.check_reason(self.server, reason)
-            deploy = Deploy(ctx.transport, path, ctx.workspace.audit, cancel=ctx.task.cancel_event, reason=reason)
+            deploy = ctx.workspace.deploy(ctx.transport, path, reason=reason, cancel=ctx.task.cancel_event)
             ctx.drive(deploy.run())
             return deploy.result or {}
 

@@ -4,7 +4,7 @@ the host goes away, the last known data stays on screen under a "stale" banner."
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
-from app.deploy import changes, queries
+from app.deploy import queries
 from app.errors import is_connection_error
 
 from app.ui.deploy.confirm_page import add_reason
@@ -135,9 +135,8 @@ class ModelPage(QWidget):
         self.header.message.setText(f"{ACTIONS[action]}: {model} on {server}…")
 
         def work(ctx):
-            if action == "rollback":  # start and stop restore or pause what is deployed: no reason asked
-                ctx.workspace.check_reason(server, params.get("reason", ""))
-            return ctx.drive(changes.change(ctx.transport, ctx.workspace.audit, action, model, **params))
+            # the workspace asks for a production reason where one is needed (rollback, not start / stop)
+            return ctx.drive(ctx.workspace.change(ctx.transport, action, model, **params))
 
         (ServerOp(self, server, f"{action} {model}", work).progress(self.header.show_progress)
          .success(lambda r, k=(server, model): self._changed(k, action, r, None))
