@@ -1,10 +1,18 @@
 """One operator's Berth: the local database, the server list, the audit log, and connections to
 servers. The CLI and the console both start from here."""
 import re
+from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
+from app import errors
 from app.audit.log import AuditLog
+from app.deploy.changes import change
+from app.deploy.deploy import Deploy
+from app.deploy.progress import Progress
+from app.errors import BerthError
 from app.remote.connect import open_transport
+from app.remote.credentials import AskPassphrase
 from app.remote.errors import HostKeyChanged, RemoteError, UnknownHostKey
 from app.remote.hostkeys import KnownHosts
 from app.remote.transport import Transport
@@ -15,11 +23,20 @@ from app.store.servers import LOCAL, ServerConfig, ServerRegistry
 from app.store.settings import Settings
 
 SERVER_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+# what may need a reason on a production server: start and stop restore or pause what is deployed
+REASONED_ACTIONS = ("deploy", "rollback")
 
+
+
+class ReasonRequired(BerthError, ValueError):
+    """A change on a production server without the reason Berth is set to require."""
 
 class Workspace:
-    def __init__(self, db=None):
+    def __init__(self, db=None, ask_passphrase: AskPassphrase | None = None):
+        """`ask_passphrase`: how this front end asks for an encrypted key's passphrase (the CLI on a
+        terminal); None: such a key is used only with a passphrase stored in the keyring."""
         self.db = db if db is not None else open_db()
+        self.ask_passphrase = ask_passphrase
         self.servers = ServerRegistry(self.db)
         self.audit = AuditLog(self.db)
         self.settings = Settings(self.db)
@@ -41,7 +58,29 @@ class Workspace:
             message = (f"{server} is a production server: give a reason for this change (--reason TEXT); "
                        "Berth is set to require one (settings: require_reason_production)")
             self.audit.record("permission.denied", "failed", server=server, detail=message)
-            raise ValueError(message)
+            raise ReasonRequired(message, errors.REASON_REQUIRED)
+
+    def deploy(self, transport: Transport, bundle_path: Path, reason: str = "", **options) -> Deploy:
+        """The deploy job (run it with `.run()`), refused first when the server needs a reason."""
+        self._check_change("deploy", transport.name, reason)
+        return Deploy(transport, bundle_path, self.audit, reason=reason, **options)
+
+    def change(self, transport: Transport, action: str, model: str, reason: str = "",
+               **params) -> Iterator[Progress]:
+        """Rollback, start or stop (app.deploy.changes.change), refused first when it needs a reason."""
+        self._check_change(action, transport.name, reason)
+        return (yield from change(transport, self.audit, action, model, reason=reason, **params))
+
+    def connect_to_change(self, action: str, name: str, reason: str = "") -> Transport:
+        """connect(name) to run `action` there, refused before connecting when it needs a reason
+        (deploy and change check again, harmlessly): a missing reason is said even when the server
+        is unreachable, and nothing is opened for a change that cannot run."""
+        self._check_change(action, name, reason)
+        return self.connect(name)
+
+    def _check_change(self, action: str, server: str, reason: str) -> None:
+        if action in REASONED_ACTIONS:
+            self.check_reason(server, reason)
 
     def connect(self, name: str, accept_fingerprint: str | None = None, shared: bool = False) -> Transport:
         """A connected transport; `shared`: a share of the console's one connection to this server
@@ -56,7 +95,7 @@ class Workspace:
     def _open(self, server: ServerConfig, accept_fingerprint: str | None) -> Transport:
         name = server.name
         try:
-            transport = open_transport(server, accept_fingerprint)
+            transport = open_transport(server, accept_fingerprint, ask_passphrase=self.ask_passphrase)
         except UnknownHostKey as e:
             self.audit.record("hostkey.refused", "failed", server=name, ssh_user=server.user, detail=str(e))
             raise
@@ -89,7 +128,7 @@ class Workspace:
     def test_server(self, server: ServerConfig, accept_fingerprint: str | None = None) -> dict:
         """Connect for real (host key, login, agent upload, hello) without saving anything."""
         try:
-            with open_transport(server, accept_fingerprint) as t:
+            with open_transport(server, accept_fingerprint, ask_passphrase=self.ask_passphrase) as t:
                 if getattr(t, "key_added", False):
                     self.audit.record("hostkey.trust", "ok", server=server.name, ssh_user=server.user,
                                       detail=accept_fingerprint or "")

@@ -109,7 +109,7 @@ class Producer(threading.Thread):
 
     def __init__(self, feed, servers, models, start_ts, clock):
         super().__init__(name="bench-producer", daemon=True)
-        from app.ui.monitor.buffer import simulated_sample
+        from app.monitor.simulated import simulated_sample
 
         self.make = simulated_sample
         self.feed, self.servers, self.models = feed, servers, models

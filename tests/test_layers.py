@@ -21,8 +21,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 GUI_PACKAGES = {"PySide6", "shiboken6", "pyqtgraph"}
-# may import app.ui (lazily): the window, the PDF writer. app/cli.py until it becomes app/cli/ (issue 11).
-UI_ENTRY_POINTS = {"app/__main__.py", "app/cli/audit.py", "app/cli.py"}
+UI_ENTRY_POINTS = {"app/__main__.py", "app/cli/audit.py"}  # may import app.ui (lazily): the window, the PDF writer
 
 # app's packages (or top-level modules), bottom first. A module may import its own package and any
 # package of a lower layer: never up, never sideways.
@@ -34,10 +33,8 @@ LAYERS = (
     {"store"},  # Berth's local database (its migrations chain the audit log), paths, servers, activity
     {"remote"},  # transports to a configured server (store.servers), the shared connections
     {"deploy"},
-    {"cli_output"},  # until it moves into app/cli/ (issue 11)
     {"monitor"},
     {"workspace"},
-    {"demo"},
     {"cli"},
     {"ui"},
     {"__main__"},
@@ -278,7 +275,7 @@ def test_checker_reports_a_violation(tmp_path, rel, source, rule):
     ("app/remote/bad.py", "def later():\n    from app.workspace import Workspace\n"),  # lazy: still an arrow
     ("app/audit/bad.py", "import app.store.db\n"),
     ("app/deploy/bad.py", "from ..cli import main\n"),
-    ("app/monitor/bad.py", "import importlib\nimportlib.import_module('app.demo')\n"),
+    ("app/monitor/bad.py", "import importlib\nimportlib.import_module('app.workspace')\n"),
     ("app/errors.py", "from app.formatting import human_bytes\n"),  # one layer: peers, not above
     ("app/ui/bad.py", "from app.__main__ import main\n"),
 ])

@@ -343,14 +343,30 @@ def test_iris_runner_cpu_rss_threads_and_traffic(local, tmp_path):
     assert abs((figs[-1]["uptime_s"] - figs[1]["uptime_s"]) - (events[-1]["ts"] - events[1]["ts"])) < 0.3
 
 
-STUCK = '''import re
+STUCK = '''import math
+import re
+import time
+
+BACKTRACK = re.compile(r"(a+)+$")  # on "a" * n + "b": about 2 ** n steps, and never lets go of the GIL
+
+
+def _took(n):
+    t0 = time.perf_counter()
+    BACKTRACK.match("a" * n + "b")
+    return time.perf_counter() - t0
 
 
 class Model:
     def predict(self, data):
-        n = data.get("n", 0) if isinstance(data, dict) else 0
-        # catastrophic backtracking: seconds inside the regex engine, which never lets go of the GIL
-        return {"matched": bool(re.match(r"(a+)+$", "a" * int(n) + "b"))}
+        seconds = float(data.get("seconds", 0)) if isinstance(data, dict) else 0.0
+        # a time, not a number of steps, whatever the core's speed: find an n that takes a measurable
+        # 0.1 s here (short matches: the GIL is let go between them), then one more "a" per doubling
+        n = 10
+        while _took(n) < 0.1:
+            n += 1
+        took = min(_took(n) for _ in range(2))  # the least disturbed of a few
+        n += max(0, math.ceil(math.log2(seconds / took))) if seconds > 0 else 0
+        return {"matched": bool(BACKTRACK.match("a" * n + "b"))}
 '''
 
 
@@ -375,7 +391,7 @@ def test_a_runner_stuck_holding_the_gil_keeps_its_process_figures_and_the_schedu
     try:
         events = iter(stream)
         next(events)
-        worker = threading.Thread(target=lambda: result.update(r=http_json(port, "POST", "/predict", {"n": 25})))
+        worker = threading.Thread(target=lambda: result.update(r=http_json(port, "POST", "/predict", {"seconds": 2.5})))
         worker.start()
         during = []
         while worker.is_alive() and len(during) < 40:

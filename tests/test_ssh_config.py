@@ -246,20 +246,18 @@ def test_an_encrypted_key_asks_once_and_may_keep_the_passphrase(sshd_factory, tm
         asked.append(path)
         return "open sesame", True
 
-    monkeypatch.setattr(credentials, "ask_passphrase", ask)
     monkeypatch.setattr(credentials, "_session", {})
     server = ServerConfig(name="enc", host=srv.host, port=srv.port, user=srv.user, key_path=str(enc),
                           root=str(tmp_path / "root"))
     for accept in (srv.fingerprint, None):
-        open_transport(server, accept).close()
+        open_transport(server, accept, ask_passphrase=ask).close()
     assert asked == [str(enc)]  # once for both connections
     assert memory_keyring.passwords[("berth", credentials.key_passphrase_account(str(enc)))] == "open sesame"
     # a wrong answer is reported without echoing it
     monkeypatch.setattr(credentials, "_session", {})
     memory_keyring.passwords.clear()
-    monkeypatch.setattr(credentials, "ask_passphrase", lambda path: ("wrong guess", False))
     with pytest.raises(AuthFailed) as e:
-        open_transport(server)
+        open_transport(server, ask_passphrase=lambda path: ("wrong guess", False))
     assert "the passphrase given does not open it" in str(e.value) and "wrong guess" not in str(e.value)
     assert not memory_keyring.passwords
 

@@ -8,23 +8,11 @@ from PySide6.QtWidgets import QApplication, QComboBox, QLabel, QLineEdit, QTable
 
 from app.ui.audit.page import COLUMNS, AuditModel, AuditPage, local_time
 from app.workspace import Workspace
-
-EVENTS = [  # oldest first
-    dict(action="server.add", outcome="ok", server="alpha", ssh_user="deploy", detail="deploy@alpha:22"),
-    dict(action="deploy", outcome="ok", server="alpha", model="iris", version="1.0.0", ssh_user="deploy"),
-    dict(action="deploy", outcome="failed", server="alpha", model="iris", version="2.0.0",
-         detail="health check failed: broken on purpose"),
-    dict(action="rollback", outcome="ok", server="alpha", model="iris", version="1.0.0"),
-    dict(action="deploy", outcome="ok", server="beta", model="wine", version="0.1"),
-]
-
+from audit_kit import fill_log, recorded_events
 
 @pytest.fixture
 def events():
-    ws = Workspace()
-    for i, e in enumerate(EVENTS):
-        ws.audit.record(ts=f"2024-05-01T10:00:{i:02d}.000+00:00", **e)
-    return ws
+    return recorded_events()
 
 
 def column(name: str) -> int:
@@ -174,20 +162,6 @@ def test_model_asks_only_for_the_pages_last_painted(qtbot):
     assert 5 not in model.pages
 
 
-def test_cells_say_who_what_changed_and_where_it_was_recorded():
-    from app.ui.audit.table_model import cell
-
-    row = dict(actor="alice@laptop", ssh_user="deploy", old="1.0.0", new="1.1.0", origin="server:alpha",
-               reason="hotfix\nfor #12", state="interrupted", outcome="started")
-    assert cell(row, "who") == "alice@laptop (as deploy)"
-    assert cell(row, "change") == "1.0.0 → 1.1.0"
-    assert cell(row, "origin") == "journal of alpha"
-    assert cell(dict(row, origin=""), "origin") == "this desktop"
-    assert cell(row, "reason") == "hotfix for #12"
-    assert cell(row, "outcome") == "interrupted"
-    assert cell(dict(old="", new=""), "change") == ""
-
-
 # --- filters ------------------------------------------------------------------------------------
 
 def test_interrupted_rows_are_amber_and_can_be_filtered(qtbot, page, events):
@@ -272,18 +246,6 @@ def test_date_range_and_presets(qtbot, task_runner, events):
 
 # --- a large log ------------------------------------------------------------------------------------
 
-def fill_log(ws: Workspace, count: int, first: int = 1) -> None:
-    """`count` deploys, seq 1..count, one a minute (the chain fields are dummies)."""
-    from datetime import timedelta, timezone
-
-    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
-    rows = [(f"id{seq}", (start + timedelta(minutes=seq)).isoformat(timespec="milliseconds"), "ops@desk", "s",
-             "m", f"v{seq}", "deploy", "ok", seq) for seq in range(first, first + count)]
-    with ws.db.conn:
-        ws.db.conn.executemany("insert into events (id, ts, actor, server, model, version, action, outcome, seq)"
-                               " values (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-
-
 @pytest.mark.parametrize("small", [50000, 0], ids=["seqs-at-once", "seqs-later"])
 def test_a_large_log_scrolls_by_pages(qtbot, task_runner, monkeypatch, small):
     import app.ui.audit.page as audit_view
@@ -312,22 +274,6 @@ def test_a_large_log_scrolls_by_pages(qtbot, task_runner, monkeypatch, small):
         qtbot.waitUntil(lambda r=row: m.index(r, column("version")).data() == f"v{20000 - r}", timeout=10000)
         assert len(m.pages) <= m.cache_pages
     assert len(set(m.requests)) < 100
-
-
-def test_rows_at_reads_from_the_nearer_end(events):
-    from app.audit.query import AuditFilter, query_events
-    from app.ui.audit.rows import read_seqs, rows_at, rows_by_seq
-
-    fill_log(events, 300, first=6)
-    flt, total = AuditFilter(server="s"), 300
-    every = query_events(events.db, flt, 1000, 0)
-    seqs = read_seqs(events.db, flt)
-    assert list(seqs) == [r["seq"] for r in every]
-    for offset in (0, 100, 140, 250, 290):
-        for got in (rows_at(events.db, flt, offset, 20, total), rows_by_seq(events.db, seqs[offset:offset + 20])):
-            assert [r["seq"] for r in got] == [r["seq"] for r in every[offset:offset + 20]]
-            assert got[0]["cells"][column("version")] == every[offset]["version"]
-            assert {k: v for k, v in got[-1].items() if k != "cells"} == every[offset:offset + 20][-1]
 
 
 def test_refresh_keeps_the_selection_on_its_event(qtbot, page, events):

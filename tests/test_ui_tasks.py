@@ -107,5 +107,14 @@ def test_after_shutdown_nothing_runs_and_late_answers_are_dropped(qtbot):
     runner.shutdown(wait=False)
     go.set()
     after = runner.in_background("after", lambda ctx: ran.append(1))
-    qtbot.wait(300)
+    settled(runner)
     assert got == [] and ran == [] and not after.done and not runner.active
+
+
+def settled(runner) -> None:
+    """Instead of sleeping: wait until the pool's threads have ended (the late work returned, so
+    whatever it sends is posted by now), then deliver every event posted to the GUI thread."""
+    from PySide6.QtCore import QCoreApplication
+
+    runner.pool.shutdown(wait=True)
+    QCoreApplication.sendPostedEvents()

@@ -89,20 +89,40 @@ def _literal(text: str) -> str:
 SELECT = ", ".join(COLUMNS) + f", case when outcome = '{STARTED}' then {_CLOSED} else 1 end as closed"
 
 
-def query_events(db: sqlite_utils.Database, flt: AuditFilter = AuditFilter(), limit: int = 500,
-                 offset: int = 0) -> list[dict]:
-    """One page, newest first; each row has `state`: its outcome, or "interrupted" / "in progress"."""
+NEWEST_FIRST, OLDEST_FIRST = "ts desc, seq desc", "ts, seq"
+
+
+def where_sql(flt: AuditFilter, extra: str = "", extra_args=()) -> tuple[str, list]:
+    """(" where …", args) for the filter and one more clause (or ("", args) for everything): the one
+    place a filter becomes SQL, for this module and the Audit view's random access (window.py)."""
     where, args = flt.where()
-    sql = (f"select {SELECT} from events" + (f" where {where}" if where else "")
-           + " order by ts desc, seq desc limit ? offset ?")
-    return [with_state(r) for r in _dicts(db.execute(sql, args + [limit, offset]))]
+    clauses = [c for c in (where, extra) if c]
+    return (" where " + " and ".join(clauses) if clauses else ""), list(args) + list(extra_args)
+
+
+def select_events(db: sqlite_utils.Database, where: str = "", args=(), order: str = "", limit: int | None = None,
+                  offset: int = 0) -> list[dict]:
+    """Events read with SELECT (`where` from where_sql), each with its `state`."""
+    sql = f"select {SELECT} from events{where}" + (f" order by {order}" if order else "")
+    args = list(args)
+    if limit is not None:
+        sql += " limit ? offset ?"
+        args += [limit, offset]
+    return [with_state(r) for r in _dicts(db.execute(sql, args))]
+
+
+def query_events(db: sqlite_utils.Database, flt: AuditFilter = AuditFilter(), limit: int = 500,
+                 offset: int = 0, oldest_first: bool = False) -> list[dict]:
+    """One page, newest first (or oldest first); each row has `state`: its outcome, or "interrupted"
+    / "in progress"."""
+    where, args = where_sql(flt)
+    return select_events(db, where, args, OLDEST_FIRST if oldest_first else NEWEST_FIRST, limit, offset)
 
 
 def iter_events(db: sqlite_utils.Database, flt: AuditFilter = AuditFilter(), batch: int = 5000) -> Iterator[dict]:
     """All matching events, oldest first, read in batches (exports of a million rows stay small)."""
-    where, args = flt.where()
-    sql = f"select {SELECT} from events" + (f" where {where}" if where else "") + " order by ts, seq"
-    cursor = db.execute(sql, args)
+    where, args = where_sql(flt)
+    cursor = db.execute(f"select {SELECT} from events{where} order by {OLDEST_FIRST}", args)
     names = [d[0] for d in cursor.description]
     while True:
         chunk = cursor.fetchmany(batch)
@@ -136,17 +156,21 @@ def _alive_here(row: dict) -> bool:
     return pid_alive(row.get("pid") or 0)
 
 
-def count_events(db: sqlite_utils.Database, flt: AuditFilter = AuditFilter()) -> int:
-    where, args = flt.where()
-    sql = "select count(*) from events" + (f" where {where}" if where else "")
-    return db.execute(sql, args).fetchone()[0]
+def count_events(db: sqlite_utils.Database, flt: AuditFilter = AuditFilter(), extra: str = "",
+                 extra_args=()) -> int:
+    """How many events the filter (and `extra`, a clause of where_sql) lets through."""
+    where, args = where_sql(flt, extra, extra_args)
+    return db.execute(f"select count(*) from events{where}", args).fetchone()[0]
 
 
-def filter_choices(db: sqlite_utils.Database) -> dict[str, list[str]]:
-    """The servers, models and actions that occur in the log, sorted (empty values left out)."""
+def filter_choices(db: sqlite_utils.Database, after: int = 0) -> dict[str, list[str]]:
+    """The servers, models and actions that occur in the log, sorted (empty values left out); only
+    in the events recorded after seq `after` when given (what a refresh adds to known choices)."""
     out = {}
     for column in ("server", "model", "action", "actor"):
-        rows = db.execute(f"select distinct {column} from events where {column} != '' order by {column}")
+        since = " and seq > ?" if after else ""
+        rows = db.execute(f"select distinct {column} from events where {column} != ''{since} order by {column}",
+                          [after] if after else [])
         out[column] = [r[0] for r in rows]
     return out
 

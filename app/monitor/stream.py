@@ -1,5 +1,6 @@
-"""One thread per server that keeps samples coming: the agent's `sample` command over the server's
-own connection (SSH), or LocalSampler for `local`; reconnects with backoff when the stream breaks.
+"""One thread per server that keeps samples coming from a SampleSource (app/monitor/sources.py: the
+agent's `sample` command over the server's connection, or LocalSampler for `local`); reconnects
+with backoff when the stream breaks.
 
     s = SampleStream("box", open_source("box"), 1.0, on_sample, on_state).start()
     ...
@@ -13,18 +14,20 @@ when given, is told where each break happened (History.gap). All callbacks run o
 thread: hand them over (a queue, a queued Qt signal), never touch a widget from them.
 
 A stream that stays silent for stall_s (3 intervals, at least interval + 15 s: a suspended laptop,
-a dead TCP connection nobody reset) counts as broken. No Qt here.
+a dead TCP connection nobody reset) counts as broken. Every wait goes through `clock`
+(app/monitor/clock.py), so a test can drive the backoff without sleeping. No Qt here.
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
-import time
+from collections.abc import Callable
 
 from app.agent.intervals import MAX_INTERVAL, MIN_INTERVAL
-from app.store.servers import LOCAL
+from app.monitor.clock import REAL_CLOCK, Clock
+from app.monitor.sources import SampleSource, open_source
 
+__all__ = ["BACKOFF_MAX", "BACKOFF_START", "SampleStream", "check_interval", "open_source"]
 log = logging.getLogger(__name__)
 
 BACKOFF_START, BACKOFF_MAX = 1.0, 30.0
@@ -37,37 +40,15 @@ def check_interval(interval: float) -> float:
     return float(interval)
 
 
-def open_source(server: str):
-    """The usual `open_source` for a configured server: a callable that, on the stream's thread,
-    returns a LocalSampler for `local` and otherwise a share of the console's connection to the
-    server (app/remote/shared.py: operations and samples travel on one SSH connection). It reads
-    the server's settings from the database each time (an edited server is picked up on reconnect)
-    and does not write to the audit log: a host that stays down would add a line every 30 s."""
-    def opener():
-        if server == LOCAL:
-            from .local_sampler import LocalSampler
-
-            return LocalSampler()
-        from app.remote.connect import open_transport
-        from app.store.db import open_db
-        from app.store.servers import ServerRegistry
-
-        db = open_db()
-        try:
-            config = ServerRegistry(db).get(server)
-        finally:
-            db.close()
-        from app.remote.shared import CONNECTIONS
-
-        return CONNECTIONS.acquire(config, lambda: open_transport(config))
-    return opener
-
-
 class SampleStream:
-    def __init__(self, server: str, open_source, interval: float = 1.0, on_sample=None, on_state=None,
-                 on_gap=None, stall_s: float | None = None):
+    """`open_source()` gives a SampleSource on the stream's thread, once per (re)connection."""
+
+    def __init__(self, server: str, open_source: Callable[[], SampleSource], interval: float = 1.0,
+                 on_sample=None, on_state=None, on_gap=None, stall_s: float | None = None,
+                 clock: Clock = REAL_CLOCK):
         self.server = server
         self.open_source = open_source
+        self.clock = clock
         self.interval = check_interval(interval)
         self.on_sample, self.on_state, self.on_gap = on_sample, on_state, on_gap
         self.stall_s = stall_s
@@ -79,7 +60,7 @@ class SampleStream:
         self._wake = threading.Event()
         self._stopping = False
         self._restart = False
-        self._current = None  # the AgentStream being read
+        self._current = None  # the Samples being read (closed by stop() and set_interval())
         self._thread: threading.Thread | None = None
 
     # -- control (any thread) ----------------------------------------------------------------------
@@ -123,20 +104,12 @@ class SampleStream:
         while not self._stopping:
             live_before = self.samples
             try:
-                source = self._open()
+                source = self.open_source()
                 try:
-                    if hasattr(source, "sample"):
-                        self._run_local(source)
-                        reopen = False
-                    else:
-                        reopen = self._run_remote(source)
+                    self._read(source)  # returns once stopped; a broken stream raises
                 finally:
                     _close(source)
-                if self._stopping:
-                    break
-                if reopen:  # a new interval with a single-use source: open again at once
-                    continue
-                detail = "the stream ended"
+                break
             except Exception as e:  # noqa: BLE001 - every failure means: try again later
                 if self._stopping:
                     break
@@ -146,75 +119,39 @@ class SampleStream:
             if self.state == "live":
                 self._record_gap()
             self._set_state("reconnecting", detail)
-            self._wake.wait(backoff)
+            self.clock.wait(self._wake, backoff)
             with self._lock:
                 self._wake.clear()
                 self._restart = False
             backoff = min(backoff * 2, BACKOFF_MAX)
         self._set_state("stopped", "")
 
-    def _open(self):
-        fn = self.open_source
-        try:
-            takes_interval = "interval" in inspect.signature(fn).parameters
-        except (TypeError, ValueError):
-            takes_interval = False
-        return fn(interval=self.interval) if takes_interval else fn()
-
-    def _run_local(self, sampler) -> None:
-        sampler.interval = self.interval
-        due = time.monotonic()
+    def _read(self, source: SampleSource) -> None:
+        """Deliver the samples of `source` until stopped; a new interval opens it again (the same
+        connection); a stream that ends otherwise raises."""
         while True:
             with self._lock:
                 if self._stopping:
                     return
-                if self._restart:
-                    self._restart = False
-                    self._wake.clear()
-                    sampler.interval = self.interval
-                    due = time.monotonic()
-            self._deliver(sampler.sample())
-            due += self.interval
-            now = time.monotonic()
-            if due <= now:  # fell behind (suspended, starved): keep the phase, skip the missed slots
-                due += self.interval * (int((now - due) / self.interval) + 1)
-            self._wake.wait(due - now)
-
-    def _run_remote(self, source) -> bool:
-        """Read samples until stopped (False) or until a single-use source must be opened again with
-        a new interval (True); a broken stream raises."""
-        transport = source if hasattr(source, "stream") else None
-        while True:
-            with self._lock:
-                if self._stopping:
-                    return False
-                if transport is None and source is None:
-                    return True  # keep _restart set: the outer loop opens a new source
                 self._restart = False
                 self._wake.clear()
                 interval = self.interval
-            if transport is not None:
-                agent_stream = transport.stream("sample", {"interval": interval, "count": 0})
-            else:  # open_source gave a started AgentStream: usable once
-                agent_stream, source = source, None
-            if hasattr(agent_stream, "set_read_timeout"):
-                agent_stream.set_read_timeout(self.stall_s or max(3 * interval, interval + 15.0))
+            samples = source.open(interval, self.stall_s or max(3 * interval, interval + 15.0))
             with self._lock:
-                self._current = agent_stream
-                abandon = self._stopping or self._restart
+                self._current = samples
+                abandon = self._stopping or self._restart  # asked while it was opening
             try:
                 if abandon:
-                    agent_stream.close()
-                for event in agent_stream:
-                    if event.get("event") == "sample":
-                        self._deliver({k: v for k, v in event.items() if k != "event"})
+                    samples.close()
+                for sample in samples:
+                    self._deliver(sample)
             finally:
                 with self._lock:
                     self._current = None
-                agent_stream.close()
+                samples.close()
             with self._lock:
                 if self._stopping:
-                    return False
+                    return
                 if not self._restart:
                     raise ConnectionError(f"{self.server}: the sample stream ended")
 
@@ -230,7 +167,7 @@ class SampleStream:
                 log.exception("on_sample of %s failed", self.server)
 
     def _record_gap(self) -> None:
-        ts = time.time()
+        ts = self.clock.time()
         self.gaps.append(ts)
         if self.on_gap is not None:
             try:

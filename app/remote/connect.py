@@ -4,6 +4,7 @@ ServerAliveInterval and ConnectTimeout apply; host, port and user are the ones s
 from app.store import paths
 from app.store.servers import LOCAL, ServerConfig
 
+from .credentials import AskPassphrase
 from .errors import ConnectFailed
 from .hostkeys import KnownHosts
 from .local import LocalTransport
@@ -17,16 +18,20 @@ def known_hosts() -> KnownHosts:
     return KnownHosts(paths.known_hosts_path(), user_paths=(user_known_hosts_path(),))
 
 
-def trust_jump_keys(server: ServerConfig, fingerprints: tuple[str, ...]) -> list[str]:
+def trust_jump_keys(server: ServerConfig, fingerprints: tuple[str, ...],
+                    ask_passphrase: AskPassphrase | None = None) -> list[str]:
     """Walk the server's jump hosts only, trusting an unknown jump host key whose fingerprint is one
     of `fingerprints`; returns "host fingerprint" for each key added. The target is not contacted."""
     if server.kind == LOCAL or not server.ssh_alias:
         return []
-    return open_transport(server, accept_jump_keys=tuple(fingerprints), jumps_only=True).jump_keys_added
+    return open_transport(server, accept_jump_keys=tuple(fingerprints), jumps_only=True,
+                          ask_passphrase=ask_passphrase).jump_keys_added
 
 
 def open_transport(server: ServerConfig, accept_fingerprint: str | None = None,
-                   accept_jump_keys: tuple[str, ...] = (), jumps_only: bool = False) -> Transport:
+                   accept_jump_keys: tuple[str, ...] = (), jumps_only: bool = False,
+                   ask_passphrase: AskPassphrase | None = None) -> Transport:
+    """`ask_passphrase`: how to ask the operator for an encrypted key's passphrase (none: never asked)."""
     if server.kind == LOCAL:
         return LocalTransport(server.root)
     from . import ssh  # paramiko loads only when a real server is used
@@ -46,4 +51,5 @@ def open_transport(server: ServerConfig, accept_fingerprint: str | None = None,
         identity_files=alias.identity_files if alias else (), identities_only=bool(alias and alias.identities_only),
         jumps=alias.jumps if alias else (), accept_jump_keys=tuple(accept_jump_keys),
         auth_timeout=server.auth_timeout or timeout, keepalive=keepalive,
-        command_timeout=server.command_timeout or ssh.DEFAULT_COMMAND_TIMEOUT, jumps_only=jumps_only)
+        command_timeout=server.command_timeout or ssh.DEFAULT_COMMAND_TIMEOUT, jumps_only=jumps_only,
+        ask_passphrase=ask_passphrase)

@@ -1,5 +1,7 @@
 """Secrets live in the system keyring only: never in SQLite, config files, logs or messages.
 When no secure keyring exists, Berth says so and asks each time instead of storing."""
+from collections.abc import Callable
+
 from app import errors
 from app.errors import BerthError
 
@@ -53,10 +55,11 @@ def delete_secret(account: str) -> None:
 
 
 # -- asking for a key passphrase ----------------------------------------------------------------
-# A front end that can ask (the CLI on a terminal) sets `ask_passphrase(key_path) -> (passphrase,
+# A front end that can ask (the CLI on a terminal) passes an AskPassphrase down to the transport
+# (Workspace(ask_passphrase=...) -> open_transport -> SSHTransport): `ask(key_path) -> (passphrase,
 # keep)`; keep=True stores it in the keyring. An answer is remembered for the rest of the process
 # (in memory only), so one run asks once per key however many connections it opens.
-ask_passphrase = None
+AskPassphrase = Callable[[str], "tuple[str, bool] | None"]
 _session: dict[str, str] = {}
 
 

@@ -10,6 +10,7 @@ import time
 
 import paramiko
 
+from .credentials import AskPassphrase
 from .errors import ConnectFailed, HostKeyChanged, JumpHostKeyRefused, RemoteError, UnknownHostKey
 from .hostkeys import KnownHosts
 from .sshauth import auth_methods, authenticate
@@ -42,7 +43,8 @@ class SSHTransport(Transport):
                  auth: str = "auto", *, identity_files: tuple = (), identities_only: bool = False,
                  jumps: tuple[Endpoint, ...] = (), accept_jump_keys: tuple[str, ...] = (),
                  auth_timeout: float | None = None, command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
-                 keepalive: float = DEFAULT_KEEPALIVE, jumps_only: bool = False):
+                 keepalive: float = DEFAULT_KEEPALIVE, jumps_only: bool = False,
+                 ask_passphrase: AskPassphrase | None = None):
         super().__init__(root)
         self.name, self.host, self.port = name, host, port
         self.ssh_user = user
@@ -53,6 +55,7 @@ class SSHTransport(Transport):
         self.auth_timeout = auth_timeout or timeout
         self.command_timeout = command_timeout
         self.keepalive = keepalive
+        self.ask_passphrase = ask_passphrase  # None: an encrypted key without a stored passphrase is skipped
         self.key_added = False
         self.jump_keys_added: list[str] = []  # "host fingerprint" of jump host keys trusted now
         # an explicit key file means that key (agent keys only if they are it), as IdentitiesOnly does
@@ -160,7 +163,7 @@ class SSHTransport(Transport):
     def _authenticate(self, t: paramiko.Transport, ep: Endpoint, is_target: bool):
         """The configured methods on the target; a jump host gets the agent and the key files."""
         authenticate(t, ep, auth_methods(self.auth) if is_target else ["agent", "key"], self.name,
-                     ep.host if is_target else f"jump host {ep.host}:{ep.port}")
+                     ep.host if is_target else f"jump host {ep.host}:{ep.port}", self.ask_passphrase)
 
     def _close_hops(self):
         for t in reversed(self._hops):

@@ -8,6 +8,7 @@ import os
 import paramiko
 
 from . import credentials
+from .credentials import AskPassphrase
 from .errors import AuthFailed
 from .sshconfig import Endpoint, default_identities
 
@@ -26,10 +27,12 @@ def auth_methods(auth: str) -> list[str]:
     return methods
 
 
-def authenticate(t: paramiko.Transport, ep: Endpoint, methods: list[str], server: str, where: str) -> None:
+def authenticate(t: paramiko.Transport, ep: Endpoint, methods: list[str], server: str, where: str,
+                 ask: AskPassphrase | None = None) -> None:
     """Log in to `ep` on the started transport `t` with `methods` in order (the password is the
-    one stored for `server`); AuthFailed names `where` and lists every method tried and why it
-    failed; no secret is ever part of it."""
+    one stored for `server`; `ask` asks the operator for a key's passphrase, None: never asked).
+    AuthFailed names `where` and lists every method tried and why it failed; no secret is ever
+    part of it."""
     tried: list[str] = []
     offered: set[bytes] = set()  # public keys already refused: a file key the agent also holds
     for method in methods:
@@ -37,7 +40,7 @@ def authenticate(t: paramiko.Transport, ep: Endpoint, methods: list[str], server
             if _try_password(t, ep, server, tried):
                 return
             continue
-        keys = _agent_keys(ep, tried) if method == "agent" else _file_keys(ep, tried)
+        keys = _agent_keys(ep, tried) if method == "agent" else _file_keys(ep, tried, ask)
         with contextlib.closing(keys):  # the agent's socket closes once its keys are done with
             for label, key in keys:
                 if key.asbytes() in offered:
@@ -108,12 +111,12 @@ def _agent_offers(agent_keys, ep: Endpoint, tried: list[str]):
         yield f"SSH agent key {k.get_name()} {_short_fp(k)}", k
 
 
-def _file_keys(ep: Endpoint, tried: list[str]):
+def _file_keys(ep: Endpoint, tried: list[str], ask: AskPassphrase | None):
     paths = ep.identity_files or tuple(p for p in default_identities() if os.path.exists(p))
     if not paths:
         tried.append("key files: none given and no default ~/.ssh/id_* files")
     for path in paths:
-        key = _load_key(os.path.expanduser(path), tried)
+        key = _load_key(os.path.expanduser(path), tried, ask)
         if key:
             yield f"key file {path}", key
 
@@ -134,9 +137,9 @@ def _short_fp(key) -> str:
     return fingerprint(key)[:19]
 
 
-def _load_key(path: str, tried: list) -> paramiko.PKey | None:
+def _load_key(path: str, tried: list, ask: AskPassphrase | None = None) -> paramiko.PKey | None:
     """A key file, opened with the passphrase from the keyring, this run's memory, or (when a front
-    end can ask) the operator; the passphrase itself never appears in `tried`."""
+    end can `ask`) the operator; the passphrase itself never appears in `tried`."""
     if not os.path.exists(path):
         tried.append(f"key file {path}: not found")
         return None
@@ -146,17 +149,17 @@ def _load_key(path: str, tried: list) -> paramiko.PKey | None:
     try:
         return _open_key(path, passphrase)
     except (paramiko.PasswordRequiredException, TypeError):  # cryptography's "no password given" is a TypeError
-        if credentials.ask_passphrase is None:
+        if ask is None:
             tried.append(f"key file {path}: encrypted, and no passphrase is stored in the keyring")
             return None
     except (paramiko.SSHException, ValueError, OSError) as e:
         if not passphrase:
             tried.append(f"key file {path}: cannot be read ({type(e).__name__})")
             return None
-        if credentials.ask_passphrase is None:
+        if ask is None:
             tried.append(f"key file {path}: the stored passphrase does not open it")
             return None
-    answer = credentials.ask_passphrase(path)  # asked once: a wrong answer is not asked again
+    answer = ask(path)  # asked once: a wrong answer is not asked again
     if not answer or not answer[0]:
         tried.append(f"key file {path}: encrypted, and no passphrase was given")
         return None

@@ -28,12 +28,13 @@ def show_error(parent, title: str, error: BaseException) -> None:
 
 
 class StatusBanner(QWidget):
-    """A dismissable result line: green when all is well ("ok"), red when not ("error"), with one
-    optional action button."""
+    """A result line: green when all is well ("ok"), red when not ("error"), plain while something
+    is under way ("info"), with one optional action button. `dismissable=False` leaves out the
+    Dismiss button where the line is the only answer a dialog gives (the server dialog)."""
 
-    COLORS = {"ok": "#1e6b34", "error": "#b3261e"}
+    COLORS = {"ok": "#1e6b34", "error": "#b3261e", "info": ""}
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, dismissable: bool = True):
         super().__init__(parent)
         self.kind = ""
         self._action = None
@@ -48,6 +49,9 @@ class StatusBanner(QWidget):
         self.action_button.clicked.connect(lambda: self._action and self._action())
         close = QPushButton("Dismiss")
         close.clicked.connect(self.clear)
+        close.setVisible(dismissable)
+        for button in (self.action_button, close):
+            button.setAutoDefault(False)  # in a dialog, Enter stays with the dialog's default button
         row.addWidget(self.label, 1)
         row.addWidget(self.action_button)
         row.addWidget(close)
@@ -58,8 +62,8 @@ class StatusBanner(QWidget):
     def show_message(self, kind: str, text: str, action: str = "", on_action=None) -> None:
         self.kind = kind
         self.label.setText(text)
-        name = type(self).__name__
-        self.setStyleSheet(f"{name} {{ background: {self.COLORS[kind]}; }} {name} QLabel {{ color: white; }}")
+        name, color = type(self).__name__, self.COLORS[kind]
+        self.setStyleSheet(f"{name} {{ background: {color}; }} {name} QLabel {{ color: white; }}" if color else "")
         self._action = on_action
         self.action_button.setText(action)
         self.action_button.setVisible(bool(action and on_action))
@@ -74,8 +78,8 @@ class StatusBanner(QWidget):
 class ErrorBanner(StatusBanner):
     """An inline, dismissable error line with a Details… button when there are details."""
 
-    def __init__(self, parent=None):
-        super().__init__(parent)
+    def __init__(self, parent=None, dismissable: bool = True):
+        super().__init__(parent, dismissable)
         self.error: BaseException | None = None
 
     def show_error(self, error: BaseException, prefix: str = "") -> None:

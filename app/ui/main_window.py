@@ -19,10 +19,11 @@ from app.ui.servers.fleet import ROLE_KIND, ROLE_MODEL, ROLE_SERVER, FleetModel,
 from app.ui.servers.hostkey_dialog import HostKeyDialog
 from app.ui.icons import icon
 from app.ui.model.page import ModelPage
+from app.ui.operations import BackgroundOp, ServerOp
 from app.ui.servers.dialog import ServerDialog
 from app.ui.servers.page import ServerPage
 from app.ui.settings import settings
-from app.ui.tasks import TaskRunner
+from app.ui.tasks import HOST_KEY, TaskRunner
 
 REFRESH_MS = 15000
 
@@ -129,9 +130,8 @@ class MainWindow(QMainWindow):
 
     # -- servers ------------------------------------------------------------------------------
     def load_servers(self) -> None:
-        task = self.runner.in_background("servers", lambda ctx: ctx.workspace.servers.list(), owner=self)
-        task.finished.connect(self._set_servers)
-        task.failed.connect(lambda e: show_error(self, "Cannot read the server list", e))
+        (BackgroundOp(self, "servers", lambda ctx: ctx.workspace.servers.list()).success(self._set_servers)
+         .failure(lambda e: show_error(self, "Cannot read the server list", e)).run())
 
     def _set_servers(self, servers) -> None:
         self.servers = {s.name: s for s in servers}
@@ -143,7 +143,7 @@ class MainWindow(QMainWindow):
 
     def refresh_all(self) -> None:
         for name in self.servers:
-            if self.fleet_model.states.get(name, ("",))[0] != "hostkey":
+            if self.fleet_model.states.get(name, ("",))[0] != HOST_KEY:
                 self.refresh(name)
         self.audit_page.refresh()
 
@@ -151,11 +151,13 @@ class MainWindow(QMainWindow):
         if server in self._refreshing and not force:  # a slow or dead host: never pile up requests
             return
         self._refreshing.add(server)
-        task = self.runner.on_server(server, f"status {server}", lambda ctx: ctx.workspace.server_status(ctx.transport),
-                                     owner=self)
-        task.finished.connect(lambda rows, s=server: self._set_models(s, rows))
-        for signal in (task.finished, task.failed):
-            signal.connect(lambda _=None, s=server: self._refreshing.discard(s))
+        (ServerOp(self, server, f"status {server}", lambda ctx: ctx.workspace.server_status(ctx.transport))
+         .success(lambda rows: self._status_read(server, rows))
+         .failure(lambda _e: self._refreshing.discard(server)).run())
+
+    def _status_read(self, server: str, rows: list) -> None:
+        self._set_models(server, rows)
+        self._refreshing.discard(server)  # only now: a refresh that showing the models starts is not a second one
 
     def _set_models(self, server: str, rows: list) -> None:
         self.fleet_model.set_models(server, rows)
@@ -220,10 +222,8 @@ class MainWindow(QMainWindow):
         if answer != QMessageBox.StandardButton.Yes:
             return
         self.runner.disconnect(name)
-        task = self.runner.in_background(f"remove {name}", lambda ctx: ctx.workspace.remove_server(name),
-                                         owner=self)
-        task.finished.connect(lambda _: self.load_servers())
-        task.failed.connect(lambda e: show_error(self, f"Cannot remove {name}", e))
+        (BackgroundOp(self, f"remove {name}", lambda ctx: ctx.workspace.remove_server(name))
+         .success(lambda _: self.load_servers()).failure(lambda e: show_error(self, f"Cannot remove {name}", e)).run())
 
     # -- pages --------------------------------------------------------------------------------
     def _on_selected(self, kind: str, server: str, model: str) -> None:

@@ -19,6 +19,9 @@ from app.errors import is_connection_error
 from app.remote.errors import HostKeyChanged, RemoteError, UnknownHostKey
 from app.workspace import Workspace
 
+# what `TaskRunner.server_state` says about a server's connection
+CONNECTING, CONNECTED, UNREACHABLE, HOST_KEY = "connecting", "connected", "unreachable", "hostkey"
+
 
 class Task(QObject):
     """One piece of background work.
@@ -99,18 +102,18 @@ class _ServerWorker(threading.Thread):
     def _transport(self, workspace: Workspace):
         if self.transport is not None:
             return self.transport
-        self.runner._send_signal("server_state", self.server, "connecting", "")
+        self.runner._send_signal("server_state", self.server, CONNECTING, "")
         try:
             self.transport = workspace.connect(self.server, self.accept, shared=True)
         except (UnknownHostKey, HostKeyChanged) as e:
-            self.runner._send_signal("server_state", self.server, "hostkey", str(e))
+            self.runner._send_signal("server_state", self.server, HOST_KEY, str(e))
             self.runner._send_signal("host_key_problem", self.server, e)
             raise
         except (RemoteError, OSError) as e:
-            self.runner._send_signal("server_state", self.server, "unreachable", str(e))
+            self.runner._send_signal("server_state", self.server, UNREACHABLE, str(e))
             raise
         self.accept = None
-        self.runner._send_signal("server_state", self.server, "connected", "")
+        self.runner._send_signal("server_state", self.server, CONNECTED, "")
         return self.transport
 
     def _drop(self):
@@ -124,8 +127,8 @@ class _ServerWorker(threading.Thread):
 
 class TaskRunner(QObject):
     """Signals:
-        server_state(str server, str state, str detail): state is one of connecting, connected,
-            unreachable, hostkey (unknown or changed host key: detail says which)
+        server_state(str server, str state, str detail): state is one of CONNECTING, CONNECTED,
+            UNREACHABLE, HOST_KEY (unknown or changed host key: detail says which)
         host_key_problem(str server, object error): UnknownHostKey or HostKeyChanged; the main
             window asks the operator (the task that met it fails as well)
     """

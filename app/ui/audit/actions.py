@@ -8,7 +8,9 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QProgressBar, QPushButton, QWidget
 
-from app.ui.audit.rows import position_of
+from app.audit.window import position_of
+
+from app.ui.operations import BackgroundOp
 
 FORMATS = (("csv", "CSV (*.csv)"), ("json", "JSON (*.json)"), ("html", "HTML report (*.html)"),
            ("pdf", "PDF report (*.pdf)"))
@@ -62,8 +64,13 @@ def export_work(flt, fmt: str, path: str):
 
 
 class AuditActions(QWidget):
-    """`current_filter()` is asked when a button is clicked. Signals: verified(verdict, row of the
-    first bad event in that filter or -1), exported(ExportResult), failed(prefix, error)."""
+    """`current_filter()` is asked when a button is clicked.
+
+    Signals:
+        verified(object verdict, int row): row of the first bad event in that filter, or -1
+        exported(object result): the ExportResult of a finished export
+        failed(str prefix, object error): a verify or export failed
+    """
 
     verified = Signal(object, int)
     exported = Signal(object)
@@ -104,10 +111,10 @@ class AuditActions(QWidget):
             return
         self._start("Verifying…", 0)
         self.verified_filter = flt = self.current_filter()
-        task = self.task = self.runner.in_background("verify audit chain", verify_work(flt), owner=self)
-        task.progressed.connect(lambda v: self.progress.setFormat(f"Verifying… {v[0]:,} events"))
-        task.finished.connect(lambda answer: self._done(self.verified.emit, *answer))
-        task.failed.connect(lambda e: self._done(self.failed.emit, "Cannot verify the audit log: ", e))
+        self.task = (BackgroundOp(self, "verify audit chain", verify_work(flt))
+                     .progress(lambda v: self.progress.setFormat(f"Verifying… {v[0]:,} events"))
+                     .success(lambda answer: self._done(self.verified.emit, *answer))
+                     .failure(lambda e: self._done(self.failed.emit, "Cannot verify the audit log: ", e)).run())
 
     def export(self) -> None:
         if self.busy:
@@ -120,11 +127,10 @@ class AuditActions(QWidget):
         path, fmt = export_format(path, chosen)
         self.last_folder = str(Path(path).parent)
         self._start(f"Exporting {fmt.upper()}…", 0)
-        task = self.task = self.runner.in_background(f"export audit log to {path}",
-                                                     export_work(self.current_filter(), fmt, path), owner=self)
-        task.progressed.connect(self._export_progress)
-        task.finished.connect(lambda result: self._done(self.exported.emit, result))
-        task.failed.connect(lambda e: self._done(self.failed.emit, "Export failed: ", e))
+        self.task = (BackgroundOp(self, f"export audit log to {path}", export_work(self.current_filter(), fmt, path))
+                     .progress(self._export_progress)
+                     .success(lambda result: self._done(self.exported.emit, result))
+                     .failure(lambda e: self._done(self.failed.emit, "Export failed: ", e)).run())
 
     def _export_progress(self, value) -> None:
         done, total = value

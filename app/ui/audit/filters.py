@@ -32,8 +32,12 @@ def as_qt(moment: datetime) -> QDateTime:
 
 
 class AuditFilterBar(QWidget):
-    """Emits `changed` when a combo, the range or the preset changes and `edited` while the text
-    (or a picker) is being typed in (the page debounces that one)."""
+    """The filter controls above the Audit table.
+
+    Signals:
+        changed(): a combo, the range or the preset changed
+        edited(): the text (or a picker) is being typed in (the page debounces this one)
+    """
 
     changed = Signal()
     edited = Signal()

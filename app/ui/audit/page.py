@@ -3,7 +3,7 @@ time range), verified against its hash chain and exported, with a million events
 
 All reads run off the GUI thread through the task runner. A refresh reads the total and the first
 page at once (milliseconds); for a large log the filter's seq list and the filter choices follow
-from a second task (audit_rows.py); the table (audit_model.py) fetches the pages it paints."""
+from a second task (app/audit/window.py); the table (table_model.py) fetches the pages it paints."""
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, QUrl
@@ -11,12 +11,13 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QHBoxLayout, QLabel, QTableView, QVBoxLayout, QWidget
 
 from app.audit.query import AuditFilter
+from app.audit.window import read_rest, read_snapshot, rows_at, rows_by_seq
 
 from app.ui.audit.actions import AuditActions
 from app.ui.audit.filters import AuditFilterBar
 from app.ui.audit.table_model import COLUMNS, PAGE, AuditModel, local_time
-from app.ui.audit.rows import read_rest, read_snapshot, rows_at, rows_by_seq
 from app.ui.errors import ErrorBanner, StatusBanner
+from app.ui.operations import BackgroundOp
 
 __all__ = ["AuditPage", "AuditModel", "COLUMNS", "PAGE", "local_time"]
 SMALL = 50000  # up to this many events, the first read also reads the seq list (~0.1 s)
@@ -31,7 +32,7 @@ class AuditPage(QWidget):
         super().__init__(parent)
         self.runner = runner
         self.tasks: dict[str, object] = {}  # the latest of each kind; released when it answers
-        self.snapshot = None  # the last read (audit_rows.Snapshot)
+        self.snapshot = None  # the last read (app.audit.window.Snapshot)
         self.generation = 0
         layout = QVBoxLayout(self)
 
@@ -102,11 +103,15 @@ class AuditPage(QWidget):
         self.generation += 1
         generation, flt = self.generation, self.current_filter()
         previous = self.snapshot
-        task = self.runner.in_background(
-            "read audit log", lambda ctx: read_snapshot(ctx.workspace.db, flt, PAGE, previous, SMALL), owner=self)
-        task.finished.connect(lambda snap, g=generation: self._loaded(g, snap))
-        task.failed.connect(lambda e, g=generation: self._load_failed(g, e))
-        self.tasks["read"] = task
+
+        def work(ctx):
+            return read_snapshot(ctx.workspace.db, flt, PAGE, previous, SMALL)
+
+        self.tasks["read"] = (
+            BackgroundOp(self, "read audit log", work)
+            .only_if(lambda: generation == self.generation)  # else a newer read is on its way
+            .success(self._loaded).failure(lambda _e: self.tasks.pop("read", None))
+            .with_banner(self.banner, "Cannot read the audit log: ").run())
 
     def focus_filter(self) -> None:
         self.text_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
@@ -120,9 +125,7 @@ class AuditPage(QWidget):
             self.table.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtCenter)
 
     # -- loading ------------------------------------------------------------------------------
-    def _loaded(self, generation: int, snap) -> None:
-        if generation != self.generation:
-            return  # a newer read is on its way
+    def _loaded(self, snap) -> None:
         self.tasks.pop("read", None)
         self.banner.clear()
         if snap.choices is not None:
@@ -147,11 +150,10 @@ class AuditPage(QWidget):
         running = self.tasks.get("rest")
         if running is not None and running.filter == snap.filter:
             return  # its answer serves this snapshot too
-        task = self.runner.in_background("read audit order", lambda ctx: read_rest(ctx.workspace.db, snap),
-                                         owner=self)
+        task = (BackgroundOp(self, "read audit order", lambda ctx: read_rest(ctx.workspace.db, snap))
+                .success(lambda rest: self._rest_loaded(task, *rest))  # `task` is set before any answer
+                .failure(lambda e: self._rest_failed(task, e)).run())
         task.filter = snap.filter
-        task.finished.connect(lambda rest, t=task: self._rest_loaded(t, *rest))
-        task.failed.connect(lambda e, t=task: self._rest_failed(t, e))
         self.tasks["rest"] = task
 
     def _rest_loaded(self, task, seqs, choices) -> None:
@@ -184,19 +186,10 @@ class AuditPage(QWidget):
                 return {p: rows_by_seq(db, seqs[p * size:(p + 1) * size]) for p in pages}
             return {p: rows_at(db, flt, p * size, size, total) for p in pages}
 
-        task = self.runner.in_background("read audit page", work, owner=self)
-        task.finished.connect(lambda rows, g=model_generation: self.model.put_pages(g, rows))
-        task.failed.connect(lambda e, g=model_generation: self._page_failed(g, e))
-
-    def _page_failed(self, generation: int, error) -> None:
-        self.model.fetch_failed(generation)
-        self.banner.show_error(error, "Cannot read the audit log: ")
-
-    def _load_failed(self, generation: int, error) -> None:
-        if generation != self.generation:
-            return
-        self.tasks.pop("read", None)
-        self.banner.show_error(error, "Cannot read the audit log: ")
+        (BackgroundOp(self, "read audit page", work)
+         .success(lambda rows: self.model.put_pages(model_generation, rows))
+         .failure(lambda _e: self.model.fetch_failed(model_generation))
+         .with_banner(self.banner, "Cannot read the audit log: ").run())
 
     def _show_count(self) -> None:
         total = self.model.total

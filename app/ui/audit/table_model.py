@@ -10,7 +10,10 @@ from collections import OrderedDict
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer
 from PySide6.QtGui import QColor
 
-from app.ui.audit.cells import COLUMNS, KEYS, cell, local_time
+from app.audit import query
+from app.audit.cells import COLUMNS, KEYS, cell, local_time
+from app.audit.log import STARTED
+from app.deploy.audited import LOST
 
 __all__ = ["AuditModel", "COLUMNS", "PAGE", "local_time"]
 
@@ -24,7 +27,7 @@ DISPLAY, FOREGROUND, TOOLTIP, USER = range(4)
 _ROLES = {Qt.ItemDataRole.DisplayRole: DISPLAY, Qt.ItemDataRole.ForegroundRole: FOREGROUND,
           Qt.ItemDataRole.ToolTipRole: TOOLTIP, Qt.ItemDataRole.UserRole: USER}
 DONE_STARTED = QColor("#808080")  # the first half of an action whose outcome was recorded: less to read
-_STATE_COLORS = {"failed": FAILED, "interrupted": INTERRUPTED, "lost": INTERRUPTED, "started": DONE_STARTED}
+_STATE_COLORS = {"failed": FAILED, query.INTERRUPTED: INTERRUPTED, LOST: INTERRUPTED, STARTED: DONE_STARTED}
 _COLORED = {KEYS.index("outcome"), KEYS.index("action")}
 LOST_TIP = ("the connection broke while the server was working: the server finished or undid the change by "
             "itself, and its journal's outcome appears here after the next refresh")
@@ -192,9 +195,9 @@ class AuditModel(QAbstractTableModel):
     def _tooltip(row: dict, key: str):
         if key == "time":
             return f"{row.get('ts', '')} (UTC) · event #{row.get('seq', '?')}"
-        if key == "outcome" and row.get("state") == "interrupted":
+        if key == "outcome" and row.get("state") == query.INTERRUPTED:
             return INTERRUPTED_TIP
-        if key == "outcome" and row.get("state") == "lost":
+        if key == "outcome" and row.get("state") == LOST:
             return LOST_TIP
         if key == "version" and row.get("sha256"):
             return f"sha256 {row['sha256']}"

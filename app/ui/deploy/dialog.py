@@ -11,7 +11,6 @@ from PySide6.QtWidgets import QDialog, QHBoxLayout, QMessageBox, QPushButton, QS
 from app import errors
 from app.bundle import check_path
 from app.errors import error_code
-from app.deploy.deploy import Deploy
 from app.deploy.plan import plan_deploy
 
 from app.ui.deploy.check_page import CheckPage
@@ -19,6 +18,7 @@ from app.ui.deploy.confirm_page import ConfirmPage
 from app.ui.deploy.progress_page import STEPS, ProgressPage
 from app.ui.errors import details, summary
 from app.ui.icons import icon
+from app.ui.operations import BackgroundOp, ServerOp
 
 CANCELLABLE = {None, "check", "connect", "upload"}  # after these, the server's agent owns the change
 NO_CANCEL_TIP = ("The server is now building and switching the release; it finishes the change or "
@@ -115,10 +115,8 @@ class DeployDialog(QDialog):
     # -- 1. check -------------------------------------------------------------------------------
     def _start_check(self) -> None:
         path = self.path
-        task = self.tasks["check"] = self.runner.in_background(f"check {path.name}", lambda ctx: check_path(path),
-                                                               owner=self)
-        task.finished.connect(self._checked)
-        task.failed.connect(self.check_page.show_failure)
+        self.tasks["check"] = (BackgroundOp(self, f"check {path.name}", lambda ctx: check_path(path))
+                               .success(self._checked).failure(self.check_page.show_failure).run())
 
     def _checked(self, result) -> None:
         self.check = result
@@ -142,9 +140,8 @@ class DeployDialog(QDialog):
         self.plan = None
         self.confirm_page.show_waiting()
         self._show_page(self.confirm_page)
-        task = self.tasks["plan"] = self.runner.on_server(server, f"plan deploy of {manifest.name}", work, owner=self)
-        task.finished.connect(self._planned)
-        task.failed.connect(self._plan_failed)
+        self.tasks["plan"] = (ServerOp(self, server, f"plan deploy of {manifest.name}", work)
+                              .success(self._planned).failure(self._plan_failed).run())
 
     def _planned(self, answer) -> None:
         plan, environment = answer
@@ -163,17 +160,14 @@ class DeployDialog(QDialog):
         path, reason = self.path, self.confirm_page.reason.text().strip()
 
         def work(ctx):
-            ctx.workspace.check_reason(self.server, reason)
-            deploy = Deploy(ctx.transport, path, ctx.workspace.audit, cancel=ctx.task.cancel_event, reason=reason)
+            deploy = ctx.workspace.deploy(ctx.transport, path, reason=reason, cancel=ctx.task.cancel_event)
             ctx.drive(deploy.run())
             return deploy.result or {}
 
         self.deploying = True
         self._show_page(self.progress_page)
-        task = self.tasks["deploy"] = self.runner.on_server(self.server, f"deploy {path.name}", work, owner=self)
-        task.progressed.connect(self._progressed)
-        task.finished.connect(self._deployed)
-        task.failed.connect(self._deploy_failed)
+        self.tasks["deploy"] = (ServerOp(self, self.server, f"deploy {path.name}", work).progress(self._progressed)
+                                .success(self._deployed).failure(self._deploy_failed).run())
 
     def _progressed(self, p) -> None:
         self.progress_page.show_progress(p)

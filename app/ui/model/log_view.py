@@ -7,6 +7,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPlainTextEdit, QP
 
 from app.ui.errors import ErrorBanner
 from app.ui.icons import icon
+from app.ui.operations import ServerOp
 
 POLL_MS = 2000
 TAIL_LINES = 200
@@ -75,15 +76,13 @@ class LogView(QWidget):
         if not self.server or not self.model or (self._task is not None and not self._task.done):
             return  # a slow or dead host: never pile up requests
         server, model = self.server, self.model
-        task = self.runner.on_server(server, f"logs {model}", lambda ctx: ctx.transport.agent(
-            "logs", {"model": model, "lines": TAIL_LINES}), owner=self)
-        task.finished.connect(lambda r, k=(server, model): self._got(k, r))
-        task.failed.connect(lambda e, k=(server, model): self._failed(k, e))
-        self._task = task
+        self._task = (ServerOp(self, server, f"logs {model}",
+                               lambda ctx: ctx.transport.agent("logs", {"model": model, "lines": TAIL_LINES}))
+                      .only_if(lambda k=(server, model): k == (self.server, self.model))
+                      .success(self._got)  # on a failure, what is shown stays; the banner says it is not live
+                      .with_banner(self.banner, "Cannot read the log (showing what was read before): ").run())
 
-    def _got(self, key, result: dict) -> None:
-        if key != (self.server, self.model):
-            return
+    def _got(self, result: dict) -> None:
         self.banner.clear()
         version, lines = result.get("version"), list(result.get("lines") or [])
         if version != self.version:
@@ -96,10 +95,6 @@ class LogView(QWidget):
             added = new_lines(self.lines, lines)
         self.lines = lines
         self._append(added)
-
-    def _failed(self, key, error) -> None:
-        if key == (self.server, self.model):  # keep what is shown; say it is not live
-            self.banner.show_error(error, "Cannot read the log (showing what was read before): ")
 
     def _append(self, lines: list[str]) -> None:
         if not lines:

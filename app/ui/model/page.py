@@ -4,7 +4,7 @@ the host goes away, the last known data stays on screen under a "stale" banner."
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
-from app.deploy import changes, queries
+from app.deploy import queries
 from app.errors import is_connection_error
 
 from app.ui.deploy.confirm_page import add_reason
@@ -14,6 +14,8 @@ from app.ui.model.log_view import LogView
 from app.ui.model.overview import ModelHeader, ModelOverview
 from app.ui.model.predict_panel import PredictPanel
 from app.ui.model.releases_view import ReleasesView
+from app.ui.operations import ServerOp
+from app.ui.tasks import CONNECTED, UNREACHABLE
 
 ACTIONS = {"rollback": "Roll back", "start": "Start", "stop": "Stop"}
 
@@ -34,8 +36,7 @@ class ModelPage(QWidget):
         self.releases: list[dict] = []  # as the agent lists them: oldest deploy first
         self.busy = False
         self.confirmation: QMessageBox | None = None
-        self._loading = None
-        self._tasks: set = set()
+        self._loading = None  # the Task reading status and releases, while it runs
 
         self.header = ModelHeader()
         self.header.rollback_requested.connect(self.ask_rollback)
@@ -96,10 +97,9 @@ class ModelPage(QWidget):
         def work(ctx):
             return queries.status(ctx.transport, model), queries.releases(ctx.transport, model)
 
-        task = self._loading = self.runner.on_server(server, f"releases {model}", work, owner=self)
-        task.finished.connect(lambda r, k=(server, model): self._loaded(k, r))
-        task.failed.connect(lambda e, k=(server, model): self._load_failed(k, e))
-        self._keep(task)
+        self._loading = (ServerOp(self, server, f"releases {model}", work)
+                         .only_if(lambda k=(server, model): k == (self.server, self.model))
+                         .success(self._loaded).failure(self._load_failed).run())
 
     def current_release(self) -> dict | None:
         return next((r for r in self.releases if r.get("current")), None)
@@ -135,15 +135,12 @@ class ModelPage(QWidget):
         self.header.message.setText(f"{ACTIONS[action]}: {model} on {server}…")
 
         def work(ctx):
-            if action == "rollback":  # start and stop restore or pause what is deployed: no reason asked
-                ctx.workspace.check_reason(server, params.get("reason", ""))
-            return ctx.drive(changes.change(ctx.transport, ctx.workspace.audit, action, model, **params))
+            # the workspace asks for a production reason where one is needed (rollback, not start / stop)
+            return ctx.drive(ctx.workspace.change(ctx.transport, action, model, **params))
 
-        task = self.runner.on_server(server, f"{action} {model}", work, owner=self)
-        task.progressed.connect(self.header.show_progress)
-        task.finished.connect(lambda r, a=action, k=(server, model): self._changed(k, a, r, None))
-        task.failed.connect(lambda e, a=action, k=(server, model): self._changed(k, a, None, e))
-        self._keep(task)
+        (ServerOp(self, server, f"{action} {model}", work).progress(self.header.show_progress)
+         .success(lambda r, k=(server, model): self._changed(k, action, r, None))
+         .failure(lambda e, k=(server, model): self._changed(k, action, None, e)).run())
 
     def _confirm(self, title: str, text: str, ok_text: str, on_yes) -> None:
         box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.Cancel, self)
@@ -176,9 +173,7 @@ class ModelPage(QWidget):
         self.changed.emit(server)
 
     # -- results ------------------------------------------------------------------------------
-    def _loaded(self, key, result) -> None:
-        if key != (self.server, self.model):
-            return
+    def _loaded(self, result) -> None:
         rows, releases = result
         self.stale_banner.clear()
         self.releases = releases
@@ -189,9 +184,7 @@ class ModelPage(QWidget):
         else:
             self._set_status(dict(self.status, state="not deployed", port=None, version=None))
 
-    def _load_failed(self, key, error) -> None:
-        if key != (self.server, self.model):
-            return
+    def _load_failed(self, error) -> None:
         if is_connection_error(error):
             self._show_stale(error)
         else:
@@ -200,9 +193,9 @@ class ModelPage(QWidget):
     def _on_server_state(self, server: str, state: str, detail: str) -> None:
         if server != self.server:
             return
-        if state == "unreachable":
+        if state == UNREACHABLE:
             self._show_stale(ConnectionError(detail or f"{server} does not answer"))
-        elif state == "connected" and self.stale_banner.error is not None:
+        elif state == CONNECTED and self.stale_banner.error is not None:
             self.stale_banner.clear()
             self.reload()
 
@@ -220,9 +213,3 @@ class ModelPage(QWidget):
         self.busy = busy
         self.releases_view.set_busy(busy)
         self.header.set_status(self.server, self.status, self.previous_version(), busy)
-
-    # -- housekeeping -------------------------------------------------------------------------
-    def _keep(self, task) -> None:
-        self._tasks.add(task)
-        task.finished.connect(lambda _=None, t=task: self._tasks.discard(t))
-        task.failed.connect(lambda _=None, t=task: self._tasks.discard(t))

@@ -11,6 +11,7 @@ from app.deploy import queries
 
 from app.ui.errors import ErrorBanner
 from app.ui.icons import icon
+from app.ui.operations import ServerOp
 
 COLORS = {False: ("#1b7f3b", "#b3261e"), True: ("#81c995", "#f28b82")}  # (ok, bad) on light / dark
 
@@ -45,7 +46,6 @@ class PredictPanel(QWidget):
         self.example_text = ""
         self._prefilling = False
         self.edited = False
-        self._tasks: set = set()
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
 
         self.input = QPlainTextEdit()
@@ -115,11 +115,9 @@ class PredictPanel(QWidget):
         server, model, version = self.server, self.model, self.version
         if not server or not model:
             return
-        task = self.runner.on_server(server, f"example {model}",
-                                     lambda ctx: fetch_example(ctx.transport, model, version), owner=self)
-        task.finished.connect(lambda r, k=(server, model): self._got_example(k, r))
-        task.failed.connect(lambda e, k=(server, model): self._failed(k, e, "Cannot read the input example: "))
-        self._keep(task)
+        (ServerOp(self, server, f"example {model}", lambda ctx: fetch_example(ctx.transport, model, version))
+         .success(lambda r, k=(server, model): self._got_example(k, r))
+         .failure(lambda e, k=(server, model): self._failed(k, e, "Cannot read the input example: ")).run())
 
     def reset(self) -> None:
         self.edited = False
@@ -139,11 +137,11 @@ class PredictPanel(QWidget):
         self.send_button.setEnabled(False)
         self.latency.setText("Waiting for the answer…")
         self.banner.clear()
-        task = self.runner.on_server(server, f"predict {model}",
-                                     lambda ctx: queries.predict(ctx.transport, model, payload), owner=self)
-        task.finished.connect(lambda r, k=(server, model): self._got_answer(k, r))
-        task.failed.connect(lambda e, k=(server, model): self._failed(k, e, "The prediction failed: "))
-        self._keep(task)
+        (ServerOp(self, server, f"predict {model}", lambda ctx: queries.predict(ctx.transport, model, payload))
+         .ended(lambda: self.send_button.setEnabled(True))
+         .only_if(lambda k=(server, model): k == (self.server, self.model))
+         .success(self._got_answer).failure(lambda e: self.latency.clear())
+         .with_banner(self.banner, "The prediction failed: ").run())
 
     # -- results ------------------------------------------------------------------------------
     def _got_example(self, key, result: dict) -> None:
@@ -155,10 +153,7 @@ class PredictPanel(QWidget):
         if example is None:
             self.validity.setText("This bundle has no input example: type a JSON input.")
 
-    def _got_answer(self, key, result) -> None:
-        self.send_button.setEnabled(True)
-        if key != (self.server, self.model):
-            return
+    def _got_answer(self, result) -> None:
         output, seconds, headers = result
         self.output.setPlainText(json.dumps(output, indent=2, ensure_ascii=False))
         by = headers.get("X-Berth-Version") or headers.get("x-berth-version") or ""
@@ -193,8 +188,3 @@ class PredictPanel(QWidget):
         else:
             self.validity.setText("Valid JSON" if self.input.toPlainText().strip() else "")
             self.validity.setStyleSheet(f"color: {ok_color};")
-
-    def _keep(self, task) -> None:
-        self._tasks.add(task)
-        task.finished.connect(lambda _=None, t=task: self._tasks.discard(t))
-        task.failed.connect(lambda _=None, t=task: self._tasks.discard(t))

@@ -8,6 +8,8 @@ from PySide6.QtGui import QColor, QGuiApplication
 from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QPlainTextEdit, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout)
 
+from app.ui.operations import BackgroundOp
+
 COLUMNS = ("Time", "Command", "Arguments", "Took", "Result")
 FAILED = QColor("#b3261e")
 
@@ -68,9 +70,8 @@ class ActivityView(QGroupBox):
         if not self.server or (self._task is not None and not self._task.done):
             return
         server = self.server
-        self._task = self.runner.in_background("remote activity", lambda ctx: ctx.workspace.activity.list(server),
-                                               owner=self)
-        self._task.finished.connect(lambda rows, s=server: self._fill(s, rows))
+        self._task = (BackgroundOp(self, "remote activity", lambda ctx: ctx.workspace.activity.list(server))
+                      .success(lambda rows: self._fill(server, rows)).run())
 
     def _fill(self, server: str, rows: list[dict]) -> None:
         if server != self.server or rows == self.rows:

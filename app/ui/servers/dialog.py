@@ -6,87 +6,25 @@ not stored at all, and the dialog says so."""
 import getpass
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-                               QMessageBox, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+                               QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from app.formatting import human_bytes
-from app.remote import credentials
 from app.remote.credentials import NoSecureKeyring
 from app.remote.errors import HostKeyChanged, UnknownHostKey
+from app.remote.server_check import SAVE, TEST, check_server, secret_changes
 from app.store.servers import LOCAL, ServerConfig
 from app.workspace import SERVER_NAME_RE
 
-from app.ui.errors import details, summary
+from app.ui.errors import ErrorBanner
+from app.ui.operations import BackgroundOp
+from app.ui.servers.alias_picker import AliasPicker, suggested_name
 from app.ui.servers.hostkey_dialog import HostKeyDialog
 
 AGENT, KEY_FILE, PASSWORD = "agent", "key", "password"
 ENVIRONMENTS = ("development", "staging", "production")
-KEEP = object()  # "the password already in the keyring" (editing, field left empty)
-RED, GREEN = "#b3261e", "#1b6e2a"
-NO_ALIAS_TEXT = "(none: type the address below)"
-
-
-def read_aliases() -> tuple[dict, str]:
-    """({alias: Endpoint}, problem text) from the user's ssh config; off the GUI thread."""
-    from app.remote.sshconfig import SSHConfigError, list_aliases, resolve
-
-    out = {}
-    try:
-        names = list_aliases()
-    except SSHConfigError as e:
-        return {}, str(e)
-    problems = []
-    for name in names:
-        try:
-            out[name] = resolve(name)
-        except SSHConfigError as e:  # e.g. ProxyCommand: not offered
-            problems.append(str(e))
-    return out, "\n".join(problems)
-
-
-def suggested_name(alias: str) -> str:
-    """A valid server name from an alias (lower case, other characters become '-')."""
-    name = "".join(c if c in "abcdefghijklmnopqrstuvwxyz0123456789._-" else "-" for c in alias.lower()).lstrip("._-")
-    return name[:63] or "server"
-
-
-def check_server(ws, mode: str, config: ServerConfig, accept: str | None, secrets: dict, replacing: str | None,
-                 old_password_account: str | None, drop_after_save: list[str]) -> dict:
-    """Runs off the GUI thread: put the secrets in the keyring, then test (mode "test") or test and
-    save (mode "save"). A test, or a failed save, leaves the keyring as it was."""
-    previous: dict[str, str | None] = {}
-    try:
-        for account, value in secrets.items():
-            if value is KEEP:
-                value = credentials.get_secret(old_password_account) if old_password_account else None
-                if value is None:
-                    raise ValueError("no password is stored for this server yet: type it in the Password field")
-            previous[account] = credentials.get_secret(account)
-            credentials.set_secret(account, value)
-        if mode == "test":
-            return ws.test_server(config, accept)
-        info = ws.save_server(config, accept, replacing=replacing)
-    except BaseException:
-        _restore(previous)
-        raise
-    else:
-        if mode == "test":
-            _restore(previous)
-    for account in drop_after_save:
-        credentials.delete_secret(account)
-    return info
-
-
-def _restore(previous: dict) -> None:
-    for account, value in previous.items():
-        if value is None:
-            credentials.delete_secret(account)
-        else:
-            try:
-                credentials.set_secret(account, value)
-            except NoSecureKeyring:
-                pass
+RED = "#b3261e"  # a field's problem
 
 
 def describe_facts(info: dict) -> str:
@@ -122,25 +60,20 @@ class ServerDialog(QDialog):
         self.setWindowTitle(f"Edit server {existing.name}" if existing else "Add server")
         self.setMinimumWidth(520)
         self.task = None
-        self.mode = "test"
+        self.mode = TEST
         self.pending: ServerConfig | None = None
         self.secret_kinds: set[str] = set()
         self.names_task = None
         self.host_key_dialog: HostKeyDialog | None = None
-        self.last_error: BaseException | None = None
         self._taken: set[str] = set()
         self._touched: set[str] = set()
         self._closed = False
-        self.aliases: dict = {}
         self._build()
         self._load(existing)
         self._auth_changed()
         self._validate()
-        self.names_task = runner.in_background("server names", lambda ctx: [s.name for s in ctx.workspace.servers.list()],
-                                               owner=self)
-        self.names_task.finished.connect(self._names_loaded)
-        self.aliases_task = runner.in_background("ssh aliases", lambda ctx: read_aliases(), owner=self)
-        self.aliases_task.finished.connect(self._aliases_loaded)
+        self.names_task = BackgroundOp(self, "server names", lambda ctx: [s.name for s in ctx.workspace.servers.list()]
+                                       ).success(self._names_loaded).run()
 
     # -- building -----------------------------------------------------------------------------
     def _build(self) -> None:
@@ -156,14 +89,9 @@ class ServerDialog(QDialog):
             w.setPlaceholderText(placeholder)
             return w
 
-        self.alias_combo = QComboBox()
-        self.alias_combo.setObjectName("aliasCombo")
-        self.alias_combo.addItem(NO_ALIAS_TEXT, "")
-        self.alias_combo.setToolTip("A Host of your ~/.ssh/config: fills host, port and user; its ProxyJump, "
-                                    "IdentityFile and ServerAliveInterval are used at each connection")
-        self.alias_note = QLabel()
-        self.alias_note.setObjectName("aliasNote")
-        self.alias_note.setWordWrap(True)
+        self.alias_picker = AliasPicker(self.runner, self.existing.ssh_alias if self.existing else "")
+        self.alias_picker.chosen.connect(self._alias_chosen)
+        self.alias_combo = self.alias_picker.combo
         self.name_edit = edit("nameEdit", "e.g. gpu-1 (a-z, 0-9, . _ -)")
         self.host_edit = edit("hostEdit", "host name or IP address")
         self.port_spin = QSpinBox()
@@ -197,9 +125,8 @@ class ServerDialog(QDialog):
         self.env_combo.addItems(ENVIRONMENTS)
         self.env_combo.lineEdit().setPlaceholderText("e.g. production (optional)")
 
-        form.addRow("From ~/.ssh/&config:", self.alias_combo)
-        form.addRow("", self.alias_note)
-        form.setRowVisible(self.alias_note, False)
+        form.addRow("From ~/.ssh/&config:", self.alias_picker)
+        form.labelForField(self.alias_picker).setBuddy(self.alias_combo)
         for key, label, widget in (("name", "&Name:", self.name_edit), ("host", "&Host:", self.host_edit),
                                    ("port", "&Port:", self.port_spin), ("user", "&User:", self.user_edit),
                                    ("auth", "&Authentication:", self.auth_combo),
@@ -230,30 +157,21 @@ class ServerDialog(QDialog):
         self.busy_bar.hide()
         busy_row.addWidget(self.busy_bar)
         layout.addLayout(busy_row)
-        result_row = QHBoxLayout()
-        self.result_label = QLabel()
-        self.result_label.setObjectName("resultLabel")
-        self.result_label.setWordWrap(True)
-        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.details_button = QPushButton("Details…")
-        self.details_button.setObjectName("detailsButton")
-        self.details_button.setAutoDefault(False)
-        self.details_button.clicked.connect(self._show_details)
-        self.details_button.hide()
-        result_row.addWidget(self.result_label, 1)
-        result_row.addWidget(self.details_button, 0, Qt.AlignmentFlag.AlignTop)
-        layout.addLayout(result_row)
+        self.result = ErrorBanner(dismissable=False)  # what the test or save says, Details… for a failure
+        self.result.label.setObjectName("resultLabel")
+        self.result.action_button.setObjectName("detailsButton")
+        layout.addWidget(self.result)
         layout.addStretch(1)
 
         buttons = QHBoxLayout()
         self.test_button = QPushButton("&Test connection")
         self.test_button.setObjectName("testButton")
         self.test_button.setAutoDefault(False)
-        self.test_button.clicked.connect(lambda: self.start("test"))
+        self.test_button.clicked.connect(lambda: self.start(TEST))
         self.save_button = QPushButton("&Save")
         self.save_button.setObjectName("saveButton")
         self.save_button.setDefault(True)
-        self.save_button.clicked.connect(lambda: self.start("save"))
+        self.save_button.clicked.connect(lambda: self.start(SAVE))
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("cancelButton")
         self.cancel_button.setAutoDefault(False)
@@ -268,7 +186,6 @@ class ServerDialog(QDialog):
                             ("key", self.key_edit), ("root", self.root_edit), ("password", self.password_edit)):
             widget.textChanged.connect(lambda _t, k=key: self._edited(k))
         self.auth_combo.currentIndexChanged.connect(self._auth_changed)
-        self.alias_combo.activated.connect(self._alias_chosen)
 
     def _load(self, s: ServerConfig | None) -> None:
         if s is None:
@@ -306,27 +223,8 @@ class ServerDialog(QDialog):
         self._touched.add(key)
         self._validate()
 
-    def _aliases_loaded(self, answer) -> None:
-        """Fill the picker; an alias the server uses but the config lost stays listed, marked."""
-        self.aliases_task = None
-        self.aliases, problem = answer
-        current = self.existing.ssh_alias if self.existing else ""
-        for name in self.aliases:
-            self.alias_combo.addItem(name, name)
-        if current and current not in self.aliases:
-            self.alias_combo.addItem(f"{current} (no longer in ~/.ssh/config)", current)
-        if current:
-            self.alias_combo.setCurrentIndex(self.alias_combo.findData(current))
-            self._show_alias_note(current)
-        if problem:
-            self.alias_combo.setToolTip(problem)
-        self.alias_combo.setEnabled(self.alias_combo.count() > 1)
-
-    def _alias_chosen(self, _index: int) -> None:
+    def _alias_chosen(self, name: str, ep) -> None:
         """The alias's HostName, Port and User go into the fields (still editable: they win)."""
-        name = self.alias_combo.currentData()
-        ep = self.aliases.get(name) if name else None
-        self._show_alias_note(name)
         if ep is None:
             return
         self.host_edit.setText(ep.host)
@@ -336,21 +234,6 @@ class ServerDialog(QDialog):
             self.name_edit.setText(suggested_name(name))
         if self.auth_mode() == KEY_FILE and not self.key_edit.text().strip():
             self.auth_combo.setCurrentIndex(self.auth_combo.findData(AGENT))  # the alias's IdentityFile applies
-
-    def _show_alias_note(self, name: str) -> None:
-        ep = self.aliases.get(name) if name else None
-        text = ""
-        if ep is not None:
-            parts = []
-            if ep.jumps:
-                parts.append("through " + " → ".join(j.describe() for j in ep.jumps))
-            if ep.identity_files:
-                parts.append("key " + ", ".join(ep.identity_files) + (" only" if ep.identities_only else ""))
-            text = "; ".join(parts)
-        elif name:
-            text = f"{name} is not in ~/.ssh/config any more: connecting will fail until it is back."
-        self.alias_note.setText(text)
-        self.form.setRowVisible(self.alias_note, bool(text))
 
     def _names_loaded(self, names) -> None:
         self.names_task = None
@@ -410,7 +293,7 @@ class ServerDialog(QDialog):
                             port=self.port_spin.value(), user=self.user_edit.text().strip(), key_path=key_path,
                             root=self.root_edit.text().strip(), environment=self.env_combo.currentText().strip(),
                             auth="password" if mode == PASSWORD else "auto",
-                            ssh_alias=self.alias_combo.currentData() or "", **kept)
+                            ssh_alias=self.alias_picker.alias(), **kept)
 
     def _browse_key(self) -> None:
         start = self.key_edit.text().strip() or str(Path.home() / ".ssh")
@@ -422,7 +305,7 @@ class ServerDialog(QDialog):
 
     # -- test and save ------------------------------------------------------------------------
     def start(self, mode: str, accept: str | None = None) -> None:
-        """Test ("test") or test and save ("save") in the background; `accept` trusts that host key."""
+        """Test (TEST) or test and save (SAVE) in the background; `accept` trusts that host key."""
         if self.task is not None:
             return
         problems = self._validate(show_all=True)
@@ -431,35 +314,19 @@ class ServerDialog(QDialog):
             widget = {"name": self.name_edit, "host": self.host_edit, "port": self.port_spin, "user": self.user_edit,
                       "key": self.key_edit, "password": self.password_edit, "root": self.root_edit}[first]
             widget.setFocus()
-            self._show_result("Please correct the fields marked in red.", RED)
+            self.result.show_message("error", "Please correct the fields marked in red.")
             return
         config = self.config()
-        old = self.existing
-        secrets: dict = {}
-        drop: list[str] = []
-        pw_account = credentials.password_account(config.name)
-        old_pw_account = credentials.password_account(old.name) if old and old.auth == "password" else None
-        if config.auth == "password":
-            if self.password_edit.text():
-                secrets[pw_account] = self.password_edit.text()
-            elif old_pw_account and old_pw_account != pw_account:
-                secrets[pw_account] = KEEP  # renamed: the stored password moves with it
-        if old_pw_account and (config.auth != "password" or old_pw_account != pw_account):
-            drop.append(old_pw_account)
-        if config.key_path and self.passphrase_edit.text():
-            secrets[credentials.key_passphrase_account(config.key_path)] = self.passphrase_edit.text()
-        replacing = old.name if old else None
+        secrets = secret_changes(config, self.existing, self.password_edit.text(), self.passphrase_edit.text())
+        replacing = self.existing.name if self.existing else None
         self.mode = mode
         self.pending = config
-        self.secret_kinds = {"password" if a == pw_account else "key passphrase" for a in secrets}
-        self._set_busy(True, f"Testing the connection to {config.describe()}…" if mode == "test"
+        self.secret_kinds = secrets.kinds()
+        self._set_busy(True, f"Testing the connection to {config.describe()}…" if mode == TEST
                        else f"Testing {config.describe()} and saving {config.name}…")
-        self.task = self.runner.in_background(
-            f"{mode} server {config.name}",
-            lambda ctx: check_server(ctx.workspace, mode, config, accept, secrets, replacing, old_pw_account, drop),
-            owner=self)
-        self.task.finished.connect(self._succeeded)
-        self.task.failed.connect(self._failed)
+        self.task = (BackgroundOp(self, f"{mode} server {config.name}",
+                                  lambda ctx: check_server(ctx.workspace, mode, config, accept, secrets, replacing))
+                     .success(self._succeeded).failure(self._failed).run())
 
     def _set_busy(self, busy: bool, text: str = "") -> None:
         self.busy_bar.setVisible(busy)
@@ -467,19 +334,13 @@ class ServerDialog(QDialog):
         self.test_button.setEnabled(not busy)
         self.save_button.setEnabled(not busy)
         if busy:
-            self._show_result(text, "")
-
-    def _show_result(self, text: str, color: str, error: BaseException | None = None) -> None:
-        self.last_error = error
-        self.result_label.setText(text)
-        self.result_label.setStyleSheet(f"color: {color};" if color else "")
-        self.details_button.setVisible(bool(error is not None and details(error)))
+            self.result.show_message("info", text)
 
     def _succeeded(self, info: dict) -> None:
         self.task = None
         self._set_busy(False)
-        self._show_result(describe_facts(info), GREEN)
-        if self.mode == "save":
+        self.result.show_message("ok", describe_facts(info))
+        if self.mode == SAVE:
             self.saved.emit(self.pending.name)
             if not self._closed:
                 self.accept()
@@ -488,15 +349,14 @@ class ServerDialog(QDialog):
         self.task = None
         self._set_busy(False)
         if isinstance(error, (UnknownHostKey, HostKeyChanged)) and not self._closed:
-            self._show_result("The server's host key needs your decision…", "")
+            self.result.show_message("info", "The server's host key needs your decision…")
             self._ask_host_key(error)
             return
         if isinstance(error, NoSecureKeyring):
             what = " and ".join(sorted(self.secret_kinds)) or "secret"
-            self._show_result(f"{no_keyring_text(what)} Nothing was saved.", RED)
+            self.result.show_message("error", f"{no_keyring_text(what)} Nothing was saved.")
             return
-        verb = "Connection test failed" if self.mode == "test" else "Not saved"
-        self._show_result(f"{verb}: {summary(error)}", RED, error)
+        self.result.show_error(error, "Connection test failed: " if self.mode == TEST else "Not saved: ")
 
     def _ask_host_key(self, error) -> None:
         config = self.pending
@@ -512,14 +372,7 @@ class ServerDialog(QDialog):
         if dialog.trusted_fingerprint:
             self.start(self.mode, accept=dialog.trusted_fingerprint)
         else:
-            self._show_result("Host key refused: nothing was sent to the server and nothing was saved.", RED)
-
-    def _show_details(self) -> None:
-        if self.last_error is not None:
-            box = QMessageBox(QMessageBox.Icon.Information, "Details", summary(self.last_error),
-                              QMessageBox.StandardButton.Ok, self)
-            box.setDetailedText(details(self.last_error))
-            box.open()
+            self.result.show_message("error", "Host key refused: nothing was sent to the server and nothing was saved.")
 
     def done(self, result: int) -> None:
         self._closed = True

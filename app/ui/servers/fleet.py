@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView
 from app.store.servers import ServerConfig
 
 from app.ui.icons import icon
+from app.ui.tasks import CONNECTED, CONNECTING, HOST_KEY, UNREACHABLE
 
 ROLE_KIND = Qt.ItemDataRole.UserRole + 1  # "server" | "model" | "audit"
 ROLE_SERVER = Qt.ItemDataRole.UserRole + 2
@@ -16,10 +17,10 @@ ROLE_MODEL = Qt.ItemDataRole.UserRole + 3
 ROLE_DATA = Qt.ItemDataRole.UserRole + 4  # ServerConfig for servers, the status dict for models
 
 STATE_COLORS = {
-    "running": "#2e7d32", "connected": "#2e7d32", "stopped": "#757575", "connecting": "#757575",
-    "failed": "#c62828", "unreachable": "#ef6c00", "hostkey": "#c62828",
+    "running": "#2e7d32", CONNECTED: "#2e7d32", "stopped": "#757575", CONNECTING: "#757575",
+    "failed": "#c62828", UNREACHABLE: "#ef6c00", HOST_KEY: "#c62828",
 }
-STATE_TEXT = {"hostkey": "host key problem"}
+STATE_TEXT = {HOST_KEY: "host key problem"}
 
 
 class FleetModel(QStandardItemModel):

@@ -10,6 +10,8 @@ from PySide6.QtWidgets import (QDialog, QFormLayout, QHBoxLayout, QLabel, QLineE
 
 from app.remote.errors import HostKeyChanged
 
+from app.ui.operations import BackgroundOp
+
 CHECK_COMMAND = "ssh-keygen -l -E sha256 -f /etc/ssh/ssh_host_*.pub"
 
 
@@ -164,10 +166,9 @@ class HostKeyDialog(QDialog):
                 return
             self._forgotten(None)
             return
-        self._task = self.runner.in_background(f"forget host key of {server}",
-                                               lambda ctx: ctx.workspace.forget_host_key(server, config), owner=self)
-        self._task.finished.connect(self._forgotten)
-        self._task.failed.connect(self._forget_failed)
+        self._task = (BackgroundOp(self, f"forget host key of {server}",
+                                   lambda ctx: ctx.workspace.forget_host_key(server, config))
+                      .success(self._forgotten).failure(self._forget_failed).run())
 
     def _forgotten(self, _n) -> None:
         self._task = None

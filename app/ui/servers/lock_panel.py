@@ -7,11 +7,16 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QWi
 from app.deploy.changes import break_lock
 
 from app.ui.deploy.confirm_page import add_reason
+from app.ui.operations import ServerOp
 
 HELD_STYLE = "color: #8a5300; font-weight: bold;"
 
 
 class LockPanel(QWidget):
+    """Signals:
+        broken(): a Break lock finished (ok or not): the page reads the server's state again
+    """
+
     broken = Signal()
 
     def __init__(self, runner, parent=None):
@@ -62,11 +67,9 @@ class LockPanel(QWidget):
     def _break(self, pid, reason: str) -> None:
         server = self.server
         self.button.setEnabled(False)
-        task = self.runner.on_server(server, f"break lock {server}",
-                                     lambda ctx: break_lock(ctx.transport, ctx.workspace.audit, pid, reason),
-                                     owner=self)
-        task.finished.connect(lambda _r: self._done(None))
-        task.failed.connect(self._done)
+        (ServerOp(self, server, f"break lock {server}",
+                  lambda ctx: break_lock(ctx.transport, ctx.workspace.audit, pid, reason))
+         .success(lambda _r: self._done(None)).failure(self._done).run())
 
     def _done(self, error) -> None:
         self.button.setEnabled(True)

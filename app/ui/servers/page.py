@@ -13,6 +13,8 @@ from app.ui.servers.activity_view import ActivityView
 from app.ui.servers.lock_panel import LockPanel
 from app.ui.errors import ErrorBanner
 from app.ui.icons import icon
+from app.ui.operations import ServerOp
+from app.ui.tasks import CONNECTED
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "resources" / "examples"
 
@@ -102,30 +104,23 @@ class ServerPage(QWidget):
             self.test_connection()
 
     def set_state(self, state: str, detail: str = "") -> None:
-        self.fields["state"].setText(state + (f": {detail}" if detail and state != "connected" else ""))
+        self.fields["state"].setText(state + (f": {detail}" if detail and state != CONNECTED else ""))
 
     def test_connection(self) -> None:
         name = self.server.name
         self.test_button.setEnabled(False)
-        self._task = self.runner.on_server(name, f"hello {name}", lambda ctx: ctx.transport.hello(),
-                                          owner=self)
-        self._task.finished.connect(lambda info, n=name: self._show_info(n, info))
-        self._task.failed.connect(lambda e, n=name: self._show_failure(n, e))
+        self._task = (ServerOp(self, name, f"hello {name}", lambda ctx: ctx.transport.hello())
+                      .ended(lambda: self.test_button.setEnabled(True))
+                      .only_if(lambda: self.server is not None and self.server.name == name)
+                      .success(lambda info: self._show_info(name, info))
+                      .with_banner(self.banner, "Cannot reach the server: ").run())
 
     def _show_info(self, name: str, info: dict) -> None:
-        self.test_button.setEnabled(True)
-        if self.server is None or self.server.name != name:
-            return
         self.banner.clear()
         self.fields["python"].setText(f"{info['python']} ({info['machine']}, {info['libc']})")
         self.fields["disk"].setText(f"{human_bytes(info['disk_free'])} of {human_bytes(info['disk_total'])}")
         self.fields["root"].setText(info["root"])
         self.lock_panel.show_lock(name, info.get("lock") or {})
-
-    def _show_failure(self, name: str, error: BaseException) -> None:
-        self.test_button.setEnabled(True)
-        if self.server is not None and self.server.name == name:
-            self.banner.show_error(error, "Cannot reach the server: ")
 
 
 def _description(folder: Path) -> str:

@@ -1,20 +1,20 @@
-"""Random access into a filtered audit log of a million events, for the Audit view's lazy model.
+"""Random access into a filtered audit log of a million events, for the Audit view's lazy table.
 
 SQLite's OFFSET walks every row it skips (measured with 1,000,000 events: 2 ms at the top, 1.3 s
 in the middle, 2.6 s at the end), so the view reads the filter's ordered `seq` list once (8 bytes
 a row, ~2 s for a million, in the background) and then fetches any page by `seq in (...)` in
 2 ms wherever it is. Until that list is there, `rows_at` reads from whichever end is nearer.
-Runs on a worker thread; no Qt here."""
+
+Filters become SQL in query.py only (`where_sql`, `select_events`); this module adds the seq list
+and the snapshot a refresh reads. It runs on a worker thread and knows nothing of Qt."""
 from __future__ import annotations
 
 from array import array
 from contextlib import contextmanager
 
-from app.audit import query
-from app.audit.query import AuditFilter, count_events, filter_choices, query_events
-
-from app.ui.audit.cells import cells
-
+from .cells import cells
+from .query import (NEWEST_FIRST, AuditFilter, count_events, filter_choices, query_events, select_events,
+                    where_sql)
 
 
 @contextmanager
@@ -31,20 +31,14 @@ def snapshot(db):
             conn.execute("COMMIT")
 
 
-def _where(flt: AuditFilter, extra: str = "", extra_args=()) -> tuple[str, list]:
-    where, args = flt.where()
-    clauses = [c for c in (where, extra) if c]
-    return (" where " + " and ".join(clauses) if clauses else ""), list(args) + list(extra_args)
-
-
 def head_seq(db) -> int:
     return db.execute("select coalesce(max(seq), 0) from events").fetchone()[0]
 
 
 def read_seqs(db, flt: AuditFilter, after: int = 0) -> array:
     """The filter's seqs in display order (newest first); only those above `after` when given."""
-    where, args = _where(flt, "seq > ?" if after else "", [after] if after else [])
-    cursor = db.execute(f"select seq from events{where} order by ts desc, seq desc", args)
+    where, args = where_sql(flt, "seq > ?" if after else "", [after] if after else [])
+    cursor = db.execute(f"select seq from events{where} order by {NEWEST_FIRST}", args)
     out = array("q")
     while chunk := cursor.fetchmany(20000):
         out.extend(r[0] for r in chunk)
@@ -56,9 +50,7 @@ def rows_by_seq(db, seqs) -> list[dict]:
     seqs = list(seqs)
     if not seqs:
         return []
-    cursor = db.execute(f"select {query.SELECT} from events where seq in ({', '.join('?' * len(seqs))})", seqs)
-    names = [d[0] for d in cursor.description]
-    found = {row["seq"]: row for row in (query.with_state(dict(zip(names, raw))) for raw in cursor.fetchall())}
+    found = {row["seq"]: row for row in select_events(db, f" where seq in ({', '.join('?' * len(seqs))})", seqs)}
     return prepare([found[s] for s in seqs if s in found])
 
 
@@ -67,11 +59,8 @@ def rows_at(db, flt: AuditFilter, offset: int, limit: int, total: int) -> list[d
     if offset <= total - offset - limit:
         return prepare(query_events(db, flt, limit, offset))
     count = max(0, min(limit, total - offset))
-    where, args = _where(flt)
-    cursor = db.execute(f"select {query.SELECT} from events{where} order by ts, seq limit ? offset ?",
-                        args + [count, total - offset - count])
-    names = [d[0] for d in cursor.description]
-    return prepare([query.with_state(dict(zip(names, raw))) for raw in reversed(cursor.fetchall())])
+    oldest = query_events(db, flt, count, total - offset - count, oldest_first=True)
+    return prepare(oldest[::-1])
 
 
 def position_of(db, flt: AuditFilter, event_id: str) -> int:
@@ -80,11 +69,9 @@ def position_of(db, flt: AuditFilter, event_id: str) -> int:
     if not found or found[0] is None:
         return -1
     seq, ts = found
-    where, args = _where(flt, "seq = ?", [seq])
-    if not db.execute(f"select 1 from events{where}", args).fetchone():
+    if not count_events(db, flt, "seq = ?", [seq]):
         return -1
-    where, args = _where(flt, "(ts > ? or (ts = ? and seq > ?))", [ts, ts, seq])
-    return db.execute(f"select count(*) from events{where}", args).fetchone()[0]
+    return count_events(db, flt, "(ts > ? or (ts = ? and seq > ?))", [ts, ts, seq])
 
 
 class Snapshot:
@@ -110,7 +97,7 @@ def read_snapshot(db, flt: AuditFilter, page: int, previous: Snapshot | None = N
         seqs = choices = None
         added = -1
         if previous is not None and previous.choices is not None and previous.head <= head:
-            choices = _merged(previous.choices, _choices_after(db, previous.head))
+            choices = _merged(previous.choices, filter_choices(db, after=previous.head))
         if previous is not None and previous.filter == flt and previous.seqs is not None:
             new = read_seqs(db, flt, after=previous.head) if head > previous.head else array("q")
             if len(previous.seqs) + len(new) == total and _sorts_above(db, new, previous.seqs):
@@ -135,12 +122,6 @@ def prepare(rows: list[dict]) -> list[dict]:
     for row in rows:
         row["cells"] = cells(row)
     return rows
-
-
-def _choices_after(db, seq: int) -> dict:
-    return {column: [r[0] for r in db.execute(f"select distinct {column} from events where seq > ? and {column} != ''",
-                                              [seq])]
-            for column in ("server", "model", "action", "actor")}
 
 
 def _merged(old: dict, new: dict) -> dict:

@@ -107,7 +107,8 @@ class Ring:
 
 
 class MonitorBuffer:
-    """Rings keyed by (server, model or None, metric). Fed on the GUI thread by the MonitorFeed."""
+    """Rings keyed by (server, model or None, metric). One thread feeds and reads it (the console's GUI
+    thread, through its MonitorFeed): no lock, so a refresh costs dict look-ups only."""
 
     def __init__(self, capacity: int = CAPACITY):
         self.capacity = capacity
@@ -201,30 +202,3 @@ class MonitorBuffer:
 
     def nbytes(self) -> int:
         return sum(r.ts.nbytes + r.values.nbytes for r in self.rings.values())
-
-
-def simulated_sample(ts: float, models=("iris",), seed: int = 0, interval: float = 1.0) -> dict:
-    """A plausible sample (docs/monitoring.md schema) for tests, the bench and demos; smooth in `ts`."""
-    phase = ts / 60.0 + seed
-    total = 16e9
-    sample = {
-        "ts": ts, "interval_s": interval,
-        "host": {"cpu_percent": 30 + 20 * math.sin(phase), "cpu_per_core": [],
-                 "memory": {"total": total, "used": total * (0.5 + 0.1 * math.sin(phase / 3)), "available": 0},
-                 "load": [1.0 + math.sin(phase), 1.0, 1.0],
-                 "disk": {"path": "/srv/berth", "total": 1e12, "used": 4e11, "free": 6e11},
-                 "net": {"rx_bytes": 0, "tx_bytes": 0}},
-        "models": {},
-    }
-    for i, name in enumerate(models):
-        p = phase + i
-        rps = 20 + 10 * math.sin(p)
-        sample["models"][name] = {
-            "version": "1.0.0", "pid": 1000 + i, "cpu_percent": 5 + 4 * math.sin(p),
-            "rss_bytes": 80e6 + 5e6 * math.sin(p / 2), "threads": 3, "open_files": 7, "uptime_s": ts % 1000,
-            "requests_total": int(ts), "errors_total": 0, "requests_per_s": rps, "errors_per_s": 0.0,
-            "latency_ms": {"p50": 4 + math.sin(p), "p95": 12 + 3 * math.sin(p), "p99": 25 + 5 * math.sin(p),
-                           "window": "interval"},
-            "histogram": [],
-        }
-    return sample

@@ -1,24 +1,7 @@
-"""How `berth monitor` shows samples: the JSON it prints and the compact table it refreshes."""
-from app.cli_output import print_table
+"""The compact table `berth monitor` prints and refreshes (the JSON form is app/monitor/sample_json.py)."""
 from app.formatting import human_bytes
 
-MODEL_JSON_KEYS = ("version", "pid", "cpu_percent", "rss_bytes", "threads", "open_files", "uptime_s",
-                   "requests_total", "errors_total", "requests_per_s", "errors_per_s", "latency_ms")
-
-
-def monitor_json(sample: dict, model: str | None = None) -> dict:
-    """A sample as `berth monitor --json` prints it: the server's figures at the top level, the
-    models' (without their raw histogram) under "models"."""
-    host = sample.get("host") or {}
-    models = sample.get("models") or {}
-    return {
-        "server": sample.get("server"), "ts": sample.get("ts"), "interval_s": sample.get("interval_s"),
-        "cpu_percent": host.get("cpu_percent"), "cpu_per_core": host.get("cpu_per_core"),
-        "memory": {k: (host.get("memory") or {}).get(k) for k in ("used", "available", "total")},
-        "load": host.get("load"), "disk": host.get("disk"), "net": host.get("net"),
-        "models": {name: {k: m.get(k) for k in MODEL_JSON_KEYS} for name, m in sorted(models.items())
-                   if model is None or name == model},
-    }
+from .output import print_table
 
 
 def _num(v, fmt: str = "{:.1f}") -> str:

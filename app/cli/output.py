@@ -1,4 +1,5 @@
-"""How the command line shows progress and tables: progress on stderr, data on stdout."""
+"""How the command line shows progress and tables: progress on stderr, data on stdout. Only the
+CLI prints; byte sizes come from app/formatting.py, shared with the console."""
 import json
 import sys
 

@@ -1,5 +1,5 @@
-"""`berth demo` (and `make run` until the window exists): the whole story on the `local` server.
-Deploys the iris example, predicts, deploys a second version, rolls back, predicts again."""
+"""`berth demo`: the whole story on the `local` server. Deploys the iris example, predicts, deploys
+a second version, rolls back, predicts again."""
 import json
 import shutil
 import sys
@@ -7,11 +7,20 @@ import tempfile
 from pathlib import Path
 
 from app.deploy import queries
-from app.deploy.changes import change, run_to_end
-from app.deploy.deploy import Deploy
-from app.cli_output import ProgressPrinter
+from app.deploy.changes import run_to_end
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "resources" / "examples"
+from .base import Command, workspace
+from .output import ProgressPrinter
+
+EXAMPLES = Path(__file__).resolve().parent.parent.parent / "resources" / "examples"
+
+
+class DemoCommand(Command):
+    name = "demo"
+    help = "deploy the example bundle to `local`, predict, deploy v2, roll back"
+
+    def run(self, args) -> int:
+        return run_demo(workspace(), verbose=args.verbose)
 
 
 def _say(text: str) -> None:
@@ -33,13 +42,13 @@ def run_demo(ws, verbose: bool = False) -> int:
         sample = (example / "example.json").read_bytes()
         with ws.connect("local") as t:
             _say(f"deploy {example.name} {version} to local ({t.abs_root})")
-            run_to_end(Deploy(t, example, ws.audit).run(), printer)
+            run_to_end(ws.deploy(t, example).run(), printer)
             _predict(t, name, sample)
             _say(f"deploy a second version, {version}+demo2")
-            run_to_end(Deploy(t, v2, ws.audit).run(), printer)
+            run_to_end(ws.deploy(t, v2).run(), printer)
             _predict(t, name, sample)
             _say("roll back to the previous release")
-            run_to_end(change(t, ws.audit, "rollback", name, to=version), printer)
+            run_to_end(ws.change(t, "rollback", name, to=version), printer)
             _predict(t, name, sample)
             _say("status")
             for row in queries.status(t):

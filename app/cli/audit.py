@@ -1,0 +1,99 @@
+"""`berth audit ...`: list, verify, export and sync the audit log.
+
+The PDF report is drawn with Qt's PDF writer (app.ui.audit.report_pdf, headless), imported only
+for `--format pdf`: this module is one of the two entry points allowed to reach into app.ui."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import options
+from .base import ActionGroup, Failed, workspace
+from .output import print_json, print_table
+from .per_server import for_each_server
+
+FORMATS = ("csv", "json", "html", "pdf")
+EVENT_KEYS = ("id", "ts", "actor", "ssh_user", "server", "model", "version", "sha256", "action", "outcome",
+              "state", "old", "new", "reason", "detail", "ref", "origin")
+
+
+class AuditGroup(ActionGroup):
+    name = "audit"
+    help = "the audit log: list, verify, export, sync"
+
+    def add_actions(self, actions) -> None:
+        a = actions.add_parser("list", help="newest events first")
+        options.add_audit_filters(a)
+        options.add_json(a)
+        a.add_argument("--limit", type=int, default=1000)
+        a = actions.add_parser("verify", help="check the hash chain; exit 1 and name the first broken event")
+        options.add_json(a)
+        a = actions.add_parser("export", help="the events as csv, json, or a report in html or pdf")
+        options.add_audit_filters(a)
+        a.add_argument("--format", choices=FORMATS, help="default: from the file's extension")
+        a.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
+        a = actions.add_parser("sync", help="import the events of servers' journals this desktop has not seen")
+        options.add_server(a, help="one server (default: all but local)")
+
+    def run(self, args) -> int:
+        return self.dispatch(args, workspace())
+
+    def do_verify(self, args, ws) -> int:
+        from app.audit.chain import verify
+
+        verdict = verify(ws.db.conn)
+        print_json(verdict.to_dict()) if args.json else print(verdict.message)
+        return 0 if verdict.ok else 1
+
+    def do_list(self, args, ws) -> int:
+        from app.audit.query import query_events
+
+        rows = [{k: r[k] for k in EVENT_KEYS} for r in query_events(ws.db, _audit_filter(args), limit=args.limit)]
+        if args.json:
+            print_json(rows)
+            return 0
+        table = [dict(r, outcome=r["state"], change=f"{r['old']} -> {r['new']}" if r["old"] or r["new"] else "")
+                 for r in rows]
+        print_table(table, ["ts", "actor", "server", "model", "version", "action", "outcome", "change", "detail"])
+        return 0
+
+    def do_export(self, args, ws) -> int:
+        from app.audit.actor import actor_label, local_actor
+        from app.audit.export import export_events
+
+        flt = _audit_filter(args)
+        fmt = args.format or args.output.suffix.lstrip(".").lower()
+        if fmt not in FORMATS:
+            raise Failed(f"cannot tell the format from {args.output.name!r}: give --format csv|json|html|pdf")
+        writer = None
+        if fmt == "pdf":
+            from app.ui.audit.report_pdf import write_pdf as writer  # Qt's PDF writer; runs headless
+        result = export_events(ws.db, flt, fmt, args.output, exported_by=actor_label(local_actor()),
+                               pdf_writer=writer)
+        checked = result.verdict.message if result.verdict else \
+            "the chain was not walked for a CSV (`berth audit verify`)"
+        print(f"{result.count} events to {result.path} ({fmt}); {checked}")
+        return 0
+
+    def do_sync(self, args, ws) -> int:
+        from app.store.servers import LOCAL
+
+        names = [args.server] if args.server else [s.name for s in ws.servers.list() if s.name != LOCAL]
+
+        def sync(name: str) -> None:
+            with ws.connect(name) as t:
+                r = ws.sync_journal(t)
+            print(f"{name}: {r.imported} new of {r.seen} journal events" + (f"; {r.problem}" if r.problem else ""))
+
+        return for_each_server(names, sync, named=bool(args.server)).exit_code
+
+
+def _audit_filter(args):
+    from app.audit.period import parse_time
+    from app.audit.query import AuditFilter
+
+    for bound in ("since", "until"):
+        if getattr(args, bound):
+            parse_time(getattr(args, bound))  # a clear error before any work
+    return AuditFilter(action=args.event_action or "", **{k: getattr(args, k) or "" for k in
+                                                          ("server", "model", "text", "actor", "since", "until",
+                                                           "outcome")})

@@ -1,0 +1,62 @@
+"""`berth bundle ...`: start, check and pack a bundle; nothing here needs a server."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from . import options
+from .base import ActionGroup, workspace
+from .output import print_json
+
+
+class BundleGroup(ActionGroup):
+    name = "bundle"
+    help = "create, check and pack bundles"
+
+    def add_actions(self, actions) -> None:
+        a = actions.add_parser("init", help="a working bundle to start from")
+        a.add_argument("dir", type=Path)
+        a.add_argument("--name", required=True)
+        a = actions.add_parser("check", help="validate a bundle folder or archive")
+        a.add_argument("path", type=Path)
+        options.add_json(a)
+        a = actions.add_parser("pack", help="reproducible .tar.gz of a bundle folder")
+        a.add_argument("dir", type=Path)
+        a.add_argument("-o", "--output", type=Path, required=True)
+
+    def do_init(self, args) -> int:
+        from app.bundle import init_bundle
+
+        for path in init_bundle(args.dir, args.name):
+            print(path)
+        print(f"created bundle {args.name} in {args.dir}; check it with `berth bundle check {args.dir}`",
+              file=sys.stderr)
+        return 0
+
+    def do_pack(self, args) -> int:
+        from app.bundle import pack
+
+        sha = pack(args.dir, args.output)
+        print(f"{args.output}  sha256 {sha}")
+        return 0
+
+    def do_check(self, args) -> int:
+        from app.bundle import check_path
+
+        result = check_path(args.path)
+        if args.json:
+            print_json({"ok": result.ok, "problems": [dict(p.__dict__, text=str(p)) for p in result.problems],
+                        "manifest": result.manifest.to_dict() if result.manifest else None})
+        else:
+            for problem in result.problems:
+                print(f"error: {problem}" if problem.severity == "error" else str(problem), file=sys.stderr)
+            if result.ok:
+                print(f"ok: {result.manifest.name} {result.manifest.version}")
+        if not result.ok:
+            print(f"berth: {len(result.errors)} problem(s) in {args.path}", file=sys.stderr)
+        m = result.manifest
+        workspace().audit.record(
+            "bundle.check", "ok" if result.ok else "failed", model=m.name if m else "",
+            version=m.version if m else "",
+            detail=f"{args.path}: " + ("no problems" if result.ok else "; ".join(map(str, result.errors))))
+        return 0 if result.ok else 1

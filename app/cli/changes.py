@@ -1,0 +1,150 @@
+"""What runs where, and changing it: deploy, status, releases, predict, rollback, stop, start.
+The rules (a production server may need a reason) live in the Workspace; these only print."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from app.deploy import queries
+from app.deploy.changes import run_to_end
+
+from . import options
+from .base import Command, Failed, workspace
+from .output import ProgressPrinter, print_json, print_table
+from .per_server import for_each_server
+
+STATUS_COLUMNS = ["server", "model", "version", "state", "port", "pid"]
+
+
+class DeployCommand(Command):
+    name = "deploy"
+    help = "deploy a bundle folder or .tar.gz"
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("path", type=Path)
+        options.add_server(parser, required=True)
+        parser.add_argument("--keep", type=int, default=5, help="releases kept on the server (default 5)")
+        options.add_reason(parser)
+
+    def run(self, args) -> int:
+        ws = workspace()
+        with ws.connect_to_change("deploy", args.server, args.reason) as t:
+            job = ws.deploy(t, args.path, reason=args.reason, keep=args.keep)
+            print(f"Deploying {args.path} to {args.server}", file=sys.stderr)
+            run_to_end(job.run(), ProgressPrinter(args.verbose))
+        r, model = job.result, job.trail.facts["model"]
+        if r.get("already"):
+            print(f"{model} {r['version']} was already current and running on {args.server}")
+        else:
+            print(f"{model} {r['version']} is current on {args.server} (was {r.get('previous') or 'nothing'})")
+        return 0
+
+
+class StatusCommand(Command):
+    name = "status"
+    help = "what runs where"
+
+    def add_arguments(self, parser) -> None:
+        options.add_server(parser)
+        options.add_json(parser)
+
+    def run(self, args) -> int:
+        ws = workspace()
+        names = [args.server] if args.server else [s.name for s in ws.servers.list()]
+
+        def status_of(name: str) -> list[dict]:
+            with ws.connect(name) as t:
+                return ws.server_status(t)
+
+        outcome = for_each_server(names, status_of, named=bool(args.server))
+        rows = [{k: r.get(k) for k in STATUS_COLUMNS} for server_rows in outcome.results for r in server_rows]
+        print_json(rows) if args.json else print_table(rows, STATUS_COLUMNS)
+        return outcome.exit_code
+
+
+class ReleasesCommand(Command):
+    name = "releases"
+    help = "a model's releases on a server"
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("model")
+        options.add_server(parser, required=True)
+        options.add_json(parser)
+
+    def run(self, args) -> int:
+        with workspace().connect(args.server) as t:
+            rows = queries.releases(t, args.model)
+        if args.json:
+            print_json([{k: r[k] for k in ("version", "current", "sha256", "deployed_at")} for r in rows])
+        else:
+            table = [dict(r, current="*" if r["current"] else "", sha256=(r["sha256"] or "")[:12],
+                          by=(r.get("deployed_by") or {}).get("user", "")) for r in reversed(rows)]
+            print_table(table, ["current", "version", "deployed_at", "by", "sha256"])
+        return 0
+
+
+class PredictCommand(Command):
+    name = "predict"
+    help = "send one input to a model; prints its JSON output"
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("model")
+        options.add_server(parser, required=True)
+        parser.add_argument("--input", required=True, metavar="JSON_OR_@FILE")
+
+    def run(self, args) -> int:
+        raw = _json_input(args.input)
+        with workspace().connect(args.server) as t:
+            output, seconds, headers = queries.predict(t, args.model, raw.encode())
+        print(json.dumps(output))
+        if args.verbose:
+            print(f"{headers.get('X-Berth-Model')} {headers.get('X-Berth-Version')} answered in "
+                  f"{seconds * 1000:.1f} ms", file=sys.stderr)
+        return 0
+
+
+def _json_input(raw: str) -> str:
+    """Checked here, so a typo is one clear line before any connection."""
+    if raw.startswith("@"):
+        try:
+            raw = Path(raw[1:]).read_text()
+        except OSError as e:
+            raise Failed(f"cannot read the input file {raw[1:]}: {e.strerror}") from None
+    try:
+        json.loads(raw)
+    except ValueError as e:
+        raise Failed(f"the input is not valid JSON: {e}") from None
+    return raw
+
+
+class ChangeCommand(Command):
+    """rollback, stop and start: one agent command each, the same arguments and output line."""
+
+    def __init__(self, name: str, help: str):
+        self.name, self.help = name, help
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("model")
+        options.add_server(parser, required=True)
+        if self.name == "rollback":
+            parser.add_argument("--to", metavar="VERSION")
+        options.add_reason(parser)
+
+    def run(self, args) -> int:
+        ws = workspace()
+        params = {"to": args.to} if getattr(args, "to", None) else {}
+        with ws.connect_to_change(self.name, args.server, args.reason) as t:
+            result = run_to_end(ws.change(t, self.name, args.model, reason=args.reason, **params),
+                                ProgressPrinter(args.verbose))
+        what = {"rollback": f"{result.get('previous')} -> {result.get('version')}",
+                "start": f"{result.get('version')} running",
+                "stop": f"{result.get('version')} {result.get('detail')}"}[self.name]
+        print(f"{self.name} {args.model} on {args.server}: {what}")
+        return 0
+
+
+COMMANDS = (DeployCommand(), StatusCommand(), ReleasesCommand(), PredictCommand(),
+            ChangeCommand("rollback", "make an earlier release current (default: the one before)"),
+            ChangeCommand("stop", "stop a model's runner"),
+            ChangeCommand("start", "start a model's current release"))

@@ -1,0 +1,58 @@
+"""Options several commands share, declared once so their spelling and help stay the same
+(Ansible's cli/arguments/option_helpers.py)."""
+from __future__ import annotations
+
+import argparse
+
+from app.agent.intervals import MAX_INTERVAL, MIN_INTERVAL
+
+CHANGE_REASON_HELP = "why (kept in the audit log; Berth can require one for production servers)"
+
+
+def add_server(parser, required: bool = False, help: str | None = None) -> None:
+    parser.add_argument("--server", required=required, help=help)
+
+
+def add_json(parser, help: str | None = None) -> None:
+    parser.add_argument("--json", action="store_true", help=help)
+
+
+def add_reason(parser, help: str = CHANGE_REASON_HELP) -> None:
+    parser.add_argument("--reason", default="", help=help)
+
+
+def add_timeouts(parser) -> None:
+    for flag, what in (("connect-timeout", "TCP connect and SSH handshake (default: the alias's ConnectTimeout, "
+                                           "else 15)"),
+                       ("auth-timeout", "login (default: the connect timeout)"),
+                       ("command-timeout", "how long an agent command may stay silent (default 900)"),
+                       ("keepalive", "seconds between keepalives (default: ServerAliveInterval, else 15)")):
+        parser.add_argument(f"--{flag}", type=float, default=0, metavar="SECONDS", help=what)
+
+
+def add_accept_jump_key(parser) -> None:
+    parser.add_argument("--accept-jump-key", action="append", default=[], metavar="SHA256:...",
+                        help="trust the (unknown) host key of a jump host with this fingerprint; repeat for "
+                             "several hops (--accept-host-key trusts only the server itself)")
+
+
+def add_audit_filters(parser) -> None:
+    parser.add_argument("--since", metavar="TIME",
+                        help="UTC date/time (2026-11-01, 2026-11-01T10:00) or age (7d, 24h)")
+    parser.add_argument("--until", metavar="TIME", help="UTC date/time; a date means its whole day")
+    for name in ("server", "model", "actor", "text"):
+        parser.add_argument(f"--{name}")
+    parser.add_argument("--action", dest="event_action",
+                        help="e.g. deploy, rollback, server.add (deploy also matches deploy.*)")
+    parser.add_argument("--outcome", help="ok, failed, started, cancelled, or interrupted")
+
+
+def interval(text: str) -> float:
+    """argparse type of --interval: the agent's bounds, refused as wrong usage (exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not MIN_INTERVAL <= value <= MAX_INTERVAL:
+        raise argparse.ArgumentTypeError(f"must be {MIN_INTERVAL:g} to {MAX_INTERVAL:g} seconds")
+    return value

@@ -1,0 +1,219 @@
+"""`berth server ...`: add, list and check the servers Berth deploys to, and unstick their lock."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from app import errors
+from app.formatting import human_bytes
+from app.remote.errors import RemoteError
+from app.store.servers import ServerConfig
+
+from . import options
+from .base import ActionGroup, Failed, workspace
+from .output import print_json, print_table
+
+
+class ServerGroup(ActionGroup):
+    name = "server"
+    help = "add, list and check servers"
+
+    def add_actions(self, actions) -> None:
+        a = actions.add_parser("add", help="add an SSH server (its host key must be trusted)")
+        _add_server_arguments(a)
+        a = actions.add_parser("list", help="list servers")
+        options.add_json(a)
+        a = actions.add_parser("aliases", help="the Host aliases of ~/.ssh/config")
+        options.add_json(a)
+        a = actions.add_parser("check", help="connect; print Python version, root and free disk")
+        a.add_argument("name")
+        a.add_argument("--accept-host-key", metavar="SHA256:...", help="trust this (unknown) host key")
+        options.add_accept_jump_key(a)
+        actions.add_parser("remove", help="remove a server from this computer's list").add_argument("name")
+        actions.add_parser("forget-key", help="forget a server's trusted host key").add_argument("name")
+        a = actions.add_parser("activity", help="what Berth ran on a server (newest first), and how to run it by hand")
+        a.add_argument("name")
+        a.add_argument("--limit", type=int, default=30)
+        options.add_json(a)
+        a = actions.add_parser("unlock", help="show who holds a server's lock; end a stuck agent after confirming")
+        a.add_argument("name")
+        a.add_argument("--yes", action="store_true", help="do not ask (scripts): end the holder shown")
+        options.add_reason(a, help="why (kept in the audit log)")
+
+    def run(self, args) -> int:
+        # only a terminal can be asked for a key's passphrase; scripts use the keyring or fail clearly
+        return self.dispatch(args, workspace(ask_passphrase if sys.stdin.isatty() else None))
+
+    def do_add(self, args, ws) -> int:
+        server = _server_from_args(args)
+        if ws.servers.exists(server.name):
+            raise Failed(f"a server named {server.name!r} exists already")
+        _trust_jumps(ws, server, args.accept_jump_key)
+        info = ws.add_server(server, args.accept_host_key)
+        print(f"added {args.name}: {server.describe()}, Python {info['python']}, root {info['root']}")
+        return 0
+
+    def do_list(self, args, ws) -> int:
+        rows = [dict(s.__dict__) for s in ws.servers.list()]
+        print_json(rows) if args.json else print_table(rows, ["name", "kind", "host", "port", "user", "ssh_alias",
+                                                              "root", "environment"])
+        return 0
+
+    def do_aliases(self, args, ws) -> int:
+        from app.remote.sshconfig import SSHConfigError, list_aliases, resolve
+
+        rows = []
+        try:
+            for name in list_aliases():
+                ep = resolve(name)
+                rows.append({"alias": name, "host": ep.host, "port": ep.port, "user": ep.user,
+                             "proxy_jump": ",".join(j.describe() for j in ep.jumps),
+                             "identity_files": list(ep.identity_files), "identities_only": ep.identities_only})
+        except SSHConfigError as e:
+            raise Failed(str(e)) from None
+        print_json(rows) if args.json else print_table(rows, ["alias", "host", "port", "user", "proxy_jump"])
+        return 0
+
+    def do_check(self, args, ws) -> int:
+        _trust_jumps(ws, ws.servers.get(args.name), args.accept_jump_key)
+        with ws.connect(args.name, args.accept_host_key) as t:
+            info = t.hello()
+        print(f"{args.name}: Python {info['python']} ({info['platform']})")
+        print(f"root: {info['root']}")
+        print(f"free disk: {human_bytes(info['disk_free'])} of {human_bytes(info['disk_total'])}")
+        return 0
+
+    def do_remove(self, args, ws) -> int:
+        ws.remove_server(args.name)
+        print(f"removed {args.name}")
+        return 0
+
+    def do_forget_key(self, args, ws) -> int:
+        print(f"forgot {ws.forget_host_key(args.name)} host key(s) of {args.name}")
+        return 0
+
+    def do_activity(self, args, ws) -> int:
+        rows = ws.activity.list(ws.servers.get(args.name).name, args.limit)
+        if args.json:
+            print_json(rows)
+            return 0
+        print_table([dict(r, seconds=f"{r['seconds']:.2f}") for r in rows],
+                    ["ts", "command", "summary", "seconds", "outcome", "message"])
+        if rows and rows[0]["by_hand"]:
+            print(f"\nby hand, the last one ({rows[0]['command']}):\n{rows[0]['by_hand']}")
+        return 0
+
+    def do_unlock(self, args, ws) -> int:
+        from app.deploy.changes import break_lock, lock_state
+
+        with ws.connect(args.name) as t:
+            lock = lock_state(t)
+            holder = lock.get("holder") or {}
+            if not lock["held"]:
+                left = f"; the last holder (pid {holder['pid']}, {holder.get('what')}) ended without releasing " \
+                       "it, and the system released it" if holder.get("pid") else ""
+                print(f"{args.name} is not locked{left}")
+                return 0
+            print(f"{args.name} is locked by {holder.get('who')} running '{holder.get('what')}' since "
+                  f"{holder.get('since')} (pid {holder.get('pid')}, {'alive' if lock['holder_alive'] else 'gone'})")
+            if not args.yes and not _confirmed(args.name, holder):
+                print("left as it is")
+                return 1
+            result = break_lock(t, ws.audit, holder.get("pid"), args.reason)
+        print(result["detail"])
+        return 0
+
+
+def _add_server_arguments(a) -> None:
+    a.add_argument("name")
+    a.add_argument("--ssh-alias", default="", metavar="ALIAS",
+                   help="a Host of ~/.ssh/config: host, user and port come from it (the flags below override), "
+                        "its ProxyJump, IdentityFile, IdentitiesOnly and ServerAliveInterval apply")
+    a.add_argument("--host", help="required unless --ssh-alias gives it")
+    a.add_argument("--port", type=int)
+    a.add_argument("--user", default="")
+    a.add_argument("--key", default="", help="private key file (default: SSH agent, then ~/.ssh/id_*)")
+    a.add_argument("--auth", default="auto",
+                   help="auto (agent, key files, password) or an order such as 'key,password' or 'password'")
+    a.add_argument("--root", default="~/berth", help="Berth's folder on the server (default ~/berth)")
+    a.add_argument("--env", default="", help="environment label, e.g. staging or production")
+    options.add_timeouts(a)
+    a.add_argument("--accept-host-key", metavar="SHA256:...", help="trust the host key with this fingerprint")
+    options.add_accept_jump_key(a)
+
+
+def _confirmed(name: str, holder: dict) -> bool:
+    """Breaking a lock ends a process: the operator types the server's name, never a script."""
+    if not sys.stdin.isatty():
+        raise Failed("not breaking the lock without a confirmation: run in a terminal, or add --yes")
+    answer = input(f"End pid {holder.get('pid')} to break the lock? Type the server's name to confirm: ")
+    return answer.strip() == name
+
+
+def _server_from_args(args) -> ServerConfig:
+    """Explicit flags win over the alias's HostName, User and Port."""
+    host, port, user = args.host, args.port, args.user
+    if args.ssh_alias:
+        alias = _alias(args.ssh_alias)
+        host, port, user = host or alias.host, port or alias.port, user or alias.user
+    if not host:
+        raise Failed("give --host HOST, or --ssh-alias ALIAS from ~/.ssh/config")
+    methods = [m.strip() for m in args.auth.split(",")]
+    if args.auth != "auto" and not all(m in ("agent", "key", "password") for m in methods):
+        raise Failed(f"--auth {args.auth!r}: use auto, or some of agent, key, password separated by commas")
+    return ServerConfig(name=args.name, host=host, port=port or 22, user=user or _local_user(),
+                        key_path=str(Path(args.key).expanduser().resolve()) if args.key else "",
+                        root=args.root, environment=args.env, auth=args.auth, ssh_alias=args.ssh_alias,
+                        connect_timeout=args.connect_timeout, auth_timeout=args.auth_timeout,
+                        command_timeout=args.command_timeout, keepalive=args.keepalive)
+
+
+def _alias(name: str):
+    from app.remote.sshconfig import SSHConfigError, config_path, list_aliases, resolve
+
+    try:
+        if name not in list_aliases():
+            raise Failed(f"no Host {name!r} in {config_path()}; see `berth server aliases`")
+        return resolve(name)
+    except SSHConfigError as e:
+        raise Failed(str(e)) from None
+
+
+def _trust_jumps(ws, server: ServerConfig, fingerprints: list[str]) -> None:
+    """Jump host keys named with --accept-jump-key are trusted first, hop by hop, and audited."""
+    if not fingerprints:
+        return
+    from app.remote.connect import trust_jump_keys
+
+    if not server.ssh_alias:
+        raise Failed("--accept-jump-key: this server has no ssh alias, so no jump hosts")
+
+    def record(added):
+        for entry in added:
+            ws.audit.record("hostkey.trust", "ok", server=server.name, ssh_user=server.user,
+                            detail=f"jump host {entry}")
+            print(f"trusted jump host {entry}", file=sys.stderr)
+
+    try:
+        record(trust_jump_keys(server, tuple(fingerprints), ws.ask_passphrase))
+    except RemoteError as e:
+        record(e.detail.get("jump_keys_added", ()))
+        refused = e.code in (errors.JUMP_HOST_KEY_UNKNOWN, errors.JUMP_HOST_KEY_CHANGED)
+        ws.audit.record("hostkey.refused" if refused else "connect", "failed", server=server.name,
+                        ssh_user=server.user, detail=str(e))
+        raise
+
+
+def ask_passphrase(path: str):
+    """On a terminal only: asked once per key and run; keeping it in the keyring is the operator's call."""
+    import getpass
+
+    passphrase = getpass.getpass(f"Passphrase for {path}: ")
+    keep = input("Keep it in the system keyring? [y/N] ").strip().lower() in ("y", "yes") if passphrase else False
+    return passphrase, keep
+
+
+def _local_user() -> str:
+    import getpass
+
+    return getpass.getuser()

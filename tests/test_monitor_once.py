@@ -1,0 +1,90 @@
+"""app/monitor/once.py, live.py and sample_json.py without the CLI: one sample over a whole interval,
+the model check, the live view's bookkeeping and the JSON shape (plain pytest, no Qt)."""
+import pytest
+
+from app import errors
+from app.errors import BerthError
+from app.monitor.live import LiveBoard
+from app.monitor.once import ModelNotRunning, check_model, one_sample
+from app.monitor.sample_json import MODEL_JSON_KEYS, monitor_json
+from app.workspace import Workspace
+
+
+def sample(server, models=(), ts=1.0):
+    return {"server": server, "ts": ts, "interval_s": 1.0,
+            "host": {"cpu_percent": 5.0, "memory": {"used": 1, "available": 2, "total": 3, "free": 9}},
+            "models": {m: {"version": "1.0.0", "cpu_percent": 1.0, "histogram": [1, 2]} for m in models}}
+
+
+def test_one_sample_of_local_is_measured_over_the_whole_interval():
+    s = one_sample(Workspace(), "local", 0.25)
+    assert s["server"] == "local"
+    assert s["interval_s"] == pytest.approx(0.25, abs=0.15)  # not the short first interval of a stream
+    assert 0 <= s["host"]["cpu_percent"] <= 100 and s["models"] == {}
+
+
+class SilentAgent:
+    """A server whose `sample` stream ends without a sample."""
+
+    def connect(self, name):
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def stream(self, command, payload):
+        assert command == "sample" and payload["count"] == 2
+        return self
+
+    def __iter__(self):
+        return iter([{"event": "progress"}])
+
+
+def test_a_server_that_sends_no_sample_is_a_clear_failure():
+    with pytest.raises(BerthError, match="box: the agent sent no sample"):
+        one_sample(SilentAgent(), "box", 0.25)
+
+
+def test_a_model_asked_for_must_run_on_one_of_the_servers():
+    check_model(None, [sample("a")])
+    check_model("iris", [])
+    check_model("iris", [sample("a"), sample("b", ["iris"])])
+    with pytest.raises(ModelNotRunning) as e:
+        check_model("iris", [sample("a"), sample("b", ["wine"])])
+    assert str(e.value) == "model 'iris' is not running on a, b; see `berth status`"
+    assert e.value.code == errors.NOT_RUNNING
+
+
+def test_the_json_keeps_the_documented_keys_only():
+    j = monitor_json(sample("a", ["iris", "wine"]), model="iris")
+    assert j["server"] == "a" and j["cpu_percent"] == 5.0
+    assert j["memory"] == {"used": 1, "available": 2, "total": 3}
+    assert list(j["models"]) == ["iris"] and set(j["models"]["iris"]) == set(MODEL_JSON_KEYS)
+    assert list(monitor_json(sample("a", ["wine", "iris"]))["models"]) == ["iris", "wine"]
+
+
+def test_the_live_board_waits_for_every_server_before_its_first_table():
+    board = LiveBoard(["a", "b"])
+    board.add(sample("b"))
+    assert not board.ready
+    board.add(sample("a"))
+    assert board.ready and [s["server"] for s in board.table()] == ["a", "b"]  # the servers' order
+
+    board = LiveBoard(["a", "b"])
+    board.add(sample("a"))
+    board.reconnecting("b")  # b is down: the table shows a alone rather than waiting
+    assert board.ready and [s["server"] for s in board.table()] == ["a"]
+
+
+def test_the_live_board_checks_the_model_once_after_the_first_round():
+    board = LiveBoard(["a", "b"], model="iris")
+    board.add(sample("a"))  # b not heard from yet: iris may run there
+    with pytest.raises(ModelNotRunning):
+        board.add(sample("b"))
+    board = LiveBoard(["a"], model="iris")
+    board.add(sample("a", ["iris"]))
+    board.add(sample("a", ts=2.0))  # stopped later: shown as gone, not an error
+    assert board.table()[0]["ts"] == 2.0
