@@ -1,4 +1,4 @@
-"""Where things live under a server's Berth root (see DESIGN.md, "On the server")."""
+"""Where things live under a server's Berth root (docs/architecture.md, "On the server")."""
 import os
 import re
 
