@@ -2,8 +2,11 @@
 import os
 import re
 
+# Written once for the agent and the desktop's bundle check (the agent is the leaf both import).
 NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
-VERSION_RE = re.compile(r"[A-Za-z0-9._+-]{1,64}")
+# A letter or digit first: ".", ".." and ".x" would name no folder, the parent, or a hidden one
+# that `releases` skips (like .incoming-*), so such a version deployed and then vanished.
+VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
@@ -23,7 +26,7 @@ def check_name(name):
 
 
 def check_version(version):
-    if not isinstance(version, str) or not VERSION_RE.fullmatch(version) or version in (".", ".."):
+    if not isinstance(version, str) or not VERSION_RE.fullmatch(version):
         raise AgentError("invalid version %r" % (version,), "usage")
     return version
 

@@ -6,8 +6,6 @@ file is written only once the model has loaded and the socket is bound, so "port
 algorithm and delayed ACKs and cost ~40 ms per keep-alive request.
 """
 import argparse
-import importlib
-import inspect
 import json
 import os
 import signal
@@ -17,28 +15,11 @@ import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from .entrypoint import load_entrypoint
 from .metrics import Counters
 from .requestlog import RequestLog
 
 MAX_BODY = 64 * 1024 * 1024
-
-
-def load_model(bundle, entrypoint):
-    """Import `module:attr` from the bundle; a class is built once, its instances predict."""
-    os.chdir(bundle)
-    sys.path.insert(0, bundle)
-    module_name, _, attr = entrypoint.partition(":")
-    obj = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    if inspect.isclass(obj):
-        instance = obj()
-        if not callable(getattr(instance, "predict", None)):
-            raise TypeError("%s has no predict() method" % entrypoint)
-        return instance.predict
-    if not callable(obj):
-        raise TypeError("%s is not callable" % entrypoint)
-    return obj
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -126,7 +107,7 @@ def main(argv=None):
         release = json.load(f)
     manifest = release["manifest"]
     print("berth-runner: loading %s %s (%s)" % (manifest["name"], manifest["version"], manifest["entrypoint"]), flush=True)
-    predict = load_model(os.path.join(args.release, "bundle"), manifest["entrypoint"])
+    predict = load_entrypoint(os.path.join(args.release, "bundle"), manifest["entrypoint"])
     server = RunnerServer((args.host, args.port), Handler)
     server.model, server.version = manifest["name"], manifest["version"]
     server.predict = predict

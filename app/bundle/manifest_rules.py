@@ -8,13 +8,13 @@ import re
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+from app.agent.layout import NAME_RE, VERSION_RE
+
 from .paths import relpath_problem
 
-NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
-VERSION_RE = re.compile(r"[A-Za-z0-9._+-]{1,64}")
 ENTRYPOINT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 NAME_HINT = "lowercase letter first, then a-z 0-9 '-', at most 63"
-VERSION_HINT = "1-64 characters of A-Z a-z 0-9 . _ + -, e.g. 1.0.0"
+VERSION_HINT = "1-64 characters of A-Z a-z 0-9 . _ + -, a letter or digit first, e.g. 1.0.0"
 ENTRYPOINT_HINT = "module:attribute, e.g. model:Model or pkg.serve:predict"
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 MAX_HEALTH_TIMEOUT_S = 3600
