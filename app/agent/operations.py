@@ -68,25 +68,41 @@ def audited(action):
                 supervise.stop_strays(model, {model.current_version()})
                 base = {"model": name, "version": req.get("version") or req.get("to"), "sha256": req.get("sha256"),
                         "old": model.current_version(), "reason": req.get("reason")}
-                started = journal.append(root, action, "started", ctx.actor, ids.get("started"), **base)
-                base["ref"] = started["id"]
+                started = _journal(root, action, "started", ctx, ids.get("started"), **base)
+                base["ref"] = started["id"] if started else None
                 ctx.event_ids = ids
                 try:
                     result = fn(ctx, model, req)
                 except BaseException as e:
-                    journal.append(root, action, "failed", ctx.actor, ids.get("outcome"),
-                                   detail=str(e) or type(e).__name__, **base)
+                    _journal(root, action, "failed", ctx, ids.get("outcome"), detail=str(e) or type(e).__name__,
+                             **base)
                     ctx.settle()
                     raise
                 base.update({k: result.get(k) for k in ("version", "sha256") if result.get(k)})
                 if action in ("deploy", "rollback"):
                     base.update(old=result.get("previous"), new=result.get("version"))
-                journal.append(root, action, "ok", ctx.actor, ids.get("outcome"), detail=result.get("detail", ""), **base)
+                if not _journal(root, action, "ok", ctx, ids.get("outcome"), detail=result.get("detail", ""), **base):
+                    result = dict(result, detail="%s; not in the server's journal: its disk is full"
+                                  % result.get("detail", action), journalled=False)
                 ctx.settle()
                 return result
         run.__name__ = fn.__name__
         return run
     return wrap
+
+
+UNSTOPPABLE = ("stop",)  # frees resources: must work on a full disk, journalled when space allows
+
+
+def _journal(root, action, outcome, ctx, event_id, **fields):
+    """journal.append; for a stop, a full disk does not stop the stop (None: not journalled)."""
+    try:
+        return journal.append(root, action, outcome, ctx.actor, event_id, **fields)
+    except AgentError as e:
+        if e.code != "no_space" or action not in UNSTOPPABLE:
+            raise
+        ctx.emit("log", step=action, line="not journalled: %s" % e)
+        return None
 
 
 def deploy(ctx, req):

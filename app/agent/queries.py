@@ -1,4 +1,5 @@
 """Read-only questions about a server: no lock, no journal entry."""
+import functools
 import hashlib
 import json
 import os
@@ -14,15 +15,22 @@ from .layout import AgentError, check_name, check_version
 EXAMPLE_MAX_BYTES = 1 << 20
 
 
-def agent_version():
-    """The hash of the agent's own source: Berth re-uploads when its copy differs."""
+@functools.lru_cache(maxsize=None)
+def agent_digest():
+    """sha256 of the agent's own source (name, NUL, bytes per file, sorted): what the desktop's
+    bootstrap checks on the server before each command (app/remote/agent_install.py)."""
     here = os.path.dirname(os.path.abspath(__file__))
     h = hashlib.sha256()
     for name in sorted(os.listdir(here)):
         if name.endswith(".py"):
             with open(os.path.join(here, name), "rb") as f:
                 h.update(name.encode() + b"\0" + f.read())
-    return h.hexdigest()[:16]
+    return h.hexdigest()
+
+
+def agent_version():
+    """The agent's folder name on servers: Berth installs another when its own source differs."""
+    return agent_digest()[:16]
 
 
 def hello(ctx, req):

@@ -34,7 +34,7 @@ def start(model, version, release_dir):
     log_path = model.runner_log(version)
     _rotate(log_path)
     cmd = [venv_python(release_dir), "-m", PACKAGE + ".runner", "--release", release_dir,
-           "--port-file", port_file, "--request-log", model.request_log()]
+           "--port-file", port_file, "--request-log", model.request_log(), "--log", log_path]
     env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT, PYTHONUNBUFFERED="1")
     env.pop("PYTHONHOME", None)
     with open(log_path, "ab") as log:

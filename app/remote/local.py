@@ -76,6 +76,9 @@ class LocalTransport(Transport):
     def rename(self, src, dst):
         os.rename(src, dst)
 
+    def chmod(self, path, mode):
+        os.chmod(path, mode)
+
     def remove_tree(self, path):
         shutil.rmtree(path, ignore_errors=True)
 
