@@ -3,6 +3,7 @@
 It is the shared truth for the server: every desktop imports it (deduplicated by event id). Each
 line carries `seq`, the hash of the line before (`prev`) and its own `hash` (sha256 of the line's
 canonical JSON without `hash`), so an edited, removed or reordered line breaks the chain."""
+import contextlib
 import errno
 import hashlib
 import json
@@ -53,7 +54,8 @@ def write_line(path, data):
                 view = view[os.write(fd, view):]
             os.fsync(fd)
         except OSError as e:
-            os.ftruncate(fd, start)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
             raise disk_error(e, "the journal") from None
     finally:
         os.close(fd)
@@ -75,7 +77,7 @@ def _head(path, unchained=GENESIS):
             f.seek(0, os.SEEK_END)
             size = f.tell()
             f.seek(max(0, size - TAIL))
-            lines = f.read().splitlines()
+            lines = f.read(min(size, TAIL)).splitlines()  # bounded: never more than the tail
     except OSError:
         return 0, GENESIS
     if size > TAIL and lines:

@@ -43,6 +43,8 @@ class Root:
     def ensure(self):
         for d in (self.meta, self.blobs, self.models):
             os.makedirs(d, exist_ok=True)
+        _drop_write_for_others(self.path, 0o002)  # a shared root's group may write; nobody else
+        _drop_write_for_others(self.meta, 0o077)  # the agent, blobs, envs and the lock: ours only
         return self
 
     def model(self, name):
@@ -89,3 +91,13 @@ class ModelDir:
 
     def request_log(self):
         return os.path.join(self.logs, "requests.jsonl")
+
+
+def _drop_write_for_others(path, bits):
+    """Folders made before the agent ran (by the transport, under the login's umask) lose `bits`."""
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+        if mode & bits:
+            os.chmod(path, mode & ~bits)
+    except OSError:
+        pass

@@ -233,7 +233,7 @@ def _start_healthy(ctx, model, version, manifest):
     release_dir = model.release(version)
     supervise.stop(model, version)  # a stale runner of this very version
     ctx.emit("step", step="start", version=version)
-    rec = supervise.start(model, version, release_dir)
+    rec = supervise.start(model, version, release_dir, manifest.get("env"))
     timeout = float(manifest.get("health_timeout_s") or 60)
     try:
         port = health.wait_ready(model, version, rec, timeout)

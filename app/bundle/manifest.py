@@ -50,6 +50,7 @@ class Manifest:
     training: dict = field(default_factory=dict)
     runtime: str = "venv"
     health_timeout_s: float = 60.0
+    env: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """Every field, JSON-able (tuples become lists, TOML dates become ISO strings)."""
@@ -62,6 +63,7 @@ class Manifest:
         kwargs = {k: v for k, v in d.items() if k in known}
         kwargs["authors"] = tuple(kwargs.get("authors") or ())
         kwargs["training"] = dict(kwargs.get("training") or {})
+        kwargs["env"] = dict(kwargs.get("env") or {})
         if "health_timeout_s" in kwargs:
             kwargs["health_timeout_s"] = float(kwargs["health_timeout_s"])
         return cls(**kwargs)

@@ -23,6 +23,7 @@ DIR_MODE, FILE_MODE = 0o700, 0o600
 # argv: <folder>/agent.py (for people and `ps`: the launcher's path), the expected sha256, the command
 BOOTSTRAP = """\
 import hashlib, json, os, runpy, stat, sys
+os.umask(0o077)
 launcher, want = sys.argv[1], sys.argv[2]
 d = os.path.dirname(launcher)
 pkg = os.path.join(d, "berth_agent")
@@ -67,7 +68,7 @@ def install(transport, target: str) -> None:
     base = target.rsplit("/", 1)[0]
     tmp = f"{base}/.tmp-{uuid.uuid4().hex[:12]}"
     transport.mkdirs(f"{tmp}/berth_agent")
-    for folder in (base, tmp, f"{tmp}/berth_agent"):
+    for folder in (base.rsplit("/", 1)[0], base, tmp, f"{tmp}/berth_agent"):  # .berth, .berth/agent, ...
         transport.chmod(folder, DIR_MODE)
     for src in sorted(AGENT_SOURCE.glob("*.py")):
         transport.write_bytes(f"{tmp}/berth_agent/{src.name}", src.read_bytes())
