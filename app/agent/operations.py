@@ -65,7 +65,9 @@ def audited(action):
             what = "%s %s %s" % (action, name, req.get("version") or req.get("to") or "")
             ids = req.get("event_ids") if isinstance(req.get("event_ids"), dict) else {}
             with ServerLock(root.lock, {"who": ctx.who(), "what": what.strip()}):
-                supervise.stop_strays(model, {model.current_version()})
+                current = model.current_version()
+                if current is not None:  # without `current` (removed by hand) start / rollback decide
+                    supervise.stop_strays(model, {current})
                 base = {"model": name, "version": req.get("version") or req.get("to"), "sha256": req.get("sha256"),
                         "old": model.current_version(), "reason": req.get("reason")}
                 started = _journal(root, action, "started", ctx, ids.get("started"), **base)
@@ -162,23 +164,27 @@ def _deploy(ctx, model, req):
 @audited("rollback")
 def rollback(ctx, model, req):
     current = model.current_version()
-    if current is None:
+    if current is None and not req.get("to"):
+        if releases.list_releases(model):
+            raise AgentError("%s has no current release (its link was removed): name the release to make current "
+                             "with --to VERSION (kept: %s)" % (model.name, _kept(model)), "usage")
         raise AgentError("%s has no current release to roll back from" % model.name, "nothing_deployed")
     target = req.get("to") or _release_before(model, current)
     info = releases.read_release(model, check_version(target))
     if info is None:
-        kept = ", ".join(r["version"] for r in releases.list_releases(model))
-        raise AgentError("%s has no release %s on this server (kept: %s)" % (model.name, target, kept), "no_release")
+        raise AgentError("%s has no release %s on this server (kept: %s)" % (model.name, target, _kept(model)),
+                         "no_release")
     if target == current:
         raise AgentError("%s %s is already current" % (model.name, target), "already_current")
     port = _switch_to(ctx, model, target, current, info["manifest"])
+    supervise.stop_strays(model, {target})  # runners a removed `current` left behind
     return {"version": target, "previous": current, "sha256": info.get("sha256"), "port": port,
             "detail": "%s -> %s" % (current, target)}
 
 
 @audited("start")
 def start(ctx, model, req):
-    version = _current_or_fail(model)
+    version = model.current_version() or _relink_current(ctx, model)
     rec = supervise.record(model, version)
     if supervise.alive(rec):
         return {"version": version, "port": rec.get("port"), "detail": "already running"}
@@ -211,6 +217,24 @@ def unlock(ctx, req):
         journal.append(root, "lock.break", "ok", ctx.actor, (req.get("event_ids") or {}).get("outcome"),
                        detail=detail, reason=req.get("reason"))
     return {"broken": True, "holder": holder, "detail": detail}
+
+
+def _kept(model):
+    return ", ".join(r["version"] for r in releases.list_releases(model)) or "none"
+
+
+def _relink_current(ctx, model):
+    """`current` was removed by hand: point it back at the release whose runner still serves (the one
+    status reports), else at the newest release; nothing deployed stays an error."""
+    running = [v for v in supervise.running_versions(model)]
+    kept = [r["version"] for r in releases.list_releases(model)]
+    version = running[0] if len(running) == 1 else (kept[-1] if kept else None)
+    if version is None:
+        return _current_or_fail(model)
+    symlink_atomic(os.path.join("releases", version), model.current)
+    supervise.stop_strays(model, {version})
+    ctx.emit("log", step="start", line="current was missing: relinked to %s" % version)
+    return version
 
 
 def _current_or_fail(model):

@@ -56,7 +56,7 @@ def hello(ctx, req):
 def model_status(model):
     version = model.current_version()
     if version is None:
-        return None
+        return _unlinked_status(model)
     rec = supervise.record(model, version)
     if rec is None:
         state = "stopped"
@@ -69,6 +69,23 @@ def model_status(model):
             "port": rec.get("port") if rec and state == "running" else None,
             "pid": rec.get("pid") if rec and state == "running" else None,
             "started_at": rec.get("started_at") if rec else None, "sha256": info.get("sha256")}
+
+
+def _unlinked_status(model):
+    """A model whose `current` link is gone (removed by hand) but that has releases, maybe one still
+    serving: status says so instead of hiding it, and how to repair it."""
+    kept = releases.list_releases(model)
+    if not kept:
+        return None
+    running = supervise.running_versions(model)
+    version = running[0] if running else kept[-1]["version"]
+    rec = supervise.record(model, version) if running else None
+    what = "%s %s still serves" % (model.name, version) if running else "no release is current"
+    return {"model": model.name, "version": version, "state": "unlinked",
+            "port": rec.get("port") if rec else None, "pid": rec.get("pid") if rec else None,
+            "started_at": rec.get("started_at") if rec else None, "sha256": None,
+            "detail": "the current link is missing (%s): `berth start %s` relinks %s, `berth rollback %s --to "
+                      "VERSION` makes another release current" % (what, model.name, version, model.name)}
 
 
 def status(ctx, req):

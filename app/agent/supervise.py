@@ -73,6 +73,23 @@ def alive(rec):
     return True
 
 
+def running_versions(model):
+    """Versions of this model whose runner is alive, whatever `current` says."""
+    try:
+        names = os.listdir(model.run)
+    except OSError:
+        return []
+    out = []
+    for name in sorted(names):
+        if name.endswith(".runner.json"):
+            try:
+                if alive(record(model, name[:-len(".runner.json")])):
+                    out.append(name[:-len(".runner.json")])
+            except AgentError:
+                continue
+    return out
+
+
 def stop_strays(model, keep):
     """Stop the runners of this model's releases other than `keep` (a switch cut short by a killed
     agent can leave the previous runner alive). Called under the lock, before a change starts."""

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from app.agent.requirements_rules import folder_reader, requirement_problems
 
 from .archive import extract_archive
+from .tempdirs import make_temp
 from .content import FileEntry, list_files
 from .entrypoint_check import check_entrypoint
 from .errors import BundleError, UnsafeFile
@@ -47,7 +47,7 @@ def check_path(path: Path) -> CheckResult:
         return check_folder(path)
     if not path.exists():
         return CheckResult(None, [Problem("error", "no such file or folder", str(path))])
-    tmp = Path(tempfile.mkdtemp(prefix="berth-check-"))
+    tmp = make_temp("check")
     try:
         extract_archive(path, tmp / "bundle")
         return check_folder(tmp / "bundle")
