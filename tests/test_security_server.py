@@ -283,3 +283,36 @@ def test_the_unpacked_copy_of_a_killed_deploy_is_removed_by_the_next_berth(tmp_p
     alive.mkdir()
     fresh = tempdirs.make_temp("bundle")
     assert not left.exists() and alive.exists() and fresh.exists()
+
+
+# -- models cannot reach into each other -------------------------------------------------------------
+
+def test_models_do_not_share_an_environment_and_an_environment_is_read_only(tmp_path):
+    root = tmp_path / "srv"
+    assert deploy(root, make_bundle(tmp_path / "a", name="alpha"))[1] is None
+    assert deploy(root, make_bundle(tmp_path / "b", name="beta"))[1] is None
+    try:
+        alpha = (root / "models/alpha/current/.venv").resolve()
+        beta = (root / "models/beta/current/.venv").resolve()
+        assert alpha != beta, "two models share one environment"
+        site = next(alpha.glob("lib/python*/site-packages"))
+        with pytest.raises(PermissionError) if os.getuid() != 0 else contextlib.nullcontext():
+            (site / "evil.pth").write_text("import os; os.system('touch /tmp/pwned')\n")
+        assert not os.stat(site).st_mode & 0o222, "the built environment is still writable"
+    finally:
+        stop_all(root)
+
+
+def test_a_release_changed_on_the_server_does_not_start(tmp_path):
+    root = tmp_path / "srv"
+    assert deploy(root, make_bundle(tmp_path / "v1"))[1] is None
+    try:
+        model_py = root / "models/echo/current/bundle/model.py"
+        os.chmod(model_py, 0o600)  # what a process of the same user can always do
+        model_py.write_text("class Model:\n    def predict(self, data):\n        return {'tampered': True}\n")
+        call(root, "stop", model="echo")
+        _, error, _ = call(root, "start", model="echo")
+        assert error["code"] == "release_modified" and "model.py" in error["message"], error
+        assert call(root, "status")[0]["models"][0]["state"] != "running"
+    finally:
+        stop_all(root)

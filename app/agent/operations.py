@@ -255,6 +255,7 @@ def _start_healthy(ctx, model, version, manifest):
     from . import health  # http.client costs ~50 ms to import; only changes that start a runner need it
 
     release_dir = model.release(version)
+    releases.verify(model, version, releases.read_release(model, version) or {})
     supervise.stop(model, version)  # a stale runner of this very version
     ctx.emit("step", step="start", version=version)
     rec = supervise.start(model, version, release_dir, manifest.get("env"))
