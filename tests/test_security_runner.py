@@ -112,7 +112,7 @@ def test_half_sent_headers_are_cut_off_at_the_deadline(runner, monkeypatch):
             socks.append(s)
         time.sleep(0.5)
         assert http_json(port, "GET", "/health")[0] == 200, "an honest client was not served meanwhile"
-        deadline = time.monotonic() + runnerguard.HEADER_DEADLINE + 5
+        deadline = time.monotonic() + runnerguard.REQUEST_DEADLINE + 5
         while time.monotonic() < deadline and psutil.Process(pid).num_threads() > threads_before + 2:
             time.sleep(0.25)
         assert psutil.Process(pid).num_threads() <= threads_before + 2, "the half-sent requests still hold threads"

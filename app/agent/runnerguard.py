@@ -3,15 +3,15 @@ refused at once with a 503), and deadlines for a request's headers and body enfo
 thread that shuts the socket of a request that overran. Before this, 300 half-sent headers held
 301 threads for ever and 2,000 idle connections 1,886.
 
-A deadline starts at a request's first byte, so an idle keep-alive connection costs a thread only
-until the socket timeout (IDLE_TIMEOUT) closes it; the model's own time to answer is never cut."""
+A connection's next request must be in (request line and headers) within REQUEST_DEADLINE, which
+closes idle keep-alive connections and half-sent headers alike; a large body has BODY_DEADLINE; the
+model's own time to answer is never cut."""
 import socket
 import threading
 import time
 
 MAX_CONNECTIONS = 256
-IDLE_TIMEOUT = 15.0  # seconds a connection may wait for its next request (and any read may stall)
-HEADER_DEADLINE = 10.0  # from the first byte of a request to the end of its headers
+REQUEST_DEADLINE = 15.0  # from the end of one request (or the connect) to the end of the next one's headers
 BODY_DEADLINE = 60.0  # to receive a whole body (64 MB at ~1 MB/s)
 BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 48\r\n"
         b"Connection: close\r\n\r\n"
