@@ -170,6 +170,16 @@ class SSHTransport(Transport):
             t.close()
         self._hops.clear()
 
+    def shell_prefix(self) -> list[str]:
+        """The Remote activity's "by hand" command: works from a fresh shell, checks host keys as Berth does."""
+        import os
+
+        from .activity import ssh_argv
+        from .sshconfig import default_identities
+
+        files = [str(self.known_hosts.path), *(str(p) for p in self.known_hosts.user_paths)]
+        return ssh_argv(self.target, files, [p for p in default_identities() if os.path.exists(p)])
+
     # -- Transport primitives ------------------------------------------------------------------
     @_lost_is_connection_error
     def _exec(self, argv, stdin):
