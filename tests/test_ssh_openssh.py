@@ -211,3 +211,32 @@ def test_user_known_hosts_file_of_the_alias_is_the_one_trusted(capsys, sshd, use
         f"    IdentityFile {sshd.key_path}\n    UserKnownHostsFile /nonexistent/x \"{kh}\"\n")
     r = berth(capsys, "server", "add", "box", "--ssh-alias", "box", "--root", tmp_path / "root")
     assert r.code == 0, r  # trusted through the alias's file, not ~/.ssh/known_hosts
+
+
+def test_identity_file_tokens_and_the_final_pass_as_ssh_expands_them(sshd, user_ssh_dir):
+    """`ssh -G` prints IdentityFile unexpanded; ssh expands it when it connects, so the reference is
+    a real connection to the loopback sshd (`-vvv` lists each "identity file"; BatchMode then
+    stops at the unknown host key)."""
+    cfg = user_ssh_dir / "config"
+    cfg.write_text(f"""
+Host idt
+    HostName {sshd.host}
+    Port {sshd.port}
+    User Remote-User
+    IdentityFile ~/k/%h-%p-%r-%u-%n-%d-%%
+    IdentityFile /abs/%l/%L/%i/%C/%k
+Match final
+    IdentityFile /abs/final
+    User ignored
+Match canonical
+    ConnectTimeout 6
+""")
+    r = subprocess.run(["ssh", "-vvv", "-F", str(cfg), "-o", "BatchMode=yes", "-o", "UserKnownHostsFile=/dev/null",
+                        "idt", "true"], capture_output=True, text=True, timeout=30)
+    want = [line.split("identity file ", 1)[1].rsplit(" type ", 1)[0] for line in r.stderr.splitlines()
+            if "debug1: identity file " in line and "-cert" not in line]
+    ep = resolve("idt")
+    assert want and list(ep.identity_files) == want
+    g = subprocess.run(["ssh", "-G", "-F", str(cfg), "idt"], capture_output=True, text=True, timeout=20).stdout
+    assert "user Remote-User\n" in g and "connecttimeout 6\n" in g  # the final pass: first values kept
+    assert (ep.user, ep.connect_timeout) == ("Remote-User", 6.0)

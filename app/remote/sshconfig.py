@@ -216,7 +216,8 @@ class _Options:
         if not line.args:
             return
         if k in MULTI:
-            self.identity_files.append(line.args[0])
+            if line.args[0] not in self.identity_files:  # as ssh's add_identity_file (and the final pass)
+                self.identity_files.append(line.args[0])
         elif k == "proxyjump":  # ProxyCommand (even "none") set first keeps ProxyJump out
             if "proxyjump" not in self.values and "proxycommand" not in self.values:
                 self.values[k] = line.args
