@@ -61,7 +61,8 @@ def test_over_ssh_the_command_names_the_host_and_key(sshd, tmp_path):
         ws.server_status(t)
     status = ws.activity.list("box")[0]
     assert status["command"] == "status" and status["outcome"] == "ok"
-    assert f"ssh -i {sshd.key_path} -p {sshd.port}" in status["by_hand"] and f"{sshd.user}@{sshd.host}" in status["by_hand"]
+    by_hand = status["by_hand"]
+    assert f"ssh -i {sshd.key_path} -p {sshd.port}" in by_hand and f"{sshd.user}@{sshd.host}" in by_hand
     assert "StrictHostKeyChecking=yes" in status["by_hand"]
     # the very command as printed, in a fresh shell: it carries the key, the port and the known hosts
     assert by_hand_result(status["by_hand"], fresh_shell(tmp_path))["result"]["models"] == []
