@@ -240,3 +240,16 @@ Match canonical
     g = subprocess.run(["ssh", "-G", "-F", str(cfg), "idt"], capture_output=True, text=True, timeout=20).stdout
     assert "user Remote-User\n" in g and "connecttimeout 6\n" in g  # the final pass: first values kept
     assert (ep.user, ep.connect_timeout) == ("Remote-User", 6.0)
+
+
+def test_a_changed_key_names_the_alias_known_hosts_file_it_is_in(capsys, sshd, sshd_factory, user_ssh_dir, tmp_path):
+    other = sshd_factory()
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.write_text("")
+    second.write_text(f"[{sshd.host}]:{sshd.port} {other.host_public_key}\n")
+    (user_ssh_dir / "config").write_text(
+        f"Host box\n    HostName {sshd.host}\n    Port {sshd.port}\n    User {sshd.user}\n"
+        f"    IdentityFile {sshd.key_path}\n    UserKnownHostsFile {first} {second}\n")
+    r = berth(capsys, "server", "add", "box", "--ssh-alias", "box", "--root", tmp_path / "root",
+              "--accept-host-key", sshd.fingerprint)
+    assert r.code == 1 and "CHANGED" in r.err and f"-f {second}" in r.err, r

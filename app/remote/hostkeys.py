@@ -129,23 +129,27 @@ class KnownHosts:
         if name in known:
             if known[name].asbytes() == key.asbytes():
                 return False
-            raise HostKeyChanged(host_id(host, port), name, fingerprint(known[name]), got, self._source(name, own))
+            raise HostKeyChanged(host_id(host, port), name, fingerprint(known[name]), got, self._source(name, own, host, port))
         if known:
             # Another type is known for this host; a server that now only offers a new type is
             # treated as changed, never silently trusted.
             old_type, old_key = next(iter(known.items()))
             if accept != got:
                 raise HostKeyChanged(host_id(host, port), name, f"{old_type} {fingerprint(old_key)}", got,
-                                     self._source(old_type, own))
+                                     self._source(old_type, own, host, port))
         elif accept != got:
             raise UnknownHostKey(host_id(host, port), name, got, self.cert_authority_for(host, port))
         self.add(host, port, key)
         return True
 
-    def _source(self, key_type: str, own) -> str:
-        """'' when Berth's own file holds the key (forget-key removes it), else the user's file."""
+    def _source(self, key_type: str, own, host: str, port: int) -> str:
+        """'' when Berth's own file holds the key (forget-key removes it), else the user's file
+        that does (UserKnownHostsFile may name several)."""
         if key_type in own or not self.user_paths:
             return ""
+        for path in self.user_paths:
+            if key_type in (_read_keys((path,)).lookup(host_id(host, port)) or {}):
+                return str(path)
         return str(self.user_paths[0])
 
     def add(self, host: str, port: int, key: paramiko.PKey) -> None:
