@@ -64,3 +64,23 @@ def test_known_hosts_patterns_as_openssh_reads_them():
     assert host_matches("[127.0.0.1]:2222", "[127.0.0.1]:2222")
     assert not host_matches("[127.0.0.1]:2222", "[127.0.0.1]:2223")
     assert not host_matches("*.prod,!db.prod", "db.prod") and host_matches("*.prod,!db.prod", "web.prod")
+
+
+def test_a_revoked_jump_host_key_stops_the_connection_at_that_hop(capsys, sshd_factory, user_ssh_dir, tmp_path):
+    jump, target = sshd_factory(), sshd_factory()
+    with open(target.authorized_keys_path, "a") as f:
+        f.write(jump.pub_key_path.read_text())
+    (user_ssh_dir / "config").write_text(
+        f"Host jump\n    HostName {jump.host}\n    Port {jump.port}\n    User {jump.user}\n"
+        f"    IdentityFile {jump.key_path}\n"
+        f"Host far\n    HostName {target.host}\n    Port {target.port}\n    User {target.user}\n"
+        f"    IdentityFile {jump.key_path}\n    ProxyJump jump\n")
+    known = user_ssh_dir / "known_hosts"
+    known.write_text(f"{jump.known_hosts_line()}\n{target.known_hosts_line()}\n")
+    argv = ["server", "add", "far", "--ssh-alias", "far", "--root", tmp_path / "root"]
+    assert berth(capsys, *argv).code == 0  # the route works while nothing is revoked
+    known.write_text(known.read_text() + f"@revoked * {pub(jump)}\n")
+    before_jump, before_target = logins(jump), logins(target)
+    r = berth(capsys, *argv[:2], "far2", *argv[3:], "--accept-jump-key", jump.fingerprint)
+    assert r.code == 1 and "jump host" in r.err and "REVOKED" in r.err and f"{known}:3" in r.err, r
+    assert (logins(jump), logins(target)) == (before_jump, before_target)
