@@ -76,3 +76,9 @@ class JumpHostKeyRefused(RemoteError):
             f"`--accept-jump-key {problem.fingerprint}` on `berth server add` or `berth server check`, "
             f"or by adding it to ~/.ssh/known_hosts.",
             errors.JUMP_HOST_KEY_CHANGED if self.changed else errors.JUMP_HOST_KEY_UNKNOWN)
+
+
+class SSHConfigError(BerthError, ValueError):
+    """The config cannot be used for this alias (unknown alias, bad ProxyJump, ProxyCommand...)."""
+
+    default_code = errors.CONFIG

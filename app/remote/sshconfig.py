@@ -16,28 +16,20 @@ from __future__ import annotations
 import fnmatch
 import getpass
 import glob
-import hashlib
 import os
 import re
 import shlex
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app import errors
-from app.errors import BerthError
+from .errors import SSHConfigError
+from .ssh_tokens import client_tokens, expand, expand_path, lowercase_host
 
 MAX_HOPS = 8  # a ProxyJump chain longer than this is surely a loop
 MAX_INCLUDE_DEPTH = 16  # OpenSSH's READCONF_MAX_DEPTH
 UNSUPPORTED_MATCH = {"exec": "runs a shell command", "localnetwork": "depends on this computer's networks",
                      "tagged": "depends on ssh's -P flag"}
 MULTI = {"identityfile"}  # every value counts; for all other keywords the first one wins
-
-
-class SSHConfigError(BerthError, ValueError):
-    """The config cannot be used for this alias (unknown alias, bad ProxyJump, ProxyCommand...)."""
-
-    default_code = errors.CONFIG
 
 
 def ssh_dir() -> Path:
@@ -235,7 +227,7 @@ class _Options:
         if not args:
             raise SSHConfigError(f"{line.where}: Match needs criteria")
         result, cannot = True, []
-        host = _expand(self.get("hostname"), {"h": self.alias}) if self.get("hostname") else self.alias
+        host = expand(self.get("hostname"), {"h": self.alias}) if self.get("hostname") else self.alias
         user = self.get("user") or getpass.getuser()
         while args:
             attr = args.pop(0)
@@ -272,48 +264,6 @@ class _Options:
         if self.unsupported:
             raise SSHConfigError(f"{self.alias}: Berth cannot evaluate {'; '.join(self.unsupported)}, and it "
                                  f"decides this alias's settings; use Host or Match host/user for it instead")
-
-
-# -- tokens ---------------------------------------------------------------------------------------
-
-def _expand(text: str, tokens: dict[str, str], what: str = "HostName") -> str:
-    """OpenSSH's percent_expand: `%%` is `%`, `%X` a token; an unknown one is an error, as in ssh."""
-    out, i = [], 0
-    while i < len(text):
-        c = text[i]
-        if c != "%":
-            out.append(c)
-            i += 1
-            continue
-        key = text[i + 1:i + 2]
-        if key == "%":
-            out.append("%")
-        elif key in tokens:
-            out.append(tokens[key])
-        else:
-            raise SSHConfigError(f"{what} {text!r}: unknown token %{key}")
-        i += 2
-    return "".join(out)
-
-
-def _lowercase_host(host: str) -> str:
-    """OpenSSH lowercases the host name, but not what looks like an address (`%`, `:`, digits)."""
-    if "%" in host or ":" in host or all(c in "0123456789." for c in host):
-        return host
-    return host.lower()
-
-
-def _client_tokens(alias: str, host: str, port: int, user: str, key_alias: str | None) -> dict[str, str]:
-    local = socket.gethostname()
-    return {"h": host, "p": str(port), "r": user, "u": getpass.getuser(), "d": os.path.expanduser("~"),
-            "n": alias, "l": local, "L": local.split(".")[0], "i": str(os.getuid()),
-            "k": key_alias or alias,
-            "C": hashlib.sha1(f"{local}{host}{port}{user}".encode()).hexdigest()}
-
-
-def _path(value: str, tokens: dict[str, str], what: str) -> str:
-    """A file option: `~` first, then the tokens (OpenSSH's order)."""
-    return _expand(os.path.expanduser(value), tokens, what)
 
 
 # -- the public answers ---------------------------------------------------------------------------
@@ -392,20 +342,20 @@ def _resolve(config: Config, alias: str, user: str | None, port: int | None, dep
             hop = _resolve(config, hop_host, hop_user, hop_port, depth + 1, own_jumps=i == 0)
             jumps.extend(hop.jumps)
             jumps.append(Endpoint(**{**hop.__dict__, "jumps": ()}))
-    host = _lowercase_host(_expand(opts.get("hostname"), {"h": alias}) if opts.get("hostname") else alias)
+    host = lowercase_host(expand(opts.get("hostname"), {"h": alias}) if opts.get("hostname") else alias)
     port = port or _int(opts.get("port"), 22, "Port", alias)
     user = user or opts.get("user") or getpass.getuser()
-    tokens = _client_tokens(alias, host, port, user, opts.get("hostkeyalias"))
+    tokens = client_tokens(alias, host, port, user, opts.get("hostkeyalias"))
     known = opts.values.get("userknownhostsfile")
     return Endpoint(
         alias=alias, host=host, port=port, user=user,
-        identity_files=tuple(_path(p, tokens, "IdentityFile") for p in opts.identity_files),
+        identity_files=tuple(expand_path(p, tokens, "IdentityFile") for p in opts.identity_files),
         identities_only=(opts.get("identitiesonly") or "no").lower() == "yes",
         jumps=tuple(jumps),
         server_alive_interval=_seconds(opts.get("serveraliveinterval"), "ServerAliveInterval", alias),
         connect_timeout=_seconds(opts.get("connecttimeout"), "ConnectTimeout", alias),
         known_hosts_files=None if known is None else
-        () if [k.lower() for k in known] == ["none"] else tuple(_path(k, tokens, "UserKnownHostsFile") for k in known),
+        () if [k.lower() for k in known] == ["none"] else tuple(expand_path(k, tokens, "UserKnownHostsFile") for k in known),
     )
 
 
