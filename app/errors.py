@@ -50,6 +50,8 @@ TOO_LARGE = "too_large"
 UNKNOWN_SERVER = "unknown_server"
 REASON_REQUIRED = "reason_required"
 CONFIG = "config"
+DATABASE_DAMAGED = "database_damaged"
+AUDIT_CONTRADICTED = "audit_contradicted"
 
 # The connection behind a failure is gone (or never came): drop it and connect again next time.
 CONNECTION_CODES = frozenset({CONNECTION_LOST, UNREACHABLE, CONNECT_FAILED, AUTH_FAILED})

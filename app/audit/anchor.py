@@ -1,0 +1,194 @@
+"""The chain's head kept outside the file it protects: a sidecar file beside berth.sqlite.
+
+Anyone who can write berth.sqlite can rebuild a consistent chain (and its head in `audit_meta`), or
+empty the file. The sidecar records, after every append, which event the log had reached and its
+hash; `check` then asks the log for that very event. The record is authenticated with an HMAC whose
+key lives in the OS keyring (passed in: this module knows no keyring), so an edited sidecar is seen
+too; without a secure keyring it is written unauthenticated, and the verdict says so.
+
+The record is one fixed-size line overwritten in place (one pwrite, no rename, no fsync): an append
+costs a few microseconds more, not a file creation. A stale record is still a true statement ("the
+log had at least N events and event N was H"), so two processes writing it in turn never disagree.
+Once the log contradicts the record, the record is frozen: Berth never overwrites the evidence."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.agent.journal import utc_now
+
+from .chain import GENESIS
+
+SIZE = 512  # one record, padded: a single small write at offset 0
+VERSION = 1
+
+
+def record_mac(key: bytes, desktop: str, seq: int, hash_: str, at: str) -> str:
+    """HMAC-SHA256 of the record's fields (a version tag first, so a later format cannot be mistaken)."""
+    text = f"berth-anchor-{VERSION}\x1f{desktop}\x1f{seq}\x1f{hash_}\x1f{at}"
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass
+class AnchorVerdict:
+    ok: bool
+    message: str
+    authenticated: bool = False
+    anchored: dict | None = None  # the record as read: desktop, seq, hash, at
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "message": self.message, "authenticated": self.authenticated,
+                "anchored": self.anchored}
+
+
+def event_hash_at(conn: sqlite3.Connection, seq: int) -> str | None:
+    if seq == 0:
+        return GENESIS
+    row = conn.execute("select hash from events where seq = ?", [seq]).fetchone()
+    return row[0] if row else None
+
+
+def last_seq(conn: sqlite3.Connection) -> int:
+    return conn.execute("select coalesce(max(seq), 0) from events").fetchone()[0]
+
+
+def contradiction(conn: sqlite3.Connection, seq: int, hash_: str, said_by: str) -> str:
+    """"" when the log holds event `seq` with `hash_`; else what is wrong, naming `said_by`."""
+    found = event_hash_at(conn, seq)
+    if found == hash_:
+        return ""
+    if found is None:
+        return (f"the log ends at event {last_seq(conn)}, but {said_by} says {seq} events with head "
+                f"{hash_[:8]}…: replaced or truncated")
+    return (f"event #{seq} has hash {found[:8]}…, but {said_by} says {hash_[:8]}…: the log was rewritten "
+            "(events changed, removed or inserted before it)")
+
+
+class Anchor:
+    """The sidecar of one log. `desktop`: this desktop's stable id (in the record and the journals);
+    `key`: the HMAC key from the keyring, or None when there is no secure keyring; `expected`: an
+    anchor was made before (the keyring or the log says so), so a missing file is a deleted one."""
+
+    def __init__(self, path: Path, desktop: str, key: bytes | None, expected: bool):
+        self.path, self.desktop, self.key, self.expected = Path(path), desktop, key, expected
+        self.frozen = False  # the log contradicts the record: keep it as evidence
+        self._fd: int | None = None
+
+    def read(self) -> tuple[dict | None, str]:
+        """(record, problem): the record when it is readable and (with a key) authentic."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            if self.expected:
+                return None, (f"the anchor file {self.path} is missing: it was deleted (with the log replaced, "
+                              "the chain could no longer be checked against it)")
+            return None, ""
+        except OSError as e:
+            return None, f"the anchor file {self.path} cannot be read: {e.strerror or e}"
+        try:
+            rec = json.loads(raw.decode("utf-8").strip())
+            rec = {"desktop": str(rec["desktop"]), "seq": int(rec["seq"]), "hash": str(rec["hash"]),
+                   "at": str(rec["at"]), "mac": rec.get("mac")}
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            return None, f"the anchor file {self.path} is not an anchor record: it was edited or damaged"
+        if self.key is not None:
+            if not rec["mac"]:
+                return None, (f"the anchor file {self.path} carries no authentication although this desktop "
+                              "has its key in the keyring: it was replaced")
+            want = record_mac(self.key, rec["desktop"], rec["seq"], rec["hash"], rec["at"])
+            if not hmac.compare_digest(str(rec["mac"]), want):
+                return None, f"the anchor file {self.path} was edited: its HMAC does not match the key in the keyring"
+        elif rec["mac"] and self.expected:
+            return None, (f"the anchor file {self.path} is authenticated, but its key is no longer in the keyring: "
+                          "it cannot be checked")
+        return rec, ""
+
+    def check(self, conn: sqlite3.Connection) -> AnchorVerdict:
+        """Does the log hold the event the record names, with its hash?"""
+        rec, problem = self.read()
+        if problem:
+            return AnchorVerdict(False, f"anchor: {problem}")
+        if rec is None:
+            return AnchorVerdict(True, "anchor: none yet (made by the next event)")
+        shown = {k: rec[k] for k in ("desktop", "seq", "hash", "at")}
+        if rec["desktop"] != self.desktop:
+            return AnchorVerdict(False, f"anchor: {self.path} belongs to desktop {rec['desktop']}, this log to "
+                                        f"{self.desktop}: one of the two was replaced", self.key is not None, shown)
+        bad = contradiction(conn, rec["seq"], rec["hash"], f"the anchor from {rec['at'][:10]}")
+        if bad:
+            return AnchorVerdict(False, f"anchor: {bad}", self.key is not None, shown)
+        how = "authenticated with the key in the keyring" if self.key is not None else \
+            "NOT authenticated: no secure keyring on this computer, so whoever can write files can rewrite it"
+        return AnchorVerdict(True, f"anchor: matches event #{rec['seq']} ({rec['at'][:10]}), {how}",
+                             self.key is not None, shown)
+
+    def start(self, conn: sqlite3.Connection) -> AnchorVerdict:
+        """Check once when a workspace opens the log; a contradicted anchor is frozen from then on."""
+        verdict = self.check(conn)
+        self.frozen = not verdict.ok
+        return verdict
+
+    def update(self, seq: int, hash_: str) -> None:
+        """Record the head just committed. One pwrite on a kept descriptor; reopened when the file
+        was deleted under it (so the next check finds a file, not an unlinked inode)."""
+        if self.frozen:
+            return
+        at = utc_now()
+        rec = {"desktop": self.desktop, "seq": seq, "hash": hash_, "at": at,
+               "mac": record_mac(self.key, self.desktop, seq, hash_, at) if self.key is not None else None}
+        line = json.dumps(rec, separators=(",", ":")).encode()
+        data = line + b" " * (SIZE - 1 - len(line)) + b"\n"
+        fd = self._fd
+        if fd is not None and os.fstat(fd).st_nlink == 0:
+            self.close()
+            fd = None
+        if fd is None:
+            fd = self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.ftruncate(fd, SIZE)  # a longer file (edited by hand) would leave a tail behind the record
+        os.pwrite(fd, data, 0)
+        self.expected = True
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self):
+        self.close()
+
+
+@dataclass
+class AuditVerdict:
+    """`berth audit verify` as a whole: (a) the chain, (b) the external anchor, (c) with servers,
+    each server journal's view of this desktop's log (sync.JournalCheck)."""
+    chain: object  # chain.Verdict
+    anchor: AnchorVerdict | None
+    journals: list
+
+    @property
+    def ok(self) -> bool:
+        return self.chain.ok and (self.anchor is None or self.anchor.ok) and all(j.ok for j in self.journals)
+
+    @property
+    def lines(self) -> list[str]:
+        """Problems first: the first line is the one to act on."""
+        parts = [self.chain] + ([self.anchor] if self.anchor is not None else []) + list(self.journals)
+        return [p.message for p in parts if not p.ok] + [p.message for p in parts if p.ok]
+
+    @property
+    def message(self) -> str:
+        return "\n".join(self.lines)
+
+    @property
+    def first_bad(self):
+        return self.chain.first_bad
+
+    def to_dict(self) -> dict:
+        return dict(self.chain.to_dict(), ok=self.ok, chain_ok=self.chain.ok, lines=self.lines,
+                    anchor=self.anchor.to_dict() if self.anchor is not None else None,
+                    servers=[j.to_dict() for j in self.journals])
