@@ -1,0 +1,199 @@
+"""Attacks on the local audit log that the chain alone cannot see, each caught by an anchor outside
+berth.sqlite: the emptied or deleted file, a consistently rewritten chain, an edited or deleted
+sidecar, a tampered export, a garbage database. Real SQLite files, the test keyring, the real CLI;
+each ends in one clear message, exit 1, and leaves the evidence as it was."""
+import gc
+import json
+import sqlite3
+
+import pytest
+
+from app.audit.chain import CHAINED, GENESIS, event_hash, set_head, verify
+from app.workspace import Workspace
+from cli_kit import berth
+
+
+def seed(n=6) -> Workspace:
+    ws = Workspace()
+    for i in range(n):
+        ws.audit.record("deploy", "ok", server="alpha", model="iris", version=f"1.{i}.0", actor="alice@laptop",
+                        detail=f"step {i}")
+    return ws
+
+
+def close(ws: Workspace) -> None:
+    ws.db.close()
+    ws.anchor.close()
+    gc.collect()  # the CLI's own workspaces too: nothing holds the file open
+
+
+def sidecar(home):
+    return home / "berth.anchor"
+
+
+def attacker_rewrite(path, edit) -> None:
+    """What someone who can write the file does: edit the rows, then recompute every seq, prev_hash
+    and hash with the chain's own rule, and the head in audit_meta; chain.verify then passes."""
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    rows = edit([dict(r) for r in conn.execute("select * from events order by seq")])
+    conn.execute("delete from events")
+    prev = GENESIS
+    for seq, r in enumerate(rows, 1):
+        r.update(seq=seq, prev_hash=prev)
+        r["hash"] = prev = event_hash(prev, [r[k] for k in CHAINED])
+        conn.execute(f"insert into events ({', '.join(r)}) values ({', '.join('?' * len(r))})", list(r.values()))
+    set_head(conn, len(rows), prev)
+    conn.commit()
+    assert verify(conn).ok  # the chain alone is fooled
+    conn.close()
+
+
+def test_a_new_log_is_anchored_and_verifies(capsys, berth_home, memory_keyring):
+    ws = seed()
+    rec = json.loads(sidecar(berth_home).read_text())
+    assert rec["seq"] == 6 and rec["mac"] and rec["desktop"] == ws.anchor.desktop
+    assert any(account.startswith("audit-anchor:") for _service, account in memory_keyring.passwords)
+    assert "key" not in sidecar(berth_home).read_text() and rec["mac"] not in str(ws.db.execute(
+        "select * from audit_meta").fetchall())  # the key is in the keyring only
+    close(ws)
+    r = berth(capsys, "audit", "verify")
+    assert r.code == 0 and "intact: 6 events" in r.out and "anchor: matches event #6" in r.out, r
+    assert "authenticated with the key in the keyring" in r.out
+
+
+@pytest.mark.parametrize("attack", ["emptied", "deleted"])
+def test_emptied_or_deleted_database_fails_against_the_anchor(capsys, berth_home, attack):
+    close(seed())
+    db = berth_home / "berth.sqlite"
+    evidence = sidecar(berth_home).read_bytes()
+    if attack == "emptied":
+        db.write_bytes(b"")  # : > berth.sqlite
+    else:
+        db.unlink()
+    r = berth(capsys, "audit", "verify")
+    assert r.code == 1, r
+    first = r.out.splitlines()[0]
+    assert "the log ends at event 0, but the anchor from" in first and "says 6 events with head" in first
+    assert "replaced or truncated" in first
+    assert berth(capsys, "audit", "list").code == 0 and berth(capsys, "settings", "set",
+                                                                 "require_reason_production", "true").code == 0
+    assert sidecar(berth_home).read_bytes() == evidence  # later writes never overwrite the evidence
+    assert berth(capsys, "audit", "verify").code == 1
+
+
+@pytest.mark.parametrize("edit, expect", [
+    (lambda rows: [dict(r, actor="mallory@elsewhere") for r in rows], "event #6 has hash"),
+    (lambda rows: [r for r in rows if r["version"] != "1.2.0"], "the log ends at event 5"),
+])
+def test_consistently_rewritten_chain_fails(capsys, berth_home, edit, expect):
+    close(seed())
+    attacker_rewrite(berth_home / "berth.sqlite", edit)
+    r = berth(capsys, "audit", "verify", "--json")
+    assert r.code == 1 and r.json()["chain_ok"] and not r.json()["anchor"]["ok"], r
+    assert expect in r.json()["lines"][0]
+    r = berth(capsys, "audit", "verify")
+    assert r.code == 1 and expect in r.out.splitlines()[0]
+
+
+def test_sidecar_deleted_edited_or_forged(capsys, berth_home, memory_keyring):
+    close(seed())
+    path = sidecar(berth_home)
+    good = path.read_bytes()
+
+    path.unlink()
+    r = berth(capsys, "audit", "verify")
+    assert r.code == 1 and "berth.anchor is missing: it was deleted" in r.out.splitlines()[0], r
+    assert not path.exists()  # not silently made again: that would bless whatever the log is now
+
+    rec = json.loads(good)
+    path.write_text(json.dumps(dict(rec, seq=2, hash="ab" * 32)))  # the attacker's head, the old HMAC
+    r = berth(capsys, "audit", "verify")
+    assert r.code == 1 and "its HMAC does not match the key in the keyring" in r.out, r
+
+    path.write_text(json.dumps(dict(rec, mac=None)))  # unauthenticated, as written without a keyring
+    r = berth(capsys, "audit", "verify")
+    assert r.code == 1 and "carries no authentication" in r.out, r
+
+    path.write_bytes(good)
+    assert berth(capsys, "audit", "verify").code == 0
+
+
+def test_without_a_secure_keyring_the_anchor_works_but_says_it_is_unauthenticated(capsys, berth_home,
+                                                                                  monkeypatch):
+    import keyring.backends.fail
+
+    import keyring
+
+    keyring.set_keyring(keyring.backends.fail.Keyring())
+    close(seed())
+    assert json.loads(sidecar(berth_home).read_text())["mac"] is None
+    r = berth(capsys, "audit", "verify")
+    assert r.code == 0 and "NOT authenticated: no secure keyring" in r.out, r
+    (berth_home / "berth.sqlite").write_bytes(b"")
+    r = berth(capsys, "audit", "verify")
+    assert r.code == 1 and "the log ends at event 0" in r.out, r
+
+
+def test_export_carries_the_chain_and_a_tampered_export_fails(capsys, berth_home, tmp_path):
+    close(seed())
+    full, part = tmp_path / "all.json", tmp_path / "v1.json"
+    assert berth(capsys, "audit", "export", "-o", full).code == 0
+    data = json.loads(full.read_text())
+    assert data["head"]["seq"] == 6 and data["head"]["hash"] == data["events"][-1]["hash"]
+    assert all({"seq", "prev_hash", "hash"} <= set(e) for e in data["events"])
+    (berth_home / "berth.sqlite").unlink()  # the auditor has the file, not the database
+    r = berth(capsys, "audit", "verify", "--file", full)
+    assert r.code == 0 and "6 events; the whole log" in r.out, r
+
+    def tampered(name, change):
+        d = json.loads(full.read_text())
+        change(d)
+        (tmp_path / name).write_text(json.dumps(d))
+        return berth(capsys, "audit", "verify", "--file", tmp_path / name)
+
+    r = tampered("actor.json", lambda d: d["events"][2].update(actor="mallory@elsewhere"))
+    assert r.code == 1 and "event #3" in r.out and "was changed" in r.out, r
+    r = tampered("cut.json", lambda d: d["events"].pop(3))
+    assert r.code == 1 and "events #4–#4 are missing" in r.out, r
+    r = tampered("tail.json", lambda d: d["events"].pop())
+    assert r.code == 1 and "events #6–#6 (up to the head it names) are missing" in r.out, r
+    r = tampered("head.json", lambda d: d["head"].update(hash="cd" * 32))
+    assert r.code == 1 and "is not the head it names" in r.out, r
+    (tmp_path / "junk.json").write_text("{not json")
+    r = berth(capsys, "audit", "verify", "--file", tmp_path / "junk.json")
+    assert r.code == 1 and "not a Berth JSON export" in r.err and "Traceback" not in r.err, r
+
+    Workspace()  # a filtered export of a new log: checked event by event, omissions named as unchecked
+    seed(3)
+    assert berth(capsys, "audit", "export", "--text", "1.1.0", "-o", part).code == 0
+    r = berth(capsys, "audit", "verify", "--file", part)
+    assert r.code == 0 and "1 events; a filtered export" in r.out and "cannot be checked" in r.out, r
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_database_is_one_line_and_can_be_rebuilt(capsys, berth_home, damage):
+    ws = seed(400)
+    close(ws)
+    db = berth_home / "berth.sqlite"
+    if damage == "garbage":
+        db.write_bytes(b"this is not a database\n" * 500)
+    else:
+        raw = db.read_bytes()
+        db.write_bytes(raw[:len(raw) // 3])
+    before = db.read_bytes()
+    for argv in (("audit", "verify"), ("status",)):
+        r = berth(capsys, *argv)
+        assert r.code == 1, (argv, r)
+        assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err + r.out, r
+        assert str(db) in r.err and "berth audit rebuild" in r.err and "restore it from a backup" in r.err, r
+    assert db.read_bytes() == before  # nothing was written to it
+
+    r = berth(capsys, "audit", "rebuild")
+    assert r.code == 0 and "before-rebuild" in r.out, r
+    kept = [p for p in berth_home.iterdir() if p.name.startswith("berth.sqlite.before-rebuild-")]
+    assert [p.read_bytes() for p in kept if not p.name.endswith(("-wal", "-shm"))] == [before]
+    r = berth(capsys, "audit", "verify")
+    assert r.code == 0, r
+    rebuilt = berth(capsys, "audit", "list", "--json").json()
+    assert rebuilt[-1]["action"] == "audit.rebuild" and "the old anchor said 400 events" in rebuilt[-1]["detail"]
