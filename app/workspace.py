@@ -285,8 +285,9 @@ def rebuild_audit_log(ask_passphrase: AskPassphrase | None = None) -> tuple["Wor
             finally:
                 old.close()
         except (DatabaseDamaged, sqlite3.DatabaseError) as e:
-            said.append(f"{db_file.name} cannot be read ({e}): add the servers again (berth server add), then "
-                        "berth audit sync")
+            why = e.detail.get("error") if isinstance(e, DatabaseDamaged) else str(e)
+            said.append(f"{db_file.name} could not be read ({why}), so no servers were carried over: add them again "
+                        "(berth server add), then berth audit sync")
     stamp = utc_now().replace(":", "").replace("-", "")[:15]
     moved = []
     for suffix in ("", "-wal", "-shm"):

@@ -178,7 +178,11 @@ class AuditVerdict:
     def lines(self) -> list[str]:
         """Problems first: the first line is the one to act on."""
         parts = [self.chain] + ([self.anchor] if self.anchor is not None else []) + list(self.journals)
-        return [p.message for p in parts if not p.ok] + [p.message for p in parts if p.ok]
+        bad, good = [p.message for p in parts if not p.ok], [p.message for p in parts if p.ok]
+        if bad and self.chain.ok:  # "intact" would read as a verdict: a rewritten chain is consistent too
+            good[0] = (f"the chain itself is consistent ({self.chain.checked:,} events, head "
+                       f"{self.chain.head_hash[:16]}), as a rewritten or emptied log's is too")
+        return bad + good
 
     @property
     def message(self) -> str:

@@ -94,7 +94,7 @@ def damaged(path: Path | None, error: BaseException) -> DatabaseDamaged:
     path = Path(path) if path else paths.db_path()
     return DatabaseDamaged(f"{path} is damaged or not a Berth database ({error}): restore it from a backup, or "
                            "rebuild the audit log from the server journals with `berth audit rebuild` (it keeps "
-                           "the damaged file beside it)", detail={"path": str(path)})
+                           "the damaged file beside it)", detail={"path": str(path), "error": str(error)})
 
 
 def open_db(path: Path | None = None, migrations: Migrations | None = None) -> sqlite_utils.Database:
