@@ -84,3 +84,49 @@ def test_an_unreachable_server_fails_the_server_check(capsys, box, sshd_factory)
     srv.stop()
     r = berth(capsys, "audit", "verify", "--servers")
     assert r.code == 1 and "box: cannot read its journal" in r.out, r
+
+
+def test_changed_content_of_own_and_imported_events_is_named(capsys, sshd, tmp_path, monkeypatch, memory_keyring):
+    """Desktop B deploys, desktop A imports it; A's attacker changes B's imported event and A's own
+    started event (every hash recomputed, the anchor re-signed): A's verify --servers names both."""
+    from agent_kit import stop_all
+
+    root = tmp_path / "shared root"
+    homes = {w: tmp_path / f"home-{w}" for w in "ab"}
+    try:
+        for who in "ab":
+            monkeypatch.setenv("BERTH_HOME", str(homes[who]))
+            assert berth(capsys, "server", "add", "box", "--host", sshd.host, "--port", sshd.port, "--user",
+                         sshd.user, "--key", sshd.key_path, "--root", str(root), "--accept-host-key",
+                         sshd.fingerprint).code == 0
+            assert berth(capsys, "deploy", iris_copy(tmp_path, f"1.0.{ord(who)}"), "--server", "box").code == 0
+        monkeypatch.setenv("BERTH_HOME", str(homes["a"]))
+        r = berth(capsys, "audit", "verify", "--servers")  # B's events, not imported yet, are not A's to hold
+        assert r.code == 0, r
+        assert berth(capsys, "audit", "sync", "--server", "box").code == 0
+        r = berth(capsys, "audit", "verify", "--servers")
+        assert r.code == 0 and "2 imported event(s) unchanged" in r.out, r
+        gc.collect()
+        imported = "1.0.98"  # B's version
+        mine = "1.0.97"
+
+        def edit(rows):
+            for r in rows:
+                if r["version"] == imported and r["outcome"] == "ok":
+                    r["detail"] = "nothing happened here"
+                if r["version"] == mine and r["outcome"] == "started":
+                    r["reason"] = "approved by the CTO"
+            return rows
+
+        attacker_rewrite(homes["a"] / "berth.sqlite", edit)
+        resign(homes["a"], memory_keyring)
+        assert berth(capsys, "audit", "verify").code == 0
+        r = berth(capsys, "audit", "verify", "--servers", "--json")
+        assert r.code == 1, r
+        problems = next(s for s in r.json()["servers"] if s["server"] == "box")["problems"]
+        assert any("(deploy iris 1.0.97 started on box" in p and "reason 'approved by the CTO' here, '' in the journal"
+                   in p for p in problems), problems
+        assert any("(deploy iris 1.0.98 ok on box" in p and "detail 'nothing happened here' here" in p
+                   for p in problems), problems
+    finally:
+        stop_all(root)
