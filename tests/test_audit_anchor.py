@@ -197,3 +197,31 @@ def test_a_damaged_database_is_one_line_and_can_be_rebuilt(capsys, berth_home, d
     assert r.code == 0, r
     rebuilt = berth(capsys, "audit", "list", "--json").json()
     assert rebuilt[-1]["action"] == "audit.rebuild" and "the old anchor said 400 events" in rebuilt[-1]["detail"]
+
+
+def test_an_outcome_written_after_a_lost_connection_is_pending_not_missing():
+    """The agent journals the outcome under the id Berth gave it; when the connection broke, the
+    local log holds `lost` instead until the next import: not yet imported, not deleted."""
+    from app.agent import journal as server_journal
+    from app.audit.sync import check_journal
+
+    ws = seed(2)
+    started = ws.audit.begin("deploy", server="box", model="iris", version="2.0.0")
+    head = ws.audit.desktop_head()
+
+    class Root:  # the agent's journal, in a folder of its own
+        journal = str(ws.anchor.path.with_name("journal.jsonl"))
+
+    actor = {"user": started.actor.split("@")[0], "host": started.actor.split("@")[1]}
+    server_journal.append(Root, "deploy", "started", actor, started.id, model="iris", version="2.0.0",
+                          desktop_head=head)
+    server_journal.append(Root, "deploy", "ok", actor, "f" * 32, model="iris", version="2.0.0", ref=started.id)
+    events = server_journal.read(Root)["events"]
+    check = check_journal(ws.db.conn, "box", events, ws.anchor.desktop)
+    assert not check.ok and "holds the outcome ffffffffffff" in check.problems[0] and "deleted" in check.problems[0]
+    ws.audit.finish(started, "lost", detail="connection lost")
+    check = check_journal(ws.db.conn, "box", events, ws.anchor.desktop)
+    assert check.ok and check.pending == 1 and check.heads == 1 and "not imported yet" in check.message, check
+    other = check_journal(ws.db.conn, "box", events, "another-desktop")
+    assert other.ok and other.own == 0  # another desktop's events are not this log's to hold
+    close(ws)
