@@ -121,14 +121,23 @@ class Workspace:
         self.sync_journal(transport, answer.get("journal_head"))
         return [dict(r, server=transport.name) for r in answer["models"]]
 
-    def sync_journal(self, transport: Transport, head: dict | None = None):
-        """Import the server journal's events this desktop has not seen (None: nothing new)."""
-        from app.audit.sync import JournalSync
+    def sync_journal(self, transport: Transport, head: dict | None = None, full: bool = False):
+        """Import the server journal's events this desktop has not seen (None: nothing new). A refresh
+        compares only what it imports with the local log; `full` (`berth audit sync`) reads the whole
+        journal and compares all of it, so a local history rewritten after an import is noticed too."""
+        from app.audit.sync import JournalSync, check_journal, read_journal
 
         sync = JournalSync(self.db, self.anchor)
         if head is not None and sync.up_to_date(transport.name, head):
             return None
-        return sync.pull(transport)
+        result = sync.pull(transport)
+        if full and not result.problem:
+            check = check_journal(self.db.conn, transport.name, read_journal(transport), sync.desktop,
+                                  chain=False)
+            if not check.ok:
+                result.problem = check.problems[0]
+                sync.report(transport.name, result.problem)
+        return result
 
     def verify_audit(self, servers: bool = False, progress=None):
         """The chain, the anchor beside the database, and with `servers` every known server's journal

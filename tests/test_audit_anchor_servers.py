@@ -72,6 +72,8 @@ def test_journal_heads_and_events_catch_a_rewritten_local_log(capsys, box, berth
                      lambda rows: [dict(r, actor="mallory@elsewhere") if r["seq"] == 1 else r for r in rows])
     resign(berth_home, memory_keyring)
     assert berth(capsys, "audit", "verify").code == 0
+    r = berth(capsys, "audit", "sync", "--server", "box")  # nothing new to import, and still noticed
+    assert r.code == 0 and "0 new of" in r.out and "the log was rewritten" in r.out, r
     r = berth(capsys, "audit", "verify", "--servers", "--json")
     assert r.code == 1, r
     box_check = next(s for s in r.json()["servers"] if s["server"] == "box")

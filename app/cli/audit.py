@@ -106,7 +106,7 @@ class AuditGroup(ActionGroup):
 
         def sync(name: str) -> None:
             with ws.connect(name) as t:
-                r = ws.sync_journal(t)
+                r = ws.sync_journal(t, full=True)
             print(f"{name}: {r.imported} new of {r.seen} journal events" + (f"; {r.problem}" if r.problem else ""))
 
         return for_each_server(names, sync, named=bool(args.server)).exit_code
