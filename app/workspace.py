@@ -160,6 +160,18 @@ class Workspace:
             journals.append(check_journal(self.db.conn, server.name, events, getattr(self.anchor, "desktop", "")))
         return AuditVerdict(chain, anchor, journals)
 
+    def check_export(self, check) -> None:
+        """exported.ExportCheck against every known server's journal (a server unreachable fails it)."""
+        from app.audit.sync import read_journal
+
+        for server in self.servers.list():
+            try:
+                with self.connect(server.name) as t:
+                    check.against_journal(server.name, read_journal(t))
+            except (BerthError, OSError) as e:
+                check.problems.append(f"{server.name}: cannot read its journal: {errors.one_line(e)}")
+                check.ok = False
+
     def test_server(self, server: ServerConfig, accept_fingerprint: str | None = None) -> dict:
         """Connect for real (host key, login, agent upload, hello) without saving anything."""
         try:

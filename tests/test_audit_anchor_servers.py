@@ -7,6 +7,7 @@ import json
 import sqlite3
 
 from app.audit.anchor import Anchor
+from app.audit.chain import CHAINED, GENESIS, event_hash
 from app.workspace import Workspace, anchor_account
 from cli_kit import berth, iris_copy
 from test_audit_anchor import attacker_rewrite
@@ -40,6 +41,25 @@ def test_journal_heads_and_events_catch_a_rewritten_local_log(capsys, box, berth
     r = berth(capsys, "audit", "verify", "--servers")
     assert r.code == 0 and "box: the journal agrees: 2 event(s) of this desktop" in r.out, r
     assert "1 recorded head(s) are prefixes" in r.out
+
+    # an export forged by whoever holds the file: an event changed, every hash and the head recomputed
+    export, forged = tmp_path / "all.json", tmp_path / "forged.json"
+    assert berth(capsys, "audit", "export", "-o", export).code == 0
+    r = berth(capsys, "audit", "verify", "--file", export, "--servers")
+    assert r.code == 0 and "1 head(s) recorded in the journal of box agree" in r.out, r
+    data = json.loads(export.read_text())
+    prev = GENESIS
+    for e in sorted(data["events"], key=lambda e: e["seq"]):
+        if e["seq"] == 1:
+            e["actor"] = "mallory@elsewhere"
+        e["prev_hash"] = prev
+        e["hash"] = prev = event_hash(prev, [e[k] for k in CHAINED])
+    data["head"]["hash"] = prev
+    forged.write_text(json.dumps(data))
+    assert berth(capsys, "audit", "verify", "--file", forged).code == 0  # consistent in itself
+    r = berth(capsys, "audit", "verify", "--file", forged, "--servers")
+    assert r.code == 1 and f"the journal of box (deploy iris 1.0.0 started on box" in r.out, r
+    assert "the export or the log it came from was rewritten" in r.out
     ws.db.close()
     ws.anchor.close()
     gc.collect()

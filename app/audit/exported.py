@@ -31,6 +31,8 @@ class ExportCheck:
     full: bool = False
     head: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)
+    hashes: dict = field(default_factory=dict, repr=False)  # seq -> hash of the events in the file
+    journals: list = field(default_factory=list)  # what each server's journal said of this export
 
     @property
     def message(self) -> str:
@@ -40,11 +42,37 @@ class ExportCheck:
         scope = (f"the whole log, events #1–#{self.head.get('seq')}, ends at the head it names"
                  if self.full else "a filtered export: each event matches its hash and links to its neighbours "
                                    "in the file; the events it omits cannot be checked")
-        return f"export {self.path} checks out: {self.checked:,} events; {scope} ({str(self.head.get('hash'))[:16]})"
+        seen = "".join(f"; {j['heads']} head(s) recorded in the journal of {j['server']} agree" for j in self.journals)
+        return (f"export {self.path} checks out: {self.checked:,} events; {scope} ({str(self.head.get('hash'))[:16]})"
+                f"{seen}")
 
     def to_dict(self) -> dict:
         return {"path": self.path, "ok": self.ok, "checked": self.checked, "full": self.full, "head": self.head,
-                "problems": self.problems, "message": self.message}
+                "problems": self.problems, "journals": self.journals, "message": self.message}
+
+    def against_journal(self, server: str, events: list[dict]) -> None:
+        """The heads `server`'s journal recorded for the export's desktop, up to the export's head,
+        must be the export's events: a forged export (every hash recomputed) fails here."""
+        from .sync import describe
+
+        desktop, compared = self.head.get("desktop") or "", 0
+        for e in events:
+            dh = e.get("desktop_head")
+            if not desktop or not isinstance(dh, dict) or dh.get("desktop") != desktop:
+                continue
+            try:
+                seq, hash_ = int(dh.get("seq")), str(dh.get("hash"))
+            except (TypeError, ValueError):
+                continue
+            if seq == 0 or seq > self.head["seq"] or (seq not in self.hashes and not self.full):
+                continue  # after the export, or not among a filtered export's events
+            compared += 1
+            if self.hashes.get(seq) != hash_:
+                self.problems.append(f"the journal of {server} ({describe(server, e)}) says event #{seq} of this log "
+                                     f"had hash {hash_[:8]}…, the export says {str(self.hashes.get(seq))[:8]}…: "
+                                     "the export or the log it came from was rewritten")
+        self.journals.append({"server": server, "heads": compared})
+        self.ok = not self.problems
 
 
 def _name(e: dict) -> str:
@@ -90,6 +118,7 @@ def verify_export(path) -> ExportCheck:
         if not ok:
             problems.append(f"{_name(e)} was changed: its content does not match its hash")
         prev_seq, prev_hash = seq, e.get("hash")
+        check.hashes[seq] = prev_hash
         check.checked += 1
     if prev_seq > head["seq"]:
         problems.append(f"the file holds event #{prev_seq}, after the head it names (#{head['seq']})")

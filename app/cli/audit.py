@@ -27,7 +27,7 @@ class AuditGroup(ActionGroup):
         a.add_argument("--limit", type=int, default=1000)
         a = actions.add_parser("verify", help="check the hash chain and its anchors; exit 1 and name what is wrong")
         a.add_argument("--servers", action="store_true",
-                       help="also check the log against every known server's journal")
+                       help="also check the log (or the --file export) against every known server's journal")
         a.add_argument("--file", type=Path, metavar="EXPORT.json",
                        help="check a JSON export instead (no database needed)")
         options.add_json(a)
@@ -40,7 +40,7 @@ class AuditGroup(ActionGroup):
         actions.add_parser("rebuild", help="set berth.sqlite aside and rebuild the log from every server's journal")
 
     def run(self, args) -> int:
-        if args.action == "rebuild" or (args.action == "verify" and args.file):
+        if args.action == "rebuild" or (args.action == "verify" and args.file and not args.servers):
             return self.dispatch(args, None)  # without opening the database: it may be the damaged one
         return self.dispatch(args, workspace())
 
@@ -49,6 +49,8 @@ class AuditGroup(ActionGroup):
             from app.audit.exported import verify_export
 
             verdict = verify_export(args.file)
+            if args.servers:  # the journals' heads for the export's desktop bind the export to them
+                ws.check_export(verdict)
         else:
             verdict = ws.verify_audit(servers=args.servers)
         print_json(verdict.to_dict()) if args.json else print(verdict.message)
