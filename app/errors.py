@@ -19,6 +19,7 @@ CONNECT_FAILED = "connect_failed"
 AUTH_FAILED = "auth_failed"
 CONNECTION_LOST = "connection_lost"
 AGENT_KILLED = "agent_killed"
+AGENT_MODIFIED = "agent_modified"
 HOST_KEY_UNKNOWN = "host_key_unknown"
 HOST_KEY_CHANGED = "host_key_changed"
 JUMP_HOST_KEY_UNKNOWN = "jump_host_key_unknown"
@@ -45,13 +46,13 @@ NOT_RUNNING = "not_running"
 PREDICT_FAILED = "predict_failed"
 BAD_EXAMPLE = "bad_example"
 TOO_LARGE = "too_large"
+BAD_REQUIREMENTS = "bad_requirements"
 
 # -- the desktop's own rules ------------------------------------------------------------------------
 UNKNOWN_SERVER = "unknown_server"
 REASON_REQUIRED = "reason_required"
 CONFIG = "config"
 DATABASE_DAMAGED = "database_damaged"
-AUDIT_CONTRADICTED = "audit_contradicted"
 
 # The connection behind a failure is gone (or never came): drop it and connect again next time.
 CONNECTION_CODES = frozenset({CONNECTION_LOST, UNREACHABLE, CONNECT_FAILED, AUTH_FAILED})

@@ -113,6 +113,9 @@ class Workspace:
         if getattr(transport, "key_added", False):
             self.audit.record("hostkey.trust", "ok", server=name, ssh_user=server.user, detail=accept_fingerprint or "")
         transport.on_activity = self.activity.record
+        transport.on_agent_replaced = lambda why: self.audit.record(
+            "agent.replaced", "ok", server=name, ssh_user=server.user,
+            detail=f"{why}; a fresh copy was installed")
         return transport
 
     def server_status(self, transport: Transport, model: str | None = None) -> list[dict]:

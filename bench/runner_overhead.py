@@ -4,6 +4,10 @@ call of the same function and the same function behind uvicorn + Starlette and b
 threaded server, all measured in the same run on the same machine.
 
     .venv/bin/python bench/runner_overhead.py [--requests N] [--seconds S] [--connections C] [--repeat R] [-v]
+        [--baseline GIT_REF]
+
+--baseline adds the runner of another commit (its app/agent, taken with `git archive`) as one more
+stack, so a change to the runner is measured against the runner it replaces in the same run.
 
 Needs the `bench` extra (uvicorn, starlette, flask). Every server is a child process on 127.0.0.1;
 the load generators are other child processes, so no client shares a GIL with a server. Exit 0 when
@@ -42,6 +46,7 @@ STACKS = ("berth", "starlette", "flask")
 LABELS = {
     "direct": "direct call",
     "berth": "Berth runner",
+    "baseline": "Berth runner at the baseline",
     "starlette": "uvicorn + Starlette",
     "flask": "Flask (threaded dev server)",
 }
@@ -250,8 +255,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def child_env():
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+BASELINE_ROOT = None  # a folder holding app/agent of --baseline's commit
+
+
+def child_env(stack="berth"):
+    root = BASELINE_ROOT if stack == "baseline" else ROOT
+    env = dict(os.environ, PYTHONPATH=str(root), PYTHONUNBUFFERED="1")
     for var in ("PYTHONHOME", "VIRTUAL_ENV"):
         env.pop(var, None)
     return env
@@ -264,9 +273,9 @@ class Server:
         self.stack, self.tmp = stack, tmp
         self.log_path = tmp / ("%s.log" % stack)
         self.request_log = tmp / "requests.jsonl"
-        env = child_env()
+        env = child_env(stack)
         port_file = None
-        if stack == "berth":
+        if stack in ("berth", "baseline"):
             # Exactly how app/agent/supervise.py starts a runner (the package is `app.agent` in the
             # source tree, `berth_agent` on a server), with this venv's Python instead of the
             # release's own venv (a `--without-pip` venv of the same interpreter).
@@ -284,7 +293,7 @@ class Server:
         self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT)
         try:
-            self._wait_ready(port_file if stack == "berth" else None)
+            self._wait_ready(port_file)
         except BaseException:
             self.stop()
             raise
@@ -381,13 +390,22 @@ def measure_stack(stack, args, tmp, bundle, release):
     finally:
         srv.stop()
     logged = None
-    if stack == "berth":
+    if stack in ("berth", "baseline"):
         with open(srv.request_log, "rb") as f:
             logged = sum(1 for _ in f)
         os.replace(srv.request_log, tmp / "requests.previous.jsonl")
     return {"times": lat_out["times"], "closed": lat_out["closed"], "rps": count / args.seconds,
             "reconnects": reconnects, "logged": logged,
             "cpu": None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / (wall1 - wall0)}
+
+
+def extract_baseline(ref: str, dest: Path) -> Path:
+    """app/agent of commit `ref`, unpacked under dest (so `-m app.agent.runner` finds it there)."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "app/agent"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    (dest / "app" / "__init__.py").touch()
+    return dest
 
 
 def make_release(tmp: Path):
@@ -451,10 +469,13 @@ def parse_args(argv):
     p.add_argument("--load-procs", type=int, default=2, help="client processes sharing those connections (default 2)")
     p.add_argument("--repeat", type=int, default=1, help="rounds over all stacks (default 1); medians are reported")
     p.add_argument("--stacks", default=",".join(STACKS), help="comma-separated subset of %s" % ",".join(STACKS))
+    p.add_argument("--baseline", metavar="GIT_REF", help="also measure the runner of this commit (e.g. HEAD~1, main)")
     p.add_argument("-v", "--verbose", action="store_true", help="print each stack's figures as they come")
     args = p.parse_args(argv)
     args.stacks = [s.strip() for s in args.stacks.split(",") if s.strip()]
-    if any(s not in STACKS for s in args.stacks):
+    if args.baseline:
+        args.stacks.insert(args.stacks.index("berth") + 1 if "berth" in args.stacks else 0, "baseline")
+    if any(s not in STACKS + ("baseline",) for s in args.stacks):
         p.error("--stacks takes %s" % ", ".join(STACKS))
     if args.requests < 10 or args.seconds <= 0 or args.connections < 1 or args.load_procs < 1 or args.repeat < 1:
         p.error("--requests >= 10, --seconds > 0, --connections >= 1, --load-procs >= 1, --repeat >= 1")
@@ -482,6 +503,9 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="berth-overhead-") as tmp:
         tmp = Path(tmp)
         bundle, release = make_release(tmp)
+        if args.baseline:
+            global BASELINE_ROOT
+            BASELINE_ROOT = extract_baseline(args.baseline, tmp / "baseline")
         try:
             for r in range(1, args.repeat + 1):
                 d = sorted(measure_direct(bundle, args.requests, args.warmup))
@@ -541,6 +565,12 @@ def main(argv=None):
         if flask_rps:
             verdicts.append("throughput %.0f req/s = %.2fx Flask's %.0f (goal >= 1.00x): %s"
                             % (b["rps"], b["rps"] / flask_rps, flask_rps, "MET" if b["rps"] >= flask_rps else "MISSED"))
+        if "baseline" in med:
+            base = med["baseline"]
+            rps_cost, p50_cost = 1 - b["rps"] / base["rps"], b["p50"] / base["p50"] - 1
+            verdicts.append("against the runner at %s in the same run: req/s %+.1f %%, p50 %+.1f %% (goal: no more "
+                            "than 5 %% worse): %s" % (args.baseline, -rps_cost * 100, p50_cost * 100,
+                                                      "MET" if rps_cost <= 0.05 and p50_cost <= 0.05 else "MISSED"))
         if "starlette" in med:
             verdicts.append("for reference: %.2fx uvicorn + Starlette's req/s, p50 %.2fx theirs"
                             % (b["rps"] / med["starlette"]["rps"], b["p50"] / med["starlette"]["p50"]))

@@ -192,7 +192,9 @@ def test_runner_endpoints(root, tmp_path):
     status, metrics = request(port, "GET", "/metrics")
     text = metrics.decode()
     assert 'berth_requests_total{model="echo",version="1.0.0",endpoint="/predict"} 3' in text  # example + 2
-    assert 'berth_request_errors_total{model="echo",version="1.0.0",endpoint="/predict"} 1' in text
+    # the bad JSON was the client's fault: rejected, not a model error
+    assert 'berth_request_errors_total{model="echo",version="1.0.0",endpoint="/predict"} 0' in text
+    assert 'berth_request_rejected_total{model="echo",version="1.0.0",endpoint="/predict"} 1' in text
     assert "process_resident_memory_bytes" in text and 'le="+Inf"} 3' in text
     assert http_json(port, "GET", "/nope")[0] == 404
     log = (root / "models/echo/logs/requests.jsonl").read_text().splitlines()

@@ -78,7 +78,7 @@ def test_a_damaged_partial_on_the_server_is_not_trusted(root, tmp_path):
         run_to_end(Deploy(t, folder, AuditLog(Workspace().db)).run(), seen.append)
     assert not [p for p in seen if "resuming" in p.message]
     assert (root / "models/iris/current").exists()
-    assert oct((blobs / weights.sha256).stat().st_mode & 0o777) == "0o444"  # verified, read-only
+    assert oct((blobs / weights.sha256).stat().st_mode & 0o777) == "0o400"  # verified, read-only, private
     assert not list(blobs.glob(".partial-*"))
 
 

@@ -9,7 +9,7 @@ import time
 
 from .layout import SHA256_RE, AgentError
 
-VERIFIED_MODE = 0o444
+VERIFIED_MODE = 0o400  # read-only, and private: also the mark of a hashed blob
 PARTIAL_MAX_AGE_S = 7 * 86400
 
 
@@ -104,7 +104,7 @@ def place(root, sha, dest, mode):
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     if mode & 0o111:
         shutil.copyfile(src, dest)  # a link would share the mode bits with the blob
-        os.chmod(dest, 0o755)
+        os.chmod(dest, 0o700)
         return
     try:
         os.link(src, dest)

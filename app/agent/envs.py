@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import shutil
+import stat
+import subprocess
 import sys
 
 from . import venv
@@ -15,11 +17,13 @@ PACKAGE_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2")
 
 
 def env_key(manifest, files):
-    """What decides an environment's content; any change gives another key."""
+    """What decides an environment's content; any change gives another key. The model's name is part
+    of it: environments are shared between releases of one model only, since a model that dropped a
+    .pth file into a shared one ran code inside other models after their restart."""
     requirements = manifest.get("requirements") or ""
     by_path = {f["path"]: f["sha256"] for f in files}
     packages = sorted((p, s) for p, s in by_path.items() if p.endswith(PACKAGE_SUFFIXES))
-    material = {"python": sys.version, "executable": os.path.realpath(sys.executable),
+    material = {"model": manifest.get("name"), "python": sys.version, "executable": os.path.realpath(sys.executable),
                 "requirements": [requirements, by_path.get(requirements)], "packages": packages}
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -32,16 +36,17 @@ def ensure(root, release_dir, manifest, files, emit, cancelled):
     env_dir = os.path.join(base, key)
     reused = os.path.exists(os.path.join(env_dir, COMPLETE))
     if not reused:
-        shutil.rmtree(env_dir, ignore_errors=True)  # a build cut short: start again
+        remove(env_dir)  # a build cut short: start again
         os.makedirs(base, exist_ok=True)
         try:
             # built in place: a virtualenv is not relocatable (its scripts name their own path)
             venv.build_at(env_dir, manifest.get("requirements"), os.path.join(release_dir, "bundle"), emit, cancelled)
         except BaseException:
-            shutil.rmtree(env_dir, ignore_errors=True)
+            remove(env_dir)
             raise
         with open(os.path.join(env_dir, COMPLETE), "w") as f:
             f.write(key + "\n")
+        freeze(env_dir)
     else:
         emit("log", step="venv", line="reusing environment %s (same Python and requirements)" % key[:12])
     link = os.path.join(release_dir, ".venv")
@@ -70,5 +75,33 @@ def prune(root, models):
                 used.add(os.path.basename(os.path.normpath(os.path.join(os.path.dirname(link), os.readlink(link)))))
     removed = sorted(keys - used)
     for key in removed:
-        shutil.rmtree(os.path.join(base, key), ignore_errors=True)
+        remove(os.path.join(base, key))
     return removed
+
+
+def freeze(env_dir):
+    """Read-only once built (a release's model cannot drop files into it by accident); bytecode is
+    compiled first, since nothing can be written there later."""
+    subprocess.run([os.path.join(env_dir, "bin", "python"), "-m", "compileall", "-q", env_dir],
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for folder, dirs, names in os.walk(env_dir):
+        for name in names:
+            _chmod(os.path.join(folder, name), lambda mode: mode & ~0o222)
+    for folder, dirs, names in os.walk(env_dir, topdown=False):
+        _chmod(folder, lambda mode: mode & ~0o222)
+
+
+def remove(env_dir):
+    """rmtree of a frozen environment: its folders are made writable again first."""
+    for folder, dirs, names in os.walk(env_dir):
+        _chmod(folder, lambda mode: mode | 0o700)
+    shutil.rmtree(env_dir, ignore_errors=True)
+
+
+def _chmod(path, change):
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISLNK(st.st_mode):
+            os.chmod(path, change(stat.S_IMODE(st.st_mode)))
+    except OSError:
+        pass

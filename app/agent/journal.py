@@ -3,12 +3,16 @@
 It is the shared truth for the server: every desktop imports it (deduplicated by event id). Each
 line carries `seq`, the hash of the line before (`prev`) and its own `hash` (sha256 of the line's
 canonical JSON without `hash`), so an edited, removed or reordered line breaks the chain."""
+import contextlib
+import errno
 import hashlib
 import json
 import os
 import re
 import uuid
 from datetime import datetime, timezone
+
+from .layout import AgentError
 
 GENESIS = "0" * 64
 ID_RE = re.compile(r"[0-9a-f]{8,64}")
@@ -31,14 +35,38 @@ def append(root, action, outcome, actor=None, event_id=None, **fields):
              "action": action, "outcome": outcome, "actor": actor or {}, "seq": seq + 1, "prev": prev}
     event.update({k: v for k, v in fields.items() if v not in (None, "")})
     event["hash"] = line_hash(event)
-    line = json.dumps(event, sort_keys=True) + "\n"
-    fd = os.open(root.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    write_line(root.journal, (json.dumps(event, sort_keys=True) + "\n").encode())
+    return event
+
+
+def write_line(path, data):
+    """Append one whole line or nothing: a short write (a full disk) is undone by truncating back,
+    where it used to cut the line and glue the next event to it, breaking the journal for good. A
+    line cut by an older agent is ended first, so this one starts on a line of its own."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
     try:
-        os.write(fd, line.encode())
-        os.fsync(fd)
+        start = os.fstat(fd).st_size
+        if start and os.pread(fd, 1, start - 1) != b"\n":
+            data = b"\n" + data
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            raise disk_error(e, "the journal") from None
     finally:
         os.close(fd)
-    return event
+
+
+def disk_error(e, what):
+    """An OSError while writing, as the operator should read it: a full disk is named as such."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return AgentError("the server's disk is full (writing %s): free some space on it, then try again" % what,
+                          "no_space")
+    return AgentError("cannot write %s: %s" % (what, e.strerror or e), "failed")
 
 
 def _head(path, unchained=GENESIS):
@@ -49,7 +77,7 @@ def _head(path, unchained=GENESIS):
             f.seek(0, os.SEEK_END)
             size = f.tell()
             f.seek(max(0, size - TAIL))
-            lines = f.read().splitlines()
+            lines = f.read(min(size, TAIL)).splitlines()  # bounded: never more than the tail
     except OSError:
         return 0, GENESIS
     if size > TAIL and lines:

@@ -1,9 +1,12 @@
-"""Where things live under a server's Berth root (see DESIGN.md, "On the server")."""
+"""Where things live under a server's Berth root (docs/architecture.md, "On the server")."""
 import os
 import re
 
+# Written once for the agent and the desktop's bundle check (the agent is the leaf both import).
 NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
-VERSION_RE = re.compile(r"[A-Za-z0-9._+-]{1,64}")
+# A letter or digit first: ".", ".." and ".x" would name no folder, the parent, or a hidden one
+# that `releases` skips (like .incoming-*), so such a version deployed and then vanished.
+VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
@@ -23,7 +26,7 @@ def check_name(name):
 
 
 def check_version(version):
-    if not isinstance(version, str) or not VERSION_RE.fullmatch(version) or version in (".", ".."):
+    if not isinstance(version, str) or not VERSION_RE.fullmatch(version):
         raise AgentError("invalid version %r" % (version,), "usage")
     return version
 
@@ -40,6 +43,8 @@ class Root:
     def ensure(self):
         for d in (self.meta, self.blobs, self.models):
             os.makedirs(d, exist_ok=True)
+        _drop_write_for_others(self.path, 0o002)  # a shared root's group may write; nobody else
+        _drop_write_for_others(self.meta, 0o077)  # the agent, blobs, envs and the lock: ours only
         return self
 
     def model(self, name):
@@ -86,3 +91,13 @@ class ModelDir:
 
     def request_log(self):
         return os.path.join(self.logs, "requests.jsonl")
+
+
+def _drop_write_for_others(path, bits):
+    """Folders made before the agent ran (by the transport, under the login's umask) lose `bits`."""
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+        if mode & bits:
+            os.chmod(path, mode & ~bits)
+    except OSError:
+        pass

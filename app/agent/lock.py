@@ -16,7 +16,7 @@ class ServerLock:
         self.fd = None
 
     def __enter__(self):
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -30,8 +30,11 @@ class ServerLock:
             )
         self.fd = fd
         info = dict(self.holder, since=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), pid=os.getpid())
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        try:  # who holds it is for people; the flock is the lock, and must hold on a full disk too
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError:
+            pass
         return self
 
     def __exit__(self, *exc):
@@ -51,7 +54,7 @@ def _read_holder(fd):
 def inspect(path):
     """Who holds the lock, without waiting: {"held", "holder", "holder_alive"}. A holder written in
     the file while nobody holds the flock is what a killed agent left: the system released it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

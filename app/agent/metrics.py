@@ -14,13 +14,17 @@ class Counters:
         self.started = time.time()
         self.endpoints = {}
 
-    def observe(self, endpoint, seconds, error):
+    def observe(self, endpoint, seconds, error, rejected=False):
+        """`error`: the model failed (5xx); `rejected`: the client's request was refused (4xx). Kept
+        apart so errors/s and its alert mean "the model failed", not "someone sent bad JSON"."""
         with self.lock:
             e = self.endpoints.get(endpoint)
             if e is None:
-                e = self.endpoints[endpoint] = {"count": 0, "errors": 0, "sum": 0.0, "buckets": [0] * (len(BUCKETS) + 1)}
+                e = self.endpoints[endpoint] = {"count": 0, "errors": 0, "rejected": 0, "sum": 0.0,
+                                                "buckets": [0] * (len(BUCKETS) + 1)}
             e["count"] += 1
             e["errors"] += 1 if error else 0
+            e["rejected"] += 1 if rejected else 0
             e["sum"] += seconds
             e["buckets"][bucket_index(seconds)] += 1
 
@@ -33,9 +37,13 @@ class Counters:
         ]
         for ep, e in sorted(snapshot.items()):
             out.append('berth_requests_total{%s,endpoint="%s"} %d' % (self.labels, ep, e["count"]))
-        out += ["# HELP berth_request_errors_total Requests that failed.", "# TYPE berth_request_errors_total counter"]
+        out += ["# HELP berth_request_errors_total Requests the model failed (5xx).", "# TYPE berth_request_errors_total counter"]
         for ep, e in sorted(snapshot.items()):
             out.append('berth_request_errors_total{%s,endpoint="%s"} %d' % (self.labels, ep, e["errors"]))
+        out += ["# HELP berth_request_rejected_total Requests refused as the client's fault (4xx).",
+                "# TYPE berth_request_rejected_total counter"]
+        for ep, e in sorted(snapshot.items()):
+            out.append('berth_request_rejected_total{%s,endpoint="%s"} %d' % (self.labels, ep, e["rejected"]))
         out += ["# HELP berth_request_duration_seconds Request latency.", "# TYPE berth_request_duration_seconds histogram"]
         for ep, e in sorted(snapshot.items()):
             lab = '%s,endpoint="%s"' % (self.labels, ep)

@@ -65,24 +65,28 @@ def audited(action):
             what = "%s %s %s" % (action, name, req.get("version") or req.get("to") or "")
             ids = req.get("event_ids") if isinstance(req.get("event_ids"), dict) else {}
             with ServerLock(root.lock, {"who": ctx.who(), "what": what.strip()}):
-                supervise.stop_strays(model, {model.current_version()})
+                current = model.current_version()
+                if current is not None:  # without `current` (removed by hand) start / rollback decide
+                    supervise.stop_strays(model, {current})
                 base = {"model": name, "version": req.get("version") or req.get("to"), "sha256": req.get("sha256"),
                         "old": model.current_version(), "reason": req.get("reason")}
-                started = journal.append(root, action, "started", ctx.actor, ids.get("started"),
-                                         desktop_head=_desktop_head(req), **base)
-                base["ref"] = started["id"]
+                started = _journal(root, action, "started", ctx, ids.get("started"),
+                                   desktop_head=_desktop_head(req), **base)
+                base["ref"] = started["id"] if started else None
                 ctx.event_ids = ids
                 try:
                     result = fn(ctx, model, req)
                 except BaseException as e:
-                    journal.append(root, action, "failed", ctx.actor, ids.get("outcome"),
-                                   detail=str(e) or type(e).__name__, **base)
+                    _journal(root, action, "failed", ctx, ids.get("outcome"), detail=str(e) or type(e).__name__,
+                             **base)
                     ctx.settle()
                     raise
                 base.update({k: result.get(k) for k in ("version", "sha256") if result.get(k)})
                 if action in ("deploy", "rollback"):
                     base.update(old=result.get("previous"), new=result.get("version"))
-                journal.append(root, action, "ok", ctx.actor, ids.get("outcome"), detail=result.get("detail", ""), **base)
+                if not _journal(root, action, "ok", ctx, ids.get("outcome"), detail=result.get("detail", ""), **base):
+                    result = dict(result, detail="%s; not in the server's journal: its disk is full"
+                                  % result.get("detail", action), journalled=False)
                 ctx.settle()
                 return result
         run.__name__ = fn.__name__
@@ -100,6 +104,20 @@ def _desktop_head(req):
         return {"desktop": str(head.get("desktop") or "")[:64], "seq": int(head.get("seq") or 0),
                 "hash": str(head.get("hash") or "")[:64]}
     except (TypeError, ValueError):
+        return None
+
+
+UNSTOPPABLE = ("stop",)  # frees resources: must work on a full disk, journalled when space allows
+
+
+def _journal(root, action, outcome, ctx, event_id, **fields):
+    """journal.append; for a stop, a full disk does not stop the stop (None: not journalled)."""
+    try:
+        return journal.append(root, action, outcome, ctx.actor, event_id, **fields)
+    except AgentError as e:
+        if e.code != "no_space" or action not in UNSTOPPABLE:
+            raise
+        ctx.emit("log", step=action, line="not journalled: %s" % e)
         return None
 
 
@@ -160,23 +178,27 @@ def _deploy(ctx, model, req):
 @audited("rollback")
 def rollback(ctx, model, req):
     current = model.current_version()
-    if current is None:
+    if current is None and not req.get("to"):
+        if releases.list_releases(model):
+            raise AgentError("%s has no current release (its link was removed): name the release to make current "
+                             "with --to VERSION (kept: %s)" % (model.name, _kept(model)), "usage")
         raise AgentError("%s has no current release to roll back from" % model.name, "nothing_deployed")
     target = req.get("to") or _release_before(model, current)
     info = releases.read_release(model, check_version(target))
     if info is None:
-        kept = ", ".join(r["version"] for r in releases.list_releases(model))
-        raise AgentError("%s has no release %s on this server (kept: %s)" % (model.name, target, kept), "no_release")
+        raise AgentError("%s has no release %s on this server (kept: %s)" % (model.name, target, _kept(model)),
+                         "no_release")
     if target == current:
         raise AgentError("%s %s is already current" % (model.name, target), "already_current")
     port = _switch_to(ctx, model, target, current, info["manifest"])
+    supervise.stop_strays(model, {target})  # runners a removed `current` left behind
     return {"version": target, "previous": current, "sha256": info.get("sha256"), "port": port,
             "detail": "%s -> %s" % (current, target)}
 
 
 @audited("start")
 def start(ctx, model, req):
-    version = _current_or_fail(model)
+    version = model.current_version() or _relink_current(ctx, model)
     rec = supervise.record(model, version)
     if supervise.alive(rec):
         return {"version": version, "port": rec.get("port"), "detail": "already running"}
@@ -211,6 +233,24 @@ def unlock(ctx, req):
     return {"broken": True, "holder": holder, "detail": detail}
 
 
+def _kept(model):
+    return ", ".join(r["version"] for r in releases.list_releases(model)) or "none"
+
+
+def _relink_current(ctx, model):
+    """`current` was removed by hand: point it back at the release whose runner still serves (the one
+    status reports), else at the newest release; nothing deployed stays an error."""
+    running = [v for v in supervise.running_versions(model)]
+    kept = [r["version"] for r in releases.list_releases(model)]
+    version = running[0] if len(running) == 1 else (kept[-1] if kept else None)
+    if version is None:
+        return _current_or_fail(model)
+    symlink_atomic(os.path.join("releases", version), model.current)
+    supervise.stop_strays(model, {version})
+    ctx.emit("log", step="start", line="current was missing: relinked to %s" % version)
+    return version
+
+
 def _current_or_fail(model):
     version = model.current_version()
     if version is None or releases.read_release(model, version) is None:
@@ -229,9 +269,10 @@ def _start_healthy(ctx, model, version, manifest):
     from . import health  # http.client costs ~50 ms to import; only changes that start a runner need it
 
     release_dir = model.release(version)
+    releases.verify(model, version, releases.read_release(model, version) or {})
     supervise.stop(model, version)  # a stale runner of this very version
     ctx.emit("step", step="start", version=version)
-    rec = supervise.start(model, version, release_dir)
+    rec = supervise.start(model, version, release_dir, manifest.get("env"))
     timeout = float(manifest.get("health_timeout_s") or 60)
     try:
         port = health.wait_ready(model, version, rec, timeout)

@@ -1,4 +1,5 @@
 """Read-only questions about a server: no lock, no journal entry."""
+import functools
 import hashlib
 import json
 import os
@@ -14,15 +15,22 @@ from .layout import AgentError, check_name, check_version
 EXAMPLE_MAX_BYTES = 1 << 20
 
 
-def agent_version():
-    """The hash of the agent's own source: Berth re-uploads when its copy differs."""
+@functools.lru_cache(maxsize=None)
+def agent_digest():
+    """sha256 of the agent's own source (name, NUL, bytes per file, sorted): what the desktop's
+    bootstrap checks on the server before each command (app/remote/agent_install.py)."""
     here = os.path.dirname(os.path.abspath(__file__))
     h = hashlib.sha256()
     for name in sorted(os.listdir(here)):
         if name.endswith(".py"):
             with open(os.path.join(here, name), "rb") as f:
                 h.update(name.encode() + b"\0" + f.read())
-    return h.hexdigest()[:16]
+    return h.hexdigest()
+
+
+def agent_version():
+    """The agent's folder name on servers: Berth installs another when its own source differs."""
+    return agent_digest()[:16]
 
 
 def hello(ctx, req):
@@ -48,7 +56,7 @@ def hello(ctx, req):
 def model_status(model):
     version = model.current_version()
     if version is None:
-        return None
+        return _unlinked_status(model)
     rec = supervise.record(model, version)
     if rec is None:
         state = "stopped"
@@ -61,6 +69,23 @@ def model_status(model):
             "port": rec.get("port") if rec and state == "running" else None,
             "pid": rec.get("pid") if rec and state == "running" else None,
             "started_at": rec.get("started_at") if rec else None, "sha256": info.get("sha256")}
+
+
+def _unlinked_status(model):
+    """A model whose `current` link is gone (removed by hand) but that has releases, maybe one still
+    serving: status says so instead of hiding it, and how to repair it."""
+    kept = releases.list_releases(model)
+    if not kept:
+        return None
+    running = supervise.running_versions(model)
+    version = running[0] if running else kept[-1]["version"]
+    rec = supervise.record(model, version) if running else None
+    what = "%s %s still serves" % (model.name, version) if running else "no release is current"
+    return {"model": model.name, "version": version, "state": "unlinked",
+            "port": rec.get("port") if rec else None, "pid": rec.get("pid") if rec else None,
+            "started_at": rec.get("started_at") if rec else None, "sha256": None,
+            "detail": "the current link is missing (%s): `berth start %s` relinks %s, `berth rollback %s --to "
+                      "VERSION` makes another release current" % (what, model.name, version, model.name)}
 
 
 def status(ctx, req):

@@ -65,6 +65,23 @@ def assemble(root, model, version, files, emit):
         raise
 
 
+def verify(model, version, info):
+    """Every file of the release is what its sha256 says, before it starts: blobs are hard-linked
+    into releases, so a changed blob used to change an old release's model.py in place while
+    `releases` still showed the original sha256."""
+    bundle = os.path.join(model.release(version), "bundle")
+    for f in info.get("files") or []:
+        path = _safe_join(bundle, f["path"])
+        try:
+            same = blobs.file_sha256(path) == f["sha256"]
+        except OSError:
+            same = False
+        if not same:
+            raise AgentError("%s %s was changed on this server since it was deployed (%s is not the file that was "
+                             "deployed): deploy it again under a new version" % (model.name, version, f["path"]),
+                             "release_modified")
+
+
 def mark_complete(model, version, info):
     write_json_atomic(os.path.join(model.release(version), RELEASE_FILE), info)
 

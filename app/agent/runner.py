@@ -6,47 +6,40 @@ file is written only once the model has loaded and the socket is bound, so "port
 algorithm and delayed ACKs and cost ~40 ms per keep-alive request.
 """
 import argparse
-import importlib
-import inspect
 import json
 import os
 import signal
 import sys
 import threading
 import time
-import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from .entrypoint import load_entrypoint
 from .metrics import Counters
+from .runnerguard import BODY_DEADLINE, REQUEST_DEADLINE, ConnectionGuard
+from .runnerlog import RunnerLog
 from .requestlog import RequestLog
 
 MAX_BODY = 64 * 1024 * 1024
-
-
-def load_model(bundle, entrypoint):
-    """Import `module:attr` from the bundle; a class is built once, its instances predict."""
-    os.chdir(bundle)
-    sys.path.insert(0, bundle)
-    module_name, _, attr = entrypoint.partition(":")
-    obj = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    if inspect.isclass(obj):
-        instance = obj()
-        if not callable(getattr(instance, "predict", None)):
-            raise TypeError("%s has no predict() method" % entrypoint)
-        return instance.predict
-    if not callable(obj):
-        raise TypeError("%s is not callable" % entrypoint)
-    return obj
+LARGE_BODY = 256 * 1024  # bodies over this get BODY_DEADLINE instead of the headers' deadline
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     server_version = "berth-runner"
+    def handle_one_request(self):
+        """The next request (request line and headers) must be in within REQUEST_DEADLINE of the end
+        of the previous one (or of the connection's start): idle and slow connections alike are
+        closed then. A deadline, not a socket timeout: a socket with a timeout polls before every
+        recv and send, and peeking for a request's first byte cost ~7 % of req/s."""
+        self.server.guard.arm(self.connection, REQUEST_DEADLINE)
+        BaseHTTPRequestHandler.handle_one_request(self)
 
     def do_GET(self):
+        self.server.guard.disarm(self.connection)  # the headers are in
+        if self.headers.get("Transfer-Encoding") or (self.headers.get("Content-Length") or "0").strip() != "0":
+            self.close_connection = True  # a body we do not read must not become the next request
         srv = self.server
         if self.path == "/health":
             self._reply(200, {"status": "ok", "model": srv.model, "version": srv.version,
@@ -59,33 +52,64 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(404, {"error": "no such endpoint: %s" % self.path})
 
     def do_POST(self):
+        srv = self.server
         if self.path != "/predict":
+            srv.guard.disarm(self.connection)
+            self.close_connection = True  # its body, if any, is not read
             self._reply(404, {"error": "no such endpoint: %s" % self.path})
             return
-        srv = self.server
         t0 = time.perf_counter()
         status, error, raw_in, payload = 200, None, b"", None
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                raise _ClientError(413, "request body over %d bytes" % MAX_BODY)
-            raw_in = self.rfile.read(length)
-            try:
-                data = json.loads(raw_in or b"null")
-            except ValueError as e:
-                raise _ClientError(400, "input is not valid JSON: %s" % e)
+            raw_in = self._body()
+            data = _parse_json(raw_in)
             payload = json.dumps(srv.predict(data)).encode()
         except _ClientError as e:
             status, error = e.status, str(e)
         except Exception as e:  # the model's own failure: report it, keep serving
             status, error = 500, "%s: %s" % (type(e).__name__, e)
-            traceback.print_exc()
+            srv.log.failure(e)
         if error is not None:
             payload = json.dumps({"error": error, "model": srv.model, "version": srv.version}).encode()
         self._send(status, payload)
         seconds = time.perf_counter() - t0
-        srv.counters.observe("/predict", seconds, status != 200)
+        srv.counters.observe("/predict", seconds, status >= 500, rejected=400 <= status < 500)
         srv.requests.write(seconds, status, raw_in, payload, error)
+
+    def _body(self):
+        """The request body, read within the headers' deadline (BODY_DEADLINE for a large one), which
+        ends once it is in; any doubt about its length closes the connection after the answer, so
+        unread bytes are never taken for the next request."""
+        try:
+            return self._read_body()
+        finally:
+            self.server.guard.disarm(self.connection)
+
+    def _read_body(self):
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            raise _ClientError(411, "send the body with a Content-Length (chunked bodies are not supported)")
+        lengths = self.headers.get_all("Content-Length") or ["0"]
+        text = lengths[0].strip()
+        if len(set(v.strip() for v in lengths)) != 1 or not (text.isdigit() and text.isascii()):
+            self.close_connection = True
+            raise _ClientError(400, "invalid Content-Length %r" % ", ".join(lengths)[:40])
+        length = int(text)
+        if length > MAX_BODY:
+            self.close_connection = True
+            raise _ClientError(413, "request body over %d bytes" % MAX_BODY)
+        if not length:
+            return b""
+        if length > LARGE_BODY:
+            self.server.guard.arm(self.connection, BODY_DEADLINE)
+        try:
+            raw = self.rfile.read(length)
+        except OSError:
+            raw = b""
+        if len(raw) != length:
+            self.close_connection = True
+            raise _ClientError(400, "the body ended after %d of %d bytes" % (len(raw), length))
+        return raw
 
     def _reply(self, status, obj):
         self._send(status, json.dumps(obj).encode())
@@ -93,13 +117,23 @@ class Handler(BaseHTTPRequestHandler):
     def _send(self, status, body, ctype="application/json"):
         head = (
             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
-            "X-Berth-Model: %s\r\nX-Berth-Version: %s\r\n\r\n"
-            % (status, self.responses.get(status, ("",))[0], ctype, len(body), self.server.model, self.server.version)
+            "X-Berth-Model: %s\r\nX-Berth-Version: %s\r\n%s\r\n"
+            % (status, self.responses.get(status, ("",))[0], ctype, len(body), self.server.model, self.server.version,
+               "Connection: close\r\n" if self.close_connection else "")
         )
         self.wfile.write(head.encode("latin-1") + body)
 
     def log_message(self, fmt, *args):  # requests go to the request log, not stderr
         pass
+
+
+def _parse_json(raw):
+    try:
+        return json.loads(raw or b"null")
+    except ValueError as e:
+        raise _ClientError(400, "input is not valid JSON: %s" % e)
+    except RecursionError:
+        raise _ClientError(400, "input is nested too deeply")
 
 
 class _ClientError(Exception):
@@ -113,6 +147,18 @@ class RunnerServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128  # the default listen backlog of 5 resets a burst of new connections
 
+    def process_request(self, request, client_address):
+        if self.guard.admit(request):
+            ThreadingHTTPServer.process_request(self, request, client_address)
+        else:
+            self.shutdown_request(request)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            ThreadingHTTPServer.process_request_thread(self, request, client_address)
+        finally:
+            self.guard.release(request)
+
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="berth-runner")
@@ -121,15 +167,19 @@ def main(argv=None):
     p.add_argument("--request-log", required=True)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--log", default="", help="the file stdout and stderr go to, rotated by size")
     args = p.parse_args(argv)
     with open(os.path.join(args.release, "release.json")) as f:
         release = json.load(f)
     manifest = release["manifest"]
     print("berth-runner: loading %s %s (%s)" % (manifest["name"], manifest["version"], manifest["entrypoint"]), flush=True)
-    predict = load_model(os.path.join(args.release, "bundle"), manifest["entrypoint"])
+    predict = load_entrypoint(os.path.join(args.release, "bundle"), manifest["entrypoint"])
     server = RunnerServer((args.host, args.port), Handler)
     server.model, server.version = manifest["name"], manifest["version"]
     server.predict = predict
+    server.guard = ConnectionGuard()
+    server.guard.start()
+    server.log = RunnerLog(args.log)
     server.counters = Counters(server.model, server.version)
     server.requests = RequestLog(args.request_log, server.version)
     server.info = {"model": server.model, "version": server.version, "sha256": release.get("sha256"),

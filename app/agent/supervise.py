@@ -10,6 +10,7 @@ from .fsutil import read_json, write_json_atomic, _unlink
 from .journal import utc_now
 from .layout import AgentError
 from . import runnerproc
+from .runnerenv import runner_environment
 from .runnerproc import has_proc, is_runner_process, pid_alive
 
 PACKAGE = __name__.rpartition(".")[0]  # "berth_agent" on a server, "app.agent" in the source tree
@@ -25,7 +26,7 @@ def venv_python(release_dir):
     return os.path.join(release_dir, ".venv", "bin", "python")
 
 
-def start(model, version, release_dir):
+def start(model, version, release_dir, declared_env=None):
     """Start the runner for `version`; returns its record (pid; port comes once it is ready)."""
     os.makedirs(model.run, exist_ok=True)
     os.makedirs(model.logs, exist_ok=True)
@@ -34,9 +35,8 @@ def start(model, version, release_dir):
     log_path = model.runner_log(version)
     _rotate(log_path)
     cmd = [venv_python(release_dir), "-m", PACKAGE + ".runner", "--release", release_dir,
-           "--port-file", port_file, "--request-log", model.request_log()]
-    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT, PYTHONUNBUFFERED="1")
-    env.pop("PYTHONHOME", None)
+           "--port-file", port_file, "--request-log", model.request_log(), "--log", log_path]
+    env = dict(runner_environment(declared_env), PYTHONPATH=PACKAGE_PARENT, PYTHONUNBUFFERED="1")
     with open(log_path, "ab") as log:
         log.write(("--- %s starting %s %s\n" % (utc_now(), model.name, version)).encode())
         log.flush()
@@ -71,6 +71,23 @@ def alive(rec):
     if has_proc():
         return is_runner_process(pid, rec.get("release"))
     return True
+
+
+def running_versions(model):
+    """Versions of this model whose runner is alive, whatever `current` says."""
+    try:
+        names = os.listdir(model.run)
+    except OSError:
+        return []
+    out = []
+    for name in sorted(names):
+        if name.endswith(".runner.json"):
+            try:
+                if alive(record(model, name[:-len(".runner.json")])):
+                    out.append(name[:-len(".runner.json")])
+            except AgentError:
+                continue
+    return out
 
 
 def stop_strays(model, keep):

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 from .layout import AgentError
+from .requirements_rules import folder_reader, requirement_problems
 
 
 def build(release_dir, requirements, emit, cancelled):
@@ -18,12 +19,22 @@ def build_at(env_dir, requirements, bundle_dir, emit, cancelled):
         cmd.append("--without-pip")  # nothing to install: no need to spend seconds on ensurepip
     _stream(cmd + [env_dir], "venv", emit, cancelled, bundle_dir)
     if requirements:
+        refuse_unsafe(bundle_dir, requirements)
         req = os.path.join(bundle_dir, requirements)
         py = os.path.join(env_dir, "bin", "python")
         emit("step", step="install", requirements=requirements)
         _stream([py, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-r", req],
                 "install", emit, cancelled, bundle_dir)
     return env_dir
+
+
+def refuse_unsafe(bundle_dir, requirements):
+    """The bundle check's rules again, here: the desktop that checked the bundle is not the server."""
+    problems = requirement_problems(folder_reader(bundle_dir), requirements)
+    if problems:
+        where, line, message = problems[0]
+        raise AgentError("%s%s: %s (%d problem(s) in the requirements; see `berth bundle check`)"
+                         % (where, ":%d" % line if line else "", message, len(problems)), "bad_requirements")
 
 
 def _stream(cmd, step, emit, cancelled, cwd):

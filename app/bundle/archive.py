@@ -71,7 +71,7 @@ class _HashingReader:
 def check_archive(path, max_bytes=None, max_files=None) -> list[tarfile.TarInfo]:
     """Validate every member of the archive without extracting; raises UnsafeArchive."""
     max_bytes, max_files = limits(max_bytes, max_files)
-    with open_tar(Path(path)) as tar:
+    with open_tar(Path(path), max_bytes, max_files) as tar:
         members, _ = inspect(tar, Path(path).name, max_bytes, max_files)
     return members
 
@@ -86,7 +86,7 @@ def extract_archive(path, dest, max_bytes=None, max_files=None) -> None:
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise BundleError(f"{dest}: extraction needs a new or empty folder")
     max_bytes, max_files = limits(max_bytes, max_files)
-    with open_tar(path) as tar:
+    with open_tar(path, max_bytes, max_files) as tar:
         members, copies = inspect(tar, path.name, max_bytes, max_files)
         created = not dest.exists()
         try:

@@ -3,19 +3,22 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.agent.requirements_rules import folder_reader, requirement_problems
+
 from .archive import extract_archive
+from .tempdirs import make_temp
 from .content import FileEntry, list_files
 from .entrypoint_check import check_entrypoint
 from .errors import BundleError, UnsafeFile
-from .manifest import Collector, Manifest, Problem, parse_manifest, sort_problems
+from .manifest import LIMIT_HINT, MAX_MANIFEST_BYTES, Collector, Manifest, ManifestTooLarge, Problem, load_toml, parse_manifest, sort_problems
 from .manifest_rules import entrypoint_problem
 from .paths import normalise, relpath_problem
 
+REQUIREMENTS_HINT = "list packages by name and version (numpy==1.26), or wheels shipped in the bundle"
 ARCHIVE_HINT = "open only archives made by `berth bundle pack`; ask the author to pack the bundle folder again"
 
 
@@ -44,7 +47,7 @@ def check_path(path: Path) -> CheckResult:
         return check_folder(path)
     if not path.exists():
         return CheckResult(None, [Problem("error", "no such file or folder", str(path))])
-    tmp = Path(tempfile.mkdtemp(prefix="berth-check-"))
+    tmp = make_temp("check")
     try:
         extract_archive(path, tmp / "bundle")
         return check_folder(tmp / "bundle")
@@ -81,6 +84,10 @@ def inspect_folder(folder: Path) -> tuple[CheckResult, list[FileEntry]]:
         problems.append(Problem("error", exc.reason, exc.path, hint=exc.hint))
     except BundleError as exc:
         problems.append(Problem("error", str(exc), str(folder)))
+    if toml.stat().st_size > MAX_MANIFEST_BYTES:  # not even read: it could be any size
+        problems.append(Problem("error", f"berth.toml is {toml.stat().st_size} bytes; the limit is "
+                                         f"{MAX_MANIFEST_BYTES}", hint=LIMIT_HINT))
+        return CheckResult(None, sort_problems(problems)), files or []
     try:
         text = toml.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -96,9 +103,9 @@ def inspect_folder(folder: Path) -> tuple[CheckResult, list[FileEntry]]:
 
 def _check_references(folder: Path, text: str, files: list[FileEntry] | None, out: Collector) -> None:
     try:
-        model = tomllib.loads(text).get("model")
-    except tomllib.TOMLDecodeError:
-        return
+        model = load_toml(text).get("model")
+    except (tomllib.TOMLDecodeError, ManifestTooLarge):
+        return  # parse_manifest has reported it
     if not isinstance(model, dict):
         return
     listed = {f.path for f in files} if files is not None else None
@@ -115,12 +122,24 @@ def _check_references(folder: Path, text: str, files: list[FileEntry] | None, ou
             out.error(f"model.{key}", f"{rel!r} {what}", "add the file, or fix the path (relative to the bundle root)")
         elif key == "input_example":
             _check_json(folder, rel, out)
+        else:
+            _check_requirements(folder, normalise(rel), exists, out)
     if "requirements" not in model and exists("requirements.txt"):
         out.warning("model", "requirements.txt is in the bundle but not declared, so it will not be installed",
                     'add requirements = "requirements.txt" under [model]')
     entrypoint = model.get("entrypoint")
     if isinstance(entrypoint, str) and not entrypoint_problem(entrypoint):
         check_entrypoint(folder, entrypoint, exists, out)
+
+
+def _check_requirements(folder: Path, rel: str, exists, out: Collector) -> None:
+    read_folder = folder_reader(str(folder))
+
+    def read(path: str) -> str | None:
+        return read_folder(path) if exists(path) else None
+
+    for file, line, message in requirement_problems(read, rel):
+        out.problems.append(Problem("error", message, file, "model.requirements", line, REQUIREMENTS_HINT))
 
 
 def _check_json(folder: Path, rel: str, out: Collector) -> None:

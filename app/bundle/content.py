@@ -53,7 +53,26 @@ def list_files(folder: Path) -> list[FileEntry]:
     root = folder.resolve()
     entries: list[FileEntry] = []
     _walk(folder, "", root, {root}, entries)
+    _refuse_outside_hard_links(entries)
     return sorted(entries, key=lambda e: e.path)
+
+
+def _refuse_outside_hard_links(entries: list[FileEntry]) -> None:
+    """A file whose inode has more names than the bundle holds is shared with a file outside it
+    (`ln /etc/passwd model.txt`): what is shipped could change behind the check, so it is refused."""
+    names: dict[tuple[int, int], set[Path]] = {}
+    counts: dict[tuple[int, int], tuple[int, str]] = {}
+    for e in entries:
+        st = os.stat(e.source)
+        if st.st_nlink > 1:
+            key = (st.st_dev, st.st_ino)
+            names.setdefault(key, set()).add(e.source.resolve())
+            counts.setdefault(key, (st.st_nlink, e.path))
+    for key, inside in names.items():
+        nlink, rel = counts[key]
+        if len(inside) < nlink:
+            raise UnsafeFile(rel, f"is a hard link shared with {nlink - len(inside)} file(s) outside the bundle",
+                             LINK_HINT)
 
 
 def _walk(directory: Path, prefix: str, root: Path, ancestors: set, entries: list) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from app.agent.entrypoint import module_problem
+
 from .manifest import Problem
 
 HINT = "entrypoint is module:attribute, the module relative to the bundle root (pkg.mod -> pkg/mod.py)"
@@ -20,6 +22,11 @@ def module_candidates(module: str) -> list[str]:
 
 def check_entrypoint(folder: Path, entrypoint: str, exists, out) -> None:
     module, _, attr = entrypoint.partition(":")
+    shadowed = module_problem(module)
+    if shadowed:
+        out.error("model.entrypoint", f"{entrypoint!r} {shadowed}",
+                  "rename the module (e.g. model.py with entrypoint = \"model:Model\")")
+        return
     candidates = module_candidates(module)
     found = next((c for c in candidates if exists(c)), None)
     if found is None:

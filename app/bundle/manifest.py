@@ -50,6 +50,7 @@ class Manifest:
     training: dict = field(default_factory=dict)
     runtime: str = "venv"
     health_timeout_s: float = 60.0
+    env: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """Every field, JSON-able (tuples become lists, TOML dates become ISO strings)."""
@@ -62,6 +63,7 @@ class Manifest:
         kwargs = {k: v for k, v in d.items() if k in known}
         kwargs["authors"] = tuple(kwargs.get("authors") or ())
         kwargs["training"] = dict(kwargs.get("training") or {})
+        kwargs["env"] = dict(kwargs.get("env") or {})
         if "health_timeout_s" in kwargs:
             kwargs["health_timeout_s"] = float(kwargs["health_timeout_s"])
         return cls(**kwargs)
@@ -93,13 +95,53 @@ class Collector:
         self.add("warning", key, message, hint)
 
 
+MAX_MANIFEST_BYTES = 256 * 1024  # a manifest is a page of text; it is copied into every release.json
+MAX_DEPTH = 16  # tables and arrays nested deeper than any real manifest needs
+LIMIT_HINT = "berth.toml describes the model; keep data (long texts, tables of numbers) in files of the bundle"
+
+
+class ManifestTooLarge(ValueError):
+    """berth.toml is over the size or nesting limit: refused before (or instead of) parsing it."""
+
+
+def load_toml(text: str) -> dict:
+    """tomllib.loads within limits: a 500-level nesting would end in a RecursionError traceback."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_MANIFEST_BYTES:
+        raise ManifestTooLarge(f"is {size} bytes; the limit is {MAX_MANIFEST_BYTES}")
+    try:
+        data = tomllib.loads(text)
+    except RecursionError:
+        raise ManifestTooLarge(f"nests tables or arrays deeper than {MAX_DEPTH} levels") from None
+    if _depth(data) > MAX_DEPTH:
+        raise ManifestTooLarge(f"nests tables or arrays deeper than {MAX_DEPTH} levels")
+    return data
+
+
+def _depth(value) -> int:
+    """Nesting depth, without recursion (the value may be deep)."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, dict):
+            todo.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            todo.extend((v, level + 1) for v in item)
+        else:
+            continue
+        deepest = max(deepest, level + 1)
+    return deepest
+
+
 _SYNTAX_LINE = re.compile(r"\s*\(at line (\d+), column \d+\)\s*$")
 
 
 def parse_manifest(text: str, file: str = "berth.toml") -> tuple[Manifest | None, list[Problem]]:
     """Parse and validate berth.toml text; the Manifest is None when there is any error."""
     try:
-        data = tomllib.loads(text)
+        data = load_toml(text)
+    except ManifestTooLarge as exc:
+        return None, [Problem("error", f"berth.toml {exc}", file, None, None, LIMIT_HINT)]
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         found = _SYNTAX_LINE.search(message)

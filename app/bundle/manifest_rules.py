@@ -8,13 +8,14 @@ import re
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+from app.agent.layout import NAME_RE, VERSION_RE
+from app.agent.runnerenv import declared_problem
+
 from .paths import relpath_problem
 
-NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
-VERSION_RE = re.compile(r"[A-Za-z0-9._+-]{1,64}")
 ENTRYPOINT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 NAME_HINT = "lowercase letter first, then a-z 0-9 '-', at most 63"
-VERSION_HINT = "1-64 characters of A-Z a-z 0-9 . _ + -, e.g. 1.0.0"
+VERSION_HINT = "1-64 characters of A-Z a-z 0-9 . _ + -, a letter or digit first, e.g. 1.0.0"
 ENTRYPOINT_HINT = "module:attribute, e.g. model:Model or pkg.serve:predict"
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 MAX_HEALTH_TIMEOUT_S = 3600
@@ -22,7 +23,7 @@ MAX_HEALTH_TIMEOUT_S = 3600
 TABLES = {
     "model": ("name", "version", "entrypoint", "description", "authors", "requirements", "python", "input_example"),
     "training": ("dataset", "dataset_sha256", "code_commit", "params", "metrics"),
-    "serve": ("runtime", "health_timeout_s"),
+    "serve": ("runtime", "health_timeout_s", "env"),
 }
 _TOML_TYPES = {str: "a string", int: "an integer", float: "a float", bool: "a boolean", list: "an array", dict: "a table"}
 
@@ -164,6 +165,8 @@ def _serve(serve: dict, out, values: dict) -> None:
         out.error("serve.runtime", f"{runtime!r} is not a runtime", 'the only runtime today is "venv"')
     else:
         values["runtime"] = runtime
+    if "env" in serve:
+        _env(serve["env"], out, values)
     if "health_timeout_s" in serve:
         value = serve["health_timeout_s"]
         hint = f"seconds to wait for the first healthy answer: above 0, at most {MAX_HEALTH_TIMEOUT_S}; default 60"
@@ -173,3 +176,20 @@ def _serve(serve: dict, out, values: dict) -> None:
             out.error("serve.health_timeout_s", f"{value!r} is out of range", hint)
         else:
             values["health_timeout_s"] = float(value)
+
+
+def _env(env, out, values: dict) -> None:
+    """[serve] env: variables the runner gets besides PATH, HOME, the locale and TZ (no secrets:
+    a bundle is not a vault; secrets belong to the server)."""
+    hint = 'a table of names to strings, e.g. [serve.env] OMP_NUM_THREADS = "2"'
+    if not isinstance(env, dict):
+        out.error("serve.env", f"must be a table, not {type_name(env)}", hint)
+        return
+    good = {}
+    for name, value in env.items():
+        problem = declared_problem(name, value)
+        if problem:
+            out.error(f"serve.env.{name}", problem, hint)
+        else:
+            good[name] = value
+    values["env"] = good

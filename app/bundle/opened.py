@@ -5,11 +5,11 @@ An archive is unpacked (safely) into a temp folder that lives as long as the Ope
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 from .archive import extract_archive
 from .check import inspect_folder
+from .tempdirs import make_temp
 from .content import FileEntry, content_sha256
 from .errors import BundleError, InvalidBundle
 from .manifest import Manifest, Problem
@@ -47,7 +47,7 @@ def open_bundle(path) -> OpenedBundle:
         if path.is_dir():
             folder = path
         elif path.exists():
-            temp_dir = Path(tempfile.mkdtemp(prefix="berth-bundle-"))
+            temp_dir = make_temp("bundle")
             folder = temp_dir / "bundle"
             extract_archive(path, folder)
         else:

@@ -15,7 +15,7 @@ from app.remote.transport import Transport
 from .audited import AuditedChange
 from .errors import OperationFailed
 from .progress import Progress, agent_stream, pump
-from .upload import unique_blobs, upload_blobs
+from .upload import MB, free_space, unique_blobs, upload_blobs
 
 
 class Deploy:
@@ -82,6 +82,13 @@ class Deploy:
                 if e.code != "corrupt_blob":
                     raise
                 bad = set(e.detail.get("bad") or [])
+                needed = sum(b.size for b in blobs if b.sha256 in bad)
+                free = free_space(self.transport)
+                if free is not None and free < needed + MB:  # pipelined writes lost to a full disk
+                    raise OperationFailed(f"no space left on {self.transport.name}: {free / MB:.1f} MB free, "
+                                          f"{needed / MB:.1f} MB needed for the files that did not arrive whole; "
+                                          "the server was not changed. Free some space there (or remove old "
+                                          "releases) and deploy again", code="no_space") from None
                 if attempt == 2:
                     raise OperationFailed(f"{len(bad)} file(s) arrived damaged twice (hash mismatch on the server); "
                                           "nothing was changed. Check the server's disk and the network, then "

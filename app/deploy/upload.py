@@ -108,7 +108,7 @@ def _no_space(transport: Transport, jobs: list[SendJob], done: int, error: BaseE
     with less room than the bytes not yet sent is full. A dead connection gives no answer in time
     and the usual "resumes" message stands."""
     still_needed = sum(j.size - j.offset for j in jobs) - done
-    free = _free_space(transport)
+    free = free_space(transport)
     if free is None:
         if getattr(error, "errno", None) != 28:
             return None
@@ -121,7 +121,7 @@ def _no_space(transport: Transport, jobs: list[SendJob], done: int, error: BaseE
             transport.remove_file(j.remote)
         except Exception:  # noqa: BLE001 - said in the message below
             removed = False
-    after = _free_space(transport) if removed else None
+    after = free_space(transport) if removed else None
     needed = sum(j.size for j in jobs)
     return (f"no space left on {transport.name}: {(free if after is None else after) / MB:.1f} MB free, "
             f"{needed / MB:.1f} MB needed; " +
@@ -130,7 +130,7 @@ def _no_space(transport: Transport, jobs: list[SendJob], done: int, error: BaseE
             "the server was not changed. Free some space there (or remove old releases) and deploy again")
 
 
-def _free_space(transport: Transport) -> int | None:
+def free_space(transport: Transport) -> int | None:
     """The server's free bytes under its root, or None when it does not answer within
     FREE_SPACE_QUESTION_S (asked in a thread: a half-dead connection must not hang the deploy)."""
     box: dict = {}

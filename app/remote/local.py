@@ -7,7 +7,19 @@ import sys
 import threading
 from pathlib import Path
 
+from app.agent.runnerenv import PASSED
+
 from .transport import Transport, http_exchange
+
+
+# What the local agent needs of the operator's environment: the basics, and what pip reads to reach
+# an index (proxies, certificates, PIP_*). Not the rest: tokens, cloud keys, SSH_AUTH_SOCK.
+AGENT_ENV = PASSED + ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy",
+                      "all_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+def agent_environment(source) -> dict:
+    return {k: v for k, v in source.items() if k in AGENT_ENV or k.startswith(("LC_", "PIP_"))}
 
 
 class LocalTransport(Transport):
@@ -19,7 +31,7 @@ class LocalTransport(Transport):
 
     def _exec(self, argv, stdin):
         argv = [self.python if argv[0] == "python3" else argv[0], *argv[1:]]
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+        env = agent_environment(os.environ)
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=env, cwd=self.abs_root if os.path.isdir(self.abs_root) else None)
         errors: list[bytes] = []
@@ -75,6 +87,9 @@ class LocalTransport(Transport):
 
     def rename(self, src, dst):
         os.rename(src, dst)
+
+    def chmod(self, path, mode):
+        os.chmod(path, mode)
 
     def remove_tree(self, path):
         shutil.rmtree(path, ignore_errors=True)

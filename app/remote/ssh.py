@@ -225,6 +225,10 @@ class SSHTransport(Transport):
             f.write(data)
 
     @_lost_is_connection_error
+    def chmod(self, path, mode):
+        self._sftp.chmod(path, mode)
+
+    @_lost_is_connection_error
     def rename(self, src, dst):
         try:
             self._sftp.posix_rename(src, dst)

@@ -4,7 +4,6 @@ Two implementations: `LocalTransport` (this computer, subprocess) and `SSHTransp
 Both run the very same agent, installed under `<root>/.berth/agent/<version>/`."""
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,14 +12,10 @@ from app.agent.main import COMMANDS
 from app.agent.queries import agent_version
 from app.store.activity import Activity
 
+from . import agent_install
 from .activity import by_hand, summarize
 from .errors import RemoteError
 
-AGENT_SOURCE = Path(__file__).resolve().parent.parent / "agent"
-LAUNCHER = b"""import os, runpy, sys
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-runpy.run_module("berth_agent", run_name="__main__", alter_sys=True)
-"""
 EventHandler = Callable[[dict], None]
 Progress = Callable[[int, int], None]
 CHUNK = 1 << 20
@@ -49,6 +44,8 @@ class Transport:
     def __init__(self, root: str):
         self.root = root  # as configured; may start with "~"
         self._agent_path: str | None = None
+        self._agent_checked = False  # an agent command passed the bootstrap's check on this connection
+        self.on_agent_replaced: Callable[[str], None] | None = None  # the workspace audits it
         self.server_info: dict = {}
         self.on_activity: Callable[[Activity], None] | None = None  # the Remote activity log
 
@@ -103,6 +100,9 @@ class Transport:
             self._record(Activity(self.name, "upload", summarize(payload), time.monotonic() - started, outcome,
                                   message[:500]))
 
+    def chmod(self, path: str, mode: int) -> None:
+        raise NotImplementedError
+
     def rename(self, src: str, dst: str) -> None:
         raise NotImplementedError
 
@@ -136,7 +136,27 @@ class Transport:
         return self.resolve(self.root)
 
     def agent(self, command: str, payload: dict | None = None, on_event: EventHandler | None = None) -> dict:
-        """Run one agent command; progress events go to `on_event`; returns its result."""
+        """Run one agent command; progress events go to `on_event`; returns its result. An agent
+        found modified is replaced (and that reported to `on_agent_replaced`), then asked again."""
+        try:
+            result = self._agent_once(command, payload, on_event)
+        except RemoteError as e:
+            if e.code != agent_install.AGENT_MODIFIED:
+                raise
+            self.replace_agent(str(e))
+            result = self._agent_once(command, payload, on_event)
+        self._agent_checked = True
+        return result
+
+    def replace_agent(self, why: str) -> None:
+        target = self.ensure_agent().rsplit("/", 1)[0]
+        self.remove_tree(target)
+        self._agent_path = None
+        self.ensure_agent()
+        if self.on_agent_replaced is not None:
+            self.on_agent_replaced(why)
+
+    def _agent_once(self, command, payload, on_event) -> dict:
         argv, request = self._agent_call(command, payload)
         started = time.monotonic()
         try:
@@ -195,6 +215,8 @@ class Transport:
     def stream(self, command: str, payload: dict | None = None) -> "AgentStream":
         """Start a long-running agent command (e.g. `sample`); iterate its events as they come.
         close() ends it on the server as well (its next write fails and it exits)."""
+        if not self._agent_checked:
+            self.agent("hello")  # a modified agent is found and replaced here, not by a failing stream
         argv, request = self._agent_call(command, payload)
         started = time.monotonic()
         try:
@@ -210,27 +232,16 @@ class Transport:
         if command not in COMMANDS:
             raise ValueError(f"unknown agent command {command!r}")
         request = dict(payload or {}, root=self.abs_root)
-        return ["python3", self.ensure_agent(), command], json.dumps(request).encode()
+        return agent_install.agent_argv(self.ensure_agent(), command), json.dumps(request).encode()
 
     def ensure_agent(self) -> str:
         """Install this Berth's agent on the server once; returns the launcher's path."""
         if self._agent_path:
             return self._agent_path
-        base = f"{self.abs_root}/.berth/agent"
-        target = f"{base}/{agent_version()}"
+        target = f"{self.abs_root}/.berth/agent/{agent_version()}"
         launcher = f"{target}/agent.py"
         if not self.exists(launcher):
-            tmp = f"{base}/.tmp-{uuid.uuid4().hex[:12]}"
-            self.mkdirs(f"{tmp}/berth_agent")
-            for src in sorted(AGENT_SOURCE.glob("*.py")):
-                self.write_bytes(f"{tmp}/berth_agent/{src.name}", src.read_bytes())
-            self.write_bytes(f"{tmp}/agent.py", LAUNCHER)
-            try:
-                self.rename(tmp, target)
-            except OSError:
-                self.remove_tree(tmp)
-                if not self.exists(launcher):
-                    raise
+            agent_install.install(self, target)
         self._agent_path = launcher
         return launcher
 

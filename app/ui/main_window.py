@@ -9,7 +9,6 @@ from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QP
                                QStackedWidget)
 
 from app import __version__
-from app.deploy import queries
 from app.store.servers import LOCAL, local_server
 
 from app.ui.audit.page import AuditPage

@@ -1,7 +1,8 @@
 """Work off the GUI thread, results back on it.
 
-One serial worker thread per server: its paramiko connection never crosses threads and is reused
-by every operation on that server. One small pool for work that needs no server (bundle checks,
+One serial worker thread per server: operations on that server run one after another on it and
+reuse one connection, which the live sample stream shares (app/remote/shared.py); each of its
+channels is used by one thread at a time. One small pool for work that needs no server (bundle checks,
 database queries). Each worker thread has its own Workspace (SQLite connections stay in the
 thread that opened them). Results, errors and progress come back as Qt signals, delivered on the
 GUI thread; `work` never touches a widget.
