@@ -84,8 +84,9 @@ class Anchor:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             if self.expected:
-                return None, (f"the anchor file {self.path} is missing: it was deleted (with the log replaced, "
-                              "the chain could no longer be checked against it)")
+                return None, (f"the anchor file {self.path} is missing: it was deleted, and is not made again "
+                              "(that would bless the log as it is now): restore it, or check the log with "
+                              "`berth audit verify --servers`")
             return None, ""
         except OSError as e:
             return None, f"the anchor file {self.path} cannot be read: {e.strerror or e}"
@@ -143,20 +144,24 @@ class Anchor:
         line = (f'{{"desktop":{json.dumps(self.desktop)},"seq":{int(seq)},"hash":"{hash_}","at":"{at}",'
                 f'"mac":{mac}}}').encode()
         data = line + b" " * (SIZE - 1 - len(line)) + b"\n"
-        fd = self._fd
-        if fd is not None and os.fstat(fd).st_nlink == 0:
+        try:
+            fd = self._fd
+            if fd is not None and os.fstat(fd).st_nlink == 0:
+                self.close()
+                fd = None
+            if fd is None:
+                fd = self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                os.ftruncate(fd, SIZE)  # a longer file (edited by hand) would leave a tail behind the record
+            os.pwrite(fd, data, 0)
+        except OSError:  # the event is committed; a stale anchor is still true (a prefix), so go on
             self.close()
-            fd = None
-        if fd is None:
-            fd = self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            os.ftruncate(fd, SIZE)  # a longer file (edited by hand) would leave a tail behind the record
-        os.pwrite(fd, data, 0)
+            return
         self.expected = True
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        fd, self._fd = getattr(self, "_fd", None), None
+        if fd is not None:
+            os.close(fd)
 
     def __del__(self):
         self.close()
