@@ -47,7 +47,7 @@ class _NoAnchor:
     """Stands in for an anchor that records nothing (AuditLog would otherwise look for one on the db)."""
     desktop = ""
 
-    def update(self, seq, hash_):
+    def update(self, seq, hash_, conn=None):
         pass
 
 

@@ -225,3 +225,26 @@ def test_an_outcome_written_after_a_lost_connection_is_pending_not_missing():
     other = check_journal(ws.db.conn, "box", events, "another-desktop")
     assert other.ok and other.own == 0  # another desktop's events are not this log's to hold
     close(ws)
+
+
+def test_a_log_rewritten_or_an_anchor_deleted_under_a_running_console_is_not_blessed(capsys, berth_home,
+                                                                                      monkeypatch):
+    """The console keeps appending while the attacker works: its next event must not re-anchor the
+    rewritten log, nor make a deleted anchor again."""
+    ws = seed()
+    evidence = sidecar(berth_home).read_bytes()
+    attacker_rewrite(berth_home / "berth.sqlite", lambda rows: [dict(r, actor="mallory@elsewhere") for r in rows])
+    ws.audit.record("stop", "ok", server="alpha", model="iris")  # chained onto the attacker's head
+    assert sidecar(berth_home).read_bytes() == evidence
+    r = berth(capsys, "audit", "verify")
+    assert r.code == 1 and "event #6 has hash" in r.out, r
+    close(ws)
+
+    other = berth_home / "second"
+    other.mkdir()
+    monkeypatch.setenv("BERTH_HOME", str(other))
+    ws = seed(3)
+    sidecar(other).unlink()
+    ws.audit.record("stop", "ok", server="alpha", model="iris")
+    assert not sidecar(other).exists()
+    close(ws)

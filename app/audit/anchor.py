@@ -76,6 +76,7 @@ class Anchor:
     def __init__(self, path: Path, desktop: str, key: bytes | None, expected: bool):
         self.path, self.desktop, self.key, self.expected = Path(path), desktop, key, expected
         self.frozen = False  # the log contradicts the record: keep it as evidence
+        self.last: tuple[int, str] | None = None  # the head this process last wrote (or found)
         self._fd: int | None = None
 
     def read(self) -> tuple[dict | None, str]:
@@ -131,12 +132,19 @@ class Anchor:
         """Check once when a workspace opens the log; a contradicted anchor is frozen from then on."""
         verdict = self.check(conn)
         self.frozen = not verdict.ok
+        if verdict.anchored:
+            self.last = (verdict.anchored["seq"], verdict.anchored["hash"])
         return verdict
 
-    def update(self, seq: int, hash_: str) -> None:
-        """Record the head just committed. One pwrite on a kept descriptor; reopened when the file
-        was deleted under it (so the next check finds a file, not an unlinked inode)."""
+    def update(self, seq: int, hash_: str, conn: sqlite3.Connection | None = None) -> None:
+        """Record the head just committed (on `conn`). One indexed read first: the head written last
+        must still be in the log, or the log was rewritten under this process and the record stays
+        as evidence; so does a record deleted under it. Then one pwrite on a kept descriptor."""
         if self.frozen:
+            return
+        if conn is not None and self.last is not None and self.last[0] <= seq \
+                and event_hash_at(conn, self.last[0]) != self.last[1]:
+            self.frozen = True
             return
         at = utc_now()
         mac = f'"{record_mac(self.key, self.desktop, seq, hash_, at)}"' if self.key is not None else "null"
@@ -146,9 +154,11 @@ class Anchor:
         data = line + b" " * (SIZE - 1 - len(line)) + b"\n"
         try:
             fd = self._fd
-            if fd is not None and os.fstat(fd).st_nlink == 0:
+            if (fd is not None and os.fstat(fd).st_nlink == 0) or (fd is None and self.expected
+                                                                   and not self.path.exists()):
+                self.frozen = True  # deleted: never made again (that would bless the log as it is now)
                 self.close()
-                fd = None
+                return
             if fd is None:
                 fd = self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
                 os.ftruncate(fd, SIZE)  # a longer file (edited by hand) would leave a tail behind the record
@@ -156,7 +166,7 @@ class Anchor:
         except OSError:  # the event is committed; a stale anchor is still true (a prefix), so go on
             self.close()
             return
-        self.expected = True
+        self.expected, self.last = True, (seq, hash_)
 
     def close(self) -> None:
         fd, self._fd = getattr(self, "_fd", None), None

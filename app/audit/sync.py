@@ -100,7 +100,7 @@ class JournalSync:
                 conn.execute("ROLLBACK")
             raise
         if added and self.anchor is not None:
-            self.anchor.update(*head(conn))
+            self.anchor.update(*head(conn), conn)
         return cur, added
 
     def report(self, server: str, problem: str) -> None:
