@@ -183,7 +183,7 @@ def main() -> int:
         anchor = Anchor(path.with_suffix(".anchor"), "bench", secrets.token_bytes(32), expected=False)
         logs = {"anchored": AuditLog(db, anchor), "bare": AuditLog(db, _NoAnchor())}
         spent = dict.fromkeys(logs, 0.0)
-        rounds = 10  # interleaved, so a warming cache or a busy neighbour favours neither
+        rounds = 20  # interleaved, so a warming cache or a busy neighbour favours neither
         for r in range(rounds):
             for name, log in (list(logs.items()) if r % 2 else list(logs.items())[::-1]):
                 t0 = time.perf_counter()
