@@ -1,5 +1,5 @@
 """Attacks on the local audit log that the chain alone cannot see, each caught by an anchor outside
-berth.sqlite: the emptied or deleted file, a consistently rewritten chain, an edited or deleted
+berth.sqlite: the emptied or deleted file, a consistently rewritten or extended chain, an edited or deleted
 sidecar, a tampered export, a garbage database. Real SQLite files, the test keyring, the real CLI;
 each ends in one clear message, exit 1, and leaves the evidence as it was."""
 import gc
@@ -85,15 +85,19 @@ def test_emptied_or_deleted_database_fails_against_the_anchor(capsys, berth_home
 @pytest.mark.parametrize("edit, expect", [
     (lambda rows: [dict(r, actor="mallory@elsewhere") for r in rows], "event #6 has hash"),
     (lambda rows: [r for r in rows if r["version"] != "1.2.0"], "the log ends at event 5"),
+    (lambda rows: rows + [dict(rows[-1], id="f" * 32, actor="cto@hq", reason="approved")],
+     "events #7–#7 come after the last anchored event (#6"),
 ])
 def test_consistently_rewritten_chain_fails(capsys, berth_home, edit, expect):
     close(seed())
+    evidence = sidecar(berth_home).read_bytes()
     attacker_rewrite(berth_home / "berth.sqlite", edit)
     r = berth(capsys, "audit", "verify", "--json")
     assert r.code == 1 and r.json()["chain_ok"] and not r.json()["anchor"]["ok"], r
     assert expect in r.json()["lines"][0]
     r = berth(capsys, "audit", "verify")
     assert r.code == 1 and expect in r.out.splitlines()[0]
+    assert sidecar(berth_home).read_bytes() == evidence
 
 
 def test_sidecar_deleted_edited_or_forged(capsys, berth_home, memory_keyring):
@@ -248,3 +252,17 @@ def test_a_log_rewritten_or_an_anchor_deleted_under_a_running_console_is_not_ble
     ws.audit.record("stop", "ok", server="alpha", model="iris")
     assert not sidecar(other).exists()
     close(ws)
+
+
+def test_two_processes_anchoring_in_turn_agree_and_the_record_only_moves_forward(capsys, berth_home):
+    console, cli = seed(1), Workspace()  # each with its own connection and its own descriptor
+    for i in range(5):
+        console.audit.record("start", "ok", model=f"m{i}")
+        cli.audit.record("stop", "ok", model=f"m{i}")
+    first = console.db.execute("select hash from events where seq = 1").fetchone()[0]
+    console.anchor.update(1, first, console.db.conn)  # a late writer with an older head
+    assert json.loads(sidecar(berth_home).read_text())["seq"] == 11
+    r = berth(capsys, "audit", "verify")
+    assert r.code == 0 and "anchor: matches event #11" in r.out, r
+    close(console)
+    close(cli)

@@ -7,15 +7,18 @@ key lives in the OS keyring (passed in: this module knows no keyring), so an edi
 too; without a secure keyring it is written unauthenticated, and the verdict says so.
 
 The record is one fixed-size line overwritten in place (one pwrite, no rename, no fsync): an append
-costs a few microseconds more, not a file creation. A stale record is still a true statement ("the
-log had at least N events and event N was H"), so two processes writing it in turn never disagree.
-Once the log contradicts the record, the record is frozen: Berth never overwrites the evidence."""
+costs a few microseconds more, not a file creation.
+The record only moves forward (under an advisory lock), so it names the log's last event; events
+after it were not appended by Berth. Once the log contradicts the record, the record is frozen:
+Berth never overwrites the evidence."""
 from __future__ import annotations
 
 import hmac
 import json
 import os
+import re
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,16 @@ from .chain import GENESIS
 
 SIZE = 512  # one record, padded: a single small write at offset 0
 VERSION = 1
+_SEQ = re.compile(rb'"seq":(\d+)')
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; two processes may then move the record back (still true)
+    fcntl = None
+
+
+def _lock(fd: int, on: bool) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX if on else fcntl.LOCK_UN)
 
 
 def record_mac(key: bytes, desktop: str, seq: int, hash_: str, at: str) -> str:
@@ -109,8 +122,9 @@ class Anchor:
                           "it cannot be checked")
         return rec, ""
 
-    def check(self, conn: sqlite3.Connection) -> AnchorVerdict:
-        """Does the log hold the event the record names, with its hash?"""
+    def check(self, conn: sqlite3.Connection, _retry: bool = True) -> AnchorVerdict:
+        """Does the log hold the event the record names, with its hash, as its last event? (Every
+        Berth process anchors each event it commits, and the record only moves forward.)"""
         rec, problem = self.read()
         if problem:
             return AnchorVerdict(False, f"anchor: {problem}")
@@ -123,6 +137,15 @@ class Anchor:
         bad = contradiction(conn, rec["seq"], rec["hash"], f"the anchor from {rec['at'][:10]}")
         if bad:
             return AnchorVerdict(False, f"anchor: {bad}", self.key is not None, shown)
+        end = last_seq(conn)
+        if end > rec["seq"] and _retry:  # a Berth that has just committed anchors it microseconds later
+            time.sleep(0.05)
+            return self.check(conn, _retry=False)
+        if end > rec["seq"]:
+            return AnchorVerdict(False, f"anchor: events #{rec['seq'] + 1}–#{end} come after the last anchored event "
+                                        f"(#{rec['seq']}, {rec['at'][:19]}): added by something other than Berth, "
+                                        "or Berth stopped between recording an event and anchoring it",
+                                 self.key is not None, shown)
         how = "authenticated with the key in the keyring" if self.key is not None else \
             "NOT authenticated: no secure keyring on this computer, so whoever can write files can rewrite it"
         return AnchorVerdict(True, f"anchor: matches event #{rec['seq']} ({rec['at'][:10]}), {how}",
@@ -161,8 +184,14 @@ class Anchor:
                 return
             if fd is None:
                 fd = self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-                os.ftruncate(fd, SIZE)  # a longer file (edited by hand) would leave a tail behind the record
-            os.pwrite(fd, data, 0)
+            _lock(fd, True)
+            try:  # forward only: the console and the CLI anchoring in turn never move it back
+                found = _SEQ.search(os.pread(fd, SIZE, 0))
+                if found is None or int(found.group(1)) < seq:
+                    os.pwrite(fd, data, 0)
+                    os.ftruncate(fd, SIZE)  # a longer file (edited by hand) would keep a tail
+            finally:
+                _lock(fd, False)
         except OSError:  # the event is committed; a stale anchor is still true (a prefix), so go on
             self.close()
             return
