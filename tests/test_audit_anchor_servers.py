@@ -6,7 +6,7 @@ import gc
 import json
 import sqlite3
 
-from app.audit.anchor import Anchor
+from app.audit.anchor import record_mac
 from app.audit.chain import CHAINED, GENESIS, event_hash
 from app.workspace import Workspace, anchor_account
 from cli_kit import berth, iris_copy
@@ -19,9 +19,10 @@ def resign(home, keyring_backend) -> None:
     conn = sqlite3.connect(home / "berth.sqlite")
     seq, hash_ = conn.execute("select seq, hash from events order by seq desc limit 1").fetchone()
     conn.close()
-    anchor = Anchor(home / "berth.anchor", secret["desktop"], bytes.fromhex(secret["key"]), True)
-    anchor.update(seq, hash_)
-    anchor.close()
+    at = "2026-12-01T00:00:00.000+00:00"
+    mac = record_mac(bytes.fromhex(secret["key"]), secret["desktop"], seq, hash_, at)
+    (home / "berth.anchor").write_text(json.dumps({"desktop": secret["desktop"], "seq": seq, "hash": hash_,
+                                                   "at": at, "mac": mac}))
 
 
 def journal_lines(root):
