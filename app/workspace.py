@@ -16,7 +16,7 @@ from app.deploy.deploy import Deploy
 from app.deploy.progress import Progress
 from app.errors import BerthError
 from app.remote.connect import open_transport
-from app.remote.credentials import AskPassphrase, NoSecureKeyring, get_secret, set_secret
+from app.remote.credentials import AskPassphrase, get_secret, set_secret
 from app.remote.errors import HostKeyChanged, RemoteError, UnknownHostKey
 from app.remote.hostkeys import KnownHosts
 from app.remote.transport import Transport
@@ -253,8 +253,8 @@ def attach_anchor(db) -> Anchor | None:
         key = secrets.token_bytes(32)  # a log anchored for the first time
         try:
             set_secret(anchor_account(db_file), json.dumps({"key": key.hex(), "desktop": desktop}))
-        except NoSecureKeyring:
-            key = None  # written unauthenticated; verify says so
+        except Exception:  # noqa: BLE001 no keyring, or a locked or failing one: unauthenticated, verify says so
+            key = None
     anchor = Anchor(path, desktop, key, expected=stored is not None or bool(meta.get("anchored")))
     if meta.get("desktop") != desktop or not meta.get("anchored"):
         with db.conn:
@@ -270,8 +270,11 @@ def attach_anchor(db) -> Anchor | None:
 
 
 def _anchor_secret(text: str | None) -> dict | None:
+    """The keyring entry ({"key": hex, "desktop": id}), or None when there is none (or it is not one)."""
+    if not text:
+        return None
     try:
-        found = json.loads(text) if text else None
+        found = json.loads(text)
         bytes.fromhex(found["key"])
         return found
     except (ValueError, TypeError, KeyError):

@@ -123,13 +123,11 @@ def test_sidecar_deleted_edited_or_forged(capsys, berth_home, memory_keyring):
     assert berth(capsys, "audit", "verify").code == 0
 
 
-def test_without_a_secure_keyring_the_anchor_works_but_says_it_is_unauthenticated(capsys, berth_home,
-                                                                                  monkeypatch):
+def test_without_a_secure_keyring_the_anchor_works_but_says_it_is_unauthenticated(capsys, berth_home):
+    import keyring
     import keyring.backends.fail
 
-    import keyring
-
-    keyring.set_keyring(keyring.backends.fail.Keyring())
+    keyring.set_keyring(keyring.backends.fail.Keyring())  # the memory_keyring fixture puts one back after
     close(seed())
     assert json.loads(sidecar(berth_home).read_text())["mac"] is None
     r = berth(capsys, "audit", "verify")
