@@ -162,7 +162,8 @@ class Anchor:
     def update(self, seq: int, hash_: str, conn: sqlite3.Connection | None = None) -> None:
         """Record the head just committed (on `conn`). One indexed read first: the head written last
         must still be in the log, or the log was rewritten under this process and the record stays
-        as evidence; so does a record deleted under it. Then one pwrite on a kept descriptor."""
+        as evidence; so does a deleted record. Then, under a lock, a read and a write at offset 0
+        of a kept descriptor (four system calls, no fsync)."""
         if self.frozen:
             return
         if conn is not None and self.last is not None and self.last[0] <= seq \
@@ -177,19 +178,20 @@ class Anchor:
         data = line + b" " * (SIZE - 1 - len(line)) + b"\n"
         try:
             fd = self._fd
-            if (fd is not None and os.fstat(fd).st_nlink == 0) or (fd is None and self.expected
-                                                                   and not self.path.exists()):
-                self.frozen = True  # deleted: never made again (that would bless the log as it is now)
-                self.close()
-                return
             if fd is None:
+                if self.expected and not self.path.exists():
+                    self.frozen = True  # deleted: never made again (that would bless the log as it is now)
+                    return
                 fd = self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                if os.fstat(fd).st_size > SIZE:  # a longer file (edited by hand) would keep a tail
+                    os.ftruncate(fd, SIZE)
+            # deleted while open: these writes go to the unlinked file and the path stays missing, so
+            # the next check still finds it deleted; no per-write stat is needed for that
             _lock(fd, True)
             try:  # forward only: the console and the CLI anchoring in turn never move it back
                 found = _SEQ.search(os.pread(fd, SIZE, 0))
                 if found is None or int(found.group(1)) < seq:
                     os.pwrite(fd, data, 0)
-                    os.ftruncate(fd, SIZE)  # a longer file (edited by hand) would keep a tail
             finally:
                 _lock(fd, False)
         except OSError:  # the event is committed; a stale anchor is still true (a prefix), so go on
