@@ -22,8 +22,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.agent.journal import utc_now
-
 from .chain import GENESIS
 
 SIZE = 512  # one record, padded: a single small write at offset 0
@@ -40,10 +38,30 @@ def _lock(fd: int, on: bool) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX if on else fcntl.LOCK_UN)
 
 
-def record_mac(key: bytes, desktop: str, seq: int, hash_: str, at: str) -> str:
-    """HMAC-SHA256 of the record's fields (a version tag first, so a later format cannot be mistaken)."""
-    text = f"berth-anchor-{VERSION}\x1f{desktop}\x1f{seq}\x1f{hash_}\x1f{at}"
-    return hmac.digest(key, text.encode(), "sha256").hex()
+def record_mac(key, desktop: str, seq: int, hash_: str, at: str) -> str:
+    """HMAC-SHA256 of the record's fields (a version tag first, so a later format cannot be mistaken).
+    `key`: the key, or an hmac object made from it (`keyed`), copied instead of keyed again."""
+    text = f"berth-anchor-{VERSION}\x1f{desktop}\x1f{seq}\x1f{hash_}\x1f{at}".encode()
+    if isinstance(key, bytes):
+        return hmac.digest(key, text, "sha256").hex()
+    mac = key.copy()
+    mac.update(text)
+    return mac.hexdigest()
+
+
+def keyed(key: bytes):
+    return hmac.new(key, digestmod="sha256")
+
+
+def _now() -> str:
+    """The record's time, to the second (formatted once a second: an append must stay cheap)."""
+    second = int(time.time())
+    if _clock[0] != second:
+        _clock[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(second))]
+    return _clock[1]
+
+
+_clock: list = [None, ""]
 
 
 @dataclass
@@ -91,6 +109,7 @@ class Anchor:
         self.frozen = False  # the log contradicts the record: keep it as evidence
         self.last: tuple[int, str] | None = None  # the head this process last wrote (or found)
         self._fd: int | None = None
+        self._mac = keyed(key) if key is not None else None
 
     def read(self) -> tuple[dict | None, str]:
         """(record, problem): the record when it is readable and (with a key) authentic."""
@@ -159,19 +178,22 @@ class Anchor:
             self.last = (verdict.anchored["seq"], verdict.anchored["hash"])
         return verdict
 
-    def update(self, seq: int, hash_: str, conn: sqlite3.Connection | None = None) -> None:
-        """Record the head just committed (on `conn`). One indexed read first: the head written last
-        must still be in the log, or the log was rewritten under this process and the record stays
-        as evidence; so does a deleted record. Then, under a lock, a read and a write at offset 0
-        of a kept descriptor (four system calls, no fsync)."""
+    def update(self, seq: int, hash_: str, conn: sqlite3.Connection | None = None, prev_hash: str = "") -> None:
+        """Record the head just committed (on `conn`; `prev_hash`: that event's link). First the head
+        written last must still be in the log (the new event links to it, or else one indexed read),
+        or the log was rewritten under this process and the record stays as evidence; so does a
+        deleted record. Then, under a lock, a read and a write at offset 0 of a kept descriptor
+        (four system calls, no fsync)."""
         if self.frozen:
             return
-        if conn is not None and self.last is not None and self.last[0] <= seq \
-                and event_hash_at(conn, self.last[0]) != self.last[1]:
-            self.frozen = True
-            return
-        at = utc_now()
-        mac = f'"{record_mac(self.key, self.desktop, seq, hash_, at)}"' if self.key is not None else "null"
+        last = self.last
+        if last is not None and conn is not None and last[0] <= seq and not (last[0] == seq - 1 and
+                                                                               prev_hash == last[1]):
+            if event_hash_at(conn, last[0]) != last[1]:
+                self.frozen = True
+                return
+        at = _now()
+        mac = f'"{record_mac(self._mac, self.desktop, seq, hash_, at)}"' if self._mac is not None else "null"
         # JSON by hand (every value is hex, digits or a timestamp: nothing to escape): a third of the cost
         line = (f'{{"desktop":{json.dumps(self.desktop)},"seq":{int(seq)},"hash":"{hash_}","at":"{at}",'
                 f'"mac":{mac}}}').encode()

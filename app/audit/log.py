@@ -31,7 +31,7 @@ class AuditLog:
         committed = not conn.in_transaction  # inside a caller's transaction: the caller anchors after it
         row = append(conn, dict(event.__dict__))  # asdict deep-copies: 20 % of an append
         if committed and self.anchor is not None:
-            self.anchor.update(row["seq"], row["hash"], conn)
+            self.anchor.update(row["seq"], row["hash"], conn, row["prev_hash"])
         event.ts = row["ts"]
         return event
 
