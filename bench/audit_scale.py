@@ -6,7 +6,8 @@
 The store is built on the fast path (rows made in Python, hashed with chain.event_hash and inserted
 with executemany in one transaction, head written to audit_meta), then checked with the same code
 the product runs. Measured: appends through AuditLog.record on top of the store (each its own
-IMMEDIATE transaction and commit, then the sidecar anchor; and again without it), the console's first page (query_events, limit 500) filtered by
+IMMEDIATE transaction and commit, then the sidecar anchor; interleaved with appends without it, and
+the anchor's own time), the console's first page (query_events, limit 500) filtered by
 server+model, unfiltered and by text, chain.verify of everything, a CSV export of ~100,000 events
 (a since/until window) and a PDF report of ~10,000 events, both through export_events (which also
 verifies the whole chain first; that part is printed on its own line).
