@@ -53,6 +53,7 @@ BAD_REQUIREMENTS = "bad_requirements"
 UNKNOWN_SERVER = "unknown_server"
 REASON_REQUIRED = "reason_required"
 CONFIG = "config"
+DATABASE_DAMAGED = "database_damaged"
 
 # The connection behind a failure is gone (or never came): drop it and connect again next time.
 CONNECTION_CODES = frozenset({CONNECTION_LOST, UNREACHABLE, CONNECT_FAILED, AUTH_FAILED})

@@ -9,6 +9,7 @@ line here."""
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 
 from app.errors import BerthError, error_log, one_line
@@ -44,7 +45,12 @@ def main(argv: list[str]) -> int:
         parser.parse_args([*argv, "--help"])
         return 2
     try:
-        return command.run(args) or 0
+        try:
+            return command.run(args) or 0
+        except sqlite3.DatabaseError as e:  # berth.sqlite damaged after it opened (a truncated file)
+            from app.store.db import damaged
+
+            raise damaged(None, e) from None
     except (BerthError, ValueError, OSError) as e:
         if args.verbose:
             for line in error_log(e):

@@ -12,7 +12,7 @@ def summarize(request: dict) -> str:
     """`model=iris version=1.1.0 files=[20 items]`: the arguments an operator reads at a glance."""
     parts = []
     for key, value in request.items():
-        if key in ("root", "actor", "event_ids"):
+        if key in ("root", "actor", "event_ids", "desktop_head"):
             continue
         if isinstance(value, (list, dict)):
             text = f"[{len(value)} items]" if len(value) > 3 or key in ("files", "manifest") else \
