@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_kit import call, deploy, make_bundle, stop_all
+from agent_kit import call, deploy, deploy_request, make_bundle, stop_all
 from app.agent import journal
 from app.agent.layout import AgentError, Root
 from app.deploy.changes import run_to_end
@@ -132,6 +132,29 @@ def test_a_runner_sees_only_the_allowed_environment_and_what_the_bundle_declares
         assert "OMP_NUM_THREADS" in seen and "PATH" in seen
         log = (root / "models/echo/logs/requests.jsonl").read_text()
         assert "fake-secret-value" not in log
+    finally:
+        stop_all(root)
+
+
+def test_a_bundle_shipping_venv_py_or_pip_does_not_run_at_deploy_time(tmp_path, monkeypatch):
+    """`python -m venv` / `-m pip` ran in the bundle folder, so the bundle's venv.py ran with the agent's
+    environment, outside the runner's allow-list and before any entry-point check."""
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret-value-1234")
+    root = tmp_path / "srv"
+    bundle = make_bundle(tmp_path / "b")
+    grab = ("import os\nopen(%r, 'w').write(os.environ.get('AWS_SECRET_ACCESS_KEY', ''))\n"
+            % str(tmp_path / "stolen"))
+    (bundle / "venv.py").write_text(grab + "raise SystemExit(0)\n")
+    (bundle / "pip").mkdir()
+    (bundle / "pip" / "__init__.py").write_text(grab)
+    (bundle / "pip" / "__main__.py").write_text("raise SystemExit(0)\n")
+    (bundle / "requirements.txt").write_text("# nothing to install\n")
+    request = deploy_request(root, bundle)
+    request["manifest"]["requirements"] = "requirements.txt"
+    try:
+        result, error, _events = call(root, "deploy", **request)
+        assert not (tmp_path / "stolen").exists(), "the bundle's own venv.py or pip ran at deploy time"
+        assert error is None, error
     finally:
         stop_all(root)
 

@@ -14,7 +14,9 @@ def build(release_dir, requirements, emit, cancelled):
 
 def build_at(env_dir, requirements, bundle_dir, emit, cancelled):
     """A virtualenv at `env_dir` with the bundle's requirements (paths in them relative to the bundle)."""
-    cmd = [sys.executable, "-m", "venv"]
+    # -I: `-m` would otherwise put the working folder (the bundle) first on sys.path, and a bundle's
+    # own venv.py or pip/ would run here with the agent's environment, outside every check
+    cmd = [sys.executable, "-I", "-m", "venv"]
     if not requirements:
         cmd.append("--without-pip")  # nothing to install: no need to spend seconds on ensurepip
     _stream(cmd + [env_dir], "venv", emit, cancelled, bundle_dir)
@@ -23,7 +25,7 @@ def build_at(env_dir, requirements, bundle_dir, emit, cancelled):
         req = os.path.join(bundle_dir, requirements)
         py = os.path.join(env_dir, "bin", "python")
         emit("step", step="install", requirements=requirements)
-        _stream([py, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-r", req],
+        _stream([py, "-I", "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-r", req],
                 "install", emit, cancelled, bundle_dir)
     return env_dir
 
