@@ -121,7 +121,14 @@ class Handler(BaseHTTPRequestHandler):
             % (status, self.responses.get(status, ("",))[0], ctype, len(body), self.server.model, self.server.version,
                "Connection: close\r\n" if self.close_connection else "")
         )
-        self.wfile.write(head.encode("latin-1") + body)
+        # the answer has a deadline too: a client that never reads held its thread (and a connection
+        # slot) for ever in sendall once the socket buffers were full
+        guard = self.server.guard
+        guard.arm(self.connection, REQUEST_DEADLINE if len(body) <= LARGE_BODY else BODY_DEADLINE)
+        try:
+            self.wfile.write(head.encode("latin-1") + body)
+        finally:
+            guard.disarm(self.connection)
 
     def log_message(self, fmt, *args):  # requests go to the request log, not stderr
         pass
@@ -152,6 +159,14 @@ class RunnerServer(ThreadingHTTPServer):
             ThreadingHTTPServer.process_request(self, request, client_address)
         else:
             self.shutdown_request(request)
+
+    def handle_error(self, request, client_address):
+        """A client that hung up (reset, broken pipe) or a socket the reaper shut is routine and not
+        logged: socketserver printed a traceback for each, unbounded and never rotated. Anything
+        else goes to the runner's log, rate-limited and rotated like a model's failure."""
+        error = sys.exc_info()[1]
+        if error is not None and not isinstance(error, OSError):
+            self.log.failure(error)
 
     def process_request_thread(self, request, client_address):
         try:
