@@ -101,6 +101,41 @@ def test_an_agent_modified_on_the_server_is_replaced_audited_and_never_runs(tmp_
     assert len(events) == 1 and "its content changed" in events[0]["detail"], events
 
 
+POISON_PYC = """
+import importlib._bootstrap_external as bx, importlib.util, os, sys
+src, marker = sys.argv[1], sys.argv[2]
+st = os.stat(src)
+code = compile(open(src).read() + "\\nopen(%r, 'w').write('pwned')\\n" % marker, src, "exec")
+pyc = importlib.util.cache_from_source(src)
+os.makedirs(os.path.dirname(pyc), exist_ok=True)
+with open(pyc, "wb") as f:  # valid for the source's mtime and size
+    f.write(bx._code_to_timestamp_pyc(code, int(st.st_mtime), st.st_size))
+"""
+
+
+def test_bytecode_planted_beside_the_agent_is_refused_like_a_modified_file(tmp_path, berth_home):
+    """Only the agent's .py files were hashed, but Python runs a __pycache__/*.pyc that matches a
+    source's mtime and size instead of the source: code planted there (by a model: it runs as the
+    same user) ran in every later agent command and in every runner, unnoticed."""
+    ws = Workspace()
+    root = Path(ws.servers.get("local").root)
+    with LocalTransport(str(root)) as t:
+        t.agent("hello")
+        launcher = Path(t.ensure_agent())
+    marker = tmp_path / "the-planted-bytecode-ran"
+    main = launcher.parent / "berth_agent" / "main.py"
+    subprocess.run(["python3", "-I", "-c", POISON_PYC, str(main), str(marker)], check=True)
+    transport = ws._open(ws.servers.get("local"), None)
+    try:
+        answer = transport.agent("status")
+    finally:
+        transport.close()
+    assert "models" in answer
+    assert not marker.exists(), "the planted bytecode ran"
+    events = [e for e in ws.audit.list() if e["action"] == "agent.replaced"]
+    assert len(events) == 1, events
+
+
 def test_an_agent_file_writable_by_others_is_refused_even_with_the_right_content(tmp_path, berth_home):
     root = tmp_path / "srv"
     with LocalTransport(str(root)) as t:
