@@ -144,6 +144,89 @@ def test_a_huge_pax_header_is_refused_in_bounded_memory(tmp_path):
     assert rss_kb < 200 * 1024, f"the check used {rss_kb} KB: the header was read into memory"
 
 
+def _checksummed(block: bytearray) -> bytes:
+    block[148:156] = b" " * 8
+    block[148:155] = b"%06o\0" % sum(block)
+    return bytes(block)
+
+
+def _archive_hiding_a_pax_header_behind_a_sparse_header(path: Path, header_bytes: int) -> Path:
+    """A GNU sparse ('S') header whose extension block the raw scan took for a header: its size
+    field made the scan skip the huge PAX header that tarfile then reads into memory."""
+    data = b'[model]\nname = "x"\nversion = "1"\nentrypoint = "model:Model"\n'
+    sparse = tarfile.TarInfo("a.bin")
+    sparse.type = tarfile.GNUTYPE_SPARSE
+    head = bytearray(sparse.tobuf(format=tarfile.GNU_FORMAT))
+    head[482] = 1  # an extension block follows
+    record_len = header_bytes + len(" comment=\n") + len(str(header_bytes)) + 1
+    pax = tarfile.TarInfo("././@PaxHeader")
+    pax.type, pax.size = tarfile.XHDTYPE, record_len
+    extension = bytearray(BLOCK_SIZE)
+    extension[124:136] = b"%011o\0" % (BLOCK_SIZE + -(-record_len // BLOCK_SIZE) * BLOCK_SIZE)
+    member = tarfile.TarInfo("berth.toml")
+    member.size = len(data)
+    with gzip.open(path, "wb", compresslevel=9) as out:
+        out.write(_checksummed(head) + bytes(extension) + pax.tobuf(format=tarfile.USTAR_FORMAT))
+        out.write(f"{record_len} comment=".encode())
+        left = header_bytes
+        while left:
+            out.write(b"A" * min(left, 1 << 20))
+            left -= min(left, 1 << 20)
+        out.write(b"\n" + bytes(-record_len % 512))
+        out.write(member.tobuf(format=tarfile.USTAR_FORMAT) + data + bytes(-len(data) % 512) + bytes(1024))
+    return path
+
+
+BLOCK_SIZE = 512
+
+
+def test_a_pax_header_hidden_behind_a_sparse_header_is_refused_in_bounded_memory(tmp_path):
+    archive = _archive_hiding_a_pax_header_behind_a_sparse_header(tmp_path / "sparse.tar.gz", 200 * 1024 * 1024)
+    assert archive.stat().st_size < 1024 * 1024
+    script = (
+        "from app.bundle import check_path\n"
+        f"r = check_path({str(archive)!r})\n"
+        "print('ERR', r.ok, [str(p) for p in r.errors])\n"
+        "print('RSS', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1]).stdout
+    rss_kb = int(out.split("RSS ")[1].split()[0])
+    assert rss_kb < 200 * 1024, f"the check used {rss_kb} KB: the hidden header was read into memory"
+    assert "ERR False" in out and "sparse" in out, out
+
+
+def test_a_pax_sparse_map_is_refused_before_tarfile_reads_it(tmp_path):
+    """GNU.sparse 1.0 keeps its map in the member's data, read number by number into a list: 100 MB
+    of "0\\n" (100 KB gzipped) is 50 million ints in memory; no bundle needs a sparse file."""
+    raw = io.BytesIO()
+    info = tarfile.TarInfo("a.bin")
+    info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": "a.bin",
+                        "GNU.sparse.realsize": "0"}
+    sparse_map = b"1\n0\n0\n"
+    info.size = len(sparse_map)
+    raw.write(info.tobuf(format=tarfile.PAX_FORMAT) + sparse_map + bytes(-len(sparse_map) % 512) + bytes(1024))
+    (tmp_path / "map.tar.gz").write_bytes(gzip.compress(raw.getvalue()))
+    with pytest.raises(UnsafeArchive, match="GNU sparse file"):
+        check_archive(tmp_path / "map.tar.gz")
+
+
+def test_a_long_chain_of_long_name_headers_is_one_clear_problem(tmp_path):
+    """tarfile follows each GNU long-name header by recursion: 3,000 of them (3 MB, 10 KB gzipped)
+    raised a RecursionError out of the check."""
+    data = b'[model]\nname = "x"\n'
+    raw = io.BytesIO()
+    name = b"x" * 100 + b"\0"
+    long_name = tarfile.TarInfo("././@LongLink")
+    long_name.type, long_name.size = tarfile.GNUTYPE_LONGNAME, len(name)
+    block = long_name.tobuf(format=tarfile.USTAR_FORMAT) + name + bytes(-len(name) % 512)
+    member = tarfile.TarInfo("berth.toml")
+    member.size = len(data)
+    raw.write(block * 3000 + member.tobuf(format=tarfile.USTAR_FORMAT) + data + bytes(-len(data) % 512) + bytes(1024))
+    (tmp_path / "chain.tar.gz").write_bytes(gzip.compress(raw.getvalue()))
+    with pytest.raises(UnsafeArchive, match="extended headers in a row"):
+        check_archive(tmp_path / "chain.tar.gz")
+
+
 def test_an_ordinary_pax_header_is_still_accepted(tmp_path):
     archive = _archive_with_pax_header(tmp_path / "pax.tar.gz", 3000)
     assert [m.name for m in check_archive(archive)] == ["berth.toml"]

@@ -25,6 +25,8 @@ ZERO_BLOCK = bytes(BLOCK)
 META_TYPES = (b"x", b"g", b"L", b"K")  # PAX extended / global headers, GNU long name / long link
 MAX_META_HEADER = 1024 * 1024  # a long path needs a few KB; this leaves room for many PAX records
 SKIP_CHUNK = 1024 * 1024
+MAX_META_CHAIN = 8  # tarfile follows each extended header by recursion; a real member needs two or three
+SPARSE_TYPE = b"S"
 
 
 def limits(max_bytes: int | None, max_files: int | None) -> tuple[int, int]:
@@ -71,7 +73,7 @@ def scan_headers(path: Path, label: str, max_bytes: int, max_files: int) -> None
     400 MB PAX header made the check use 1.2 GB). Extended headers over MAX_META_HEADER are refused,
     and so is a stream longer than the content limit allows."""
     budget = max_bytes + (max_files + 16) * 3 * BLOCK + MAX_META_HEADER  # headers, padding, trailer
-    read = 0
+    read, chain = 0, 0
     with gzip.open(path, "rb") as stream:
         while True:
             header = stream.read(BLOCK)
@@ -79,12 +81,30 @@ def scan_headers(path: Path, label: str, max_bytes: int, max_files: int) -> None
             if len(header) < BLOCK or header == ZERO_BLOCK:
                 return  # the end (or a truncation, which tarfile reports next)
             size, kind = _header_size(header), header[156:157]
+            if kind == SPARSE_TYPE:
+                # its extension blocks are not counted in its size, so a scan that skips `size` bytes
+                # reads them as headers and can be made to skip a huge PAX header tarfile then reads
+                raise UnsafeArchive(f"{label}: a GNU sparse file; a bundle archive holds plain files "
+                                    "(see `berth bundle pack`); archive refused, nothing was extracted")
+            chain = chain + 1 if kind in META_TYPES else 0
+            if chain > MAX_META_CHAIN:
+                raise UnsafeArchive(f"{label}: more than {MAX_META_CHAIN} extended headers in a row; "
+                                    "archive refused, nothing was extracted")
             if kind in META_TYPES and size > MAX_META_HEADER:
                 raise UnsafeArchive(f"{label}: an extended header of {size} bytes (more than {MAX_META_HEADER}); "
                                     "archive refused, nothing was extracted")
             padded = -(-size // BLOCK) * BLOCK
             if read + padded > budget:
                 raise _too_big(label, max_bytes)
+            if kind in (b"x", b"g"):
+                body = stream.read(padded)  # at most MAX_META_HEADER
+                read += len(body)
+                if b"GNU.sparse." in body:  # PAX's sparse formats: a map read from the data, unbounded
+                    raise UnsafeArchive(f"{label}: a GNU sparse file (PAX GNU.sparse records); a bundle archive "
+                                        "holds plain files; archive refused, nothing was extracted")
+                if len(body) < padded:
+                    return
+                continue
             while padded:
                 chunk = stream.read(min(padded, SKIP_CHUNK))
                 if not chunk:
