@@ -194,6 +194,24 @@ def test_a_bundle_shipping_venv_py_or_pip_does_not_run_at_deploy_time(tmp_path, 
         stop_all(root)
 
 
+def test_pip_and_venv_get_an_allow_listed_environment_not_the_agents(tmp_path, monkeypatch):
+    """pip builds sdists and local projects (code of the bundle or the index) at deploy time; it got
+    the agent's whole environment, on a server the SSH session's with SSH_AUTH_SOCK."""
+    import sys
+
+    from app.agent import venv
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret-value-1234")
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(tmp_path / "agent.sock"))
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    lines = []
+    venv._stream([sys.executable, "-c", "import os; print(' '.join(sorted(os.environ)))"], "install",
+                 lambda event, **kw: lines.append(kw.get("line", "")), lambda: False, str(tmp_path))
+    seen = set(" ".join(lines).split())
+    assert not seen & {"AWS_SECRET_ACCESS_KEY", "SSH_AUTH_SOCK"}, seen
+    assert {"PATH", "HTTPS_PROXY", "PIP_NO_INPUT"} <= seen, seen
+
+
 def test_a_bundle_cannot_declare_the_runners_own_variables(tmp_path):
     from app.bundle import check_path
 

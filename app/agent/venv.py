@@ -5,6 +5,7 @@ import sys
 
 from .layout import AgentError
 from .requirements_rules import folder_reader, requirement_problems
+from .runnerenv import pip_environment
 
 
 def build(release_dir, requirements, emit, cancelled):
@@ -42,9 +43,7 @@ def refuse_unsafe(bundle_dir, requirements):
 
 
 def _stream(cmd, step, emit, cancelled, cwd):
-    env = dict(os.environ, PIP_NO_INPUT="1", PYTHONUNBUFFERED="1")
-    for var in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
-        env.pop(var, None)
+    env = dict(pip_environment(), PIP_NO_INPUT="1", PYTHONUNBUFFERED="1")  # an allow-list, like a runner's
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     lines = []
