@@ -136,6 +136,31 @@ def test_bytecode_planted_beside_the_agent_is_refused_like_a_modified_file(tmp_p
     assert len(events) == 1, events
 
 
+def test_a_module_dropped_beside_the_agent_package_is_refused(tmp_path, berth_home):
+    """The agent's folder is first on sys.path (and is the runners' PYTHONPATH), but only berth_agent/
+    was checked: a tempfile.py dropped beside it ran in place of the standard module in every command."""
+    ws = Workspace()
+    root = Path(ws.servers.get("local").root)
+    with LocalTransport(str(root)) as t:
+        t.agent("hello")
+        launcher = Path(t.ensure_agent())
+    marker = tmp_path / "the-dropped-module-ran"
+    (launcher.parent / "tempfile.py").write_text(
+        f"open({str(marker)!r}, 'w').write('pwned')\n"
+        "import sys; del sys.modules['tempfile']; sys.path.remove(__import__('os').path.dirname(__file__))\n"
+        "import tempfile; sys.modules[__name__] = tempfile\n")
+    transport = ws._open(ws.servers.get("local"), None)
+    try:
+        answer = transport.agent("status")
+    finally:
+        transport.close()
+    assert "models" in answer
+    assert not marker.exists(), "the module dropped beside the agent ran"
+    assert not (launcher.parent / "tempfile.py").exists()
+    events = [e for e in ws.audit.list() if e["action"] == "agent.replaced"]
+    assert len(events) == 1, events
+
+
 def test_an_agent_file_writable_by_others_is_refused_even_with_the_right_content(tmp_path, berth_home):
     root = tmp_path / "srv"
     with LocalTransport(str(root)) as t:

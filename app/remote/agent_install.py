@@ -36,6 +36,8 @@ def unsafe(p, kind):
 try:
     for p in (d, pkg):
         if unsafe(p, stat.S_ISDIR): bad.append(p)
+    # d is first on sys.path (and the runners' PYTHONPATH): any other file there shadows a module
+    bad.extend(os.path.join(d, n) for n in os.listdir(d) if n not in ("agent.py", "berth_agent"))
     for n in sorted(os.listdir(pkg)):
         f = os.path.join(pkg, n)
         if n == "__pycache__":  # bytecode is not hashed and runs instead of its source: none may exist
