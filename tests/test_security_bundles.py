@@ -195,6 +195,47 @@ def test_a_pax_header_hidden_behind_a_sparse_header_is_refused_in_bounded_memory
     assert "ERR False" in out and "sparse" in out, out
 
 
+def _archive_hiding_a_pax_header_behind_a_pax_size(path: Path, header_bytes: int) -> Path:
+    """A PAX `size=0` record over a header whose own size field covers the huge PAX header after it:
+    the raw scan skipped that as data, tarfile (which obeys the record) read it as a header."""
+    data = b'[model]\nname = "x"\nversion = "1"\nentrypoint = "model:Model"\n'
+    record_len = header_bytes + len(" comment=\n") + len(str(header_bytes)) + 1
+    huge = tarfile.TarInfo("././@PaxHeader")
+    huge.type, huge.size = tarfile.XHDTYPE, record_len
+    size_record = b"11 size=0\n"
+    small = tarfile.TarInfo("././@PaxHeader")
+    small.type, small.size = tarfile.XHDTYPE, len(size_record)
+    cover = tarfile.TarInfo("a.bin")
+    cover.size = BLOCK_SIZE + -(-record_len // BLOCK_SIZE) * BLOCK_SIZE
+    member = tarfile.TarInfo("berth.toml")
+    member.size = len(data)
+    with gzip.open(path, "wb", compresslevel=9) as out:
+        out.write(small.tobuf(format=tarfile.USTAR_FORMAT) + size_record + bytes(-len(size_record) % 512))
+        out.write(cover.tobuf(format=tarfile.USTAR_FORMAT) + huge.tobuf(format=tarfile.USTAR_FORMAT))
+        out.write(f"{record_len} comment=".encode())
+        left = header_bytes
+        while left:
+            out.write(b"A" * min(left, 1 << 20))
+            left -= min(left, 1 << 20)
+        out.write(b"\n" + bytes(-record_len % 512))
+        out.write(member.tobuf(format=tarfile.USTAR_FORMAT) + data + bytes(-len(data) % 512) + bytes(1024))
+    return path
+
+
+def test_a_pax_header_hidden_behind_a_pax_size_record_is_refused_in_bounded_memory(tmp_path):
+    archive = _archive_hiding_a_pax_header_behind_a_pax_size(tmp_path / "size.tar.gz", 200 * 1024 * 1024)
+    script = (
+        "from app.bundle import check_path\n"
+        f"r = check_path({str(archive)!r})\n"
+        "print('ERR', r.ok, [str(p) for p in r.errors])\n"
+        "print('RSS', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1]).stdout
+    rss_kb = int(out.split("RSS ")[1].split()[0])
+    assert rss_kb < 200 * 1024, f"the check used {rss_kb} KB: the hidden header was read into memory"
+    assert "ERR False" in out and "size" in out, out
+
+
 def test_a_pax_sparse_map_is_refused_before_tarfile_reads_it(tmp_path):
     """GNU.sparse 1.0 keeps its map in the member's data, read number by number into a list: 100 MB
     of "0\\n" (100 KB gzipped) is 50 million ints in memory; no bundle needs a sparse file."""

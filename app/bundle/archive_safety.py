@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 import posixpath
+import re
 import tarfile
 import zlib
 from pathlib import Path
@@ -27,6 +28,7 @@ MAX_META_HEADER = 1024 * 1024  # a long path needs a few KB; this leaves room fo
 SKIP_CHUNK = 1024 * 1024
 MAX_META_CHAIN = 8  # tarfile follows each extended header by recursion; a real member needs two or three
 SPARSE_TYPE = b"S"
+PAX_SIZE_RE = re.compile(rb"(?:^|\n)\d+ size=")
 
 
 def limits(max_bytes: int | None, max_files: int | None) -> tuple[int, int]:
@@ -102,6 +104,9 @@ def scan_headers(path: Path, label: str, max_bytes: int, max_files: int) -> None
                 if b"GNU.sparse." in body:  # PAX's sparse formats: a map read from the data, unbounded
                     raise UnsafeArchive(f"{label}: a GNU sparse file (PAX GNU.sparse records); a bundle archive "
                                         "holds plain files; archive refused, nothing was extracted")
+                if PAX_SIZE_RE.search(body):  # tarfile then frames the stream by it, the scan would not
+                    raise UnsafeArchive(f"{label}: a PAX size record (only files over 8 GB need one, far over a "
+                                        "bundle's limit); archive refused, nothing was extracted")
                 if len(body) < padded:
                     return
                 continue
