@@ -236,6 +236,48 @@ def test_a_pax_header_hidden_behind_a_pax_size_record_is_refused_in_bounded_memo
     assert "ERR False" in out and "size" in out, out
 
 
+def _archive_with_a_hidden_header(path: Path, header_bytes: int, how: str) -> Path:
+    """A huge PAX header tarfile reads but a scan framing the stream otherwise skips: behind a folder
+    header with a size field (tarfile reads no data for folders and links), or typed 'X' (Solaris
+    extended header, which tarfile handles as PAX)."""
+    data = b'[model]\nname = "x"\nversion = "1"\nentrypoint = "model:Model"\n'
+    record_len = header_bytes + len(" comment=\n") + len(str(header_bytes)) + 1
+    huge = tarfile.TarInfo("././@PaxHeader")
+    huge.type, huge.size = (b"X" if how == "solaris" else tarfile.XHDTYPE), record_len
+    member = tarfile.TarInfo("berth.toml")
+    member.size = len(data)
+    with gzip.open(path, "wb", compresslevel=9) as out:
+        if how == "folder":
+            cover = tarfile.TarInfo("d")
+            cover.type = tarfile.DIRTYPE
+            block = bytearray(cover.tobuf(format=tarfile.USTAR_FORMAT))
+            block[124:136] = b"%011o\0" % (BLOCK_SIZE + -(-record_len // BLOCK_SIZE) * BLOCK_SIZE)
+            out.write(_checksummed(block))
+        out.write(huge.tobuf(format=tarfile.USTAR_FORMAT) + f"{record_len} comment=".encode())
+        left = header_bytes
+        while left:
+            out.write(b"A" * min(left, 1 << 20))
+            left -= min(left, 1 << 20)
+        out.write(b"\n" + bytes(-record_len % 512))
+        out.write(member.tobuf(format=tarfile.USTAR_FORMAT) + data + bytes(-len(data) % 512) + bytes(1024))
+    return path
+
+
+@pytest.mark.parametrize("how", ["folder", "solaris"])
+def test_a_header_framed_otherwise_by_tarfile_is_refused_in_bounded_memory(tmp_path, how):
+    archive = _archive_with_a_hidden_header(tmp_path / "hidden.tar.gz", 200 * 1024 * 1024, how)
+    script = (
+        "from app.bundle import check_path\n"
+        f"r = check_path({str(archive)!r})\n"
+        "print('ERR', r.ok, [str(p) for p in r.errors])\n"
+        "print('RSS', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1]).stdout
+    rss_kb = int(out.split("RSS ")[1].split()[0])
+    assert rss_kb < 200 * 1024, f"the check used {rss_kb} KB: the hidden header was read into memory"
+    assert "ERR False" in out, out
+
+
 def test_a_pax_sparse_map_is_refused_before_tarfile_reads_it(tmp_path):
     """GNU.sparse 1.0 keeps its map in the member's data, read number by number into a list: 100 MB
     of "0\\n" (100 KB gzipped) is 50 million ints in memory; no bundle needs a sparse file."""

@@ -23,7 +23,11 @@ CORRUPT_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
 READ_ERRORS = CORRUPT_ERRORS + (OSError,)  # while only reading, an OSError is the archive's too
 BLOCK = 512
 ZERO_BLOCK = bytes(BLOCK)
-META_TYPES = (b"x", b"g", b"L", b"K")  # PAX extended / global headers, GNU long name / long link
+PAX_TYPES = (b"x", b"g", b"X")  # extended, global, Solaris extended: tarfile reads all three as PAX
+META_TYPES = PAX_TYPES + (b"L", b"K")  # and GNU long name / long link
+# tarfile reads no data after a header of these types whatever its size field says (TarInfo._proc_builtin:
+# only regular and unknown types have data); the scan must frame the stream the same way
+NO_DATA_TYPES = (b"1", b"2", b"3", b"4", b"5", b"6")
 MAX_META_HEADER = 1024 * 1024  # a long path needs a few KB; this leaves room for many PAX records
 SKIP_CHUNK = 1024 * 1024
 MAX_META_CHAIN = 8  # tarfile follows each extended header by recursion; a real member needs two or three
@@ -98,7 +102,9 @@ def scan_headers(path: Path, label: str, max_bytes: int, max_files: int) -> None
             padded = -(-size // BLOCK) * BLOCK
             if read + padded > budget:
                 raise _too_big(label, max_bytes)
-            if kind in (b"x", b"g"):
+            if kind in NO_DATA_TYPES:
+                continue
+            if kind in PAX_TYPES:
                 body = stream.read(padded)  # at most MAX_META_HEADER
                 read += len(body)
                 if b"GNU.sparse." in body:  # PAX's sparse formats: a map read from the data, unbounded
