@@ -307,6 +307,21 @@ def test_a_journal_line_on_a_full_disk_is_all_or_nothing_and_named(small_disk):
     assert [e["seq"] for e in lines] == [1, 2] and lines[1]["prev"] == lines[0]["hash"]
 
 
+def test_a_start_on_a_really_full_disk_names_the_full_disk(small_disk, tmp_path):
+    """The journal named a full disk, but a write elsewhere (the runner's log, a record) surfaced as
+    "internal: agent error: OSError: [Errno 28]": the rule is now the agent's, for every write."""
+    root = small_disk / "srv"
+    assert deploy(root, make_bundle(tmp_path / "b"))[1] is None
+    assert call(root, "stop", model="echo")[1] is None
+    filler = fill(small_disk)
+    try:
+        _, error, _ = call(root, "start", model="echo")
+    finally:
+        filler.unlink()
+    assert error["code"] == "no_space" and "disk is full" in error["message"], error
+    assert call(root, "status")[0]["models"][0]["state"] == "stopped"
+
+
 def test_stopping_a_model_works_when_nothing_can_be_written(tmp_path):
     """The journal is pointed at /dev/full (every write: ENOSPC): the stop still stops, and says it
     was not journalled. (On a real full tmpfs the lock's truncation frees a page, so there the
