@@ -236,3 +236,28 @@ def test_a_client_that_never_reads_its_answer_is_cut_off_at_the_deadline(runner)
     finally:
         for s in socks:
             s.close()
+
+
+def test_held_requests_with_huge_headers_stay_within_a_bounded_memory(runner):
+    """http.server accepts 100 header lines of 64 KB each: 40 connections holding 6 MB of headers
+    apiece (the blank line never sent) grew the runner by ~250 MB, and MAX_CONNECTIONS of them ~1.6 GB."""
+    port, pid, _ = runner
+    before = psutil.Process(pid).memory_info().rss
+    line = b"X-Pad: " + b"a" * 60000 + b"\r\n"
+    socks, refused = [], 0
+    try:
+        for _ in range(40):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            socks.append(s)
+            try:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n" + line * 99)  # and never the blank line
+            except OSError:
+                refused += 1  # the runner answered and closed while we were still sending
+        time.sleep(1)
+        grown = psutil.Process(pid).memory_info().rss - before
+        assert grown < 60 * 1024 * 1024, f"the runner grew by {grown >> 20} MB holding the headers"
+        assert status_line(socks[0].recv(65536)) == 431
+    finally:
+        for s in socks:
+            s.close()
+    assert http_json(port, "GET", "/health")[0] == 200
