@@ -42,7 +42,11 @@ class Handler(BaseHTTPRequestHandler):
         """Headers within MAX_HEADER_BYTES in all (431 beyond): 40 connections holding 100 lines of
         60 KB each grew the runner by 229 MB, MAX_CONNECTIONS of them would by 1.6 GB."""
         rfile = self.rfile
-        self.rfile = _HeaderBudget(rfile, MAX_HEADER_BYTES)
+        budget = self.__dict__.get("_budget")
+        if budget is None or budget.rfile is not rfile:
+            budget = self._budget = _HeaderBudget(rfile)
+        budget.left = MAX_HEADER_BYTES
+        self.rfile = budget
         try:
             return BaseHTTPRequestHandler.parse_request(self)
         finally:
@@ -158,13 +162,14 @@ def _parse_json(raw):
 class _HeaderBudget:
     """The request's rfile while its headers are read: readline stops at the budget's end, and a
     line past it is http.client's LineTooLong (which http.server answers 431)."""
-    __slots__ = ("rfile", "left")
+    __slots__ = ("rfile", "raw", "left")
 
-    def __init__(self, rfile, left):
-        self.rfile, self.left = rfile, left
+    def __init__(self, rfile):
+        self.rfile, self.raw, self.left = rfile, rfile.readline, 0
 
     def readline(self, limit=-1):
-        line = self.rfile.readline(self.left + 1 if limit < 0 else min(limit, self.left + 1))
+        left = self.left
+        line = self.raw(limit if 0 <= limit <= left else left + 1)
         self.left -= len(line)
         if self.left < 0:
             raise http.client.LineTooLong("request headers over %d bytes" % MAX_HEADER_BYTES)
