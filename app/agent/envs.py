@@ -82,7 +82,7 @@ def prune(root, models):
 def freeze(env_dir):
     """Read-only once built (a release's model cannot drop files into it by accident); bytecode is
     compiled first, since nothing can be written there later."""
-    subprocess.run([os.path.join(env_dir, "bin", "python"), "-m", "compileall", "-q", env_dir],
+    subprocess.run([os.path.join(env_dir, "bin", "python"), "-I", "-m", "compileall", "-q", env_dir],
                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for folder, dirs, names in os.walk(env_dir):
         for name in names:

@@ -1,11 +1,13 @@
 """`agent.py COMMAND` with a JSON request on stdin. Output is JSON lines on stdout: progress events
 (`{"event": "step" | "log", ...}`) and one last line, `{"event": "result", "result": {...}}` or
 `{"event": "error", "message": ..., "code": ...}`. Exit 0 on result, 1 on error, 2 on bad usage."""
+import errno
 import json
 import sys
 import traceback
 
 from . import operations, queries, sampler
+from .journal import disk_error
 from .layout import AgentError, Root
 from .protocol import Cancelled, emit_to, fail
 
@@ -52,5 +54,8 @@ def main(argv, stdin=None, stdout=None):
     except (KeyError, TypeError, ValueError) as e:
         return fail(stdout, "bad request: %s: %s" % (type(e).__name__, e), "usage", {})
     except Exception as e:  # report, never die silently: Berth shows this line to the operator
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):  # any write, not only the journal's
+            named = disk_error(e, e.filename or "a file")
+            return fail(stdout, str(named), named.code, {})
         return fail(stdout, "agent error: %s: %s" % (type(e).__name__, e), "internal",
                      {"trace": traceback.format_exc().splitlines()[-8:]})

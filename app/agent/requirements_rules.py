@@ -15,24 +15,51 @@ URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:(//|\S)")  # https://, git+ssh://
 MAX_NESTING = 5
 
 
+COMMENT_RE = re.compile(r"(^|\s+)#.*$")
+CODING_RE = re.compile(r"coding[:=]\s*([-\w.]+)")
+
+
 def logical_lines(text):
-    """(line number, text) after pip's own rules: comments dropped, backslash continuations joined."""
+    """(line number, text) exactly as pip builds them (req_file.join_lines, then ignore_comments): a
+    line ending in a backslash is glued to the next with no space and its backslashes stripped, so
+    `htt\\` + `ps://...` is a URL to pip and must be one here."""
     out, start, parts = [], None, []
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = re.sub(r"(^|\s)#.*$", "", raw)
-        if start is None:
-            start = number
-        if line.endswith("\\"):
-            parts.append(line[:-1])
-            continue
-        parts.append(line)
-        joined = " ".join(p.strip() for p in parts).strip()
-        if joined:
-            out.append((start, joined))
-        start, parts = None, []
-    if parts and " ".join(parts).strip():
-        out.append((start, " ".join(p.strip() for p in parts).strip()))
+
+    def emit(number, line):
+        line = COMMENT_RE.sub("", line).strip()
+        if line:
+            out.append((number, line))
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.endswith("\\") or COMMENT_RE.match(line):
+            if COMMENT_RE.match(line):
+                line = " " + line
+            if parts:
+                emit(start, "".join(parts) + line)
+                parts = []
+            else:
+                emit(number, line)
+        else:
+            if not parts:
+                start = number
+            parts.append(line.strip("\\"))
+    if parts:
+        emit(start, "".join(parts))
     return out
+
+
+def encoding_problem(text):
+    """Why pip would decode this file otherwise than as the UTF-8 read here, or None: pip honours a
+    byte-order mark (UTF-8, -16, -32) and a PEP 263 `# coding:` line, and a UTF-16 or UTF-7 file
+    can spell `--index-url` in bytes that read as a package name."""
+    if text.startswith("\ufeff"):
+        return "starts with a byte-order mark; save it as plain UTF-8"
+    if "\ufffd" in text or "\x00" in text:
+        return "is not UTF-8 text; save it as plain UTF-8"
+    for line in text.split("\n")[:2]:
+        found = CODING_RE.search(line) if line.startswith("#") else None
+        if found and found.group(1).lower().replace("_", "-") not in ("utf-8", "utf8", "ascii", "us-ascii"):
+            return "declares the encoding %s, which pip would use; save it as plain UTF-8" % found.group(1)
+    return None
 
 
 def inside(rel, base_dir):
@@ -100,6 +127,10 @@ def requirement_problems(read, path):
         if text is None:
             problems.append(named_at + ("%s is not a file of the bundle" % current,) if named_at
                             else (current, None, "not found in the bundle"))
+            continue
+        encoding = encoding_problem(text)
+        if encoding:
+            problems.append((current, 1, encoding))
             continue
         for number, line in logical_lines(text):
             problem, nested = line_problems(line, posixpath.dirname(current))

@@ -6,6 +6,7 @@ file is written only once the model has loaded and the socket is bound, so "port
 algorithm and delayed ACKs and cost ~40 ms per keep-alive request.
 """
 import argparse
+import http.client
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from .runnerlog import RunnerLog
 from .requestlog import RequestLog
 
 MAX_BODY = 64 * 1024 * 1024
+MAX_HEADER_BYTES = 64 * 1024  # all header lines of a request together (http.server: 100 lines of 64 KB each)
 LARGE_BODY = 256 * 1024  # bodies over this get BODY_DEADLINE instead of the headers' deadline
 
 
@@ -35,6 +37,20 @@ class Handler(BaseHTTPRequestHandler):
         recv and send, and peeking for a request's first byte cost ~7 % of req/s."""
         self.server.guard.arm(self.connection, REQUEST_DEADLINE)
         BaseHTTPRequestHandler.handle_one_request(self)
+
+    def parse_request(self):
+        """Headers within MAX_HEADER_BYTES in all (431 beyond): 40 connections holding 100 lines of
+        60 KB each grew the runner by 229 MB, MAX_CONNECTIONS of them would by 1.6 GB."""
+        rfile = self.rfile
+        budget = self.__dict__.get("_budget")
+        if budget is None or budget.rfile is not rfile:
+            budget = self._budget = _HeaderBudget(rfile)
+        budget.left = MAX_HEADER_BYTES
+        self.rfile = budget
+        try:
+            return BaseHTTPRequestHandler.parse_request(self)
+        finally:
+            self.rfile = rfile
 
     def do_GET(self):
         self.server.guard.disarm(self.connection)  # the headers are in
@@ -121,7 +137,14 @@ class Handler(BaseHTTPRequestHandler):
             % (status, self.responses.get(status, ("",))[0], ctype, len(body), self.server.model, self.server.version,
                "Connection: close\r\n" if self.close_connection else "")
         )
-        self.wfile.write(head.encode("latin-1") + body)
+        # the answer has a deadline too: a client that never reads held its thread (and a connection
+        # slot) for ever in sendall once the socket buffers were full
+        guard = self.server.guard
+        guard.arm(self.connection, REQUEST_DEADLINE if len(body) <= LARGE_BODY else BODY_DEADLINE)
+        try:
+            self.wfile.write(head.encode("latin-1") + body)
+        finally:
+            guard.disarm(self.connection)
 
     def log_message(self, fmt, *args):  # requests go to the request log, not stderr
         pass
@@ -134,6 +157,23 @@ def _parse_json(raw):
         raise _ClientError(400, "input is not valid JSON: %s" % e)
     except RecursionError:
         raise _ClientError(400, "input is nested too deeply")
+
+
+class _HeaderBudget:
+    """The request's rfile while its headers are read: readline stops at the budget's end, and a
+    line past it is http.client's LineTooLong (which http.server answers 431)."""
+    __slots__ = ("rfile", "raw", "left")
+
+    def __init__(self, rfile):
+        self.rfile, self.raw, self.left = rfile, rfile.readline, 0
+
+    def readline(self, limit=-1):
+        left = self.left
+        line = self.raw(limit if 0 <= limit <= left else left + 1)
+        self.left -= len(line)
+        if self.left < 0:
+            raise http.client.LineTooLong("request headers over %d bytes" % MAX_HEADER_BYTES)
+        return line
 
 
 class _ClientError(Exception):
@@ -152,6 +192,14 @@ class RunnerServer(ThreadingHTTPServer):
             ThreadingHTTPServer.process_request(self, request, client_address)
         else:
             self.shutdown_request(request)
+
+    def handle_error(self, request, client_address):
+        """A client that hung up (reset, broken pipe) or a socket the reaper shut is routine and not
+        logged: socketserver printed a traceback for each, unbounded and never rotated. Anything
+        else goes to the runner's log, rate-limited and rotated like a model's failure."""
+        error = sys.exc_info()[1]
+        if error is not None and not isinstance(error, OSError):
+            self.log.failure(error)
 
     def process_request_thread(self, request, client_address):
         try:

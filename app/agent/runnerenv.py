@@ -10,6 +10,20 @@ NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 RESERVED_PREFIXES = ("PYTHON", "LD_", "BERTH_")  # the runner's own machinery, not the model's
 
 
+# What pip needs to reach an index (proxies, certificates, its config and cache, PIP_*), on top of
+# PASSED: pip builds sdists and local projects, so it runs code of the bundle or the index at deploy
+# time, and got the agent's whole environment (on a server, the SSH session's, SSH_AUTH_SOCK included).
+PIP_PASSED = PASSED + ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                       "no_proxy", "all_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+                       "CURL_CA_BUNDLE", "XDG_CONFIG_HOME", "XDG_CACHE_HOME")
+
+
+def pip_environment(source=None):
+    """The environment of the agent's venv and pip processes (and of the local agent itself)."""
+    source = os.environ if source is None else source
+    return {k: v for k, v in source.items() if k in PIP_PASSED or k.startswith(("LC_", "PIP_"))}
+
+
 def declared_problem(name, value):
     """Why a variable of [serve] env cannot be set (the bundle check and the agent both ask), or None."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):

@@ -67,7 +67,7 @@ def _in_agent_process():
 def _become_lean(request):
     """exec a fresh interpreter that runs `lean_main` (same pid, same stdin/stdout/stderr)."""
     # the last two are for people (and tests) looking at `ps`: the launcher's path and the command
-    argv = [sys.executable, "-I", "-S", "-c", LEAN, PACKAGE_PARENT, PACKAGE, json.dumps(request),
+    argv = [sys.executable, "-I", "-S", "-B", "-c", LEAN, PACKAGE_PARENT, PACKAGE, json.dumps(request),
             os.path.join(PACKAGE_PARENT, "agent.py"), "sample"]
     try:
         sys.stdout.flush()

@@ -36,7 +36,8 @@ def start(model, version, release_dir, declared_env=None):
     _rotate(log_path)
     cmd = [venv_python(release_dir), "-m", PACKAGE + ".runner", "--release", release_dir,
            "--port-file", port_file, "--request-log", model.request_log(), "--log", log_path]
-    env = dict(runner_environment(declared_env), PYTHONPATH=PACKAGE_PARENT, PYTHONUNBUFFERED="1")
+    env = dict(runner_environment(declared_env), PYTHONPATH=PACKAGE_PARENT, PYTHONUNBUFFERED="1",
+               PYTHONDONTWRITEBYTECODE="1")  # no .pyc beside the agent: its bootstrap refuses bytecode
     with open(log_path, "ab") as log:
         log.write(("--- %s starting %s %s\n" % (utc_now(), model.name, version)).encode())
         log.flush()

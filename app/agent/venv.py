@@ -5,6 +5,7 @@ import sys
 
 from .layout import AgentError
 from .requirements_rules import folder_reader, requirement_problems
+from .runnerenv import pip_environment
 
 
 def build(release_dir, requirements, emit, cancelled):
@@ -14,7 +15,9 @@ def build(release_dir, requirements, emit, cancelled):
 
 def build_at(env_dir, requirements, bundle_dir, emit, cancelled):
     """A virtualenv at `env_dir` with the bundle's requirements (paths in them relative to the bundle)."""
-    cmd = [sys.executable, "-m", "venv"]
+    # -I: `-m` would otherwise put the working folder (the bundle) first on sys.path, and a bundle's
+    # own venv.py or pip/ would run here with the agent's environment, outside every check
+    cmd = [sys.executable, "-I", "-m", "venv"]
     if not requirements:
         cmd.append("--without-pip")  # nothing to install: no need to spend seconds on ensurepip
     _stream(cmd + [env_dir], "venv", emit, cancelled, bundle_dir)
@@ -23,7 +26,9 @@ def build_at(env_dir, requirements, bundle_dir, emit, cancelled):
         req = os.path.join(bundle_dir, requirements)
         py = os.path.join(env_dir, "bin", "python")
         emit("step", step="install", requirements=requirements)
-        _stream([py, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-r", req],
+        # -X utf8: pip decodes a requirements file without a BOM in the locale's encoding, which is not
+        # the UTF-8 the rules read (in Latin-1, the byte 0x85 of "Å" is a line break)
+        _stream([py, "-I", "-X", "utf8", "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-r", req],
                 "install", emit, cancelled, bundle_dir)
     return env_dir
 
@@ -38,9 +43,7 @@ def refuse_unsafe(bundle_dir, requirements):
 
 
 def _stream(cmd, step, emit, cancelled, cwd):
-    env = dict(os.environ, PIP_NO_INPUT="1", PYTHONUNBUFFERED="1")
-    for var in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
-        env.pop(var, None)
+    env = dict(pip_environment(), PIP_NO_INPUT="1", PYTHONUNBUFFERED="1")  # an allow-list, like a runner's
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     lines = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 import posixpath
+import re
 import tarfile
 import zlib
 from pathlib import Path
@@ -22,9 +23,16 @@ CORRUPT_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
 READ_ERRORS = CORRUPT_ERRORS + (OSError,)  # while only reading, an OSError is the archive's too
 BLOCK = 512
 ZERO_BLOCK = bytes(BLOCK)
-META_TYPES = (b"x", b"g", b"L", b"K")  # PAX extended / global headers, GNU long name / long link
+PAX_TYPES = (b"x", b"g", b"X")  # extended, global, Solaris extended: tarfile reads all three as PAX
+META_TYPES = PAX_TYPES + (b"L", b"K")  # and GNU long name / long link
+# tarfile reads no data after a header of these types whatever its size field says (TarInfo._proc_builtin:
+# only regular and unknown types have data); the scan must frame the stream the same way
+NO_DATA_TYPES = (b"1", b"2", b"3", b"4", b"5", b"6")
 MAX_META_HEADER = 1024 * 1024  # a long path needs a few KB; this leaves room for many PAX records
 SKIP_CHUNK = 1024 * 1024
+MAX_META_CHAIN = 8  # tarfile follows each extended header by recursion; a real member needs two or three
+SPARSE_TYPE = b"S"
+PAX_SIZE_RE = re.compile(rb"(?:^|\n)\d+ size=")
 
 
 def limits(max_bytes: int | None, max_files: int | None) -> tuple[int, int]:
@@ -71,7 +79,7 @@ def scan_headers(path: Path, label: str, max_bytes: int, max_files: int) -> None
     400 MB PAX header made the check use 1.2 GB). Extended headers over MAX_META_HEADER are refused,
     and so is a stream longer than the content limit allows."""
     budget = max_bytes + (max_files + 16) * 3 * BLOCK + MAX_META_HEADER  # headers, padding, trailer
-    read = 0
+    read, chain = 0, 0
     with gzip.open(path, "rb") as stream:
         while True:
             header = stream.read(BLOCK)
@@ -79,12 +87,35 @@ def scan_headers(path: Path, label: str, max_bytes: int, max_files: int) -> None
             if len(header) < BLOCK or header == ZERO_BLOCK:
                 return  # the end (or a truncation, which tarfile reports next)
             size, kind = _header_size(header), header[156:157]
+            if kind == SPARSE_TYPE:
+                # its extension blocks are not counted in its size, so a scan that skips `size` bytes
+                # reads them as headers and can be made to skip a huge PAX header tarfile then reads
+                raise UnsafeArchive(f"{label}: a GNU sparse file; a bundle archive holds plain files "
+                                    "(see `berth bundle pack`); archive refused, nothing was extracted")
+            chain = chain + 1 if kind in META_TYPES else 0
+            if chain > MAX_META_CHAIN:
+                raise UnsafeArchive(f"{label}: more than {MAX_META_CHAIN} extended headers in a row; "
+                                    "archive refused, nothing was extracted")
             if kind in META_TYPES and size > MAX_META_HEADER:
                 raise UnsafeArchive(f"{label}: an extended header of {size} bytes (more than {MAX_META_HEADER}); "
                                     "archive refused, nothing was extracted")
             padded = -(-size // BLOCK) * BLOCK
             if read + padded > budget:
                 raise _too_big(label, max_bytes)
+            if kind in NO_DATA_TYPES:
+                continue
+            if kind in PAX_TYPES:
+                body = stream.read(padded)  # at most MAX_META_HEADER
+                read += len(body)
+                if b"GNU.sparse." in body:  # PAX's sparse formats: a map read from the data, unbounded
+                    raise UnsafeArchive(f"{label}: a GNU sparse file (PAX GNU.sparse records); a bundle archive "
+                                        "holds plain files; archive refused, nothing was extracted")
+                if PAX_SIZE_RE.search(body):  # tarfile then frames the stream by it, the scan would not
+                    raise UnsafeArchive(f"{label}: a PAX size record (only files over 8 GB need one, far over a "
+                                        "bundle's limit); archive refused, nothing was extracted")
+                if len(body) < padded:
+                    return
+                continue
             while padded:
                 chunk = stream.read(min(padded, SKIP_CHUNK))
                 if not chunk:

@@ -4,7 +4,9 @@ another Unix user appended code to (under a login umask of 000) ran as the opera
 
 Every agent command starts with BOOTSTRAP, which Berth sends in the command line (so it is never
 read from the server's disk): it hashes the agent's files, refuses to run them when the hash or their
-permissions are wrong (code "agent_modified"), and runs them otherwise; Berth then replaces the agent
+permissions are wrong or a `__pycache__` file is there (Python would run that instead of the hashed
+source; the agent and its runners run with -B / PYTHONDONTWRITEBYTECODE so none is written) (code
+"agent_modified"), and runs them otherwise; Berth then replaces the agent
 and audits it. `python3 -I` keeps PYTHONPATH, PYTHONSTARTUP and the user's site-packages out."""
 from __future__ import annotations
 
@@ -34,11 +36,13 @@ def unsafe(p, kind):
 try:
     for p in (d, pkg):
         if unsafe(p, stat.S_ISDIR): bad.append(p)
+    # d is first on sys.path (and the runners' PYTHONPATH): any other file there shadows a module
+    bad.extend(os.path.join(d, n) for n in os.listdir(d) if n not in ("agent.py", "berth_agent"))
     for n in sorted(os.listdir(pkg)):
         f = os.path.join(pkg, n)
-        if n == "__pycache__":
+        if n == "__pycache__":  # bytecode is not hashed and runs instead of its source: none may exist
             if unsafe(f, stat.S_ISDIR): bad.append(f)
-            bad.extend(os.path.join(f, c) for c in os.listdir(f) if unsafe(os.path.join(f, c), stat.S_ISREG))
+            bad.extend(os.path.join(f, c) for c in os.listdir(f))
         elif n.endswith(".py") and not unsafe(f, stat.S_ISREG):
             with open(f, "rb") as fh:
                 h.update(n.encode() + b"\\0" + fh.read())
@@ -58,7 +62,8 @@ runpy.run_module("berth_agent", run_name="__main__", alter_sys=True)
 
 
 def agent_argv(launcher: str, command: str) -> list[str]:
-    return ["python3", "-I", "-c", BOOTSTRAP, launcher, agent_digest(), command]
+    # -B: no bytecode beside the agent, since the bootstrap hashes sources only and refuses any
+    return ["python3", "-I", "-B", "-c", BOOTSTRAP, launcher, agent_digest(), command]
 
 
 def install(transport, target: str) -> None:

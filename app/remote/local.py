@@ -7,19 +7,15 @@ import sys
 import threading
 from pathlib import Path
 
-from app.agent.runnerenv import PASSED
+from app.agent.runnerenv import pip_environment
 
 from .transport import Transport, http_exchange
 
 
-# What the local agent needs of the operator's environment: the basics, and what pip reads to reach
-# an index (proxies, certificates, PIP_*). Not the rest: tokens, cloud keys, SSH_AUTH_SOCK.
-AGENT_ENV = PASSED + ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy",
-                      "all_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-
-
 def agent_environment(source) -> dict:
-    return {k: v for k, v in source.items() if k in AGENT_ENV or k.startswith(("LC_", "PIP_"))}
+    """What the local agent needs of the operator's environment: the basics and what pip reads to
+    reach an index; not tokens, cloud keys or SSH_AUTH_SOCK (the agent's rule for pip, one list)."""
+    return pip_environment(source)
 
 
 class LocalTransport(Transport):
