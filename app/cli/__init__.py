@@ -9,6 +9,7 @@ line here."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from app.errors import BerthError, error_log, one_line
@@ -30,6 +31,7 @@ COMMANDS: tuple[Command, ...] = (
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="berth", description="Deploy, serve and roll back model bundles.")
     p.add_argument("-v", "--verbose", action="store_true", help="show server logs and pip output")
+    p.add_argument("-V", "--version", action="version", version=f"berth {version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.add_to(sub)
@@ -44,7 +46,11 @@ def main(argv: list[str]) -> int:
         parser.parse_args([*argv, "--help"])
         return 2
     try:
-        return command.run(args) or 0
+        code = command.run(args) or 0
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except (BerthError, ValueError, OSError) as e:
         if args.verbose:
             for line in error_log(e):
@@ -54,3 +60,31 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("berth: interrupted", file=sys.stderr)
         return 130
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout left (`berth audit list --json | head`): stop quietly, as `cat` does.
+    Python's own advice: point stdout at devnull so the exit's flush does not fail again. 141 is
+    what a shell reports for a command ended by SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
+
+
+def version() -> str:
+    """The installed package's version; from a source tree that was never installed, pyproject's."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("berth")
+    except metadata.PackageNotFoundError:
+        import tomllib
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        try:
+            with pyproject.open("rb") as f:
+                return tomllib.load(f)["project"]["version"]
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
