@@ -87,3 +87,41 @@ def test_ctrl_c_ends_monitor_with_130():
 def test_wrong_time_is_wrong_usage(argv):
     r = run_berth(*argv)
     assert r.returncode == 2 and "not a time: " in r.stderr and "usage:" in r.stderr, r
+
+
+def test_server_list_shows_no_port_for_local(capsys):
+    from cli_kit import berth
+
+    r = berth(capsys, "server", "list")
+    header, local = r.out.splitlines()[:2]
+    port_at = header.index("PORT")
+    assert local.startswith("local") and local[port_at:port_at + 4].strip() == "", r
+    assert berth(capsys, "server", "list", "--json").json()[0]["port"] is None
+
+
+def test_progress_one_line_per_step_in_order():
+    """The agent's events of a release with requirements: venv, install, venv (its end)."""
+    import io
+
+    from app.cli.output import ProgressPrinter
+    from app.deploy.progress import from_agent
+
+    out = io.StringIO()
+    printer = ProgressPrinter(stream=out)
+    for event in [{"step": "assemble", "total": 7}, {"step": "venv"}, {"step": "install"},
+                  {"event": "log", "step": "install", "line": "Collecting numpy"}, {"step": "venv", "reused": False},
+                  {"step": "start", "version": "1.0.0"}, {"step": "health", "version": "1.0.0", "port": 5},
+                  {"step": "start", "version": "0.9.0"}]:
+        printer(from_agent({"event": "step", **event}))
+    assert out.getvalue().splitlines() == [
+        "  Assembling the release: 7 files", "  Creating the virtualenv", "  Installing requirements",
+        "  Starting the runner: 1.0.0", "  Health check: 1.0.0 answering on port 5", "  Starting the runner: 0.9.0"]
+
+
+def test_deploy_prints_each_step_once(capsys, tmp_path, stop_local_runners):
+    from cli_kit import berth, iris_copy
+
+    r = berth(capsys, "deploy", iris_copy(tmp_path), "--server", "local")
+    assert r.code == 0, r
+    steps = [line for line in r.err.splitlines() if not line.startswith("  Uploading")]
+    assert len(steps) == len(set(steps)) and "  Creating the virtualenv" in steps, r

@@ -54,7 +54,8 @@ class ServerGroup(ActionGroup):
         return 0
 
     def do_list(self, args, ws) -> int:
-        rows = [dict(s.__dict__) for s in ws.servers.list()]
+        # `local` has no host, port or user: a port there would suggest an SSH connection
+        rows = [dict(s.__dict__, **({"port": None} if s.kind == "local" else {})) for s in ws.servers.list()]
         print_json(rows) if args.json else print_table(rows, ["name", "kind", "host", "port", "user", "ssh_alias",
                                                               "root", "environment"])
         return 0
