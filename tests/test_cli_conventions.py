@@ -1,6 +1,7 @@
 """Command-line conventions operators expect from any Unix tool, checked on the real `berth`
 process: --version, no desktop, a closed pipe, Ctrl-C, wrong usage, passwords, and errors that
 say what to do."""
+import json
 import os
 import signal
 import subprocess
@@ -125,3 +126,114 @@ def test_deploy_prints_each_step_once(capsys, tmp_path, stop_local_runners):
     assert r.code == 0, r
     steps = [line for line in r.err.splitlines() if not line.startswith("  Uploading")]
     assert len(steps) == len(set(steps)) and "  Creating the virtualenv" in steps, r
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_refused_connection_says_what_to_check(capsys, memory_keyring, monkeypatch):
+    import io
+
+    from cli_kit import berth
+
+    port = closed_port()
+    monkeypatch.setattr("sys.stdin", io.StringIO("pw\n"))
+    r = berth(capsys, "server", "add", "box", "--host", "127.0.0.1", "--port", port, "--user", "u",
+              "--auth", "password", "--password-stdin")
+    assert r.code == 1, r
+    assert f"cannot reach 127.0.0.1:{port}: Connection refused; is sshd running and listening on port {port}" in r.err
+    assert f"nc -vz 127.0.0.1 {port}" in r.err and f"ssh -p {port} u@127.0.0.1" in r.err
+    assert memory_keyring.passwords == {}  # a failed add keeps no password
+
+
+def test_password_from_stdin_goes_to_keyring_and_leaves_with_the_server(capsys, sshd, memory_keyring, monkeypatch,
+                                                                         tmp_path):
+    import io
+
+    from cli_kit import berth
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret pass\n"))
+    r = berth(capsys, "server", "add", "box", "--host", sshd.host, "--port", sshd.port, "--user", sshd.user,
+              "--key", sshd.key_path, "--auth", "key,password", "--password-stdin", "--root", tmp_path / "r",
+              "--accept-host-key", sshd.fingerprint)
+    assert r.code == 0 and "added box" in r.out, r
+    assert memory_keyring.passwords == {("berth", "password:box"): "s3cret pass"}
+    assert "s3cret" not in r.out + r.err
+    from app.store.db import open_db
+
+    db = open_db()
+    try:
+        assert not [t for t in db.table_names() if "s3cret" in json_dump(db[t].rows)]
+    finally:
+        db.close()
+    r = berth(capsys, "server", "remove", "box")
+    assert r.code == 0 and memory_keyring.passwords == {}, r
+
+
+def json_dump(rows) -> str:
+    import json
+
+    return json.dumps(list(rows), default=str)
+
+
+def test_no_secure_keyring_is_said_before_adding():
+    """The child `berth` has keyring's fail backend (tests/conftest.py): nothing can be stored."""
+    r = run_berth("server", "add", "box", "--host", "127.0.0.1", "--port", closed_port(), "--auth", "password",
+                  "--password-stdin", input="pw\n")
+    assert r.returncode == 1 and "no secure keyring" in r.stderr and "nothing was saved" in r.stderr, r
+    assert "added" not in r.stdout
+    assert [s["name"] for s in json.loads(run_berth("server", "list", "--json").stdout)] == ["local"]
+
+
+def add_box(capsys, sshd, tmp_path):
+    from cli_kit import berth
+
+    return berth(capsys, "server", "add", "box", "--host", sshd.host, "--port", sshd.port, "--user", sshd.user,
+                 "--key", sshd.key_path, "--root", tmp_path / "r", "--accept-host-key", sshd.fingerprint)
+
+
+def test_login_failure_names_the_cli_way(capsys, sshd, tmp_path, monkeypatch, memory_keyring):
+    import io
+
+    from cli_kit import berth
+
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    r = berth(capsys, "server", "add", "box", "--host", sshd.host, "--port", sshd.port, "--user", sshd.user,
+              "--key", other, "--accept-host-key", sshd.fingerprint)
+    assert r.code == 1 and "could not log in" in r.err, r
+    assert "server's settings" not in r.err and "--key FILE" in r.err and "--password-stdin" in r.err
+    assert add_box(capsys, sshd, tmp_path).code == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    r = berth(capsys, "server", "password", "box", "--password-stdin")
+    assert r.code == 1 and "stdin gave no password" in r.err, r
+    monkeypatch.setattr("sys.stdin", io.StringIO("pw\n"))
+    r = berth(capsys, "server", "password", "box", "--password-stdin")
+    assert r.code == 0 and memory_keyring.passwords == {("berth", "password:box"): "pw"}, r
+
+
+def test_missing_password_names_the_cli_way_and_the_console_keeps_its_own():
+    from app.cli import _for_cli
+    from app.remote.errors import AuthFailed
+    from app.remote.sshauth import NO_PASSWORD
+
+    summary = f"could not log in to h:22 as u; tried {NO_PASSWORD} box"
+    e = AuthFailed(summary + " (enter the password in the server's settings)", summary, True)
+    assert "server's settings" in str(e)  # what the console shows
+    line = _for_cli(e, type("Args", (), {"name": "box"})())
+    assert "server's settings" not in line and "berth server password box" in line
+
+
+def test_an_exception_without_text_still_gives_a_reason():
+    import inspect
+
+    import app.remote.ssh
+    import app.remote.sshauth
+
+    for module in (app.remote.ssh, app.remote.sshauth):
+        assert "{e or type(e).__name__}" not in inspect.getsource(module)  # an exception object is always true

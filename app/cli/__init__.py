@@ -12,7 +12,8 @@ import argparse
 import os
 import sys
 
-from app.errors import BerthError, error_log, one_line
+from app import errors
+from app.errors import BerthError, error_code, error_log, one_line
 
 from .audit import AuditGroup
 from .base import Command
@@ -55,7 +56,7 @@ def main(argv: list[str]) -> int:
         if args.verbose:
             for line in error_log(e):
                 print(f"    | {line}", file=sys.stderr)
-        print(f"berth: {one_line(e)}", file=sys.stderr)
+        print(f"berth: {_for_cli(e, args)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("berth: interrupted", file=sys.stderr)
@@ -88,3 +89,20 @@ def version() -> str:
                 return tomllib.load(f)["project"]["version"]
         except (OSError, KeyError, tomllib.TOMLDecodeError):
             return "unknown"
+
+
+def _for_cli(e: BaseException, args) -> str:
+    """The error's line, with the command-line way to fix a login (the console's says where its
+    settings are, which a CLI user never saw)."""
+    if error_code(e) != errors.AUTH_FAILED or not e.detail.get("summary"):
+        return one_line(e)
+    if getattr(args, "action", None) == "add":
+        fix = ("check --user and --key FILE, or log in with a password: --auth password (asked on a terminal) "
+               "or --password-stdin")
+    else:
+        name = getattr(args, "server", None) or getattr(args, "name", None) or "SERVER"
+        password = f"store its password with `berth server password {name}` (or --password-stdin)"
+        other = (f"to log in another way, `berth server remove {name}` and add it again with --user, --key FILE or "
+                 f"--auth (e.g. --auth key,password)")
+        fix = f"{password}; {other}" if e.detail.get("password_missing") else f"{other}; or {password}"
+    return f"{one_line(BerthError(e.detail['summary']))}; {fix}"
