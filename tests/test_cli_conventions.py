@@ -237,3 +237,19 @@ def test_an_exception_without_text_still_gives_a_reason():
 
     for module in (app.remote.ssh, app.remote.sshauth):
         assert "{e or type(e).__name__}" not in inspect.getsource(module)  # an exception object is always true
+
+
+def test_a_model_not_there_names_those_that_are(capsys, tmp_path, stop_local_runners):
+    from cli_kit import berth, iris_copy, iris_input
+
+    r = berth(capsys, "predict", "iris", "--server", "local", "--input", iris_input())
+    assert r.code == 1 and "nothing is deployed there yet" in r.err and "berth deploy" in r.err, r
+    assert berth(capsys, "deploy", iris_copy(tmp_path), "--server", "local").code == 0
+    for argv in (["predict", "irsi", "--server", "local", "--input", iris_input()],
+                 ["rollback", "irsi", "--server", "local"], ["stop", "irsi", "--server", "local"],
+                 ["start", "irsi", "--server", "local"], ["releases", "irsi", "--server", "local"]):
+        r = berth(capsys, *argv)
+        assert r.code == 1 and "berth: irsi is not deployed on local (deployed there: iris); did you mean iris?" \
+            in r.err, (argv, r)
+    r = berth(capsys, "stop", "wien", "--server", "local")
+    assert r.code == 1 and "(deployed there: iris); deploy it first" in r.err and "did you mean" not in r.err, r
