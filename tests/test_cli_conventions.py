@@ -243,13 +243,25 @@ def test_a_model_not_there_names_those_that_are(capsys, tmp_path, stop_local_run
     from cli_kit import berth, iris_copy, iris_input
 
     r = berth(capsys, "predict", "iris", "--server", "local", "--input", iris_input())
-    assert r.code == 1 and "nothing is deployed there yet" in r.err and "berth deploy" in r.err, r
+    assert r.code == 1 and "nothing is deployed on local yet" in r.err and "berth deploy" in r.err, r
     assert berth(capsys, "deploy", iris_copy(tmp_path), "--server", "local").code == 0
     for argv in (["predict", "irsi", "--server", "local", "--input", iris_input()],
                  ["rollback", "irsi", "--server", "local"], ["stop", "irsi", "--server", "local"],
                  ["start", "irsi", "--server", "local"], ["releases", "irsi", "--server", "local"]):
         r = berth(capsys, *argv)
-        assert r.code == 1 and "berth: irsi is not deployed on local (deployed there: iris); did you mean iris?" \
-            in r.err, (argv, r)
+        assert r.code == 1 and r.err.startswith("berth: irsi ") and r.err.count("\n") == 1, (argv, r)
+        assert r.err.endswith(" (deployed there: iris); did you mean iris?\n"), (argv, r)
     r = berth(capsys, "stop", "wien", "--server", "local")
     assert r.code == 1 and "(deployed there: iris); deploy it first" in r.err and "did you mean" not in r.err, r
+
+
+def test_a_version_with_other_content_is_refused_before_the_upload(capsys, tmp_path, stop_local_runners):
+    from cli_kit import berth, iris_copy
+
+    assert berth(capsys, "deploy", iris_copy(tmp_path), "--server", "local").code == 0
+    changed = iris_copy(tmp_path)
+    (changed / "notes.txt").write_text("other content, same version\n")
+    r = berth(capsys, "deploy", changed, "--server", "local")
+    assert r.code == 1 and "version 1.0.0 of iris is already on local with different content" in r.err, r
+    assert "nothing was sent" in r.err and "Uploading" not in r.err
+    assert berth(capsys, "deploy", iris_copy(tmp_path), "--server", "local").code == 0  # the same content: fine

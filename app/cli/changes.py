@@ -145,7 +145,7 @@ class ChangeCommand(Command):
                 # a model the server has never seen: name the ones it has (a typo, usually)
                 if e.code not in queries.NOT_DEPLOYED_CODES or queries.known_model(t, args.model):
                     raise
-                raise queries.not_deployed(t, args.model) from None
+                raise queries.not_deployed(t, args.model, str(e)) from None
         what = {"rollback": f"{result.get('previous')} -> {result.get('version')}",
                 "start": f"{result.get('version')} running",
                 "stop": f"{result.get('version')} {result.get('detail')}"}[self.name]

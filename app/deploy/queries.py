@@ -21,14 +21,15 @@ def releases(transport: Transport, model: str) -> list[dict]:
     return transport.agent("releases", {"model": model})["releases"]
 
 
-def not_deployed(transport: Transport, model: str) -> OperationFailed:
-    """`wien is not deployed on box`, with the models that are and the close one: a typo is the
-    usual reason (difflib, as git's "did you mean"). Asks the server's status for the names."""
+def not_deployed(transport: Transport, model: str, said: str = "") -> OperationFailed:
+    """`wien is not deployed on box` (or what the agent `said`), with the models that are and the
+    close one: a typo is the usual reason (difflib, as git's "did you mean"). Asks the server's
+    status for the names."""
     names = sorted(r["model"] for r in status(transport))
-    text = f"{model} is not deployed on {transport.name}"
+    text = said.rstrip(".").split("; deploy it first")[0] if said else f"{model} is not deployed on {transport.name}"
     if not names:
-        return OperationFailed(f"{text}; nothing is deployed there yet: `berth deploy FOLDER --server "
-                               f"{transport.name}`", code="not_deployed")
+        return OperationFailed(f"{text}; nothing is deployed on {transport.name} yet: `berth deploy FOLDER "
+                               f"--server {transport.name}`", code="not_deployed")
     close = difflib.get_close_matches(model, names, n=1)
     hint = f"; did you mean {close[0]}?" if close else "; deploy it first"
     return OperationFailed(f"{text} (deployed there: {', '.join(names)}){hint}", code="not_deployed")
