@@ -265,3 +265,25 @@ def test_a_version_with_other_content_is_refused_before_the_upload(capsys, tmp_p
     assert r.code == 1 and "version 1.0.0 of iris is already on local with different content" in r.err, r
     assert "nothing was sent" in r.err and "Uploading" not in r.err
     assert berth(capsys, "deploy", iris_copy(tmp_path), "--server", "local").code == 0  # the same content: fine
+
+
+def test_a_requirement_that_does_not_exist_is_named_with_file_and_line(capsys, tmp_path, stop_local_runners,
+                                                                     monkeypatch):
+    from cli_kit import berth, iris_copy
+
+    assert berth(capsys, "deploy", iris_copy(tmp_path), "--server", "local").code == 0
+    bundle = iris_copy(tmp_path, version="1.1.0")
+    (bundle / "requirements.txt").write_text("# nothing else\n\nno-such-berth-package==1.0  # a typo\n")
+    toml = bundle / "berth.toml"
+    toml.write_text(toml.read_text().replace('input_example = ', 'requirements = "requirements.txt"\ninput_example = '))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip answers as an index without it would, offline
+    r = berth(capsys, "deploy", bundle, "--server", "local")
+    assert r.code == 1, r
+    said = r.err.splitlines()[-1]
+    assert said.startswith("berth: requirements.txt:3: no version of 'no-such-berth-package==1.0' is on the "
+                           "package index"), r
+    assert "the release that was current still serves" in said and "ERROR:" not in said
+    status = berth(capsys, "status", "--server", "local", "--json").json()
+    assert [(s["version"], s["state"]) for s in status] == [("1.0.0", "running")]
+    r = berth(capsys, "-v", "deploy", bundle, "--server", "local")
+    assert r.code == 1 and "    | ERROR: No matching distribution found for no-such-berth-package==1.0" in r.err, r
