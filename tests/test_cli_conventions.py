@@ -3,6 +3,8 @@ process: --version, no desktop, a closed pipe, Ctrl-C, wrong usage, passwords, a
 say what to do."""
 import json
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -287,3 +289,33 @@ def test_a_requirement_that_does_not_exist_is_named_with_file_and_line(capsys, t
     assert [(s["version"], s["state"]) for s in status] == [("1.0.0", "running")]
     r = berth(capsys, "-v", "deploy", bundle, "--server", "local")
     assert r.code == 1 and "    | ERROR: No matching distribution found for no-such-berth-package==1.0" in r.err, r
+
+
+@pytest.mark.skipif(not shutil.which("script"), reason="needs util-linux's script(1) for a terminal")
+def test_auth_password_asks_on_a_terminal():
+    """Through script(1), the child has a real terminal (getpass reads /dev/tty); its keyring is the
+    tests' memory keyring, so the password is taken and the (closed) port is what fails."""
+    port = closed_port()
+    env = berth_env(PYTHONPATH=f"{REPO}{os.pathsep}{REPO / 'tests'}", PYTHON_KEYRING_BACKEND="conftest.MemoryKeyring")
+    cmd = f"{shlex.quote(sys.executable)} -m app server add box --host 127.0.0.1 --port {port} --auth password"
+    p = subprocess.Popen(["script", "-qec", cmd, os.devnull], env=env, cwd=REPO, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = b""
+    try:
+        while b"SSH password for box: " not in out:
+            chunk = os.read(p.stdout.fileno(), 4096)
+            assert chunk, out
+            out += chunk
+        p.stdin.write(b"typed-secret\n")
+        p.stdin.close()
+        out += p.stdout.read()
+        assert p.wait(30) == 1
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        if not p.stdin.closed:
+            p.stdin.close()
+    text = out.decode()
+    assert f"cannot reach 127.0.0.1:{port}" in text and "typed-secret" not in text, text

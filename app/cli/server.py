@@ -174,6 +174,14 @@ def _add_password_stdin(a) -> None:
 def _password(args, needed: bool) -> str:
     """The password for the keyring: stdin's first line, else asked on a terminal when `needed`
     (--auth names password), else "" (none given). Never from a flag: argv is visible in `ps`."""
+    if not (args.password_stdin or needed):
+        return ""
+    from app.remote.credentials import secure_keyring
+
+    if not secure_keyring():  # said before the operator types a password for nothing
+        raise Failed("no secure keyring is available on this computer (e.g. GNOME Keyring, KWallet, macOS "
+                     "Keychain), so the password cannot be stored and the next run could not log in; nothing "
+                     "was saved. Unlock or install one, or log in with a key (--key FILE)")
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
@@ -182,17 +190,9 @@ def _password(args, needed: bool) -> str:
         import getpass
 
         password = getpass.getpass(f"SSH password for {args.name}: ")
-    elif needed:
+    else:
         raise Failed("--auth password needs the password: give it on stdin with --password-stdin, or run in a "
                      "terminal to be asked")
-    else:
-        return ""
-    from app.remote.credentials import secure_keyring
-
-    if not secure_keyring():
-        raise Failed("no secure keyring is available on this computer (e.g. GNOME Keyring, KWallet, macOS "
-                     "Keychain), so the password cannot be stored and the next run could not log in; nothing "
-                     "was saved. Unlock or install one, or log in with a key (--key FILE)")
     return password
 
 
