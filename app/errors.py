@@ -22,6 +22,7 @@ AGENT_KILLED = "agent_killed"
 AGENT_MODIFIED = "agent_modified"
 HOST_KEY_UNKNOWN = "host_key_unknown"
 HOST_KEY_CHANGED = "host_key_changed"
+HOST_KEY_REVOKED = "host_key_revoked"
 JUMP_HOST_KEY_UNKNOWN = "jump_host_key_unknown"
 JUMP_HOST_KEY_CHANGED = "jump_host_key_changed"
 NOT_AGENT = "not_agent"
@@ -53,6 +54,7 @@ BAD_REQUIREMENTS = "bad_requirements"
 UNKNOWN_SERVER = "unknown_server"
 REASON_REQUIRED = "reason_required"
 CONFIG = "config"
+DATABASE_DAMAGED = "database_damaged"
 
 # The connection behind a failure is gone (or never came): drop it and connect again next time.
 CONNECTION_CODES = frozenset({CONNECTION_LOST, UNREACHABLE, CONNECT_FAILED, AUTH_FAILED})

@@ -1,18 +1,22 @@
 """One operator's Berth: the local database, the server list, the audit log, and connections to
 servers. The CLI and the console both start from here."""
+import json
 import re
+import secrets
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 from app import errors
+from app.audit.anchor import Anchor
 from app.audit.log import AuditLog
 from app.deploy.changes import change
 from app.deploy.deploy import Deploy
 from app.deploy.progress import Progress
 from app.errors import BerthError
 from app.remote.connect import open_transport
-from app.remote.credentials import AskPassphrase
+from app.remote.credentials import AskPassphrase, get_secret, set_secret
 from app.remote.errors import HostKeyChanged, RemoteError, UnknownHostKey
 from app.remote.hostkeys import KnownHosts
 from app.remote.transport import Transport
@@ -36,6 +40,7 @@ class Workspace:
         """`ask_passphrase`: how this front end asks for an encrypted key's passphrase (the CLI on a
         terminal); None: such a key is used only with a passphrase stored in the keyring."""
         self.db = db if db is not None else open_db()
+        self.db.audit_anchor = self.anchor = attach_anchor(self.db)
         self.ask_passphrase = ask_passphrase
         self.servers = ServerRegistry(self.db)
         self.audit = AuditLog(self.db)
@@ -119,14 +124,56 @@ class Workspace:
         self.sync_journal(transport, answer.get("journal_head"))
         return [dict(r, server=transport.name) for r in answer["models"]]
 
-    def sync_journal(self, transport: Transport, head: dict | None = None):
-        """Import the server journal's events this desktop has not seen (None: nothing new)."""
-        from app.audit.sync import JournalSync
+    def sync_journal(self, transport: Transport, head: dict | None = None, full: bool = False):
+        """Import the server journal's events this desktop has not seen (None: nothing new). A refresh
+        compares only what it imports with the local log; `full` (`berth audit sync`) reads the whole
+        journal and compares all of it, so a local history rewritten after an import is noticed too."""
+        from app.audit.sync import JournalSync, check_journal, read_journal
 
-        sync = JournalSync(self.db)
+        sync = JournalSync(self.db, self.anchor)
         if head is not None and sync.up_to_date(transport.name, head):
             return None
-        return sync.pull(transport)
+        result = sync.pull(transport)
+        if full and not result.problem:
+            check = check_journal(self.db.conn, transport.name, read_journal(transport), sync.desktop,
+                                  chain=False)
+            if not check.ok:
+                result.problem = check.problems[0]
+                sync.report(transport.name, result.problem)
+        return result
+
+    def verify_audit(self, servers: bool = False, progress=None):
+        """The chain, the anchor beside the database, and with `servers` every known server's journal
+        (anchor.AuditVerdict); a server that cannot be read is a failure that says why."""
+        from app.audit.anchor import AnchorVerdict, AuditVerdict
+        from app.audit.chain import verify
+        from app.audit.sync import JournalCheck, check_journal, read_journal
+
+        chain = verify(self.db.conn, progress=progress)
+        anchor = self.anchor.check(self.db.conn) if self.anchor is not None else \
+            AnchorVerdict(True, "anchor: none (a database in memory)")
+        journals = []
+        for server in self.servers.list() if servers else []:
+            try:
+                with self.connect(server.name) as t:
+                    events = read_journal(t)
+            except (BerthError, OSError) as e:
+                journals.append(JournalCheck(server.name, [f"cannot read its journal: {errors.one_line(e)}"]))
+                continue
+            journals.append(check_journal(self.db.conn, server.name, events, getattr(self.anchor, "desktop", "")))
+        return AuditVerdict(chain, anchor, journals)
+
+    def check_export(self, check) -> None:
+        """exported.ExportCheck against every known server's journal (a server unreachable fails it)."""
+        from app.audit.sync import read_journal
+
+        for server in self.servers.list():
+            try:
+                with self.connect(server.name) as t:
+                    check.against_journal(server.name, read_journal(t))
+            except (BerthError, OSError) as e:
+                check.problems.append(f"{server.name}: cannot read its journal: {errors.one_line(e)}")
+                check.ok = False
 
     def test_server(self, server: ServerConfig, accept_fingerprint: str | None = None) -> dict:
         """Connect for real (host key, login, agent upload, hello) without saving anything."""
@@ -187,3 +234,125 @@ class Workspace:
         self.audit.record("hostkey.forget", "ok", server=name, ssh_user=server.user,
                           detail=f"{n} key(s) removed for {server.host}:{server.port}")
         return n
+
+
+def anchor_account(db_file: Path) -> str:
+    """The keyring entry holding one log's anchor key and desktop id (one per database file)."""
+    return f"audit-anchor:{db_file.resolve()}"
+
+
+def attach_anchor(db) -> Anchor | None:
+    """The sidecar anchor of `db`'s file (berth.sqlite -> berth.anchor), checked once now: a log that
+    contradicts it leaves it frozen. The HMAC key and the desktop id are kept in the keyring; the id
+    also in the sidecar and in `audit_meta`, so it survives any one of the three being lost. A new
+    log with no anchor anywhere gets a fresh key (none without a secure keyring) and id. None for a
+    database with no file (in memory)."""
+    file = next((r[2] for r in db.conn.execute("pragma database_list") if r[1] == "main"), "")
+    if not file:
+        return None
+    db_file = Path(file)
+    path = db_file.with_suffix(".anchor")
+    stored = _anchor_secret(get_secret(anchor_account(db_file)))
+    meta = dict(db.conn.execute("select key, value from audit_meta where key in ('desktop', 'anchored')"))
+    sidecar = _sidecar_desktop(path)
+    desktop = (stored or {}).get("desktop") or sidecar or meta.get("desktop") or uuid.uuid4().hex
+    key = bytes.fromhex(stored["key"]) if stored else None
+    if stored is None and not path.exists() and not meta.get("anchored"):
+        key = secrets.token_bytes(32)  # a log anchored for the first time
+        try:
+            set_secret(anchor_account(db_file), json.dumps({"key": key.hex(), "desktop": desktop}))
+        except Exception:  # noqa: BLE001 no keyring, or a locked or failing one: unauthenticated, verify says so
+            key = None
+    anchor = Anchor(path, desktop, key, expected=stored is not None or bool(meta.get("anchored")))
+    if meta.get("desktop") != desktop or not meta.get("anchored"):
+        with db.conn:
+            db.conn.executemany("insert or replace into audit_meta (key, value) values (?, ?)",
+                                [("desktop", desktop), ("anchored", "1")])
+    if not anchor.start(db.conn).ok:
+        return anchor
+    if not path.exists():
+        from app.audit.chain import head
+
+        anchor.update(*head(db.conn))
+    return anchor
+
+
+def _anchor_secret(text: str | None) -> dict | None:
+    """The keyring entry ({"key": hex, "desktop": id}), or None when there is none (or it is not one)."""
+    if not text:
+        return None
+    try:
+        found = json.loads(text)
+        bytes.fromhex(found["key"])
+        return found
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _sidecar_desktop(path: Path) -> str:
+    """The desktop id a sidecar names, read without trusting it (only to keep the id stable)."""
+    try:
+        return str(json.loads(path.read_bytes().decode("utf-8").strip()).get("desktop") or "")
+    except (OSError, ValueError, AttributeError, UnicodeDecodeError):
+        return ""
+
+
+def rebuild_audit_log(ask_passphrase: AskPassphrase | None = None) -> tuple["Workspace", list[str]]:
+    """A new berth.sqlite whose log is rebuilt from the server journals (`berth audit rebuild`): the
+    old file and its anchor are kept beside it (renamed, never deleted), the servers and settings it
+    still holds are carried over, and the new log starts under a new desktop id and key, its first
+    event saying what was set aside. Returns the new workspace and what was done (for the operator);
+    the journals are then imported with `sync_journal` per server."""
+    import sqlite3
+
+    from app.agent.journal import utc_now
+    from app.remote.credentials import delete_secret
+    from app.store.db import DatabaseDamaged
+
+    db_file = paths.db_path()
+    servers, settings, said = [], [], []
+    if db_file.exists() and db_file.stat().st_size:
+        try:
+            old = open_db(db_file)
+            try:
+                servers = [s for s in ServerRegistry(old).list() if s.name != LOCAL]
+                settings = list(old.conn.execute("select key, value from settings"))
+            finally:
+                old.close()
+        except (DatabaseDamaged, sqlite3.DatabaseError) as e:
+            why = e.detail.get("error") if isinstance(e, DatabaseDamaged) else str(e)
+            said.append(f"{db_file.name} could not be read ({why}), so no servers were carried over: add them again "
+                        "(berth server add), then berth audit sync")
+    stamp = utc_now().replace(":", "").replace("-", "")[:15]
+    moved = []
+    for suffix in ("", "-wal", "-shm"):
+        part = db_file.with_name(db_file.name + suffix)
+        if part.exists():
+            target = db_file.with_name(f"{db_file.name}.before-rebuild-{stamp}{suffix}")
+            part.rename(target)
+            moved.append(target)
+    anchor_file = db_file.with_suffix(".anchor")
+    old_anchor = _sidecar_record(anchor_file)
+    if anchor_file.exists():
+        anchor_file.rename(anchor_file.with_name(f"{anchor_file.name}.before-rebuild-{stamp}"))
+    delete_secret(anchor_account(db_file))  # a new key and desktop id: the old heads belong to the old log
+    ws = Workspace(ask_passphrase=ask_passphrase)
+    for server in servers:
+        ws.servers.save(server)
+    for key, value in settings:
+        ws.db.execute("insert or replace into settings (key, value) values (?, ?)", [key, value])
+    ws.db.conn.commit()
+    was = (f"the old anchor said {old_anchor.get('seq')} events, head {str(old_anchor.get('hash'))[:16]} "
+           f"(desktop {old_anchor.get('desktop')}, {old_anchor.get('at')})" if old_anchor else "no old anchor")
+    detail = (f"rebuilt from the server journals; the old database was kept as "
+              f"{moved[0].name if moved else '(none)'}; {was}; {len(servers)} server(s) carried over")
+    ws.audit.record("audit.rebuild", "ok", detail=detail)
+    return ws, said + [detail]
+
+
+def _sidecar_record(path: Path) -> dict:
+    try:
+        found = json.loads(path.read_bytes().decode("utf-8").strip())
+        return found if isinstance(found, dict) else {}
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}

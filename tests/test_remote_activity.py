@@ -16,9 +16,17 @@ from cli_kit import iris_copy
 import pytest
 
 
-def by_hand_result(command: str) -> dict:
-    out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60).stdout
-    return json.loads(out.strip().splitlines()[-1])
+def by_hand_result(command: str, env: dict | None = None) -> dict:
+    r = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, env=env)
+    assert r.stdout.strip(), r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def fresh_shell(tmp_path) -> dict:
+    """A terminal's environment with an empty home: no ~/.ssh, no agent, no ssh config."""
+    home = tmp_path / "fresh home"
+    home.mkdir()
+    return {"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 
 def test_commands_are_logged_and_can_be_repeated_by_hand(tmp_path, stop_local_runners):
@@ -53,10 +61,55 @@ def test_over_ssh_the_command_names_the_host_and_key(sshd, tmp_path):
         ws.server_status(t)
     status = ws.activity.list("box")[0]
     assert status["command"] == "status" and status["outcome"] == "ok"
-    assert f"ssh -i {sshd.key_path} -p {sshd.port} {sshd.user}@{sshd.host}" in status["by_hand"]
-    command = status["by_hand"].replace("ssh ", "ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-                                        "-o BatchMode=yes ", 1)
-    assert by_hand_result(command)["result"]["models"] == []
+    by_hand = status["by_hand"]
+    assert f"ssh -i {sshd.key_path} -p {sshd.port}" in by_hand and f"{sshd.user}@{sshd.host}" in by_hand
+    assert "StrictHostKeyChecking=yes" in status["by_hand"]
+    # the very command as printed, in a fresh shell: it carries the key, the port and the known hosts
+    assert by_hand_result(status["by_hand"], fresh_shell(tmp_path))["result"]["models"] == []
+
+
+def test_the_command_goes_through_the_jump_hosts_from_a_fresh_shell(bastion_and_target, user_ssh_dir, tmp_path):
+    from app.store.servers import ServerConfig
+
+    bastion, target, net = bastion_and_target
+    (user_ssh_dir / "config").write_text(f"""
+Host bastion
+    HostName {net.bastion_ip}
+    Port {bastion.port}
+    User {bastion.user}
+    IdentityFile {bastion.key_path}
+Host target
+    HostName {net.target_ip}
+    User {target.user}
+    IdentityFile {target.key_path}
+    ProxyJump bastion
+""")
+    (user_ssh_dir / "known_hosts").write_text(f"[{net.bastion_ip}]:{bastion.port} {bastion.host_public_key}\n")
+    ws = Workspace()
+    ws.add_server(ServerConfig(name="tgt", host=net.target_ip, user=target.user, ssh_alias="target",
+                               root=str(tmp_path / "srv")), target.fingerprint)
+    with ws.connect("tgt") as t:
+        ws.server_status(t)
+    status = ws.activity.list("tgt")[0]
+    assert "ProxyCommand=" in status["by_hand"] and bastion.key_path.name in status["by_hand"]
+    before = target.log_path.read_text().count(f"Connection from {net.bastion_inner_ip}")
+    assert by_hand_result(status["by_hand"], fresh_shell(tmp_path))["result"]["models"] == []
+    assert target.log_path.read_text().count(f"Connection from {net.bastion_inner_ip}") == before + 1
+
+
+def test_the_command_refuses_a_changed_host_key_as_berth_does(sshd_factory, tmp_path):
+    from app.store.servers import ServerConfig
+
+    srv = sshd_factory()
+    ws = Workspace()
+    ws.add_server(ServerConfig(name="box", host=srv.host, port=srv.port, user=srv.user,
+                               key_path=str(srv.key_path), root=str(tmp_path / "srv")), srv.fingerprint)
+    with ws.connect("box") as t:
+        ws.server_status(t)
+    command = ws.activity.list("box")[0]["by_hand"]
+    srv.restart_with_new_host_key()
+    r = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, env=fresh_shell(tmp_path))
+    assert r.returncode == 255 and "REMOTE HOST IDENTIFICATION HAS CHANGED" in r.stderr and not r.stdout
 
 
 def test_server_page_shows_the_log(qtbot, task_runner, tmp_path, stop_local_runners):

@@ -391,3 +391,20 @@ def test_refreshes_while_the_order_is_read_share_one_read(qtbot, task_runner, mo
     qtbot.waitUntil(lambda: page.model.seqs is not None and not page.tasks, timeout=10000)
     assert len(calls) == 1 and list(page.model.seqs) == [5, 4, 3, 2, 1]
     assert page.findChild(QComboBox, "serverFilter").count() == 3  # the choices came with it
+
+
+def test_verify_shows_a_rewritten_log_that_fools_the_chain(qtbot, page, berth_home):
+    """The attacker recomputes every hash: the chain passes, the anchor beside the database does not."""
+    import os
+
+    from PySide6.QtWidgets import QPushButton
+
+    from test_audit_anchor import attacker_rewrite
+
+    attacker_rewrite(berth_home / "berth.sqlite", lambda rows: [dict(r, actor="mallory@elsewhere") for r in rows])
+    qtbot.mouseClick(page.findChild(QPushButton, "verifyButton"), Qt.MouseButton.LeftButton)
+    text = status_of(qtbot, page, "error")
+    assert text.startswith("✘ anchor: event #5 has hash") and "the log was rewritten" in text, text
+    assert "the chain itself is consistent (5 events" in text
+    if os.environ.get("BERTH_SHOT"):  # look at it: BERTH_SHOT=/tmp/verify.png
+        page.grab().save(os.environ["BERTH_SHOT"])

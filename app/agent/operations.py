@@ -70,7 +70,8 @@ def audited(action):
                     supervise.stop_strays(model, {current})
                 base = {"model": name, "version": req.get("version") or req.get("to"), "sha256": req.get("sha256"),
                         "old": model.current_version(), "reason": req.get("reason")}
-                started = _journal(root, action, "started", ctx, ids.get("started"), **base)
+                started = _journal(root, action, "started", ctx, ids.get("started"),
+                                   desktop_head=_desktop_head(req), **base)
                 base["ref"] = started["id"] if started else None
                 ctx.event_ids = ids
                 try:
@@ -91,6 +92,19 @@ def audited(action):
         run.__name__ = fn.__name__
         return run
     return wrap
+
+
+def _desktop_head(req):
+    """The desktop's audit chain head when it asked for this change (its id, seq, hash): recorded in
+    the journal so the desktop's log can later be checked against it (app/audit/sync.py)."""
+    head = req.get("desktop_head")
+    if not isinstance(head, dict):
+        return None
+    try:
+        return {"desktop": str(head.get("desktop") or "")[:64], "seq": int(head.get("seq") or 0),
+                "hash": str(head.get("hash") or "")[:64]}
+    except (TypeError, ValueError):
+        return None
 
 
 UNSTOPPABLE = ("stop",)  # frees resources: must work on a full disk, journalled when space allows

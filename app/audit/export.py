@@ -159,7 +159,10 @@ def _json(job: _Job, tmp: Path, _writer) -> int:
     bounds = {"since_utc": as_bound(flt.since) if flt.since else "",  # "7d" means nothing a month later
               "until_utc": as_bound(flt.until, end=True) if flt.until else ""}
     head = {"filter": dict(asdict(flt), description=flt.describe(), **bounds), "exported_by": job.exported_by,
-            "generated_at": iso(datetime.now(timezone.utc)), "verification": job.verdict.to_dict()}
+            "generated_at": iso(datetime.now(timezone.utc)), "verification": job.verdict.to_dict(),
+            # where the chain ended when the export was read: `berth audit verify --file` checks the events up to it
+            "head": {"seq": job.verdict.checked, "hash": job.verdict.head_hash,
+                     "desktop": getattr(getattr(job.db, "audit_anchor", None), "desktop", "")}}
     n = 0
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(json.dumps(head, ensure_ascii=False, indent=1)[:-2] + ',\n "events": [')

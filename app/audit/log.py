@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from .chain import append
+from .chain import append, head
 from .event import STARTED, Event
 from .query import AuditFilter, query_events
 
@@ -16,17 +16,30 @@ if TYPE_CHECKING:  # loaded on first use: the window paints sooner
 
 
 class AuditLog:
-    def __init__(self, db: sqlite_utils.Database):
+    def __init__(self, db: sqlite_utils.Database, anchor=None):
+        """`anchor` (anchor.Anchor) is told every head committed here; by default the one the
+        workspace attached to `db` (`db.audit_anchor`), so every writer on that handle keeps it current."""
         self.db = db
+        self.anchor = anchor if anchor is not None else getattr(db, "audit_anchor", None)
 
     def record(self, action: str, outcome: str, **fields) -> Event:
         """Append one event (committed when this returns). Values are kept as text; None is empty."""
         pid = int(fields.pop("pid", 0) or 0)
         clean = {k: ("" if v is None else str(v)) for k, v in fields.items()}
         event = Event(action=action, outcome=outcome, pid=pid, **clean)
-        row = append(self.db.conn, dict(event.__dict__))  # asdict deep-copies: 20 % of an append
+        conn = self.db.conn
+        committed = not conn.in_transaction  # inside a caller's transaction: the caller anchors after it
+        row = append(conn, dict(event.__dict__))  # asdict deep-copies: 20 % of an append
+        if committed and self.anchor is not None:
+            self.anchor.update(row["seq"], row["hash"], conn, row["prev_hash"])
         event.ts = row["ts"]
         return event
+
+    def desktop_head(self) -> dict:
+        """What a change sends the agent to write into the server's journal: this desktop's id and
+        the chain's head now (a committed prefix of the log)."""
+        seq, hash_ = head(self.db.conn)
+        return {"desktop": getattr(self.anchor, "desktop", ""), "seq": seq, "hash": hash_}
 
     def begin(self, action: str, **fields) -> Event:
         """The "started" event of an action about to begin; it names this process so a reader can

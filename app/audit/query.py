@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # loaded on first use: the window paints sooner
     import sqlite_utils
 
 
-COLUMNS = ("id", "seq") + FIELDS + ("pid",)
+COLUMNS = ("id", "seq") + FIELDS + ("pid", "prev_hash", "hash")  # the chain data: an export can be re-checked
 TEXT_COLUMNS = ("actor", "ssh_user", "server", "model", "version", "sha256", "action", "outcome", "old", "new",
                 "reason", "detail")
 # an outcome row points at its started row; a started row without one never finished

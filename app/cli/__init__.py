@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 
 from app import errors
@@ -47,7 +48,12 @@ def main(argv: list[str]) -> int:
         parser.parse_args([*argv, "--help"])
         return 2
     try:
-        code = command.run(args) or 0
+        try:
+            code = command.run(args) or 0
+        except sqlite3.DatabaseError as e:  # berth.sqlite damaged after it opened (a truncated file)
+            from app.store.db import damaged
+
+            raise damaged(None, e) from None
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return code
     except BrokenPipeError:

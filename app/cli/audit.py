@@ -25,7 +25,11 @@ class AuditGroup(ActionGroup):
         options.add_audit_filters(a)
         options.add_json(a)
         a.add_argument("--limit", type=int, default=1000)
-        a = actions.add_parser("verify", help="check the hash chain; exit 1 and name the first broken event")
+        a = actions.add_parser("verify", help="check the hash chain and its anchors; exit 1 and name what is wrong")
+        a.add_argument("--servers", action="store_true",
+                       help="also check the log (or the --file export) against every known server's journal")
+        a.add_argument("--file", type=Path, metavar="EXPORT.json",
+                       help="check a JSON export instead (no database needed)")
         options.add_json(a)
         a = actions.add_parser("export", help="the events as csv, json, or a report in html or pdf")
         options.add_audit_filters(a)
@@ -33,16 +37,39 @@ class AuditGroup(ActionGroup):
         a.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
         a = actions.add_parser("sync", help="import the events of servers' journals this desktop has not seen")
         options.add_server(a, help="one server (default: all but local)")
+        actions.add_parser("rebuild", help="set berth.sqlite aside and rebuild the log from every server's journal")
 
     def run(self, args) -> int:
+        if args.action == "rebuild" or (args.action == "verify" and args.file and not args.servers):
+            return self.dispatch(args, None)  # without opening the database: it may be the damaged one
         return self.dispatch(args, workspace())
 
     def do_verify(self, args, ws) -> int:
-        from app.audit.chain import verify
+        if args.file:
+            from app.audit.exported import verify_export
 
-        verdict = verify(ws.db.conn)
+            verdict = verify_export(args.file)
+            if args.servers:  # the journals' heads for the export's desktop bind the export to them
+                ws.check_export(verdict)
+        else:
+            verdict = ws.verify_audit(servers=args.servers)
         print_json(verdict.to_dict()) if args.json else print(verdict.message)
         return 0 if verdict.ok else 1
+
+    def do_rebuild(self, args, _ws) -> int:
+        from app.workspace import rebuild_audit_log
+
+        ws, said = rebuild_audit_log()
+        for line in said:
+            print(line)
+        names = [s.name for s in ws.servers.list()]
+
+        def sync(name: str) -> None:
+            with ws.connect(name) as t:
+                r = ws.sync_journal(t)
+            print(f"{name}: {r.imported} events imported from its journal" + (f"; {r.problem}" if r.problem else ""))
+
+        return for_each_server(names, sync, named=False).exit_code
 
     def do_list(self, args, ws) -> int:
         from app.audit.query import query_events
@@ -81,7 +108,7 @@ class AuditGroup(ActionGroup):
 
         def sync(name: str) -> None:
             with ws.connect(name) as t:
-                r = ws.sync_journal(t)
+                r = ws.sync_journal(t, full=True)
             print(f"{name}: {r.imported} new of {r.seen} journal events" + (f"; {r.problem}" if r.problem else ""))
 
         return for_each_server(names, sync, named=bool(args.server)).exit_code

@@ -74,14 +74,21 @@ class ServerGroup(ActionGroup):
 
         rows = []
         try:
-            for name in list_aliases():
-                ep = resolve(name)
-                rows.append({"alias": name, "host": ep.host, "port": ep.port, "user": ep.user,
-                             "proxy_jump": ",".join(j.describe() for j in ep.jumps),
-                             "identity_files": list(ep.identity_files), "identities_only": ep.identities_only})
+            names = list_aliases()
         except SSHConfigError as e:
             raise Failed(str(e)) from None
-        print_json(rows) if args.json else print_table(rows, ["alias", "host", "port", "user", "proxy_jump"])
+        for name in names:
+            try:  # one alias Berth cannot use (ProxyCommand, Match exec) is listed as such, not fatal
+                ep = resolve(name)
+            except SSHConfigError as e:
+                rows.append({"alias": name, "host": "", "port": None, "user": "", "proxy_jump": "",
+                             "identity_files": [], "identities_only": False, "problem": str(e)})
+                continue
+            rows.append({"alias": name, "host": ep.host, "port": ep.port, "user": ep.user,
+                         "proxy_jump": ",".join(j.describe() for j in ep.jumps),
+                         "identity_files": list(ep.identity_files), "identities_only": ep.identities_only,
+                         "problem": ""})
+        print_json(rows) if args.json else print_table(rows, ["alias", "host", "port", "user", "proxy_jump", "problem"])
         return 0
 
     def do_check(self, args, ws) -> int:
@@ -230,10 +237,10 @@ def _server_from_args(args) -> ServerConfig:
 
 
 def _alias(name: str):
-    from app.remote.sshconfig import SSHConfigError, config_path, list_aliases, resolve
+    from app.remote.sshconfig import SSHConfigError, config_path, is_known, resolve
 
     try:
-        if name not in list_aliases():
+        if not is_known(name):
             raise Failed(f"no Host {name!r} in {config_path()}; see `berth server aliases`")
         return resolve(name)
     except SSHConfigError as e:

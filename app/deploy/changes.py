@@ -17,7 +17,7 @@ def change(transport: Transport, audit: AuditLog, action: str, model: str, reaso
                           version=params.get("to") or "", reason=reason)
     trail.begin()
     request = dict(params, model=model, actor=dict(local_actor(), ssh_user=transport.ssh_user),
-                   event_ids=trail.event_ids(), reason=reason)
+                   event_ids=trail.event_ids(), desktop_head=audit.desktop_head(), reason=reason)
     try:
         result = yield from agent_stream(transport, action, request)
     except (RemoteError, OSError) as e:

@@ -68,6 +68,7 @@ class Deploy:
             request = {"model": m.name, "version": m.version, "sha256": bundle.sha256, "manifest": m.to_dict(),
                        "files": [{"path": f.path, "sha256": f.sha256, "mode": f.mode, "size": f.size} for f in bundle.files],
                        "keep": self.keep, "actor": self._actor(), "event_ids": self.trail.event_ids(),
+                       "desktop_head": self.audit.desktop_head(),
                        "reason": self.trail.facts.get("reason", ""), "commit": sent.hashes}
             self.result = yield from self._install(request, info, blobs)
         self.trail.ok(self.result)

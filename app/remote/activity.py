@@ -12,7 +12,7 @@ def summarize(request: dict) -> str:
     """`model=iris version=1.1.0 files=[20 items]`: the arguments an operator reads at a glance."""
     parts = []
     for key, value in request.items():
-        if key in ("root", "actor", "event_ids"):
+        if key in ("root", "actor", "event_ids", "desktop_head"):
             continue
         if isinstance(value, (list, dict)):
             text = f"[{len(value)} items]" if len(value) > 3 or key in ("files", "manifest") else \
@@ -31,3 +31,30 @@ def by_hand(prefix: list[str], argv: list[str], request: bytes) -> str:
     remote = " ".join(shlex.quote(a) for a in argv)
     line = " ".join([*(shlex.quote(p) for p in prefix), shlex.quote(remote) if prefix else remote])
     return f"{line} <<'BERTH_REQUEST'\n{body}\nBERTH_REQUEST"
+
+
+def ssh_argv(target, known_hosts_files: list[str], default_keys: list[str] = ()) -> list[str]:
+    """`ssh` reaching `target` (a sshconfig.Endpoint) from a fresh shell: its key files (`-i`), port,
+    the files holding the host keys Berth trusts (UserKnownHostsFile) with StrictHostKeyChecking=yes,
+    so ssh refuses any key Berth would refuse; jump hosts as nested ProxyCommands, because `-J`
+    would reach them with the user's own ~/.ssh (no key, no known host) and fail."""
+    known = " ".join(f'"{f}"' if any(c.isspace() for c in f) else f for f in known_hosts_files)
+
+    def base(ep) -> list[str]:
+        keys = list(ep.identity_files) or list(default_keys)
+        argv = ["ssh", *(a for k in keys for a in ("-i", k)), "-p", str(ep.port),
+                "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes"]
+        if ep.identities_only and keys:
+            argv += ["-o", "IdentitiesOnly=yes"]
+        return argv
+
+    def proxy(hops) -> list[str]:
+        if not hops:
+            return []
+        hop, rest = hops[-1], hops[:-1]
+        words = [shlex.quote(a).replace("%", "%%") for a in base(hop) + proxy(rest)]
+        # each level's ssh expands %-tokens once: inner levels are escaped, this level's -W is not
+        return ["-o", "ProxyCommand=" + " ".join([*words, "-W", "'[%h]:%p'",
+                                                  shlex.quote(f"{hop.user}@{hop.host}").replace("%", "%%")])]
+
+    return [*base(target), *proxy(list(target.jumps)), f"{target.user}@{target.host}"]

@@ -11,11 +11,16 @@ from .local import LocalTransport
 from .transport import Transport
 
 
-def known_hosts() -> KnownHosts:
-    """Berth's own file, plus the user's ~/.ssh/known_hosts read as trusted."""
+def known_hosts(alias=None) -> KnownHosts:
+    """Berth's own file, plus the user's known_hosts read as trusted: ~/.ssh/known_hosts, or the
+    alias's UserKnownHostsFile (those of its jump hosts too, as ssh reads each hop's own)."""
     from .sshconfig import user_known_hosts_path
 
-    return KnownHosts(paths.known_hosts_path(), user_paths=(user_known_hosts_path(),))
+    default = (str(user_known_hosts_path()),)
+    files: list[str] = []
+    for ep in ((*alias.jumps, alias) if alias else ()):
+        files.extend(f for f in (default if ep.known_hosts_files is None else ep.known_hosts_files) if f not in files)
+    return KnownHosts(paths.known_hosts_path(), user_paths=tuple(files) if alias else default)
 
 
 def trust_jump_keys(server: ServerConfig, fingerprints: tuple[str, ...],
@@ -46,7 +51,7 @@ def open_transport(server: ServerConfig, accept_fingerprint: str | None = None,
     timeout = server.connect_timeout or (alias and alias.connect_timeout) or ssh.DEFAULT_TIMEOUT
     keepalive = server.keepalive or (alias and alias.server_alive_interval) or ssh.DEFAULT_KEEPALIVE
     return ssh.SSHTransport(
-        server.name, server.host, server.port, server.user, server.root, known_hosts(),
+        server.name, server.host, server.port, server.user, server.root, known_hosts(alias),
         key_path=server.key_path, accept_fingerprint=accept_fingerprint, auth=server.auth, timeout=timeout,
         identity_files=alias.identity_files if alias else (), identities_only=bool(alias and alias.identities_only),
         jumps=alias.jumps if alias else (), accept_jump_keys=tuple(accept_jump_keys),

@@ -25,9 +25,11 @@ class AuthFailed(RemoteError):
 
 
 class UnknownHostKey(RemoteError):
-    def __init__(self, host: str, key_type: str, fingerprint: str):
+    def __init__(self, host: str, key_type: str, fingerprint: str, cert_authority: str = ""):
+        ca = (f" ({cert_authority} names a @cert-authority for it: Berth does not support host certificates, "
+              f"so it checks the server's own key)" if cert_authority else "")
         super().__init__(
-            f"the host key of {host} is not known: {key_type} {fingerprint}. Check it with the server's "
+            f"the host key of {host} is not known: {key_type} {fingerprint}{ca}. Check it with the server's "
             f"administrator (ssh-keygen -l -E sha256 -f /etc/ssh/ssh_host_*.pub), then trust it with "
             f"--accept-host-key {fingerprint}", errors.HOST_KEY_UNKNOWN)
         self.host, self.key_type, self.fingerprint = host, key_type, fingerprint
@@ -44,6 +46,18 @@ class HostKeyChanged(RemoteError):
             f"`berth server check SERVER --accept-host-key {got}`.",
             errors.HOST_KEY_CHANGED)
         self.host, self.key_type, self.expected, self.fingerprint = host, key_type, expected, got
+
+
+class HostKeyRevoked(RemoteError):
+    """A key listed on an `@revoked` line: refused always, whoever trusted it and whatever
+    --accept-host-key says. Not a HostKeyChanged: no front end may offer to trust it."""
+
+    def __init__(self, host: str, key_type: str, fingerprint: str, where: str):
+        super().__init__(
+            f"the host key of {host} ({key_type} {fingerprint}) is REVOKED ({where}: @revoked). Berth never "
+            f"connects with a revoked key, and nothing was sent. Ask the server's administrator for its new key.",
+            errors.HOST_KEY_REVOKED, {"revoked_in": where})
+        self.host, self.key_type, self.fingerprint, self.where = host, key_type, fingerprint, where
 
 
 class JumpHostKeyRefused(RemoteError):
@@ -66,3 +80,9 @@ class JumpHostKeyRefused(RemoteError):
             f"`--accept-jump-key {problem.fingerprint}` on `berth server add` or `berth server check`, "
             f"or by adding it to ~/.ssh/known_hosts.",
             errors.JUMP_HOST_KEY_CHANGED if self.changed else errors.JUMP_HOST_KEY_UNKNOWN)
+
+
+class SSHConfigError(BerthError, ValueError):
+    """The config cannot be used for this alias (unknown alias, bad ProxyJump, ProxyCommand...)."""
+
+    default_code = errors.CONFIG

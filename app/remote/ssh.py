@@ -11,7 +11,8 @@ import time
 import paramiko
 
 from .credentials import AskPassphrase
-from .errors import ConnectFailed, HostKeyChanged, JumpHostKeyRefused, RemoteError, UnknownHostKey
+from .errors import (ConnectFailed, HostKeyChanged, HostKeyRevoked, JumpHostKeyRefused, RemoteError,
+                     UnknownHostKey)
 from .hostkeys import KnownHosts
 from .sshauth import auth_methods, authenticate
 from .sshconfig import Endpoint
@@ -147,6 +148,11 @@ class SSHTransport(Transport):
                 if is_target:
                     raise
                 raise JumpHostKeyRefused(e, f"{self.host}:{self.port}") from None
+            except HostKeyRevoked as e:  # never trustable: no --accept-jump-key hint
+                if is_target:
+                    raise
+                raise HostKeyRevoked(f"jump host {e.host} (on the way to {self.host}:{self.port})", e.key_type,
+                                     e.fingerprint, e.where) from None
             if is_target:
                 self.key_added = added
             elif added:
@@ -182,6 +188,16 @@ class SSHTransport(Transport):
         for t in reversed(self._hops):
             t.close()
         self._hops.clear()
+
+    def shell_prefix(self) -> list[str]:
+        """The Remote activity's "by hand" command: works from a fresh shell, checks host keys as Berth does."""
+        import os
+
+        from .activity import ssh_argv
+        from .sshconfig import default_identities
+
+        files = [str(self.known_hosts.path), *(str(p) for p in self.known_hosts.user_paths)]
+        return ssh_argv(self.target, files, [p for p in default_identities() if os.path.exists(p)])
 
     # -- Transport primitives ------------------------------------------------------------------
     @_lost_is_connection_error

@@ -5,10 +5,14 @@ the monitor history's: app/monitor/history.py). Names are never reused between l
 before the lists were split (2026-12) hold every name of both, and nothing runs again."""
 from __future__ import annotations
 
+import sqlite3
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
+
+from app import errors
+from app.errors import BerthError
 
 from . import paths
 from .migrations_ssh import server_ssh
@@ -79,13 +83,36 @@ MIGRATIONS = [("0001_servers", _servers), ("0002_events", _events), ("0003_serve
 Migrations = list[tuple[str, Callable[["sqlite_utils.Database"], None]]]
 
 
+class DatabaseDamaged(BerthError, RuntimeError):
+    """berth.sqlite cannot be read (truncated, overwritten, not SQLite): one line saying which file
+    and what to do, never a traceback."""
+
+    default_code = errors.DATABASE_DAMAGED
+
+
+def damaged(path: Path | None, error: BaseException) -> DatabaseDamaged:
+    path = Path(path) if path else paths.db_path()
+    return DatabaseDamaged(f"{path} is damaged or not a Berth database ({error}): restore it from a backup, or "
+                           "rebuild the audit log from the server journals with `berth audit rebuild` (it keeps "
+                           "the damaged file beside it)", detail={"path": str(path), "error": str(error)})
+
+
 def open_db(path: Path | None = None, migrations: Migrations | None = None) -> sqlite_utils.Database:
     """Berth's database (default paths.db_path()) or another Berth file, with `migrations` (default
-    MIGRATIONS) applied."""
+    MIGRATIONS) applied. A file SQLite cannot read raises DatabaseDamaged."""
     path = Path(path) if path else paths.db_path()
     import sqlite_utils  # imported here: the window paints before the store loads
 
     db = sqlite_utils.Database(path)
+    try:
+        _prepare(db, migrations)
+    except sqlite3.DatabaseError as e:
+        db.close()
+        raise damaged(path, e) from None
+    return db
+
+
+def _prepare(db, migrations: Migrations | None) -> None:
     db.execute("PRAGMA busy_timeout=10000")  # first: the WAL switch and migrations may wait for others
     with _MIGRATING:
         db.execute("PRAGMA journal_mode=WAL")
@@ -96,7 +123,6 @@ def open_db(path: Path | None = None, migrations: Migrations | None = None) -> s
         db.execute("PRAGMA wal_autocheckpoint=10000")
         db.execute("PRAGMA cache_size=-32000")
         migrate(db, migrations)
-    return db
 
 
 def migrate(db: sqlite_utils.Database, migrations: Migrations | None = None) -> list[str]:

@@ -41,9 +41,8 @@ def _throttled(report, every: float = 0.1):
 
 def verify_work(flt):
     def work(ctx):
-        from app.audit.chain import verify
-
-        verdict = verify(ctx.workspace.db.conn, progress=_throttled(lambda v: ctx.task.progress(v)))
+        # the chain and its anchor beside the database (the server journals: `berth audit verify --servers`)
+        verdict = ctx.workspace.verify_audit(progress=_throttled(lambda v: ctx.task.progress(v)))
         bad = verdict.first_bad or {}
         position = position_of(ctx.workspace.db, flt, bad["id"]) if bad.get("id") else -1
         return verdict, position
@@ -92,7 +91,8 @@ class AuditActions(QWidget):
         self.progress.hide()
         self.verify_button = QPushButton("Verify")
         self.verify_button.setObjectName("verifyButton")
-        self.verify_button.setToolTip("Check the audit log's hash chain: was any event changed, removed or inserted?")
+        self.verify_button.setToolTip("Check the audit log's hash chain and its anchor: was any event changed, "
+                                      "removed or inserted, or the log replaced?")
         self.verify_button.clicked.connect(self.verify)
         self.export_button = QPushButton("Export…")
         self.export_button.setObjectName("exportButton")

@@ -197,10 +197,11 @@ class AuditPage(QWidget):
 
     # -- verify and export --------------------------------------------------------------------
     def _verified(self, verdict, row: int) -> None:
+        said = " · ".join(getattr(verdict, "lines", None) or [verdict.message])  # chain, then anchor
         if verdict.ok:
-            self.status.show_message("ok", f"✔ {verdict.message}")
+            self.status.show_message("ok", f"✔ {said}")
             return
-        text = f"✘ {verdict.message}"
+        text = f"✘ {said}"
         if self.actions.verified_filter != self.current_filter():  # the filters changed meanwhile
             row = self.model.row_of_seq((verdict.first_bad or {}).get("seq"))
         if row >= 0:
