@@ -1,10 +1,27 @@
 """`berth` with no arguments opens the window; with a subcommand, it is the command line."""
+import os
 import sys
+
+NO_DESKTOP = ("berth: the console needs a desktop session (no display found); "
+              "for the command line see `berth --help`, to try it out `berth demo`")
+
+
+def has_display(environ=None) -> bool:
+    """Checked before any QApplication exists: without a display Qt aborts the process (exit 134)
+    with advice about reinstalling. A platform named in QT_QPA_PLATFORM (offscreen, vnc) is trusted;
+    macOS and Windows always have their window system."""
+    env = os.environ if environ is None else environ
+    if sys.platform in ("darwin", "win32") or env.get("QT_QPA_PLATFORM"):
+        return True
+    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
 
 
 def main(argv=None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args:
+        if not has_display():
+            print(NO_DESKTOP, file=sys.stderr)
+            return 1
         from app.ui.app import run_gui
 
         return run_gui()

@@ -215,7 +215,15 @@ class Workspace:
         return info
 
     def remove_server(self, name: str) -> None:
+        """Its password goes from the keyring too, and its key's passphrase when no other server
+        uses that key: a removed server leaves no secret behind."""
+        from app.remote import credentials
+
+        server = self.servers.get(name)
         self.servers.remove(name)
+        credentials.delete_secret(credentials.password_account(server.name))
+        if server.key_path and not any(s.key_path == server.key_path for s in self.servers.list()):
+            credentials.delete_secret(credentials.key_passphrase_account(server.key_path))
         self.audit.record("server.remove", "ok", server=name)
 
     def forget_host_key(self, name: str, config: ServerConfig | None = None) -> int:

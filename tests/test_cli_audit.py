@@ -28,7 +28,7 @@ def test_list_filters_and_verify(capsys):
     r = berth(capsys, "audit", "list", "--outcome", "failed", "--actor", "alice", "--json")
     assert [e["detail"] for e in r.json()] == ["step 1"]
     r = berth(capsys, "audit", "list", "--since", "last week")
-    assert r.code == 1 and "not a time" in r.err
+    assert r.code == 2 and "not a time" in r.err  # wrong usage (issue 13)
     r = berth(capsys, "audit", "verify", "--json")
     assert r.code == 0 and r.json()["ok"] and r.json()["checked"] == 4
     db = open_db()

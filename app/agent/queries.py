@@ -50,7 +50,16 @@ def hello(ctx, req):
         "partials": blobs.partials(root, missing),
         "journal_head": journal.head(root),
         "lock": lock.inspect(root.lock),
+        # the bundle's model's versions here and their content: a version reused for other content
+        # is refused before anything is uploaded
+        "releases": _release_hashes(ctx.root, req.get("model")),
     }
+
+
+def _release_hashes(root, name):
+    if not name:
+        return {}
+    return dict((r["version"], r.get("sha256")) for r in releases.list_releases(root.model(check_name(name))))
 
 
 def model_status(model):

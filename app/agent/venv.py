@@ -1,5 +1,6 @@
 """A virtualenv per release, with the bundle's requirements; pip's output is streamed as it runs."""
 import os
+import re
 import subprocess
 import sys
 
@@ -29,8 +30,46 @@ def build_at(env_dir, requirements, bundle_dir, emit, cancelled):
         # -X utf8: pip decodes a requirements file without a BOM in the locale's encoding, which is not
         # the UTF-8 the rules read (in Latin-1, the byte 0x85 of "Å" is a line break)
         _stream([py, "-I", "-X", "utf8", "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-r", req],
-                "install", emit, cancelled, bundle_dir)
+                "install", emit, cancelled, bundle_dir, requirements)
     return env_dir
+
+
+# pip's words (20.x to 25.x) for a requirement no index has: the name is what the operator can fix
+_NOT_FOUND = re.compile(r"No matching distribution found for (\S+)|"
+                        r"Could not find a version that satisfies the requirement (\S+)")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+NOTHING_CHANGED = "nothing changed on the server: the release that was current still serves"
+
+
+def _missing_requirement(lines, bundle_dir, requirements):
+    """"requirements.txt:3: no package 'wien-tools' ..." when pip found no such distribution;
+    None for any other failure. The line is the first in the file naming it (pip does not say)."""
+    wanted = None
+    for line in reversed(lines):
+        m = _NOT_FOUND.search(line)
+        if m:
+            wanted = m.group(1) or m.group(2)
+            break
+    if wanted is None:
+        return None
+    m = _NAME.match(wanted)
+    name = _canonical(m.group(0) if m else wanted)
+    where = requirements
+    try:
+        with open(os.path.join(bundle_dir, requirements), encoding="utf-8", errors="replace") as f:
+            for number, text in enumerate(f, 1):
+                m = _NAME.match(text.strip())
+                if m and _canonical(m.group(0)) == name:
+                    where = "%s:%d" % (requirements, number)
+                    break
+    except OSError:
+        pass
+    return ("%s: no version of %r is on the package index (pip: no matching distribution); check its name "
+            "and version; %s (-v, or the console's Details, shows pip's log)" % (where, wanted, NOTHING_CHANGED))
+
+
+def _canonical(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def refuse_unsafe(bundle_dir, requirements):
@@ -42,7 +81,7 @@ def refuse_unsafe(bundle_dir, requirements):
                          % (where, ":%d" % line if line else "", message, len(problems)), "bad_requirements")
 
 
-def _stream(cmd, step, emit, cancelled, cwd):
+def _stream(cmd, step, emit, cancelled, cwd, requirements=None):
     env = dict(pip_environment(), PIP_NO_INPUT="1", PYTHONUNBUFFERED="1")  # an allow-list, like a runner's
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
@@ -59,7 +98,11 @@ def _stream(cmd, step, emit, cancelled, cwd):
         proc.stdout.close()
         code = proc.wait()
     if code != 0:
+        log = lines[-2000:]  # pip's whole log, for -v and the console's Details; the message stays one line
+        said = _missing_requirement(lines, cwd, requirements) if requirements else None
+        if said:
+            raise AgentError(said, step + "_failed", log=log)
         last = [l for l in lines if l.strip()][-3:]
         what = "installing the requirements" if step == "install" else "creating the virtualenv"
         raise AgentError("%s failed (exit %d): %s" % (what, code, " | ".join(last) or "no output"),
-                         step + "_failed", log=lines[-40:])
+                         step + "_failed", log=log)

@@ -73,7 +73,7 @@ def export_events(db, flt: AuditFilter, fmt: str, path, *, exported_by: str,
     except BaseException as e:
         tmp.unlink(missing_ok=True)
         try:
-            audit.record("report.export", "failed", detail=f"{fmt or '?'} to {path.name}: {e or type(e).__name__}")
+            audit.record("report.export", "failed", detail=f"{fmt or '?'} to {path.name}: {str(e) or type(e).__name__}")
         except Exception as also:  # the export's own error is the one to see
             e.add_note(f"recording the failed export failed too: {also}")
         raise

@@ -9,10 +9,12 @@ line here."""
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 
-from app.errors import BerthError, error_log, one_line
+from app import errors
+from app.errors import BerthError, error_code, error_log, one_line
 
 from .audit import AuditGroup
 from .base import Command
@@ -31,6 +33,7 @@ COMMANDS: tuple[Command, ...] = (
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="berth", description="Deploy, serve and roll back model bundles.")
     p.add_argument("-v", "--verbose", action="store_true", help="show server logs and pip output")
+    p.add_argument("-V", "--version", action="version", version=f"berth {version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.add_to(sub)
@@ -46,17 +49,66 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         try:
-            return command.run(args) or 0
+            code = command.run(args) or 0
         except sqlite3.DatabaseError as e:  # berth.sqlite damaged after it opened (a truncated file)
             from app.store.db import damaged
 
             raise damaged(None, e) from None
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except (BerthError, ValueError, OSError) as e:
         if args.verbose:
             for line in error_log(e):
                 print(f"    | {line}", file=sys.stderr)
-        print(f"berth: {one_line(e)}", file=sys.stderr)
+        print(f"berth: {_for_cli(e, args)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("berth: interrupted", file=sys.stderr)
         return 130
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout left (`berth audit list --json | head`): stop quietly, as `cat` does.
+    Python's own advice: point stdout at devnull so the exit's flush does not fail again. 141 is
+    what a shell reports for a command ended by SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
+
+
+def version() -> str:
+    """The installed package's version; from a source tree that was never installed, pyproject's."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("berth")
+    except metadata.PackageNotFoundError:
+        import tomllib
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        try:
+            with pyproject.open("rb") as f:
+                return tomllib.load(f)["project"]["version"]
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
+
+
+def _for_cli(e: BaseException, args) -> str:
+    """The error's line, with the command-line way to fix a login (the console's says where its
+    settings are, which a CLI user never saw)."""
+    if error_code(e) != errors.AUTH_FAILED or not e.detail.get("summary"):
+        return one_line(e)
+    if getattr(args, "action", None) == "add":
+        fix = ("check --user and --key FILE, or log in with a password: --auth password (asked on a terminal) "
+               "or --password-stdin")
+    else:
+        name = getattr(args, "server", None) or getattr(args, "name", None) or "SERVER"
+        password = f"store its password with `berth server password {name}` (or --password-stdin)"
+        other = (f"to log in another way, `berth server remove {name}` and add it again with --user, --key FILE or "
+                 f"--auth (e.g. --auth key,password)")
+        fix = f"{password}; {other}" if e.detail.get("password_missing") else f"{other}; or {password}"
+    return f"{one_line(BerthError(e.detail['summary']))}; {fix}"

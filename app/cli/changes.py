@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from app.deploy import queries
+from app.errors import BerthError
 from app.deploy.changes import run_to_end
 
 from . import options
@@ -75,6 +76,8 @@ class ReleasesCommand(Command):
     def run(self, args) -> int:
         with workspace().connect(args.server) as t:
             rows = queries.releases(t, args.model)
+            if not rows:
+                raise queries.not_deployed(t, args.model)
         if args.json:
             print_json([{k: r[k] for k in ("version", "current", "sha256", "deployed_at")} for r in rows])
         else:
@@ -135,8 +138,14 @@ class ChangeCommand(Command):
         ws = workspace()
         params = {"to": args.to} if getattr(args, "to", None) else {}
         with ws.connect_to_change(self.name, args.server, args.reason) as t:
-            result = run_to_end(ws.change(t, self.name, args.model, reason=args.reason, **params),
-                                ProgressPrinter(args.verbose))
+            try:
+                result = run_to_end(ws.change(t, self.name, args.model, reason=args.reason, **params),
+                                    ProgressPrinter(args.verbose))
+            except BerthError as e:
+                # a model the server has never seen: name the ones it has (a typo, usually)
+                if e.code not in queries.NOT_DEPLOYED_CODES or queries.known_model(t, args.model):
+                    raise
+                raise queries.not_deployed(t, args.model, str(e)) from None
         what = {"rollback": f"{result.get('previous')} -> {result.get('version')}",
                 "start": f"{result.get('version')} running",
                 "stop": f"{result.get('version')} {result.get('detail')}"}[self.name]

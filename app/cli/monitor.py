@@ -66,7 +66,7 @@ def _live(names: list[str], args) -> int:
             else:
                 _show_sample(board, value, args)
     except KeyboardInterrupt:
-        return 0
+        return 130  # as shells report a command ended by Ctrl-C
     finally:
         for s in streams:
             s.stop()

@@ -37,9 +37,10 @@ def add_accept_jump_key(parser) -> None:
 
 
 def add_audit_filters(parser) -> None:
-    parser.add_argument("--since", metavar="TIME",
+    parser.add_argument("--since", metavar="TIME", type=audit_time,
                         help="UTC date/time (2026-11-01, 2026-11-01T10:00) or age (7d, 24h)")
-    parser.add_argument("--until", metavar="TIME", help="UTC date/time; a date means its whole day")
+    parser.add_argument("--until", metavar="TIME", type=audit_time,
+                        help="UTC date/time; a date means its whole day")
     for name in ("server", "model", "actor", "text"):
         parser.add_argument(f"--{name}")
     parser.add_argument("--action", dest="event_action",
@@ -56,3 +57,15 @@ def interval(text: str) -> float:
     if not MIN_INTERVAL <= value <= MAX_INTERVAL:
         raise argparse.ArgumentTypeError(f"must be {MIN_INTERVAL:g} to {MAX_INTERVAL:g} seconds")
     return value
+
+
+def audit_time(text: str) -> str:
+    """argparse type of --since/--until: a time Berth cannot read is wrong usage (exit 2), checked
+    before any work; the text itself is kept, as the audit filter reads it."""
+    from app.audit.period import parse_time
+
+    try:
+        parse_time(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text

@@ -8,7 +8,9 @@ from app.formatting import human_bytes
 
 
 class ProgressPrinter:
-    """One line per step; upload shown as bytes, speed and percent; pip output with --verbose."""
+    """One line per step, in order; upload shown as bytes, speed and percent; pip output with
+    --verbose. The agent also reports a step's end (`venv` again, once its requirements are in):
+    a line already shown is not shown again, so the steps read as they happened."""
 
     def __init__(self, verbose: bool = False, stream=None):
         self.stream = stream or sys.stderr
@@ -16,6 +18,7 @@ class ProgressPrinter:
         self.tty = self.stream.isatty()
         self.last_step = None
         self.last_pct = -1
+        self.shown: set[tuple[str, str]] = set()
 
     def __call__(self, p: Progress) -> None:
         if p.line is not None:
@@ -41,6 +44,9 @@ class ProgressPrinter:
         if p.step == "assemble" and p.step == self.last_step:
             return
         self.last_step = p.step
+        if (p.step, p.message) in self.shown:
+            return
+        self.shown.add((p.step, p.message))
         self._print(f"  {p.label}" + (f": {p.message}" if p.message else ""))
 
     def _print(self, text: str) -> None:

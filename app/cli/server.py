@@ -29,7 +29,12 @@ class ServerGroup(ActionGroup):
         a.add_argument("name")
         a.add_argument("--accept-host-key", metavar="SHA256:...", help="trust this (unknown) host key")
         options.add_accept_jump_key(a)
-        actions.add_parser("remove", help="remove a server from this computer's list").add_argument("name")
+        actions.add_parser("remove", help="remove a server from this computer's list, and its secrets from the "
+                                          "keyring").add_argument("name")
+        a = actions.add_parser("password", help="store a server's SSH password in the system keyring (checked by "
+                                                "logging in)")
+        a.add_argument("name")
+        _add_password_stdin(a)
         actions.add_parser("forget-key", help="forget a server's trusted host key").add_argument("name")
         a = actions.add_parser("activity", help="what Berth ran on a server (newest first), and how to run it by hand")
         a.add_argument("name")
@@ -48,13 +53,18 @@ class ServerGroup(ActionGroup):
         server = _server_from_args(args)
         if ws.servers.exists(server.name):
             raise Failed(f"a server named {server.name!r} exists already")
+        password = _password(args, "password" in server.auth.split(","))
         _trust_jumps(ws, server, args.accept_jump_key)
-        info = ws.add_server(server, args.accept_host_key)
+        from app.remote.server_check import SAVE, check_server
+
+        # the password goes to the keyring before the check logs in with it; a failed check takes it back
+        info = check_server(ws, SAVE, server, args.accept_host_key, _secrets(server.name, password))
         print(f"added {args.name}: {server.describe()}, Python {info['python']}, root {info['root']}")
         return 0
 
     def do_list(self, args, ws) -> int:
-        rows = [dict(s.__dict__) for s in ws.servers.list()]
+        # `local` has no host, port or user: a port there would suggest an SSH connection
+        rows = [dict(s.__dict__, **({"port": None} if s.kind == "local" else {})) for s in ws.servers.list()]
         print_json(rows) if args.json else print_table(rows, ["name", "kind", "host", "port", "user", "ssh_alias",
                                                               "root", "environment"])
         return 0
@@ -93,6 +103,18 @@ class ServerGroup(ActionGroup):
     def do_remove(self, args, ws) -> int:
         ws.remove_server(args.name)
         print(f"removed {args.name}")
+        return 0
+
+    def do_password(self, args, ws) -> int:
+        from app.remote.server_check import TEST, check_server
+
+        server = ws.servers.get(args.name)
+        if server.kind == "local":
+            raise Failed("local needs no password")
+        check_server(ws, TEST, server, None, _secrets(server.name, _password(args, True)))
+        print(f"stored the password of {args.name} in the system keyring; logging in with it works")
+        if "password" not in server.auth.split(",") and server.auth != "auto":
+            print(f"note: {args.name} logs in with --auth {server.auth}, which does not use it", file=sys.stderr)
         return 0
 
     def do_forget_key(self, args, ws) -> int:
@@ -147,6 +169,45 @@ def _add_server_arguments(a) -> None:
     options.add_timeouts(a)
     a.add_argument("--accept-host-key", metavar="SHA256:...", help="trust the host key with this fingerprint")
     options.add_accept_jump_key(a)
+    _add_password_stdin(a)
+
+
+def _add_password_stdin(a) -> None:
+    a.add_argument("--password-stdin", action="store_true",
+                   help="read the SSH password from stdin's first line (scripts); on a terminal, --auth password "
+                        "asks for it. It is kept in the system keyring only")
+
+
+def _password(args, needed: bool) -> str:
+    """The password for the keyring: stdin's first line, else asked on a terminal when `needed`
+    (--auth names password), else "" (none given). Never from a flag: argv is visible in `ps`."""
+    if not (args.password_stdin or needed):
+        return ""
+    from app.remote.credentials import secure_keyring
+
+    if not secure_keyring():  # said before the operator types a password for nothing
+        raise Failed("no secure keyring is available on this computer (e.g. GNOME Keyring, KWallet, macOS "
+                     "Keychain), so the password cannot be stored and the next run could not log in; nothing "
+                     "was saved. Unlock or install one, or log in with a key (--key FILE)")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise Failed("--password-stdin: stdin gave no password")
+    elif needed and sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass(f"SSH password for {args.name}: ")
+    else:
+        raise Failed("--auth password needs the password: give it on stdin with --password-stdin, or run in a "
+                     "terminal to be asked")
+    return password
+
+
+def _secrets(name: str, password: str):
+    from app.remote.credentials import password_account
+    from app.remote.server_check import SecretChanges
+
+    return SecretChanges({password_account(name): password} if password else {})
 
 
 def _confirmed(name: str, holder: dict) -> bool:
@@ -215,7 +276,13 @@ def ask_passphrase(path: str):
     """On a terminal only: asked once per key and run; keeping it in the keyring is the operator's call."""
     import getpass
 
+    from app.remote.credentials import secure_keyring
+
     passphrase = getpass.getpass(f"Passphrase for {path}: ")
+    if passphrase and not secure_keyring():
+        print("berth: no secure keyring on this computer: the passphrase is not kept, and is asked again next run",
+              file=sys.stderr)
+        return passphrase, False
     keep = input("Keep it in the system keyring? [y/N] ").strip().lower() in ("y", "yes") if passphrase else False
     return passphrase, keep
 

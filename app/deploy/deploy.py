@@ -7,6 +7,7 @@ from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+from app import errors
 from app.audit.log import AuditLog
 from app.bundle import BundleError, open_bundle
 from app.remote.errors import RemoteError
@@ -54,8 +55,9 @@ class Deploy:
                 yield Progress("check", str(w))
             self.trail.begin(model=m.name, version=m.version, sha256=bundle.sha256)
             yield Progress("connect", f"asking {self.transport.name} about itself")
-            info = self.transport.hello(hashes=[f.sha256 for f in bundle.files])
+            info = self.transport.hello(hashes=[f.sha256 for f in bundle.files], model=m.name)
             _check_python(m.python, info["python"], self.transport.name)
+            _check_version_free(m, bundle.sha256, info.get("releases") or {}, self.transport.name)
             missing = set(info["missing"])
             blobs = unique_blobs(bundle.files, missing)
             total = sum(b.size for b in blobs)
@@ -121,3 +123,14 @@ def _check_python(spec: str | None, server_python: str, server: str) -> None:
     if not ok:
         raise OperationFailed(f"the bundle needs Python {spec}, but {server} has Python {server_python}; "
                               f"nothing was uploaded", code="python")
+
+
+def _check_version_free(m, sha256: str, there: dict, server: str) -> None:
+    """A version is one content: the agent refuses other content under a version it has, and
+    saying so before the upload saves sending the bundle for nothing."""
+    existing = there.get(m.version)
+    if existing and existing != sha256:
+        raise OperationFailed(f"version {m.version} of {m.name} is already on {server} with different content "
+                              f"({existing[:12]}…, this bundle {sha256[:12]}…); give the bundle a new version in "
+                              f"berth.toml (kept there: {', '.join(there)}); nothing was sent",
+                              code=errors.VERSION_CONFLICT)

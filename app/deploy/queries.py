@@ -1,4 +1,5 @@
 """Questions about what runs where: status, releases, predictions."""
+import difflib
 import json
 import time
 
@@ -12,14 +13,36 @@ def status(transport: Transport, model: str | None = None) -> list[dict]:
     return [dict(r, server=transport.name) for r in rows]
 
 
+NOT_DEPLOYED_CODES = frozenset({"not_deployed", "nothing_deployed"})
+
+
 def releases(transport: Transport, model: str) -> list[dict]:
+    """[] for a model never deployed there (a deploy plans its first release from that)."""
     return transport.agent("releases", {"model": model})["releases"]
+
+
+def not_deployed(transport: Transport, model: str, said: str = "") -> OperationFailed:
+    """`wien is not deployed on box` (or what the agent `said`), with the models that are and the
+    close one: a typo is the usual reason (difflib, as git's "did you mean"). Asks the server's
+    status for the names."""
+    names = sorted(r["model"] for r in status(transport))
+    text = said.rstrip(".").split("; deploy it first")[0] if said else f"{model} is not deployed on {transport.name}"
+    if not names:
+        return OperationFailed(f"{text}; nothing is deployed on {transport.name} yet: `berth deploy FOLDER "
+                               f"--server {transport.name}`", code="not_deployed")
+    close = difflib.get_close_matches(model, names, n=1)
+    hint = f"; did you mean {close[0]}?" if close else "; deploy it first"
+    return OperationFailed(f"{text} (deployed there: {', '.join(names)}){hint}", code="not_deployed")
+
+
+def known_model(transport: Transport, model: str) -> bool:
+    return any(r["model"] == model for r in status(transport))
 
 
 def runner_port(transport: Transport, model: str) -> int:
     rows = status(transport, model)
     if not rows:
-        raise OperationFailed(f"{model} is not deployed on {transport.name}; deploy it first", code="not_deployed")
+        raise not_deployed(transport, model)
     row = rows[0]
     if row["state"] != "running" or not row.get("port"):
         raise OperationFailed(f"{model} {row['version']} is {row['state']} on {transport.name}; start it with "

@@ -38,6 +38,17 @@ def set_secret(account: str, secret: str) -> None:
         raise NoSecureKeyring("no secure keyring is available on this computer; the secret was not saved") from e
 
 
+def secure_keyring() -> bool:
+    """Whether a secret can be stored at all: keyring's `fail` backend (none found) cannot."""
+    keyring, _errors = _keyring()
+    import keyring.backends.fail
+
+    backend = keyring.get_keyring()
+    if isinstance(backend, keyring.backends.fail.Keyring):
+        return False
+    return bool(getattr(backend, "backends", True))  # a chainer of nothing stores nothing
+
+
 def key_passphrase_account(key_path: str) -> str:
     return f"key-passphrase:{key_path}"
 

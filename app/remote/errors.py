@@ -16,8 +16,12 @@ class ConnectFailed(RemoteError):
 
 
 class AuthFailed(RemoteError):
-    def __init__(self, message: str):
-        super().__init__(message, errors.AUTH_FAILED)
+    """`detail["summary"]` is the message without the console's advice ("the server's settings"),
+    so that the command line can give its own (`berth server add` flags, `berth server password`)."""
+
+    def __init__(self, message: str, summary: str = "", password_missing: bool = False):
+        super().__init__(message, errors.AUTH_FAILED,
+                         {"summary": summary or message, "password_missing": password_missing})
 
 
 class UnknownHostKey(RemoteError):

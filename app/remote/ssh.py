@@ -26,6 +26,18 @@ DEFAULT_COMMAND_TIMEOUT = 900.0  # an agent command silent this long is cut off 
 FAST_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 
 
+def _what_to_check(e: OSError, ep: Endpoint) -> str:
+    """What an operator checks next, with the command that checks it from this computer."""
+    if isinstance(e, socket.gaierror):
+        return f"check the host name {ep.host!r} (`getent hosts {ep.host}`)"
+    target = f"{ep.user}@{ep.host}" if ep.user else ep.host
+    if isinstance(e, ConnectionRefusedError):
+        return (f"is sshd running and listening on port {ep.port} there? Check with `nc -vz {ep.host} {ep.port}` "
+                f"or `ssh -p {ep.port} {target}`")
+    return (f"check the network and any firewall between here and {ep.host} "
+            f"(`nc -vz {ep.host} {ep.port}`, `ssh -p {ep.port} {target}`)")
+
+
 def _lost_is_connection_error(method):
     """paramiko reports a dropped link as SSHException or EOFError; callers see one ConnectionError
     (an OSError), whatever the primitive, so they can fail cleanly without knowing paramiko."""
@@ -34,7 +46,7 @@ def _lost_is_connection_error(method):
         try:
             return method(self, *args, **kwargs)
         except (paramiko.SSHException, EOFError) as e:
-            raise ConnectionError(f"lost the connection to {self.host}:{self.port} ({e or type(e).__name__})") from None
+            raise ConnectionError(f"lost the connection to {self.host}:{self.port} ({str(e) or type(e).__name__})") from None
     return wrapper
 
 
@@ -100,13 +112,14 @@ class SSHTransport(Transport):
                                     f"{e.text or e}") from None
             except (paramiko.SSHException, EOFError, OSError) as e:
                 raise ConnectFailed(f"the jump host {self._hop_name(via)} gave no channel to {ep.host}:{ep.port} "
-                                    f"within {self.timeout:g} s ({e or type(e).__name__})") from None
+                                    f"within {self.timeout:g} s ({str(e) or type(e).__name__})") from None
         try:
             sock = socket.create_connection((ep.host, ep.port), timeout=self.timeout)
         except TimeoutError:
             raise ConnectFailed(self._no_answer("no TCP answer", ep)) from None
         except OSError as e:
-            raise ConnectFailed(f"cannot reach {ep.host}:{ep.port}: {e.strerror or e}") from None
+            raise ConnectFailed(f"cannot reach {ep.host}:{ep.port}: {e.strerror or str(e) or type(e).__name__}; "
+                                f"{_what_to_check(e, ep)}") from None
         _tcp_liveness(sock, self.keepalive)
         return sock
 
@@ -154,7 +167,7 @@ class SSHTransport(Transport):
             # start_client gives up silently at its timeout; the next call then says "No existing session"
             if isinstance(e, TimeoutError) or time.monotonic() - started >= self.timeout - 0.5:
                 raise ConnectFailed(self._no_answer("no SSH answer", ep)) from None
-            raise ConnectFailed(f"SSH to {ep.host}:{ep.port} failed: {e or type(e).__name__}") from None
+            raise ConnectFailed(f"SSH to {ep.host}:{ep.port} failed: {str(e) or type(e).__name__}") from None
         if self.keepalive > 0:
             t.set_keepalive(int(max(1, self.keepalive)))
         if isinstance(sock, socket.socket):

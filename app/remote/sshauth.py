@@ -13,6 +13,7 @@ from .errors import AuthFailed
 from .sshconfig import Endpoint, default_identities
 
 METHODS = ("agent", "key", "password")
+NO_PASSWORD = "password: none stored in the system keyring for"
 
 
 def auth_methods(auth: str) -> list[str]:
@@ -52,7 +53,7 @@ def authenticate(t: paramiko.Transport, ep: Endpoint, methods: list[str], server
                     tried.append(f"{label}: rejected by the server")
                     continue
                 except (paramiko.SSHException, EOFError, OSError) as e:  # e.g. the server's MaxAuthTries
-                    tried.append(f"{label}: the server ended the login ({e or type(e).__name__})")
+                    tried.append(f"{label}: the server ended the login ({str(e) or type(e).__name__})")
                     return _auth_failed(ep, tried, where)
                 if t.is_authenticated():
                     return
@@ -60,15 +61,16 @@ def authenticate(t: paramiko.Transport, ep: Endpoint, methods: list[str], server
 
 
 def _auth_failed(ep: Endpoint, tried: list[str], where: str):
-    raise AuthFailed(f"could not log in to {where} as {ep.user}; tried " +
-                     ("; ".join(tried) if tried else "nothing (no key file given and no SSH agent keys)"))
+    summary = f"could not log in to {where} as {ep.user}; tried " + \
+        ("; ".join(tried) if tried else "nothing (no key file given and no SSH agent keys)")
+    missing = any(t.startswith(NO_PASSWORD) for t in tried)
+    raise AuthFailed(summary + (" (enter the password in the server's settings)" if missing else ""), summary, missing)
 
 
 def _try_password(t, ep: Endpoint, server: str, tried: list[str]) -> bool:
     password = credentials.get_secret(credentials.password_account(server))
     if password is None:
-        tried.append(f"password: none stored in the system keyring for {server} "
-                     f"(enter it in the server's settings)")
+        tried.append(f"{NO_PASSWORD} {server}")
         return False
     try:
         t.auth_password(ep.user, password)
@@ -88,7 +90,7 @@ def _agent_keys(ep: Endpoint, tried: list[str]):
     try:
         agent = paramiko.Agent()
     except (paramiko.SSHException, OSError) as e:
-        tried.append(f"SSH agent: cannot be asked ({e or type(e).__name__})")
+        tried.append(f"SSH agent: cannot be asked ({str(e) or type(e).__name__})")
         return
     try:  # the keys sign through the agent's socket: it stays open until the caller is done
         yield from _agent_offers(agent.get_keys(), ep, tried)

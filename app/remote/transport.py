@@ -245,9 +245,10 @@ class Transport:
         self._agent_path = launcher
         return launcher
 
-    def hello(self, hashes: list[str] | None = None) -> dict:
-        """The server's facts (Python, platform, root, disk) and which of `hashes` it lacks."""
-        self.server_info = self.agent("hello", {"hashes": hashes or []})
+    def hello(self, hashes: list[str] | None = None, model: str = "") -> dict:
+        """The server's facts (Python, platform, root, disk), which of `hashes` it lacks and, given a
+        `model`, its versions there with their sha256 (`releases`)."""
+        self.server_info = self.agent("hello", {"hashes": hashes or [], **({"model": model} if model else {})})
         return self.server_info
 
 
