@@ -104,6 +104,16 @@ def test_a_deploy_request_with_a_shadowed_entrypoint_fails_and_nothing_serves_it
 
 # -- archives ------------------------------------------------------------------------------------
 
+def _write_comment_record(out, record_len: int, header_bytes: int) -> None:
+    """One PAX `comment` record of `record_len` bytes, its value written in chunks, then padding."""
+    out.write(f"{record_len} comment=".encode())
+    left = header_bytes
+    while left:
+        out.write(b"A" * min(left, 1 << 20))
+        left -= min(left, 1 << 20)
+    out.write(b"\n" + bytes(-record_len % 512))
+
+
 def _archive_with_pax_header(path: Path, header_bytes: int) -> Path:
     """A .tar.gz whose first member carries a PAX record of `header_bytes`, written in chunks so the
     test itself stays small (the record compresses to almost nothing)."""
@@ -118,12 +128,7 @@ def _archive_with_pax_header(path: Path, header_bytes: int) -> Path:
     member.size = len(data)
     with gzip.open(path, "wb", compresslevel=9) as out:
         out.write(pax.tobuf(format=tarfile.USTAR_FORMAT))
-        out.write(f"{record_len} comment=".encode())
-        left = header_bytes
-        while left:
-            out.write(b"A" * min(left, 1 << 20))
-            left -= min(left, 1 << 20)
-        out.write(b"\n" + bytes(-record_len % 512))
+        _write_comment_record(out, record_len, header_bytes)
         out.write(member.tobuf(format=tarfile.USTAR_FORMAT) + data + bytes(-len(data) % 512) + bytes(1024))
     return path
 
@@ -167,12 +172,7 @@ def _archive_hiding_a_pax_header_behind_a_sparse_header(path: Path, header_bytes
     member.size = len(data)
     with gzip.open(path, "wb", compresslevel=9) as out:
         out.write(_checksummed(head) + bytes(extension) + pax.tobuf(format=tarfile.USTAR_FORMAT))
-        out.write(f"{record_len} comment=".encode())
-        left = header_bytes
-        while left:
-            out.write(b"A" * min(left, 1 << 20))
-            left -= min(left, 1 << 20)
-        out.write(b"\n" + bytes(-record_len % 512))
+        _write_comment_record(out, record_len, header_bytes)
         out.write(member.tobuf(format=tarfile.USTAR_FORMAT) + data + bytes(-len(data) % 512) + bytes(1024))
     return path
 
@@ -212,12 +212,7 @@ def _archive_hiding_a_pax_header_behind_a_pax_size(path: Path, header_bytes: int
     with gzip.open(path, "wb", compresslevel=9) as out:
         out.write(small.tobuf(format=tarfile.USTAR_FORMAT) + size_record + bytes(-len(size_record) % 512))
         out.write(cover.tobuf(format=tarfile.USTAR_FORMAT) + huge.tobuf(format=tarfile.USTAR_FORMAT))
-        out.write(f"{record_len} comment=".encode())
-        left = header_bytes
-        while left:
-            out.write(b"A" * min(left, 1 << 20))
-            left -= min(left, 1 << 20)
-        out.write(b"\n" + bytes(-record_len % 512))
+        _write_comment_record(out, record_len, header_bytes)
         out.write(member.tobuf(format=tarfile.USTAR_FORMAT) + data + bytes(-len(data) % 512) + bytes(1024))
     return path
 

@@ -55,21 +55,28 @@ def _hashed_matches(entry: str, name: str) -> bool:
     return hmac.compare_digest(hmac.new(salt, name.encode(), hashlib.sha1).digest(), digest)
 
 
-def marker_lines(paths, marker: str):
-    """(path, line number, host patterns, key blob) of each `@marker` line in `paths` (missing
-    files and unreadable lines are skipped: they cannot vouch for or against anything)."""
+def numbered_lines(paths):
+    """(path, line number, line) of every known_hosts file in `paths`; a missing or unreadable file
+    is skipped: it cannot vouch for or against anything."""
     for path in paths:
         try:
             lines = Path(path).read_text(errors="replace").splitlines()
         except OSError:
             continue
         for n, line in enumerate(lines, 1):
-            fields = line.split()
-            if len(fields) >= 4 and fields[0].lower() == marker:
-                try:
-                    yield path, n, fields[1], base64.b64decode(fields[3])
-                except ValueError:
-                    continue
+            yield path, n, line
+
+
+def marker_lines(paths, marker: str):
+    """(path, line number, host patterns, key blob) of each `@marker` line in `paths` (unreadable
+    lines are skipped)."""
+    for path, n, line in numbered_lines(paths):
+        fields = line.split()
+        if len(fields) >= 4 and fields[0].lower() == marker:
+            try:
+                yield path, n, fields[1], base64.b64decode(fields[3])
+            except ValueError:
+                continue
 
 
 class KnownHosts:
@@ -183,20 +190,15 @@ def _read_keys(paths) -> paramiko.HostKeys:
     import paramiko  # only when a real server is used
 
     keys = paramiko.HostKeys()
-    for path in paths:
-        try:
-            lines = Path(path).read_text(errors="replace").splitlines()
-        except OSError:
+    for _path, n, line in numbered_lines(paths):
+        line = line.strip()
+        if not line or line.startswith(("#", "@")):
             continue
-        for n, line in enumerate(lines, 1):
-            line = line.strip()
-            if not line or line.startswith(("#", "@")):
-                continue
-            try:
-                entry = paramiko.hostkeys.HostKeyEntry.from_line(line, n)
-            except (paramiko.SSHException, ValueError, TypeError):
-                continue
-            if entry is not None and entry.key is not None:
-                for name in entry.hostnames:
-                    keys.add(name, entry.key.get_name(), entry.key)
+        try:
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(line, n)
+        except (paramiko.SSHException, ValueError, TypeError):
+            continue
+        if entry is not None and entry.key is not None:
+            for name in entry.hostnames:
+                keys.add(name, entry.key.get_name(), entry.key)
     return keys
