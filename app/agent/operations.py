@@ -69,7 +69,7 @@ def audited(action):
                 if current is not None:  # without `current` (removed by hand) start / rollback decide
                     supervise.stop_strays(model, {current})
                 base = {"model": name, "version": req.get("version") or req.get("to"), "sha256": req.get("sha256"),
-                        "old": model.current_version(), "reason": req.get("reason")}
+                        "old": current, "reason": req.get("reason")}
                 started = _journal(root, action, "started", ctx, ids.get("started"),
                                    desktop_head=_desktop_head(req), **base)
                 base["ref"] = started["id"] if started else None
@@ -240,9 +240,7 @@ def _kept(model):
 def _relink_current(ctx, model):
     """`current` was removed by hand: point it back at the release whose runner still serves (the one
     status reports), else at the newest release; nothing deployed stays an error."""
-    running = [v for v in supervise.running_versions(model)]
-    kept = [r["version"] for r in releases.list_releases(model)]
-    version = running[0] if len(running) == 1 else (kept[-1] if kept else None)
+    version = releases.unlinked_version(model)
     if version is None:
         return _current_or_fail(model)
     symlink_atomic(os.path.join("releases", version), model.current)

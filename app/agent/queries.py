@@ -83,13 +83,13 @@ def model_status(model):
 def _unlinked_status(model):
     """A model whose `current` link is gone (removed by hand) but that has releases, maybe one still
     serving: status says so instead of hiding it, and how to repair it."""
-    kept = releases.list_releases(model)
-    if not kept:
+    version = releases.unlinked_version(model)
+    if version is None:
         return None
-    running = supervise.running_versions(model)
-    version = running[0] if running else kept[-1]["version"]
-    rec = supervise.record(model, version) if running else None
-    what = "%s %s still serves" % (model.name, version) if running else "no release is current"
+    rec = supervise.record(model, version)
+    serving = supervise.alive(rec)
+    rec = rec if serving else None
+    what = "%s %s still serves" % (model.name, version) if serving else "no release is current"
     return {"model": model.name, "version": version, "state": "unlinked",
             "port": rec.get("port") if rec else None, "pid": rec.get("pid") if rec else None,
             "started_at": rec.get("started_at") if rec else None, "sha256": None,

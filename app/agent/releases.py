@@ -4,7 +4,7 @@ import os
 import shutil
 import uuid
 
-from . import blobs
+from . import blobs, supervise
 from .fsutil import read_json, write_json_atomic
 from .layout import AgentError, check_version
 
@@ -113,3 +113,12 @@ def _safe_join(base, rel):
     if any(p in ("", ".", "..") for p in parts):
         raise AgentError("invalid file path %r in bundle" % (rel,), "usage")
     return os.path.join(base, *parts)
+
+
+def unlinked_version(model):
+    """For a model whose `current` link is gone: the newest release whose runner still serves, else
+    the newest release; None when none is kept. What status shows and what `start` relinks."""
+    running = set(supervise.running_versions(model))
+    kept = [r["version"] for r in list_releases(model)]
+    serving = [v for v in kept if v in running]
+    return (serving or kept or [None])[-1]
