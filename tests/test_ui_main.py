@@ -254,3 +254,19 @@ def test_the_current_fleet_row_shows_its_page_again(qtbot, window):
     rect = window.fleet.visualRect(window.fleet.currentIndex())
     qtbot.mouseClick(window.fleet.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert window.stack.currentWidget() is window.server_page
+
+
+def test_a_server_added_with_the_cli_appears_without_a_restart(qtbot, window):
+    """The console and the CLI share the server list: one added by `berth server add` (here saved as
+    the CLI saves it) shows up by itself within seconds, and one removed goes."""
+    from app.store.servers import ServerConfig
+    from app.ui.main_window import SERVER_LIST_MS
+    from app.workspace import Workspace
+
+    qtbot.waitUntil(lambda: window.fleet_model.server_item("local") is not None, timeout=SLOW)
+    cli = Workspace()  # another process's view of the same BERTH_HOME
+    cli.servers.save(ServerConfig(name="from-cli", host="127.0.0.1", port=9, user="nobody", root="~/berth"))
+    qtbot.waitUntil(lambda: window.fleet_model.server_item("from-cli") is not None, timeout=SERVER_LIST_MS + 4000)
+    cli.servers.remove("from-cli")
+    window.refresh_action.trigger()  # Refresh reads the list again too
+    qtbot.waitUntil(lambda: window.fleet_model.server_item("from-cli") is None, timeout=4000)

@@ -13,7 +13,7 @@ from app.store.servers import LOCAL, local_server
 
 from app.ui.audit.page import AuditPage
 from app.ui.deploy.dialog import DeployDialog
-from app.ui.errors import show_error
+from app.ui.errors import show_error, summary
 from app.ui.servers.fleet import ROLE_KIND, ROLE_MODEL, ROLE_SERVER, FleetModel, FleetView
 from app.ui.servers.hostkey_dialog import HostKeyDialog
 from app.ui.icons import icon
@@ -25,6 +25,7 @@ from app.ui.settings import settings
 from app.ui.tasks import HOST_KEY, TaskRunner
 
 REFRESH_MS = 15000
+SERVER_LIST_MS = 3000  # a server added or removed with the CLI shows up within this (a cheap local read)
 
 
 class MainWindow(QMainWindow):
@@ -85,6 +86,9 @@ class MainWindow(QMainWindow):
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.refresh_all)
         self.timer.start(REFRESH_MS)
+        self.server_list_timer = QTimer(self)
+        self.server_list_timer.timeout.connect(lambda: self.load_servers(quiet=True))
+        self.server_list_timer.start(SERVER_LIST_MS)
         self.load_servers()
         self.fleet.select(LOCAL)
         self.fleet.expandAll()
@@ -128,9 +132,22 @@ class MainWindow(QMainWindow):
             tools.addAction(a)
 
     # -- servers ------------------------------------------------------------------------------
-    def load_servers(self) -> None:
-        (BackgroundOp(self, "servers", lambda ctx: ctx.workspace.servers.list()).success(self._set_servers)
-         .failure(lambda e: show_error(self, "Cannot read the server list", e)).run())
+    def load_servers(self, quiet: bool = False) -> None:
+        """Read the server list (the CLI may have changed it); `quiet`: a periodic read, whose failure
+        goes to the status bar rather than a dialog every few seconds."""
+        def failed(e):
+            if quiet:
+                self.statusBar().showMessage(f"Cannot read the server list: {summary(e)}")
+            else:
+                show_error(self, "Cannot read the server list", e)
+
+        (BackgroundOp(self, "servers", lambda ctx: ctx.workspace.servers.list())
+         .success(self._servers_read if quiet else self._set_servers).failure(failed).run())
+
+    def _servers_read(self, servers) -> None:
+        """A periodic read: the fleet changes only when the list did."""
+        if {s.name: s for s in servers} != self.servers:
+            self._set_servers(servers)
 
     def _set_servers(self, servers) -> None:
         self.servers = {s.name: s for s in servers}
@@ -138,13 +155,19 @@ class MainWindow(QMainWindow):
         self.fleet.expandAll()
         if self.monitor_feed is not None:
             self.monitor_feed.set_servers(self.servers)
-        self.refresh_all()
+        self._refresh_servers()
 
     def refresh_all(self) -> None:
+        """Refresh (F5) and the periodic refresh: the server list again, every server's status, the
+        audit log."""
+        self.load_servers(quiet=True)
+        self._refresh_servers()
+        self.audit_page.refresh()
+
+    def _refresh_servers(self) -> None:
         for name in self.servers:
             if self.fleet_model.states.get(name, ("",))[0] != HOST_KEY:
                 self.refresh(name)
-        self.audit_page.refresh()
 
     def refresh(self, server: str, force: bool = False) -> None:
         if server in self._refreshing and not force:  # a slow or dead host: never pile up requests
