@@ -8,10 +8,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-# The stamp name carries a hash of pyproject.toml: an unchanged pyproject means no pip run,
-# a changed one (new dependency, new extra) reinstalls, even when mtimes lie (git checkout).
+# The stamp names carry a hash of pyproject.toml: an unchanged pyproject means no pip run, a changed
+# one (new dependency, new extra) reinstalls, even when mtimes lie (git checkout). `make run` installs
+# what the console needs; `make test` adds the test extras.
 PYPROJECT_HASH := $(shell sha256sum pyproject.toml 2>/dev/null | cut -c1-16)
-STAMP := $(VENV)/.installed-$(PYPROJECT_HASH)
+STAMP := $(VENV)/.installed-test-$(PYPROJECT_HASH)
+RUN_STAMP := $(VENV)/.installed-run-$(PYPROJECT_HASH)
 
 .PHONY: all venv $(VENV) test run demo bench screenshots clean distclean
 .DEFAULT_GOAL := test
@@ -23,17 +25,23 @@ venv $(VENV): $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --disable-pip-version-check -e '.[test]'
-	@rm -f $(VENV)/.installed-*
+	@find $(VENV) -maxdepth 1 -name '.installed-*' ! -name '*-$(PYPROJECT_HASH)' -delete
+	@touch $@ $(RUN_STAMP)
+
+$(RUN_STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --disable-pip-version-check -e .
+	@find $(VENV) -maxdepth 1 -name '.installed-*' ! -name '*-$(PYPROJECT_HASH)' -delete
 	@touch $@
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The desktop console (needs a display; `make demo` is the headless tour).
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(VENV)/bin/berth
 
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(VENV)/bin/berth demo
 
 bench: $(STAMP)
