@@ -88,3 +88,15 @@ def test_the_live_board_checks_the_model_once_after_the_first_round():
     board.add(sample("a", ["iris"]))
     board.add(sample("a", ts=2.0))  # stopped later: shown as gone, not an error
     assert board.table()[0]["ts"] == 2.0
+
+
+def test_the_monitor_table_says_over_what_the_latency_was_taken(capsys):
+    from app.cli.monitor_report import print_monitor
+
+    lat = {"p50": 1.0, "p95": 2.0, "p99": 3.0}
+    sample = {"server": "box", "ts": 0, "interval_s": 2.0, "host": {},
+              "models": {"a": {"version": "1", "latency_ms": dict(lat, window="interval")},
+                         "b": {"version": "1", "latency_ms": dict(lat, window="since_start")}}}
+    print_monitor([sample])
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line[:2] in ("a ", "b ")}
+    assert rows["a"].rstrip().endswith("last 2 s") and rows["b"].rstrip().endswith("since start")

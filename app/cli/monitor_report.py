@@ -8,6 +8,13 @@ def _num(v, fmt: str = "{:.1f}") -> str:
     return "-" if v is None else fmt.format(v)
 
 
+def _window(kind: str | None, interval_s: float | None) -> str:
+    """Over what the latency figures were taken: this sample's interval, or the runner's whole life."""
+    if kind == "interval":
+        return f"last {interval_s:g} s" if interval_s else "this interval"
+    return "since start" if kind == "since_start" else ""
+
+
 def print_monitor(samples: list[dict], model: str | None = None) -> None:
     """One line per server, then a row per model: what `berth monitor` refreshes."""
     import time
@@ -32,7 +39,7 @@ def print_monitor(samples: list[dict], model: str | None = None) -> None:
                          "req/s": _num(m.get("requests_per_s"), "{:.2f}"), "err/s": _num(m.get("errors_per_s"), "{:.2f}"),
                          "p50 ms": _num(lat.get("p50"), "{:.2f}"), "p95 ms": _num(lat.get("p95"), "{:.2f}"),
                          "p99 ms": _num(lat.get("p99"), "{:.2f}"),
-                         "window": {"interval": "", "since_start": "since start"}.get(lat.get("window"), "")})
+                         "window": _window(lat.get("window"), sample.get("interval_s"))})
         print_table(rows, ["model", "version", "cpu%", "rss", "req/s", "err/s", "p50 ms", "p95 ms", "p99 ms",
                            "window"])
         print()
