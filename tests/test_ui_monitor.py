@@ -424,3 +424,12 @@ def test_the_live_view_starts_with_the_last_minutes_from_history(qtbot, task_run
     finally:
         feed.stop()
         assert feed.writer_done.wait(10)
+
+
+def test_every_graph_names_its_unit():
+    from app.ui.monitor.plots import HOST_PLOTS, MODEL_PLOTS
+
+    for title, unit, _series in MODEL_PLOTS + HOST_PLOTS:
+        if unit:
+            assert "(" in title and title.endswith(")"), f"the {title!r} graph does not say its unit"
+    assert dict((t.split(" (")[0], t) for t, _u, _s in MODEL_PLOTS)["CPU"] == "CPU (% of one core)"

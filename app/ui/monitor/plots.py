@@ -12,16 +12,16 @@ from PySide6.QtWidgets import QGraphicsItem
 
 # (title, unit for the axis, [(metric, legend)])
 MODEL_PLOTS = [
-    ("CPU", "%", [("cpu_percent", "CPU %")]),
-    ("Memory (RSS)", "B", [("rss_bytes", "RSS")]),
-    ("Latency", "ms", [("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99")]),
-    ("Requests and errors", "/s", [("requests_per_s", "requests/s"), ("errors_per_s", "errors/s")]),
+    ("CPU (% of one core)", "%", [("cpu_percent", "CPU %")]),
+    ("Memory (RSS, MB)", "B", [("rss_bytes", "RSS")]),
+    ("Latency (ms)", "ms", [("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99")]),
+    ("Requests and errors (per second)", "/s", [("requests_per_s", "requests/s"), ("errors_per_s", "errors/s")]),
 ]
 HOST_PLOTS = [
-    ("CPU", "%", [("cpu_percent", "CPU %")]),
-    ("Memory", "%", [("memory_percent", "used %")]),
+    ("CPU (% of all cores)", "%", [("cpu_percent", "CPU %")]),
+    ("Memory (% used)", "%", [("memory_percent", "used %")]),
     ("Load", "", [("load1", "load 1 min")]),
-    ("Disk", "%", [("disk_used_percent", "used %")]),
+    ("Disk (% used)", "%", [("disk_used_percent", "used %")]),
 ]
 COLORS = ["#1a73e8", "#e8710a", "#c62828", "#2e7d32"]
 
