@@ -14,7 +14,7 @@ import sqlite_utils
 from app.audit.export import export_events
 from app.audit.log import AuditLog
 from app.audit.query import AuditFilter
-from app.store.db import migrate
+from app.store.db import migrate, open_db
 from cli_kit import berth
 
 REASON = ("CHG-1234: \"retrain after the November drift review, approved by the model risk board; "
@@ -85,7 +85,7 @@ def test_csv_neutralises_formulas_and_reads_back(tmp_path):
 
 
 def test_audit_list_shows_the_reason(capsys):
-    log = AuditLog(__import__("app.store.db", fromlist=["open_db"]).open_db())
+    log = AuditLog(open_db())
     log.record("rollback", "ok", server="alpha", model="iris", version="1.0", actor="alice@laptop",
                reason="too slow\nsee CHG-9", ts="2026-11-01T10:00:00.000+00:00")
     r = berth(capsys, "audit", "list")
