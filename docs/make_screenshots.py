@@ -117,6 +117,7 @@ def main() -> int:
         wait(lambda: model.model_item("local", "iris").text() == "iris  1.2.0", what="the fleet after the deploy")
         audit_shot(window, ws, wait, shot)
         report_shots(ws, home)
+        html_shot(ws, home)
         monitor_shots(window, transport, wait, settle, shot)
     finally:
         if window is not None:
@@ -161,6 +162,28 @@ def report_shots(ws, home: Path) -> None:
         subprocess.run(["pdftoppm", "-png", "-r", "60", "-singlefile", "-f", str(page), "-l", str(page), str(pdf),
                         str(OUT / name)], check=True)
         print(f"  {(OUT / name).relative_to(ROOT)}.png")
+
+
+def html_shot(ws, home: Path) -> None:
+    """The same log as the HTML report, as a browser shows it (headless Chromium, Debian's
+    `chromium` package); skipped when there is none: nothing else needs a browser."""
+    from app.audit.export import export_events
+    from app.audit.query import AuditFilter
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if not browser:
+        print("  (no chromium: install it for the HTML report screenshot)")
+        return
+    html = home / "report.html"
+    export_events(ws.db, AuditFilter(), "html", html, exported_by="operator@berth-demo")
+    target = OUT / "audit-report-html.png"
+    done = subprocess.run([browser, "--headless", "--no-sandbox", "--hide-scrollbars", f"--screenshot={target}",
+                           "--window-size=1280,2000", html.resolve().as_uri()], capture_output=True, text=True,
+                          timeout=120)
+    if done.returncode or not target.exists():
+        print(f"  (chromium could not render the HTML report: {done.stderr.strip()[-300:]})")
+        return
+    print(f"  {target.relative_to(ROOT)}")
 
 
 def monitor_shots(window, transport, wait, settle, shot, seconds=20.0) -> None:

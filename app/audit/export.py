@@ -25,6 +25,10 @@ from .query import COLUMNS, AuditFilter, count_events, iter_events
 FORMATS = ("csv", "json", "html", "pdf")
 CSV_COLUMNS = COLUMNS + ("state",)
 PROGRESS_EVERY = 2000
+# OWASP, "CSV Injection": a cell a spreadsheet would read as a formula (or that becomes one once a
+# tab or carriage return is stripped) is written with a leading single quote, which spreadsheets show
+# as text and never evaluate; the csv module does the quoting of embedded quotes and separators
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class ExportError(BerthError, ValueError):
@@ -132,6 +136,13 @@ class _Job:
         return b.report()
 
 
+def csv_cell(value):
+    """A value as a CSV cell that no spreadsheet evaluates: `=1+1` is written `'=1+1` (OWASP)."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _csv(job: _Job, tmp: Path, _writer) -> int:
     row = itemgetter(*CSV_COLUMNS)  # iter_events rows carry every column
     count = [0]
@@ -139,7 +150,7 @@ def _csv(job: _Job, tmp: Path, _writer) -> int:
     def rows():
         for e in job.events():
             count[0] += 1
-            yield row(e)
+            yield [csv_cell(v) for v in row(e)]
 
     # a BOM tells Excel "this is UTF-8"; newline="" lets csv write its own \r\n
     with open(tmp, "w", encoding="utf-8", newline="", buffering=1 << 20) as f:

@@ -222,16 +222,18 @@ h3{font-size:14px;margin:1.2em 0 .3em}.sub{color:#5b6475;margin:0 0 1.2em}
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.35em 1.2em;margin:0}dl.facts dt{color:#5b6475}dl.facts dd{margin:0}
 .ok{color:#1a7f37;font-weight:600}.bad{color:#c62828;font-weight:600}.warn{color:#9a6700}
 code{font:12px ui-monospace,"DejaVu Sans Mono",monospace;word-break:break-all}
-table{border-collapse:collapse;width:100%;margin:.3em 0 1em}th,td{text-align:left;padding:3px 6px;border-bottom:1px solid #e1e4ea;vertical-align:top}
+table{border-collapse:collapse;width:100%;margin:.3em 0 1em}th,td{text-align:left;padding:3px 6px;border-bottom:1px solid #e1e4ea;vertical-align:top;overflow-wrap:anywhere}
+td{white-space:pre-wrap}
 th{background:#f0f3f8;font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}tbody tr:nth-child(even){background:#fafbfc}
-table.events td{font-size:12px}table.events td.d{max-width:28em;overflow-wrap:anywhere}
-.title{min-height:60vh}
+table.events td{font-size:12px}table.events .r{width:24%}table.events .d{width:20%}
+table.events th{overflow-wrap:normal;min-width:4.2em}
 @media print{body{margin:0;max-width:none;font-size:10px}.title{page-break-after:always}h2{page-break-after:avoid}
 thead{display:table-header-group}tr{page-break-inside:avoid}}
 """
 EVENT_COLUMNS = (("time (UTC)", "ts"), ("actor", "actor"), ("server", "server"), ("model", "model"),
                  ("version", "version"), ("action", "action"), ("state", "state"), ("change", "change"),
                  ("reason", "reason"), ("detail", "detail"))
+_EVENT_TH = {"reason": ' class="r"', "detail": ' class="d"'}  # the wide columns: their share of the width
 SUMMARY_COLUMNS = ("server", "model", "deploys ok", "deploys failed", "interrupted", "rollbacks",
                    "automatic rollbacks", "mean time to recovery")
 
@@ -303,14 +305,16 @@ def write_html(report: Report, events: Iterable[dict], out) -> int:
         w("</tbody></table>\n")
 
     w("<h2>Events</h2>\n<table class=events><thead><tr>"
-      + "".join(f"<th>{escape(c)}</th>" for c, _ in EVENT_COLUMNS) + "</tr></thead><tbody>\n")
+      + "".join(f"<th{_EVENT_TH.get(key, '')}>{escape(c)}</th>" for c, key in EVENT_COLUMNS)
+      + "</tr></thead><tbody>\n")
     n = 0
     for e in events:
         cells = event_cells(e)
         state = cells[6]
         cls = ' class="bad"' if state in ("failed", "interrupted") else ""
         w("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells[:6]) + f"<td{cls}>{escape(state)}</td>"
-          + "".join(f"<td>{escape(c)}</td>" for c in cells[7:9]) + f'<td class="d">{escape(cells[9])}</td></tr>\n')
+          + f'<td>{escape(cells[7])}</td><td class="r">{escape(cells[8])}</td><td class="d">{escape(cells[9])}</td>'
+          "</tr>\n")
         n += 1
     w("</tbody></table>\n")
     if not n:

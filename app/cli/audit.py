@@ -78,9 +78,10 @@ class AuditGroup(ActionGroup):
         if args.json:
             print_json(rows)
             return 0
-        table = [dict(r, outcome=r["state"], change=f"{r['old']} -> {r['new']}" if r["old"] or r["new"] else "")
-                 for r in rows]
-        print_table(table, ["ts", "actor", "server", "model", "version", "action", "outcome", "change", "detail"])
+        table = [dict(r, outcome=r["state"], change=f"{r['old']} -> {r['new']}" if r["old"] or r["new"] else "",
+                      reason=_one_line(r["reason"]), detail=_one_line(r["detail"])) for r in rows]
+        print_table(table, ["ts", "actor", "server", "model", "version", "action", "outcome", "change", "reason",
+                            "detail"])
         return 0
 
     def do_export(self, args, ws) -> int:
@@ -112,6 +113,11 @@ class AuditGroup(ActionGroup):
             print(f"{name}: {r.imported} new of {r.seen} journal events" + (f"; {r.problem}" if r.problem else ""))
 
         return for_each_server(names, sync, named=bool(args.server)).exit_code
+
+
+def _one_line(text) -> str:
+    """A table row stays one line: a reason's line breaks are shown as spaces (`--json` has them)."""
+    return " ".join((text or "").splitlines())
 
 
 def _audit_filter(args):

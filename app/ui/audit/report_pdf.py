@@ -3,11 +3,12 @@ works headless (the CLI gets an offscreen application). A4 landscape, our own si
 a title page, the summary, the version timelines, then the event table with its header repeated
 on every page; each page has "page N of M" and the chain's head hash in the footer.
 
-Every line has a fixed height and long cells are cut with "…", so the page count is known before
-drawing (a dry run for the front matter, arithmetic for the table) and 10,000 rows take seconds."""
+Every line has a fixed height. Long cells are cut with "…", except an event's reason and detail,
+which are what an auditor reads: they wrap (at spaces, inside a word only when it is wider than the
+column) and keep their own line breaks, up to MAX_LINES lines. The rows are wrapped once, then laid
+out twice: a dry run that counts the pages (the "of M"), then the drawing; 10,000 rows take seconds."""
 from __future__ import annotations
 
-import math
 import os
 from typing import Callable, Iterable
 
@@ -29,7 +30,9 @@ INK, MUTED, RULE, HEAD_BG, STRIPE = "#1d2330", "#5b6475", "#c9cfd9", "#e8edf5", 
 GOOD, BAD, ACCENT = "#1a7f37", "#c62828", "#2f6feb"
 
 ROW_H = 11.5  # event table
-EVENT_WIDTHS = (94, 80, 58, 60, 52, 72, 54, 80, 78, 0)  # points; 0 = the rest
+EVENT_WIDTHS = (94, 76, 58, 60, 50, 66, 50, 72, 124, 0)  # points; 0 = the rest
+WRAPPED = (8, 9)  # the event columns that wrap: reason, detail
+MAX_LINES = 30  # of one wrapped cell: a row always fits on a page
 SUMMARY_WIDTHS = (120, 120, 64, 80, 66, 62, 112, 0)
 SPAN_WIDTHS = (110, 110, 80, 100, 110, 0)
 PROGRESS_EVERY = 500
@@ -137,9 +140,12 @@ class _Pages:
             self.p.drawText(QPointF(x * PT, (self.y + h * 0.72) * PT), s)
         self.y += h
 
-    def row(self, cells, widths, head=False, stripe=False, right_from=99, colors=None, h=None, fits=()) -> None:
-        """One line of a table; cells in columns listed in `fits` (times) are known to fit."""
-        h = h or (14 if head else ROW_H)
+    def row(self, cells, widths, head=False, stripe=False, right_from=99, colors=None, h=None, fits=(),
+            wrapped=None) -> None:
+        """One line of a table; cells in columns listed in `fits` (times) are known to fit. `wrapped`
+        maps a column to its lines (see wrap): the row is as tall as the most lines."""
+        lines = max(map(len, wrapped.values()), default=1) if wrapped else 1
+        h = h or (14 if head else ROW_H * max(1, lines))
         p = self.p
         if p:
             font = self.bold if head else self.body
@@ -147,7 +153,7 @@ class _Pages:
             if head or stripe:
                 p.fillRect(QRectF(LEFT * PT, self.y * PT, WIDTH * PT, h * PT), QColor(HEAD_BG if head else STRIPE))
             p.setFont(font)
-            base = (self.y + h * 0.72) * PT
+            base = (self.y + (ROW_H if wrapped else h) * 0.72) * PT  # of the first line
             x = LEFT
             pen = INK
             p.setPen(self.colors[INK])
@@ -160,6 +166,11 @@ class _Pages:
                 if color != pen:
                     p.setPen(self.colors[color])
                     pen = color
+                if wrapped and i in wrapped:
+                    for k, line in enumerate(wrapped[i]):
+                        p.drawText(QPointF((x + 3) * PT, base + k * ROW_H * PT), line)
+                    x += w
+                    continue
                 room = (w - 6) * PT
                 # measuring is as dear as drawing: only text that might not fit is measured
                 if i not in fits and len(text) * wide > room and fm.horizontalAdvance(text) > room:
@@ -173,6 +184,38 @@ class _Pages:
                 p.setPen(QPen(QColor(RULE), 0.6 * PT))
                 p.drawLine(QPointF(LEFT * PT, (self.y + h) * PT), QPointF((PAGE_W - RIGHT) * PT, (self.y + h) * PT))
         self.y += h
+
+    def wrap(self, text: str, width: float) -> list[str]:
+        """`text` as the lines that fit `width` points in the body font: its own line breaks kept,
+        broken at spaces, and inside a word only when the word alone is wider; at most MAX_LINES."""
+        fm, room = self.metrics(self.body), (width - 6) * PT
+        wide = self.widest(self.body)
+        out: list[str] = []
+        for para in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+            para = para.replace("\t", "    ").rstrip()
+            if len(para) * wide <= room or fm.horizontalAdvance(para) <= room:
+                out.append(para)
+                continue
+            line = ""
+            for word in para.split(" "):
+                candidate = f"{line} {word}" if line else word
+                if fm.horizontalAdvance(candidate) <= room:
+                    line = candidate
+                    continue
+                if line:
+                    out.append(line)
+                while fm.horizontalAdvance(word) > room:  # a word wider than the column: cut it
+                    cut = len(word) - 1
+                    while cut > 1 and fm.horizontalAdvance(word[:cut]) > room:
+                        cut -= 1
+                    out.append(word[:cut])
+                    word = word[cut:]
+                line = word
+            out.append(line)
+        if len(out) > MAX_LINES:
+            rest = len(out) - MAX_LINES + 1
+            out = out[:MAX_LINES - 1] + [f"… ({rest} more lines)"]
+        return out
 
     def heading(self, s: str, continued: str = "") -> None:
         self.header = None
@@ -284,7 +327,8 @@ def _front_matter(pg: _Pages, r: Report) -> None:
 
 
 def write_pdf(report: Report, events: Iterable[dict], path, progress: Callable[[int, int], None] | None = None) -> int:
-    """Draw `report` and then `events` (oldest first, streamed) to `path`; returns the rows drawn."""
+    """Draw `report` and then `events` (oldest first; read once, their cells kept for the two layouts)
+    to `path`; returns the rows drawn."""
     ensure_gui_app()
     writer = QPdfWriter(str(path))
     writer.setResolution(DPI)
@@ -293,12 +337,17 @@ def write_pdf(report: Report, events: Iterable[dict], path, progress: Callable[[
     writer.setCreator("Berth")
 
     dry = _Pages(writer, None, report, None)
+    widths = _widths(EVENT_WIDTHS)
+    rows = []  # (cells, wrapped lines, colors) of every event: wrapped once, laid out twice
+    for e in events:
+        cells = event_cells(e)
+        wrapped = {i: dry.wrap(cells[i], widths[i]) for i in WRAPPED if cells[i]}
+        state = cells[6]
+        colors = {6: BAD} if state in ("failed", "interrupted") else ({6: GOOD} if state == "ok" else None)
+        rows.append((cells, {i: ls for i, ls in wrapped.items() if len(ls) > 1 or ls[0] != cells[i]}, colors))
     _front_matter(dry, report)
-    first = PAGE_H - BOTTOM - TOP - 28 - 14  # the table's first page has the heading
-    rest = PAGE_H - BOTTOM - TOP - 14 - 14
-    per_first, per_page = int(first // ROW_H), int(rest // ROW_H)
-    extra = max(0, report.count - per_first)
-    total = dry.page + 1 + math.ceil(extra / per_page)
+    _events(dry, rows, widths)
+    total = dry.page
 
     painter = QPainter()
     if not painter.begin(writer):
@@ -306,32 +355,33 @@ def write_pdf(report: Report, events: Iterable[dict], path, progress: Callable[[
     try:
         pg = _Pages(writer, painter, report, total)
         _front_matter(pg, report)
-        pg.header = None
-        pg.new_page()
-        pg.heading("Events")
-        widths = _widths(EVENT_WIDTHS)
-        header = [c for c, _ in EVENT_COLUMNS]
-        pg.header = (header, widths, {})
-        pg.row(header, widths, head=True)
-        n = 0
-        for e in events:
-            if pg.room() < ROW_H:
-                if pg.page >= total:
-                    pg.total = None  # more rows than announced: plain "page N" from here
-                pg.new_page("Events (continued)")
-            cells = event_cells(e)
-            state = cells[6]
-            colors = {6: BAD} if state in ("failed", "interrupted") else ({6: GOOD} if state == "ok" else None)
-            pg.row(cells, widths, stripe=n % 2 == 1, colors=colors, fits=(0,))
-            n += 1
-            if progress and n % PROGRESS_EVERY == 0:
-                progress(n, report.count)
-        if not n:
-            pg.text("No events match.", pg.body, MUTED)
-        pg.y += 6
-        pg.text(f"{n:,} events · end of report", pg.small, MUTED)
-        if progress:
-            progress(n, report.count)
+        n = _events(pg, rows, widths, progress, report.count)
     finally:
         painter.end()
+    return n
+
+
+def _events(pg: _Pages, rows: list, widths, progress=None, count: int = 0) -> int:
+    """The event table, after the front matter; the same layout for the dry run and the drawing."""
+    pg.header = None
+    pg.new_page()
+    pg.heading("Events")
+    header = [c for c, _ in EVENT_COLUMNS]
+    pg.header = (header, widths, {})
+    pg.row(header, widths, head=True)
+    n = 0
+    for cells, wrapped, colors in rows:
+        h = ROW_H * max(map(len, wrapped.values()), default=1) if wrapped else ROW_H
+        if pg.room() < h:
+            pg.new_page("Events (continued)")
+        pg.row(cells, widths, stripe=n % 2 == 1, colors=colors, fits=(0,), wrapped=wrapped or None)
+        n += 1
+        if progress and n % PROGRESS_EVERY == 0:
+            progress(n, count)
+    if not n:
+        pg.text("No events match.", pg.body, MUTED)
+    pg.y += 6
+    pg.text(f"{n:,} events · end of report", pg.small, MUTED)
+    if progress:
+        progress(n, count)
     return n
