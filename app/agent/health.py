@@ -7,6 +7,7 @@ import time
 from . import supervise
 from .fsutil import tail
 from .layout import AgentError
+from .metrics import PROBE_PATH
 
 
 def request(port, method, path, body=None, timeout=10.0):
@@ -52,7 +53,7 @@ def check(model, version, port, example, timeout):
         time.sleep(0.1)
     if example is None:
         return None
-    status, body = request(port, "POST", "/predict", json.dumps(example).encode(), timeout=max(1.0, timeout))
+    status, body = request(port, "POST", PROBE_PATH, json.dumps(example).encode(), timeout=max(1.0, timeout))
     if status != 200:
         try:
             detail = json.loads(body).get("error", body[:300])

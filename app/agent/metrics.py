@@ -6,6 +6,12 @@ import time
 
 from .histogram import BUCKETS, bucket_index
 
+# Berth's own prediction on the input example after a start (app/agent/health.py) goes to this path
+# and is counted under its own endpoint label, so requests/s (the sampler reads "/predict" only)
+# counts users' requests alone. A query on the same path, not a header: user requests pay nothing.
+PROBE_PATH = "/predict?probe=health-check"
+PROBE_ENDPOINT = "/predict (health check)"
+
 
 class Counters:
     def __init__(self, model, version):
@@ -55,10 +61,13 @@ class Counters:
             out.append("berth_request_duration_seconds_count{%s} %d" % (lab, e["count"]))
         usage = resource.getrusage(resource.RUSAGE_SELF)
         out += [
+            "# HELP process_cpu_seconds_total User and system CPU time the runner process has used, in seconds.",
             "# TYPE process_cpu_seconds_total counter",
             "process_cpu_seconds_total %.3f" % (usage.ru_utime + usage.ru_stime),
+            "# HELP process_resident_memory_bytes Resident memory of the runner process, in bytes.",
             "# TYPE process_resident_memory_bytes gauge",
             "process_resident_memory_bytes %d" % _rss_bytes(),
+            "# HELP process_start_time_seconds When the runner process started, in seconds since the Unix epoch.",
             "# TYPE process_start_time_seconds gauge",
             "process_start_time_seconds %.3f" % self.started,
         ]

@@ -16,7 +16,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .entrypoint import load_entrypoint
-from .metrics import Counters
+from .metrics import PROBE_ENDPOINT, PROBE_PATH, Counters
 from .runnerguard import BODY_DEADLINE, REQUEST_DEADLINE, ConnectionGuard
 from .runnerlog import RunnerLog
 from .requestlog import RequestLog
@@ -69,11 +69,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         srv = self.server
-        if self.path != "/predict":
-            srv.guard.disarm(self.connection)
-            self.close_connection = True  # its body, if any, is not read
-            self._reply(404, {"error": "no such endpoint: %s" % self.path})
-            return
+        endpoint = self.path
+        if endpoint != "/predict":
+            if endpoint != PROBE_PATH:
+                srv.guard.disarm(self.connection)
+                self.close_connection = True  # its body, if any, is not read
+                self._reply(404, {"error": "no such endpoint: %s" % self.path})
+                return
+            endpoint = PROBE_ENDPOINT  # Berth's health check: served the same way, counted apart
         t0 = time.perf_counter()
         status, error, raw_in, payload = 200, None, b"", None
         try:
@@ -89,7 +92,7 @@ class Handler(BaseHTTPRequestHandler):
             payload = json.dumps({"error": error, "model": srv.model, "version": srv.version}).encode()
         self._send(status, payload)
         seconds = time.perf_counter() - t0
-        srv.counters.observe("/predict", seconds, status >= 500, rejected=400 <= status < 500)
+        srv.counters.observe(endpoint, seconds, status >= 500, rejected=400 <= status < 500)
         srv.requests.write(seconds, status, raw_in, payload, error)
 
     def _body(self):
