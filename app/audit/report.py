@@ -222,10 +222,10 @@ h3{font-size:14px;margin:1.2em 0 .3em}.sub{color:#5b6475;margin:0 0 1.2em}
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.35em 1.2em;margin:0}dl.facts dt{color:#5b6475}dl.facts dd{margin:0}
 .ok{color:#1a7f37;font-weight:600}.bad{color:#c62828;font-weight:600}.warn{color:#9a6700}
 code{font:12px ui-monospace,"DejaVu Sans Mono",monospace;word-break:break-all}
-table{border-collapse:collapse;width:100%;margin:.3em 0 1em}th,td{text-align:left;padding:3px 6px;border-bottom:1px solid #e1e4ea;vertical-align:top;overflow-wrap:anywhere}
+table{border-collapse:collapse;width:100%;margin:.3em 0 1em}th,td{text-align:left;padding:3px 6px;border-bottom:1px solid #e1e4ea;vertical-align:top;overflow-wrap:break-word}
 td{white-space:pre-wrap}
 th{background:#f0f3f8;font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}tbody tr:nth-child(even){background:#fafbfc}
-table.events td{font-size:12px}table.events .r{width:24%}table.events .d{width:20%}
+table.events td{font-size:12px}table.events .r{width:24%}table.events .d{width:20%}table.events td.r,table.events td.d{overflow-wrap:anywhere}
 table.events th{overflow-wrap:normal;min-width:4.2em}
 @media print{body{margin:0;max-width:none;font-size:10px}.title{page-break-after:always}h2{page-break-after:avoid}
 thead{display:table-header-group}tr{page-break-inside:avoid}}
