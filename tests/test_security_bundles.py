@@ -104,6 +104,19 @@ def test_a_deploy_request_with_a_shadowed_entrypoint_fails_and_nothing_serves_it
 
 # -- archives ------------------------------------------------------------------------------------
 
+def check_in_a_child(archive: Path) -> tuple[str, int]:
+    """`bundle check` of `archive` in a fresh process: (its verdict lines, its peak RSS in KB). A
+    child, because a process's peak memory cannot be reset, and VmHWM because ru_maxrss survives exec."""
+    script = (
+        "from app.bundle import check_path\n"
+        f"r = check_path({str(archive)!r})\n"
+        "print('ERR', r.ok, [str(p) for p in r.errors])\n"
+        "print('RSS', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1]).stdout
+    return out, int(out.split("RSS ")[1].split()[0])
+
+
 def _write_comment_record(out, record_len: int, header_bytes: int) -> None:
     """One PAX `comment` record of `record_len` bytes, its value written in chunks, then padding."""
     out.write(f"{record_len} comment=".encode())
@@ -136,16 +149,8 @@ def _archive_with_pax_header(path: Path, header_bytes: int) -> Path:
 def test_a_huge_pax_header_is_refused_in_bounded_memory(tmp_path):
     archive = _archive_with_pax_header(tmp_path / "pax.tar.gz", 200 * 1024 * 1024)
     assert archive.stat().st_size < 1024 * 1024
-    script = (
-        "import resource, sys\n"
-        "from app.bundle import check_path\n"
-        f"r = check_path({str(archive)!r})\n"
-        "print('ERR', r.ok, [str(p) for p in r.errors])\n"
-        "print('RSS', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parents[1]).stdout
+    out, rss_kb = check_in_a_child(archive)
     assert "ERR False" in out and "extended header of" in out, out
-    rss_kb = int(out.split("RSS ")[1].split()[0])
     assert rss_kb < 200 * 1024, f"the check used {rss_kb} KB: the header was read into memory"
 
 
@@ -183,14 +188,7 @@ BLOCK_SIZE = 512
 def test_a_pax_header_hidden_behind_a_sparse_header_is_refused_in_bounded_memory(tmp_path):
     archive = _archive_hiding_a_pax_header_behind_a_sparse_header(tmp_path / "sparse.tar.gz", 200 * 1024 * 1024)
     assert archive.stat().st_size < 1024 * 1024
-    script = (
-        "from app.bundle import check_path\n"
-        f"r = check_path({str(archive)!r})\n"
-        "print('ERR', r.ok, [str(p) for p in r.errors])\n"
-        "print('RSS', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parents[1]).stdout
-    rss_kb = int(out.split("RSS ")[1].split()[0])
+    out, rss_kb = check_in_a_child(archive)
     assert rss_kb < 200 * 1024, f"the check used {rss_kb} KB: the hidden header was read into memory"
     assert "ERR False" in out and "sparse" in out, out
 
@@ -219,14 +217,7 @@ def _archive_hiding_a_pax_header_behind_a_pax_size(path: Path, header_bytes: int
 
 def test_a_pax_header_hidden_behind_a_pax_size_record_is_refused_in_bounded_memory(tmp_path):
     archive = _archive_hiding_a_pax_header_behind_a_pax_size(tmp_path / "size.tar.gz", 200 * 1024 * 1024)
-    script = (
-        "from app.bundle import check_path\n"
-        f"r = check_path({str(archive)!r})\n"
-        "print('ERR', r.ok, [str(p) for p in r.errors])\n"
-        "print('RSS', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parents[1]).stdout
-    rss_kb = int(out.split("RSS ")[1].split()[0])
+    out, rss_kb = check_in_a_child(archive)
     assert rss_kb < 200 * 1024, f"the check used {rss_kb} KB: the hidden header was read into memory"
     assert "ERR False" in out and "size" in out, out
 
@@ -261,14 +252,7 @@ def _archive_with_a_hidden_header(path: Path, header_bytes: int, how: str) -> Pa
 @pytest.mark.parametrize("how", ["folder", "solaris"])
 def test_a_header_framed_otherwise_by_tarfile_is_refused_in_bounded_memory(tmp_path, how):
     archive = _archive_with_a_hidden_header(tmp_path / "hidden.tar.gz", 200 * 1024 * 1024, how)
-    script = (
-        "from app.bundle import check_path\n"
-        f"r = check_path({str(archive)!r})\n"
-        "print('ERR', r.ok, [str(p) for p in r.errors])\n"
-        "print('RSS', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parents[1]).stdout
-    rss_kb = int(out.split("RSS ")[1].split()[0])
+    out, rss_kb = check_in_a_child(archive)
     assert rss_kb < 200 * 1024, f"the check used {rss_kb} KB: the hidden header was read into memory"
     assert "ERR False" in out, out
 
