@@ -79,21 +79,30 @@ def test_under_a_login_umask_of_000_nothing_berth_writes_is_open_to_other_users(
         stop_all(root)
 
 
-def test_an_agent_modified_on_the_server_is_replaced_audited_and_never_runs(tmp_path, berth_home):
+def installed_local_agent() -> tuple[Workspace, Path]:
+    """A workspace and the launcher of the agent installed on its `local` server."""
     ws = Workspace()
-    root = Path(ws.servers.get("local").root)
-    with LocalTransport(str(root)) as t:
+    with LocalTransport(ws.servers.get("local").root) as t:
         t.agent("hello")
-        launcher = Path(t.ensure_agent())
+        return ws, Path(t.ensure_agent())
+
+
+def status_as_berth_asks(ws: Workspace) -> dict:
+    """`status` over a connection opened as `berth status` opens one (its agent check and audit)."""
+    transport = ws._open(ws.servers.get("local"), None)
+    try:
+        return transport.agent("status")
+    finally:
+        transport.close()
+
+
+def test_an_agent_modified_on_the_server_is_replaced_audited_and_never_runs(tmp_path, berth_home):
+    ws, launcher = installed_local_agent()
     marker = tmp_path / "the-appended-code-ran"
     main = launcher.parent / "berth_agent" / "main.py"
     with open(main, "a") as f:  # what another Unix user did under a umask of 000
         f.write(f"\nopen({str(marker)!r}, 'w').write('pwned')\n")
-    transport = ws._open(ws.servers.get("local"), None)  # as `berth status` connects
-    try:
-        answer = transport.agent("status")
-    finally:
-        transport.close()
+    answer = status_as_berth_asks(ws)
     assert "models" in answer
     assert not marker.exists(), "the modified agent ran"
     assert "pwned" not in main.read_text(), "the modified file was left in place"
@@ -117,19 +126,11 @@ def test_bytecode_planted_beside_the_agent_is_refused_like_a_modified_file(tmp_p
     """Only the agent's .py files were hashed, but Python runs a __pycache__/*.pyc that matches a
     source's mtime and size instead of the source: code planted there (by a model: it runs as the
     same user) ran in every later agent command and in every runner, unnoticed."""
-    ws = Workspace()
-    root = Path(ws.servers.get("local").root)
-    with LocalTransport(str(root)) as t:
-        t.agent("hello")
-        launcher = Path(t.ensure_agent())
+    ws, launcher = installed_local_agent()
     marker = tmp_path / "the-planted-bytecode-ran"
     main = launcher.parent / "berth_agent" / "main.py"
     subprocess.run(["python3", "-I", "-c", POISON_PYC, str(main), str(marker)], check=True)
-    transport = ws._open(ws.servers.get("local"), None)
-    try:
-        answer = transport.agent("status")
-    finally:
-        transport.close()
+    answer = status_as_berth_asks(ws)
     assert "models" in answer
     assert not marker.exists(), "the planted bytecode ran"
     events = [e for e in ws.audit.list() if e["action"] == "agent.replaced"]
@@ -139,21 +140,13 @@ def test_bytecode_planted_beside_the_agent_is_refused_like_a_modified_file(tmp_p
 def test_a_module_dropped_beside_the_agent_package_is_refused(tmp_path, berth_home):
     """The agent's folder is first on sys.path (and is the runners' PYTHONPATH), but only berth_agent/
     was checked: a tempfile.py dropped beside it ran in place of the standard module in every command."""
-    ws = Workspace()
-    root = Path(ws.servers.get("local").root)
-    with LocalTransport(str(root)) as t:
-        t.agent("hello")
-        launcher = Path(t.ensure_agent())
+    ws, launcher = installed_local_agent()
     marker = tmp_path / "the-dropped-module-ran"
     (launcher.parent / "tempfile.py").write_text(
         f"open({str(marker)!r}, 'w').write('pwned')\n"
         "import sys; del sys.modules['tempfile']; sys.path.remove(__import__('os').path.dirname(__file__))\n"
         "import tempfile; sys.modules[__name__] = tempfile\n")
-    transport = ws._open(ws.servers.get("local"), None)
-    try:
-        answer = transport.agent("status")
-    finally:
-        transport.close()
+    answer = status_as_berth_asks(ws)
     assert "models" in answer
     assert not marker.exists(), "the module dropped beside the agent ran"
     assert not (launcher.parent / "tempfile.py").exists()
