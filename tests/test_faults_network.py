@@ -25,6 +25,7 @@ from app.store.servers import ServerConfig
 from app.workspace import Workspace
 from cli_kit import iris_copy, iris_input
 from delay_proxy import DelayProxy
+from disk_kit import MountFailed, mount_tmpfs, unmount
 from netfaults import FaultyHost, missing_tools, unavailable_reason
 from sshd import require_sshd
 
@@ -386,19 +387,15 @@ def small_disk(tmp_path):
     """A 20 MB tmpfs as the server's root (unmounted after, even when the test fails)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    path = tmp_path / "small-root"
-    path.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "berth-test-tmpfs", str(path)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.fail(f"cannot mount a tmpfs: {r.stderr.strip()}")
+    try:
+        path = mount_tmpfs(tmp_path / "small-root", "20m")
+    except MountFailed as e:
+        pytest.fail(f"cannot mount a tmpfs: {e}")
     try:
         yield path
     finally:
         stop_all(path)
-        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
-            time.sleep(0.5)  # a runner killed with its namespace may still be exiting
-            subprocess.run(["umount", "-l", str(path)], capture_output=True)
+        unmount(path)
 
 
 def test_disk_full_during_upload_says_no_space_removes_partials_and_installs_nothing(

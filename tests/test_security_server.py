@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent_kit import call, deploy, deploy_request, make_bundle, stop_all
+from disk_kit import MountFailed, mount_tmpfs, unmount
 from app.agent import journal
 from app.agent.layout import AgentError, Root
 from app.deploy.changes import run_to_end
@@ -243,17 +244,15 @@ def test_a_bundle_cannot_declare_the_runners_own_variables(tmp_path):
 @pytest.fixture
 def small_disk(tmp_path):
     """A 24 MB tmpfs of its own; skipped where this machine cannot mount one."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", str(disk)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'not root'}): the full-disk tests need one")
+    try:
+        disk = mount_tmpfs(tmp_path / "disk", "24m", "mode=0700")
+    except MountFailed as e:
+        pytest.skip(f"cannot mount a tmpfs here ({e}): the full-disk tests need one")
     try:
         yield disk
     finally:
         stop_all(disk / "srv")
-        subprocess.run(["umount", "-l", str(disk)], check=False)
+        unmount(disk)
 
 
 def fill(disk: Path) -> Path:
