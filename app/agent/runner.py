@@ -30,6 +30,11 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     server_version = "berth-runner"
+
+    def setup(self):
+        BaseHTTPRequestHandler.setup(self)
+        self._budget = _HeaderBudget(self.rfile)  # one per connection: parse_request reuses it
+
     def handle_one_request(self):
         """The next request (request line and headers) must be in within REQUEST_DEADLINE of the end
         of the previous one (or of the connection's start): idle and slow connections alike are
@@ -41,10 +46,7 @@ class Handler(BaseHTTPRequestHandler):
     def parse_request(self):
         """Headers within MAX_HEADER_BYTES in all (431 beyond): 40 connections holding 100 lines of
         60 KB each grew the runner by 229 MB, MAX_CONNECTIONS of them would by 1.6 GB."""
-        rfile = self.rfile
-        budget = self.__dict__.get("_budget")
-        if budget is None or budget.rfile is not rfile:
-            budget = self._budget = _HeaderBudget(rfile)
+        rfile, budget = self.rfile, self._budget
         budget.left = MAX_HEADER_BYTES
         self.rfile = budget
         try:
@@ -165,10 +167,10 @@ def _parse_json(raw):
 class _HeaderBudget:
     """The request's rfile while its headers are read: readline stops at the budget's end, and a
     line past it is http.client's LineTooLong (which http.server answers 431)."""
-    __slots__ = ("rfile", "raw", "left")
+    __slots__ = ("raw", "left")
 
     def __init__(self, rfile):
-        self.rfile, self.raw, self.left = rfile, rfile.readline, 0
+        self.raw, self.left = rfile.readline, 0
 
     def readline(self, limit=-1):
         left = self.left
