@@ -12,12 +12,6 @@ from app.agent.runnerenv import pip_environment
 from .transport import Transport, http_exchange
 
 
-def agent_environment(source) -> dict:
-    """What the local agent needs of the operator's environment: the basics and what pip reads to
-    reach an index; not tokens, cloud keys or SSH_AUTH_SOCK (the agent's rule for pip, one list)."""
-    return pip_environment(source)
-
-
 class LocalTransport(Transport):
     name = "local"
 
@@ -27,7 +21,9 @@ class LocalTransport(Transport):
 
     def _exec(self, argv, stdin):
         argv = [self.python if argv[0] == "python3" else argv[0], *argv[1:]]
-        env = agent_environment(os.environ)
+        # what the agent and its pip need of the operator's environment (the agent's own allow-list
+        # for pip): not tokens, cloud keys or SSH_AUTH_SOCK
+        env = pip_environment(os.environ)
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=env, cwd=self.abs_root if os.path.isdir(self.abs_root) else None)
         errors: list[bytes] = []
