@@ -31,9 +31,9 @@ SERVER_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 REASONED_ACTIONS = ("deploy", "rollback")
 
 
-
 class ReasonRequired(BerthError, ValueError):
     """A change on a production server without the reason Berth is set to require."""
+
 
 class Workspace:
     def __init__(self, db=None, ask_passphrase: AskPassphrase | None = None):
