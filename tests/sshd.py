@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -77,9 +78,13 @@ class SshServer:
 
     def __init__(self, folder: str | os.PathLike | None = None, host_key_type: str = "ed25519",
                  port: int | None = None, start_timeout: float = 10.0, listen: str = "127.0.0.1",
-                 netns: str | None = None):
+                 netns: str | None = None, max_startups: str = "100", max_sessions: int = 100):
         if host_key_type not in HOST_KEY_TYPES:
             raise ValueError(f"host_key_type must be one of {sorted(HOST_KEY_TYPES)}, not {host_key_type!r}")
+        if (not re.fullmatch(r"[0-9]+(:[0-9]+:[0-9]+)?", str(max_startups))
+                or not isinstance(max_sessions, int) or max_sessions < 1):
+            raise ValueError(f"max_startups must be N or START:RATE:FULL and max_sessions at least 1, "
+                             f"not {max_startups!r} and {max_sessions!r}")
         self._own_folder = folder is None
         self.folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="berth-sshd-"))
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -87,6 +92,9 @@ class SshServer:
         self.user = getpass.getuser()
         self.host = listen
         self.netns = netns  # run inside this network namespace (`ip netns exec`): see NetnsPair
+        # sshd's limits on unauthenticated connections ("start:rate:full" or a number) and on sessions
+        # per connection: a fleet bench logging in to many servers at once raises them
+        self.max_startups, self.max_sessions = str(max_startups), max_sessions
         self._fixed_port = port is not None
         self.port = port if port is not None else free_port()
         self.start_timeout = start_timeout
@@ -143,8 +151,8 @@ class SshServer:
                 "KbdInteractiveAuthentication no",
                 "PermitRootLogin prohibit-password",
                 "Subsystem sftp internal-sftp",
-                "MaxStartups 100",
-                "MaxSessions 100",
+                f"MaxStartups {self.max_startups}",
+                f"MaxSessions {self.max_sessions}",
                 "PrintMotd no",
                 "LogLevel VERBOSE",
                 "",

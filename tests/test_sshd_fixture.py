@@ -114,6 +114,24 @@ def test_factory_servers_are_independent(sshd, sshd_factory):
     assert not b.running and a.running and sshd.running
 
 
+def test_raised_limits_are_in_the_config_and_sshd_takes_them(sshd_factory):
+    server = sshd_factory(max_startups="200:30:400", max_sessions=300)
+    config = server.config_path.read_text().splitlines()
+    assert "MaxStartups 200:30:400" in config and "MaxSessions 300" in config
+    transport = connect(server)
+    try:
+        assert fingerprint(transport.get_remote_server_key()) == server.fingerprint
+    finally:
+        transport.close()
+
+
+@pytest.mark.parametrize("limits", [{"max_startups": "10\nPermitEmptyPasswords yes"}, {"max_startups": "10:30"},
+                                    {"max_startups": ""}, {"max_sessions": 0}, {"max_sessions": "5"}])
+def test_bad_limits_are_refused_before_anything_is_written(tmp_path, limits):
+    with pytest.raises(ValueError, match="max_startups must be"):
+        sshd_mod.SshServer(folder=tmp_path / "srv", **limits)
+    assert not (tmp_path / "srv").exists()
+
 def test_missing_sshd_fails_loudly(monkeypatch):
     monkeypatch.setattr(sshd_mod, "SSHD", "/nonexistent/sshd")
     with pytest.raises(pytest.fail.Exception, match="openssh-server"):
