@@ -78,7 +78,9 @@ def main(out: str, seconds: float, window_s: float, servers: list[str]) -> None:
             threads=me.num_threads(), tcp=len(me.net_connections(kind="tcp")),
             hung_at_end=hung(), window_s=window_s, seconds=seconds,
             models_at=models_at, sample_at=sample_at,
-            states={s: list(w.fleet_model.states.get(s, ("", ""))) for s in hung()})
+            states={s: {"fleet": list(w.fleet_model.states.get(s, ("", ""))),
+                        "stream": list(w.monitor_feed.states.get(s, ("", ""))) if w.monitor_feed else None}
+                    for s in hung()})
         with open(out, "w") as f:
             json.dump(result, f)
         w.close()  # what Quit does: settings saved, streams stopped, the runner shut down (not waited for)

@@ -166,10 +166,12 @@ def ratio(a, b) -> str:
     return "n/a" if a is None or b is None or b <= 0 else f"{a / b:.2f}x"
 
 
-def slowest(runs: list[dict], key: str, names: list[str]) -> float | None:
-    """The slowest server to reach `key` over all starts (None when one never did: then it hung)."""
+def slowest(runs: list[dict], key: str, names: list[str]) -> str:
+    """The slowest server to reach `key` over all starts, and how many never did (those hung)."""
     times = [r[key].get(n) for r in runs for n in names]
-    return None if not times or None in times else max(times)
+    reached = [t for t in times if t is not None]
+    never = len(times) - len(reached)
+    return (fmt(max(reached), "s") if reached else "-") + (f" ({never} never)" if never else "")
 
 
 def rows(n: int, one: dict, many: dict, runs1: list[dict], runsn: list[dict], names1, namesn) -> list[tuple]:
@@ -182,15 +184,16 @@ def rows(n: int, one: dict, many: dict, runs1: list[dict], runsn: list[dict], na
     def med(runs, key):
         return statistics.median(r[key] for r in runs)
 
-    for label, key, unit in (("console CPU, % of a core (last 30 s)", "cpu_pct", "%"), ("console RSS", "rss", "MB"),
-                             ("console threads", "threads", ""), ("console TCP connections", "tcp", "")):
+    window = runsn[0]["window_s"]
+    for label, key, unit in ((f"console CPU, % of a core (last {window:g} s)", "cpu_pct", "%"),
+                             ("console RSS", "rss", "MB"), ("console threads", "threads", ""),
+                             ("console TCP connections", "tcp", "")):
         a, b = med(runs1, key), med(runsn, key)
         d = (b - a) / (n - 1)
         out.append((label, fmt(a, unit), fmt(b, unit), ratio(b, a), ("+" if d >= 0 else "-") + fmt(abs(d), unit)))
-    for label, key, unit in (("slowest server to show its models", "models_at", "s"),
-                             ("slowest server's first monitor sample", "sample_at", "s")):
-        a, b = slowest(runs1, key, names1), slowest(runsn, key, namesn)
-        out.append((label, fmt(a, unit), fmt(b, unit), ratio(b, a), ""))
+    for label, key in (("slowest server to show its models", "models_at"),
+                       ("slowest server's first monitor sample", "sample_at")):
+        out.append((label, slowest(runs1, key, names1), slowest(runsn, key, namesn), "", ""))
     at = runsn[0]["seconds"] - runsn[0]["window_s"]
     for label, key in ((f"hung servers at {at:g} s (no models or no sample)", "hung_at_window"),
                        ("  of which still hung at the end", "hung_at_end")):
