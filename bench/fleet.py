@@ -159,7 +159,7 @@ def console(fleet: Fleet, seconds: float, window_s: float, tag: str, children: l
 def fmt(v, unit: str) -> str:
     if v is None:
         return "-"
-    return {"s": f"{v:.2f} s", "%": f"{v:.1f} %", "MB": f"{v / 2**20:.1f} MB"}.get(unit, f"{v:g}")
+    return {"s": f"{v:.2f} s", "%": f"{v:.1f} %", "MB": f"{v / 2**20:.1f} MB"}.get(unit, f"{v:.3g}")
 
 
 def ratio(a, b) -> str:
@@ -243,7 +243,7 @@ def run(args, folder: Path, children: list, fleets: list) -> int:
     bundle = iris_copy(folder / "iris")
     sizes = {"1": Fleet(folder / "n1", 1), "N": Fleet(folder / f"n{args.n}", args.n)}
     fleets.extend(sizes.values())
-    t0 = time.perf_counter()
+    t0 = started = time.perf_counter()
     for fleet in sizes.values():
         fleet.start_sshds()
     print(f"started {1 + args.n} sshd's (MaxStartups {MAX_STARTUPS}, MaxSessions {MAX_SESSIONS}) in "
@@ -275,7 +275,8 @@ def run(args, folder: Path, children: list, fleets: list) -> int:
     print(f"\n(console: {args.starts} start(s) of {args.console_s:g} s at each size, medians; CPU over the last "
           f"{args.window_s:g} s; 'per server' is N's figure / N, for the console (N's - 1's) / (N - 1))")
     print(f"{source_state()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, python "
-          f"{platform.python_version()}; deploy: {'group --parallel ' + str(args.parallel) if group else 'a loop'}")
+          f"{platform.python_version()}; deploy: {'group --parallel ' + str(args.parallel) if group else 'a loop'}; "
+          f"the bench took {(time.perf_counter() - started) / 60:.1f} min")
     return 0
 
 
