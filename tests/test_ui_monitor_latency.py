@@ -185,3 +185,31 @@ def test_real_bursts_on_two_local_models_paint_their_latency(qtbot, task_runner,
         assert latency_painted() > 0
     finally:
         feed.stop()
+
+
+def test_predictions_by_hand_over_ssh_paint_their_latency(qtbot, task_runner, box, tmp_path, capsys):
+    """As an operator over SSH: iris deployed on a real sshd, the Monitor open on it, a few
+    `berth predict` typed one after the other (each takes its own interval or more: lone values)."""
+    from cli_kit import berth, iris_copy, iris_input
+
+    assert berth(capsys, "deploy", iris_copy(tmp_path), "--server", "box").code == 0
+    feed = MonitorFeed(history_factory=None)
+    feed.start(["box"])
+    try:
+        page = MonitorPage(task_runner, feed)
+        qtbot.addWidget(page)
+        page.resize(1100, 800)
+        page.show()
+        page.show_target("box", "iris")
+        qtbot.waitUntil(lambda: len(feed.buffer.series("box", "iris", "cpu_percent")[0]) >= 2, timeout=WAIT)
+        for _ in range(3):
+            assert berth(capsys, "predict", "iris", "--server", "box", "--input", iris_input()).code == 0
+            qtbot.wait(1200)  # the operator reads the answer
+        p95 = lambda: feed.buffer.series("box", "iris", "p95_ms")[1]  # noqa: E731
+        qtbot.waitUntil(lambda: np.isfinite(p95()).sum() >= 2, timeout=WAIT)
+        qtbot.waitUntil(lambda: feed.buffer.latest["box"]["models"]["iris"]["requests_total"] == 3, timeout=WAIT)
+        assert sum(painted(page.graphs, metric) for metric in LATENCY) > 0, p95()
+        dots, _ = page.graphs.curves["p95_ms"][0].lone.getData()
+        assert len(dots) == lone_points(p95()).sum()
+    finally:
+        feed.stop()

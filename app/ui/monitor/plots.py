@@ -111,7 +111,8 @@ def set_series(curve, xs, ys) -> None:
     xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
     curve.setData(xs, ys, connect="finite")
     lone = lone_points(ys)
-    curve.lone.setData(xs[lone], ys[lone])
+    if lone.any() or len(curve.lone.data):  # setData costs ~0.2 ms even when nothing changes
+        curve.lone.setData(xs[lone], ys[lone])
 
 
 def fit_y(plot, arrays, force: bool = False) -> None:
