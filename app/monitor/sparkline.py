@@ -20,3 +20,15 @@ def decimate(values: np.ndarray, width: int) -> np.ndarray | None:
     out[:, 0] = np.fmin.reduce(v, axis=1)
     out[:, 1] = np.fmax.reduce(v, axis=1)
     return out.ravel()
+
+
+def lone_points(values: np.ndarray) -> np.ndarray:
+    """Which values have no finite neighbour on either side (a NaN or the end): a line drawn with
+    connect='finite' shows nothing for them, so a model that served requests in one interval of
+    five would have an empty latency line. Whoever draws the line marks these apart."""
+    finite = np.isfinite(np.asarray(values, dtype=float))
+    if not len(finite):
+        return finite
+    before = np.r_[False, finite[:-1]]
+    after = np.r_[finite[1:], False]
+    return finite & ~before & ~after

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPush
 from app.monitor.buffer import LIVE_SECONDS
 from app.monitor.csv_export import write_csv
 from app.monitor.markers import markers_from_events
-from app.ui.monitor.plots import HOST_PLOTS, MODEL_PLOTS, build_plots, fit_y, fmt, value_at
+from app.ui.monitor.plots import HOST_PLOTS, MODEL_PLOTS, build_plots, fit_y, fmt, set_series, value_at
 
 WINDOWS = [("Live (5 min)", LIVE_SECONDS), ("1 hour", 3600), ("24 hours", 86400), ("7 days", 7 * 86400)]
 RELOAD_S = {3600: 10, 86400: 60, 7 * 86400: 300}  # how often a History window is read again
@@ -222,8 +222,7 @@ class MonitorGraphs(QWidget):
         t0 = time.perf_counter()
         data, start, end = self.series_now()
         for metric, (curve, _unit, _legend) in self.curves.items():
-            ts, values = data[metric]
-            curve.setData(ts, values, connect="finite")
+            set_series(curve, *data[metric])
         for plot in self.plots:
             fit_y(plot, [data[m][1] for m, _u, _l in plot.series], force)
         self.plots[0].setXRange(start, end, padding=0)

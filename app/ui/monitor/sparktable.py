@@ -10,7 +10,7 @@ from PySide6.QtCore import QRect, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QTableView
 
-from app.monitor.sparkline import decimate
+from app.monitor.sparkline import decimate, lone_points
 
 ALERT = QColor("#c62828")
 ALERT_FILL = QColor(198, 40, 40, 40)
@@ -50,7 +50,8 @@ class SparklineDelegate(QStyledItemDelegate):
 def sparkline_sheet(cells) -> dict[bool, object]:
     """The sparklines of many cells as one path per colour, in one numpy pass: `cells` is
     [(values, QRect box, alert)]; returns {alert: QPainterPath}. Each line goes min to max of its own
-    values in its box; NaN gaps break it, and so does the end of each cell."""
+    values in its box; NaN gaps break it, and so does the end of each cell. A value alone between two
+    breaks (the latency of the one interval that had requests) is a 2 px dash: a line shows nothing."""
     groups: dict[bool, list] = {False: [], True: []}
     for values, box, alert in cells:
         w, h = box.width(), box.height()
@@ -72,6 +73,10 @@ def sparkline_sheet(cells) -> dict[bool, object]:
         pos = np.arange(len(ys)) - starts[seg]
         xs = left[seg] + pos * (w / np.maximum(1, n - 1))[seg]
         yv = top[seg] + h[seg] - (ys - lo[seg]) * (h / span)[seg]
+        lone = np.flatnonzero(lone_points(ys))
+        if len(lone):  # each becomes a 2 px dash around it, inside its cell's box
+            xs[lone] = np.clip(xs[lone] - 1, left[seg[lone]], (left + w)[seg[lone]] - 2)
+            xs, yv = np.insert(xs, lone + 1, xs[lone] + 2), np.insert(yv, lone + 1, yv[lone])
         out[alert] = arrayToQPath(xs, yv, connect="finite")
     return out
 
