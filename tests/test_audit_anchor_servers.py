@@ -59,7 +59,7 @@ def test_journal_heads_and_events_catch_a_rewritten_local_log(capsys, box, berth
     forged.write_text(json.dumps(data))
     assert berth(capsys, "audit", "verify", "--file", forged).code == 0  # consistent in itself
     r = berth(capsys, "audit", "verify", "--file", forged, "--servers")
-    assert r.code == 1 and f"the journal of box (deploy iris 1.0.0 started on box" in r.out, r
+    assert r.code == 1 and "the journal of box (deploy iris 1.0.0 started on box" in r.out, r
     assert "the export or the log it came from was rewritten" in r.out
     ws.db.close()
     ws.anchor.close()

@@ -4,6 +4,7 @@ check was skipped (a modified desktop, or a request written by hand)."""
 from __future__ import annotations
 
 import gzip
+import importlib
 import io
 import os
 import subprocess
@@ -77,7 +78,7 @@ def test_the_runner_loads_the_module_from_the_bundle_folder(tmp_path, monkeypatc
     elsewhere.mkdir()
     (elsewhere / "berth_shadow_probe.py").write_text("def predict(data):\n    return {'from': 'elsewhere'}\n")
     sys.path.insert(0, str(elsewhere))
-    import berth_shadow_probe  # noqa: F401  (now in sys.modules, from the wrong folder)
+    importlib.import_module("berth_shadow_probe")  # now in sys.modules, from the wrong folder
     try:
         with pytest.raises(ImportError, match="already imported"):
             load_entrypoint(str(bundle), "berth_shadow_probe:predict")
