@@ -28,7 +28,8 @@ class GroupPlan:
     max_failures: int = 0
     canary_first: bool = False
     reason: str = ""
-    model: str = ""  # rollback, start, stop: the model; deploy: the bundle's path
+    model: str = ""  # rollback, start, stop: the model
+    bundle: str = ""  # deploy: the bundle's path
 
     def facts(self) -> dict:
         return {"selectors": self.selectors, "servers": self.names, "parallel": self.parallel,
@@ -65,9 +66,9 @@ def run_group(ws: Workspace, plan: GroupPlan, work: Work, should_stop: Callable[
     if plan.action not in GROUP_ACTIONS:
         raise ValueError(f"no group form of {plan.action!r}")
     check_reasons(ws, plan)
+    what = bundle_facts(ws, plan.bundle) if plan.action == "deploy" else {"model": plan.model}
     factory = workspace_factory or (lambda: Workspace(ask_passphrase=ws.ask_passphrase))
-    started = ws.audit.begin(f"{plan.action}.group", model=plan.model if plan.action != "deploy" else "",
-                             reason=plan.reason, detail=json.dumps(plan.facts()))
+    started = ws.audit.begin(f"{plan.action}.group", reason=plan.reason, detail=json.dumps(plan.facts()), **what)
 
     def action(name: str, stop: Callable[[], bool]) -> Outcome:
         with _own_workspace(factory) as own:
@@ -84,6 +85,19 @@ def run_group(ws: Workspace, plan: GroupPlan, work: Work, should_stop: Callable[
     ws.audit.finish(started, outcome, detail=json.dumps(dict(plan.facts(), stopped=summary.stopped,
                                                              outcomes=outcomes)))
     return summary
+
+
+def bundle_facts(ws: Workspace, path: str) -> dict:
+    """The bundle's model, version and sha256, for the group's record; an invalid bundle is refused
+    once, before any server starts (audited as a single deploy's is)."""
+    from app.bundle import BundleError, open_bundle
+
+    try:
+        with open_bundle(path) as bundle:
+            return {"model": bundle.manifest.name, "version": bundle.manifest.version, "sha256": bundle.sha256}
+    except BundleError as e:
+        ws.audit.record("bundle.check", "failed", detail=f"{path}: {e}")
+        raise
 
 
 class _own_workspace:

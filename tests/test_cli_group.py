@@ -80,6 +80,7 @@ def test_a_failing_server_spends_the_budget_the_ones_in_flight_finish_the_rest_a
     log = events(capsys)
     group = [e for e in log if e["action"] == "deploy.group"]
     assert [e["outcome"] for e in group] == ["started", "failed"] and group[1]["ref"] == group[0]["id"]
+    assert (group[0]["model"], group[0]["version"], len(group[0]["sha256"])) == ("iris", "1.0.0", 64)
     facts = json.loads(group[1]["detail"])
     assert facts["servers"] == ["box1", "box2", "box3", "box4"] and facts["selectors"] == ["box*"]
     assert (facts["parallel"], facts["max_failures"], facts["stopped"]) == (2, 0, "budget")
@@ -167,6 +168,16 @@ def test_a_selector_that_picks_nothing_is_one_line_before_anything_runs(capsys, 
     assert r.code == 1 and "no server named 'nosuch'" in r.err, r
     assert berth(capsys, "deploy", iris_copy(tmp_path), "--server", "box*", "--parallel", "0").code == 2
     assert events(capsys) == []
+
+
+def test_an_invalid_bundle_is_refused_once_before_any_server_starts(capsys, tmp_path, fleet):
+    fleet("box1")
+    fleet("box2")
+    bundle = iris_copy(tmp_path)
+    (bundle / "berth.toml").write_text('[model]\nname = "Bad Name"\n')
+    r = berth(capsys, "deploy", bundle, "--server", "box*")
+    assert r.code == 1 and "[box" not in r.err and r.out == "", r
+    assert [(e["action"], e["outcome"]) for e in events(capsys)] == [("bundle.check", "failed")]
 
 
 def test_ctrl_c_starts_no_new_server_prints_the_summary_and_exits_130(tmp_path, fleet, berth_home):

@@ -34,7 +34,7 @@ class DeployCommand(Command):
         ws = workspace()
         names = resolve_servers(ws, args.server)
         if group.is_group(args, names):
-            return _run_group(ws, args, names, "deploy", str(args.path),
+            return _run_group(ws, args, names, "deploy", {"bundle": str(args.path)},
                               lambda on_progress: rollout.deploy_work(args.path, args.reason, args.keep, on_progress))
         server = args.server = names[0]
         with ws.connect_to_change("deploy", server, args.reason) as t:
@@ -146,7 +146,7 @@ class ChangeCommand(Command):
         params = {"to": args.to} if getattr(args, "to", None) else {}
         names = resolve_servers(ws, args.server)
         if group.is_group(args, names):
-            return _run_group(ws, args, names, self.name, args.model,
+            return _run_group(ws, args, names, self.name, {"model": args.model},
                               lambda on_progress: rollout.change_work(self.name, args.model, args.reason, params,
                                                                       on_progress))
         args.server = names[0]
@@ -166,15 +166,14 @@ class ChangeCommand(Command):
         return 0
 
 
-def _run_group(ws, args, names: list[str], action: str, model: str, make_work) -> int:
-    """The group form of deploy, rollback, start and stop (app/cli/group.py prints it);
-    `make_work(on_progress)` is one server's work (app/rollout.py)."""
-    plan = rollout.GroupPlan(action, names, args.server, reason=args.reason, model=model,
-                             **group.group_plan_options(args))
+def _run_group(ws, args, names: list[str], action: str, what: dict, make_work) -> int:
+    """The group form of deploy, rollback, start and stop (app/cli/group.py prints it); `what`:
+    the model or the bundle; `make_work(on_progress)` is one server's work (app/rollout.py)."""
+    plan = rollout.GroupPlan(action, names, args.server, reason=args.reason, **what, **group.group_plan_options(args))
     rollout.check_reasons(ws, plan)  # before the first line: a refusal is the only one
     printer = group.LinePrinter()
     work = make_work(printer.progress_for(args.verbose))
-    print(f"{action} {model} on {len(names)} server(s), {plan.parallel} at once"
+    print(f"{action} {plan.model or plan.bundle} on {len(names)} server(s), {plan.parallel} at once"
           + (", a canary first" if plan.canary_first else ""), file=sys.stderr)
     summary = rollout.run_group(ws, plan, work, on_event=printer.event)
     return group.report(summary, action, plan, args.json)
