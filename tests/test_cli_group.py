@@ -204,3 +204,22 @@ def test_ctrl_c_starts_no_new_server_prints_the_summary_and_exits_130(tmp_path, 
     group = [e for e in ws.audit.list() if e["action"] == "deploy.group"]
     assert [e["outcome"] for e in group] == ["cancelled", "started"]
     assert {e["server"] for e in ws.audit.list() if e["action"] == "deploy"} == {"box1"}
+
+
+def test_a_group_over_real_sshd_servers_with_one_stopped_deploys_the_others(capsys, tmp_path, box, sshd_factory,
+                                                                           stop_local_runners):
+    down = sshd_factory()
+    Workspace().add_server(ServerConfig(name="box-down", host=down.host, port=down.port, user=down.user,
+                                        key_path=str(down.key_path), root=str(tmp_path / "down root")),
+                           down.fingerprint)
+    down.stop()
+    r = berth(capsys, "deploy", iris_copy(tmp_path), "--server", "box*", "--server", "local", "--parallel", "3",
+              "--max-failures", "1", "--json")
+    assert r.code == 1, r
+    summary = summary_of(r)
+    assert {n: s["state"] for n, s in summary.items()} == {"box": "ok", "box-down": "failed", "local": "ok"}
+    assert "refused" in summary["box-down"]["detail"]
+    assert not r.json()["stopped"]  # one failure is within --max-failures 1: every server was tried
+    rows = berth(capsys, "status", "--json")
+    assert {x["server"]: x["version"] for x in rows.json()} == {"box": "1.0.0", "local": "1.0.0"}
+    assert "box-down" in rows.err
