@@ -7,6 +7,7 @@ as app/ui/tasks.py does)."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,7 +134,6 @@ def drive(gen: Iterator[Progress], on_progress: Callable[[Progress], None], shou
 
 def deploy_work(bundle_path: Path, reason: str, keep: int, on_progress: Callable[[str, Progress], None]) -> Work:
     """One server's deploy, as `berth deploy PATH --server NAME` runs it."""
-    import threading
 
     def work(ws: Workspace, name: str, should_stop: Callable[[], bool]) -> Outcome:
         cancel = threading.Event()
