@@ -112,6 +112,7 @@ class Workspace:
             raise
         if getattr(transport, "key_added", False):
             self.audit.record("hostkey.trust", "ok", server=name, ssh_user=server.user, detail=accept_fingerprint or "")
+        transport.name = name  # a local-kind server with its own root (tests, benches) is itself, not `local`
         transport.on_activity = self.activity.record
         transport.on_agent_replaced = lambda why: self.audit.record(
             "agent.replaced", "ok", server=name, ssh_user=server.user,

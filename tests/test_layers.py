@@ -35,6 +35,7 @@ LAYERS = (
     {"deploy"},
     {"monitor"},
     {"workspace"},
+    {"rollout"},  # a change rolled over a group of servers, on the Workspace (app/rollout.py)
     {"cli"},
     {"ui"},
     {"__main__"},

@@ -5,12 +5,16 @@ Checked statically (no import: the bundle's requirements are not installed on th
 from __future__ import annotations
 
 import ast
+import threading
 from pathlib import Path
 
 from app.agent.entrypoint import module_problem
 
 from .manifest import Problem
 
+# CPython 3.11 keeps ast.parse's recursion count in state shared by all threads (gh-106905): two
+# bundles checked at once (a group deploy) fail with "AST constructor recursion depth mismatch"
+_PARSING = threading.Lock()
 HINT = "entrypoint is module:attribute, the module relative to the bundle root (pkg.mod -> pkg/mod.py)"
 
 
@@ -33,7 +37,9 @@ def check_entrypoint(folder: Path, entrypoint: str, exists, out) -> None:
         out.error("model.entrypoint", f"module {module!r} not found: expected {' or '.join(candidates)}", HINT)
         return
     try:
-        tree = ast.parse((folder / found).read_bytes(), filename=found)
+        source = (folder / found).read_bytes()
+        with _PARSING:
+            tree = ast.parse(source, filename=found)
     except SyntaxError as exc:
         out.problems.append(Problem("error", f"syntax error: {exc.msg}", found, "model.entrypoint", exc.lineno,
                                     "the entry point module must be valid Python"))

@@ -6,14 +6,16 @@ import json
 import sys
 from pathlib import Path
 
+from app import rollout
 from app.deploy import queries
 from app.errors import BerthError
 from app.deploy.changes import run_to_end
 
-from . import options
+from . import group, options
 from .base import Command, Failed, workspace
 from .output import ProgressPrinter, print_json, print_table
 from .per_server import for_each_server
+from .selectors import resolve_servers
 
 STATUS_COLUMNS = ["server", "model", "version", "state", "port", "pid"]
 
@@ -24,21 +26,26 @@ class DeployCommand(Command):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("path", type=Path)
-        options.add_server(parser, required=True)
+        group.add_group_options(parser)
         parser.add_argument("--keep", type=int, default=5, help="releases kept on the server (default 5)")
         options.add_reason(parser)
 
     def run(self, args) -> int:
         ws = workspace()
-        with ws.connect_to_change("deploy", args.server, args.reason) as t:
+        names = resolve_servers(ws, args.server)
+        if group.is_group(args, names):
+            return _run_group(ws, args, names, "deploy", {"bundle": str(args.path)},
+                              lambda on_progress: rollout.deploy_work(args.path, args.reason, args.keep, on_progress))
+        server = args.server = names[0]
+        with ws.connect_to_change("deploy", server, args.reason) as t:
             job = ws.deploy(t, args.path, reason=args.reason, keep=args.keep)
-            print(f"Deploying {args.path} to {args.server}", file=sys.stderr)
+            print(f"Deploying {args.path} to {server}", file=sys.stderr)
             run_to_end(job.run(), ProgressPrinter(args.verbose))
         r, model = job.result, job.trail.facts["model"]
         if r.get("already"):
-            print(f"{model} {r['version']} was already current and running on {args.server}")
+            print(f"{model} {r['version']} was already current and running on {server}")
         else:
-            print(f"{model} {r['version']} is current on {args.server} (was {r.get('previous') or 'nothing'})")
+            print(f"{model} {r['version']} is current on {server} (was {r.get('previous') or 'nothing'})")
         return 0
 
 
@@ -129,7 +136,7 @@ class ChangeCommand(Command):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("model")
-        options.add_server(parser, required=True)
+        group.add_group_options(parser)
         if self.name == "rollback":
             parser.add_argument("--to", metavar="VERSION")
         options.add_reason(parser)
@@ -137,6 +144,12 @@ class ChangeCommand(Command):
     def run(self, args) -> int:
         ws = workspace()
         params = {"to": args.to} if getattr(args, "to", None) else {}
+        names = resolve_servers(ws, args.server)
+        if group.is_group(args, names):
+            return _run_group(ws, args, names, self.name, {"model": args.model},
+                              lambda on_progress: rollout.change_work(self.name, args.model, args.reason, params,
+                                                                      on_progress))
+        args.server = names[0]
         with ws.connect_to_change(self.name, args.server, args.reason) as t:
             try:
                 result = run_to_end(ws.change(t, self.name, args.model, reason=args.reason, **params),
@@ -151,6 +164,19 @@ class ChangeCommand(Command):
                 "stop": f"{result.get('version')} {result.get('detail')}"}[self.name]
         print(f"{self.name} {args.model} on {args.server}: {what}")
         return 0
+
+
+def _run_group(ws, args, names: list[str], action: str, what: dict, make_work) -> int:
+    """The group form of deploy, rollback, start and stop (app/cli/group.py prints it); `what`:
+    the model or the bundle; `make_work(on_progress)` is one server's work (app/rollout.py)."""
+    plan = rollout.GroupPlan(action, names, args.server, reason=args.reason, **what, **group.group_plan_options(args))
+    rollout.check_reasons(ws, plan)  # before the first line: a refusal is the only one
+    printer = group.LinePrinter()
+    work = make_work(printer.progress_for(args.verbose))
+    print(f"{action} {plan.model or plan.bundle} on {len(names)} server(s), {plan.parallel} at once"
+          + (", a canary first" if plan.canary_first else ""), file=sys.stderr)
+    summary = rollout.run_group(ws, plan, work, on_event=printer.event)
+    return group.report(summary, action, plan, args.json)
 
 
 COMMANDS = (DeployCommand(), StatusCommand(), ReleasesCommand(), PredictCommand(),
