@@ -70,28 +70,29 @@ def schema_problems(schema, path="schema"):
 
 def validate(schema, value):
     """Every way `value` breaks `schema` (assumed valid: see schema_problems), as "path: message"."""
-    return ["%s: %s" % (path, message) if path else message for path, message in _check(schema, value, "")]
+    return ["%s: %s" % (path, message) if path else message for path, message, _ in _check(schema, value, "")]
 
 
 def _check(schema, value, path):
-    """The problems as (path, message) pairs: anyOf picks its closest shape by where they are."""
+    """The problems as (path, message, weight): a wrong type weighs 2 (nothing there fits), any
+    other problem 1; anyOf picks its closest shape by the weight of the problems at its own path."""
     if schema is True:
         return []
     if schema is False:
-        return [(path, "is not allowed here")]
+        return [(path, "is not allowed here", 2)]
     types = schema.get("type")
     if types is not None:
         names = types if isinstance(types, list) else [types]
         if not any(_has_type(value, n) for n in names):
-            return [(path, "expected %s, got %s" % (_expected(schema, names), describe(value)))]
+            return [(path, "expected %s, got %s" % (_expected(schema, names), describe(value)), 2)]
     out = []
     if "enum" in schema and not any(equal(value, v) for v in schema["enum"]):
-        out.append((path, "expected one of %s, got %s" % (", ".join(_show(v) for v in schema["enum"]), describe(value))))
+        out.append((path, "expected one of %s, got %s" % (", ".join(_show(v) for v in schema["enum"]), describe(value)), 1))
     if _is_number(value):
         if "minimum" in schema and value < schema["minimum"]:
-            out.append((path, "expected a number >= %s, got %s" % (_show(schema["minimum"]), _show(value))))
+            out.append((path, "expected a number >= %s, got %s" % (_show(schema["minimum"]), _show(value)), 1))
         if "maximum" in schema and value > schema["maximum"]:
-            out.append((path, "expected a number <= %s, got %s" % (_show(schema["maximum"]), _show(value))))
+            out.append((path, "expected a number <= %s, got %s" % (_show(schema["maximum"]), _show(value)), 1))
     if isinstance(value, dict):
         out += _object(schema, value, path)
     if isinstance(value, list):
@@ -108,13 +109,13 @@ def _object(schema, value, path):
     if missing:
         others = [k for k in value if k not in props and k not in schema.get("required", ())]
         out.append((path, "missing key%s %s%s" % ("s" if len(missing) > 1 else "", ", ".join(map(repr, missing)),
-                                                 " (the input has %s)" % ", ".join(map(repr, others[:5])) if others else "")))
+                                                 " (the input has %s)" % ", ".join(map(repr, others[:5])) if others else ""), 1))
     extra = schema.get("additionalProperties", True)
     for name, item in value.items():
         if name in props:
             out += _check(props[name], item, _key(path, name))
         elif extra is False:
-            out.append((path, "unexpected key %r (allowed: %s)" % (name, ", ".join(map(repr, props)) or "none")))
+            out.append((path, "unexpected key %r (allowed: %s)" % (name, ", ".join(map(repr, props)) or "none"), 1))
         elif extra is not True:
             out += _check(extra, item, _key(path, name))
     return out
@@ -126,11 +127,11 @@ def _array(schema, value, path):
     items = schema.get("items", True)
     what = _plural(items, 2 if low != 1 else 1)
     if low is not None and low == high and n != low:
-        out.append((path, "expected a list of %d %s, got %d" % (low, what, n)))
+        out.append((path, "expected a list of %d %s, got %d" % (low, what, n), 1))
     elif low is not None and n < low:
-        out.append((path, "expected a list of at least %d %s, got %d" % (low, what, n)))
+        out.append((path, "expected a list of at least %d %s, got %d" % (low, what, n), 1))
     elif high is not None and n > high:
-        out.append((path, "expected a list of at most %d %s, got %d" % (high, what, n)))
+        out.append((path, "expected a list of at most %d %s, got %d" % (high, what, n), 1))
     if items is not True:
         for i, item in enumerate(value):
             out += _check(items, item, "%s[%d]" % (path or "input", i))
@@ -139,13 +140,14 @@ def _array(schema, value, path):
 
 def _any_of(options, value, path):
     """Nothing when one shape fits; else the problems of the shape the value came closest to: the
-    one with the fewest problems here (wrong type, missing or unexpected keys), then fewest in all."""
+    one with the lightest problems here (a wrong type, missing or unexpected keys), then fewest in all."""
     found = [_check(o, value, path) for o in options]
     if any(not f for f in found):
         return []
-    best = min(found, key=lambda f: (sum(1 for where, _ in f if where == path), len(f)))
-    if len(options) > 1 and not any(m.endswith(_CLOSEST) for _, m in best):
-        best = best[:-1] + [(best[-1][0], best[-1][1] + _CLOSEST)]
+    best = min(found, key=lambda f: (sum(w for where, _, w in f if where == path), len(f)))
+    if len(options) > 1 and not any(m.endswith(_CLOSEST) for _, m, _ in best):
+        where, message, weight = best[-1]
+        best = best[:-1] + [(where, message + _CLOSEST, weight)]
     return best
 
 
