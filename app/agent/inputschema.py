@@ -70,7 +70,44 @@ def schema_problems(schema, path="schema"):
 
 def validate(schema, value):
     """Every way `value` breaks `schema` (assumed valid: see schema_problems), as "path: message"."""
+    if fits(schema, value):  # the common case, without building a message per anyOf shape tried
+        return []
     return ["%s: %s" % (path, message) if path else message for path, message, _ in _check(schema, value, "")]
+
+
+def fits(schema, value):
+    """validate(schema, value) == [], answered quickly: no messages, stops at the first problem."""
+    if schema is True or schema is False:
+        return schema
+    types = schema.get("type")
+    if types is not None and not (_has_type(value, types) if isinstance(types, str) else
+                                  any(_has_type(value, n) for n in types)):
+        return False
+    if len(schema) == 1 and types is not None:
+        return True
+    if "enum" in schema and not any(equal(value, v) for v in schema["enum"]):
+        return False
+    if _is_number(value) and (("minimum" in schema and value < schema["minimum"]) or
+                              ("maximum" in schema and value > schema["maximum"])):
+        return False
+    if isinstance(value, dict):
+        if any(name not in value for name in schema.get("required", ())):
+            return False
+        props, extra = schema.get("properties", {}), schema.get("additionalProperties", True)
+        for name, item in value.items():
+            sub = props.get(name, extra) if name in props or extra is not True else True
+            if sub is not True and not fits(sub, item):
+                return False
+    if isinstance(value, list):
+        n = len(value)
+        if n < schema.get("minItems", 0) or ("maxItems" in schema and n > schema["maxItems"]):
+            return False
+        items = schema.get("items", True)
+        if items is not True:
+            leaf = _LEAVES.get(items.get("type")) if isinstance(items, dict) and len(items) == 1 else None
+            if not all(leaf(v) for v in value) if leaf is not None else not all(fits(items, v) for v in value):
+                return False
+    return "anyOf" not in schema or any(fits(o, value) for o in schema["anyOf"])
 
 
 def _check(schema, value, path):
@@ -81,10 +118,12 @@ def _check(schema, value, path):
     if schema is False:
         return [(path, "is not allowed here", 2)]
     types = schema.get("type")
-    if types is not None:
+    if types is not None and not (_has_type(value, types) if isinstance(types, str) else
+                                  any(_has_type(value, n) for n in types)):
         names = types if isinstance(types, list) else [types]
-        if not any(_has_type(value, n) for n in names):
-            return [(path, "expected %s, got %s" % (_expected(schema, names), describe(value)), 2)]
+        return [(path, "expected %s, got %s" % (_expected(schema, names), describe(value)), 2)]
+    if len(schema) == 1 and types is not None:
+        return []  # the common leaf, {"type": "number"}: nothing more to check
     out = []
     if "enum" in schema and not any(equal(value, v) for v in schema["enum"]):
         out.append((path, "expected one of %s, got %s" % (", ".join(_show(v) for v in schema["enum"]), describe(value)), 1))
@@ -125,15 +164,17 @@ def _array(schema, value, path):
     out = []
     low, high, n = schema.get("minItems"), schema.get("maxItems"), len(value)
     items = schema.get("items", True)
-    what = _plural(items, 2 if low != 1 else 1)
     if low is not None and low == high and n != low:
-        out.append((path, "expected a list of %d %s, got %d" % (low, what, n), 1))
+        out.append((path, "expected a list of %d %s, got %d" % (low, _plural(items, low), n), 1))
     elif low is not None and n < low:
-        out.append((path, "expected a list of at least %d %s, got %d" % (low, what, n), 1))
+        out.append((path, "expected a list of at least %d %s, got %d" % (low, _plural(items, low), n), 1))
     elif high is not None and n > high:
-        out.append((path, "expected a list of at most %d %s, got %d" % (high, what, n), 1))
-    if items is not True:
-        for i, item in enumerate(value):
+        out.append((path, "expected a list of at most %d %s, got %d" % (high, _plural(items, high), n), 1))
+    if items is True:
+        return out
+    leaf = _LEAVES.get(items.get("type")) if isinstance(items, dict) and len(items) == 1 else None
+    for i, item in enumerate(value):
+        if leaf is None or not leaf(item):  # a vector of numbers is checked in one quick pass
             out += _check(items, item, "%s[%d]" % (path or "input", i))
     return out
 
@@ -141,9 +182,12 @@ def _array(schema, value, path):
 def _any_of(options, value, path):
     """Nothing when one shape fits; else the problems of the shape the value came closest to: the
     one with the lightest problems here (a wrong type, missing or unexpected keys), then fewest in all."""
-    found = [_check(o, value, path) for o in options]
-    if any(not f for f in found):
-        return []
+    found = []
+    for option in options:
+        problems = _check(option, value, path)
+        if not problems:
+            return []
+        found.append(problems)
     best = min(found, key=lambda f: (sum(w for where, _, w in f if where == path), len(f)))
     if len(options) > 1 and not any(m.endswith(_CLOSEST) for _, m, _ in best):
         where, message, weight = best[-1]
@@ -161,6 +205,10 @@ def _is_number(v):
 
 def _is_integer(v):
     return _is_number(v) and (isinstance(v, int) or (math.isfinite(v) and v.is_integer()))
+
+
+_LEAVES = {"number": lambda v: type(v) is float or type(v) is int, "string": lambda v: type(v) is str,
+           "boolean": lambda v: type(v) is bool}
 
 
 def _has_type(v, name):
