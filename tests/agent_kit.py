@@ -61,6 +61,7 @@ def deploy_request(root: Path, folder: Path) -> dict:
     data = tomllib.loads((folder / "berth.toml").read_text())
     manifest = data["model"]
     serve = {k: v for k, v in data.get("serve", {}).items() if k in ("input_check", "input_schema")}
+    serve.setdefault("input_check", "on")  # as Manifest.to_dict writes it
     return {"model": manifest["name"], "version": manifest["version"], "sha256": content_sha256(files),
             "manifest": dict(manifest, health_timeout_s=15, **serve),
             "files": [{"path": f.path, "sha256": f.sha256, "mode": f.mode, "size": f.size} for f in files]}

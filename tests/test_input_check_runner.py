@@ -177,3 +177,25 @@ def _value(text, series):
         if line.startswith(series + " "):
             return line.split()[-1]
     raise AssertionError("%s not in\n%s" % (series, text))
+
+
+def test_which_check_a_release_gets_from_its_manifest(tmp_path):
+    """The desktop always writes input_check (Manifest.to_dict); a release.json without it was
+    deployed before the check existed and keeps serving unchecked."""
+    from app.agent.inputshape import InputCheckError, load
+    from app.bundle.manifest import Manifest
+
+    (tmp_path / "example.json").write_text('{"a": 1}')
+    (tmp_path / "in.json").write_text('{"type": "string"}')
+    written = Manifest("m", "1", "model:Model", input_example="example.json").to_dict()
+    assert written["input_check"] == "on" and load(str(tmp_path), written).problems({}) == (
+        "the input does not match the shape of the model's input example (example.json): missing key 'a'")
+    assert load(str(tmp_path), {"input_example": "example.json"}) is None
+    assert load(str(tmp_path), dict(written, input_check="off")) is None
+    assert load(str(tmp_path), dict(written, input_schema="in.json")).problems(1).endswith("expected a string, got a number (1)")
+    assert load(str(tmp_path), dict(written, input_example=None)) is None
+    for bad, message in ((dict(written, input_check="maybe"), "input_check = 'maybe'"),
+                         (dict(written, input_schema="../in.json"), "is not a path inside the bundle"),
+                         (dict(written, input_schema="nope.json"), "cannot read input_schema nope.json")):
+        with pytest.raises(InputCheckError, match=message):
+            load(str(tmp_path), bad)

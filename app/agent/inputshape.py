@@ -9,7 +9,9 @@ inputschema.py) when there is one, else derived from the input example:
 - any other list is a batch: one or more items, each shaped like the example's first;
 - numbers are numbers (int and float alike; true/false is not a number), strings are strings,
   true/false are booleans, and a null in the example allows anything there.
-`[serve] input_check = "off"` turns the check off, for models that take free-form input."""
+`[serve] input_check = "off"` turns the check off, for models that take free-form input. A release
+whose manifest has no input_check at all was deployed before Berth had the check (the desktop writes
+"on" by default since): it keeps serving unchecked, as it was deployed and tested."""
 import json
 import os
 
@@ -70,7 +72,9 @@ class InputCheckError(Exception):
 
 def load(bundle, manifest):
     """The InputCheck for a release's bundle folder and manifest dict, or None when there is none."""
-    check = manifest.get("input_check", "on")
+    check = manifest.get("input_check")
+    if check is None:
+        return None  # deployed before the check existed
     if check not in CHECK_VALUES:
         raise InputCheckError("input_check = %r: must be \"on\" or \"off\"" % (check,))
     if check == "off":
