@@ -2,6 +2,8 @@
 manifest's input_schema: a wrong shape is a 422 saying what differs, counted as rejected with reason
 "invalid_input" and logged, and the model is never called; the model's own failure stays a 500."""
 import json
+import shutil
+import subprocess
 
 import pytest
 
@@ -199,3 +201,18 @@ def test_which_check_a_release_gets_from_its_manifest(tmp_path):
                          (dict(written, input_schema="nope.json"), "cannot read input_schema nope.json")):
         with pytest.raises(InputCheckError, match=message):
             load(str(tmp_path), bad)
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed here (Debian package "
+                                                             "'prometheus'; .ci/run installs it, so CI runs this test)")
+def test_metrics_with_refused_shapes_pass_promtool(runners):
+    port = runners[1]["batch"]  # not "shape": a test above counts its bad_request as 0
+    refused(port, {"rows": []})
+    assert request(port, "POST", "/predict", b"{not json")[0] == 400
+    text = request(port, "GET", "/metrics")[1].decode()
+    done = subprocess.run([shutil.which("promtool"), "check", "metrics"], input=text, capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0, (done.stdout, done.stderr, text)
+    labels = 'model="batch",version="1.0.0",endpoint="/predict"'
+    assert int(_value(text, 'berth_request_rejected_total{%s,reason="invalid_input"}' % labels)) >= 1
+    assert _value(text, 'berth_request_rejected_total{%s,reason="bad_request"}' % labels) == "1"
