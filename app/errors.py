@@ -46,6 +46,7 @@ NOTHING_DEPLOYED = "nothing_deployed"
 NO_RELEASE = "no_release"
 NOT_RUNNING = "not_running"
 PREDICT_FAILED = "predict_failed"
+INVALID_INPUT = "invalid_input"  # the runner's 422: the input is not the shape the model expects
 BAD_EXAMPLE = "bad_example"
 TOO_LARGE = "too_large"
 BAD_REQUIREMENTS = "bad_requirements"

@@ -21,12 +21,17 @@ class Model:
 '''
 
 
-def make_bundle(folder: Path, name="echo", version="1.0.0", model_src=None, example=True, extra_toml="") -> Path:
+def make_bundle(folder: Path, name="echo", version="1.0.0", model_src=None, example=True, extra_toml="",
+                input_check="off") -> Path:
+    """input_check "off" by default: the echo model takes any JSON (tests send it 1, {"q": 1}...);
+    None leaves [serve] out, so the runner checks requests against the example's shape."""
     folder.mkdir(parents=True, exist_ok=True)
     toml = f'[model]\nname = "{name}"\nversion = "{version}"\nentrypoint = "model:Model"\n'
     if example:
         toml += 'input_example = "example.json"\n'
-        (folder / "example.json").write_text('{"x": 1}')
+        (folder / "example.json").write_text(example if isinstance(example, str) else '{"x": 1}')
+    if input_check is not None:
+        toml += f'[serve]\ninput_check = "{input_check}"\n'
     (folder / "berth.toml").write_text(toml + textwrap.dedent(extra_toml))
     (folder / "model.py").write_text(model_src if model_src is not None else ECHO_MODEL.format(version=version))
     return folder
@@ -53,9 +58,12 @@ def deploy_request(root: Path, folder: Path) -> dict:
     blobs.mkdir(parents=True, exist_ok=True)
     for f in files:
         shutil.copyfile(f.source, blobs / f.sha256)
-    manifest = tomllib.loads((folder / "berth.toml").read_text())["model"]
+    data = tomllib.loads((folder / "berth.toml").read_text())
+    manifest = data["model"]
+    serve = {k: v for k, v in data.get("serve", {}).items() if k in ("input_check", "input_schema")}
+    serve.setdefault("input_check", "on")  # as Manifest.to_dict writes it
     return {"model": manifest["name"], "version": manifest["version"], "sha256": content_sha256(files),
-            "manifest": dict(manifest, health_timeout_s=15),
+            "manifest": dict(manifest, health_timeout_s=15, **serve),
             "files": [{"path": f.path, "sha256": f.sha256, "mode": f.mode, "size": f.size} for f in files]}
 
 

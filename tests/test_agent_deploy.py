@@ -196,7 +196,7 @@ def test_runner_endpoints(root, tmp_path):
     assert 'berth_requests_total{model="echo",version="1.0.0",endpoint="/predict (health check)"} 1' in text
     # the bad JSON was the client's fault: rejected, not a model error
     assert 'berth_request_errors_total{model="echo",version="1.0.0",endpoint="/predict"} 0' in text
-    assert 'berth_request_rejected_total{model="echo",version="1.0.0",endpoint="/predict"} 1' in text
+    assert 'berth_request_rejected_total{model="echo",version="1.0.0",endpoint="/predict",reason="bad_request"} 1' in text
     assert "process_resident_memory_bytes" in text and 'endpoint="/predict",le="+Inf"} 2' in text
     assert http_json(port, "GET", "/nope")[0] == 404
     log = (root / "models/echo/logs/requests.jsonl").read_text().splitlines()

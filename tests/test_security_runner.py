@@ -99,7 +99,7 @@ def test_too_deeply_nested_json_is_the_clients_fault(runner):
     assert status_line(response) == 400 and b"nested too deeply" in response
     metrics = http_json(port, "GET", "/metrics")[1].decode()
     assert 'berth_request_errors_total{model="echo",version="1.0.0",endpoint="/predict"} 0' in metrics
-    assert 'berth_request_rejected_total{model="echo",version="1.0.0",endpoint="/predict"} 1' in metrics
+    assert 'berth_request_rejected_total{model="echo",version="1.0.0",endpoint="/predict",reason="bad_request"} 1' in metrics
 
 
 def test_half_sent_headers_are_cut_off_at_the_deadline(runner, monkeypatch):

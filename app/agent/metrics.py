@@ -11,6 +11,9 @@ from .histogram import BUCKETS, bucket_index
 # counts users' requests alone. A query on the same path, not a header: user requests pay nothing.
 PROBE_PATH = "/predict?probe=health-check"
 PROBE_ENDPOINT = "/predict (health check)"
+# why a request was refused (berth_request_rejected_total's reason label): a malformed request or
+# not JSON, a body over the limit, JSON of the wrong shape for the model (inputshape.py)
+REJECT_REASONS = ("bad_request", "too_large", "invalid_input")
 
 
 class Counters:
@@ -20,23 +23,27 @@ class Counters:
         self.started = time.time()
         self.endpoints = {}
 
-    def observe(self, endpoint, seconds, error, rejected=False):
-        """`error`: the model failed (5xx); `rejected`: the client's request was refused (4xx). Kept
-        apart so errors/s and its alert mean "the model failed", not "someone sent bad JSON"."""
+    def observe(self, endpoint, seconds, error, rejected=None):
+        """`error`: the model failed (5xx); `rejected`: why the client's request was refused (4xx,
+        one of REJECT_REASONS), or None. Kept apart so errors/s and its alert mean "the model
+        failed", not "someone sent bad JSON"."""
         with self.lock:
             e = self.endpoints.get(endpoint)
             if e is None:
-                e = self.endpoints[endpoint] = {"count": 0, "errors": 0, "rejected": 0, "sum": 0.0,
+                e = self.endpoints[endpoint] = {"count": 0, "errors": 0, "sum": 0.0,
+                                                "rejected": dict.fromkeys(REJECT_REASONS, 0),
                                                 "buckets": [0] * (len(BUCKETS) + 1)}
             e["count"] += 1
             e["errors"] += 1 if error else 0
-            e["rejected"] += 1 if rejected else 0
+            if rejected:
+                e["rejected"][rejected] = e["rejected"].get(rejected, 0) + 1
             e["sum"] += seconds
             e["buckets"][bucket_index(seconds)] += 1
 
     def render(self):
         with self.lock:
-            snapshot = {k: dict(v, buckets=list(v["buckets"])) for k, v in self.endpoints.items()}
+            snapshot = {k: dict(v, buckets=list(v["buckets"]), rejected=dict(v["rejected"]))
+                        for k, v in self.endpoints.items()}
         out = [
             "# HELP berth_requests_total Requests served.",
             "# TYPE berth_requests_total counter",
@@ -49,7 +56,8 @@ class Counters:
         out += ["# HELP berth_request_rejected_total Requests refused as the client's fault (4xx).",
                 "# TYPE berth_request_rejected_total counter"]
         for ep, e in sorted(snapshot.items()):
-            out.append('berth_request_rejected_total{%s,endpoint="%s"} %d' % (self.labels, ep, e["rejected"]))
+            for reason, n in sorted(e["rejected"].items()):
+                out.append('berth_request_rejected_total{%s,endpoint="%s",reason="%s"} %d' % (self.labels, ep, reason, n))
         out += ["# HELP berth_request_duration_seconds Request latency.", "# TYPE berth_request_duration_seconds histogram"]
         for ep, e in sorted(snapshot.items()):
             lab = '%s,endpoint="%s"' % (self.labels, ep)

@@ -16,6 +16,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .entrypoint import load_entrypoint
+from .inputshape import InputCheckError, load as load_input_check
 from .metrics import PROBE_ENDPOINT, PROBE_PATH, Counters
 from .runnerguard import BODY_DEADLINE, REQUEST_DEADLINE, ConnectionGuard
 from .runnerlog import RunnerLog
@@ -80,13 +81,15 @@ class Handler(BaseHTTPRequestHandler):
                 return
             endpoint = PROBE_ENDPOINT  # Berth's health check: served the same way, counted apart
         t0 = time.perf_counter()
-        status, error, raw_in, payload = 200, None, b"", None
+        status, error, raw_in, payload, reason = 200, None, b"", None, None
         try:
             raw_in = self._body()
             data = _parse_json(raw_in)
+            if srv.input_check is not None:
+                _check_input(srv.input_check, data)
             payload = json.dumps(srv.predict(data)).encode()
         except _ClientError as e:
-            status, error = e.status, str(e)
+            status, error, reason = e.status, str(e), e.reason
         except Exception as e:  # the model's own failure: report it, keep serving
             status, error = 500, "%s: %s" % (type(e).__name__, e)
             srv.log.failure(e)
@@ -94,7 +97,7 @@ class Handler(BaseHTTPRequestHandler):
             payload = json.dumps({"error": error, "model": srv.model, "version": srv.version}).encode()
         self._send(status, payload)
         seconds = time.perf_counter() - t0
-        srv.counters.observe(endpoint, seconds, status >= 500, rejected=400 <= status < 500)
+        srv.counters.observe(endpoint, seconds, status >= 500, rejected=reason)
         srv.requests.write(seconds, status, raw_in, payload, error)
 
     def _body(self):
@@ -118,7 +121,7 @@ class Handler(BaseHTTPRequestHandler):
         length = int(text)
         if length > MAX_BODY:
             self.close_connection = True
-            raise _ClientError(413, "request body over %d bytes" % MAX_BODY)
+            raise _ClientError(413, "request body over %d bytes" % MAX_BODY, "too_large")
         if not length:
             return b""
         if length > LARGE_BODY:
@@ -155,6 +158,16 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+def _check_input(check, data):
+    """422 before the model is called when the input is not the shape the release expects."""
+    try:
+        problem = check.problems(data)
+    except RecursionError:
+        raise _ClientError(400, "input is nested too deeply")
+    if problem:
+        raise _ClientError(422, problem, "invalid_input")
+
+
 def _parse_json(raw):
     try:
         return json.loads(raw or b"null")
@@ -182,9 +195,11 @@ class _HeaderBudget:
 
 
 class _ClientError(Exception):
-    def __init__(self, status, message):
+    """A request refused as the client's fault; `reason` labels berth_request_rejected_total."""
+
+    def __init__(self, status, message, reason="bad_request"):
         super().__init__(message)
-        self.status = status
+        self.status, self.reason = status, reason
 
 
 class RunnerServer(ThreadingHTTPServer):
@@ -226,10 +241,16 @@ def main(argv=None):
         release = json.load(f)
     manifest = release["manifest"]
     print("berth-runner: loading %s %s (%s)" % (manifest["name"], manifest["version"], manifest["entrypoint"]), flush=True)
-    predict = load_entrypoint(os.path.join(args.release, "bundle"), manifest["entrypoint"])
+    bundle = os.path.join(args.release, "bundle")
+    try:  # a schema that cannot be checked stops the start, before the model loads
+        input_check = load_input_check(bundle, manifest)
+    except InputCheckError as e:
+        print("berth-runner: %s" % e, flush=True)
+        return 2
+    predict = load_entrypoint(bundle, manifest["entrypoint"])
     server = RunnerServer((args.host, args.port), Handler)
     server.model, server.version = manifest["name"], manifest["version"]
-    server.predict = predict
+    server.predict, server.input_check = predict, input_check
     server.guard = ConnectionGuard()
     server.guard.start()
     server.log = RunnerLog(args.log)

@@ -16,6 +16,7 @@ from .entrypoint_check import check_entrypoint
 from .errors import BundleError, UnsafeFile
 from .manifest import LIMIT_HINT, MAX_MANIFEST_BYTES, Collector, Manifest, ManifestTooLarge, Problem, load_toml, parse_manifest, sort_problems
 from .manifest_rules import entrypoint_problem
+from .input_check import NO_EXAMPLE, check_input_schema
 from .paths import normalise, relpath_problem
 
 REQUIREMENTS_HINT = "list packages by name and version (numpy==1.26), or wheels shipped in the bundle"
@@ -103,12 +104,14 @@ def inspect_folder(folder: Path) -> tuple[CheckResult, list[FileEntry]]:
 
 def _check_references(folder: Path, text: str, files: list[FileEntry] | None, out: Collector) -> None:
     try:
-        model = load_toml(text).get("model")
+        data = load_toml(text)
     except (tomllib.TOMLDecodeError, ManifestTooLarge):
         return  # parse_manifest has reported it
+    model = data.get("model")
     if not isinstance(model, dict):
         return
     listed = {f.path for f in files} if files is not None else None
+    example = NO_EXAMPLE
 
     def exists(rel: str) -> bool:
         return rel in listed if listed is not None else (folder / rel).is_file()
@@ -121,7 +124,7 @@ def _check_references(folder: Path, text: str, files: list[FileEntry] | None, ou
             what = "is a folder, not a file" if (folder / rel).is_dir() else "not found in the bundle"
             out.error(f"model.{key}", f"{rel!r} {what}", "add the file, or fix the path (relative to the bundle root)")
         elif key == "input_example":
-            _check_json(folder, rel, out)
+            example = _check_json(folder, rel, out)
         else:
             _check_requirements(folder, normalise(rel), exists, out)
     if "requirements" not in model and exists("requirements.txt"):
@@ -130,6 +133,9 @@ def _check_references(folder: Path, text: str, files: list[FileEntry] | None, ou
     entrypoint = model.get("entrypoint")
     if isinstance(entrypoint, str) and not entrypoint_problem(entrypoint):
         check_entrypoint(folder, entrypoint, exists, out)
+    serve = data.get("serve", {})
+    if isinstance(serve, dict):
+        check_input_schema(folder, serve, exists, example, out)
 
 
 def _check_requirements(folder: Path, rel: str, exists, out: Collector) -> None:
@@ -142,12 +148,14 @@ def _check_requirements(folder: Path, rel: str, exists, out: Collector) -> None:
         out.problems.append(Problem("error", message, file, "model.requirements", line, REQUIREMENTS_HINT))
 
 
-def _check_json(folder: Path, rel: str, out: Collector) -> None:
+def _check_json(folder: Path, rel: str, out: Collector) -> object:
+    """The parsed example (NO_EXAMPLE when it cannot be read: the problem is reported)."""
     hint = "the input example is one JSON document, exactly what the model receives on POST /predict"
     try:
-        json.loads((folder / rel).read_text(encoding="utf-8"))
+        return json.loads((folder / rel).read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         out.problems.append(Problem("error", "not UTF-8 text", rel, "model.input_example", hint=hint))
     except json.JSONDecodeError as exc:
         out.problems.append(Problem("error", f"not valid JSON: {exc.msg} (column {exc.colno})", rel,
                                     "model.input_example", exc.lineno, hint))
+    return NO_EXAMPLE

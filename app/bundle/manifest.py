@@ -51,6 +51,8 @@ class Manifest:
     runtime: str = "venv"
     health_timeout_s: float = 60.0
     env: dict = field(default_factory=dict)
+    input_schema: str | None = None  # [serve]: a JSON Schema file of the bundle for POST /predict
+    input_check: str = "on"  # [serve]: "off" lets any JSON through to the model
 
     def to_dict(self) -> dict:
         """Every field, JSON-able (tuples become lists, TOML dates become ISO strings)."""

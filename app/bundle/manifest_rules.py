@@ -8,6 +8,7 @@ import re
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+from app.agent.inputshape import CHECK_VALUES as INPUT_CHECKS
 from app.agent.layout import NAME_RE, VERSION_RE
 from app.agent.runnerenv import declared_problem
 
@@ -23,7 +24,7 @@ MAX_HEALTH_TIMEOUT_S = 3600
 TABLES = {
     "model": ("name", "version", "entrypoint", "description", "authors", "requirements", "python", "input_example"),
     "training": ("dataset", "dataset_sha256", "code_commit", "params", "metrics"),
-    "serve": ("runtime", "health_timeout_s", "env"),
+    "serve": ("runtime", "health_timeout_s", "env", "input_schema", "input_check"),
 }
 _TOML_TYPES = {str: "a string", int: "an integer", float: "a float", bool: "a boolean", list: "an array", dict: "a table"}
 
@@ -176,6 +177,30 @@ def _serve(serve: dict, out, values: dict) -> None:
             out.error("serve.health_timeout_s", f"{value!r} is out of range", hint)
         else:
             values["health_timeout_s"] = float(value)
+    _input(serve, out, values)
+
+
+def _input(serve: dict, out, values: dict) -> None:
+    """[serve] input_schema (a path: JSON Schema in TOML is unreadable and TOML has no null) and
+    input_check ("on", the default, or "off" for models that take free-form input)."""
+    if "input_schema" in serve and _string(out, "serve.input_schema", serve["input_schema"]):
+        problem = relpath_problem(serve["input_schema"])
+        if problem:
+            out.error("serve.input_schema", f"path {serve['input_schema']!r} {problem}",
+                      "give the path of a .json file relative to the bundle root, e.g. input_schema.json")
+        else:
+            values["input_schema"] = serve["input_schema"]
+    if "input_check" in serve:
+        value = serve["input_check"]
+        if value in INPUT_CHECKS:
+            values["input_check"] = value
+            if value == "off" and "input_schema" in serve:
+                out.warning("serve.input_schema", "not used while input_check = \"off\"",
+                            "remove one of input_check and input_schema")
+        else:
+            out.error("serve.input_check", f"{value!r} is not \"on\" or \"off\"",
+                      'input_check = "off" lets any JSON through to the model; the default "on" checks it '
+                      "against input_schema or the shape of the input example")
 
 
 def _env(env, out, values: dict) -> None:

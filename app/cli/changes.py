@@ -8,6 +8,7 @@ from pathlib import Path
 
 from app import rollout
 from app.deploy import queries
+from app import errors
 from app.errors import BerthError
 from app.deploy.changes import run_to_end
 
@@ -106,12 +107,32 @@ class PredictCommand(Command):
     def run(self, args) -> int:
         raw = _json_input(args.input)
         with workspace().connect(args.server) as t:
-            output, seconds, headers = queries.predict(t, args.model, raw.encode())
+            try:
+                output, seconds, headers = queries.predict(t, args.model, raw.encode())
+            except BerthError as e:
+                if e.code != errors.INVALID_INPUT:
+                    raise
+                raise BerthError(f"{e}; {_example_beside(t, args.model)}", e.code, e.detail) from None
         print(json.dumps(output))
         if args.verbose:
             print(f"{headers.get('X-Berth-Model')} {headers.get('X-Berth-Version')} answered in "
                   f"{seconds * 1000:.1f} ms", file=sys.stderr)
         return 0
+
+
+def _example_beside(transport, model: str) -> str:
+    """The release's input example, to show next to a 422: what the input should look like."""
+    try:
+        example = transport.agent("example", {"model": model}).get("example")
+    except BerthError as e:
+        return f"its input example could not be read: {e}"
+    if example is None:
+        return "the bundle has no input example"
+    text = json.dumps(example)
+    return "send input shaped like its input example: " + (text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS] + "…")
+
+
+EXAMPLE_CHARS = 600  # an example shown in an error stays a few lines of a terminal
 
 
 def _json_input(raw: str) -> str:

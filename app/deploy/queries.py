@@ -3,6 +3,7 @@ import difflib
 import json
 import time
 
+from app import errors
 from app.remote.transport import Transport
 
 from .errors import OperationFailed
@@ -63,7 +64,9 @@ def predict(transport: Transport, model: str, payload: bytes) -> tuple[object, f
         data = json.loads(body)
     except ValueError:
         raise OperationFailed(f"{model} answered with something that is not JSON (HTTP {status_code})") from None
+    err = data.get("error") if isinstance(data, dict) else data
+    if status_code == 422:
+        raise OperationFailed(f"{model} refused the input (HTTP 422): {err}", code=errors.INVALID_INPUT)
     if status_code != 200:
-        err = data.get("error") if isinstance(data, dict) else data
         raise OperationFailed(f"{model} could not answer (HTTP {status_code}): {err}", code="predict_failed")
     return data, seconds, headers

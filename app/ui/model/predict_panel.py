@@ -1,5 +1,7 @@
 """Try the model: a JSON input (pre-filled from the release's input example), Send, the output
-pretty-printed and how long the answer took. The request runs on the server's thread."""
+pretty-printed and how long the answer took. The request runs on the server's thread. Input the
+runner refuses as the wrong shape (its 422) shows the message in the banner and the input example
+in the output pane, beside the input that was refused."""
 import json
 
 from PySide6.QtCore import Qt, Signal
@@ -8,11 +10,13 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QPushButton,
                                QWidget)
 
 from app.deploy import queries
+from app.errors import INVALID_INPUT, error_code
 
 from app.ui.errors import ErrorBanner
 from app.ui.icons import icon
 from app.ui.operations import ServerOp
 
+EXPECTED_HEADING = "The input's shape is not what the model expects (see above). Its input example:\n"
 COLORS = {False: ("#1b7f3b", "#b3261e"), True: ("#81c995", "#f28b82")}  # (ok, bad) on light / dark
 
 
@@ -140,7 +144,7 @@ class PredictPanel(QWidget):
         (ServerOp(self, server, f"predict {model}", lambda ctx: queries.predict(ctx.transport, model, payload))
          .ended(lambda: self.send_button.setEnabled(True))
          .only_if(lambda k=(server, model): k == (self.server, self.model))
-         .success(self._got_answer).failure(lambda e: self.latency.clear())
+         .success(self._got_answer).failure(self._send_failed)
          .with_banner(self.banner, "The prediction failed: ").run())
 
     # -- results ------------------------------------------------------------------------------
@@ -159,6 +163,24 @@ class PredictPanel(QWidget):
         by = headers.get("X-Berth-Version") or headers.get("x-berth-version") or ""
         self.latency.setText(f"Answered in {seconds * 1000:.1f} ms" + (f" by {self.model} {by}" if by else ""))
         self.answered.emit(output, seconds)
+
+    def _send_failed(self, error) -> None:
+        self.latency.clear()
+        if error_code(error) != INVALID_INPUT:
+            return
+        if self.example_text:
+            self._show_expected(self.example_text)
+            return
+        server, model, version = self.server, self.model, self.version
+        (ServerOp(self, server, f"example {model}", lambda ctx: fetch_example(ctx.transport, model, version))
+         .only_if(lambda k=(server, model): k == (self.server, self.model))
+         .success(lambda r: self._show_expected("" if r.get("example") is None else json.dumps(r["example"], indent=2)))
+         .run())
+
+    def _show_expected(self, example_text: str) -> None:
+        """The output pane, after a 422: what the model expects, next to the refused input."""
+        self.output.setPlainText(f"{EXPECTED_HEADING}\n{example_text}" if example_text else
+                                 "The model refused the input's shape (see above); its bundle has no input example.")
 
     def _failed(self, key, error, prefix: str) -> None:
         self.send_button.setEnabled(True)
