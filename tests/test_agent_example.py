@@ -66,7 +66,7 @@ def test_unknown_model_version_and_bad_names(two_releases):
 
 
 @pytest.mark.parametrize("bad", ["../release.json", "../../../../../../etc/passwd", "/etc/passwd",
-                                 "sub/../../release.json", "./example.json", "a\\..\\b"])
+                                 "sub/../../release.json", "./../release.json", "a\\..\\b", "."])
 def test_manifest_path_leaving_the_bundle_is_refused(two_releases, bad):
     edit_manifest(two_releases, "2.0.0", input_example=bad)
     result, error, _ = call(two_releases, "example", model="echo")
@@ -89,3 +89,18 @@ def test_example_that_is_not_json_says_so(two_releases):
     (bundle / "example.json").write_bytes(b"{not json\xff")
     result, error, _ = call(two_releases, "example", model="echo")
     assert error["code"] == "bad_example" and "not valid JSON" in error["message"]
+
+
+def test_a_dot_slash_path_is_the_bundle_s_own_file(two_releases):
+    """`berth bundle check` accepts `./example.json`; the agent reads the same file, not an error."""
+    edit_manifest(two_releases, "2.0.0", input_example="./example.json")
+    result, error, _ = call(two_releases, "example", model="echo")
+    assert error is None and result["example"] == {"x": 2, "list": [1, 2]}, error
+
+
+def test_the_health_check_never_reads_a_file_outside_the_bundle(two_releases):
+    """start health-checks with the manifest's example: the same rule as the `example` query."""
+    call(two_releases, "stop", model="echo")
+    edit_manifest(two_releases, "2.0.0", input_example="../release.json")
+    result, error, _ = call(two_releases, "start", model="echo")
+    assert result is None and error["code"] == "bad_example", error

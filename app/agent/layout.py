@@ -101,3 +101,17 @@ def _drop_write_for_others(path, bits):
             os.chmod(path, mode & ~bits)
     except OSError:
         pass
+
+
+def inside_bundle(base, rel):
+    """base/rel for a path the manifest names (the input example), refused when it could leave base:
+    absolute, `..`, or a link pointing out. `./` parts are allowed, as `berth bundle check` allows them."""
+    parts = rel.split("/") if isinstance(rel, str) else []
+    parts = [p for p in parts if p != "."]
+    if not parts or rel.startswith("/") or "\\" in rel or "\0" in rel or any(p in ("", "..") for p in parts):
+        raise AgentError("invalid input_example path %r in the manifest" % (rel,), "bad_example")
+    path = os.path.join(base, *parts)
+    real_base = os.path.realpath(base)
+    if os.path.commonpath([real_base, os.path.realpath(path)]) != real_base:
+        raise AgentError("invalid input_example path %r in the manifest" % (rel,), "bad_example")
+    return path

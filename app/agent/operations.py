@@ -8,7 +8,7 @@ import time
 
 from . import blobs, envs, journal, releases, supervise
 from .fsutil import symlink_atomic
-from .layout import AgentError, check_name, check_version
+from .layout import AgentError, check_name, check_version, inside_bundle
 from .lock import ServerLock, break_lock
 from .protocol import Cancelled
 
@@ -325,5 +325,5 @@ def _example(release_dir, manifest):
     name = manifest.get("input_example")
     if not name:
         return None
-    with open(os.path.join(release_dir, "bundle", name)) as f:
+    with open(inside_bundle(os.path.join(release_dir, "bundle"), name)) as f:
         return json.load(f)

@@ -10,7 +10,7 @@ import sys
 
 from . import blobs, journal, lock, releases, supervise
 from .fsutil import tail
-from .layout import AgentError, check_name, check_version
+from .layout import AgentError, check_name, check_version, inside_bundle
 
 EXAMPLE_MAX_BYTES = 1 << 20
 
@@ -137,7 +137,7 @@ def example(ctx, req):
     if not rel:
         return {"version": version, "example": None}
     bundle = os.path.join(model.release(version), "bundle")
-    path = _inside(bundle, rel)
+    path = inside_bundle(bundle, rel)
     try:
         if os.path.getsize(path) > EXAMPLE_MAX_BYTES:
             raise AgentError("the input example %s is larger than 1 MiB" % rel, "too_large")
@@ -149,18 +149,6 @@ def example(ctx, req):
         return {"version": version, "example": json.loads(data.decode("utf-8"))}
     except ValueError as e:
         raise AgentError("the input example %s is not valid JSON: %s" % (rel, e), "bad_example")
-
-
-def _inside(base, rel):
-    """base/rel, refused when rel could leave base (absolute, `..`, or a link pointing out)."""
-    if not isinstance(rel, str) or rel.startswith("/") or "\\" in rel or "\0" in rel \
-            or any(p in ("", ".", "..") for p in rel.split("/")):
-        raise AgentError("invalid input_example path %r in the manifest" % (rel,), "bad_example")
-    path = os.path.join(base, *rel.split("/"))
-    real_base = os.path.realpath(base)
-    if os.path.commonpath([real_base, os.path.realpath(path)]) != real_base:
-        raise AgentError("invalid input_example path %r in the manifest" % (rel,), "bad_example")
-    return path
 
 
 def read_journal(ctx, req):
