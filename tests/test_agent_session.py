@@ -280,3 +280,16 @@ def test_sigterm_cancels_only_the_request_holding_the_lock(tmp_path):
         assert proc.wait(10) == 0
         proc.stdout.close()
         stop_all(root)
+
+
+def test_the_activity_log_keeps_one_line_per_command_with_the_one_shot_by_hand_command(local):
+    t, root = local
+    lines = []
+    t.on_activity = lines.append
+    t.agent("status")
+    t.agent("releases", {"model": "nope"})
+    assert [(a.command, a.outcome) for a in lines] == [("status", "ok"), ("releases", "ok")]
+    by_hand = lines[0].by_hand.replace("python3 ", sys.executable + " ", 1)
+    assert "session" not in by_hand and " status <<'BERTH_REQUEST'" in by_hand
+    done = subprocess.run(["bash", "-c", by_hand], capture_output=True, text=True, timeout=60)
+    assert json.loads(done.stdout.splitlines()[-1])["event"] == "result"  # it works, typed by hand

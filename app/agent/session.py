@@ -29,7 +29,7 @@ NOT_IN_SESSION = ("sample",)  # a stream has its own channel (it execs a lean in
 class _Request:
     def __init__(self, rid):
         self.id = rid
-        self.cancelled = False
+        self.cancelled = ""  # why, once cancelled
         self.thread = None
 
 
@@ -58,7 +58,7 @@ class Session:
     def emitter(self, req):
         def emit(kind, **fields):
             if req.cancelled:
-                raise Cancelled("Berth cancelled it")
+                raise Cancelled(req.cancelled)
             fields.update(event=kind, id=req.id)
             if not self.write(fields):
                 raise Cancelled("Berth went away")
@@ -80,7 +80,7 @@ class Session:
             self.write({"event": "error", "code": "usage", "message": "bad session line: %s" % e})
             return
         if msg.get("cancel") is True:
-            self.cancel(lambda r: r.id == rid)
+            self.cancel(lambda r: r.id == rid, "Berth cancelled it")
             return
         req = _Request(rid)
         command = msg.get("command")
@@ -104,11 +104,11 @@ class Session:
             with self.guard:
                 self.requests.pop(req.id, None)
 
-    def cancel(self, which):
+    def cancel(self, which, why="Berth went away"):
         with self.guard:
             for req in self.requests.values():
-                if which(req):
-                    req.cancelled = True
+                if which(req) and not req.cancelled:
+                    req.cancelled = why
 
     def cancel_lock_holders(self):
         """SIGTERM: the requests holding the server lock (the one `unlock` means), else every one;
@@ -116,7 +116,7 @@ class Session:
         holders = lock.holding_threads()
         with self.guard:
             hit = [r for r in self.requests.values() if r.thread is not None and r.thread.ident in holders]
-        self.cancel((lambda r: r in hit) if hit else (lambda r: True))
+        self.cancel((lambda r: r in hit) if hit else (lambda r: True), "signal %d" % signal.SIGTERM)
         return bool(hit)
 
     def join(self):
@@ -136,7 +136,7 @@ def serve(stdin, stdout):
     reading = [True]
 
     def on_hup(signum, frame):
-        session.cancel(lambda r: True)
+        session.cancel(lambda r: True, "signal %d" % signum)
         if reading[0]:
             raise _Stop()
 

@@ -171,3 +171,12 @@ def no_answer(code: int, stderr: str) -> str:
     if code == 127:
         return "python3 was not found on the server; install Python 3.8 or newer there"
     return f"the Berth agent gave no answer (exit {code}): {last or 'no output'}"
+
+
+def ended_during(server: str, command: str, connected: bool) -> RemoteError:
+    """The agent (one-shot or session) ended before answering `command`."""
+    if not connected:
+        return RemoteError(f"{server}: lost the connection during {command}. The server finishes or undoes "
+                           f"the change by itself; check with `berth status`", "connection_lost")
+    return RemoteError(f"{server}: the Berth agent ended without an answer during {command} (killed?). "
+                       f"The server's journal has how far it got; check with `berth status`", "agent_killed")

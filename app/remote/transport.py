@@ -15,7 +15,7 @@ from app.store.activity import Activity
 
 from . import agent_install
 from .activity import by_hand, summarize
-from .agent_session import AgentSession, Interactive, SessionDied
+from .agent_session import AgentSession, Interactive, SessionDied, ended_during
 from .agent_session import no_answer as _no_answer
 from .errors import RemoteError
 
@@ -198,7 +198,7 @@ class Transport:
             raise RemoteError(f"{self.name}: {command} was cut off: {e}. The server finishes or undoes the change "
                               f"by itself; check with `berth status`", "connection_lost") from None
         if final is None and code < 0:  # no exit status: the session or the agent died
-            raise self._ended_during(command)
+            raise ended_during(self.name, command, self.connected())
         if final is None:
             raise RemoteError(_no_answer(code, stderr), "agent_failed", {"stderr": stderr[-2000:]})
         if final["event"] == "error":
@@ -214,11 +214,11 @@ class Transport:
             return self._agent_session().call(command, request, on_event, self.command_timeout)
         except SessionDied as e:
             if e.sent and command not in READ_ONLY:
-                raise self._ended_during(command) from None
+                raise ended_during(self.name, command, self.connected()) from None
         try:
             return self._agent_session().call(command, request, on_event, self.command_timeout)
         except SessionDied:
-            raise self._ended_during(command) from None
+            raise ended_during(self.name, command, self.connected()) from None
 
     def _agent_session(self) -> AgentSession:
         with self._session_lock:
@@ -241,13 +241,6 @@ class Transport:
             session, self._session = self._session, None
         if session is not None:
             session.close()
-
-    def _ended_during(self, command: str) -> RemoteError:
-        if not self.connected():
-            return RemoteError(f"{self.name}: lost the connection during {command}. The server finishes or undoes "
-                               f"the change by itself; check with `berth status`", "connection_lost")
-        return RemoteError(f"{self.name}: the Berth agent ended without an answer during {command} (killed?). "
-                           f"The server's journal has how far it got; check with `berth status`", "agent_killed")
 
     def shell_prefix(self) -> list[str]:
         """How a terminal reaches this server (empty: this computer)."""
