@@ -14,8 +14,8 @@ from .transport import Transport, http_exchange
 
 class LocalTransport(Transport):
     name = "local"
-    # one process per command here: starting one costs ~30 ms (no SSH, no login shell), and a local
-    # Transport has no connection whose end would end the session's process (docs/decisions.md)
+    # one process per command here: a local Transport has no connection whose end would end the
+    # session's process, and callers make and drop them freely (docs/decisions.md, Agent session)
     use_session = False
 
     def __init__(self, root: str, python: str | None = None):
