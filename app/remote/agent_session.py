@@ -38,7 +38,8 @@ class AgentSession:
     def __init__(self, server: str, io: Interactive, start_timeout: float = START_TIMEOUT):
         self.server = server
         self._io = io
-        self._lock = threading.Lock()  # the id counter, the table and whole lines on the channel
+        self._lock = threading.Lock()  # the id counter and the table (the reader needs it for each event)
+        self._send = threading.Lock()  # whole lines on the channel (a big request may take a while)
         self._waiting: dict[int, queue.Queue] = {}
         self._ids = itertools.count(1)
         self.dead = False
@@ -100,12 +101,14 @@ class AgentSession:
                 raise SessionDied(sent=False)
             rid = next(self._ids)
             self._waiting[rid] = q
-            line = b'{"id": %d, "command": %s, "request": %s}\n' % (rid, json.dumps(command).encode(), request)
-            try:
+        line = b'{"id": %d, "command": %s, "request": %s}\n' % (rid, json.dumps(command).encode(), request)
+        try:
+            with self._send:
                 self._io.write(line)
-            except (OSError, EOFError):
+        except (OSError, EOFError):
+            with self._lock:
                 self._waiting.pop(rid, None)
-                raise SessionDied(sent=True) from None  # part of it may have gone out
+            raise SessionDied(sent=True) from None  # part of it may have gone out
         try:
             return self._answer(rid, q, command, on_event, timeout)
         except BaseException:  # Ctrl-C, a timeout, a failing on_event: the server stops it too
@@ -137,7 +140,7 @@ class AgentSession:
 
     def _send_cancel(self, rid: int) -> None:
         try:
-            with self._lock:
+            with self._send:
                 self._io.write(b'{"id": %d, "cancel": true}\n' % rid)
         except (OSError, EOFError):
             pass
