@@ -293,3 +293,33 @@ def test_the_activity_log_keeps_one_line_per_command_with_the_one_shot_by_hand_c
     assert "session" not in by_hand and " status <<'BERTH_REQUEST'" in by_hand
     done = subprocess.run(["bash", "-c", by_hand], capture_output=True, text=True, timeout=60)
     assert json.loads(done.stdout.splitlines()[-1])["event"] == "result"  # it works, typed by hand
+
+
+def test_unlock_from_the_same_session_cancels_the_holding_request_and_the_session_lives(tmp_path):
+    """`unlock` of a pid that is this very session: SIGTERM cancels the holder, never SIGKILL."""
+    root = tmp_path / "root"
+    proc = raw_session(root)
+    try:
+        folder = slow_bundle(tmp_path / "slow", "1.0.0", delay=3)
+        request = dict(deploy_request(root, folder), actor=ACTOR, root=str(root))
+        proc.stdin.write(json.dumps({"id": 1, "command": "deploy", "request": request}).encode() + b"\n")
+        proc.stdin.flush()
+        while json.loads(proc.stdout.readline()).get("step") != "start":
+            pass
+        unlock = {"root": str(root), "pid": proc.pid, "actor": ACTOR, "reason": "stuck"}
+        proc.stdin.write(json.dumps({"id": 2, "command": "unlock", "request": unlock}).encode() + b"\n")
+        proc.stdin.flush()
+        finals = {}
+        while len(finals) < 2:
+            event = json.loads(proc.stdout.readline())
+            if event["event"] in ("result", "error"):
+                finals[event["id"]] = event
+        assert finals[1]["event"] == "error" and finals[1]["code"] == "cancelled", finals[1]
+        assert finals[2]["event"] == "result" and finals[2]["result"]["broken"] is True, finals[2]
+        assert proc.poll() is None  # the session lives on
+        assert [e["action"] for e in journal(root)][-1] == "lock.break"
+    finally:
+        proc.stdin.close()
+        assert proc.wait(10) == 0
+        proc.stdout.close()
+        stop_all(root)
