@@ -51,14 +51,13 @@ def main(argv, stdin=None, stdout=None):
     return run(argv[0], req, emit, lambda message, code, extra: fail(stdout, message, code, extra))
 
 
-def run(command, req, emit, failed, context=None):
+def run(command, req, emit, failed):
     """Run one command on its parsed request: its result goes to `emit`, an error to
-    `failed(message, code, extra)`; returns the exit code. Shared by `agent.py COMMAND` and the
-    session (`context` makes the session's per-request Context)."""
+    `failed(message, code, extra)`; returns the exit code. Shared by `agent.py COMMAND` and the session."""
     try:
         if not isinstance(req, dict) or not isinstance(req.get("root"), str):
             raise AgentError("the request must be a JSON object with a 'root'", "usage")
-        ctx = (context or operations.Context)(Root(req["root"]), req.get("actor"), emit)
+        ctx = operations.Context(Root(req["root"]), req.get("actor"), emit)
         result = COMMANDS[command](ctx, req)
         emit("result", result=result)
         return 0

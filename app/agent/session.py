@@ -38,7 +38,7 @@ class Session:
         self.out = stdout
         self.write_lock = threading.Lock()  # one whole line at a time, whatever thread writes
         self.requests = {}  # id -> _Request, while it runs
-        self.guard = threading.Lock()
+        self.guard = threading.RLock()  # re-entrant: the signal handlers take it on the main thread, which may hold it
         self.broken = False  # the reader of our stdout is gone
 
     def write(self, fields):
@@ -132,7 +132,6 @@ class _Stop(Exception):
 
 def serve(stdin, stdout):
     session = Session(stdout)
-
     reading = [True]
 
     def on_hup(signum, frame):

@@ -57,8 +57,9 @@ class LocalTransport(Transport):
         from .agent_session import Interactive
 
         argv = [self.python if argv[0] == "python3" else argv[0], *argv[1:]]
+        cwd = self.abs_root if os.path.isdir(self.abs_root) else None
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=pip_environment(os.environ), cwd=self.abs_root if os.path.isdir(self.abs_root) else None)
+                                env=pip_environment(os.environ), cwd=cwd)
         errors: list[bytes] = []
         reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
         reader.start()
