@@ -12,7 +12,7 @@ Cancelling is what a cut channel did to a one-shot agent: the request's next eve
 The end of stdin or SIGHUP cancels every request; SIGTERM (what `unlock` sends the lock's holder)
 cancels the requests holding the server lock, or all when none does. The process exits once its
 requests have ended. Nothing a command runs changes process-wide state (umask is set once at start,
-no chdir, no os.environ, signal handlers only in the main thread, which is this reader)."""
+no chdir, no os.environ, signal handlers only in the main thread, which only waits)."""
 import json
 import os
 import signal
@@ -38,8 +38,9 @@ class Session:
         self.out = stdout
         self.write_lock = threading.Lock()  # one whole line at a time, whatever thread writes
         self.requests = {}  # id -> _Request, while it runs
-        self.guard = threading.RLock()  # re-entrant: the signal handlers take it on the main thread, which may hold it
+        self.guard = threading.RLock()  # the table; re-entrant, as signal handlers take it too
         self.broken = False  # the reader of our stdout is gone
+        self.closed = False  # no new request: the session is ending
 
     def write(self, fields):
         """Write one line; False when nobody reads any more."""
@@ -89,6 +90,9 @@ class Session:
                              "usage", {})
             return
         with self.guard:
+            if self.closed:
+                self.failed(req)("the session is ending", "cancelled", {})
+                return
             if rid in self.requests:
                 self.failed(req)("request id %d is already running" % rid, "usage", {})
                 return
@@ -119,6 +123,11 @@ class Session:
         self.cancel((lambda r: r in hit) if hit else (lambda r: True), "signal %d" % signal.SIGTERM)
         return bool(hit)
 
+    def close(self):
+        with self.guard:
+            self.closed = True
+        self.cancel(lambda r: True)
+
     def join(self):
         with self.guard:
             running = [r.thread for r in self.requests.values() if r.thread is not None]
@@ -126,34 +135,37 @@ class Session:
             t.join()
 
 
-class _Stop(Exception):
-    """Stop reading: the session ends once its requests have."""
-
-
 def serve(stdin, stdout):
+    """Read requests on a thread of its own; the main thread only waits, so that it runs the signal
+    handlers at once (Python runs them there, and a main thread blocked in read() would not wake up
+    for a signal the kernel gave to another thread: `unlock`'s SIGTERM to its own session)."""
     session = Session(stdout)
-    reading = [True]
+    stop = []  # a flag the handlers set (no lock a handler could find held by the code it interrupted)
+
+    def read():
+        try:
+            for line in stdin:
+                if line.strip():
+                    session.handle(line)
+        except (OSError, ValueError):
+            pass
 
     def on_hup(signum, frame):
         session.cancel(lambda r: True, "signal %d" % signum)
-        if reading[0]:
-            raise _Stop()
+        stop.append(signum)
 
     def on_term(signum, frame):
-        if not session.cancel_lock_holders() and reading[0]:
-            raise _Stop()
+        if not session.cancel_lock_holders():
+            stop.append(signum)
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGHUP, on_hup)
         signal.signal(signal.SIGTERM, on_term)
     session.write({"event": "session", "pid": os.getpid(), "python": sys.version.split()[0]})
-    try:
-        for line in stdin:
-            if line.strip():
-                session.handle(line)
-    except (_Stop, OSError, ValueError):
-        pass
-    reading[0] = False
-    session.cancel(lambda r: True)  # Berth went away: as a cut channel did to a one-shot agent
+    reader = threading.Thread(target=read, name="berth-session-reader", daemon=True)
+    reader.start()
+    while reader.is_alive() and not stop:
+        reader.join(0.2)
+    session.close()  # Berth went away: as a cut channel did to a one-shot agent
     session.join()
     return 0
