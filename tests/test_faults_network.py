@@ -132,7 +132,8 @@ def predicts(ws: Workspace, server="box") -> str:
 
 
 def agents_in(host: FaultyHost) -> list[psutil.Process]:
-    """Berth agents running a change inside the host's namespace (also once their session is gone)."""
+    """Berth agents running a change inside the host's namespace (also once their session is gone):
+    the connection's agent session, or a one-shot `agent.py deploy`."""
     pids = subprocess.run(["ip", "netns", "pids", host.ns], capture_output=True, text=True).stdout.split()
     found = []
     for pid in pids:
@@ -141,7 +142,7 @@ def agents_in(host: FaultyHost) -> list[psutil.Process]:
             cmd = p.cmdline()
         except (psutil.NoSuchProcess, ValueError):
             continue
-        if any(c.endswith("agent.py") for c in cmd) and "deploy" in cmd:
+        if any(c.endswith("agent.py") for c in cmd) and ("deploy" in cmd or cmd[-1] == "session"):
             found.append(p)
     return found
 

@@ -3,13 +3,24 @@ import fcntl
 import json
 import os
 import signal
+import threading
 import time
 
 from .layout import AgentError
 from .runnerproc import pid_alive
 
 
+_holders = set()  # idents of this process's threads holding the lock (a session runs several requests)
+
+
+def holding_threads():
+    return set(_holders)
+
+
 class ServerLock:
+    """An flock taken on a descriptor of its own: it excludes other threads of the same process as
+    well as other processes (flock locks belong to the open file, not to the process as fcntl's do)."""
+
     def __init__(self, path, holder):
         self.path = path
         self.holder = holder
@@ -29,6 +40,7 @@ class ServerLock:
                 holder=held,
             )
         self.fd = fd
+        _holders.add(threading.get_ident())
         info = dict(self.holder, since=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), pid=os.getpid())
         try:  # who holds it is for people; the flock is the lock, and must hold on a full disk too
             os.ftruncate(fd, 0)
@@ -38,6 +50,7 @@ class ServerLock:
         return self
 
     def __exit__(self, *exc):
+        _holders.discard(threading.get_ident())
         os.ftruncate(self.fd, 0)
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
@@ -83,7 +96,10 @@ def break_lock(path, expected_pid, wait_s=10.0):
     if not _is_agent(pid):
         raise AgentError("pid %d holds the lock but is not a Berth agent; not touching it" % pid, "not_agent",
                          holder=holder)
-    for sig, wait in ((signal.SIGTERM, wait_s), (signal.SIGKILL, 5.0)):
+    # the holder may be a request of this very session: SIGTERM cancels it (app/agent/session.py);
+    # SIGKILL would end the session and this unlock with it
+    steps = ((signal.SIGTERM, wait_s),) if pid == os.getpid() else ((signal.SIGTERM, wait_s), (signal.SIGKILL, 5.0))
+    for sig, wait in steps:
         try:
             os.kill(pid, sig)
             os.kill(pid, signal.SIGCONT)  # a stopped process handles nothing until it runs again

@@ -35,27 +35,39 @@ def on_signal(signum, frame):
 def main(argv, stdin=None, stdout=None):
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
+    if argv and argv[0] == "session":
+        from . import session  # imported here: a one-shot command never loads it
+        return session.serve(stdin, stdout)
     if not argv or argv[0] not in COMMANDS:
         stdout.write(json.dumps({"event": "error", "code": "usage",
-                                 "message": "usage: agent.py {%s}" % "|".join(sorted(COMMANDS))}) + "\n")
+                                 "message": "usage: agent.py {%s}" % "|".join(sorted(COMMANDS) + ["session"])}) + "\n")
         return 2
     emit = emit_to(stdout)
     try:
         raw = stdin.read()
         req = json.loads(raw) if raw.strip() else {}
+    except ValueError as e:
+        return fail(stdout, "bad request: %s: %s" % (type(e).__name__, e), "usage", {})
+    return run(argv[0], req, emit, lambda message, code, extra: fail(stdout, message, code, extra))
+
+
+def run(command, req, emit, failed):
+    """Run one command on its parsed request: its result goes to `emit`, an error to
+    `failed(message, code, extra)`; returns the exit code. Shared by `agent.py COMMAND` and the session."""
+    try:
         if not isinstance(req, dict) or not isinstance(req.get("root"), str):
             raise AgentError("the request must be a JSON object with a 'root'", "usage")
         ctx = operations.Context(Root(req["root"]), req.get("actor"), emit)
-        result = COMMANDS[argv[0]](ctx, req)
+        result = COMMANDS[command](ctx, req)
         emit("result", result=result)
         return 0
     except AgentError as e:
-        return fail(stdout, str(e), e.code, e.extra)
+        return failed(str(e), e.code, e.extra)
     except (KeyError, TypeError, ValueError) as e:
-        return fail(stdout, "bad request: %s: %s" % (type(e).__name__, e), "usage", {})
+        return failed("bad request: %s: %s" % (type(e).__name__, e), "usage", {})
     except Exception as e:  # report, never die silently: Berth shows this line to the operator
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):  # any write, not only the journal's
             named = disk_error(e, e.filename or "a file")
-            return fail(stdout, str(named), named.code, {})
-        return fail(stdout, "agent error: %s: %s" % (type(e).__name__, e), "internal",
-                     {"trace": traceback.format_exc().splitlines()[-8:]})
+            return failed(str(named), named.code, {})
+        return failed("agent error: %s: %s" % (type(e).__name__, e), "internal",
+                      {"trace": traceback.format_exc().splitlines()[-8:]})

@@ -14,6 +14,9 @@ from .transport import Transport, http_exchange
 
 class LocalTransport(Transport):
     name = "local"
+    # one process per command here: a local Transport has no connection whose end would end the
+    # session's process, and callers make and drop them freely (docs/decisions.md, Agent session)
+    use_session = False
 
     def __init__(self, root: str, python: str | None = None):
         super().__init__(root)
@@ -48,6 +51,35 @@ class LocalTransport(Transport):
             proc.stderr.close()
 
         return proc.stdout, wait, abort
+
+    def _exec_interactive(self, argv):
+        """The agent session on this computer (used when `use_session` is set: see use_session)."""
+        from .agent_session import Interactive
+
+        argv = [self.python if argv[0] == "python3" else argv[0], *argv[1:]]
+        cwd = self.abs_root if os.path.isdir(self.abs_root) else None
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=pip_environment(os.environ), cwd=cwd)
+        errors: list[bytes] = []
+        reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+        reader.start()
+
+        def write(data):
+            proc.stdin.write(data)
+            proc.stdin.flush()
+
+        def wait():
+            code = proc.wait()
+            reader.join()
+            proc.stdout.close()
+            proc.stderr.close()
+            return code, b"".join(errors).decode("utf-8", "replace")
+
+        def abort():
+            if proc.poll() is None:
+                proc.kill()
+
+        return Interactive(proc.stdout, write, proc.stdin.close, wait, abort)
 
     def resolve(self, path):
         return os.path.abspath(os.path.expanduser(path))

@@ -219,6 +219,30 @@ class SSHTransport(Transport):
 
         return out, wait, chan.close
 
+    @_lost_is_connection_error
+    def _exec_interactive(self, argv):
+        """argv on a channel whose stdin stays open (the agent session). No read timeout: the session
+        is idle between commands; the keepalive finds a dead link, and each request has its own timeout."""
+        from .agent_session import Interactive
+
+        chan = self._client.open_session(timeout=self.timeout)
+        chan.exec_command(" ".join(shlex.quote(a) for a in argv))
+        err = chan.makefile_stderr("rb")
+
+        def wait():
+            code = chan.recv_exit_status()
+            text = err.read().decode("utf-8", "replace")
+            chan.close()
+            return code, text
+
+        def write(data):
+            try:
+                chan.sendall(data)
+            except (paramiko.SSHException, EOFError) as e:
+                raise ConnectionError(f"lost the agent session on {self.host}: {e}") from None
+
+        return Interactive(chan.makefile("rb"), write, chan.shutdown_write, wait, chan.close)
+
     def resolve(self, path):
         if path == "~" or path.startswith("~/"):
             return self._home + path[1:]
@@ -313,6 +337,7 @@ class SSHTransport(Transport):
         return http_exchange(conn, method, path, body)
 
     def close(self):
+        self.end_session()
         try:
             self._sftp.close()
         finally:

@@ -3,6 +3,7 @@
 Two implementations: `LocalTransport` (this computer, subprocess) and `SSHTransport` (paramiko).
 Both run the very same agent, installed under `<root>/.berth/agent/<version>/`."""
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -14,11 +15,16 @@ from app.store.activity import Activity
 
 from . import agent_install
 from .activity import by_hand, summarize
+from .agent_session import AgentSession, Interactive, SessionDied, ended_during
+from .agent_session import no_answer as _no_answer
 from .errors import RemoteError
 
 EventHandler = Callable[[dict], None]
 Progress = Callable[[int, int], None]
 CHUNK = 1 << 20
+# may be asked again on a new session when the one they were sent on died: they change nothing
+READ_ONLY = ("hello", "status", "releases", "logs", "example", "journal")
+STREAMS = ("sample",)  # on an exec channel of their own, never in the session
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,8 @@ class Transport:
 
     name: str
     ssh_user: str = ""
+    use_session = True  # agent commands go over one long-lived agent (False: a process per command)
+    command_timeout: float = 0  # the longest an agent command may stay silent (0: no limit)
 
     def __init__(self, root: str):
         self.root = root  # as configured; may start with "~"
@@ -48,11 +56,17 @@ class Transport:
         self.on_agent_replaced: Callable[[str], None] | None = None  # the workspace audits it
         self.server_info: dict = {}
         self.on_activity: Callable[[Activity], None] | None = None  # the Remote activity log
+        self._session: AgentSession | None = None
+        self._session_lock = threading.Lock()  # one session is started, however many threads ask
 
     # -- what subclasses provide ---------------------------------------------------------------
     def _exec(self, argv: list[str], stdin: bytes) -> tuple[Iterable[bytes], Callable[[], tuple[int, str]],
                                                              Callable[[], None]]:
         """Start argv; return (stdout lines, wait() -> (exit code, stderr), abort() that ends it now)."""
+        raise NotImplementedError
+
+    def _exec_interactive(self, argv: list[str]) -> Interactive:
+        """Start argv with its stdin kept open for writing (the agent session)."""
         raise NotImplementedError
 
     def resolve(self, path: str) -> str:
@@ -118,7 +132,7 @@ class Transport:
         raise NotImplementedError
 
     def close(self) -> None:
-        pass
+        self.end_session()
 
     def connected(self) -> bool:
         """Is the link to the server still up (SSH: the session, not just this one command)?"""
@@ -160,7 +174,10 @@ class Transport:
         argv, request = self._agent_call(command, payload)
         started = time.monotonic()
         try:
-            result = self._run_agent(command, argv, request, on_event)
+            if self.use_session and command not in STREAMS:
+                result = self._run_in_session(command, request, on_event)
+            else:
+                result = self._run_agent(command, argv, request, on_event)
         except RemoteError as e:
             self._log(command, payload, argv, request, started, e.code, str(e))
             raise
@@ -181,17 +198,49 @@ class Transport:
             raise RemoteError(f"{self.name}: {command} was cut off: {e}. The server finishes or undoes the change "
                               f"by itself; check with `berth status`", "connection_lost") from None
         if final is None and code < 0:  # no exit status: the session or the agent died
-            if not self.connected():
-                raise RemoteError(f"{self.name}: lost the connection during {command}. The server finishes or undoes "
-                                  f"the change by itself; check with `berth status`", "connection_lost")
-            raise RemoteError(f"{self.name}: the Berth agent ended without an answer during {command} (killed?). "
-                              f"The server's journal has how far it got; check with `berth status`", "agent_killed")
+            raise ended_during(self.name, command, self.connected())
         if final is None:
             raise RemoteError(_no_answer(code, stderr), "agent_failed", {"stderr": stderr[-2000:]})
         if final["event"] == "error":
             extra = {k: v for k, v in final.items() if k not in ("event", "message", "code")}
             raise RemoteError(final.get("message", "the agent failed"), final.get("code", "failed"), extra)
         return final["result"]
+
+    def _run_in_session(self, command, request, on_event) -> dict:
+        """The command over the connection's agent session (started, or restarted, on demand). A
+        session found dead before the request reached it is restarted; once sent, only a read-only
+        command is asked again: any other may have changed the server."""
+        try:
+            return self._agent_session().call(command, request, on_event, self.command_timeout)
+        except SessionDied as e:
+            if e.sent and command not in READ_ONLY:
+                raise ended_during(self.name, command, self.connected()) from None
+        try:
+            return self._agent_session().call(command, request, on_event, self.command_timeout)
+        except SessionDied:
+            raise ended_during(self.name, command, self.connected()) from None
+
+    def _agent_session(self) -> AgentSession:
+        with self._session_lock:
+            if self._session is not None and not self._session.dead:
+                return self._session
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+            argv = agent_install.agent_argv(self.ensure_agent(), "session")
+            try:
+                io = self._exec_interactive(argv)
+            except (OSError, EOFError) as e:
+                raise RemoteError(f"{self.name}: cannot start the Berth agent: {e}", "connection_lost") from None
+            self._session = AgentSession(self.name, io)
+            return self._session
+
+    def end_session(self) -> None:
+        """Close the agent session (its running commands are cancelled there, as a cut channel did)."""
+        with self._session_lock:
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()
 
     def shell_prefix(self) -> list[str]:
         """How a terminal reaches this server (empty: this computer)."""
@@ -342,10 +391,3 @@ def http_exchange(conn, method: str, path: str, body: bytes | None) -> tuple[int
         return resp.status, dict(resp.getheaders()), resp.read()
     finally:
         conn.close()
-
-
-def _no_answer(code: int, stderr: str) -> str:
-    last = (stderr.strip().splitlines() or [""])[-1]
-    if code == 127:
-        return "python3 was not found on the server; install Python 3.8 or newer there"
-    return f"the Berth agent gave no answer (exit {code}): {last or 'no output'}"
