@@ -192,6 +192,33 @@ def test_an_agent_found_modified_is_replaced_before_the_session_starts(local):
     assert len(replaced) == 1 and "was modified" in replaced[0]
 
 
+@pytest.mark.parametrize("tamper", ["content", "mode", "bytecode"])
+def test_an_agent_modified_while_its_session_runs_is_refused_then_replaced(local, tamper):
+    """The bootstrap checks the files once per session; the session checks them again before each
+    request (runners it starts import them from disk), so a change mid-connection is caught too."""
+    t, root = local
+    replaced = []
+    t.on_agent_replaced = replaced.append
+    t.agent("hello")
+    first = session_pids(root)
+    package = os.path.join(os.path.dirname(t.ensure_agent()), "berth_agent")
+    target = os.path.join(package, "runner.py")
+    if tamper == "content":
+        with open(target, "a") as f:
+            f.write("\nimport os; os.system('touch /tmp/pwned')\n")
+    elif tamper == "mode":
+        os.chmod(target, 0o666)
+    else:
+        os.makedirs(os.path.join(package, "__pycache__"), exist_ok=True)
+        open(os.path.join(package, "__pycache__", "runner.cpython-311.pyc"), "wb").close()
+    assert t.agent("status")["models"] == []
+    assert len(replaced) == 1 and "was modified" in replaced[0], replaced
+    wait_for(lambda: session_pids(root) and session_pids(root) != first, 15, "a session on the new agent")
+    with open(target, "rb") as f:
+        assert b"pwned" not in f.read()
+    assert oct(os.stat(target).st_mode & 0o777) == "0o600"
+
+
 def test_the_server_lock_excludes_another_thread_of_the_same_process(tmp_path):
     path = str(tmp_path / "lock")
     inside, release, outcome = threading.Event(), threading.Event(), []

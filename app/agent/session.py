@@ -20,6 +20,7 @@ import sys
 import threading
 
 from . import lock
+from .selfcheck import SelfCheck
 from .main import COMMANDS, run
 from .protocol import Cancelled
 
@@ -41,6 +42,7 @@ class Session:
         self.guard = threading.RLock()  # the table; re-entrant, as signal handlers take it too
         self.broken = False  # the reader of our stdout is gone
         self.closed = False  # no new request: the session is ending
+        self.selfcheck = SelfCheck(os.path.dirname(os.path.abspath(__file__)))
 
     def write(self, fields):
         """Write one line; False when nobody reads any more."""
@@ -85,6 +87,10 @@ class Session:
             return
         req = _Request(rid)
         command = msg.get("command")
+        problem = self.selfcheck.problem()
+        if problem is not None:  # Berth replaces the agent, ends this session and asks a new one
+            self.failed(req)(problem.pop("message"), problem.pop("code"), problem)
+            return
         if command not in COMMANDS or command in NOT_IN_SESSION:
             self.failed(req)("unknown session command %r (a stream runs as `agent.py COMMAND`)" % (command,),
                              "usage", {})

@@ -163,6 +163,7 @@ class Transport:
         return result
 
     def replace_agent(self, why: str) -> None:
+        self.end_session()  # it runs the old files' code: the next command starts one on the new agent
         target = self.ensure_agent().rsplit("/", 1)[0]
         self.remove_tree(target)
         self._agent_path = None
