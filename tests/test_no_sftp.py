@@ -207,3 +207,46 @@ def test_an_upload_cut_without_sftp_resumes_checked_by_hash(nosftp, tmp_path):
         assert not list((root / ".berth/blobs").glob(".partial-*"))
     finally:
         stop_all(root)
+
+
+def test_a_stuck_file_helper_is_a_clean_error_in_time_and_is_started_again(nosftp, tmp_path):
+    import signal
+    import time
+
+    t = SSHTransport("box", nosftp.host, nosftp.port, nosftp.user, str(tmp_path / "r"),
+                     KnownHosts(tmp_path / "known_hosts"), key_path=str(nosftp.key_path),
+                     accept_fingerprint=nosftp.fingerprint, file_timeout=2.0)
+    helpers = []
+    try:
+        helpers = [p for p in psutil.Process(nosftp.proc.pid).children(recursive=True)
+                   if "-c" in p.cmdline() and p.cmdline()[-2:-1] == ["serve"]]
+        assert len(helpers) == 1, [p.cmdline()[:3] for p in helpers]
+        helpers[0].send_signal(signal.SIGSTOP)
+        started = time.monotonic()
+        with pytest.raises(ConnectionError, match="did not answer a file request within 2 s"):
+            t.exists(str(tmp_path))
+        assert time.monotonic() - started < 10
+        assert t.exists(str(tmp_path))  # a new helper answers
+    finally:
+        for p in helpers:
+            try:
+                p.send_signal(signal.SIGCONT)
+            except psutil.NoSuchProcess:
+                pass
+        t.close()
+
+
+def test_a_stopped_exec_upload_keeps_a_prefix_to_resume(nosftp, tmp_path):
+    from app.remote.transport import SendStopped
+
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(12 * MB))
+    root = tmp_path / "root"
+    sent = []
+    with connect(nosftp, root, tmp_path) as t:
+        t.mkdirs(str(root))
+        with pytest.raises(SendStopped):
+            t.send([SendJob(src, f"{root}/big.part", 0, 12 * MB)], sent.append, lambda: sum(sent) >= 3 * MB)
+        t.exists(str(root))  # the connection still works after the stop
+    kept = (root / "big.part").read_bytes()
+    assert 0 < len(kept) < 12 * MB and src.read_bytes().startswith(kept)

@@ -18,7 +18,7 @@ import paramiko
 from .errors import RemoteError
 from .sftp_files import FILE_TIMEOUT, timed_out
 from .sftp_send import STREAMS, send_streams, server_refused
-from .transport import SendJob
+from .transport import SendJob, SendStopped
 
 PYTHON = ("python3", "-I", "-B")  # agent_install.agent_argv's interpreter: the agent's own python3
 
@@ -60,19 +60,23 @@ def answer(fn, a, d=b""):
         return {"error": str(e), "code": "not_a_folder"}
     except OSError as e:
         return {"error": "%s: %s" % (e.strerror or e, e.filename or a.get("path")), "errno": e.errno}
-def write(a, d):
-    off, n = a["offset"], 0
+def write(a, d=None):
+    # from the offset on (truncated there): a["size"] bytes of stdin, or (None) all of it
+    off, left, n = a["offset"], a.get("size"), 0
     fd = os.open(a["path"], os.O_WRONLY | (0 if off else os.O_CREAT | os.O_TRUNC), 0o666)
     with os.fdopen(fd, "wb") as f:
         if off:
             f.truncate(off)
             f.seek(off)
-        while True:
-            chunk = sys.stdin.buffer.read1(1 << 20)
-            if not chunk:
-                return n
+        while left is None or left > 0:
+            chunk = inp.read1(1 << 20 if left is None else min(left, 1 << 20))
+            if not chunk:  # the sender stopped: what came is kept, to be resumed
+                break
             f.write(chunk)
             n += len(chunk)
+            if left is not None:
+                left -= len(chunk)
+    return n
 inp, out = sys.stdin.buffer, sys.stdout
 if sys.argv[1] == "write":  # one file streamed on stdin, then one answer
     out.write(json.dumps(answer(write, json.loads(sys.argv[2]))) + "\n")
@@ -82,11 +86,17 @@ else:  # serve: a JSON line per request (its bytes follow it), a JSON line per a
         if not line:
             break
         req = json.loads(line)
-        size = req.get("size", 0)
-        data = inp.read(size) if size else b""
-        fn = OPS.get(req.get("op"))
-        out.write(json.dumps(answer(fn, req, data) if fn else {"error": "unknown file operation"}) + "\n")
+        if req.get("op") == "write_at":  # an upload's bytes, read as they come
+            res = answer(write, req)
+        else:
+            size = req.get("size", 0)
+            data = inp.read(size) if size else b""
+            fn = OPS.get(req.get("op"))
+            res = answer(fn, req, data) if fn else {"error": "unknown file operation"}
+        out.write(json.dumps(res) + "\n")
         out.flush()
+        if "error" in res and req.get("op") == "write_at":
+            break  # the rest of its bytes are still on the way: this helper is done
 """
 
 
@@ -266,11 +276,70 @@ class ExecWriter:
 
 
 class _ExecStream:
+    """One upload stream: a helper of its own that takes the stream's files one after another
+    (one python3 start per stream, not per file)."""
+
     def __init__(self, files: ExecFiles):
         self.files = files
+        self.chan = files._start("serve", {})
+        self.out = self.chan.makefile("rb")
 
-    def open(self, job: SendJob) -> ExecWriter:
-        return self.files.open_write(job.remote, job.offset)
+    def open(self, job: SendJob) -> "_StreamFile":
+        return _StreamFile(self, job)
 
     def close(self) -> None:
-        pass
+        self.chan.close()
+
+
+class _StreamFile:
+    def __init__(self, stream: _ExecStream, job: SendJob):
+        self.stream, self.job = stream, job
+        self.size, self.sent = job.size - job.offset, 0
+        self._send(json.dumps({"op": "write_at", "path": job.remote, "offset": job.offset,
+                               "size": self.size}).encode() + b"\n")
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self.stream.chan.sendall(data)
+        except TimeoutError:
+            raise timed_out(self.stream.files.where, self.stream.files.timeout) from None
+        except OSError:  # the helper ended (a full disk?): its answer says why, else the link is gone
+            self._answer()
+            raise
+
+    def write(self, data: bytes) -> None:
+        self._send(data)
+        self.sent += len(data)
+
+    def _answer(self) -> None:
+        where = self.stream.files.where
+        try:
+            line = self.stream.out.readline()
+        except TimeoutError:
+            raise timed_out(where, self.stream.files.timeout) from None
+        if not line:
+            raise ConnectionError(f"lost the connection to {where} while writing {self.job.remote}")
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            answer = None
+        written = raise_for(answer, where, "write")
+        if written != self.sent:
+            raise ConnectionError(f"{self.job.remote}: {self.sent} bytes sent, the server wrote {written}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None and self.sent == self.size:
+            self._answer()
+        else:  # stopped or failed: the helper keeps what came (to be resumed) and ends with the stream
+            if exc_type is not None and issubclass(exc_type, SendStopped):
+                try:  # wait until what was sent is on the server's disk: the next deploy resumes from it
+                    self.stream.chan.shutdown_write()
+                    self._answer()
+                except (OSError, RemoteError):
+                    pass
+            self.stream.chan.close()
+            if exc_type is None:
+                raise ConnectionError(f"{self.job.local}: {self.sent} of {self.size} bytes read; did it change?")
