@@ -1,9 +1,9 @@
 """The Transport's file primitives without SFTP, for hardened servers whose sshd has no `Subsystem
 sftp`: a small stdlib snippet on an exec channel, under the same `python3 -I -B` the agent runs on.
 Small calls go to one long-lived copy per connection as JSON lines on its stdin (paths never reach
-a shell); an upload streams its raw bytes over an exec channel of its own into a copy that writes
-at the resume offset (truncating there), its one argument a JSON word quoted with shlex.quote like
-every exec command line. Several files go at once, one channel each (sftp_send.send_streams)."""
+a shell; its argv is shlex-quoted like every exec command line). An upload runs several streams
+(sftp_send.send_streams), each a copy of its own taking its files one after another: a JSON header,
+then the raw bytes, written at the resume offset (truncating there)."""
 from __future__ import annotations
 
 import errno
