@@ -250,3 +250,12 @@ def test_a_stopped_exec_upload_keeps_a_prefix_to_resume(nosftp, tmp_path):
         t.exists(str(root))  # the connection still works after the stop
     kept = (root / "big.part").read_bytes()
     assert 0 < len(kept) < 12 * MB and src.read_bytes().startswith(kept)
+
+
+def test_the_exec_snippet_is_python_3_8_and_stdlib_only():
+    import ast
+
+    tree = ast.parse(exec_files.SNIPPET, feature_version=(3, 8))
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert imported == {"json", "os", "shutil", "sys"}
+    assert not [n for n in ast.walk(tree) if isinstance(n, (ast.ImportFrom, ast.JoinedStr))]

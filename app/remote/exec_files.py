@@ -119,8 +119,8 @@ def raise_for(answer: dict, where: str, op: str):
 
 class ExecFiles:
     """The small file calls go to one long-lived snippet per connection (a python3 start per call
-    cost ~0.4 s, 35 of them to install the agent), one request at a time under a lock, each with a
-    timeout; it is started again after it died or timed out. Uploads stream one exec channel per file."""
+    cost ~0.4 s, and installing the agent makes ~70), one request at a time under a lock, each with a
+    timeout; it is started again after it died or timed out. Uploads use one helper per stream."""
     kind = "exec"
 
     def __init__(self, client: paramiko.Transport, where: str, timeout: float = FILE_TIMEOUT):

@@ -83,8 +83,7 @@ class SSHTransport(Transport):
             return
         self._client = self._connect(accept_fingerprint, tuple(accept_jump_keys))
         try:
-            self._files = self._open_files()
-            self._home = self._files.home()
+            self._files, self._home = self._open_files()
         except BaseException:
             self._client.close()
             self._close_hops()
@@ -97,15 +96,18 @@ class SSHTransport(Transport):
 
     @_lost_is_connection_error
     def _open_files(self):
-        """SFTP when the server has it; exec channels (exec_files.py) where sshd has no `Subsystem sftp`."""
+        """SFTP when the server has it; exec channels (exec_files.py) where sshd has no `Subsystem sftp`.
+        Returns them and the login's home folder."""
         from .exec_files import ExecFiles
         from .sftp_files import SftpFiles, SftpRefused
 
         where = f"{self.host}:{self.port}"
         try:
-            return SftpFiles(self._client, where, self.file_timeout)
-        except SftpRefused:
-            return ExecFiles(self._client, where, self.file_timeout)
+            try:
+                files = SftpFiles(self._client, where, self.file_timeout)
+            except SftpRefused:
+                files = ExecFiles(self._client, where, self.file_timeout)
+            return files, files.home()
         except TimeoutError:
             raise ConnectFailed(f"{where} accepted the login but its SFTP server did not answer within "
                                 f"{self.file_timeout:g} s; check the server's sshd (`Subsystem sftp`)") from None
