@@ -20,6 +20,7 @@ from .sftp_files import FILE_TIMEOUT, timed_out
 from .sftp_send import STREAMS, send_streams, server_refused
 from .transport import SendJob, SendStopped
 
+HELPER_START_S = 30.0  # a helper's first answer may wait for a login shell's start-up files (pyenv init...)
 PYTHON = ("python3", "-I", "-B")  # agent_install.agent_argv's interpreter: the agent's own python3
 
 SNIPPET = r"""
@@ -137,12 +138,16 @@ class ExecFiles:
     def call(self, op: str, args: dict, data: bytes = b""):
         with self._lock:
             try:
-                if self._server is None:
+                fresh = self._server is None
+                if fresh:
                     chan = self._start("serve", {})
+                    chan.settimeout(max(self.timeout, HELPER_START_S))
                     self._server = (chan, chan.makefile("rb"))
                 chan, out = self._server
                 chan.sendall(json.dumps(dict(args, op=op, size=len(data))).encode() + b"\n" + data)
                 line = out.readline()
+                if fresh:
+                    chan.settimeout(self.timeout)
             except TimeoutError:
                 self._drop()
                 raise timed_out(self.where, self.timeout) from None
@@ -282,6 +287,7 @@ class _ExecStream:
     def __init__(self, files: ExecFiles):
         self.files = files
         self.chan = files._start("serve", {})
+        self.chan.settimeout(max(files.timeout, HELPER_START_S))  # its first bytes wait for its start
         self.out = self.chan.makefile("rb")
 
     def open(self, job: SendJob) -> "_StreamFile":
