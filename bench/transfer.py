@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Transfer bench: Berth's upload (the paramiko path) against `scp -r` and `rsync -e ssh` of the same
-folder, to a loopback OpenSSH server, in the same run; then through a delaying TCP proxy (added
-latency); then a redeploy that changes one 1 MB file of the bundle.
+"""Transfer bench: Berth's upload over SFTP, and over exec channels to a server without SFTP (its
+sshd has no `Subsystem sftp`), against `scp -r` and `rsync -e ssh` of the same folder, to loopback
+OpenSSH servers, in the same run; then through a delaying TCP proxy (added latency); then a
+redeploy that changes one 1 MB file of the bundle.
 
     .venv/bin/python bench/transfer.py [--mb 200] [--files 20] [--delay-ms 100] [--repeat 2]
 
@@ -63,7 +64,7 @@ def run_rsync(srv, port: int, src: Path, dest: str) -> float | None:
     return time.perf_counter() - started
 
 
-def run_berth_upload(srv, port: int, bundle: Path, root: str) -> tuple[float, int]:
+def run_berth_upload(srv, port: int, bundle: Path, root: str, kind: str = "sftp") -> tuple[float, int]:
     """The deploy's upload step alone: hello, then every blob the server lacks (all of them)."""
     from app.bundle import open_bundle
     from app.deploy.upload import unique_blobs, upload_blobs
@@ -73,6 +74,7 @@ def run_berth_upload(srv, port: int, bundle: Path, root: str) -> tuple[float, in
     known = KnownHosts(Path(tempfile.mkdtemp()) / "known_hosts")
     with open_bundle(bundle) as b, SSHTransport("bench", srv.host, port, srv.user, root, known,
                                                 key_path=str(srv.key_path), accept_fingerprint=srv.fingerprint) as t:
+        assert t.file_path_kind == kind, f"{srv} moves files over {t.file_path_kind}, not {kind}"
         info = t.hello(hashes=[f.sha256 for f in b.files])
         blobs = unique_blobs(b.files, set(info["missing"]))
         started = time.perf_counter()
@@ -84,13 +86,17 @@ def clear(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def throughput_rows(srv, port: int, bundle: Path, work: Path, repeat: int, label: str) -> list[tuple]:
+def throughput_rows(srv, port: int, bundle: Path, work: Path, repeat: int, label: str,
+                    nosftp=None, nosftp_port: int = 0) -> list[tuple]:
+    """`nosftp`: a server without SFTP (at `nosftp_port`), for Berth's exec-channel path."""
     size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file())
     best: dict[str, float | None] = {}
     for _ in range(repeat):
         for name, fn in (("scp -r", lambda d: run_scp(srv, port, bundle, d)),
                          ("rsync -e ssh", lambda d: run_rsync(srv, port, bundle, d)),
-                         ("berth upload", lambda d: run_berth_upload(srv, port, bundle, d)[0])):
+                         ("berth upload", lambda d: run_berth_upload(srv, port, bundle, d)[0]),
+                         ("berth exec (no SFTP)",
+                          lambda d: run_berth_upload(nosftp, nosftp_port, bundle, d, "exec")[0])):
             dest = str(work / f"dest-{name.split()[0]}")
             clear(dest)
             seconds = fn(dest)
@@ -155,10 +161,12 @@ def main() -> int:
           f"{os.cpu_count()} cores")
     try:
         bundle = make_bundle(work / "src", args.mb, args.files)
-        with SshServer(work / "sshd") as srv:
-            rows, plain = throughput_rows(srv, srv.port, bundle, work, args.repeat, "loopback")
-            with DelayProxy(srv.port, args.delay_ms / 2000) as proxy:
-                slow_rows, slow = throughput_rows(srv, proxy.port, bundle, work, 1, f"+{args.delay_ms:g} ms RTT")
+        with SshServer(work / "sshd") as srv, SshServer(work / "sshd-nosftp", sftp=None) as bare:
+            rows, plain = throughput_rows(srv, srv.port, bundle, work, args.repeat, "loopback", bare, bare.port)
+            with DelayProxy(srv.port, args.delay_ms / 2000) as proxy, \
+                    DelayProxy(bare.port, args.delay_ms / 2000) as bare_proxy:
+                slow_rows, slow = throughput_rows(srv, proxy.port, bundle, work, 1, f"+{args.delay_ms:g} ms RTT",
+                                                  bare, bare_proxy.port)
             print(table(rows + slow_rows, ("link", "tool", "time", "throughput", "vs scp")))
             sent, seconds = redeploy_one_file(srv, bundle, work)
         print()
@@ -167,6 +175,9 @@ def main() -> int:
         print()
         print(f"upload vs scp, loopback: {ratio(plain['scp -r'], plain['berth upload'])} (goal >= 0.80x); "
               f"through the proxy: {ratio(slow['scp -r'], slow['berth upload'])} (goal >= 0.50x)")
+        exec_ = "berth exec (no SFTP)"
+        print(f"exec channels (no SFTP) vs scp, loopback: {ratio(plain['scp -r'], plain[exec_])}; "
+              f"through the proxy: {ratio(slow['scp -r'], slow[exec_])}")
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)

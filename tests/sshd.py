@@ -5,6 +5,8 @@
         srv.key_path                      # the user's private key (unencrypted ed25519)
         srv.fingerprint                   # host key, "SHA256:..." as ssh-keygen prints it
         srv.restart_with_new_host_key()   # same port, new host key (a "reinstalled" server)
+    SshServer(sftp=None)                  # no `Subsystem sftp` (a hardened server); or a path, e.g.
+                                          # "/usr/lib/openssh/sftp-server" (its own process per session)
 
 The server runs `/usr/sbin/sshd -D -e -f CONFIG` in the foreground as a child process, logging
 to `log_path`. Everything lives in `folder`; nothing outside it is touched except `/run/sshd`.
@@ -78,7 +80,8 @@ class SshServer:
 
     def __init__(self, folder: str | os.PathLike | None = None, host_key_type: str = "ed25519",
                  port: int | None = None, start_timeout: float = 10.0, listen: str = "127.0.0.1",
-                 netns: str | None = None, max_startups: str = "100", max_sessions: int = 100):
+                 netns: str | None = None, max_startups: str = "100", max_sessions: int = 100,
+                 sftp: str | None = "internal-sftp"):
         if host_key_type not in HOST_KEY_TYPES:
             raise ValueError(f"host_key_type must be one of {sorted(HOST_KEY_TYPES)}, not {host_key_type!r}")
         if (not re.fullmatch(r"[0-9]+(:[0-9]+:[0-9]+)?", str(max_startups))
@@ -91,6 +94,7 @@ class SshServer:
         self.host_key_type = host_key_type
         self.user = getpass.getuser()
         self.host = listen
+        self.sftp = sftp  # the sftp subsystem's command; None: the server has none
         self.netns = netns  # run inside this network namespace (`ip netns exec`): see NetnsPair
         # sshd's limits on unauthenticated connections ("start:rate:full" or a number) and on sessions
         # per connection: a fleet bench logging in to many servers at once raises them
@@ -150,7 +154,7 @@ class SshServer:
                 "PasswordAuthentication no",
                 "KbdInteractiveAuthentication no",
                 "PermitRootLogin prohibit-password",
-                "Subsystem sftp internal-sftp",
+                *([f"Subsystem sftp {self.sftp}"] if self.sftp else []),
                 f"MaxStartups {self.max_startups}",
                 f"MaxSessions {self.max_sessions}",
                 "PrintMotd no",

@@ -95,8 +95,11 @@ class ServerGroup(ActionGroup):
         _trust_jumps(ws, ws.servers.get(args.name), args.accept_jump_key)
         with ws.connect(args.name, args.accept_host_key) as t:
             info = t.hello()
+            files = getattr(t, "file_path_kind", "")
         print(f"{args.name}: Python {info['python']} ({info['platform']})")
         print(f"root: {info['root']}")
+        if files:
+            print("files: " + ("SFTP" if files == "sftp" else "exec channels (the server has no SFTP subsystem)"))
         print(f"free disk: {human_bytes(info['disk_free'])} of {human_bytes(info['disk_total'])}")
         return 0
 

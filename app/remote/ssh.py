@@ -5,7 +5,6 @@ import functools
 import http.client
 import shlex
 import socket
-import stat
 import time
 
 import paramiko
@@ -14,6 +13,7 @@ from .credentials import AskPassphrase
 from .errors import (ConnectFailed, HostKeyChanged, HostKeyRevoked, JumpHostKeyRefused, RemoteError,
                      UnknownHostKey)
 from .hostkeys import KnownHosts
+from .sftp_files import FILE_TIMEOUT
 from .sshauth import auth_methods, authenticate
 from .sshconfig import Endpoint
 from .transport import Transport, http_exchange
@@ -57,7 +57,7 @@ class SSHTransport(Transport):
                  jumps: tuple[Endpoint, ...] = (), accept_jump_keys: tuple[str, ...] = (),
                  auth_timeout: float | None = None, command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
                  keepalive: float = DEFAULT_KEEPALIVE, jumps_only: bool = False,
-                 ask_passphrase: AskPassphrase | None = None):
+                 ask_passphrase: AskPassphrase | None = None, file_timeout: float = FILE_TIMEOUT):
         super().__init__(root)
         self.name, self.host, self.port = name, host, port
         self.ssh_user = user
@@ -67,6 +67,7 @@ class SSHTransport(Transport):
         self.timeout = timeout
         self.auth_timeout = auth_timeout or timeout
         self.command_timeout = command_timeout
+        self.file_timeout = file_timeout  # one file request unanswered this long fails (no hang)
         self.keepalive = keepalive
         self.ask_passphrase = ask_passphrase  # None: an encrypted key without a stored passphrase is skipped
         self.key_added = False
@@ -81,8 +82,35 @@ class SSHTransport(Transport):
             self._close_hops()
             return
         self._client = self._connect(accept_fingerprint, tuple(accept_jump_keys))
-        self._sftp = paramiko.SFTPClient.from_transport(self._client)
-        self._home = self._sftp.normalize(".")
+        try:
+            self._files, self._home = self._open_files()
+        except BaseException:
+            self._client.close()
+            self._close_hops()
+            raise
+
+    @property
+    def file_path_kind(self) -> str:
+        """How files move on this connection: "sftp", or "exec" where the server has no SFTP."""
+        return self._files.kind
+
+    @_lost_is_connection_error
+    def _open_files(self):
+        """SFTP when the server has it; exec channels (exec_files.py) where sshd has no `Subsystem sftp`.
+        Returns them and the login's home folder."""
+        from .exec_files import ExecFiles
+        from .sftp_files import SftpFiles, SftpRefused
+
+        where = f"{self.host}:{self.port}"
+        try:
+            try:
+                files = SftpFiles(self._client, where, self.file_timeout)
+            except SftpRefused:
+                files = ExecFiles(self._client, where, self.file_timeout)
+            return files, files.home()
+        except TimeoutError:
+            raise ConnectFailed(f"{where} accepted the login but its SFTP server did not answer within "
+                                f"{self.file_timeout:g} s; check the server's sshd (`Subsystem sftp`)") from None
 
     # -- connection ----------------------------------------------------------------------------
     def _connect(self, accept, accept_jump, jumps_only=False):
@@ -250,79 +278,50 @@ class SSHTransport(Transport):
 
     @_lost_is_connection_error
     def exists(self, path):
-        try:
-            self._sftp.stat(path)
-            return True
-        except FileNotFoundError:
-            return False
+        return self._files.exists(path)
 
     @_lost_is_connection_error
     def mkdirs(self, path):
-        parts = path.strip("/").split("/")
-        current = ""
-        for p in parts:
-            current += "/" + p
-            try:
-                if not stat.S_ISDIR(self._sftp.stat(current).st_mode):
-                    raise RemoteError(f"{current} exists on the server and is not a folder")
-            except FileNotFoundError:
-                self._sftp.mkdir(current)
+        self._files.mkdirs(path)
 
     @_lost_is_connection_error
     def put(self, local, remote, progress=None):
-        self._sftp.put(str(local), remote, callback=progress, confirm=True)
+        self._files.put(local, remote, progress)
 
     @_lost_is_connection_error
     def write_bytes(self, remote, data):
-        with self._sftp.open(remote, "wb") as f:
-            f.write(data)
+        self._files.write_bytes(remote, data)
 
     @_lost_is_connection_error
     def chmod(self, path, mode):
-        self._sftp.chmod(path, mode)
+        self._files.chmod(path, mode)
 
     @_lost_is_connection_error
     def rename(self, src, dst):
-        try:
-            self._sftp.posix_rename(src, dst)
-        except IOError as e:
-            raise OSError(str(e)) from None
+        self._files.rename(src, dst)
 
     @_lost_is_connection_error
     def remove_tree(self, path):
-        try:
-            for entry in self._sftp.listdir_attr(path):
-                child = f"{path}/{entry.filename}"
-                if stat.S_ISDIR(entry.st_mode):
-                    self.remove_tree(child)
-                else:
-                    self._sftp.remove(child)
-            self._sftp.rmdir(path)
-        except FileNotFoundError:
-            pass
+        self._files.remove_tree(path)
 
     @_lost_is_connection_error
     def remove_file(self, path):
-        try:
-            self._sftp.remove(path)
-        except FileNotFoundError:
-            pass
+        self._files.remove_file(path)
 
     @_lost_is_connection_error
     def open_write(self, remote, offset):
-        f = self._sftp.open(remote, "r+b" if offset else "wb")
-        if offset:
-            f.truncate(offset)
-            f.seek(offset)
-        return f
+        return self._files.open_write(remote, offset)
 
     def connected(self):
         return self._client.is_active()
 
     def send_files(self, jobs, on_bytes, should_stop=lambda: False):
-        from .sftp_send import send_parallel
+        if self.file_path_kind == "sftp":
+            from .sftp_send import send_parallel
 
-        send_parallel(self._client, jobs, on_bytes, should_stop)
+            send_parallel(self._client, jobs, on_bytes, should_stop, timeout=self.file_timeout)
+        else:
+            self._files.send_files(jobs, on_bytes, should_stop)
 
     @_lost_is_connection_error
     def http(self, port, method, path, body=None, timeout=30.0):
@@ -339,7 +338,7 @@ class SSHTransport(Transport):
     def close(self):
         self.end_session()
         try:
-            self._sftp.close()
+            self._files.close()
         finally:
             self._client.close()
             self._close_hops()

@@ -53,6 +53,9 @@ class Transport:
         self.root = root  # as configured; may start with "~"
         self._agent_path: str | None = None
         self._agent_checked = False  # an agent command passed the bootstrap's check on this connection
+        # the worker and the monitor stream share a connection: one installs (or replaces) the agent, the
+        # other waits for it instead of racing it
+        self._agent_lock = threading.RLock()
         self.on_agent_replaced: Callable[[str], None] | None = None  # the workspace audits it
         self.server_info: dict = {}
         self.on_activity: Callable[[Activity], None] | None = None  # the Remote activity log
@@ -164,10 +167,11 @@ class Transport:
 
     def replace_agent(self, why: str) -> None:
         self.end_session()  # it runs the old files' code: the next command starts one on the new agent
-        target = self.ensure_agent().rsplit("/", 1)[0]
-        self.remove_tree(target)
-        self._agent_path = None
-        self.ensure_agent()
+        with self._agent_lock:
+            target = self.ensure_agent().rsplit("/", 1)[0]
+            self.remove_tree(target)
+            self._agent_path = None
+            self.ensure_agent()
         if self.on_agent_replaced is not None:
             self.on_agent_replaced(why)
 
@@ -286,14 +290,15 @@ class Transport:
 
     def ensure_agent(self) -> str:
         """Install this Berth's agent on the server once; returns the launcher's path."""
-        if self._agent_path:
-            return self._agent_path
-        target = f"{self.abs_root}/.berth/agent/{agent_version()}"
-        launcher = f"{target}/agent.py"
-        if not self.exists(launcher):
-            agent_install.install(self, target)
-        self._agent_path = launcher
-        return launcher
+        with self._agent_lock:
+            if self._agent_path:
+                return self._agent_path
+            target = f"{self.abs_root}/.berth/agent/{agent_version()}"
+            launcher = f"{target}/agent.py"
+            if not self.exists(launcher):
+                agent_install.install(self, target)
+            self._agent_path = launcher
+            return launcher
 
     def hello(self, hashes: list[str] | None = None, model: str = "") -> dict:
         """The server's facts (Python, platform, root, disk), which of `hashes` it lacks and, given a
