@@ -99,6 +99,8 @@ def test_file_primitives_over_exec_with_hostile_paths(nosftp, tmp_path):
         t.mkdirs(folder)
         assert t.exists(folder) and os.path.isdir(folder)
         t.write_bytes(f"{folder}/x $(id)", b"hello")
+        assert os.stat(f"{folder}/x $(id)").st_mode & 0o077 == 0  # umask 077 whatever the login's
+        assert os.stat(folder).st_mode & 0o077 == 0
         t.chmod(f"{folder}/x $(id)", 0o640)
         assert oct(os.stat(f"{folder}/x $(id)").st_mode & 0o777) == "0o640"
         t.rename(f"{folder}/x $(id)", f"{folder}/y")

@@ -25,6 +25,7 @@ PYTHON = ("python3", "-I", "-B")  # agent_install.agent_argv's interpreter: the 
 
 SNIPPET = r"""
 import json, os, shutil, sys
+os.umask(0o077)  # as the agent: whatever the login's umask, nothing written here is open to others
 class NotAFolder(Exception):
     pass
 def mkdirs(p):
