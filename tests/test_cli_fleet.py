@@ -245,3 +245,16 @@ def test_status_in_parallel_is_the_same_as_one_by_one_and_a_server_down_is_one_l
     assert r.err.count("\n") == 1 and r.err.startswith("berth: db-1: "), r
     r = berth(capsys, "status", "--server", "db-1")  # named alone: its failure is the command's line
     assert r.code == 1 and r.err.startswith("berth: ") and not r.err.startswith("berth: db-1: "), r
+
+
+def test_a_login_failure_advises_the_one_server_a_selector_named():
+    from app.cli import _for_cli
+    from app.remote.errors import AuthFailed
+    from app.remote.sshauth import NO_PASSWORD
+
+    summary = f"could not log in to h:22 as u; tried {NO_PASSWORD} box"
+    e = AuthFailed(summary + " (enter the password in the server's settings)", summary, True)
+    for server, named in ((["box"], "box"), (["web-*"], "SERVER"), (["env:staging"], "SERVER"),
+                          (["a", "b"], "SERVER")):
+        line = _for_cli(e, type("Args", (), {"server": server, "name": None})())
+        assert f"`berth server password {named}`" in line and "[" not in line, line
