@@ -6,7 +6,8 @@ Kept cheap on purpose, since it runs for as long as a console watches the server
 - Memory: the agent process has imported everything the other commands need (~19 MB RSS on
   CPython 3.11). So once the request is checked, the agent replaces itself (exec, same pid, same
   pipes) with a fresh `python3 -S` that imports only this module, the few agent modules it reads with
-  and their stdlib needs (~12 MB).
+  and their stdlib needs (~12 MB). Not for a single sample (`berth monitor --once`): it ends within
+  its window, and a fresh interpreter would cost it ~0.15 s more.
   For the same reason nothing here imports supervise.py (subprocess, tempfile...): runnerfigures.py
   reads the runner record itself and checks the process with runnerproc.py, as supervise.py does.
 - CPU: no subprocess; /proc files kept open and re-read with pread (procfile.py); one short
@@ -51,7 +52,7 @@ def sample(ctx, req):
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise AgentError("count must be a whole number >= 0 (0: until the stream is closed), not %r" % (count,),
                          "usage")
-    if _in_agent_process():
+    if _in_agent_process() and count != 1:  # one sample (`monitor --once`) ends at once: a fresh start costs more
         _become_lean({"root": ctx.root.path, "interval": interval, "count": count, "window": window})
     return run(ctx.root, interval, count, ctx.emit, window)
 
