@@ -29,7 +29,7 @@ def test_one_sample_of_local_is_measured_over_the_whole_window():
 
 
 class SilentAgent:
-    """A server whose `sample` stream ends without a sample."""
+    """A server whose `sample` command ends without a sample."""
 
     def connect(self, name):
         return self
@@ -40,12 +40,10 @@ class SilentAgent:
     def __exit__(self, *exc):
         return False
 
-    def stream(self, command, payload):
+    def agent(self, command, payload, on_event):
         assert command == "sample" and payload == {"interval": 0.25, "count": 1, "window": 0.25}  # one call, one sample
-        return self
-
-    def __iter__(self):
-        return iter([{"event": "progress"}])
+        on_event({"event": "progress"})
+        return {"samples": 0}
 
 
 def test_a_server_that_sends_no_sample_is_a_clear_failure():

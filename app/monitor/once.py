@@ -27,10 +27,10 @@ def one_sample(workspace, name: str, window: float = WINDOW) -> dict:
             time.sleep(window)
             sample = sampler.sample()
     else:
-        with workspace.connect(name) as t:
-            stream = t.stream("sample", {"interval": window, "count": 1, "window": window})
-            with stream:
-                events = [e for e in stream if e.get("event") == "sample"]
+        events: list[dict] = []
+        with workspace.connect(name) as t:  # agent(), not stream(): no extra `hello` call first
+            t.agent("sample", {"interval": window, "count": 1, "window": window},
+                    on_event=lambda e: events.append(e) if e.get("event") == "sample" else None)
         if not events:
             raise BerthError(f"{name}: the agent sent no sample")
         sample = {k: v for k, v in events[-1].items() if k != "event"}
