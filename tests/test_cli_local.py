@@ -32,7 +32,8 @@ def test_lifecycle_on_local(capsys, tmp_path, stop_runners):
     assert berth(capsys, "deploy", iris_copy(tmp_path, "1.1.0"), "--server", "local").code == 0
     rel = berth(capsys, "releases", "iris", "--server", "local", "--json").json()
     assert [(x["version"], x["current"]) for x in rel] == [("1.0.0", False), ("1.1.0", True)]
-    assert set(rel[0]) == {"version", "current", "sha256", "deployed_at"} and len(rel[0]["sha256"]) == 64
+    assert set(rel[0]) == {"server", "version", "current", "sha256", "deployed_at"} and len(rel[0]["sha256"]) == 64
+    assert {x["server"] for x in rel} == {"local"}
 
     r = berth(capsys, "rollback", "iris", "--server", "local")
     assert r.code == 0 and "1.1.0 -> 1.0.0" in r.out, r

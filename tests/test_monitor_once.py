@@ -1,5 +1,7 @@
-"""app/monitor/once.py, live.py and sample_json.py without the CLI: one sample over a whole interval,
+"""app/monitor/once.py, live.py and sample_json.py without the CLI: one sample over a whole window,
 the model check, the live view's bookkeeping and the JSON shape (plain pytest, no Qt)."""
+import time
+
 import pytest
 
 from app import errors
@@ -16,15 +18,18 @@ def sample(server, models=(), ts=1.0):
             "models": {m: {"version": "1.0.0", "cpu_percent": 1.0, "histogram": [1, 2]} for m in models}}
 
 
-def test_one_sample_of_local_is_measured_over_the_whole_interval():
+def test_one_sample_of_local_is_measured_over_the_whole_window():
     s = one_sample(Workspace(), "local", 0.25)
     assert s["server"] == "local"
-    assert s["interval_s"] == pytest.approx(0.25, abs=0.15)  # not the short first interval of a stream
+    assert s["interval_s"] == pytest.approx(0.25, abs=0.15)
     assert 0 <= s["host"]["cpu_percent"] <= 100 and s["models"] == {}
+    t0 = time.monotonic()
+    s = one_sample(Workspace(), "local", 1.0)
+    assert time.monotonic() - t0 >= 1.0 and s["interval_s"] == pytest.approx(1.0, abs=0.15)
 
 
 class SilentAgent:
-    """A server whose `sample` stream ends without a sample."""
+    """A server whose `sample` command ends without a sample."""
 
     def connect(self, name):
         return self
@@ -35,12 +40,10 @@ class SilentAgent:
     def __exit__(self, *exc):
         return False
 
-    def stream(self, command, payload):
-        assert command == "sample" and payload["count"] == 2
-        return self
-
-    def __iter__(self):
-        return iter([{"event": "progress"}])
+    def agent(self, command, payload, on_event):
+        assert command == "sample" and payload == {"interval": 0.25, "count": 1, "window": 0.25}  # one call, one sample
+        on_event({"event": "progress"})
+        return {"samples": 0}
 
 
 def test_a_server_that_sends_no_sample_is_a_clear_failure():

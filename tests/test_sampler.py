@@ -492,8 +492,9 @@ def test_latency_percentiles_rates_and_errors_of_a_known_sequence(local, tmp_pat
 
 @pytest.mark.parametrize("payload", [{"interval": 0.1}, {"interval": 0.249}, {"interval": 60.5}, {"interval": "1"},
                                      {"interval": True}, {"interval": None}, {"count": -1}, {"count": 1.5},
-                                     {"count": "2"}])
-def test_bad_interval_or_count_is_a_usage_error(local, payload):
+                                     {"count": "2"}, {"window": 0.1}, {"window": 61}, {"window": "1"},
+                                     {"window": False}])
+def test_bad_interval_count_or_window_is_a_usage_error(local, payload):
     with pytest.raises(RemoteError) as e:
         local.agent("sample", payload)
     assert e.value.code == "usage"
@@ -505,6 +506,18 @@ def test_the_extreme_intervals_are_accepted(local):
     assert s["interval_s"] == 60.0  # the contract: the first sample says the setting
     assert local.agent("sample", {"interval": 0.25, "count": 2}) == {"samples": 2}
     assert time.monotonic() - t0 < 10
+
+
+def test_a_window_is_what_the_first_sample_is_measured_over(local):
+    """`berth monitor --once`: one call, one sample over the whole window, not a short first interval."""
+    t0 = time.monotonic()
+    [s] = take(local, 1, interval=0.25, window=1.0)
+    assert time.monotonic() - t0 >= 1.0
+    assert s["interval_s"] == 1.0
+    t0 = time.monotonic()
+    first, second = take(local, 2, interval=0.5, window=0.25)  # then the interval, as without a window
+    assert second["interval_s"] == pytest.approx(0.5, abs=0.15) and first["interval_s"] == 0.25
+    assert time.monotonic() - t0 < 0.25 + 0.5 + 3
 
 
 def test_samples_keep_to_a_monotonic_schedule_without_drift(local):

@@ -6,7 +6,8 @@ Kept cheap on purpose, since it runs for as long as a console watches the server
 - Memory: the agent process has imported everything the other commands need (~19 MB RSS on
   CPython 3.11). So once the request is checked, the agent replaces itself (exec, same pid, same
   pipes) with a fresh `python3 -S` that imports only this module, the few agent modules it reads with
-  and their stdlib needs (~12 MB).
+  and their stdlib needs (~12 MB). Not for a single sample (`berth monitor --once`): it ends within
+  its window, and a fresh interpreter would cost it ~0.15 s more.
   For the same reason nothing here imports supervise.py (subprocess, tempfile...): runnerfigures.py
   reads the runner record itself and checks the process with runnerproc.py, as supervise.py does.
 - CPU: no subprocess; /proc files kept open and re-read with pread (procfile.py); one short
@@ -42,19 +43,28 @@ LEAN = ("import sys; sys.path.insert(0, sys.argv[1]); "
 
 
 def sample(ctx, req):
-    """Agent command: {"interval": s, "count": n (0 = until Berth closes the stream)}."""
-    interval = req.get("interval", 1.0)
-    if isinstance(interval, bool) or not isinstance(interval, (int, float)) \
-            or not MIN_INTERVAL <= interval <= MAX_INTERVAL:
-        raise AgentError("interval must be a number of seconds from %g to %g, not %r"
-                         % (MIN_INTERVAL, MAX_INTERVAL, interval), "usage")
+    """Agent command: {"interval": s, "count": n (0 = until Berth closes the stream), "window": s
+    (optional: what the first sample is measured over, instead of a short FIRST_INTERVAL; one
+    sample of a whole window in one call is `berth monitor --once`)}."""
+    interval = _seconds(req, "interval", 1.0)
+    window = _seconds(req, "window", None)
     count = req.get("count", 0)
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise AgentError("count must be a whole number >= 0 (0: until the stream is closed), not %r" % (count,),
                          "usage")
-    if _in_agent_process():
-        _become_lean({"root": ctx.root.path, "interval": interval, "count": count})
-    return run(ctx.root, interval, count, ctx.emit)
+    if _in_agent_process() and count != 1:  # one sample (`monitor --once`) ends at once: a fresh start costs more
+        _become_lean({"root": ctx.root.path, "interval": interval, "count": count, "window": window})
+    return run(ctx.root, interval, count, ctx.emit, window)
+
+
+def _seconds(req, key, default):
+    value = req.get(key, default)
+    if value is default:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not MIN_INTERVAL <= value <= MAX_INTERVAL:
+        raise AgentError("%s must be a number of seconds from %g to %g, not %r"
+                         % (key, MIN_INTERVAL, MAX_INTERVAL, value), "usage")
+    return value
 
 
 def _in_agent_process():
@@ -96,7 +106,7 @@ def lean_main(raw):
 
     try:
         req = json.loads(raw)
-        result = run(Root(req["root"]), req["interval"], req["count"], emit)
+        result = run(Root(req["root"]), req["interval"], req["count"], emit, req.get("window"))
         emit("result", result=result)
         return 0
     except AgentError as e:
@@ -107,22 +117,23 @@ def lean_main(raw):
         return fail(out, "agent error: %s: %s" % (type(e).__name__, e), "internal")
 
 
-def run(root, interval, count, emit):
-    """Sample every `interval` s until `count` samples were sent (0: until emit fails)."""
+def run(root, interval, count, emit, window=None):
+    """Sample every `interval` s until `count` samples were sent (0: until emit fails); the first
+    one after `window` s (default: a short FIRST_INTERVAL, so a console's graph starts at once)."""
     sampler = Sampler(root)
     watch = _StdoutWatch()
     sent = 0
     try:
         start = time.monotonic()
         sampler.take(start)  # the baseline: the first sample compares with it
-        due = start + min(FIRST_INTERVAL, interval)
+        due = start + (window if window is not None else min(FIRST_INTERVAL, interval))
         first = True
         while True:
             watch.sleep_until(due)
             now = time.monotonic()
             s = sampler.take(now)
             if first:
-                s["interval_s"] = float(interval)
+                s["interval_s"] = float(window if window is not None else interval)
                 first = False
             emit("sample", **s)
             sent += 1

@@ -107,6 +107,8 @@ def _for_cli(e: BaseException, args) -> str:
                "or --password-stdin")
     else:
         name = getattr(args, "server", None) or getattr(args, "name", None) or "SERVER"
+        if isinstance(name, list):  # a repeatable --server (selectors): the advice names one server only
+            name = name[0] if len(name) == 1 and not any(c in name[0] for c in ":*?[") else "SERVER"
         password = f"store its password with `berth server password {name}` (or --password-stdin)"
         other = (f"to log in another way, `berth server remove {name}` and add it again with --user, --key FILE or "
                  f"--auth (e.g. --auth key,password)")

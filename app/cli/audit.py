@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from app.formatting import natural_key
+
 from . import options
 from .base import ActionGroup, Failed, workspace
 from .output import print_json, print_table
-from .per_server import for_each_server
+from .per_server import for_each_server, thread_workspaces
+from .selectors import named_one, resolve_servers
 
 FORMATS = ("csv", "json", "html", "pdf")
 EVENT_KEYS = ("id", "ts", "actor", "ssh_user", "server", "model", "version", "sha256", "action", "outcome",
@@ -36,7 +39,7 @@ class AuditGroup(ActionGroup):
         a.add_argument("--format", choices=FORMATS, help="default: from the file's extension")
         a.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
         a = actions.add_parser("sync", help="import the events of servers' journals this desktop has not seen")
-        options.add_server(a, help="one server (default: all but local)")
+        options.add_servers(a, help=options.SERVERS_HELP.replace("all", "all but local"))
         actions.add_parser("rebuild", help="set berth.sqlite aside and rebuild the log from every server's journal")
 
     def run(self, args) -> int:
@@ -62,14 +65,19 @@ class AuditGroup(ActionGroup):
         ws, said = rebuild_audit_log()
         for line in said:
             print(line)
-        names = [s.name for s in ws.servers.list()]
+        names = sorted((s.name for s in ws.servers.list()), key=natural_key)
+        own = thread_workspaces(ws)
 
-        def sync(name: str) -> None:
-            with ws.connect(name) as t:
-                r = ws.sync_journal(t)
-            print(f"{name}: {r.imported} events imported from its journal" + (f"; {r.problem}" if r.problem else ""))
+        def sync(name: str) -> str:
+            w = own()
+            with w.connect(name) as t:
+                r = w.sync_journal(t)
+            return f"{name}: {r.imported} events imported from its journal" + (f"; {r.problem}" if r.problem else "")
 
-        return for_each_server(names, sync, named=False).exit_code
+        outcome = for_each_server(names, sync, named=False, parallel=options.PARALLEL)
+        for line in outcome.results:
+            print(line)
+        return outcome.exit_code
 
     def do_list(self, args, ws) -> int:
         from app.audit.query import query_events
@@ -105,14 +113,21 @@ class AuditGroup(ActionGroup):
     def do_sync(self, args, ws) -> int:
         from app.store.servers import LOCAL
 
-        names = [args.server] if args.server else [s.name for s in ws.servers.list() if s.name != LOCAL]
+        names = resolve_servers(ws, args.server) if args.server else sorted(
+            (s.name for s in ws.servers.list() if s.name != LOCAL), key=natural_key)
+        own = thread_workspaces(ws)
 
-        def sync(name: str) -> None:
-            with ws.connect(name) as t:
-                r = ws.sync_journal(t, full=True)
-            print(f"{name}: {r.imported} new of {r.seen} journal events" + (f"; {r.problem}" if r.problem else ""))
+        def sync(name: str) -> str:
+            w = own()
+            with w.connect(name) as t:
+                r = w.sync_journal(t, full=True)
+            return f"{name}: {r.imported} new of {r.seen} journal events" + (f"; {r.problem}" if r.problem else "")
 
-        return for_each_server(names, sync, named=bool(args.server)).exit_code
+        outcome = for_each_server(names, sync, named=named_one(args.server, names),
+                                  parallel=args.parallel)
+        for line in outcome.results:
+            print(line)
+        return outcome.exit_code
 
 
 def _one_line(text) -> str:

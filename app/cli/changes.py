@@ -6,17 +6,17 @@ import json
 import sys
 from pathlib import Path
 
-from app import rollout
+from app import errors, rollout
 from app.deploy import queries
-from app import errors
-from app.errors import BerthError
 from app.deploy.changes import run_to_end
+from app.errors import BerthError
+from app.formatting import natural_key
 
 from . import group, options
 from .base import Command, Failed, workspace
 from .output import ProgressPrinter, print_json, print_table
-from .per_server import for_each_server
-from .selectors import resolve_servers
+from .per_server import for_each_server, thread_workspaces
+from .selectors import named_one, resolve_one, resolve_servers
 
 STATUS_COLUMNS = ["server", "model", "version", "state", "port", "pid"]
 
@@ -55,18 +55,21 @@ class StatusCommand(Command):
     help = "what runs where"
 
     def add_arguments(self, parser) -> None:
-        options.add_server(parser)
+        options.add_servers(parser)
         options.add_json(parser)
 
     def run(self, args) -> int:
         ws = workspace()
-        names = [args.server] if args.server else [s.name for s in ws.servers.list()]
+        names = resolve_servers(ws, args.server) if args.server else sorted(
+            (s.name for s in ws.servers.list()), key=natural_key)
+        own = thread_workspaces(ws)
 
         def status_of(name: str) -> list[dict]:
-            with ws.connect(name) as t:
-                return ws.server_status(t)
+            w = own()
+            with w.connect(name) as t:
+                return w.server_status(t)
 
-        outcome = for_each_server(names, status_of, named=bool(args.server))
+        outcome = for_each_server(names, status_of, named=named_one(args.server, names), parallel=args.parallel)
         rows = [{k: r.get(k) for k in STATUS_COLUMNS} for server_rows in outcome.results for r in server_rows]
         print_json(rows) if args.json else print_table(rows, STATUS_COLUMNS)
         return outcome.exit_code
@@ -74,25 +77,37 @@ class StatusCommand(Command):
 
 class ReleasesCommand(Command):
     name = "releases"
-    help = "a model's releases on a server"
+    help = "a model's releases on servers"
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("model")
-        options.add_server(parser, required=True)
+        options.add_servers(parser, required=True,
+                            help="a server's name, a glob of names ('web-*') or env:ENVIRONMENT; repeat for more")
         options.add_json(parser)
 
     def run(self, args) -> int:
-        with workspace().connect(args.server) as t:
-            rows = queries.releases(t, args.model)
-            if not rows:
-                raise queries.not_deployed(t, args.model)
+        ws = workspace()
+        names = resolve_servers(ws, args.server)
+        own = thread_workspaces(ws)
+
+        def releases_on(name: str) -> list[dict]:
+            with own().connect(name) as t:
+                rows = queries.releases(t, args.model)
+                if not rows:
+                    raise queries.not_deployed(t, args.model)
+            return [dict(r, server=name) for r in rows]
+
+        outcome = for_each_server(names, releases_on, named=named_one(args.server, names), parallel=args.parallel)
+        rows = [r for server_rows in outcome.results for r in server_rows]
         if args.json:
-            print_json([{k: r[k] for k in ("version", "current", "sha256", "deployed_at")} for r in rows])
-        else:
+            print_json([{k: r[k] for k in ("server", "version", "current", "sha256", "deployed_at")} for r in rows])
+        else:  # newest first on each server; the server column only when there are several
             table = [dict(r, current="*" if r["current"] else "", sha256=(r["sha256"] or "")[:12],
-                          by=(r.get("deployed_by") or {}).get("user", "")) for r in reversed(rows)]
-            print_table(table, ["current", "version", "deployed_at", "by", "sha256"])
-        return 0
+                          by=(r.get("deployed_by") or {}).get("user", ""))
+                     for server_rows in outcome.results for r in reversed(server_rows)]
+            columns = ["current", "version", "deployed_at", "by", "sha256"]
+            print_table(table, (["server"] if len(names) > 1 else []) + columns)
+        return outcome.exit_code
 
 
 class PredictCommand(Command):
@@ -106,7 +121,8 @@ class PredictCommand(Command):
 
     def run(self, args) -> int:
         raw = _json_input(args.input)
-        with workspace().connect(args.server) as t:
+        ws = workspace()
+        with ws.connect(resolve_one(ws, args.server)) as t:
             try:
                 output, seconds, headers = queries.predict(t, args.model, raw.encode())
             except BerthError as e:

@@ -1,15 +1,18 @@
 """`berth monitor`: live CPU, memory, traffic and latency of servers and their models, as a table
-refreshed in place or as JSON lines; `--once` measures one interval and exits."""
+refreshed in place or as JSON lines; `--once` takes one sample of each server, all at once, and exits."""
 from __future__ import annotations
 
 import json
 import sys
 
+from app.formatting import natural_key
+
 from . import options
 from .base import Command, workspace
 from .monitor_report import print_monitor
 from .output import print_json
-from .per_server import for_each_server
+from .per_server import for_each_server, thread_workspaces
+from .selectors import named_one, resolve_servers
 
 
 class MonitorCommand(Command):
@@ -17,24 +20,33 @@ class MonitorCommand(Command):
     help = "live CPU, memory, traffic and latency of servers and their models"
 
     def add_arguments(self, parser) -> None:
-        options.add_server(parser, help="one server (default: all)")
+        options.add_servers(parser, parallel=False)
         parser.add_argument("--model", help="only this model")
-        parser.add_argument("--once", action="store_true", help="one sample (measured over one interval), then exit")
+        parser.add_argument("--once", action="store_true",
+                            help="one sample of each server (measured over 0.25 s, or --interval), then exit")
         options.add_json(parser, help="JSON: a list with --once, else one line per sample")
-        parser.add_argument("--interval", type=options.interval, default=1.0, metavar="S",
-                            help="seconds between samples, 0.25-60 (default 1)")
+        parser.add_argument("--interval", type=options.interval, metavar="S",
+                            help="seconds between samples, 0.25-60 (default 1); with --once, what the sample is "
+                                 "measured over (default 0.25)")
+        options.add_parallel(parser)
 
     def run(self, args) -> int:
         ws = workspace()
-        names = [ws.servers.get(args.server).name] if args.server else [s.name for s in ws.servers.list()]
-        return _once(ws, names, args) if args.once else _live(names, args)
+        names = resolve_servers(ws, args.server) if args.server else sorted(
+            (s.name for s in ws.servers.list()), key=natural_key)
+        if args.once:
+            return _once(ws, names, args)
+        args.interval = args.interval or 1.0
+        return _live(names, args)
 
 
 def _once(ws, names: list[str], args) -> int:
-    from app.monitor.once import check_model, one_sample
+    from app.monitor.once import WINDOW, check_model, one_sample
     from app.monitor.sample_json import monitor_json
 
-    outcome = for_each_server(names, lambda name: one_sample(ws, name, args.interval), named=bool(args.server))
+    own = thread_workspaces(ws)
+    outcome = for_each_server(names, lambda name: one_sample(own(), name, args.interval or WINDOW),
+                              named=named_one(args.server, names), parallel=args.parallel)
     check_model(args.model, outcome.results)
     if args.json:
         print_json([monitor_json(s, args.model) for s in outcome.results])

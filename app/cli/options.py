@@ -9,8 +9,38 @@ from app.agent.intervals import MAX_INTERVAL, MIN_INTERVAL
 CHANGE_REASON_HELP = "why (kept in the audit log; Berth can require one for production servers)"
 
 
+SERVERS_HELP = ("a server's name, a glob of names ('web-*') or env:ENVIRONMENT; repeat for more "
+                "(default: all)")
+PARALLEL = 16  # servers worked on at once: enough for a fleet on a LAN, few enough for a laptop's sshd limits
+
+
 def add_server(parser, required: bool = False, help: str | None = None) -> None:
+    """One server, by name (the commands that change one server; predict)."""
     parser.add_argument("--server", required=required, help=help)
+
+
+def add_servers(parser, required: bool = False, help: str = SERVERS_HELP, parallel: bool = True) -> None:
+    """`--server SELECTOR`, repeatable (args.server is a list, empty when none was given): resolve it
+    with app/cli/selectors.py `resolve_servers`. `parallel`: also `--parallel N`."""
+    parser.add_argument("--server", action="append", default=[], required=required, metavar="SELECTOR", help=help)
+    if parallel:
+        add_parallel(parser)
+
+
+def add_parallel(parser) -> None:
+    parser.add_argument("--parallel", type=parallel_count, default=PARALLEL, metavar="N",
+                        help=f"servers worked on at once (default {PARALLEL})")
+
+
+def parallel_count(text: str) -> int:
+    """argparse type of --parallel: a whole number from 1 to 256 (wrong usage otherwise, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError("must be 1 to 256")
+    return value
 
 
 def add_json(parser, help: str | None = None) -> None:

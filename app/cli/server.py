@@ -1,17 +1,26 @@
 """`berth server ...`: add, list and check the servers Berth deploys to, and unstick their lock."""
 from __future__ import annotations
 
+import argparse
+import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from app import errors
-from app.formatting import human_bytes
+from app.formatting import human_bytes, natural_key
 from app.remote.errors import RemoteError
 from app.store.servers import ServerConfig
 
 from . import options
 from .base import ActionGroup, Failed, workspace
 from .output import print_json, print_table
+from .per_server import for_each_server, thread_workspaces
+from .selectors import ENV_PREFIX, named_one, resolve_servers
+
+FILE_PATHS = {"sftp": "SFTP", "exec": "exec channels (the server has no SFTP subsystem)"}
+
+ENVIRONMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
 
 
 class ServerGroup(ActionGroup):
@@ -21,14 +30,21 @@ class ServerGroup(ActionGroup):
     def add_actions(self, actions) -> None:
         a = actions.add_parser("add", help="add an SSH server (its host key must be trusted)")
         _add_server_arguments(a)
-        a = actions.add_parser("list", help="list servers")
+        a = actions.add_parser("list", help="list servers (naturally sorted: s2 before s10)")
+        a.add_argument("--env", metavar="ENVIRONMENT", help="only the servers of this environment")
         options.add_json(a)
+        a = actions.add_parser("set-env", help="put a server in an environment (staging, production...); "
+                                               "'' takes it out")
+        a.add_argument("name")
+        a.add_argument("environment", type=environment)
         a = actions.add_parser("aliases", help="the Host aliases of ~/.ssh/config")
         options.add_json(a)
         a = actions.add_parser("check", help="connect; print Python version, root and free disk")
-        a.add_argument("name")
-        a.add_argument("--accept-host-key", metavar="SHA256:...", help="trust this (unknown) host key")
+        a.add_argument("selectors", nargs="+", metavar="SERVER",
+                       help="a server's name, a glob of names ('web-*') or env:ENVIRONMENT; several may be given")
+        a.add_argument("--accept-host-key", metavar="SHA256:...", help="trust this (unknown) host key (one server)")
         options.add_accept_jump_key(a)
+        options.add_parallel(a)
         actions.add_parser("remove", help="remove a server from this computer's list, and its secrets from the "
                                           "keyring").add_argument("name")
         a = actions.add_parser("password", help="store a server's SSH password in the system keyring (checked by "
@@ -63,8 +79,13 @@ class ServerGroup(ActionGroup):
         return 0
 
     def do_list(self, args, ws) -> int:
+        servers = sorted(ws.servers.list(), key=lambda s: natural_key(s.name))
+        if args.env is not None:
+            servers = [s for s in servers if s.environment == args.env]
+            if not servers:
+                resolve_servers(ws, [ENV_PREFIX + args.env])  # says which environments exist
         # `local` has no host, port or user: a port there would suggest an SSH connection
-        rows = [dict(s.__dict__, **({"port": None} if s.kind == "local" else {})) for s in ws.servers.list()]
+        rows = [dict(s.__dict__, **({"port": None} if s.kind == "local" else {})) for s in servers]
         print_json(rows) if args.json else print_table(rows, ["name", "kind", "host", "port", "user", "ssh_alias",
                                                               "root", "environment"])
         return 0
@@ -92,15 +113,40 @@ class ServerGroup(ActionGroup):
         return 0
 
     def do_check(self, args, ws) -> int:
-        _trust_jumps(ws, ws.servers.get(args.name), args.accept_jump_key)
-        with ws.connect(args.name, args.accept_host_key) as t:
-            info = t.hello()
-            files = getattr(t, "file_path_kind", "")
-        print(f"{args.name}: Python {info['python']} ({info['platform']})")
-        print(f"root: {info['root']}")
-        if files:
-            print("files: " + ("SFTP" if files == "sftp" else "exec channels (the server has no SFTP subsystem)"))
-        print(f"free disk: {human_bytes(info['disk_free'])} of {human_bytes(info['disk_total'])}")
+        names = resolve_servers(ws, args.selectors)
+        if len(names) > 1 and (args.accept_host_key or args.accept_jump_key):
+            raise Failed(f"--accept-host-key and --accept-jump-key trust one server's keys, and "
+                         f"{' '.join(args.selectors)} picks {len(names)}: give one server's name")
+        if len(names) == 1:
+            args.name = names[0]  # an error's advice names it
+            _trust_jumps(ws, ws.servers.get(names[0]), args.accept_jump_key)
+
+        own = thread_workspaces(ws)
+
+        def check(name: str) -> list[str]:
+            with own().connect(name, args.accept_host_key) as t:
+                info = t.hello()
+                files = getattr(t, "file_path_kind", "")
+            return [f"{name}: Python {info['python']} ({info['platform']})", f"root: {info['root']}",
+                    *([f"files: {FILE_PATHS.get(files, files)}"] if files else []),
+                    f"free disk: {human_bytes(info['disk_free'])} of {human_bytes(info['disk_total'])}"]
+
+        outcome = for_each_server(names, check, named=named_one(args.selectors, names), parallel=args.parallel)
+        for lines in outcome.results:
+            print("\n".join(lines))
+        return outcome.exit_code
+
+    def do_set_env(self, args, ws) -> int:
+        server = ws.servers.get(args.name)
+        if server.kind == "local":
+            raise Failed("local is always in the environment 'local'")
+        if server.environment == args.environment:
+            print(f"{args.name} is already in {_env_name(args.environment)}")
+            return 0
+        ws.servers.save(replace(server, environment=args.environment))
+        ws.audit.record("server.edit", "ok", server=server.name, ssh_user=server.user, old=server.environment,
+                        new=args.environment, detail="environment")
+        print(f"{args.name}: {_env_name(server.environment)} -> {_env_name(args.environment)}")
         return 0
 
     def do_remove(self, args, ws) -> int:
@@ -168,11 +214,24 @@ def _add_server_arguments(a) -> None:
     a.add_argument("--auth", default="auto",
                    help="auto (agent, key files, password) or an order such as 'key,password' or 'password'")
     a.add_argument("--root", default="~/berth", help="Berth's folder on the server (default ~/berth)")
-    a.add_argument("--env", default="", help="environment label, e.g. staging or production")
+    a.add_argument("--env", default="", type=environment,
+                   help="environment label, e.g. staging or production (`--server env:NAME` picks them)")
     options.add_timeouts(a)
     a.add_argument("--accept-host-key", metavar="SHA256:...", help="trust the host key with this fingerprint")
     options.add_accept_jump_key(a)
     _add_password_stdin(a)
+
+
+def environment(text: str) -> str:
+    """argparse type of an environment label: what `env:NAME` can name (wrong usage otherwise)."""
+    if text and not ENVIRONMENT_RE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: use a-z A-Z 0-9 . _ - (up to 40), starting with a letter or "
+                                         "digit")
+    return text
+
+
+def _env_name(environment: str) -> str:
+    return f"environment {environment!r}" if environment else "no environment"
 
 
 def _add_password_stdin(a) -> None:

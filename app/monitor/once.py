@@ -1,6 +1,6 @@
-"""One sample of a server measured over a whole interval (`berth monitor --once`), and whether a
-model runs on the servers sampled. The first sample of a stream covers only a short start-up
-interval, so one honest sample takes two and keeps the second."""
+"""One sample of a server measured over a short window (`berth monitor --once`), and whether a
+model runs on the servers sampled. One agent call per server: the sampler takes its baseline and,
+`window` seconds later, the one sample (CPU% and rates need two readings; both are on the server)."""
 from __future__ import annotations
 
 import time
@@ -9,25 +9,28 @@ from app import errors
 from app.errors import BerthError
 from app.store.servers import LOCAL
 
+WINDOW = 0.25  # seconds a --once sample is measured over unless --interval says otherwise
+
 
 class ModelNotRunning(BerthError):
     default_code = errors.NOT_RUNNING
 
 
-def one_sample(workspace, name: str, interval: float) -> dict:
+def one_sample(workspace, name: str, window: float = WINDOW) -> dict:
     """`workspace` gives the servers (`.servers`) and connections (`.connect`); the sample gets "server"."""
     if name == LOCAL:
-        from .local_sampler import LocalSampler
+        from .local_sampler import FIRST_INTERVAL, LocalSampler
 
-        sampler = LocalSampler(workspace.servers.get(LOCAL).root, interval)
-        sampler.sample()
-        time.sleep(interval)
-        sample = sampler.sample()
+        sampler = LocalSampler(workspace.servers.get(LOCAL).root, window)
+        sample = sampler.sample()  # a baseline, FIRST_INTERVAL (the shortest window), the sample
+        if window > FIRST_INTERVAL:  # in this process: a second one costs no connection
+            time.sleep(window)
+            sample = sampler.sample()
     else:
-        with workspace.connect(name) as t:
-            stream = t.stream("sample", {"interval": interval, "count": 2})
-            with stream:
-                events = [e for e in stream if e.get("event") == "sample"]
+        events: list[dict] = []
+        with workspace.connect(name) as t:  # agent(), not stream(): no extra `hello` call first
+            t.agent("sample", {"interval": window, "count": 1, "window": window},
+                    on_event=lambda e: events.append(e) if e.get("event") == "sample" else None)
         if not events:
             raise BerthError(f"{name}: the agent sent no sample")
         sample = {k: v for k, v in events[-1].items() if k != "event"}
