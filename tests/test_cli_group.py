@@ -163,7 +163,7 @@ def test_a_group_rollback_and_stop_start_report_each_server(capsys, tmp_path, fl
 def test_a_selector_that_picks_nothing_is_one_line_before_anything_runs(capsys, tmp_path, fleet):
     fleet("box1")
     r = berth(capsys, "deploy", iris_copy(tmp_path), "--server", "box1", "--server", "db-*")
-    assert r.code == 1 and r.err == "berth: --server db-* picks no server; see `berth server list`\n", r
+    assert r.code == 1 and r.err == "berth: no server name matches 'db-*'; see `berth server list`\n", r
     r = berth(capsys, "rollback", "iris", "--server", "nosuch", "--server", "box1")
     assert r.code == 1 and "no server named 'nosuch'" in r.err, r
     assert berth(capsys, "deploy", iris_copy(tmp_path), "--server", "box*", "--parallel", "0").code == 2
