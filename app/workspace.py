@@ -94,7 +94,10 @@ class Workspace:
         if shared and server.kind != LOCAL:
             from app.remote.shared import CONNECTIONS
 
-            return CONNECTIONS.acquire(server, lambda: self._open(server, accept_fingerprint))
+            handle = CONNECTIONS.acquire(server, lambda: self._open(server, accept_fingerprint))
+            if handle.on_activity is None:  # opened first by the sample stream, which logs nowhere
+                self._watch(handle, server)
+            return handle
         return self._open(server, accept_fingerprint)
 
     def _open(self, server: ServerConfig, accept_fingerprint: str | None) -> Transport:
@@ -112,11 +115,16 @@ class Workspace:
             raise
         if getattr(transport, "key_added", False):
             self.audit.record("hostkey.trust", "ok", server=name, ssh_user=server.user, detail=accept_fingerprint or "")
+        self._watch(transport, server)
+        return transport
+
+    def _watch(self, transport: Transport, server: ServerConfig) -> None:
+        """Its commands go to the Remote activity log and a replaced agent to the audit log, whoever
+        opened the connection."""
         transport.on_activity = self.activity.record
         transport.on_agent_replaced = lambda why: self.audit.record(
-            "agent.replaced", "ok", server=name, ssh_user=server.user,
+            "agent.replaced", "ok", server=server.name, ssh_user=server.user,
             detail=f"{why}; a fresh copy was installed")
-        return transport
 
     def server_status(self, transport: Transport, model: str | None = None) -> list[dict]:
         """What runs on the server; its journal is imported on the way when it has news."""
