@@ -166,7 +166,9 @@ def test_twenty_servers_share_a_bounded_pool_and_each_keeps_its_order(qtbot):
 
 
 def test_abandon_gives_a_stuck_server_a_fresh_lane(qtbot):
-    """A task that never answers holds one thread; the server's next tasks run on a fresh lane."""
+    """A task that never answers holds one thread; the server's next tasks run on a fresh lane, on a
+    thread that stands in for the stuck one (here the bound is one thread), which leaves the pool
+    once its task ends at last."""
     from app.ui.tasks import TaskRunner
 
     closed, release = threading.Event(), threading.Event()
@@ -179,7 +181,7 @@ def test_abandon_gives_a_stuck_server_a_fresh_lane(qtbot):
         def connect(self, server, accept=None, shared=False):
             return Conn()
 
-    runner = TaskRunner(workspace_factory=Fake, server_threads=2)
+    runner = TaskRunner(workspace_factory=Fake, server_threads=1)
     try:
         stuck = runner.on_server("box", "stuck", lambda ctx: release.wait(20) and "late")
         behind = runner.on_server("box", "behind", lambda ctx: "behind")
@@ -190,8 +192,13 @@ def test_abandon_gives_a_stuck_server_a_fresh_lane(qtbot):
         fresh = runner.on_server("box", "fresh", lambda ctx: "fresh")
         qtbot.waitUntil(lambda: behind.done and fresh.done, timeout=10000)
         assert not stuck.done and closed.is_set()  # its connection was cut; it is still stuck
+        assert len(runner.threads) == 2
         release.set()
         qtbot.waitUntil(lambda: stuck.done, timeout=10000)
+        qtbot.waitUntil(lambda: len(runner.threads) == 1, timeout=5000)
+        again = runner.on_server("box", "again", lambda ctx: "again")
+        qtbot.waitUntil(lambda: again.done, timeout=5000)
+        assert len(runner.threads) == 1
     finally:
         release.set()
         runner.shutdown(wait=True)

@@ -19,6 +19,7 @@ from app.ui.tasks import Task
 
 DEADLINE_S = 20.0  # a status call is quick; one this late is stuck (issue 23: an SFTP race hung for ever)
 RETRY_S = (5.0, 10.0, 20.0, 40.0, 80.0, 120.0)
+MAX_STUCK = 3  # calls to one server given up on but still running (each holds a pool thread)
 STEP_MS = 80  # between two servers' calls of one round
 START_SPAN_MS = 10000  # the first round spread over this at most (100 servers: 8 s)
 ROUND_SPAN_MS = 12000  # the periodic round: well within its 15 s
@@ -41,6 +42,7 @@ class Refresher(QObject):
         self.stalled: dict[str, float] = {}  # server -> unix time of the call that never answered
         self.retry_at: dict[str, float] = {}  # server -> time.monotonic() of its next try
         self.tries: dict[str, int] = {}
+        self.given_up: dict[str, list[Task]] = {}  # calls abandoned but still holding a thread
         self.watchdog = QTimer(self)
         self.watchdog.setInterval(500)
         self.watchdog.timeout.connect(self.check)
@@ -82,7 +84,7 @@ class Refresher(QObject):
 
     def forget(self, server: str) -> None:
         """A server removed from the list."""
-        for table in (self.pending, self.stalled, self.retry_at, self.tries):
+        for table in (self.pending, self.stalled, self.retry_at, self.tries, self.given_up):
             table.pop(server, None)
 
     def check(self) -> None:
@@ -105,8 +107,12 @@ class Refresher(QObject):
         it) and ask on a fresh one; the next try only after a longer wait."""
         tries = self.tries[server] = self.tries.get(server, 0) + 1
         self.retry_at[server] = time.monotonic() + self.retry_s[min(tries, len(self.retry_s) - 1)]
+        stuck = self.given_up[server] = [t for t in self.given_up.get(server, []) if not t.done]
+        if len(stuck) >= MAX_STUCK:
+            return  # a host that swallows every call must not take the whole pool: wait for one to end
+        if server in self.pending:
+            stuck.append(self.pending.pop(server))
         self.runner.abandon(server)
-        self.pending.pop(server, None)
         self._ask(server)
 
     def _answered(self, server: str, task: Task, rows) -> None:

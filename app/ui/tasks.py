@@ -94,6 +94,8 @@ class _Lane:
         self.transport = None
         self.accept: str | None = None
         self.ended = False  # disconnected or abandoned: what it still says is no longer the server's state
+        self.current: Task | None = None  # the task being run
+        self.stuck = False  # abandoned while running a task: its thread leaves the pool when that ends
 
 
 class TaskRunner(QObject):
@@ -116,6 +118,7 @@ class TaskRunner(QObject):
         self.threads: list[threading.Thread] = []  # the server pool's, started as needed, never more than the bound
         self._ready: queue.Queue = queue.Queue()  # lanes with a job to run; None: a thread ends
         self._idle = 0  # pool threads waiting for a lane and not yet promised one
+        self._spare = 0  # threads allowed over the bound: one per stuck task, which still holds its own
         self._lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="berth-bg")
         self._local = threading.local()
@@ -174,6 +177,9 @@ class TaskRunner(QObject):
             if lane is None:
                 return
             lane.ended = True
+            if lane.current is not None and not lane.stuck:  # its thread is written off: a new one may start
+                lane.stuck = True
+                self._spare += 1
             waiting = [job for job in lane.jobs if job is not None]
             lane.jobs.clear()
             transport = lane.transport
@@ -225,7 +231,7 @@ class TaskRunner(QObject):
         with self._lock:
             if self._idle > 0:
                 self._idle -= 1
-            elif len(self.threads) < self.server_threads:
+            elif len(self.threads) < self.server_threads + self._spare:
                 thread = threading.Thread(target=self._serve, name=f"berth-server-{len(self.threads) + 1}",
                                           daemon=True)
                 self.threads.append(thread)
@@ -239,6 +245,11 @@ class TaskRunner(QObject):
                 return
             self._run_one(lane)
             with self._lock:
+                if lane.stuck:  # its task ended at last; the pool has its full count without this thread
+                    lane.stuck = False
+                    self._spare -= 1
+                    self.threads.remove(threading.current_thread())
+                    return
                 self._idle += 1
 
     def _run_one(self, lane: _Lane) -> None:
@@ -250,6 +261,7 @@ class TaskRunner(QObject):
             self._drop(lane)
         else:
             task, work = job
+            lane.current = task
             task.started_at = time.monotonic()
             try:
                 workspace = self._workspace()
@@ -261,11 +273,15 @@ class TaskRunner(QObject):
                 self._finish(task, error=e)
             else:
                 self._finish(task, result=result)
+            lane.current = None
         with self._lock:
-            if not lane.jobs:
+            more = bool(lane.jobs)
+            if not more:
                 lane.running = False
-                return
-        self._schedule(lane)
+        if more:
+            self._schedule(lane)
+        elif lane.ended:  # disconnected or abandoned: nothing will use its share of the connection again
+            self._drop(lane)
 
     def _workspace(self) -> Workspace:
         """The calling thread's own Workspace (its SQLite connection stays in this thread)."""
