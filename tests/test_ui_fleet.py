@@ -201,7 +201,7 @@ def test_a_server_that_stops_answering_is_shown_and_recovers(qtbot, sshd, tmp_pa
     win = MainWindow(runner)
     try:
         qtbot.addWidget(win)
-        win.refresher.deadline_s, win.refresher.retry_s = 2.0, (1.0, 1.0, 2.0)
+        win.refresher.deadline_s, win.refresher.retry_s = 2.0, (1.0, 60.0)  # after one retry only F5 asks soon
         win.show()
 
         def state():
@@ -211,7 +211,10 @@ def test_a_server_that_stops_answering_is_shown_and_recovers(qtbot, sshd, tmp_pa
         qtbot.waitUntil(lambda: state().startswith("not answering since "), timeout=SLOW)
         assert "box" in win.refresher.stalled
         qtbot.waitUntil(lambda: win.refresher.tries.get("box", 0) >= 1, timeout=SLOW)  # asked again on its own
-        win.refresh_action.trigger()  # F5 asks at once as well
+        asked = win.refresher.pending.get("box")
+        win.refresh_action.trigger()  # F5 asks at once as well, on a fresh lane
+        qtbot.waitUntil(lambda: win.refresher.pending.get("box") is not asked, timeout=2000)  # within the round's spread
+        assert "box" in win.refresher.stalled  # until it answers
     finally:
         os.kill(sshd.proc.pid, signal.SIGCONT)
     try:
@@ -276,3 +279,101 @@ def test_one_selected_server_gets_the_usual_dialog(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: window.findChild(DeployDialog) is not None, timeout=5000)
     assert window.fleet_menu.confirmation is None
     window.findChild(DeployDialog).reject()
+
+
+class _Quick:
+    def close(self):
+        pass
+
+
+class _Recording:
+    """A workspace whose connection needs no server and whose status call notes when it ran."""
+    asked: list = []
+
+    def connect(self, server, accept=None, shared=False):
+        return _Quick()
+
+    def server_status(self, transport):
+        _Recording.asked.append(time.monotonic())
+        return []
+
+
+def test_a_round_of_status_calls_is_spread_not_all_at_once(qtbot):
+    from PySide6.QtWidgets import QWidget
+
+    from app.ui.refresher import Refresher
+    from app.ui.tasks import TaskRunner
+
+    _Recording.asked = []
+    runner = TaskRunner(workspace_factory=_Recording)
+    view = QWidget()
+    qtbot.addWidget(view)
+    view.runner = runner
+    refresher = Refresher(view, runner)
+    try:
+        refresher.refresh_all([f"s{n}" for n in range(50)], span_ms=1000)
+        qtbot.waitUntil(lambda: len(_Recording.asked) == 50, timeout=10000)
+        asked = sorted(_Recording.asked)
+        assert asked[-1] - asked[0] >= 0.8  # 50 servers over the second asked for, 20 ms apart
+        busiest = max(sum(1 for t in asked if a <= t < a + 0.1) for a in asked)
+        assert busiest <= 8, busiest
+        qtbot.waitUntil(lambda: not refresher.pending, timeout=5000)
+        refresher.refresh_all(["s1"])  # an answered server is asked again; one under way is not
+        refresher.refresh_all(["s1"])
+        assert len(refresher.pending) == 1
+    finally:
+        runner.shutdown(wait=True)
+
+
+def test_a_stream_waits_its_start_delay_and_stop_ends_the_wait():
+    from app.monitor.stream import SampleStream
+
+    opened = []
+
+    def opener():
+        opened.append(time.monotonic())
+        raise ConnectionError("no server here")
+
+    t0 = time.monotonic()
+    s = SampleStream("box", opener, 1.0, start_delay=0.5).start()
+    deadline = time.monotonic() + 5
+    while not opened and time.monotonic() < deadline:
+        time.sleep(0.02)
+    s.stop()
+    assert opened and opened[0] - t0 >= 0.45
+    late = SampleStream("box", opener, 1.0, start_delay=60).start()
+    t1 = time.monotonic()
+    late.stop()
+    assert time.monotonic() - t1 < 2 and not late.is_alive() and len(opened) == 1
+
+
+def test_remote_activity_shows_when_the_sample_stream_connected_first(qtbot, sshd, tmp_path):
+    """The monitor's stream opens the server's one shared connection before any operation; the
+    console's status calls on it are still in the server's Remote activity."""
+    from app.ui.monitor.feed import MonitorFeed
+    from app.ui.tasks import TaskRunner
+
+    ws = Workspace()
+    ws.add_server(ServerConfig(name="box", host=sshd.host, port=sshd.port, user=sshd.user,
+                               key_path=str(sshd.key_path), root=str(tmp_path / "srv")), sshd.fingerprint)
+    seen = len(ws.activity.list("box"))  # the check when it was added
+    feed = MonitorFeed(history_factory=None)
+    feed.start(["box"])
+    runner = TaskRunner()
+    win = None
+    try:
+        qtbot.waitUntil(lambda: feed.states.get("box", ("",))[0] == "live", timeout=SLOW)  # the stream's connection
+        win = MainWindow(runner, monitor_feed=feed)
+        qtbot.addWidget(win)
+        win.show()
+        qtbot.waitUntil(lambda: win.fleet_model.states.get("box", ("",))[0] == "connected", timeout=SLOW)
+        win.fleet.select("box")
+        table = win.server_page.findChild(QTableWidget, "activityTable")
+        qtbot.waitUntil(lambda: any(table.item(r, 1).text() == "status" for r in range(table.rowCount())),
+                        timeout=SLOW)
+        assert len(ws.activity.list("box")) > seen
+    finally:
+        if win is not None:
+            win.close()
+        feed.stop()
+        runner.shutdown(wait=True)

@@ -54,7 +54,7 @@ class MainWindow(QMainWindow):
         monitor_item.setData("monitor", ROLE_KIND)
         self.fleet_model.appendRow([monitor_item, QStandardItem()])
         self.fleet = FleetView(self.fleet_model)
-        self.fleet.setMinimumWidth(240)
+        self.fleet.setMinimumWidth(350)  # a name and "not answering since HH:MM:SS" side by side
         self.fleet.selected.connect(self._on_selected)
         self.fleet.bundle_dropped.connect(self.deploy_bundle)
         self.fleet_menu = FleetMenu(self)
@@ -169,8 +169,9 @@ class MainWindow(QMainWindow):
         self.fleet_model.set_servers(servers)
         self.fleet.set_filter(self.fleet_filter.text())
         self.fleet.expandAll()
-        for name in set(self.refresher.pending) - set(self.servers):
-            self.refresher.forget(name)
+        for name in (set(self.refresher.pending) | set(self.refresher.stalled)) - set(self.servers):
+            self.refresher.forget(name)  # removed: nothing more to ask or to show about it
+            self.fleet_model.stalled.pop(name, None)
         if self.monitor_feed is not None:
             self.monitor_feed.set_servers(self.servers)
         if self.monitor_page is not None:
@@ -199,6 +200,8 @@ class MainWindow(QMainWindow):
 
     def _on_not_answering(self, server: str, since: float) -> None:
         self.fleet_model.set_stalled(server, since)
+        if self.server_page.server is not None and self.server_page.server.name == server:
+            self.server_page.set_state(*self._page_state(server))
         if self.monitor_page is not None:
             self.monitor_page.overview.refresh()
 
@@ -214,7 +217,12 @@ class MainWindow(QMainWindow):
     def _on_server_state(self, server: str, state: str, detail: str) -> None:
         self.fleet_model.set_state(server, state, detail)
         if self.server_page.server is not None and self.server_page.server.name == server:
-            self.server_page.set_state(state, detail)
+            self.server_page.set_state(*self._page_state(server))
+
+    def _page_state(self, server: str) -> tuple[str, str]:
+        if server in self.fleet_model.stalled:
+            return self.fleet_model.state_text(server), "asked again with growing pauses (F5: now)"
+        return self.fleet_model.states.get(server, ("", ""))
 
     def _on_host_key_problem(self, server: str, error) -> None:
         if server in self._asking_host_key:
@@ -271,7 +279,7 @@ class MainWindow(QMainWindow):
     # -- pages --------------------------------------------------------------------------------
     def _on_selected(self, kind: str, server: str, model: str) -> None:
         if kind == "server" and server in self.servers:
-            self.server_page.show_server(self.servers[server], self.fleet_model.states.get(server, ("", "")))
+            self.server_page.show_server(self.servers[server], self._page_state(server))
             self.stack.setCurrentWidget(self.server_page)
         elif kind == "model":
             self.model_page.show_model(server, self.fleet_model.status_of(server, model))

@@ -47,7 +47,6 @@ class Refresher(QObject):
         self.watchdog.setInterval(500)
         self.watchdog.timeout.connect(self.check)
         self.watchdog.start()
-        self._round: list[QTimer] = []
 
     def refresh_all(self, servers, retry: bool = False, span_ms: int = ROUND_SPAN_MS) -> None:
         """One round over `servers`, spread in time (a random start, then STEP_MS apart or closer);
@@ -68,7 +67,7 @@ class Refresher(QObject):
         """Ask `server` for its status unless a call is under way (`force`: ask even so, after a
         change); a server not answering is asked when its backoff is over, or now with `retry`."""
         if server in self.stalled:
-            if retry or time.monotonic() >= self.retry_at.get(server, 0.0):
+            if retry or (time.monotonic() >= self.retry_at.get(server, 0.0) and self._overdue(server)):
                 self._retry(server)
             return
         if server in self.pending and not force:
@@ -81,6 +80,12 @@ class Refresher(QObject):
                 .success(lambda rows, s=server: self._answered(s, task, rows))
                 .failure(lambda _e, s=server: self._answered(s, task, None)).run())
         self.pending[server] = task
+
+    def _overdue(self, server: str) -> bool:
+        """No call under way, or one running past the deadline (a retry still in time is left alone)."""
+        task = self.pending.get(server)
+        return task is None or task.done or (task.started_at is not None
+                                              and time.monotonic() - task.started_at >= self.deadline_s)
 
     def forget(self, server: str) -> None:
         """A server removed from the list."""

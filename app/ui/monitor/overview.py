@@ -217,8 +217,7 @@ class FleetOverview(QWidget):
 
         self.spins: dict[str, QDoubleSpinBox] = {}
         bar = QHBoxLayout()
-        title = QLabel("<b>Fleet monitor</b> — the last 5 minutes. Red when")
-        bar.addWidget(title)
+        title = QLabel("<b>Fleet monitor</b> — the last 5 minutes. Red when:")  # its own line: the page stays narrow
         for key in DEFAULT_THRESHOLDS:
             label, suffix = THRESHOLD_LABELS[key]
             spin = QDoubleSpinBox()
@@ -237,9 +236,11 @@ class FleetOverview(QWidget):
         self.filter_edit.setObjectName("overviewFilter")
         self.filter_edit.setClearButtonEnabled(True)
         self.filter_edit.setPlaceholderText("Filter: name, s1*, env:production")
+        self.filter_edit.setMinimumWidth(180)
         self.filter_edit.textChanged.connect(self._filter_changed)
         bar.addWidget(self.filter_edit)
         layout = QVBoxLayout(self)
+        layout.addWidget(title)
         layout.addLayout(bar)
         layout.addWidget(self.table, 1)
 

@@ -96,8 +96,7 @@ class FleetModel(QStandardItemModel):
         elif item.row() != pos:
             parent.insertRow(pos, parent.takeRow(item.row()))
         item.setData(server, ROLE_DATA)
-        label = server.name + (f"  [{server.environment}]" if server.environment and server.name != LOCAL else "")
-        item.setText(label)
+        item.setText(server.name)  # its group names its environment
         item.setIcon(icon("computer" if server.kind == "local" else "server"))
         item.setToolTip(server.describe())
         self._paint_state(server.name)
@@ -152,8 +151,8 @@ class FleetModel(QStandardItemModel):
         cell = _parent(self, item).child(item.row(), 1)
         cell.setText(self.state_text(server))
         stalled = server in self.stalled
-        cell.setToolTip("No answer to its status call; asked again with growing pauses (F5: now)."
-                        + (f"\n{detail}" if detail else "") if stalled else detail)
+        cell.setToolTip(f"{self.state_text(server)}: no answer to its status call; asked again with growing "
+                        "pauses (F5: now)." + (f"\n{detail}" if detail else "") if stalled else detail)
         cell.setForeground(QBrush(QColor(STATE_COLORS.get(NOT_ANSWERING if stalled else state, "#757575"))))
         font = QFont()
         font.setBold(stalled)
@@ -245,9 +244,10 @@ class FleetView(QTreeView):
         self.setAcceptDrops(True)
         self.setDropIndicatorShown(True)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
-        self.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        self.header().setStretchLastSection(False)
+        # names always whole; the state gets the rest ("not answering since …" is elided, its tooltip whole)
+        self.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        self.header().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.header().setStretchLastSection(True)
         self.selectionModel().currentChanged.connect(self._on_current)
         # a click on the row already current shows its page again (after the Monitor or the Audit
         # log was opened from the menu, the fleet's current row is unchanged)
