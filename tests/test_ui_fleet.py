@@ -213,7 +213,7 @@ def test_a_server_that_stops_answering_is_shown_and_recovers(qtbot, sshd, tmp_pa
         qtbot.waitUntil(lambda: win.refresher.tries.get("box", 0) >= 1, timeout=SLOW)  # asked again on its own
         asked = win.refresher.pending.get("box")
         win.refresh_action.trigger()  # F5 asks at once as well, on a fresh lane
-        qtbot.waitUntil(lambda: win.refresher.pending.get("box") is not asked, timeout=2000)  # within the round's spread
+        qtbot.waitUntil(lambda: win.refresher.pending.get("box") is not asked, timeout=2000)  # the round's spread
         assert "box" in win.refresher.stalled  # until it answers
     finally:
         os.kill(sshd.proc.pid, signal.SIGCONT)

@@ -54,7 +54,7 @@ class MainWindow(QMainWindow):
         monitor_item.setData("monitor", ROLE_KIND)
         self.fleet_model.appendRow([monitor_item, QStandardItem()])
         self.fleet = FleetView(self.fleet_model)
-        self.fleet.setMinimumWidth(350)  # a name and "not answering since HH:MM:SS" side by side
+        self.fleet.setMinimumWidth(240)
         self.fleet.selected.connect(self._on_selected)
         self.fleet.bundle_dropped.connect(self.deploy_bundle)
         self.fleet_menu = FleetMenu(self)
@@ -107,6 +107,7 @@ class MainWindow(QMainWindow):
         self.load_servers()
         self.fleet.select(LOCAL)
         self.fleet.expandAll()
+        self.fleet.setFocus()  # the tree, not the filter box above it (Ctrl+F still goes to the audit log's)
 
     # -- menus and shortcuts ------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -129,8 +130,8 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         act(file, "&Quit", self.close, (QKeySequence.StandardKey.Quit, "Ctrl+Q"))
         view = self.menuBar().addMenu("&View")
-        self.refresh_action = act(view, "&Refresh", lambda: self.refresh_all(retry=True), (QKeySequence.StandardKey.Refresh, "F5"),
-                                  "refresh")
+        self.refresh_action = act(view, "&Refresh", lambda: self.refresh_all(retry=True),
+                                  (QKeySequence.StandardKey.Refresh, "F5"), "refresh")
         act(view, "Au&dit log", self.show_audit, "Ctrl+L", "audit")
         self.monitor_action = act(view, "&Monitor", lambda: self.show_monitor(), "Ctrl+M", "monitor")
         act(view, "&Filter", self.focus_filter, (QKeySequence.StandardKey.Find, "Ctrl+F"))
@@ -370,6 +371,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(s.value("window/geometry"))
         else:
             self.resize(1280, 800)
+            self.splitter.setSizes([360, 920])  # room for a name and "not answering since HH:MM:SS"
         if s.value("window/state"):
             self.restoreState(s.value("window/state"))
         if s.value("window/splitter"):

@@ -6,8 +6,8 @@ another, in order, and reuse one connection, which the live sample stream shares
 (app/remote/shared.py); different servers run side by side up to the bound. A task that hangs holds
 one thread, not the console: `abandon` cuts its connection and gives the server a fresh lane. One
 small pool for work that needs no server (bundle checks, database queries). Each thread has its own
-Workspace (SQLite connections stay in the thread that opened them). Results, errors and progress come back as Qt signals, delivered on the
-GUI thread; `work` never touches a widget.
+Workspace (SQLite connections stay in the thread that opened them). Results, errors and progress
+come back as Qt signals, delivered on the GUI thread; `work` never touches a widget.
 """
 import collections
 import queue
@@ -243,7 +243,11 @@ class TaskRunner(QObject):
             lane = self._ready.get()
             if lane is None:
                 return
-            self._run_one(lane)
+            more = self._run_one(lane)
+            while more and self.closed:  # after shutdown a lane is finished here (its last job lets go of
+                more = self._run_one(lane)  # its connection), not queued behind the threads' ends
+            if more:
+                self._schedule(lane)
             with self._lock:
                 if lane.stuck:  # its task ended at last; the pool has its full count without this thread
                     lane.stuck = False
@@ -252,9 +256,9 @@ class TaskRunner(QObject):
                     return
                 self._idle += 1
 
-    def _run_one(self, lane: _Lane) -> None:
-        """The lane's next job; then the lane goes to the back of the queue if it has more, so one
-        busy server does not keep a thread from the others."""
+    def _run_one(self, lane: _Lane) -> bool:
+        """The lane's next job; True when it has more (it then goes to the back of the queue, so one
+        busy server does not keep a thread from the others)."""
         with self._lock:
             job = lane.jobs.popleft()
         if job is None:
@@ -278,10 +282,9 @@ class TaskRunner(QObject):
             more = bool(lane.jobs)
             if not more:
                 lane.running = False
-        if more:
-            self._schedule(lane)
-        elif lane.ended:  # disconnected or abandoned: nothing will use its share of the connection again
+        if not more and lane.ended:  # disconnected or abandoned: nothing will use its share of the connection again
             self._drop(lane)
+        return more
 
     def _workspace(self) -> Workspace:
         """The calling thread's own Workspace (its SQLite connection stays in this thread)."""

@@ -160,7 +160,8 @@ class OverviewModel(QAbstractTableModel):
                 f = QFont()
                 f.setBold(True)
                 return f
-            if role == Qt.ItemDataRole.ForegroundRole and (self.alerts(r) or (model is None and server in self.stalled)):
+            stalled = model is None and server in self.stalled
+            if role == Qt.ItemDataRole.ForegroundRole and (self.alerts(r) or stalled):
                 return ALERT
             if role == Qt.ItemDataRole.ToolTipRole:
                 state, detail = self.states.get(server, ("", ""))
