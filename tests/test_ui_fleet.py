@@ -180,8 +180,8 @@ def test_twenty_hanging_servers_use_a_bounded_pool(qtbot, window):
         assert len(server_threads) <= SERVER_THREADS, [t.name for t in new]
         others = sorted(t.name for t in new if t not in server_threads)
         assert len(new) <= 2 * SERVER_THREADS + 4, others  # a paramiko thread per connection being opened; not 20 + 20
-        # the rest wait their turn, in the queue
-        assert sum(1 for t in window.refresher.pending.values() if t.started_at is None) >= 20 - SERVER_THREADS
+        running = [lane.server for lane in list(window.runner.lanes.values()) if lane.current is not None]
+        assert len(running) <= SERVER_THREADS  # the others wait their turn in the queue
     finally:
         hole.close()
 
@@ -217,8 +217,16 @@ def test_a_server_that_stops_answering_is_shown_and_recovers(qtbot, sshd, tmp_pa
         assert "box" in win.refresher.stalled  # until it answers
     finally:
         os.kill(sshd.proc.pid, signal.SIGCONT)
+    # The calls given up on now go on together on one fresh connection, which can meet the SFTP race
+    # of issue 23 (app/remote/ssh.py, fixed apart) and hang: the backoff is what recovers from that.
+    win.refresher.retry_s = (1.0, 1.0)
+    win.refresher.retry_at["box"] = 0.0
     try:
-        qtbot.waitUntil(lambda: state() == "connected" and "box" not in win.refresher.stalled, timeout=60000)
+        def recovered():
+            assert state() == "connected" and "box" not in win.refresher.stalled, \
+                (state(), win.fleet_model.states.get("box"), dict(win.refresher.tries))
+
+        qtbot.waitUntil(recovered, timeout=60000)
         assert win.fleet_model.item(win.fleet_model.group_item("staging").row(), 1).text() == "1 server"
     finally:
         win.close()
