@@ -3,6 +3,7 @@ servers. The CLI and the console both start from here."""
 import json
 import re
 import secrets
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -46,6 +47,12 @@ class Workspace:
         self.audit = AuditLog(self.db)
         self.settings = Settings(self.db)
         self.activity = ActivityLog(self.db)
+
+    def close(self) -> None:
+        """Its anchor and database (in the thread that made them)."""
+        if self.anchor is not None:
+            self.anchor.close()
+        self.db.close()
 
     def set_setting(self, key: str, value: str) -> tuple[str, str]:
         old = self.settings.set(key, value)
@@ -94,7 +101,10 @@ class Workspace:
         if shared and server.kind != LOCAL:
             from app.remote.shared import CONNECTIONS
 
-            return CONNECTIONS.acquire(server, lambda: self._open(server, accept_fingerprint))
+            handle = CONNECTIONS.acquire(server, lambda: self._open(server, accept_fingerprint))
+            if handle.on_activity is None:  # opened first by the sample stream, which logs nowhere
+                self._watch(handle, server)
+            return handle
         return self._open(server, accept_fingerprint)
 
     def _open(self, server: ServerConfig, accept_fingerprint: str | None) -> Transport:
@@ -113,11 +123,31 @@ class Workspace:
         if getattr(transport, "key_added", False):
             self.audit.record("hostkey.trust", "ok", server=name, ssh_user=server.user, detail=accept_fingerprint or "")
         transport.name = name  # a local-kind server with its own root (tests, benches) is itself, not `local`
-        transport.on_activity = self.activity.record
-        transport.on_agent_replaced = lambda why: self.audit.record(
-            "agent.replaced", "ok", server=name, ssh_user=server.user,
-            detail=f"{why}; a fresh copy was installed")
+        self._watch(transport, server)
         return transport
+
+    def _watch(self, transport: Transport, server: ServerConfig) -> None:
+        """Its commands go to the Remote activity log and a replaced agent to the audit log, whoever
+        opened the connection."""
+        transport.on_activity = self.activity.record  # thread-safe: its own connection under a lock
+        home = threading.get_ident()
+        file = next((r[2] for r in self.db.conn.execute("pragma database_list") if r[1] == "main"), "")
+
+        def replaced(why: str) -> None:
+            fields = dict(server=server.name, ssh_user=server.user, detail=f"{why}; a fresh copy was installed")
+            if threading.get_ident() == home:
+                self.audit.record("agent.replaced", "ok", **fields)
+                return
+            # another thread (the sample stream of a shared connection): SQLite objects stay in their
+            # thread, so the event goes through a workspace of this thread's own on the same file
+            other = Workspace(open_db(Path(file))) if file else self
+            try:
+                other.audit.record("agent.replaced", "ok", **fields)
+            finally:
+                if other is not self:
+                    other.close()
+
+        transport.on_agent_replaced = replaced
 
     def server_status(self, transport: Transport, model: str | None = None) -> list[dict]:
         """What runs on the server; its journal is imported on the way when it has news."""

@@ -119,6 +119,7 @@ def main() -> int:
         report_shots(ws, home)
         html_shot(ws, home)
         monitor_shots(window, transport, wait, settle, shot)
+        fleet_shot(window, ws, wait, shot)
     finally:
         if window is not None:
             window.close()
@@ -228,6 +229,32 @@ def monitor_shots(window, transport, wait, settle, shot, seconds=20.0) -> None:
     settle(1.2)
     page.graphs.hover(time.time() - seconds * 0.4)  # the readout an operator sees under the mouse
     shot(window, "monitor-model")
+
+
+def fleet_shot(window, ws, wait, shot) -> None:
+    """The fleet tree of a small fleet, grouped by environment in natural order, one server of which
+    accepts TCP and never answers: its row says "not answering since ..." (the others are not up)."""
+    import socket
+
+    from app.store.servers import ServerConfig
+
+    hole = socket.create_server(("127.0.0.1", 0), backlog=16)  # a host that hangs at the SSH banner
+    try:
+        for name, env in (("web10", "production"), ("web2", "production"), ("web1", "production"),
+                          ("s2", "staging"), ("s10", "staging"), ("s1", "staging")):
+            port = hole.getsockname()[1] if name == "web2" else 9
+            ws.servers.save(ServerConfig(name=name, host="127.0.0.1", port=port, user="deploy",
+                                         root="~/berth", environment=env))
+        window.refresher.deadline_s = 3.0
+        window.load_servers()
+        window.fleet.select("local")
+        wait(lambda: "web2" in window.refresher.stalled, timeout=30, what="web2 marked not answering")
+        window.fleet.select("web2")
+        window.fleet.selectionModel().clearSelection()  # its page shown, its row's own colours visible
+        window.fleet.expandAll()
+        shot(window, "fleet")
+    finally:
+        hole.close()
 
 
 if __name__ == "__main__":

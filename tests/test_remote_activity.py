@@ -129,3 +129,26 @@ def test_server_page_shows_the_log(qtbot, task_runner, tmp_path, stop_local_runn
     text = page.findChild(QPlainTextEdit, "byHand").toPlainText()
     assert "deploy <<'BERTH_REQUEST'" in text and '"model": "iris"' in text
     assert page.activity.copy_button.isEnabled()
+
+
+def test_a_connection_the_sample_stream_opened_first_still_logs_its_activity(sshd, tmp_path):
+    """The console's one shared connection per server may be opened by the monitor's stream (which
+    sets no activity log); the operations that share it later are logged all the same."""
+    from app.monitor.sources import open_source
+    from app.remote.shared import CONNECTIONS
+    from app.store.servers import ServerConfig
+
+    ws = Workspace()
+    ws.add_server(ServerConfig(name="box", host=sshd.host, port=sshd.port, user=sshd.user,
+                               key_path=str(sshd.key_path), root=str(tmp_path / "srv")), sshd.fingerprint)
+    before, connections = len(ws.activity.list("box")), CONNECTIONS.count()
+    source = open_source("box")()  # the stream's share, opened first
+    try:
+        with ws.connect("box", shared=True) as t:
+            assert t.transport is source.transport.transport  # the same connection, not a second one
+            ws.server_status(t)
+        rows = ws.activity.list("box")
+        assert len(rows) > before and rows[0]["command"] == "status" and rows[0]["outcome"] == "ok"
+    finally:
+        source.close()
+    assert CONNECTIONS.count() == connections  # both shares let go: the connection closed

@@ -7,12 +7,14 @@ import json
 import os
 import stat
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
 from agent_kit import call, deploy, deploy_request, make_bundle, stop_all
 from disk_kit import MountFailed, mount_tmpfs, unmount
+from app.audit.chain import verify
 from app.agent import journal
 from app.agent.layout import AgentError, Root
 from app.deploy.changes import run_to_end
@@ -109,6 +111,27 @@ def test_an_agent_modified_on_the_server_is_replaced_audited_and_never_runs(tmp_
     assert "pwned" not in main.read_text(), "the modified file was left in place"
     events = [e for e in ws.audit.list() if e["action"] == "agent.replaced"]
     assert len(events) == 1 and "its content changed" in events[0]["detail"], events
+
+
+def test_an_agent_replaced_from_another_thread_is_audited_too(tmp_path, berth_home):
+    """A shared connection's first command may be the sample stream's, on its own thread: the
+    replacement is audited there through a connection of that thread's own (SQLite objects stay in
+    the thread that made them), not lost to a ProgrammingError."""
+    ws, launcher = installed_local_agent()
+    with open(launcher.parent / "berth_agent" / "main.py", "a") as f:
+        f.write("\n# changed\n")
+    transport = ws._open(ws.servers.get("local"), None)
+    outcome = []
+    worker = threading.Thread(target=lambda: outcome.append(transport.agent("status")))
+    try:
+        worker.start()
+        worker.join(60)
+    finally:
+        transport.close()
+    assert outcome and "models" in outcome[0]
+    events = [e for e in ws.audit.list() if e["action"] == "agent.replaced"]
+    assert len(events) == 1 and "its content changed" in events[0]["detail"], events
+    assert verify(ws.db.conn).ok
 
 
 POISON_PYC = """

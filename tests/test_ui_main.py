@@ -82,7 +82,8 @@ def test_operator_session_against_a_real_ssh_server(qtbot, window, sshd, box_roo
         assert w(host_key, QLabel, "fingerprintLabel").text() == sshd.fingerprint
         click(qtbot, w(host_key, QPushButton, "trustButton"))
     qtbot.waitUntil(lambda: (fleet_row(window, "box") or ("", ""))[1] == "connected", timeout=SLOW)
-    assert fleet_row(window, "box")[0] == "box  [staging]"
+    assert fleet_row(window, "box")[0] == "box"  # under its group, "staging"
+    assert window.fleet_model.server_item("box").parent().text() == "staging"
 
     # Drop iris 1.0.0 on the server's row.
     fleet = window.fleet

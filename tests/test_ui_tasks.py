@@ -1,5 +1,6 @@
 """The bridge between worker threads and the GUI thread."""
 import threading
+import time
 
 from app.remote.errors import UnknownHostKey
 
@@ -118,3 +119,86 @@ def settled(runner) -> None:
 
     runner.pool.shutdown(wait=True)
     QCoreApplication.sendPostedEvents()
+
+
+def test_twenty_servers_share_a_bounded_pool_and_each_keeps_its_order(qtbot):
+    """One thread per server (and three with its stream) does not scale to a fleet: all servers'
+    tasks run on SERVER_THREADS threads; a server's own tasks run one at a time, in order."""
+    from app.ui.tasks import TaskRunner
+
+    class Quick:  # a connection needing no server: the pool is under test here, not SSH
+        def close(self):
+            pass
+
+    class Fake:
+        def connect(self, server, accept=None, shared=False):
+            return Quick()
+
+    runner = TaskRunner(workspace_factory=Fake, server_threads=4)
+    before = threading.active_count()
+    lock, order, running, overlap = threading.Lock(), {}, {}, []
+    peak = [0, 0]
+
+    def work(server, i):
+        def run(ctx):
+            with lock:
+                running[server] = running.get(server, 0) + 1
+                overlap.append(running[server] > 1)
+                peak[0] += 1
+                peak[1] = max(peak[1], peak[0])
+            time.sleep(0.01)
+            with lock:
+                order.setdefault(server, []).append(i)
+                running[server] -= 1
+                peak[0] -= 1
+            return i
+        return run
+
+    tasks = [runner.on_server(f"s{n}", "t", work(f"s{n}", i)) for i in range(5) for n in range(20)]
+    qtbot.waitUntil(lambda: all(t.done for t in tasks), timeout=20000)
+    try:
+        assert all(order[f"s{n}"] == list(range(5)) for n in range(20))
+        assert not any(overlap)  # never two of one server's tasks at once
+        assert len(runner.threads) == 4 and threading.active_count() - before <= 4
+        assert peak[1] > 1  # different servers did run side by side
+    finally:
+        runner.shutdown(wait=True)
+
+
+def test_abandon_gives_a_stuck_server_a_fresh_lane(qtbot):
+    """A task that never answers holds one thread; the server's next tasks run on a fresh lane, on a
+    thread that stands in for the stuck one (here the bound is one thread), which leaves the pool
+    once its task ends at last."""
+    from app.ui.tasks import TaskRunner
+
+    closed, release = threading.Event(), threading.Event()
+
+    class Conn:
+        def close(self):
+            closed.set()
+
+    class Fake:
+        def connect(self, server, accept=None, shared=False):
+            return Conn()
+
+    runner = TaskRunner(workspace_factory=Fake, server_threads=1)
+    try:
+        stuck = runner.on_server("box", "stuck", lambda ctx: release.wait(20) and "late")
+        behind = runner.on_server("box", "behind", lambda ctx: "behind")
+        qtbot.waitUntil(lambda: stuck.started_at is not None, timeout=5000)
+        qtbot.wait(200)
+        assert not behind.done  # queued behind the stuck one
+        runner.abandon("box")
+        fresh = runner.on_server("box", "fresh", lambda ctx: "fresh")
+        qtbot.waitUntil(lambda: behind.done and fresh.done, timeout=10000)
+        assert not stuck.done and closed.is_set()  # its connection was cut; it is still stuck
+        assert len(runner.threads) == 2
+        release.set()
+        qtbot.waitUntil(lambda: stuck.done, timeout=10000)
+        qtbot.waitUntil(lambda: len(runner.threads) == 1, timeout=5000)
+        again = runner.on_server("box", "again", lambda ctx: "again")
+        qtbot.waitUntil(lambda: again.done, timeout=5000)
+        assert len(runner.threads) == 1
+    finally:
+        release.set()
+        runner.shutdown(wait=True)

@@ -111,16 +111,10 @@ def thread_workspaces(workspace) -> Callable[[], object]:
             ws = local.workspace = type(workspace)(ask_passphrase=ask)
             if not hasattr(_thread, "finish"):
                 _thread.finish = []
-            _thread.finish.append(lambda: _close(ws))
+            _thread.finish.append(ws.close)
         return ws
 
     return own
-
-
-def _close(ws) -> None:
-    if ws.anchor is not None:
-        ws.anchor.close()
-    ws.db.close()
 
 
 def _one_at_a_time(ask):

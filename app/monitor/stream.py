@@ -7,6 +7,9 @@ with backoff when the stream breaks.
     s.set_interval(5.0)   # restarts the agent command on the same connection
     s.stop()              # closes the stream (on the server too) and joins the thread
 
+`start_delay` (s) holds the first connection back: the console spreads a fleet's streams over the
+first seconds instead of N logins and N samplers at once.
+
 `on_sample(sample)` gets every sample with "server" added; `on_state(server, state, detail)` gets
 "live" (samples flow), "reconnecting" (the stream broke or could not open; detail says why; the
 next attempt follows after 1, 2, 4 ... 30 s, reset by a sample) and "stopped". `on_gap(server, ts)`,
@@ -45,13 +48,14 @@ class SampleStream:
 
     def __init__(self, server: str, open_source: Callable[[], SampleSource], interval: float = 1.0,
                  on_sample=None, on_state=None, on_gap=None, stall_s: float | None = None,
-                 clock: Clock = REAL_CLOCK):
+                 clock: Clock = REAL_CLOCK, start_delay: float = 0.0):
         self.server = server
         self.open_source = open_source
         self.clock = clock
         self.interval = check_interval(interval)
         self.on_sample, self.on_state, self.on_gap = on_sample, on_state, on_gap
         self.stall_s = stall_s
+        self.start_delay = max(0.0, float(start_delay))  # a fleet's streams open spread out, not all at once
         self.state = "connecting"
         self.detail = ""
         self.samples = 0  # received since start()
@@ -101,6 +105,11 @@ class SampleStream:
     # -- the thread ----------------------------------------------------------------------------------
     def _run(self) -> None:
         backoff = BACKOFF_START
+        if self.start_delay:
+            self.clock.wait(self._wake, self.start_delay)  # stop() ends the wait
+            with self._lock:
+                self._wake.clear()
+                self._restart = False
         while not self._stopping:
             live_before = self.samples
             try:

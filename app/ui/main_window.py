@@ -5,8 +5,8 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QStandardItem
-from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QPushButton, QSplitter,
-                               QStackedWidget)
+from PySide6.QtWidgets import (QFileDialog, QLabel, QLineEdit, QMainWindow, QMessageBox, QPushButton, QSplitter,
+                               QStackedWidget, QVBoxLayout, QWidget)
 
 from app import __version__
 from app.store.servers import LOCAL, local_server
@@ -18,8 +18,10 @@ from app.ui.servers.fleet import ROLE_KIND, ROLE_MODEL, ROLE_SERVER, FleetModel,
 from app.ui.servers.hostkey_dialog import HostKeyDialog
 from app.ui.icons import icon
 from app.ui.model.page import ModelPage
-from app.ui.operations import BackgroundOp, ServerOp
+from app.ui.operations import BackgroundOp
+from app.ui.refresher import ROUND_SPAN_MS, START_SPAN_MS, Refresher
 from app.ui.servers.dialog import ServerDialog
+from app.ui.servers.fleet_menu import FleetMenu
 from app.ui.servers.page import ServerPage
 from app.ui.settings import settings
 from app.ui.tasks import HOST_KEY, TaskRunner
@@ -37,7 +39,9 @@ class MainWindow(QMainWindow):
         self.runner.server_state.connect(self._on_server_state)
         self.runner.host_key_problem.connect(self._on_host_key_problem)
         self._asking_host_key: set[str] = set()
-        self._refreshing: set[str] = set()
+        self.refresher = Refresher(self, self.runner)
+        self.refresher.read.connect(self._set_models)
+        self.refresher.not_answering.connect(self._on_not_answering)
         self.servers = {LOCAL: local_server()}
         # Monitoring (pyqtgraph, sample streams) starts when the Monitor page is first shown.
         self.monitor_feed = monitor_feed
@@ -53,6 +57,17 @@ class MainWindow(QMainWindow):
         self.fleet.setMinimumWidth(240)
         self.fleet.selected.connect(self._on_selected)
         self.fleet.bundle_dropped.connect(self.deploy_bundle)
+        self.fleet_menu = FleetMenu(self)
+        self.fleet_filter = QLineEdit()
+        self.fleet_filter.setObjectName("fleetFilter")
+        self.fleet_filter.setClearButtonEnabled(True)
+        self.fleet_filter.setPlaceholderText("Filter: name, s1*, env:production")
+        self.fleet_filter.textChanged.connect(self._filter_changed)
+        fleet_panel = QWidget()
+        panel = QVBoxLayout(fleet_panel)
+        panel.setContentsMargins(0, 0, 0, 0)
+        panel.addWidget(self.fleet_filter)
+        panel.addWidget(self.fleet, 1)
 
         self.stack = QStackedWidget()
         self.server_page = ServerPage(self.runner)
@@ -73,7 +88,7 @@ class MainWindow(QMainWindow):
             self.stack.addWidget(page)
 
         self.splitter = QSplitter()
-        self.splitter.addWidget(self.fleet)
+        self.splitter.addWidget(fleet_panel)
         self.splitter.addWidget(self.stack)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([300, 900])
@@ -84,7 +99,7 @@ class MainWindow(QMainWindow):
         self._restore_layout()
 
         self.timer = QTimer(self)
-        self.timer.timeout.connect(self.refresh_all)
+        self.timer.timeout.connect(lambda: self.refresh_all(retry=False))
         self.timer.start(REFRESH_MS)
         self.server_list_timer = QTimer(self)
         self.server_list_timer.timeout.connect(lambda: self.load_servers(quiet=True))
@@ -92,6 +107,7 @@ class MainWindow(QMainWindow):
         self.load_servers()
         self.fleet.select(LOCAL)
         self.fleet.expandAll()
+        self.fleet.setFocus()  # the tree, not the filter box above it (Ctrl+F still goes to the audit log's)
 
     # -- menus and shortcuts ------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -108,14 +124,14 @@ class MainWindow(QMainWindow):
 
         file = self.menuBar().addMenu("&File")
         self.add_server_action = act(file, "&Add server…", self.add_server, "Ctrl+N", "add")
-        self.deploy_action = act(file, "&Deploy folder…", lambda: self.deploy_bundle(self.current_server(), ""),
-                                 "Ctrl+D", "deploy")
+        self.deploy_action = act(file, "&Deploy folder…", lambda: self.fleet_menu.deploy(
+            self.fleet.selected_servers() or [self.current_server()]), "Ctrl+D", "deploy")
         self.deploy_archive_action = act(file, "Deploy &archive…", self.deploy_archive, "Ctrl+Shift+D", "deploy")
         file.addSeparator()
         act(file, "&Quit", self.close, (QKeySequence.StandardKey.Quit, "Ctrl+Q"))
         view = self.menuBar().addMenu("&View")
-        self.refresh_action = act(view, "&Refresh", self.refresh_all, (QKeySequence.StandardKey.Refresh, "F5"),
-                                  "refresh")
+        self.refresh_action = act(view, "&Refresh", lambda: self.refresh_all(retry=True),
+                                  (QKeySequence.StandardKey.Refresh, "F5"), "refresh")
         act(view, "Au&dit log", self.show_audit, "Ctrl+L", "audit")
         self.monitor_action = act(view, "&Monitor", lambda: self.show_monitor(), "Ctrl+M", "monitor")
         act(view, "&Filter", self.focus_filter, (QKeySequence.StandardKey.Find, "Ctrl+F"))
@@ -152,34 +168,43 @@ class MainWindow(QMainWindow):
     def _set_servers(self, servers) -> None:
         self.servers = {s.name: s for s in servers}
         self.fleet_model.set_servers(servers)
+        self.fleet.set_filter(self.fleet_filter.text())
         self.fleet.expandAll()
+        for name in (set(self.refresher.pending) | set(self.refresher.stalled)) - set(self.servers):
+            self.refresher.forget(name)  # removed: nothing more to ask or to show about it
+            self.fleet_model.stalled.pop(name, None)
         if self.monitor_feed is not None:
             self.monitor_feed.set_servers(self.servers)
-        self._refresh_servers()
+        if self.monitor_page is not None:
+            self.monitor_page.overview.set_environments({n: s.environment for n, s in self.servers.items()})
+        self._refresh_servers(span_ms=START_SPAN_MS)
 
-    def refresh_all(self) -> None:
-        """Refresh (F5) and the periodic refresh: the server list again, every server's status, the
-        audit log."""
+    def refresh_all(self, retry: bool = True) -> None:
+        """Refresh (F5, `retry`: a server not answering is asked again at once) and the periodic
+        refresh: the server list again, every server's status (spread over seconds), the audit log."""
         self.load_servers(quiet=True)
-        self._refresh_servers()
+        self._refresh_servers(retry=retry)
         self.audit_page.refresh()
 
-    def _refresh_servers(self) -> None:
-        for name in self.servers:
-            if self.fleet_model.states.get(name, ("",))[0] != HOST_KEY:
-                self.refresh(name)
+    def _refresh_servers(self, retry: bool = False, span_ms: int = ROUND_SPAN_MS) -> None:
+        names = [n for n in self.fleet_model.server_names() if n in self.servers
+                 and self.fleet_model.states.get(n, ("",))[0] != HOST_KEY]
+        self.refresher.refresh_all(names, retry=retry, span_ms=span_ms)
 
     def refresh(self, server: str, force: bool = False) -> None:
-        if server in self._refreshing and not force:  # a slow or dead host: never pile up requests
-            return
-        self._refreshing.add(server)
-        (ServerOp(self, server, f"status {server}", lambda ctx: ctx.workspace.server_status(ctx.transport))
-         .success(lambda rows: self._status_read(server, rows))
-         .failure(lambda _e: self._refreshing.discard(server)).run())
+        self.refresher.refresh(server, force=force)
 
-    def _status_read(self, server: str, rows: list) -> None:
-        self._set_models(server, rows)
-        self._refreshing.discard(server)  # only now: a refresh that showing the models starts is not a second one
+    def _filter_changed(self, text: str) -> None:
+        self.fleet.set_filter(text)
+        if self.monitor_page is not None:
+            self.monitor_page.overview.set_filter(text)
+
+    def _on_not_answering(self, server: str, since: float) -> None:
+        self.fleet_model.set_stalled(server, since)
+        if self.server_page.server is not None and self.server_page.server.name == server:
+            self.server_page.set_state(*self._page_state(server))
+        if self.monitor_page is not None:
+            self.monitor_page.overview.refresh()
 
     def _set_models(self, server: str, rows: list) -> None:
         self.fleet_model.set_models(server, rows)
@@ -193,7 +218,12 @@ class MainWindow(QMainWindow):
     def _on_server_state(self, server: str, state: str, detail: str) -> None:
         self.fleet_model.set_state(server, state, detail)
         if self.server_page.server is not None and self.server_page.server.name == server:
-            self.server_page.set_state(state, detail)
+            self.server_page.set_state(*self._page_state(server))
+
+    def _page_state(self, server: str) -> tuple[str, str]:
+        if server in self.fleet_model.stalled:
+            return self.fleet_model.state_text(server), "asked again with growing pauses (F5: now)"
+        return self.fleet_model.states.get(server, ("", ""))
 
     def _on_host_key_problem(self, server: str, error) -> None:
         if server in self._asking_host_key:
@@ -250,7 +280,7 @@ class MainWindow(QMainWindow):
     # -- pages --------------------------------------------------------------------------------
     def _on_selected(self, kind: str, server: str, model: str) -> None:
         if kind == "server" and server in self.servers:
-            self.server_page.show_server(self.servers[server], self.fleet_model.states.get(server, ("", "")))
+            self.server_page.show_server(self.servers[server], self._page_state(server))
             self.stack.setCurrentWidget(self.server_page)
         elif kind == "model":
             self.model_page.show_model(server, self.fleet_model.status_of(server, model))
@@ -283,6 +313,9 @@ class MainWindow(QMainWindow):
 
             self.start_monitoring()
             self.monitor_page = MonitorPage(self.runner, self.monitor_feed)
+            self.monitor_page.overview.model.stalled = self.refresher.stalled  # shown there too
+            self.monitor_page.overview.set_environments({n: s.environment for n, s in self.servers.items()})
+            self.monitor_page.overview.set_filter(self.fleet_filter.text())
             self.stack.addWidget(self.monitor_page)
         self.stack.setCurrentWidget(self.monitor_page)
         if server:
@@ -338,6 +371,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(s.value("window/geometry"))
         else:
             self.resize(1280, 800)
+            self.splitter.setSizes([360, 920])  # room for a name and "not answering since HH:MM:SS"
         if s.value("window/state"):
             self.restoreState(s.value("window/state"))
         if s.value("window/splitter"):

@@ -3,11 +3,11 @@ banner for failures, as one expression (after Anki's `CollectionOp(parent, op).s
 
     ServerOp(self, server, f"rollback {model}", work).success(self._done).with_banner(self.banner).run()
 
-The work runs on the server's own worker (ServerOp) or on the shared pool (BackgroundOp) of the
-view's TaskRunner, with the view as the task's owner: once the view is deleted nothing calls back,
-and `run()` returns the Task so the view can cancel it or ask whether it is `done`. Handlers run on
-the GUI thread, in the order: `ended`, then (while `only_if` holds) `success` or `failure` and the
-banner."""
+The work runs in the server's lane (ServerOp: after its earlier tasks, on the runner's bounded
+server pool) or on the shared pool (BackgroundOp) of the view's TaskRunner, with the view as the
+task's owner: once the view is deleted nothing calls back, and `run()` returns the Task so the view
+can cancel it or ask whether it is `done`. Handlers run on the GUI thread, in the order: `ended`,
+then (while `only_if` holds) `success` or `failure` and the banner."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -98,7 +98,7 @@ class Operation:
 
 
 class ServerOp(Operation):
-    """Work on `server`'s own worker thread: `ctx.transport` is its (reused) connection."""
+    """Work in `server`'s lane (in order with its other tasks): `ctx.transport` is its (reused) connection."""
 
     def __init__(self, view: QObject, server: str, label: str, work: Callable[[Context], object],
                  runner: TaskRunner | None = None):

@@ -18,19 +18,24 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Qt, Signal
 
+from app.formatting import natural_key
 from app.monitor.buffer import MonitorBuffer
 from app.monitor.recent import default_history, read_recent
 from app.store.servers import LOCAL
 
 log = logging.getLogger(__name__)
 INTERVAL = 1.0
+# new streams open this far apart (at most over the span): 100 servers' logins and samplers over 8 s
+STREAM_STEP_S, STREAM_SPAN_S = 0.08, 8.0
 
 
-def default_stream(server: str, interval: float, on_sample, on_state, on_gap):
-    """A started SampleStream for `server` (LocalSampler for `local`, the agent's `sample` otherwise)."""
+def default_stream(server: str, interval: float, on_sample, on_state, on_gap, delay: float = 0.0):
+    """A started SampleStream for `server` (LocalSampler for `local`, the agent's `sample` otherwise)
+    that first connects after `delay` s."""
     from app.monitor.stream import SampleStream, open_source
 
-    return SampleStream(server, open_source(server), interval, on_sample, on_state, on_gap).start()
+    return SampleStream(server, open_source(server), interval, on_sample, on_state, on_gap,
+                        start_delay=delay).start()
 
 
 class MonitorFeed(QObject):
@@ -87,14 +92,16 @@ class MonitorFeed(QObject):
         for name in sorted(set(self.streams) - wanted):
             self._stop_stream(name)
             self.buffer.forget(name)
-        for name in sorted(wanted - set(self.streams)):
+        new = sorted(wanted - set(self.streams), key=lambda s: (s != LOCAL, natural_key(s)))
+        step = min(STREAM_STEP_S, STREAM_SPAN_S / max(1, len(new)))
+        for n, name in enumerate(new):
             if self.stream_factory is None:
                 self.streams[name] = None
                 continue
             try:
                 self.streams[name] = self.stream_factory(
                     name, self.interval, lambda sample, s=name: self.feed(s, sample),
-                    self.state, self.gap)
+                    self.state, self.gap, delay=n * step)
             except Exception as e:  # the monitor package may be missing or the server misconfigured
                 log.warning("no sample stream for %s: %s", name, e)
                 self.streams[name] = None

@@ -13,12 +13,15 @@ import time
 
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QHBoxLayout, QHeaderView, QLabel, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+                               QVBoxLayout, QWidget)
 
+from app.formatting import natural_key
 from app.monitor.buffer import LIVE_SECONDS
 from app.monitor.thresholds import DEFAULT_THRESHOLDS, over_threshold, read_thresholds, write_thresholds
 from app.store.servers import LOCAL
+from app.ui.servers.fleet import NOT_ANSWERING
+from app.ui.servers.fleet_filter import matches
 from app.ui.monitor.sparktable import ALERT, SparklineDelegate, SparkTable
 from app.ui.settings import settings
 
@@ -68,6 +71,9 @@ class OverviewModel(QAbstractTableModel):
         self.buffer = buffer
         self.states = states if states is not None else {}  # server -> (stream state, detail): the feed's
         self.rows: list[tuple[str, str | None]] = []
+        self.stalled: dict[str, float] = {}  # server -> since when its status call is unanswered (main window's)
+        self.environments: dict[str, str] = {}  # server -> environment, for the filter's env:X
+        self.filter_text = ""
         self.thresholds = load_thresholds()
         self.cache: dict[tuple[int, int], list] = {}  # (row, col) -> [ts, values, current, alert, text, since]
         self.generation = 0  # +1 at each refresh: the view's sparklines are made again
@@ -93,7 +99,9 @@ class OverviewModel(QAbstractTableModel):
 
     def refresh(self, servers=None) -> None:
         """Read the buffer again: rows (servers, then their models) and the cells' values."""
-        names = sorted(set(servers or ()) | set(self.buffer.latest), key=lambda s: (s != LOCAL, s))
+        names = sorted((s for s in set(servers or ()) | set(self.buffer.latest)
+                        if matches(self.filter_text, s, "" if s == LOCAL else self.environments.get(s, ""))),
+                       key=lambda s: (s != LOCAL, natural_key(s)))
         rows = []
         for server in names:
             rows.append((server, None))
@@ -143,6 +151,8 @@ class OverviewModel(QAbstractTableModel):
             if role == Qt.ItemDataRole.DisplayRole:
                 if model is not None:
                     return f"    {model}"
+                if server in self.stalled:
+                    return f"{server}  ({NOT_ANSWERING} since {_clock(self.stalled[server])})"
                 state = self.states.get(server, ("", ""))[0]
                 return server if state in ("", "live") else f"{server}  ({state})"
             if role == Qt.ItemDataRole.FontRole and model is None:
@@ -150,10 +160,13 @@ class OverviewModel(QAbstractTableModel):
                 f = QFont()
                 f.setBold(True)
                 return f
-            if role == Qt.ItemDataRole.ForegroundRole and self.alerts(r):
+            stalled = model is None and server in self.stalled
+            if role == Qt.ItemDataRole.ForegroundRole and (self.alerts(r) or stalled):
                 return ALERT
             if role == Qt.ItemDataRole.ToolTipRole:
                 state, detail = self.states.get(server, ("", ""))
+                if model is None and server in self.stalled:
+                    return "Its status call is not answered; asked again with growing pauses (F5: now)"
                 if model is None and state not in ("", "live"):
                     return f"{state}: {detail}" if detail else state
                 alerts = self.alerts(r)
@@ -205,8 +218,7 @@ class FleetOverview(QWidget):
 
         self.spins: dict[str, QDoubleSpinBox] = {}
         bar = QHBoxLayout()
-        title = QLabel("<b>Fleet monitor</b> — the last 5 minutes. Red when")
-        bar.addWidget(title)
+        title = QLabel("<b>Fleet monitor</b> — the last 5 minutes. Red when:")  # its own line: the page stays narrow
         for key in DEFAULT_THRESHOLDS:
             label, suffix = THRESHOLD_LABELS[key]
             spin = QDoubleSpinBox()
@@ -221,7 +233,15 @@ class FleetOverview(QWidget):
             bar.addWidget(spin)
             self.spins[key] = spin
         bar.addStretch(1)
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setObjectName("overviewFilter")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.setPlaceholderText("Filter: name, s1*, env:production")
+        self.filter_edit.setMinimumWidth(180)
+        self.filter_edit.textChanged.connect(self._filter_changed)
+        bar.addWidget(self.filter_edit)
         layout = QVBoxLayout(self)
+        layout.addWidget(title)
         layout.addLayout(bar)
         layout.addWidget(self.table, 1)
 
@@ -237,6 +257,18 @@ class FleetOverview(QWidget):
         if self.spins[key].value() != value:
             self.spins[key].setValue(value)
         save_thresholds(self.model.thresholds)
+        self.refresh()
+
+    def set_filter(self, text: str) -> None:
+        """The same filter as the fleet tree's (app/ui/servers/fleet_filter.py)."""
+        if self.filter_edit.text() != text:
+            self.filter_edit.setText(text)
+
+    def set_environments(self, environments: dict[str, str]) -> None:
+        self.model.environments = dict(environments)
+
+    def _filter_changed(self, text: str) -> None:
+        self.model.filter_text = text.strip()
         self.refresh()
 
     def refresh(self) -> None:
@@ -265,3 +297,7 @@ class FleetOverview(QWidget):
     def hideEvent(self, event):
         self.timer.stop()
         super().hideEvent(event)
+
+
+def _clock(unix: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(unix))

@@ -1,33 +1,49 @@
-"""The sidebar: servers (with environment and live connection state) → their models (version,
-running / stopped / failed), and the audit log. Bundles can be dropped on a server."""
+"""The sidebar: servers grouped by environment (with live connection state, "not answering since"
+standing out) → their models (version, running / stopped / failed), and the audit log. Bundles can
+be dropped on a server; several servers or models can be selected for one action on all."""
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
+from PySide6.QtGui import QBrush, QColor, QFont, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView
 
-from app.store.servers import ServerConfig
+from app.formatting import natural_key
+from app.store.servers import LOCAL, ServerConfig
 
 from app.ui.icons import icon
+from app.ui.servers.fleet_filter import matches
 from app.ui.tasks import CONNECTED, CONNECTING, HOST_KEY, UNREACHABLE
 
-ROLE_KIND = Qt.ItemDataRole.UserRole + 1  # "server" | "model" | "audit"
+ROLE_KIND = Qt.ItemDataRole.UserRole + 1  # "server" | "group" | "model" | "audit" | "monitor"
 ROLE_SERVER = Qt.ItemDataRole.UserRole + 2
 ROLE_MODEL = Qt.ItemDataRole.UserRole + 3
 ROLE_DATA = Qt.ItemDataRole.UserRole + 4  # ServerConfig for servers, the status dict for models
+ROLE_GROUP = Qt.ItemDataRole.UserRole + 5  # the environment of a group row
 
+NOT_ANSWERING = "not answering"
 STATE_COLORS = {
     "running": "#2e7d32", CONNECTED: "#2e7d32", "stopped": "#757575", CONNECTING: "#757575",
-    "failed": "#c62828", UNREACHABLE: "#ef6c00", HOST_KEY: "#c62828",
+    "failed": "#c62828", UNREACHABLE: "#ef6c00", HOST_KEY: "#c62828", NOT_ANSWERING: "#c62828",
 }
 STATE_TEXT = {HOST_KEY: "host key problem"}
+STALLED_BACKGROUND = "#fde0dc"
+
+
+def environment_of(server: ServerConfig) -> str:
+    """The group a server is shown in ("" for `local` and servers with no environment: at the top)."""
+    return "" if server.name == LOCAL else (server.environment or "")
 
 
 class FleetModel(QStandardItemModel):
+    """Servers grouped by environment (a group row each, natural order: s2 before s10), their models
+    under them; `local` and servers with no environment at the top."""
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setHorizontalHeaderLabels(["Server / model", "State"])
         self.states: dict[str, tuple[str, str]] = {}
+        self.stalled: dict[str, float] = {}  # server -> unix time since which it does not answer
         audit = QStandardItem(icon("audit"), "Audit log")
         audit.setData("audit", ROLE_KIND)
         audit.setEditable(False)
@@ -35,50 +51,126 @@ class FleetModel(QStandardItemModel):
 
     # -- servers ---------------------------------------------------------------------------
     def set_servers(self, servers: list[ServerConfig]) -> None:
-        wanted = [s.name for s in servers]
+        wanted = {s.name: s for s in servers}
+        for item in self.server_items():  # gone, or moved to another group: made again below
+            name = item.data(ROLE_SERVER)
+            if name not in wanted or (item.parent().data(ROLE_GROUP) if item.parent() else "") \
+                    != environment_of(wanted[name]):
+                _parent(self, item).removeRow(item.row())
+        groups: dict[str, list[ServerConfig]] = {}
+        for server in servers:
+            groups.setdefault(environment_of(server), []).append(server)
         for row in reversed(range(self.rowCount())):
-            item = self.item(row)
-            if item.data(ROLE_KIND) == "server" and item.data(ROLE_SERVER) not in wanted:
+            if self.item(row).data(ROLE_KIND) == "group" and self.item(row).data(ROLE_GROUP) not in groups:
                 self.removeRow(row)
-        for pos, server in enumerate(servers):
-            item = self.server_item(server.name)
-            if item is None:
-                item = QStandardItem()
-                item.setEditable(False)
-                item.setData("server", ROLE_KIND)
-                item.setData(server.name, ROLE_SERVER)
-                item.setDropEnabled(True)
-                self.insertRow(pos, [item, _cell("")])
-            item.setData(server, ROLE_DATA)
-            label = server.name + (f"  [{server.environment}]" if server.environment and server.name != "local" else "")
-            item.setText(label)
-            item.setIcon(icon("computer" if server.kind == "local" else "server"))
-            item.setToolTip(server.describe())
-            self._paint_state(server.name)
+        root = self.invisibleRootItem()
+        top = sorted(groups.pop("", []), key=lambda s: (s.name != LOCAL, natural_key(s.name)))
+        for pos, server in enumerate(top):
+            self._place(root, pos, server)
+        for pos, env in enumerate(sorted(groups, key=natural_key), start=len(top)):
+            group = self.group_item(env)
+            if group is None:
+                group = QStandardItem(icon("server"), env)
+                group.setEditable(False)
+                group.setData("group", ROLE_KIND)
+                group.setData(env, ROLE_GROUP)
+                font = QFont()
+                font.setBold(True)
+                group.setFont(font)
+                root.insertRow(pos, [group, _cell("")])
+            elif group.row() != pos:
+                root.insertRow(pos, root.takeRow(group.row()))
+            for i, server in enumerate(sorted(groups[env], key=lambda s: natural_key(s.name))):
+                self._place(group, i, server)
+            self._paint_group(env)
 
-    def server_item(self, name: str) -> QStandardItem | None:
+    def _place(self, parent: QStandardItem, pos: int, server: ServerConfig) -> None:
+        item = self.server_item(server.name)
+        if item is None:
+            item = QStandardItem()
+            item.setEditable(False)
+            item.setData("server", ROLE_KIND)
+            item.setData(server.name, ROLE_SERVER)
+            item.setDropEnabled(True)
+            parent.insertRow(pos, [item, _cell("")])
+        elif item.row() != pos:
+            parent.insertRow(pos, parent.takeRow(item.row()))
+        item.setData(server, ROLE_DATA)
+        item.setText(server.name)  # its group names its environment
+        item.setIcon(icon("computer" if server.kind == "local" else "server"))
+        item.setToolTip(server.describe())
+        self._paint_state(server.name)
+
+    def server_items(self) -> list[QStandardItem]:
+        """Every server row, in the order shown."""
+        found = []
         for row in range(self.rowCount()):
             item = self.item(row)
-            if item.data(ROLE_KIND) == "server" and item.data(ROLE_SERVER) == name:
+            if item.data(ROLE_KIND) == "server":
+                found.append(item)
+            elif item.data(ROLE_KIND) == "group":
+                found.extend(item.child(r) for r in range(item.rowCount()))
+        return found
+
+    def server_item(self, name: str) -> QStandardItem | None:
+        return next((item for item in self.server_items() if item.data(ROLE_SERVER) == name), None)
+
+    def group_item(self, environment: str) -> QStandardItem | None:
+        for row in range(self.rowCount()):
+            item = self.item(row)
+            if item.data(ROLE_KIND) == "group" and item.data(ROLE_GROUP) == environment:
                 return item
         return None
 
     def server_names(self) -> list[str]:
-        return [self.item(r).data(ROLE_SERVER) for r in range(self.rowCount()) if self.item(r).data(ROLE_KIND) == "server"]
+        return [item.data(ROLE_SERVER) for item in self.server_items()]
 
     def set_state(self, server: str, state: str, detail: str = "") -> None:
         self.states[server] = (state, detail)
         self._paint_state(server)
+
+    def set_stalled(self, server: str, since: float) -> None:
+        """`since` (unix time): it has not answered a status call since then; 0: it answers again."""
+        if since:
+            self.stalled[server] = since
+        else:
+            self.stalled.pop(server, None)
+        self._paint_state(server)
+
+    def state_text(self, server: str) -> str:
+        if server in self.stalled:
+            return f"{NOT_ANSWERING} since {time.strftime('%H:%M:%S', time.localtime(self.stalled[server]))}"
+        state = self.states.get(server, ("", ""))[0]
+        return STATE_TEXT.get(state, state)
 
     def _paint_state(self, server: str) -> None:
         item = self.server_item(server)
         if item is None:
             return
         state, detail = self.states.get(server, ("", ""))
-        cell = self.item(item.row(), 1)
-        cell.setText(STATE_TEXT.get(state, state))
-        cell.setToolTip(detail)
-        cell.setForeground(QBrush(QColor(STATE_COLORS.get(state, "#757575"))))
+        cell = _parent(self, item).child(item.row(), 1)
+        cell.setText(self.state_text(server))
+        stalled = server in self.stalled
+        cell.setToolTip(f"{self.state_text(server)}: no answer to its status call; asked again with growing "
+                        "pauses (F5: now)." + (f"\n{detail}" if detail else "") if stalled else detail)
+        cell.setForeground(QBrush(QColor(STATE_COLORS.get(NOT_ANSWERING if stalled else state, "#757575"))))
+        font = QFont()
+        font.setBold(stalled)
+        cell.setFont(font)
+        for c in (item, cell):
+            c.setBackground(QBrush(QColor(STALLED_BACKGROUND)) if stalled else QBrush())
+        if item.parent() is not None:
+            self._paint_group(item.parent().data(ROLE_GROUP))
+
+    def _paint_group(self, environment: str) -> None:
+        group = self.group_item(environment)
+        if group is None:
+            return
+        names = [group.child(r).data(ROLE_SERVER) for r in range(group.rowCount())]
+        stalled = sum(1 for n in names if n in self.stalled)
+        cell = self.item(group.row(), 1)
+        cell.setText(f"{stalled} not answering" if stalled else f"{len(names)} server{'s' if len(names) != 1 else ''}")
+        cell.setForeground(QBrush(QColor(STATE_COLORS[NOT_ANSWERING] if stalled else "#757575")))
 
     # -- models ----------------------------------------------------------------------------
     def set_models(self, server: str, rows: list[dict]) -> None:
@@ -122,6 +214,10 @@ class FleetModel(QStandardItemModel):
         return ["text/uri-list"]
 
 
+def _parent(model: QStandardItemModel, item: QStandardItem) -> QStandardItem:
+    return item.parent() or model.invisibleRootItem()
+
+
 def _cell(text: str) -> QStandardItem:
     cell = QStandardItem(text)
     cell.setEditable(False)
@@ -142,13 +238,16 @@ class FleetView(QTreeView):
         self.setModel(model)
         self.setUniformRowHeights(True)
         self.setAnimated(True)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)  # Ctrl/Shift: several
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.filter_text = ""
         self.setAcceptDrops(True)
         self.setDropIndicatorShown(True)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
-        self.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        self.header().setStretchLastSection(False)
+        # names always whole; the state gets the rest ("not answering since …" is elided, its tooltip whole)
+        self.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        self.header().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.header().setStretchLastSection(True)
         self.selectionModel().currentChanged.connect(self._on_current)
         # a click on the row already current shows its page again (after the Monitor or the Audit
         # log was opened from the menu, the fleet's current row is unchanged)
@@ -168,6 +267,53 @@ class FleetView(QTreeView):
             self._on_current(item.index(), QModelIndex())
         else:
             self.setCurrentIndex(item.index())
+
+    # -- filter and multi-selection --------------------------------------------------------------
+    def set_filter(self, text: str) -> None:
+        """Show only the servers `text` matches (fleet_filter.py: name, glob, env:X); a group with none
+        is hidden; the audit log and monitor rows stay."""
+        self.filter_text = text.strip()
+        m: FleetModel = self.model()
+        root = m.invisibleRootItem().index()
+        for row in range(m.rowCount()):
+            item = m.item(row)
+            kind = item.data(ROLE_KIND)
+            if kind == "server":
+                self.setRowHidden(row, root, not self._shown(item))
+            elif kind == "group":
+                shown = [self._shown(item.child(r)) for r in range(item.rowCount())]
+                for r, ok in enumerate(shown):
+                    self.setRowHidden(r, item.index(), not ok)
+                self.setRowHidden(row, root, not any(shown))
+
+    def _shown(self, item: QStandardItem) -> bool:
+        server = item.data(ROLE_DATA)
+        return matches(self.filter_text, item.data(ROLE_SERVER) or "", environment_of(server) if server else "")
+
+    def visible_servers(self) -> list[str]:
+        m: FleetModel = self.model()
+        return [item.data(ROLE_SERVER) for item in m.server_items() if self._shown(item)]
+
+    def selected_servers(self) -> list[str]:
+        """The servers of the selected server rows (a group row: its servers the filter shows), in the
+        tree's order."""
+        m: FleetModel = self.model()
+        picked = set()
+        for index in self.selectionModel().selectedRows(0):
+            item = m.itemFromIndex(index)
+            if item.data(ROLE_KIND) == "server":
+                picked.add(item.data(ROLE_SERVER))
+            elif item.data(ROLE_KIND) == "group":
+                picked.update(item.child(r).data(ROLE_SERVER) for r in range(item.rowCount())
+                              if self._shown(item.child(r)))
+        return [name for name in m.server_names() if name in picked]
+
+    def selected_models(self) -> list[tuple[str, str]]:
+        """(server, model) of the selected model rows, in the tree's order."""
+        rows = [(i.data(ROLE_SERVER), i.data(ROLE_MODEL)) for i in self.selectionModel().selectedRows(0)
+                if i.data(ROLE_KIND) == "model"]
+        order = {name: n for n, name in enumerate(self.model().server_names())}
+        return sorted(rows, key=lambda r: (order.get(r[0], 0), natural_key(r[1])))
 
     def server_at(self, pos) -> str:
         index = self.indexAt(pos).siblingAtColumn(0)
