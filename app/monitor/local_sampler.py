@@ -68,7 +68,9 @@ class LocalSampler:
             path = os.path.dirname(path)
         du = psutil.disk_usage(path)
         rx = tx = 0
-        for nic, c in psutil.net_io_counters(pernic=True).items():
+        # nowrap=False: /proc/net/dev as it is, as the agent's sampler reads it (psutil's default adds a
+        # removed-then-recreated interface's old count, so the two disagreed after a veth came back)
+        for nic, c in psutil.net_io_counters(pernic=True, nowrap=False).items():
             if nic != "lo":
                 rx += c.bytes_recv
                 tx += c.bytes_sent
