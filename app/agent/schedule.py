@@ -15,7 +15,8 @@ a time (so `0 0 29 2 *` finds the next leap day by skipping months, not by scann
   the gap (03:00), and in a repeated hour only the first time. A "wildcard" job (`*/15 * * * *`,
   `0 * * * *`, `--every` under a day) runs at each wall-clock slot that exists: it skips the slots
   of a skipped hour and runs the repeated hour's slots again, so `--every 1h` keeps one run per
-  real hour across both changes (in a zone whose DST shift is a whole hour).
+  real hour across both changes (in a zone whose DST shift is a whole hour). cronie's 3-hour
+  limit (a bigger jump counts as a clock reset) does not apply: no zone shifts that much.
 """
 import bisect
 import datetime
@@ -151,7 +152,7 @@ class _Rule:
         days, second = divmod(local, 86400)
         minute = -(-second // 60)
         ordinal = _EPOCH + days
-        last = ordinal + HORIZON_DAYS
+        last = min(ordinal + HORIZON_DAYS, datetime.date.max.toordinal())
         i = bisect.bisect_left(self.minutes, minute)
         while ordinal < last:
             day = datetime.date.fromordinal(ordinal)

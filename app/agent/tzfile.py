@@ -66,7 +66,9 @@ class FixedZone:
 
 
 class ZoneinfoZone:
-    """A zoneinfo zone seen through offset_at / transition_after (changes found by probing)."""
+    """A zoneinfo zone seen through offset_at / transition_after: zoneinfo lists no transitions, so
+    they are found by probing every 6 hours, then bisecting. Two changes less than 6 hours apart
+    would be missed; tzdata has none from 1970 to 2100 (checked over every zone on Debian 12)."""
 
     def __init__(self, zone):
         self.zone = zone
@@ -139,7 +141,8 @@ class PosixRule:
 
     def _changes(self, ts):
         year = (datetime.date(1970, 1, 1) + datetime.timedelta(days=ts // 86400)).year
-        return self._year(year - 1) + self._year(year) + self._year(year + 1)
+        merged = dict(self._year(year - 1) + self._year(year) + self._year(year + 1) + self._year(year + 2))
+        return sorted(merged.items())  # a year's end and the next one's start may be one instant
 
     def offset_at(self, ts):
         offset = self.std
@@ -155,9 +158,11 @@ class PosixRule:
         x = ts
         while x < limit:
             for at, new in self._changes(x):
+                if at > x + 366 * 86400:
+                    break  # near the window's end a change may still be merged away: look again from there
                 if at > x and new != before:
                     return at if at <= limit else None
-            x += 300 * 86400  # the three years looked at reach at least this far past x
+            x += 300 * 86400
         return None
 
 
