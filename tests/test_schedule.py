@@ -1,7 +1,8 @@
 """Job schedules (app/agent/schedule.py, app/agent/tzfile.py).
 
-Oracles, not our own reading: croniter for cron next-times in UTC, zoneinfo for the TZif reader.
-DST is asserted explicitly, following cronie (src/cron.c: a fixed-time job skipped by a spring
+Oracles, not our own reading: croniter for cron next-times in UTC, zoneinfo (and glibc's answers)
+for the TZif reader, a transcription of cronie's main loop for DST changes. DST is also asserted
+explicitly, following cronie (src/cron.c: a fixed-time job skipped by a spring
 gap runs once as the gap ends; in a repeated hour only wildcard jobs run again). Where croniter
 differs from cronie it is said below and cronie's answer is asserted.
 """
@@ -171,6 +172,62 @@ def test_lord_howe_half_hour_dst():
     wild = parse_schedule(cron="*/15 1 * * *", tz="Australia/Lord_Howe")  # 01:30-02:00 happens twice
     assert [t.strftime("%H:%M") for t in runs(wild, utc(2026, 4, 4), utc(2026, 4, 5, 12))] == [
         "14:00", "14:15", "14:30", "14:45", "15:00", "15:15"]  # 01:00-01:45 +11:00, then 01:30, 01:45 again
+
+
+def _cronie_runs(expr, tz, start, end):
+    """Instants where cronie would run `expr` from `start` to `end`: its main loop (cron.c,
+    minute by minute on a virtual clock of local minutes: timeDiff 1 runs the minute; a jump
+    forward of 6-180 runs wildcard jobs for the new minute and fixed-time jobs for each skipped
+    one; a jump back of up to 180 runs only wildcard jobs until the clock has caught up). Which
+    wall-clock minutes match comes from croniter (no time zone: plain wall-clock minutes)."""
+    zone = zoneinfo.ZoneInfo(tz)
+    wildcard = expr.split()[0].startswith("*") or expr.split()[1].startswith("*")
+
+    def local_minute(ts):
+        return (ts + int(datetime.fromtimestamp(ts, zone).utcoffset().total_seconds())) // 60
+
+    first, last = local_minute(start) - 240, local_minute(end) + 240
+    it = croniter(expr, datetime(1970, 1, 1) + timedelta(minutes=first - 1))
+    matching = set()
+    while True:
+        m = int((it.get_next(datetime) - datetime(1970, 1, 1)).total_seconds()) // 60
+        if m > last:
+            break
+        matching.add(m)
+    fired, virtual = [], local_minute(start)
+    for ts in range(start + 60, end + 1, 60):
+        running = local_minute(ts)
+        diff = running - virtual
+        if diff == 1:
+            virtual, fire = running, running in matching
+        elif 5 < diff <= 180:
+            fire = (wildcard and running in matching) or (
+                not wildcard and any(v in matching for v in range(virtual + 1, running + 1)))
+            virtual = running
+        elif -180 < diff <= 0:
+            fire = wildcard and running in matching
+        else:
+            raise AssertionError("no such jump in these tests: %d minutes" % diff)
+        if fire:
+            fired.append(datetime.fromtimestamp(ts, UTC))
+    return fired
+
+
+TRANSITIONS = [("Europe/Vienna", utc(2026, 3, 29, 1)), ("Europe/Vienna", utc(2026, 10, 25, 1)),
+               ("America/New_York", utc(2026, 3, 8, 7)), ("America/New_York", utc(2026, 11, 1, 6)),
+               ("Australia/Lord_Howe", utc(2026, 4, 4, 15)), ("Australia/Lord_Howe", utc(2026, 10, 3, 15, 30))]
+
+
+def test_dst_changes_match_a_transcription_of_cronies_main_loop():
+    r = random.Random(25)
+    for _ in range(60):
+        hours = r.choice(["*", "1-3", "0-4/2", "2", "1,2,3", "*/2", "2-3", "0-23/3"])
+        minutes = r.choice(["*", "*/15", "0", "30", "15,45", "0-59/7", "5-50/20", "59", "29,31"])
+        expr = "%s %s * * *" % (minutes, hours)
+        for tz, change in r.sample(TRANSITIONS, 2):
+            a, b = change - timedelta(hours=5), change + timedelta(hours=5)
+            assert runs(parse_schedule(cron=expr, tz=tz), a, b) == _cronie_runs(expr, tz, int(a.timestamp()),
+                                                                                  int(b.timestamp())), (expr, tz)
 
 
 def test_wildcard_jobs_skip_the_gap_and_repeat_the_repeated_hour_so_they_keep_real_time():
