@@ -134,6 +134,10 @@ def test_strictly_after_and_seconds_are_ignored():
     assert s.next_after(utc(2026, 1, 1, 0, 9, 59, 999999)) == utc(2026, 1, 1, 0, 10)
     assert s.next_after(local("Asia/Kolkata", 2026, 1, 1, 5, 40)) == utc(2026, 1, 1, 0, 20)
     assert s.next_after(utc(2026, 1, 1)).tzinfo == UTC
+    lmt = parse_schedule(cron="0 12 * * *", tz="Europe/Vienna")  # 1890: local mean time, +01:05:21
+    noon = local("Europe/Vienna", 1890, 1, 1, 12)
+    assert noon.second == 39 and lmt.next_after(noon - timedelta(seconds=10)) == noon
+    assert lmt.next_after(noon) == local("Europe/Vienna", 1890, 1, 2, 12)
 
 
 # --- DST -----------------------------------------------------------------------------------------

@@ -103,9 +103,9 @@ class Schedule:
         return "<Schedule %s>" % self.describe()
 
     def _next(self, ts):
-        """Walk the stretches of constant offset from the minute after `ts` (all whole seconds)."""
+        """Walk the stretches of constant offset from the second after `ts` (all whole seconds)."""
         zone, rule = self.zone, self.rule
-        at = ts - ts % 60 + 60
+        at = ts + 1  # not the next UTC minute: an old offset with seconds puts local minutes between
         start = None  # the transition that began the current stretch, when recent enough to matter
         x = at - FOLD_MAX
         while True:
