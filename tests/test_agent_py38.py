@@ -76,3 +76,21 @@ def test_deploy_predict_and_rollback_with_a_python38_server(tmp_path):
         assert "3.8." in venv_cfg
     finally:
         stop_all(root)
+
+
+@pytest.mark.skipif(_python38() is None, reason="no Python 3.8 interpreter on this machine (pyenv 3.8 has one)")
+def test_every_agent_module_imports_under_a_real_python38(tmp_path):
+    """The grammar check above misses what only fails when a module runs: a 3.9+ module imported
+    unguarded (zoneinfo, graphlib), `X | None` in an annotation evaluated at definition time."""
+    import shutil
+    import subprocess
+
+    shutil.copytree(AGENT, tmp_path / "berth_agent", ignore=shutil.ignore_patterns("__pycache__"))
+    names = sorted(p.stem for p in AGENT.glob("*.py") if p.stem not in ("__init__", "__main__"))
+    code = ("import importlib, sys\nsys.path.insert(0, sys.argv.pop(1))\nbad = []\nfor n in sys.argv[1:]:\n    try:\n"
+            "        importlib.import_module('berth_agent.' + n)\n    except Exception as e:\n"
+            "        bad.append('%s: %s: %s' % (n, type(e).__name__, e))\nprint('\\n'.join(bad))\n"
+            "sys.exit(1 if bad else 0)\n")
+    r = subprocess.run([_python38(), "-I", "-B", "-c", code, str(tmp_path), *names], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(names) > 30
