@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 16
+IDLE_S = 5.0  # the thread ends once it has watched nothing for this long
 
 
 class _Source:
@@ -46,24 +47,25 @@ def _pipe_reader(fd: int) -> Callable[[], bytes | None]:
 def selectable(lines) -> tuple[int, Callable[[], bytes | None], Callable[[], None]] | None:
     """(fileno to wait on, read, release) for a session's stdout, or None (not selectable here).
 
-    A Channel's fileno() is a pipe paramiko closes in Channel.close(): the selector waits on a
-    dup of it, so a closed channel cannot leave a dead (or reused) number behind; the dup is
-    only waited on, never read (paramiko's set/clear of its pipe stay its own)."""
+    The selector waits on a dup: the owner may close its file (Channel.close() closes paramiko's
+    pipe, a subprocess's abort its stdout) before the end is read here, and a closed (or reused)
+    number must not stay behind. A Channel's dup is only waited on, never read (paramiko's
+    set/clear of its pipe stay its own)."""
     channel = getattr(lines, "channel", None)  # paramiko's ChannelFile: read the Channel itself
     if channel is not None and hasattr(channel, "recv_ready"):
         fd = os.dup(channel.fileno())
         return fd, _channel_reader(channel), lambda: os.close(fd)
     if sys.platform != "win32" and hasattr(lines, "fileno"):  # a subprocess pipe nobody read from yet
         try:
-            fd = lines.fileno()
+            fd = os.dup(lines.fileno())  # its owner may close it before the end is read here
         except (OSError, ValueError):
             return None
-        return fd, _pipe_reader(fd), lambda: None
+        return fd, _pipe_reader(fd), lambda: os.close(fd)
     return None
 
 
 class SessionReader:
-    """The process's one selector thread, started with the first session."""
+    """The process's one selector thread, started with the first session (or stream)."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -75,16 +77,16 @@ class SessionReader:
         self._pending: list[_Source] = []
         self._thread: threading.Thread | None = None
 
-    def add(self, server: str, lines, on_line: Callable[[bytes], None], on_end: Callable[[], None]) -> None:
+    def add(self, name: str, lines, on_line: Callable[[bytes], None], on_end: Callable[[], None]) -> None:
         """Read `lines` from now on; `on_line(raw)` per line, `on_end()` once after the last."""
         found = selectable(lines)
         if found is None:
             threading.Thread(target=_read_blocking, args=(lines, on_line, on_end),
-                             name=f"berth-session-{server}", daemon=True).start()
+                             name=f"berth-session-{name}", daemon=True).start()
             return
         with self._lock:
             self._pending.append(_Source(*found, on_line, on_end))
-            if self._thread is None or not self._thread.is_alive():
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="berth-sessions", daemon=True)
                 self._thread.start()
         self._wake()
@@ -109,7 +111,13 @@ class SessionReader:
                 except (OSError, ValueError):  # closed before it got here
                     source.release()
                     _end(source)
-            for key, _mask in self._selector.select():
+            ready = self._selector.select(IDLE_S)
+            if not ready:
+                with self._lock:  # nothing to read for a while: end (the next add() starts it again)
+                    if not self._pending and len(self._selector.get_map()) == 1:
+                        self._thread = None
+                        return
+            for key, _mask in ready:
                 if key.data is None:
                     try:
                         while self._wake_r.recv(4096):
