@@ -53,6 +53,7 @@ class Timers:
         return handle
 
     def _run(self) -> None:
+        mark_stream_thread()
         idle_since = time.monotonic()
         while True:
             with self._cond:
@@ -95,6 +96,7 @@ class Pool:
             threading.Thread(target=self._work, name=f"berth-streams-{next(self._names)}", daemon=True).start()
 
     def _work(self) -> None:
+        mark_stream_thread()
         while True:
             with self._lock:
                 self._idle += 1
@@ -127,8 +129,15 @@ TIMERS = Timers()
 POOL = Pool(POOL_SIZE)
 
 
+_marks = threading.local()
+
+
+def mark_stream_thread() -> None:
+    """This thread runs streams' steps or callbacks (the pool, the timer, a stream's own thread)."""
+    _marks.stream = True
+
+
 def on_stream_thread() -> bool:
-    """Is this the pool, the timer, the session reader or a stream's own thread (where stop() must
-    not wait for itself)?"""
-    name = threading.current_thread().name
-    return name.startswith(("berth-streams", "berth-monitor")) or name == "berth-sessions"
+    """Is this a thread that runs streams' steps, or the session reader (app/remote/session_reader.py)
+    whose callbacks they are? There, stop() must not wait for the very steps it would block."""
+    return getattr(_marks, "stream", False) or threading.current_thread().name == "berth-sessions"

@@ -1,11 +1,15 @@
-"""One thread per server that keeps samples coming from a SampleSource (app/monitor/sources.py: the
-agent's `sample` command over the server's connection, or LocalSampler for `local`); reconnects
-with backoff when the stream breaks.
+"""Keeps samples coming from a SampleSource (app/monitor/sources.py: the agent's `sample` command
+over the server's connection, or LocalSampler for `local`); reconnects with backoff when the
+stream breaks. No thread per server (issue 23): the agent's samples are pushed by the process's
+one session reader (app/remote/session_reader.py), every wait is a timer on one thread and the
+blocking steps (connect, start `sample`, close) run on a small bounded pool
+(app/monitor/scheduler.py). Only a source that can just be iterated (LocalSampler: one `local`)
+gets a thread of its own.
 
     s = SampleStream("box", open_source("box"), 1.0, on_sample, on_state).start()
     ...
     s.set_interval(5.0)   # restarts the agent command on the same connection
-    s.stop()              # closes the stream (on the server too) and joins the thread
+    s.stop()              # closes the stream (on the server too) and waits until it stopped
 
 `start_delay` (s) holds the first connection back: the console spreads a fleet's streams over the
 first seconds instead of N logins and N samplers at once.
@@ -13,12 +17,14 @@ first seconds instead of N logins and N samplers at once.
 `on_sample(sample)` gets every sample with "server" added; `on_state(server, state, detail)` gets
 "live" (samples flow), "reconnecting" (the stream broke or could not open; detail says why; the
 next attempt follows after 1, 2, 4 ... 30 s, reset by a sample) and "stopped". `on_gap(server, ts)`,
-when given, is told where each break happened (History.gap). All callbacks run on the stream's
-thread: hand them over (a queue, a queued Qt signal), never touch a widget from them.
+when given, is told where each break happened (History.gap). All callbacks run on a shared
+thread (the reader, the pool): hand them over quickly (a queue, a queued Qt signal), never block
+in them and never touch a widget from them.
 
 A stream that stays silent for stall_s (3 intervals, at least interval + 15 s: a suspended laptop,
 a dead TCP connection nobody reset) counts as broken. Every wait goes through `clock`
-(app/monitor/clock.py), so a test can drive the backoff without sleeping. No Qt here.
+(app/monitor/clock.py): on the real clock a timer, on a test's clock its wait, so a test can
+drive the backoff without sleeping. No Qt here.
 """
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ from collections.abc import Callable
 
 from app.agent.intervals import MAX_INTERVAL, MIN_INTERVAL
 from app.monitor.clock import REAL_CLOCK, Clock
-from app.monitor.scheduler import POOL, TIMERS, on_stream_thread
+from app.monitor.scheduler import POOL, TIMERS, mark_stream_thread, on_stream_thread
 from app.monitor.sources import SampleSource, open_source
 
 __all__ = ["BACKOFF_MAX", "BACKOFF_START", "SampleStream", "check_interval", "open_source"]
@@ -192,6 +198,7 @@ class SampleStream:
         start(lambda sample: self._pushed(gen, sample), lambda: POOL.submit(self._ended, samples, gen))
 
     def _iterate(self, samples, gen: int) -> None:
+        mark_stream_thread()
         error = None
         try:
             for sample in samples:

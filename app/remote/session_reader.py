@@ -1,10 +1,12 @@
 """One thread reads every agent session of the process (issue 23: threads must not grow per server).
 
-A selector waits on each session's stdout (a paramiko Channel's fileno(), or a subprocess pipe on
-POSIX), reads what is there, splits it into lines and hands each line to the session's `on_line`;
+A selector waits on each session's stdout (a paramiko Channel's fileno(), or a subprocess pipe),
+reads what is there, splits it into lines and hands each line to the session's `on_line`;
 `on_end` once its output ended. Callbacks run on this thread: they must be quick and never block
-(AgentSession only puts events on queues). What cannot be selected on (a pipe on Windows, any
-other iterable) gets a thread of its own, as before.
+(AgentSession only puts events on queues; a sample stream hands its end to the monitor's pool).
+The agent's `sample` streams (app/remote/agent_stream.py) are read here too. What cannot be
+selected on (anything on Windows, any other iterable) gets a thread of its own, as before. The
+thread ends after IDLE_S with nothing to watch; the next add() starts it again.
 """
 from __future__ import annotations
 
@@ -51,11 +53,13 @@ def selectable(lines) -> tuple[int, Callable[[], bytes | None], Callable[[], Non
     pipe, a subprocess's abort its stdout) before the end is read here, and a closed (or reused)
     number must not stay behind. A Channel's dup is only waited on, never read (paramiko's
     set/clear of its pipe stay its own)."""
+    if sys.platform == "win32":  # select() there takes sockets only, os.dup() no socket handles
+        return None
     channel = getattr(lines, "channel", None)  # paramiko's ChannelFile: read the Channel itself
     if channel is not None and hasattr(channel, "recv_ready"):
         fd = os.dup(channel.fileno())
         return fd, _channel_reader(channel), lambda: os.close(fd)
-    if sys.platform != "win32" and hasattr(lines, "fileno"):  # a subprocess pipe nobody read from yet
+    if hasattr(lines, "fileno"):  # a subprocess pipe nobody read from yet
         try:
             fd = os.dup(lines.fileno())  # its owner may close it before the end is read here
         except (OSError, ValueError):
@@ -69,13 +73,11 @@ class SessionReader:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._selector = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = socket.socketpair()  # add() wakes the select
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._pending: list[_Source] = []
         self._thread: threading.Thread | None = None
+        # the selector and the socket pair that wakes it (add()) exist while the thread runs
+        self._selector: selectors.BaseSelector | None = None
+        self._wake_r = self._wake_w = None
 
     def add(self, name: str, lines, on_line: Callable[[bytes], None], on_end: Callable[[], None]) -> None:
         """Read `lines` from now on; `on_line(raw)` per line, `on_end()` once after the last."""
@@ -87,15 +89,24 @@ class SessionReader:
         with self._lock:
             self._pending.append(_Source(*found, on_line, on_end))
             if self._thread is None:
+                self._selector = selectors.DefaultSelector()
+                self._wake_r, self._wake_w = socket.socketpair()
+                self._wake_r.setblocking(False)
+                self._wake_w.setblocking(False)
+                self._selector.register(self._wake_r, selectors.EVENT_READ, None)
                 self._thread = threading.Thread(target=self._run, name="berth-sessions", daemon=True)
                 self._thread.start()
-        self._wake()
+            else:
+                self._wake()
 
     def watched(self) -> int:
         """How many outputs the selector waits on (tests)."""
-        return len(self._selector.get_map()) - 1 + len(self._pending)
+        with self._lock:
+            selector = self._selector
+            return len(self._pending) + (len(selector.get_map()) - 1 if selector is not None else 0)
 
     def _wake(self) -> None:
+        """(the lock is held)"""
         try:
             self._wake_w.send(b"x")
         except (BlockingIOError, OSError):
@@ -115,6 +126,10 @@ class SessionReader:
             if not ready:
                 with self._lock:  # nothing to read for a while: end (the next add() starts it again)
                     if not self._pending and len(self._selector.get_map()) == 1:
+                        self._selector.close()
+                        self._wake_r.close()
+                        self._wake_w.close()
+                        self._selector = self._wake_r = self._wake_w = None
                         self._thread = None
                         return
             for key, _mask in ready:
