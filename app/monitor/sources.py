@@ -4,6 +4,7 @@ every kind of server instead of guessing what it was given:
     source = opener()                         # on the stream's thread, at each (re)connection
     samples = source.open(interval, stall_s)  # an iterable of samples (dicts, docs/monitoring.md)
     for sample in samples: ...                # ends when samples.close() is called (any thread)
+    samples.start(on_sample, on_end)          # or, where it can: pushed, no thread (then outcome())
     source.close()                            # lets go of the sampler / the connection
 
 `open` may be called again on the same source for a new interval (the SSH connection stays). A
@@ -93,6 +94,17 @@ class _AgentSamples:
         for event in self.stream:
             if event.get("event") == "sample":
                 yield {k: v for k, v in event.items() if k != "event"}
+
+    def start(self, on_sample, on_end) -> None:
+        """Pushed instead of iterated (no thread of its own): `on_sample(sample)` and then
+        `on_end()` from the process's session reader; `outcome()` afterwards raises if it broke."""
+        def on_event(event: dict) -> None:
+            if event.get("event") == "sample":
+                on_sample({k: v for k, v in event.items() if k != "event"})
+        self.stream.follow(on_event, on_end)
+
+    def outcome(self) -> None:
+        self.stream.outcome()
 
     def close(self) -> None:
         self.stream.close()  # ends the command on the server too

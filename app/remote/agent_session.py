@@ -1,6 +1,7 @@
 """The desktop's end of `agent.py session` (app/agent/session.py): one agent process per connection,
-shared by every thread using the Transport. A request is one JSON line; the reader thread hands
-each event to the queue of the request it names, so answers never mix."""
+shared by every thread using the Transport. A request is one JSON line; the process's one session
+reader (app/remote/session_reader.py) hands each event to the queue of the request it names, so
+answers never mix."""
 from __future__ import annotations
 
 import itertools
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import RemoteError
+from .session_reader import READER
 
 START_TIMEOUT = 30.0  # the login shell, the interpreter and the bootstrap's hashing, once per connection
 _DEAD = object()
@@ -46,8 +48,8 @@ class AgentSession:
         self.pid: int | None = None
         self.exit: tuple[int, str] = (-1, "")  # (exit code, stderr) once it ended
         self._first: queue.Queue = queue.Queue()
-        self._reader = threading.Thread(target=self._read, name=f"berth-session-{server}", daemon=True)
-        self._reader.start()
+        self._started = False
+        READER.add(server, io.lines, self._on_line, self._on_end)  # one thread reads every session
         try:
             first = self._first.get(timeout=start_timeout)
         except queue.Empty:
@@ -63,33 +65,37 @@ class AgentSession:
             raise RemoteError(first.get("message", "the agent failed"), first.get("code", "failed"), extra)
         self.pid = first.get("pid")
 
-    def _read(self):
-        started = False
+    def _on_line(self, raw: bytes) -> None:
+        """One line of the agent's stdout (on the shared reader's thread: quick, never blocks)."""
         try:
-            for raw in self._io.lines:
-                try:
-                    event = json.loads(raw)
-                except ValueError:
-                    continue
-                if not isinstance(event, dict):
-                    continue
-                if not started:
-                    started = True
-                    self._first.put(event)
-                    continue
-                with self._lock:
-                    q = self._waiting.get(event.get("id"))
-                if q is not None:
-                    q.put(event)
-        except (OSError, EOFError, ValueError):
-            pass
+            event = json.loads(raw)
+        except ValueError:
+            return
+        if not isinstance(event, dict):
+            return
+        if not self._started:
+            self._started = True
+            self._first.put(event)
+            return
+        with self._lock:
+            q = self._waiting.get(event.get("id"))
+        if q is not None:
+            q.put(event)
+
+    def _on_end(self) -> None:
+        """Its stdout ended: every waiting request learns it now; reaping the process (which may
+        take a moment over SSH: the exit status follows the end of output) has a thread of its
+        own for that moment, so the shared reader never waits on one session."""
         with self._lock:
             self.dead = True
             waiting = list(self._waiting.values())
         for q in waiting:
             q.put(_DEAD)
-        self.exit = self._finish()  # reap it
-        if not started:
+        threading.Thread(target=self._reap, name=f"berth-session-end-{self.server}", daemon=True).start()
+
+    def _reap(self) -> None:
+        self.exit = self._finish()
+        if not self._started:
             self._first.put(_DEAD)
 
     def call(self, command: str, request: bytes, on_event, timeout: float = 0) -> dict:

@@ -16,6 +16,7 @@ from app.store.activity import Activity
 from . import agent_install
 from .activity import by_hand, summarize
 from .agent_session import AgentSession, Interactive, SessionDied, ended_during
+from .agent_stream import AgentStream, events as _events
 from .agent_session import no_answer as _no_answer
 from .errors import RemoteError
 
@@ -316,77 +317,6 @@ def send_one(transport: Transport, job: SendJob, on_bytes: Callable[[int], None]
                 raise SendStopped(f"sending {job.local.name} stopped")
             dst.write(chunk)
             on_bytes(len(chunk))
-
-
-def _events(lines):
-    """The agent's JSON lines as dicts (anything else on stdout is skipped)."""
-    for raw in lines:
-        try:
-            yield json.loads(raw)
-        except ValueError:
-            continue
-
-
-class AgentStream:
-    """The events of one running agent command, in order. Iterating ends at its last line; an error
-    line raises RemoteError; a cut connection raises RemoteError("connection_lost")."""
-
-    def __init__(self, server: str, command: str, lines, wait, abort):
-        self.server, self.command = server, command
-        self._lines, self._wait, self._abort = lines, wait, abort
-        self.result: dict | None = None
-        self.closed = False
-
-    def __iter__(self):
-        final = None
-        try:
-            for event in _events(self._lines):
-                if event.get("event") in ("result", "error"):
-                    final = event
-                    break
-                yield event
-        except (OSError, EOFError, ValueError) as e:
-            if self.closed:
-                return
-            raise RemoteError(f"{self.server}: {self.command} was cut off: {e}", "connection_lost") from None
-        if self.closed:
-            return
-        if final is None:
-            code, stderr = self._finish()
-            raise RemoteError(f"{self.server}: {self.command} stopped: " + _no_answer(code, stderr), "connection_lost")
-        self._finish()
-        if final["event"] == "error":
-            extra = {k: v for k, v in final.items() if k not in ("event", "message", "code")}
-            raise RemoteError(final.get("message", "the agent failed"), final.get("code", "failed"), extra)
-        self.result = final.get("result")
-
-    def _finish(self) -> tuple[int, str]:
-        try:
-            return self._wait()
-        except (OSError, EOFError):
-            return -1, ""
-
-    def set_read_timeout(self, seconds: float) -> None:
-        """A silent server (suspended laptop, dead TCP) must not block the reader for ever: a read
-        waiting longer raises, and iterating reports connection_lost. Over SSH only: a local
-        agent is our own child process."""
-        channel = getattr(self._lines, "channel", None)  # paramiko's ChannelFile
-        if channel is not None:
-            channel.settimeout(seconds)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            try:
-                self._abort()
-            except (OSError, EOFError):
-                pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def http_exchange(conn, method: str, path: str, body: bytes | None) -> tuple[int, dict, bytes]:

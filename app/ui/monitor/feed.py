@@ -1,9 +1,10 @@
-"""Live monitoring data for the console: one SampleStream per server (app/monitor/stream.py, a thread
-each), delivered on the GUI thread, kept in a MonitorBuffer (the live window), and written to History
-(SQLite) by ONE writer thread, never the GUI thread.
+"""Live monitoring data for the console: one SampleStream per server (app/monitor/stream.py: no
+thread each; samples come from the process's one session reader), delivered on the GUI thread,
+kept in a MonitorBuffer (the live window), and written to History (SQLite) by ONE writer thread,
+never the GUI thread.
 
-    stream threads ──queued signal──▶ GUI thread: buffer.add, sampled(server, sample)
-                   └──queue──▶ writer thread: History.add / History.gap
+    stream callbacks ──queued signal──▶ GUI thread: buffer.add, sampled(server, sample)
+                     └──queue──▶ writer thread: History.add / History.gap
 
 At start the writer first reads the last 5 minutes of every server from History into the buffer
 (`preloaded`), so after a restart the live view shows them at once instead of an empty graph.
