@@ -56,7 +56,8 @@ def _once(ws, names: list[str], args) -> int:
 
 
 def _live(names: list[str], args) -> int:
-    """Samples come from one stream thread per server; this thread alone prints, in arrival order."""
+    """Samples come from every server's stream (on the shared reader and timer threads); this thread
+    alone prints, in arrival order."""
     import queue
 
     from app.monitor.live import LiveBoard
