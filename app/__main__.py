@@ -18,6 +18,9 @@ def has_display(environ=None) -> bool:
 
 def main(argv=None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    from app.remote.fdlimit import raise_open_files_limit
+
+    raise_open_files_limit()  # a console or a --parallel CLI with many servers
     if not args:
         if not has_display():
             print(NO_DESKTOP, file=sys.stderr)
