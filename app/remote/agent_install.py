@@ -22,35 +22,17 @@ runpy.run_module("berth_agent", run_name="__main__", alter_sys=True)
 AGENT_MODIFIED = "agent_modified"
 DIR_MODE, FILE_MODE = 0o700, 0o600
 
-# argv: <folder>/agent.py (for people and `ps`: the launcher's path), the expected sha256, the command
-BOOTSTRAP = """\
-import hashlib, json, os, runpy, stat, sys
+SELFCHECK = (AGENT_SOURCE / "selfcheck.py").read_text()  # the rules, from this computer's copy
+# argv: <folder>/agent.py (for people and `ps`: the launcher's path), the expected sha256, the command.
+# The rules are selfcheck.py's own (the session applies them again before each request), sent in
+# the command line with the rest: nothing of the server's copy runs before it passed.
+BOOTSTRAP = SELFCHECK + """
+import json, runpy, sys
 os.umask(0o077)
 launcher, want = sys.argv[1], sys.argv[2]
 d = os.path.dirname(launcher)
-pkg = os.path.join(d, "berth_agent")
-h, bad = hashlib.sha256(), []
-def unsafe(p, kind):
-    st = os.lstat(p)
-    return not kind(st.st_mode) or st.st_mode & 0o022 or st.st_uid != os.getuid()
-try:
-    for p in (d, pkg):
-        if unsafe(p, stat.S_ISDIR): bad.append(p)
-    # d is first on sys.path (and the runners' PYTHONPATH): any other file there shadows a module
-    bad.extend(os.path.join(d, n) for n in os.listdir(d) if n not in ("agent.py", "berth_agent"))
-    for n in sorted(os.listdir(pkg)):
-        f = os.path.join(pkg, n)
-        if n == "__pycache__":  # bytecode is not hashed and runs instead of its source: none may exist
-            if unsafe(f, stat.S_ISDIR): bad.append(f)
-            bad.extend(os.path.join(f, c) for c in os.listdir(f))
-        elif n.endswith(".py") and not unsafe(f, stat.S_ISREG):
-            with open(f, "rb") as fh:
-                h.update(n.encode() + b"\\0" + fh.read())
-        else:
-            bad.append(f)
-except OSError as e:
-    bad.append(str(e))
-if bad or h.hexdigest() != want:
+digest, bad = state(os.path.join(d, "berth_agent"))
+if bad or digest != want:
     why = "writable by others, or not its files: %s" % ", ".join(bad[:3]) if bad else "its content changed"
     sys.stdout.write(json.dumps({"event": "error", "code": "agent_modified", "paths": bad[:20],
                                  "message": "the Berth agent at %s was modified (%s)" % (d, why)}) + "\\n")

@@ -22,18 +22,17 @@ class LocalTransport(Transport):
         super().__init__(root)
         self.python = python or sys.executable
 
-    def _exec(self, argv, stdin):
+    def _start(self, argv):
+        """The process, with its stderr collected on a thread; wait() -> (exit code, stderr)."""
         argv = [self.python if argv[0] == "python3" else argv[0], *argv[1:]]
         # what the agent and its pip need of the operator's environment (the agent's own allow-list
         # for pip): not tokens, cloud keys or SSH_AUTH_SOCK
-        env = pip_environment(os.environ)
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=env, cwd=self.abs_root if os.path.isdir(self.abs_root) else None)
+                                env=pip_environment(os.environ),
+                                cwd=self.abs_root if os.path.isdir(self.abs_root) else None)
         errors: list[bytes] = []
         reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
         reader.start()
-        proc.stdin.write(stdin)
-        proc.stdin.close()
 
         def wait():
             code = proc.wait()
@@ -41,6 +40,13 @@ class LocalTransport(Transport):
             proc.stdout.close()
             proc.stderr.close()
             return code, b"".join(errors).decode("utf-8", "replace")
+
+        return proc, reader, wait
+
+    def _exec(self, argv, stdin):
+        proc, reader, wait = self._start(argv)
+        proc.stdin.write(stdin)
+        proc.stdin.close()
 
         def abort():
             if proc.poll() is None:
@@ -56,24 +62,11 @@ class LocalTransport(Transport):
         """The agent session on this computer (used when `use_session` is set: see use_session)."""
         from .agent_session import Interactive
 
-        argv = [self.python if argv[0] == "python3" else argv[0], *argv[1:]]
-        cwd = self.abs_root if os.path.isdir(self.abs_root) else None
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=pip_environment(os.environ), cwd=cwd)
-        errors: list[bytes] = []
-        reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
-        reader.start()
+        proc, _reader, wait = self._start(argv)
 
         def write(data):
             proc.stdin.write(data)
             proc.stdin.flush()
-
-        def wait():
-            code = proc.wait()
-            reader.join()
-            proc.stdout.close()
-            proc.stderr.close()
-            return code, b"".join(errors).decode("utf-8", "replace")
 
         def abort():
             if proc.poll() is None:
