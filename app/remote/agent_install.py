@@ -22,7 +22,21 @@ runpy.run_module("berth_agent", run_name="__main__", alter_sys=True)
 AGENT_MODIFIED = "agent_modified"
 DIR_MODE, FILE_MODE = 0o700, 0o600
 
-SELFCHECK = (AGENT_SOURCE / "selfcheck.py").read_text()  # the rules, from this computer's copy
+
+
+def _code_of(source: str) -> str:
+    """The module's code without its docstring (the command line is shown to people, by hand)."""
+    import ast
+
+    first = ast.parse(source).body[0]
+    lines = source.splitlines(keepends=True)
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        lines = lines[first.end_lineno:]
+    return "".join(lines).lstrip("\n")
+
+
+# the rules (its functions, not the session's class), from this computer's copy
+SELFCHECK = _code_of((AGENT_SOURCE / "selfcheck.py").read_text()).split("\nclass SelfCheck")[0]
 # argv: <folder>/agent.py (for people and `ps`: the launcher's path), the expected sha256, the command.
 # The rules are selfcheck.py's own (the session applies them again before each request), sent in
 # the command line with the rest: nothing of the server's copy runs before it passed.
