@@ -109,7 +109,8 @@ def test_names_are_unique_per_server_and_changes_are_journalled(deployed, tmp_pa
     assert call(deployed, "job_pause", name="hourly")[0]["job"]["paused"] is True
     assert call(deployed, "job_list")[0]["jobs"][0]["next_run"] is None
     assert call(deployed, "job_resume", name="hourly")[0]["job"]["paused"] is False
-    assert call(deployed, "job_remove", name="hourly")[0] == {"removed": "hourly"}
+    removed = call(deployed, "job_remove", name="hourly")[0]
+    assert removed["removed"] == "hourly" and removed["detail"].startswith("job hourly: removed")
     _r, error, _ = call(deployed, "job_pause", name="hourly")
     assert error["code"] == "no_job" and "there is no job hourly on this server" in error["message"]
     jobs = [a for a in journal_actions(deployed) if a[0].startswith("job.")]

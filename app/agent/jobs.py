@@ -31,10 +31,12 @@ def _changed(ctx, req, action, name, model, fn):
         try:
             result = fn(root)
         except BaseException as e:
-            journal.append(root, action, "failed", ctx.actor, ids.get("outcome"), detail=str(e) or type(e).__name__,
+            journal.append(root, action, "failed", ctx.actor, ids.get("outcome"),
+                           detail="job %s: %s" % (name, str(e) or type(e).__name__),
                            **base)
             raise
-        journal.append(root, action, "ok", ctx.actor, ids.get("outcome"), detail=result.pop("_detail", ""), **base)
+        result["detail"] = "job %s: %s" % (name, result.get("detail", ""))
+        journal.append(root, action, "ok", ctx.actor, ids.get("outcome"), detail=result["detail"], **base)
     return result
 
 
@@ -102,7 +104,7 @@ def job_add(ctx, req):
         os.makedirs(os.path.join(incoming, "runs"))
         write_json_atomic(os.path.join(incoming, "job.json"), job)
         os.rename(incoming, jobdir.path)  # the job appears whole or not at all
-        return {"job": describe(root, jobdir), "_detail": "%s %s" % (job["model"], parse_schedule(
+        return {"job": describe(root, jobdir), "detail": "%s %s" % (job["model"], parse_schedule(
             **_schedule_args(job)).describe())}
     result = _changed(ctx, req, "job.add", job["name"], job["model"], add)
     result["scheduler"] = _unattended(ctx.root)
@@ -172,7 +174,7 @@ def job_run(ctx, req):
 
 def _run_now(root, jobdir):
     run = jobrun.start(root, jobdir, "manual")
-    return {"run": run, "_detail": "run %s" % run["run_id"]}
+    return {"run": run, "detail": "run %s" % run["run_id"]}
 
 
 def job_runs(ctx, req):
@@ -193,7 +195,7 @@ def _set_paused(paused):
             jobdir.write(current)
             if not paused:  # resumed: the next slot from now, the paused ones are not caught up
                 jobdir.save_state(dict(jobdir.state(), next_run=None))
-            return {"job": describe(root, jobdir), "_detail": "paused" if paused else "resumed"}
+            return {"job": describe(root, jobdir), "detail": "paused" if paused else "resumed"}
         result = _changed(ctx, req, "job.pause" if paused else "job.resume", jobdir.name, job["model"], write)
         scheduler.ensure(ctx.root)
         return result
@@ -216,7 +218,7 @@ def job_remove(ctx, req):
         shutil.rmtree(gone, ignore_errors=True)
         os.rename(jobdir.path, gone)
         shutil.rmtree(gone, ignore_errors=True)
-        return {"removed": jobdir.name, "_detail": "removed (its output stays in %s)" % job["output"]["url"]}
+        return {"removed": jobdir.name, "detail": "removed (its output stays in %s)" % job["output"]["url"]}
     result = _changed(ctx, req, "job.remove", jobdir.name, job["model"], remove)
     if not list_jobs(ctx.root):
         scheduler.stop(ctx.root)
