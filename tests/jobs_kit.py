@@ -86,3 +86,16 @@ def journal_actions(root: Path) -> list[tuple[str, str]]:
     if not path.exists():
         return []
     return [(e["action"], e["outcome"]) for e in map(json.loads, path.read_text().splitlines())]
+
+
+def cleanup(root: Path):
+    """Test teardown: the scheduler stopped, its reboot hook (a crontab line) removed, runners stopped."""
+    from agent_kit import stop_all
+    from app.agent import jobreboot, scheduler
+    from app.agent.layout import Root
+
+    r = Root(str(root))
+    scheduler.stop(r)
+    if os.path.isdir(r.meta):
+        jobreboot.remove(r)
+    stop_all(root)

@@ -2,11 +2,9 @@
 exact JSON keys, exit codes, one clear line for each bad input, and the audit on both sides."""
 import pytest
 
-from agent_kit import make_bundle, stop_all
-from app.agent import scheduler
-from app.agent.layout import Root
+from agent_kit import make_bundle
 from cli_kit import berth
-from jobs_kit import BATCH_MODEL, rows, write_csv
+from jobs_kit import cleanup, BATCH_MODEL, rows, write_csv
 
 LIST_KEYS = {"server", "name", "model", "version", "schedule", "tz", "next_run", "last_run", "last_state", "paused"}
 RUN_KEYS = {"run_id", "started", "ended", "state", "rows_in", "rows_out", "errors", "version", "late"}
@@ -18,8 +16,7 @@ def local(berth_home, capsys, tmp_path):
     r = berth(capsys, "deploy", folder, "--server", "local")
     assert r.code == 0, r
     yield berth_home / "local"
-    scheduler.stop(Root(str(berth_home / "local")))
-    stop_all(berth_home / "local")
+    cleanup(berth_home / "local")
 
 
 def add(capsys, tmp_path, *extra, name="hourly"):

@@ -4,10 +4,10 @@ import os
 
 import pytest
 
-from agent_kit import call, stop_all
+from agent_kit import call
 from app.agent import scheduler
 from app.agent.layout import Root
-from jobs_kit import add_dir_job, deploy_batch_model, journal_actions
+from jobs_kit import cleanup, add_dir_job, deploy_batch_model, journal_actions
 
 JOB_KEYS = {"name", "model", "version", "schedule", "tz", "next_run", "last_run", "last_state", "last_run_id",
             "paused", "input", "output", "late", "failing"}
@@ -17,8 +17,7 @@ JOB_KEYS = {"name", "model", "version", "schedule", "tz", "next_run", "last_run"
 def root(tmp_path):
     r = tmp_path / "srv"
     yield r
-    scheduler.stop(Root(str(r)))
-    stop_all(r)
+    cleanup(r)
 
 
 @pytest.fixture

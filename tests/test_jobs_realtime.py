@@ -9,7 +9,7 @@ from agent_kit import make_bundle
 from app.agent import scheduler
 from app.agent.layout import Root
 from cli_kit import berth
-from jobs_kit import BATCH_MODEL, rows, write_csv
+from jobs_kit import cleanup, BATCH_MODEL, rows, write_csv
 
 
 @pytest.mark.slow
@@ -38,4 +38,4 @@ def test_every_minute_with_berth_closed(capsys, box, tmp_path):
         assert scheduler.alive(Root(str(root))) == pid
         print(f"processed {took:.1f} s after it was dropped")
     finally:
-        scheduler.stop(Root(str(root)))
+        cleanup(root)

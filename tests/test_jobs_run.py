@@ -7,18 +7,15 @@ import time
 
 import pytest
 
-from agent_kit import call, stop_all
-from app.agent import scheduler
-from app.agent.layout import Root
-from jobs_kit import add_dir_job, deploy_batch_model, rows, wait_run, write_csv
+from agent_kit import call
+from jobs_kit import cleanup, add_dir_job, deploy_batch_model, rows, wait_run, write_csv
 
 
 @pytest.fixture
 def root(tmp_path):
     r = tmp_path / "srv"
     yield r
-    scheduler.stop(Root(str(r)))
-    stop_all(r)
+    cleanup(r)
 
 
 def test_three_batches_one_with_bad_rows_each_row_once(root, tmp_path):

@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from agent_kit import call, stop_all
+from agent_kit import call
 from app.agent import scheduler
 from app.agent.layout import Root
-from jobs_kit import FakeClock, add_dir_job, deploy_batch_model, rows, write_csv
+from jobs_kit import cleanup, FakeClock, add_dir_job, deploy_batch_model, rows, write_csv
 
 T0 = datetime(2026, 3, 2, 0, 30, tzinfo=timezone.utc)
 
@@ -20,8 +20,7 @@ T0 = datetime(2026, 3, 2, 0, 30, tzinfo=timezone.utc)
 def root(tmp_path):
     r = tmp_path / "srv"
     yield r
-    scheduler.stop(Root(str(r)))
-    stop_all(r)
+    cleanup(r)
 
 
 @pytest.fixture

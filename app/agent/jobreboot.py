@@ -77,10 +77,36 @@ def _crontab(root, command, env):
                             stderr=subprocess.DEVNULL, timeout=30)
     lines = [l for l in (listed.stdout.decode("utf-8", "replace").splitlines() if listed.returncode == 0 else [])
              if not l.endswith(tag)]
-    lines.append("@reboot %s %s" % (shell_line(command, env), tag))
+    log = shlex.quote(os.path.join(root.meta, "scheduler.log"))
+    lines.append("@reboot %s >>%s 2>&1 %s" % (shell_line(command, env), log, tag))
     done = subprocess.run(["crontab", "-"], input=("\n".join(lines) + "\n").encode(), stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, timeout=30)
     if done.returncode != 0:
         return {"method": "none", "detail": "crontab refused the @reboot line: %s"
                 % done.stderr.decode("utf-8", "replace").strip()[:200]}
     return {"method": "crontab", "detail": "crontab @reboot line (%s)" % tag.strip()}
+
+
+def remove(root):
+    """The last job is gone: take the reboot hook away again (the root may be deleted next)."""
+    known = read_json(_record(root)) or {}
+    if known.get("method") == "crontab" and shutil.which("crontab"):
+        tag = MARK + _tag(root)
+        listed = subprocess.run(["crontab", "-l"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, timeout=30)
+        if listed.returncode == 0:
+            lines = [l for l in listed.stdout.decode("utf-8", "replace").splitlines() if not l.endswith(tag)]
+            subprocess.run(["crontab", "-"], input=("\n".join(lines) + "\n").encode() if lines else b"",
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    elif known.get("method") == "systemd":
+        unit = "berth-scheduler-%s.service" % _tag(root)
+        subprocess.run(["systemctl", "--user", "disable", unit], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=30)
+        try:
+            os.unlink(os.path.join(os.path.expanduser("~/.config/systemd/user"), unit))
+        except OSError:
+            pass
+    try:
+        os.unlink(_record(root))
+    except OSError:
+        pass

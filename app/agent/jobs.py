@@ -222,6 +222,7 @@ def job_remove(ctx, req):
     result = _changed(ctx, req, "job.remove", jobdir.name, job["model"], remove)
     if not list_jobs(ctx.root):
         scheduler.stop(ctx.root)
+        jobreboot.remove(ctx.root)
     return result
 
 
