@@ -77,7 +77,7 @@ def _crontab(root, command, env):
                             stderr=subprocess.DEVNULL, timeout=30)
     lines = [l for l in (listed.stdout.decode("utf-8", "replace").splitlines() if listed.returncode == 0 else [])
              if not l.endswith(tag)]
-    log = shlex.quote(os.path.join(root.meta, "scheduler.log"))
+    log = shlex.quote(os.path.join(root.meta, "scheduler.out"))
     lines.append("@reboot %s >>%s 2>&1 %s" % (shell_line(command, env), log, tag))
     done = subprocess.run(["crontab", "-"], input=("\n".join(lines) + "\n").encode(), stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, timeout=30)

@@ -3,6 +3,7 @@ the release's virtualenv, in a session of its own (it outlives the SSH channel a
 with the runner's environment (runnerenv.py) and its output in the job's rotated log."""
 import os
 import subprocess
+import threading
 
 from . import supervise
 from .jobclock import CLOCK_ENV, fake_clock_file, iso, now
@@ -11,12 +12,14 @@ from .layout import AgentError
 from .runnerenv import runner_environment
 
 _children = []  # started by this process, reaped on later calls: no zombies in a long-lived scheduler
+_guard = threading.Lock()  # the session runs commands in threads
 
 
 def reap():
-    for proc in list(_children):
-        if proc.poll() is not None:
-            _children.remove(proc)
+    with _guard:
+        for proc in list(_children):
+            if proc.poll() is not None:
+                _children.remove(proc)
 
 
 def job_version(root, job):
@@ -52,7 +55,8 @@ def start(root, jobdir, trigger, late=False, due=None):
     with open(jobdir.log, "ab") as log:
         proc = subprocess.Popen(cmd, cwd=release, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
-    _children.append(proc)
+    with _guard:
+        _children.append(proc)
     run["pid"] = proc.pid
     jobdir.write_run(run)
     return run

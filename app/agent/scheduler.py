@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from . import jobrun, supervise
@@ -24,9 +25,23 @@ LATE_S = 60  # started more than this after its due time: the run is late
 MAX_SLEEP_S = 2.0  # new jobs, pauses and removals are seen within this
 
 
+LOG_LIMIT = 1024 * 1024
+
+
 def files(root):
+    """pid file, lock, log (rotated by size by the scheduler itself), and where a crash's output goes."""
     return (os.path.join(root.meta, "scheduler.json"), os.path.join(root.meta, "scheduler.lock"),
-            os.path.join(root.meta, "scheduler.log"))
+            os.path.join(root.meta, "scheduler.log"), os.path.join(root.meta, "scheduler.out"))
+
+
+def log(root, text):
+    path = files(root)[2]
+    supervise._rotate(path, LOG_LIMIT)
+    try:
+        with open(path, "a") as f:
+            f.write("%s %s\n" % (iso(now()), text))
+    except OSError:
+        pass
 
 
 def tick(root, t):
@@ -54,15 +69,14 @@ def tick(root, t):
                 jobdir.save_state(dict(state, next_run=iso(due)))
             wake = due if wake is None or due < wake else wake
         except (AgentError, KeyError, TypeError, ValueError) as e:
-            print("%s job %s: %s" % (iso(t), jobdir.name, e), flush=True)
+            log(root, "job %s: %s" % (jobdir.name, e))
     return wake
 
 
 def _start(root, jobdir, late, due):
     try:
         run = jobrun.start(root, jobdir, "schedule", late=late, due=due)
-        print("%s started %s run %s%s" % (iso(now()), jobdir.name, run["run_id"], " (late)" if late else ""),
-              flush=True)
+        log(root, "started %s run %s%s" % (jobdir.name, run["run_id"], " (late)" if late else ""))
     except AgentError as e:  # visible in the job's runs, not only in this log
         t = now()
         os.makedirs(jobdir.runs, exist_ok=True)
@@ -70,11 +84,11 @@ def _start(root, jobdir, late, due):
         jobdir.write_run({"run_id": new_run_id(t), "job": jobdir.name, "started": iso(t), "ended": iso(t),
                           "state": state, "rows_in": 0, "rows_out": 0, "errors": 0, "batches": 0,
                           "version": None, "late": late, "due": iso(due), "trigger": "schedule", "detail": str(e)})
-        print("%s %s %s: %s" % (iso(t), state, jobdir.name, e), flush=True)
+        log(root, "%s %s: %s" % (state, jobdir.name, e))
 
 
 def serve(root):
-    pid_file, lock_file, _log = files(root)
+    pid_file, lock_file = files(root)[:2]
     fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -84,7 +98,7 @@ def serve(root):
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     write_json_atomic(pid_file, {"pid": os.getpid(), "root": root.path, "started_at": iso(now())})
-    print("%s scheduler %d serving %s" % (iso(now()), os.getpid(), root.path), flush=True)
+    log(root, "scheduler %d serving %s" % (os.getpid(), root.path))
     while not stopping and os.path.isdir(root.meta):
         wake = tick(root, now())
         pause = MAX_SLEEP_S
@@ -93,7 +107,7 @@ def serve(root):
         time.sleep(pause)
     if (read_json(pid_file) or {}).get("pid") == os.getpid():
         _unlink(pid_file)
-    print("%s scheduler %d stopped" % (iso(now()), os.getpid()), flush=True)
+    log(root, "scheduler %d stopped" % os.getpid())
     return 0
 
 
@@ -115,25 +129,31 @@ def alive(root):
     return pid if ours else None
 
 
-_started = []
+_started = []  # guarded by _guard: a session runs hello and status in threads
+_guard = threading.Lock()
 
 
 def ensure(root):
     """Start the scheduler if this root has jobs and none serves it; returns (pid, started_now)."""
+    with _guard:
+        return _ensure(root)
+
+
+def _ensure(root):
     for proc in list(_started):
         if proc.poll() is not None:
             _started.remove(proc)
     pid = alive(root)
     if pid or not list_jobs(root):
         return pid, False
-    _pid_file, _lock, log_path = files(root)
-    supervise._rotate(log_path)
+    out_path = files(root)[3]
+    supervise._rotate(out_path, LOG_LIMIT)
     env = dict(runner_environment(), PYTHONPATH=supervise.PACKAGE_PARENT, PYTHONUNBUFFERED="1",
                PYTHONDONTWRITEBYTECODE="1")
     if fake_clock_file():
         env[CLOCK_ENV] = fake_clock_file()  # tests only (jobclock.py)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(command(root), cwd=root.path, env=env, stdin=subprocess.DEVNULL, stdout=log,
+    with open(out_path, "ab") as out:
+        proc = subprocess.Popen(command(root), cwd=root.path, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
     _started.append(proc)
     deadline = time.monotonic() + 5
