@@ -107,3 +107,35 @@ def test_sqlite_source_takes_only_rows_after_the_watermark(root, tmp_path):
     assert sorted(r[0] for r in rows(out, "SELECT input_ref FROM scores")) == [
         "id=1,at=100", "id=2,at=100", "id=4,at=102", "id=6,at=103", "id=7,at=104"]
     assert rows(out, "SELECT input_ref FROM scores_errors") == [("id=3,at=101",)]
+
+
+def test_run_now_from_two_session_threads_starts_one_run(root, tmp_path):
+    """The session runs commands in threads: two `job_run` at once start one run, the other is refused."""
+    import threading
+
+    deploy_batch_model(root, tmp_path)
+    inbox, out = tmp_path / "inbox", tmp_path / "results.db"
+    assert add_dir_job(root, inbox, out)[1] is None
+    write_csv(inbox / "slow.csv", [{"x": 1, "sleep": 1.0}])
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(call(root, "job_run", name="hourly"))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    started = [a[0]["run"] for a in answers if a[1] is None]
+    refused = [a[1] for a in answers if a[1] is not None]
+    assert len(started) == 1 and len(refused) == 1, answers
+    assert refused[0]["code"] in ("busy", "locked") and "\n" not in refused[0]["message"]
+    assert wait_run(root, "hourly", started[0]["run_id"])["rows_out"] == 1
+    assert len(call(root, "job_runs", name="hourly")[0]["runs"]) == 1
+
+
+def test_run_now_twice_in_a_row_is_refused_while_the_first_starts(root, tmp_path):
+    deploy_batch_model(root, tmp_path)
+    assert add_dir_job(root, tmp_path / "inbox", tmp_path / "results.db")[1] is None
+    first, error, _ = call(root, "job_run", name="hourly")
+    assert error is None
+    _r, error, _ = call(root, "job_run", name="hourly")  # before the job process took its lock
+    assert error["code"] == "busy" and "a run of job hourly is still going" in error["message"]
+    assert wait_run(root, "hourly", first["run"]["run_id"])["state"] == "ok"

@@ -36,7 +36,8 @@ def start(root, jobdir, trigger, late=False, due=None):
     """Start a run; returns its RUN record (state running). Refused while a run of the job goes on."""
     reap()
     job = jobdir.read()
-    if jobdir.busy():
+    last = jobdir.runs_newest_first(1)
+    if jobdir.busy() or (last and last[0].get("state") == "running"):  # started, lock not taken yet
         raise AgentError("a run of job %s is still going; wait for it to end" % jobdir.name, "busy")
     version = job_version(root, job)
     release = root.model(job["model"]).release(version)
