@@ -139,3 +139,37 @@ def test_run_now_twice_in_a_row_is_refused_while_the_first_starts(root, tmp_path
     _r, error, _ = call(root, "job_run", name="hourly")  # before the job process took its lock
     assert error["code"] == "busy" and "a run of job hourly is still going" in error["message"]
     assert wait_run(root, "hourly", first["run"]["run_id"])["state"] == "ok"
+
+
+def test_csv_cells_numbers_parsed_as_numbers_and_nothing_else():
+    from app.agent.jobinputs import Unreadable, read_csv, read_json_lines
+
+    items, bad = read_csv(b"a,b,c\n1,-2.5,x\n1_000,inf,nan\n1e3,.5,\n\n 7 ,+3,5.\n", "f.csv")
+    assert [v for _r, v in items] == [{"a": 1, "b": -2.5, "c": "x"}, {"a": "1_000", "b": "inf", "c": "nan"},
+                                     {"a": 1000.0, "b": 0.5, "c": None}, {"a": 7, "b": 3, "c": 5.0}]
+    assert [r for r, _v in items] == ["f.csv:2", "f.csv:3", "f.csv:4", "f.csv:6"] and bad == []
+    for data, says in ((b"\xff\xfe,x\n", "not UTF-8"), (b"", "no header row"), (b" , \n1,2\n", "no header row")):
+        with pytest.raises(Unreadable, match=says):
+            read_csv(data, "f.csv")
+    items, bad = read_json_lines(b'{"x": 1}\n\nnot json\n[1, 2]\n', "f.jsonl")
+    assert items == [("f.jsonl:1", {"x": 1}), ("f.jsonl:4", [1, 2])]
+    assert bad[0][0] == "f.jsonl:3" and bad[0][1].startswith("not JSON") and bad[0][2] == "not json"
+
+
+def test_unreadable_files_go_to_failed_with_the_reason(root, tmp_path):
+    deploy_batch_model(root, tmp_path)
+    inbox, out = tmp_path / "inbox", tmp_path / "results.db"
+    result, error, _ = add_dir_job(root, inbox, out, input={"kind": "dir", "path": str(inbox), "pattern": "*"})
+    assert error is None, error
+    (inbox / "latin1.csv").write_bytes("x\n\xe9\n".encode("latin-1"))
+    (inbox / "data.parquet").write_bytes(b"PAR1")
+    (inbox / "good.jsonl").write_text('{"x": 4}\n')
+    (inbox / ".partial.csv").write_text("x\n1\n")  # being written: a dot name is skipped
+    run = wait_run(root, "hourly", call(root, "job_run", name="hourly")[0]["run"]["run_id"])
+    assert (run["state"], run["rows_out"], run["errors"]) == ("ok", 1, 2), run
+    assert sorted(os.listdir(inbox / "failed")) == ["data.parquet", "data.parquet.reason.txt", "latin1.csv",
+                                                    "latin1.csv.reason.txt"]
+    assert "not UTF-8" in (inbox / "failed" / "latin1.csv.reason.txt").read_text()
+    assert "neither CSV" in (inbox / "failed" / "data.parquet.reason.txt").read_text()
+    assert {f["file"] for f in run.get("failed_files", [])} == {"latin1.csv", "data.parquet"}
+    assert sorted(os.listdir(inbox)) == [".partial.csv", "done", "failed"]

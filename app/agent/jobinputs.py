@@ -14,8 +14,6 @@ import sqlite3
 from .layout import AgentError
 
 IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-INT_RE = re.compile(r"[-+]?[0-9]+")
-FLOAT_RE = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 CSV_NAMES = (".csv",)
 JSON_NAMES = (".jsonl", ".ndjson", ".json")
 SQL_BATCH = 5000
@@ -36,15 +34,21 @@ class Unreadable(Exception):
 
 
 def number(text):
-    """CSV cells: integers and decimals become numbers, an empty cell None, the rest stays text."""
-    if text is None or text == "":
+    """CSV cells: integers and decimals become numbers, an empty cell None, the rest stays text
+    ("1_000", "inf" and "nan", which int() and float() would take, stay text)."""
+    if not text:
         return None
     s = text.strip()
-    if INT_RE.fullmatch(s):
+    if not s or not (s[0].isdigit() or s[0] in "-+.") or not (s[-1].isdigit() or s[-1] == ".") or "_" in s:
+        return text
+    try:
         return int(s)
-    if FLOAT_RE.fullmatch(s):
+    except ValueError:
+        pass
+    try:
         return float(s)
-    return text
+    except ValueError:
+        return text
 
 
 def read_csv(data, name):
@@ -57,15 +61,15 @@ def read_csv(data, name):
         header = next(reader, None)
         if not header or not any(h.strip() for h in header):
             raise Unreadable("no header row")
-        items, bad = [], []
+        items, bad, width = [], [], len(header)
         for row in reader:
+            if not row:
+                continue
             ref = "%s:%d" % (name, reader.line_num)
-            if not any(cell.strip() for cell in row):
+            if len(row) != width:
+                bad.append((ref, "the row has %d fields, the header %d" % (len(row), width), ",".join(row)))
                 continue
-            if len(row) != len(header):
-                bad.append((ref, "the row has %d fields, the header %d" % (len(row), len(header)), ",".join(row)))
-                continue
-            items.append((ref, dict((h, number(v)) for h, v in zip(header, row))))
+            items.append((ref, dict(zip(header, map(number, row)))))
     except csv.Error as e:
         raise Unreadable("not CSV: %s" % e)
     return items, bad

@@ -56,11 +56,22 @@ def predict_all(predict, predict_batch, check, items):
     for i, (ref, value) in enumerate(todo):
         try:
             out = outputs[i] if outputs is not None else predict(value)
-            json.dumps(out)
+            if not _plain(out):
+                json.dumps(out)  # what cannot be stored is the row's error, not the batch's
             results.append((ref, out))
         except Exception as e:
             errors.append((ref, "%s: %s" % (type(e).__name__, e), _raw(value)))
     return results, errors
+
+
+PLAIN = (str, int, float, bool, type(None))
+
+
+def _plain(out):
+    """An object of plain values, or a plain value: storable as is (the common case, checked fast)."""
+    if type(out) is dict:
+        return all(type(k) is str and type(v) in PLAIN for k, v in out.items())
+    return type(out) in PLAIN
 
 
 def _raw(value):

@@ -121,11 +121,15 @@ def _cells(output):
         return {"output": json.dumps(output)}
     out = {}
     for k, v in output.items():
-        name = str(k)
-        if name in FIXED or name.lower() in FIXED:
-            name = "output_" + name
+        name = _NAMES.get(k)
+        if name is None:
+            name = str(k)
+            name = _NAMES[k] = "output_" + name if name.lower() in FIXED else name
         out[name] = json.dumps(v) if isinstance(v, (dict, list)) else v
     return out
+
+
+_NAMES = {}  # output key -> its column (few keys, many rows)
 
 
 def open_output(spec, job):
