@@ -30,13 +30,14 @@ def add(capsys, tmp_path, *extra, name="hourly"):
 def test_job_commands_and_their_json(local, capsys, tmp_path):
     r = add(capsys, tmp_path)
     assert r.code == 0, r
-    assert r.out.startswith("job hourly added on local: scorer every 1h (UTC), next run ") and "scheduler: running" in r.err
+    assert r.out.startswith("job hourly added on local: scorer every 1h (UTC), next run ") and "scheduler running (pid" in r.err
     listed = berth(capsys, "job", "list", "--server", "local", "--json").json()
     assert len(listed) == 1 and set(listed[0]) == LIST_KEYS
     assert {k: listed[0][k] for k in ("server", "name", "model", "version", "schedule", "tz", "paused", "last_run")} == {
         "server": "local", "name": "hourly", "model": "scorer", "version": None, "schedule": "every 1h", "tz": "UTC",
         "paused": False, "last_run": None}
-    assert "hourly" in berth(capsys, "job", "list").out  # every server, as a table
+    r = berth(capsys, "job", "list")  # every server, as a table
+    assert "hourly" in r.out and "local: scheduler running (pid " in r.err and "after a reboot: " in r.err
 
     write_csv(tmp_path / "inbox" / "a.csv", [{"x": 1}, {"x": -1}, {"x": 3}])
     r = berth(capsys, "job", "run", "hourly", "--server", "local", "--wait")

@@ -5,6 +5,7 @@ import os
 import signal
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +117,22 @@ def test_status_starts_a_dead_scheduler_and_lists_failing_jobs(root, tmp_path, c
     [run] = wait_for(ended(root, 1), what="the failing run")
     assert run["state"] == "failed" and "not a SQLite database" in run["detail"]
     assert call(root, "status")[0]["jobs"][0]["failing"] is True
+
+
+def test_a_scheduler_of_another_agent_is_replaced_by_this_one(root, tmp_path, clock):
+    """After Berth installs a new agent, the next hello restarts the scheduler with the new code."""
+    import json
+
+    deploy_batch_model(root, tmp_path)
+    assert add_dir_job(root, tmp_path / "inbox", tmp_path / "out.db")[1] is None
+    r = Root(str(root))
+    pid = scheduler.alive(r)
+    pid_file = scheduler.files(r)[0]
+    record = json.loads(Path(pid_file).read_text())
+    record["agent"] = "/srv/berth/.berth/agent/0123456789abcdef"
+    with open(pid_file, "w") as f:
+        json.dump(record, f)
+    assert call(root, "hello")[1] is None
+    again = scheduler.alive(r)
+    assert again and again != pid
+    assert "runs another agent's code" in Path(scheduler.files(r)[2]).read_text()

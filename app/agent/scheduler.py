@@ -97,7 +97,8 @@ def serve(root):
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    write_json_atomic(pid_file, {"pid": os.getpid(), "root": root.path, "started_at": iso(now())})
+    write_json_atomic(pid_file, {"pid": os.getpid(), "root": root.path, "started_at": iso(now()),
+                                 "agent": supervise.PACKAGE_PARENT})
     log(root, "scheduler %d serving %s" % (os.getpid(), root.path))
     while not stopping and os.path.isdir(root.meta):
         wake = tick(root, now())
@@ -144,6 +145,10 @@ def _ensure(root):
         if proc.poll() is not None:
             _started.remove(proc)
     pid = alive(root)
+    if pid and (read_json(files(root)[0]) or {}).get("agent") != supervise.PACKAGE_PARENT:
+        log(root, "scheduler %d runs another agent's code: restarted with this one" % pid)
+        stop(root)  # Berth installed a new agent: the scheduler and its job processes follow it
+        pid = None
     if pid or not list_jobs(root):
         return pid, False
     out_path = files(root)[3]
@@ -167,7 +172,7 @@ def command(root):
 
 
 def stop(root, timeout=10.0):
-    """SIGTERM the scheduler (its current sleep ends it); for tests and for removing the last job."""
+    """SIGTERM the scheduler (its current sleep ends it): the last job removed, a new agent, tests."""
     pid = alive(root)
     if not pid:
         return False
@@ -180,6 +185,12 @@ def stop(root, timeout=10.0):
     if alive(root):
         os.kill(pid, signal.SIGKILL)
     for proc in list(_started):
+        if proc.pid == pid:  # ours: collect it (its pid file goes a moment before it exits)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         if proc.poll() is not None:
             _started.remove(proc)
     return True

@@ -79,26 +79,28 @@ class JobGroup(ActionGroup):
                 if e.code not in queries.NOT_DEPLOYED_CODES or queries.known_model(t, args.model):
                     raise
                 raise queries.not_deployed(t, args.model, str(e)) from None
-        job, sched = result["job"], result.get("scheduler") or {}
+        job = result["job"]
         print(f"job {job['name']} added on {args.server}: {job['model']} {job['schedule']} ({job['tz']}), "
               f"next run {job['next_run']}")
-        print(f"scheduler: {'running, pid %s' % sched['pid'] if sched.get('pid') else 'not running'}; "
-              f"after a reboot: {sched.get('reboot_detail') or sched.get('reboot')}", file=sys.stderr)
+        print(scheduler_line(result.get("scheduler") or {}), file=sys.stderr)
         return 0
 
     def do_list(self, args) -> int:
         ws = workspace()
         names = [args.server] if args.server else [s.name for s in ws.servers.list()]
 
-        def jobs_of(name: str) -> list[dict]:
+        def jobs_of(name: str) -> tuple[str, dict]:
             with ws.connect(name) as t:
-                return [dict(j, server=name) for j in jobs.jobs(t)]
+                return name, t.agent("job_list", {})
 
         outcome = for_each_server(names, jobs_of, named=bool(args.server))
-        found = [j for server_jobs in outcome.results for j in server_jobs]
+        found = [dict(j, server=name) for name, answer in outcome.results for j in answer["jobs"]]
         if args.json:
             print_json([{k: j.get(k) for k in LIST_KEYS} for j in found])
         else:
+            for name, answer in outcome.results:
+                if answer["jobs"]:  # who runs them with Berth closed, and after a reboot
+                    print(f"{name}: {scheduler_line(answer.get('scheduler') or {})}", file=sys.stderr)
             print_table([dict(j, version=j.get("version") or "current", flag=flag(j)) for j in found],
                         ["server", "name", "model", "version", "schedule", "next_run", "last_run", "last_state",
                          "flag"])
@@ -150,6 +152,11 @@ class JobGroup(ActionGroup):
 
     def do_remove(self, args) -> int:
         return self._change(args, "remove")
+
+
+def scheduler_line(s: dict) -> str:
+    running = f"scheduler running (pid {s['pid']})" if s.get("pid") else "scheduler NOT running (Berth starts it at its next connection)"
+    return f"{running}; after a reboot: {s.get('reboot_detail') or s.get('reboot') or 'unknown'}"
 
 
 def flag(job: dict) -> str:
