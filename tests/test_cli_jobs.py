@@ -116,6 +116,7 @@ def test_bad_input_one_clear_line(local, capsys, tmp_path, label, change, code, 
     ["--every", "1h"],
 ], ids=["every-and-cron", "db-without-sql", "watermark-with-dir", "no-schedule", "no-input"])
 def test_wrong_usage_exits_2(local, capsys, argv):
+    assert berth(capsys, "job", "runs", "j", "--server", "local", "--limit", "0").code == 2
     r = berth(capsys, "job", "add", "j", "--model", "scorer", "--server", "local", "--output", "sqlite:////tmp/o.db",
               "--table", "t", *argv)
     assert r.code == 2, r

@@ -2,6 +2,7 @@
 The agent validates and runs them; this checks what it can before connecting, and prints."""
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
@@ -60,7 +61,7 @@ class JobGroup(ActionGroup):
         runs.add_argument("job_name", metavar="NAME")
         options.add_server(runs, required=True)
         options.add_json(runs)
-        runs.add_argument("--limit", type=int, default=20)
+        runs.add_argument("--limit", type=_positive, default=20, help="how many, newest first (default 20)")
 
         for action, what in (("pause", "stop running a job on schedule"), ("resume", "run a paused job again"),
                              ("remove", "remove a job (its output database stays)")):
@@ -124,8 +125,6 @@ class JobGroup(ActionGroup):
         return 0 if run["state"] == "ok" else 1
 
     def do_runs(self, args) -> int:
-        if args.limit < 1:
-            self.add_parser.exit(2, "berth job runs: --limit must be at least 1\n")
         with workspace().connect(args.server) as t:
             jobs.find(t, args.job_name)
             found = jobs.runs(t, args.job_name, args.limit)
@@ -152,6 +151,16 @@ class JobGroup(ActionGroup):
 
     def do_remove(self, args) -> int:
         return self._change(args, "remove")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def scheduler_line(s: dict) -> str:
