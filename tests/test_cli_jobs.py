@@ -22,7 +22,7 @@ def local(berth_home, capsys, tmp_path):
 def add(capsys, tmp_path, *extra, name="hourly"):
     inbox = tmp_path / "inbox"
     inbox.mkdir(exist_ok=True)
-    base = ["job", "add", name, "--model", "scorer", "--server", "local", "--every", "1h", "--input-dir", inbox,
+    base = ["job", "add", name, "--model", "scorer", "--server", "local", "--every", "1d", "--input-dir", inbox,
             "--pattern", "*.csv", "--output", f"sqlite:///{tmp_path}/out.db", "--table", "scores"]
     return berth(capsys, *base, *extra)
 
@@ -30,11 +30,11 @@ def add(capsys, tmp_path, *extra, name="hourly"):
 def test_job_commands_and_their_json(local, capsys, tmp_path):
     r = add(capsys, tmp_path)
     assert r.code == 0, r
-    assert r.out.startswith("job hourly added on local: scorer every 1h (UTC), next run ") and "scheduler running (pid" in r.err
+    assert r.out.startswith("job hourly added on local: scorer every 1d (UTC), next run ") and "scheduler running (pid" in r.err
     listed = berth(capsys, "job", "list", "--server", "local", "--json").json()
     assert len(listed) == 1 and set(listed[0]) == LIST_KEYS
     assert {k: listed[0][k] for k in ("server", "name", "model", "version", "schedule", "tz", "paused", "last_run")} == {
-        "server": "local", "name": "hourly", "model": "scorer", "version": None, "schedule": "every 1h", "tz": "UTC",
+        "server": "local", "name": "hourly", "model": "scorer", "version": None, "schedule": "every 1d", "tz": "UTC",
         "paused": False, "last_run": None}
     r = berth(capsys, "job", "list")  # every server, as a table
     assert "hourly" in r.out and "local: scheduler running (pid " in r.err and "after a reboot: " in r.err

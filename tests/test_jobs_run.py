@@ -1,5 +1,6 @@
 """A job's run on a real agent root with a deployed model and a real SQLite output: batches from an
-inbox, bad rows in the errors table, exactly once across a SIGKILL, and a SQLite watermark source."""
+inbox, bad rows in the errors table, exactly once across a SIGKILL, and a SQLite watermark source.
+Jobs here run "every 1d" on the real clock, so no scheduled run joins the runs a test starts."""
 import os
 import signal
 import sqlite3
@@ -22,7 +23,7 @@ def test_three_batches_one_with_bad_rows_each_row_once(root, tmp_path):
     deploy_batch_model(root, tmp_path)
     inbox, out = tmp_path / "inbox", tmp_path / "out" / "results.db"
     out.parent.mkdir()
-    result, error, _ = add_dir_job(root, inbox, out)
+    result, error, _ = add_dir_job(root, inbox, out, every="1d")
     assert error is None, error
     write_csv(inbox / "a.csv", [{"x": 1}, {"x": 2}])
     write_csv(inbox / "b.csv", [{"x": 3}, {"x": -1}, {"x": 4}])
@@ -54,7 +55,7 @@ def test_three_batches_one_with_bad_rows_each_row_once(root, tmp_path):
 def test_sigkill_in_the_middle_of_a_batch_then_again_each_good_row_once(root, tmp_path):
     deploy_batch_model(root, tmp_path)
     inbox, out = tmp_path / "inbox", tmp_path / "results.db"
-    assert add_dir_job(root, inbox, out)[1] is None
+    assert add_dir_job(root, inbox, out, every="1d")[1] is None
     write_csv(inbox / "1.csv", [{"x": i, "sleep": 0} for i in range(1, 4)])
     write_csv(inbox / "2.csv", [{"x": i, "sleep": 0.3} for i in range(10, 16)] + [{"x": -5, "sleep": 0}])
     write_csv(inbox / "3.csv", [{"x": i, "sleep": 0} for i in range(20, 23)] + [{"x": -6, "sleep": 0}])
@@ -115,7 +116,7 @@ def test_run_now_from_two_session_threads_starts_one_run(root, tmp_path):
 
     deploy_batch_model(root, tmp_path)
     inbox, out = tmp_path / "inbox", tmp_path / "results.db"
-    assert add_dir_job(root, inbox, out)[1] is None
+    assert add_dir_job(root, inbox, out, every="1d")[1] is None
     write_csv(inbox / "slow.csv", [{"x": 1, "sleep": 1.0}])
     answers = []
     threads = [threading.Thread(target=lambda: answers.append(call(root, "job_run", name="hourly"))) for _ in range(2)]
@@ -133,7 +134,7 @@ def test_run_now_from_two_session_threads_starts_one_run(root, tmp_path):
 
 def test_run_now_twice_in_a_row_is_refused_while_the_first_starts(root, tmp_path):
     deploy_batch_model(root, tmp_path)
-    assert add_dir_job(root, tmp_path / "inbox", tmp_path / "results.db")[1] is None
+    assert add_dir_job(root, tmp_path / "inbox", tmp_path / "results.db", every="1d")[1] is None
     first, error, _ = call(root, "job_run", name="hourly")
     assert error is None
     _r, error, _ = call(root, "job_run", name="hourly")  # before the job process took its lock
@@ -159,7 +160,7 @@ def test_csv_cells_numbers_parsed_as_numbers_and_nothing_else():
 def test_unreadable_files_go_to_failed_with_the_reason(root, tmp_path):
     deploy_batch_model(root, tmp_path)
     inbox, out = tmp_path / "inbox", tmp_path / "results.db"
-    result, error, _ = add_dir_job(root, inbox, out, input={"kind": "dir", "path": str(inbox), "pattern": "*"})
+    result, error, _ = add_dir_job(root, inbox, out, every="1d", input={"kind": "dir", "path": str(inbox), "pattern": "*"})
     assert error is None, error
     (inbox / "latin1.csv").write_bytes("x\n\xe9\n".encode("latin-1"))
     (inbox / "data.parquet").write_bytes(b"PAR1")

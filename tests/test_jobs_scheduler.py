@@ -136,3 +136,25 @@ def test_a_scheduler_of_another_agent_is_replaced_by_this_one(root, tmp_path, cl
     again = scheduler.alive(r)
     assert again and again != pid
     assert "runs another agent's code" in Path(scheduler.files(r)[2]).read_text()
+
+
+def test_a_broken_job_does_not_stop_the_others(root, tmp_path, clock):
+    import json
+
+    deploy_batch_model(root, tmp_path)
+    assert add_dir_job(root, tmp_path / "in1", tmp_path / "out1.db", name="broken")[1] is None
+    assert add_dir_job(root, tmp_path / "in2", tmp_path / "out2.db", name="fine")[1] is None
+    definition = root / "jobs" / "broken" / "job.json"
+    job = json.loads(definition.read_text())
+    job["schedule"] = {"every": "every now and then"}  # edited by hand on the server
+    definition.write_text(json.dumps(job))
+    pid = scheduler.alive(Root(str(root)))
+    clock.set(datetime(2026, 3, 2, 1, 0, 2, tzinfo=timezone.utc))
+    [run] = wait_for(ended(root, 1, job="fine"), what="the other job's run")
+    assert run["state"] == "ok"
+    assert scheduler.alive(Root(str(root))) == pid
+    log = Path(scheduler.files(Root(str(root)))[2]).read_text()
+    assert log.count("job broken: ScheduleError: every 'every now and then'") == 1  # said once, not every tick
+    broken = {j["name"]: j for j in call(root, "job_list")[0]["jobs"]}["broken"]
+    assert broken["failing"] is True and broken["schedule"].startswith("unreadable: every 'every now and then'")
+    assert broken["next_run"] is None

@@ -14,7 +14,7 @@ from .jobstore import JobDir, jobs_dir, list_jobs
 from .layout import AgentError, check_name, check_version
 from .lock import ServerLock
 from .operations import _desktop_head
-from .schedule import parse_schedule
+from .schedule import ScheduleError, parse_schedule
 
 RUNS_LIMIT = 1000
 
@@ -103,6 +103,9 @@ def job_add(ctx, req):
         shutil.rmtree(incoming, ignore_errors=True)
         os.makedirs(os.path.join(incoming, "runs"))
         write_json_atomic(os.path.join(incoming, "job.json"), job)
+        # the first due time counts from now, not from when the scheduler first looks
+        write_json_atomic(os.path.join(incoming, "state.json"), {"next_run": iso(parse_schedule(
+            **_schedule_args(job)).next_after(now()))})
         os.rename(incoming, jobdir.path)  # the job appears whole or not at all
         return {"job": describe(root, jobdir), "detail": "%s %s" % (job["model"], parse_schedule(
             **_schedule_args(job)).describe())}
@@ -129,15 +132,21 @@ def describe(root, jobdir):
     job = jobdir.read()
     t = now()
     last = (jobdir.runs_newest_first(1) or [None])[0]
-    schedule = parse_schedule(**_schedule_args(job))
-    next_run = None if job.get("paused") else (parse(jobdir.state().get("next_run")) or schedule.next_after(t))
+    try:
+        schedule = parse_schedule(**_schedule_args(job))
+        said, broken = schedule.describe(), False
+    except ScheduleError as e:  # job.json edited by hand: shown, flagged, never run
+        schedule, said, broken = None, "unreadable: %s" % e, True
+    next_run = None
+    if not job.get("paused") and schedule is not None:
+        next_run = parse(jobdir.state().get("next_run")) or schedule.next_after(t)
     late = bool(next_run is not None and (t - next_run).total_seconds() > scheduler.LATE_S)
     return {"name": jobdir.name, "model": job["model"], "version": job.get("version"),
-            "schedule": schedule.describe(), "tz": job.get("tz") or "UTC", "next_run": iso(next_run),
+            "schedule": said, "tz": job.get("tz") or "UTC", "next_run": iso(next_run),
             "last_run": last.get("started") if last else None, "last_state": last.get("state") if last else None,
             "last_run_id": last.get("run_id") if last else None, "paused": bool(job.get("paused")),
             "input": job["input"], "output": job["output"], "late": late or bool(last and last.get("late")),
-            "failing": bool(last and last.get("state") == "failed")}
+            "failing": broken or bool(last and last.get("state") == "failed")}
 
 
 def job_list(ctx, req):
@@ -194,7 +203,8 @@ def _set_paused(paused):
             current["paused"] = paused
             jobdir.write(current)
             if not paused:  # resumed: the next slot from now, the paused ones are not caught up
-                jobdir.save_state(dict(jobdir.state(), next_run=None))
+                schedule = parse_schedule(**_schedule_args(current))
+                jobdir.save_state(dict(jobdir.state(), next_run=iso(schedule.next_after(now()))))
             return {"job": describe(root, jobdir), "detail": "paused" if paused else "resumed"}
         result = _changed(ctx, req, "job.pause" if paused else "job.resume", jobdir.name, job["model"], write)
         scheduler.ensure(ctx.root)

@@ -44,6 +44,9 @@ def log(root, text):
         pass
 
 
+_problems = {}  # job name -> the problem last logged for it
+
+
 def tick(root, t):
     """Start what is due at `t`; returns the earliest next due time (None: nothing scheduled)."""
     jobrun.reap()
@@ -68,8 +71,13 @@ def tick(root, t):
                 due = schedule.next_after(t)
                 jobdir.save_state(dict(state, next_run=iso(due)))
             wake = due if wake is None or due < wake else wake
-        except (AgentError, KeyError, TypeError, ValueError) as e:
-            log(root, "job %s: %s" % (jobdir.name, e))
+        except Exception as e:  # one broken job (or a full disk) must not stop the others, nor the scheduler
+            said = "%s: %s" % (type(e).__name__, e)
+            if _problems.get(jobdir.name) != said:  # once, not every tick
+                log(root, "job %s: %s" % (jobdir.name, said))
+            _problems[jobdir.name] = said
+        else:
+            _problems.pop(jobdir.name, None)
     return wake
 
 
