@@ -113,6 +113,7 @@ def test_status_starts_a_dead_scheduler_and_lists_failing_jobs(root, tmp_path, c
     assert again and again != pid
     assert status["jobs"] == [{"name": "hourly", "model": "scorer", "late": False, "failing": False, "paused": False,
                                "last_state": None}]
+    assert status["scheduler"]["pid"] == again and status["scheduler"]["reboot"] in ("systemd", "crontab", "none")
     clock.set(datetime(2026, 3, 2, 1, 0, 1, tzinfo=timezone.utc))
     [run] = wait_for(ended(root, 1), what="the failing run")
     assert run["state"] == "failed" and "not a SQLite database" in run["detail"]

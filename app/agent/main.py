@@ -22,8 +22,10 @@ def _with_jobs(query):
         except OSError:
             pass  # never fail a hello over the scheduler: job_list says it is not running
         if query is queries.status:
+            listed = jobs.job_list(ctx, {})
             result["jobs"] = [{k: j[k] for k in ("name", "model", "late", "failing", "paused", "last_state")}
-                              for j in jobs.job_list(ctx, {})["jobs"]]
+                              for j in listed["jobs"]]
+            result["scheduler"] = listed["scheduler"]  # running or not, and what brings it back after a reboot
         return result
     run.__name__ = query.__name__
     return run
