@@ -7,7 +7,7 @@ import threading
 
 from . import supervise
 from .jobclock import CLOCK_ENV, fake_clock_file, iso, now
-from .jobstore import JobDir, new_run_id
+from .jobstore import new_run_id
 from .layout import AgentError
 from .runnerenv import runner_environment
 
@@ -61,7 +61,3 @@ def start(root, jobdir, trigger, late=False, due=None):
     run["pid"] = proc.pid
     jobdir.write_run(run)
     return run
-
-
-def job_dir(root, name):
-    return JobDir(root, name)

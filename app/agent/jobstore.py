@@ -10,7 +10,7 @@ import os
 import re
 
 from .fsutil import read_json, write_json_atomic, _unlink
-from .jobclock import iso, now, parse
+from .jobclock import now, parse
 from .layout import NAME_RE, AgentError
 from .runnerproc import is_runner_process, pid_alive
 
@@ -152,7 +152,3 @@ def roll_up(jobdir, keep=KEEP_RUNS):
         _unlink(jobdir.run_file(run_id))
     write_json_atomic(jobdir.daily, daily)
     return len(ids) - keep
-
-
-def stamp():
-    return iso(now())
