@@ -28,8 +28,9 @@ from app.store.servers import LOCAL, ServerConfig, ServerRegistry
 from app.store.settings import Settings
 
 SERVER_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
-# what may need a reason on a production server: start and stop restore or pause what is deployed
-REASONED_ACTIONS = ("deploy", "rollback")
+# what may need a reason on a production server: start and stop restore or pause what is deployed;
+# a job change alters what runs unattended and writes to a results database, so it counts as a deploy
+REASONED_ACTIONS = ("deploy", "rollback", "job.add", "job.pause", "job.resume", "job.remove", "job.run")
 
 
 class ReasonRequired(BerthError, ValueError):
@@ -82,6 +83,15 @@ class Workspace:
         """Rollback, start or stop (app.deploy.changes.change), refused first when it needs a reason."""
         self._check_change(action, transport.name, reason)
         return (yield from change(transport, self.audit, action, model, reason=reason, **params))
+
+    def job_change(self, transport: Transport, action: str, name: str, model: str, request: dict | None = None,
+                   reason: str = "") -> dict:
+        """A job change (app.deploy.jobs.change: add, pause, resume, remove, run), refused first when it
+        needs a reason."""
+        from app.deploy import jobs
+
+        self._check_change(f"job.{action}", transport.name, reason)
+        return jobs.change(transport, self.audit, action, name, model, request, reason=reason)
 
     def connect_to_change(self, action: str, name: str, reason: str = "") -> Transport:
         """connect(name) to run `action` there, refused before connecting when it needs a reason
@@ -149,11 +159,18 @@ class Workspace:
 
         transport.on_agent_replaced = replaced
 
-    def server_status(self, transport: Transport, model: str | None = None) -> list[dict]:
-        """What runs on the server; its journal is imported on the way when it has news."""
+    def server_status(self, transport: Transport, model: str | None = None, with_jobs: bool = False) -> list[dict]:
+        """What runs on the server; its journal is imported on the way when it has news. `with_jobs`:
+        each row's `jobs` lists the model's jobs that are failing or late ({name, state})."""
         answer = transport.agent("status", {"model": model} if model else {})
         self.sync_journal(transport, answer.get("journal_head"))
-        return [dict(r, server=transport.name) for r in answer["models"]]
+        rows = [dict(r, server=transport.name) for r in answer["models"]]
+        if with_jobs:
+            flagged = [j for j in answer.get("jobs") or [] if j.get("failing") or j.get("late")]
+            for r in rows:
+                r["jobs"] = [{"name": j["name"], "state": "failing" if j.get("failing") else "late"}
+                             for j in flagged if j.get("model") == r["model"]]
+        return rows
 
     def sync_journal(self, transport: Transport, head: dict | None = None, full: bool = False):
         """Import the server journal's events this desktop has not seen (None: nothing new). A refresh

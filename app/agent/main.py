@@ -6,14 +6,34 @@ import json
 import sys
 import traceback
 
-from . import operations, queries, sampler
+from . import jobs, operations, queries, sampler, scheduler
 from .journal import disk_error
 from .layout import AgentError, Root
 from .protocol import Cancelled, emit_to, fail
 
+
+def _with_jobs(query):
+    """hello and status start the job scheduler when they find it dead (a root with jobs only), and
+    status lists the jobs that are late or failing, for `berth status`."""
+    def run(ctx, req):
+        result = query(ctx, req)
+        try:
+            scheduler.ensure(ctx.root)
+        except OSError:
+            pass  # never fail a hello over the scheduler: job_list says it is not running
+        if query is queries.status:
+            listed = jobs.job_list(ctx, {})
+            result["jobs"] = [{k: j[k] for k in ("name", "model", "late", "failing", "paused", "last_state")}
+                              for j in listed["jobs"]]
+            result["scheduler"] = listed["scheduler"]  # running or not, and what brings it back after a reboot
+        return result
+    run.__name__ = query.__name__
+    return run
+
+
 COMMANDS = {
-    "hello": queries.hello,
-    "status": queries.status,
+    "hello": _with_jobs(queries.hello),
+    "status": _with_jobs(queries.status),
     "releases": queries.list_releases,
     "logs": queries.logs,
     "example": queries.example,
@@ -25,6 +45,7 @@ COMMANDS = {
     "unlock": operations.unlock,
     "sample": sampler.sample,
 }
+COMMANDS.update(jobs.COMMANDS)
 
 
 def on_signal(signum, frame):

@@ -21,12 +21,13 @@ from .base import Command
 from .bundle import BundleGroup
 from .changes import COMMANDS as CHANGES
 from .demo import DemoCommand
+from .jobs import JobGroup
 from .monitor import MonitorCommand
 from .server import ServerGroup
 from .settings import SettingsCommand
 
 COMMANDS: tuple[Command, ...] = (
-    ServerGroup(), *CHANGES, AuditGroup(), SettingsCommand(), BundleGroup(), MonitorCommand(), DemoCommand(),
+    ServerGroup(), *CHANGES, AuditGroup(), SettingsCommand(), BundleGroup(), MonitorCommand(), DemoCommand(), JobGroup(),
 )
 
 

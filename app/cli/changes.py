@@ -67,11 +67,15 @@ class StatusCommand(Command):
         def status_of(name: str) -> list[dict]:
             w = own()
             with w.connect(name) as t:
-                return w.server_status(t)
+                return w.server_status(t, with_jobs=True)
 
         outcome = for_each_server(names, status_of, named=named_one(args.server, names), parallel=args.parallel)
-        rows = [{k: r.get(k) for k in STATUS_COLUMNS} for server_rows in outcome.results for r in server_rows]
-        print_json(rows) if args.json else print_table(rows, STATUS_COLUMNS)
+        rows = [{k: r.get(k) for k in STATUS_COLUMNS + ["jobs"]} for server_rows in outcome.results for r in server_rows]
+        if args.json:
+            print_json(rows)
+        else:  # the marker: a failing or late job of the model, `berth job list` says more
+            print_table([dict(r, jobs=", ".join(f"{j['name']} {j['state'].upper()}" for j in r["jobs"] or []))
+                         for r in rows], STATUS_COLUMNS + ["jobs"])
         return outcome.exit_code
 
 

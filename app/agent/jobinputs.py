@@ -1,0 +1,266 @@
+"""A job's inputs, as batches: an inbox folder (one file, one batch) or a SQLite query with a
+watermark column. Each batch carries the mark its output commits with the results (the file's
+sha256, or the new watermark), which is what makes a batch count exactly once. A PostgreSQL source
+is another class with the same `batches(output)`."""
+import csv
+import fnmatch
+import hashlib
+import io
+import json
+import os
+import re
+import sqlite3
+
+from .layout import AgentError
+
+IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+CSV_NAMES = (".csv",)
+JSON_NAMES = (".jsonl", ".ndjson", ".json")
+SQL_BATCH = 5000
+
+
+class Batch:
+    """`items`: [(input_ref, value)]; `bad`: [(input_ref, reason, raw)] found while reading;
+    `mark`: the key committed with its rows; `done()` runs after that commit."""
+
+    def __init__(self, ref, items, bad, mark, done=None, watermark=None):
+        self.ref, self.items, self.bad, self.mark = ref, items, bad, mark
+        self.done = done or (lambda: None)
+        self.watermark = watermark
+
+
+class Unreadable(Exception):
+    pass
+
+
+def number(text):
+    """CSV cells: integers and decimals become numbers, an empty cell None, the rest stays text
+    ("1_000", "inf" and "nan", which int() and float() would take, stay text)."""
+    if not text:
+        return None
+    s = text.strip()
+    if not s or not (s[0].isdigit() or s[0] in "-+.") or not (s[-1].isdigit() or s[-1] == ".") or "_" in s:
+        return text
+    try:
+        return int(s)
+    except ValueError:
+        pass
+    try:
+        return float(s)
+    except ValueError:
+        return text
+
+
+def read_csv(data, name):
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise Unreadable("not UTF-8 text (byte %d)" % e.start)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if not header or not any(h.strip() for h in header):
+            raise Unreadable("no header row")
+        items, bad, width = [], [], len(header)
+        for row in reader:
+            if not row:
+                continue
+            ref = "%s:%d" % (name, reader.line_num)
+            if len(row) != width:
+                bad.append((ref, "the row has %d fields, the header %d" % (len(row), width), ",".join(row)))
+                continue
+            items.append((ref, dict(zip(header, map(number, row)))))
+    except csv.Error as e:
+        raise Unreadable("not CSV: %s" % e)
+    return items, bad
+
+
+def read_json_lines(data, name):
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise Unreadable("not UTF-8 text (byte %d)" % e.start)
+    items, bad = [], []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        ref = "%s:%d" % (name, n)
+        try:
+            items.append((ref, json.loads(line)))
+        except ValueError as e:
+            bad.append((ref, "not JSON: %s" % e, line))
+    return items, bad
+
+
+class DirInput:
+    def __init__(self, spec, clock):
+        self.path, self.pattern, self.clock = spec["path"], spec.get("pattern") or "*", clock
+        self.done_dir = os.path.join(self.path, "done")
+        self.failed_dir = os.path.join(self.path, "failed")
+        self.failed = []  # (file, reason) of this run
+
+    def files(self):
+        try:
+            names = sorted(os.listdir(self.path))
+        except OSError as e:
+            raise AgentError("cannot read the input folder %s: %s" % (self.path, e.strerror), "bad_input")
+        return [n for n in names if not n.startswith(".") and fnmatch.fnmatchcase(n, self.pattern)
+                and os.path.isfile(os.path.join(self.path, n))]
+
+    def batches(self, output):
+        for name in self.files():
+            path = os.path.join(self.path, name)
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError as e:
+                self._fail(name, "cannot read it: %s" % e.strerror)
+                continue
+            sha = hashlib.sha256(data).hexdigest()
+            mark = "file:%s" % sha
+            done = (lambda n=name, s=sha: self._move(n, self.done_dir, s))
+            if output.is_done(mark):  # committed by a run that died before moving it
+                done()
+                continue
+            try:
+                if name.lower().endswith(CSV_NAMES):
+                    items, bad = read_csv(data, name)
+                elif name.lower().endswith(JSON_NAMES):
+                    items, bad = read_json_lines(data, name)
+                else:
+                    raise Unreadable("neither CSV (.csv) nor JSON lines (.jsonl, .ndjson, .json)")
+            except Unreadable as e:
+                self._fail(name, str(e))
+                continue
+            yield Batch(name, items, bad, mark, done)
+
+    def _move(self, name, folder, sha):
+        os.makedirs(folder, exist_ok=True)
+        target = os.path.join(folder, name)
+        if os.path.exists(target):
+            base, ext = os.path.splitext(name)
+            target = os.path.join(folder, "%s.%s%s" % (base, sha[:12], ext))
+        os.replace(os.path.join(self.path, name), target)
+        t = self.clock().timestamp()
+        os.utime(target, (t, t))  # done/ is pruned by when a file was processed, not written
+        return target
+
+    def _fail(self, name, reason):
+        self.failed.append((name, reason))
+        target = self._move(name, self.failed_dir, hashlib.sha256(name.encode()).hexdigest())
+        with open(target + ".reason.txt", "w") as f:
+            f.write(reason + "\n")
+
+    def prune_done(self, keep_days):
+        """Files processed more than `keep_days` ago leave done/ (and failed/): the disk stays bounded."""
+        limit = self.clock().timestamp() - keep_days * 86400
+        removed = 0
+        for folder in (self.done_dir, self.failed_dir):
+            try:
+                names = os.listdir(folder)
+            except OSError:
+                continue
+            for n in names:
+                p = os.path.join(folder, n)
+                try:
+                    if os.path.getmtime(p) < limit:
+                        os.unlink(p)
+                        removed += 1
+                except OSError:
+                    pass
+        return removed
+
+
+def sqlite_path(url, what):
+    """sqlite:///ABSOLUTE/PATH.db -> /ABSOLUTE/PATH.db"""
+    if not isinstance(url, str) or not url.startswith("sqlite:///") or len(url) <= len("sqlite:///"):
+        raise AgentError("%s %r: expected sqlite:///ABSOLUTE/PATH.db" % (what, url), "bad_" + what.split()[0])
+    return "/" + url[len("sqlite:///"):].lstrip("/")
+
+
+def check_select(sql):
+    if not isinstance(sql, str) or not sql.strip():
+        raise AgentError("the input query is empty", "bad_input")
+    body = sql.strip().rstrip(";").strip()
+    if ";" in body or not re.match(r"(?is)\s*(select|with)\b", body):
+        raise AgentError("the input query must be one SELECT statement", "bad_input")
+    return body
+
+
+class SqliteInput:
+    def __init__(self, spec):
+        self.path = sqlite_path(spec["url"], "input url")
+        self.sql = check_select(spec["sql"])
+        self.watermark = spec["watermark"]
+        if not IDENT_RE.fullmatch(self.watermark or ""):
+            raise AgentError("watermark %r is not a plain column name" % (self.watermark,), "bad_input")
+        self.failed = []
+
+    def connect(self):
+        if not os.path.isfile(self.path):
+            raise AgentError("the input database %s does not exist on the server" % self.path, "bad_input")
+        return sqlite3.connect("file:%s?mode=ro" % self.path.replace("?", "%3f").replace("#", "%23"), uri=True)
+
+    def check(self):
+        """At job add: the query runs, and returns the watermark column."""
+        conn = self.connect()
+        try:
+            cur = conn.execute("SELECT * FROM (%s) LIMIT 0" % self.sql)
+            columns = [d[0] for d in cur.description]
+        except sqlite3.Error as e:
+            raise AgentError("the input query fails on %s: %s" % (self.path, e), "bad_input")
+        finally:
+            conn.close()
+        if self.watermark not in columns:
+            raise AgentError("the input query has no column %s (it returns %s)" % (self.watermark, ", ".join(columns)),
+                             "bad_input")
+
+    def batches(self, output):
+        """Rows newer than the committed watermark, in watermark order; a batch never ends between two
+        rows of the same watermark value, so the next run's `> watermark` loses none."""
+        last = output.watermark()
+        conn = self.connect()
+        try:
+            q = 'SELECT * FROM (%s) WHERE "%s" > ? ORDER BY "%s"' % (self.sql, self.watermark, self.watermark) \
+                if last is not None else 'SELECT * FROM (%s) WHERE "%s" IS NOT NULL ORDER BY "%s"' % (
+                    self.sql, self.watermark, self.watermark)
+            cur = conn.execute(q, (last,) if last is not None else ())
+            columns = [d[0] for d in cur.description]
+            wm = columns.index(self.watermark)
+            key = columns[0]
+            pending = []
+            while True:
+                rows = cur.fetchmany(SQL_BATCH)
+                pending.extend(rows)
+                if not rows or len(pending) > SQL_BATCH:
+                    cut = len(pending)
+                    if rows:  # keep the rows of the last value for the next batch
+                        while cut > 0 and pending[cut - 1][wm] == pending[-1][wm]:
+                            cut -= 1
+                        if cut == 0:
+                            continue
+                    chunk, pending = pending[:cut], pending[cut:]
+                    if chunk:
+                        yield self._batch(chunk, columns, key, wm)
+                    if not rows:
+                        break
+        finally:
+            conn.close()
+
+    def _batch(self, rows, columns, key, wm):
+        items = []
+        for r in rows:
+            ref = "%s=%s" % (key, r[0]) if key == self.watermark else "%s=%s,%s=%s" % (key, r[0], self.watermark, r[wm])
+            items.append((ref, dict(zip(columns, r))))
+        top = rows[-1][wm]
+        return Batch("%s..%s" % (rows[0][wm], top), items, [], None, watermark=top)
+
+
+def open_input(spec, clock):
+    if spec.get("kind") == "dir":
+        return DirInput(spec, clock)
+    if spec.get("kind") == "db":
+        if str(spec.get("url", "")).startswith("postgresql://"):
+            raise AgentError("PostgreSQL inputs are not supported by this agent yet", "bad_input")
+        return SqliteInput(spec)
+    raise AgentError("input kind %r: expected dir or db" % (spec.get("kind"),), "bad_input")

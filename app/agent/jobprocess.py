@@ -1,0 +1,171 @@
+"""One run of a job, in its own process started with the release's virtualenv python:
+    python -m berth_agent.jobprocess --root R --job NAME --run-id ID --version V
+It loads the model once (the runner's loading code), reads the input batch by batch, predicts
+(`predict_batch(list)` when the model has it), and commits each batch's results, errors and done
+mark in one transaction of the output database; only then is an inbox file moved to done/. Killed
+anywhere, the next run redoes the batch that was not committed, and only that one."""
+import argparse
+import fcntl
+import json
+import os
+import sys
+import time
+import traceback
+
+from .entrypoint import load_entrypoint
+from .fsutil import read_json
+from .inputshape import load as load_input_check
+from .jobclock import iso, now
+from .jobinputs import open_input
+from .jobsqlite import open_output
+from .jobstore import JobDir, roll_up
+from .layout import AgentError, Root
+
+KEEP_DONE_DAYS = 30
+
+
+def load_model(release_dir):
+    manifest = read_json(os.path.join(release_dir, "release.json"))["manifest"]
+    bundle = os.path.join(release_dir, "bundle")
+    predict = load_entrypoint(bundle, manifest["entrypoint"])
+    owner = getattr(predict, "__self__", None)
+    batch = getattr(owner, "predict_batch", None) if owner is not None else None
+    if batch is None:
+        batch = getattr(sys.modules.get(getattr(predict, "__module__", "")), "predict_batch", None)
+    return predict, batch if callable(batch) else None, load_input_check(bundle, manifest)
+
+
+def predict_all(predict, predict_batch, check, items):
+    """[(ref, output)], [(ref, reason, raw)]: a row the input check rejects or the model fails on is
+    an error; the others go on. A batch call that raises is retried row by row, to find the bad ones."""
+    results, errors, todo = [], [], []
+    for ref, value in items:
+        problem = check.problems(value) if check is not None else None
+        if problem:
+            errors.append((ref, "rejected: %s" % problem, _raw(value)))
+        else:
+            todo.append((ref, value))
+    outputs = None
+    if predict_batch is not None and todo:
+        try:
+            outputs = list(predict_batch([v for _r, v in todo]))
+            if len(outputs) != len(todo):
+                outputs = None
+        except Exception:
+            outputs = None
+    for i, (ref, value) in enumerate(todo):
+        try:
+            out = outputs[i] if outputs is not None else predict(value)
+            if not _plain(out):
+                json.dumps(out)  # what cannot be stored is the row's error, not the batch's
+            results.append((ref, out))
+        except Exception as e:
+            errors.append((ref, "%s: %s" % (type(e).__name__, e), _raw(value)))
+    return results, errors
+
+
+PLAIN = (str, int, float, bool, type(None))
+
+
+def _plain(out):
+    """An object of plain values, or a plain value: storable as is (the common case, checked fast)."""
+    if type(out) is dict:
+        return all(type(k) is str and type(v) in PLAIN for k, v in out.items())
+    return type(out) in PLAIN
+
+
+def _raw(value):
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def wait_for(jobdir, run_id, timeout=10.0):
+    """The starter writes the run file right after starting us: wait for it, then own it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = jobdir.read_run(run_id)
+        if isinstance(run, dict):
+            return run
+        time.sleep(0.02)
+    raise AgentError("run %s has no run file" % run_id, "failed")
+
+
+def run_job(root, name, run_id, version):
+    jobdir = JobDir(root, name)
+    run = wait_for(jobdir, run_id)
+    run.update(pid=os.getpid(), version=version, updated=iso(now()))
+    lock_fd = os.open(jobdir.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        run.update(state="skipped", ended=iso(now()), detail="a run of this job was still going")
+        jobdir.write_run(run)
+        return 0
+    jobdir.write_run(run)
+    try:
+        return _run(root, jobdir, run, version)
+    finally:
+        try:
+            roll_up(jobdir)
+        finally:
+            os.close(lock_fd)
+
+
+def _run(root, jobdir, run, version):
+    job = jobdir.read()
+    print("%s run %s of %s (%s %s)" % (iso(now()), run["run_id"], jobdir.name, job["model"], version), flush=True)
+    try:
+        release = root.model(job["model"]).release(version)
+        predict, predict_batch, check = load_model(release)
+        source = open_input(job["input"], now)
+        output = open_output(job["output"], jobdir.name)
+    except Exception as e:
+        return _finish(jobdir, run, "failed", "%s: %s" % (type(e).__name__, e))
+    try:
+        for batch in source.batches(output):
+            results, errors = predict_all(predict, predict_batch, check, batch.items)
+            errors = batch.bad + errors
+            output.commit(batch, results, errors, run["run_id"], version, iso(now()))
+            batch.done()
+            run["rows_in"] += len(batch.items) + len(batch.bad)
+            run["rows_out"] += len(results)
+            run["errors"] += len(errors)
+            run["batches"] += 1
+            run["updated"] = iso(now())
+            jobdir.write_run(run)
+        for name, reason in source.failed:
+            run["errors"] += 1
+            run.setdefault("failed_files", []).append({"file": name, "reason": reason})
+            print("failed: %s: %s" % (name, reason), flush=True)
+        if hasattr(source, "prune_done"):
+            source.prune_done(int(job.get("keep_done_days") or KEEP_DONE_DAYS))
+    except Exception as e:
+        traceback.print_exc()
+        return _finish(jobdir, run, "failed", "%s: %s" % (type(e).__name__, e))
+    finally:
+        output.close()
+    return _finish(jobdir, run, "ok", "%d batch(es)" % run["batches"])
+
+
+def _finish(jobdir, run, state, detail):
+    run.update(state=state, ended=iso(now()), detail=detail)
+    jobdir.write_run(run)
+    print("%s %s: %s" % (iso(now()), state, detail), flush=True)
+    return 0 if state == "ok" else 1
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="berth-job")
+    p.add_argument("--root", required=True)
+    p.add_argument("--job", required=True)
+    p.add_argument("--run-id", required=True)
+    p.add_argument("--version", required=True)
+    args = p.parse_args(argv)
+    os.umask(0o077)
+    return run_job(Root(args.root), args.job, args.run_id, args.version)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

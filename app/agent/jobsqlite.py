@@ -1,0 +1,136 @@
+"""A job's output in a SQLite file on the server: the results table, `<table>_errors`, and the marks
+that make each batch count once (berth_job_done: file hashes; berth_job_watermark). A batch's rows,
+its errors and its mark commit in one transaction; a PostgreSQL output is another class with the
+same methods (is_done, watermark, commit, close) and `check_output` entry."""
+import json
+import os
+import re
+import sqlite3
+
+from .jobinputs import sqlite_path
+from .layout import AgentError
+
+TABLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+FIXED = ("run_id", "model_version", "input_ref", "time")
+MARKS = """
+CREATE TABLE IF NOT EXISTS berth_job_done (job TEXT NOT NULL, mark TEXT NOT NULL, run_id TEXT, time TEXT,
+                                           PRIMARY KEY (job, mark));
+CREATE TABLE IF NOT EXISTS berth_job_watermark (job TEXT PRIMARY KEY, value, run_id TEXT, time TEXT);
+"""
+
+
+def check_table(table):
+    if not isinstance(table, str) or not TABLE_RE.fullmatch(table) or table.lower().startswith(("sqlite_", "berth_job_")):
+        raise AgentError("table %r is not a plain identifier (letters, digits and _, not starting with a digit, "
+                         "sqlite_ or berth_job_)" % (table,), "bad_table")
+    return table
+
+
+def q(name):
+    return '"%s"' % name.replace('"', '""')
+
+
+def check_output(url, table):
+    """At job add: the output can be written, created nothing. A PostgreSQL URL is refused for now."""
+    check_table(table)
+    if isinstance(url, str) and url.startswith(("postgresql://", "postgres://")):
+        raise AgentError("PostgreSQL outputs are not supported by this agent yet; use sqlite:///ABSOLUTE/PATH.db",
+                         "bad_output")
+    path = sqlite_path(url, "output url")
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise AgentError("the output's folder %s does not exist on the server" % folder, "bad_output")
+    if os.path.exists(path):
+        try:
+            conn = sqlite3.connect("file:%s?mode=rw" % path.replace("?", "%3f").replace("#", "%23"), uri=True)
+            try:
+                conn.execute("PRAGMA schema_version").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error as e:
+            raise AgentError("the output %s is not a SQLite database the job can write: %s" % (path, e), "bad_output")
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        raise AgentError("the job cannot create %s: its folder is not writable" % path, "bad_output")
+    return path
+
+
+class SqliteOutput:
+    def __init__(self, url, table, job):
+        self.path, self.table, self.job = check_output(url, table), table, job
+        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.executescript(MARKS)
+        self.conn.execute("CREATE TABLE IF NOT EXISTS %s (run_id TEXT, model_version TEXT, input_ref TEXT, time TEXT)"
+                          % q(table))
+        self.conn.execute("CREATE TABLE IF NOT EXISTS %s (run_id TEXT, model_version TEXT, input_ref TEXT, time TEXT, "
+                          "reason TEXT, raw TEXT)" % q(table + "_errors"))
+        self.columns = self._columns()
+
+    def _columns(self):
+        return [r[1] for r in self.conn.execute("PRAGMA table_info(%s)" % q(self.table))]
+
+    def is_done(self, mark):
+        return self.conn.execute("SELECT 1 FROM berth_job_done WHERE job = ? AND mark = ?", (self.job, mark)).fetchone() \
+            is not None
+
+    def watermark(self):
+        row = self.conn.execute("SELECT value FROM berth_job_watermark WHERE job = ?", (self.job,)).fetchone()
+        return row[0] if row else None
+
+    def commit(self, batch, results, errors, run_id, version, when):
+        """results: [(input_ref, output)]; errors: [(input_ref, reason, raw)]. One transaction."""
+        rows = [_cells(out) for _ref, out in results]
+        names = []
+        for cells in rows:
+            for k in cells:
+                if k not in names:
+                    names.append(k)
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            for name in names:
+                if name not in self.columns:
+                    c.execute("ALTER TABLE %s ADD COLUMN %s" % (q(self.table), q(name)))
+                    self.columns.append(name)
+            cols = list(FIXED) + names
+            c.executemany("INSERT INTO %s (%s) VALUES (%s)" % (q(self.table), ", ".join(q(n) for n in cols),
+                                                              ", ".join("?" * len(cols))),
+                          [(run_id, version, ref, when) + tuple(cells.get(n) for n in names)
+                           for (ref, _o), cells in zip(results, rows)])
+            c.executemany("INSERT INTO %s VALUES (?, ?, ?, ?, ?, ?)" % q(self.table + "_errors"),
+                          [(run_id, version, ref, when, reason, raw) for ref, reason, raw in errors])
+            if batch.mark is not None:
+                c.execute("INSERT INTO berth_job_done VALUES (?, ?, ?, ?)", (self.job, batch.mark, run_id, when))
+            if batch.watermark is not None:
+                c.execute("INSERT OR REPLACE INTO berth_job_watermark VALUES (?, ?, ?, ?)",
+                          (self.job, batch.watermark, run_id, when))
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    def close(self):
+        self.conn.close()
+
+
+def _cells(output):
+    """One column per key of an object (keys that clash with Berth's own columns get `output_`);
+    anything else in one JSON column `output`. Nested values are stored as JSON text."""
+    if not isinstance(output, dict):
+        return {"output": json.dumps(output)}
+    out = {}
+    for k, v in output.items():
+        name = _NAMES.get(k)
+        if name is None:
+            name = str(k)
+            name = _NAMES[k] = "output_" + name if name.lower() in FIXED else name
+        out[name] = json.dumps(v) if isinstance(v, (dict, list)) else v
+    return out
+
+
+_NAMES = {}  # output key -> its column (few keys, many rows)
+
+
+def open_output(spec, job):
+    return SqliteOutput(spec["url"], spec["table"], job)

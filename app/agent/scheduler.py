@@ -1,0 +1,216 @@
+"""The job scheduler: one long-lived stdlib process per server root, supervised like a runner (pid
+file, started by the agent on `job_add` and by `hello` / `status` when found dead). It wakes for the
+next due time, starts the job process, and catches up missed runs ONCE (a scheduler dead for a day
+runs an hourly job one time, marked late), because the next due time is always computed from now.
+    python3 -m berth_agent.scheduler --root R"""
+import argparse
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from . import jobrun, supervise
+from .fsutil import read_json, write_json_atomic, _unlink
+from .jobclock import CLOCK_ENV, fake_clock_file, iso, now, parse
+from .jobstore import list_jobs, new_run_id
+from .layout import AgentError, Root
+from .runnerenv import runner_environment
+from .runnerproc import pid_alive
+from .schedule import Schedule
+
+LATE_S = 60  # started more than this after its due time: the run is late
+MAX_SLEEP_S = 2.0  # new jobs, pauses and removals are seen within this
+
+
+LOG_LIMIT = 1024 * 1024
+
+
+def files(root):
+    """pid file, lock, log (rotated by size by the scheduler itself), and where a crash's output goes."""
+    return (os.path.join(root.meta, "scheduler.json"), os.path.join(root.meta, "scheduler.lock"),
+            os.path.join(root.meta, "scheduler.log"), os.path.join(root.meta, "scheduler.out"))
+
+
+def log(root, text):
+    path = files(root)[2]
+    supervise._rotate(path, LOG_LIMIT)
+    try:
+        with open(path, "a") as f:
+            f.write("%s %s\n" % (iso(now()), text))
+    except OSError:
+        pass
+
+
+_problems = {}  # job name -> the problem last logged for it
+
+
+def tick(root, t):
+    """Start what is due at `t`; returns the earliest next due time (None: nothing scheduled)."""
+    jobrun.reap()
+    wake = None
+    for jobdir in list_jobs(root):
+        try:
+            job = jobdir.read()
+            state = jobdir.state()
+            if job.get("paused"):
+                if state.get("next_run"):
+                    jobdir.save_state(dict(state, next_run=None))
+                continue
+            schedule = Schedule.from_json(job["schedule"])
+            due = parse(state.get("next_run"))
+            if due is None:
+                due = schedule.next_after(t)
+                jobdir.save_state(dict(state, next_run=iso(due)))
+            if t >= due:
+                late = (t - due).total_seconds() > LATE_S
+                _start(root, jobdir, late, due)
+                state = dict(state, last_due=iso(due))
+                due = schedule.next_after(t)
+                jobdir.save_state(dict(state, next_run=iso(due)))
+            wake = due if wake is None or due < wake else wake
+        except Exception as e:  # one broken job (or a full disk) must not stop the others, nor the scheduler
+            said = "%s: %s" % (type(e).__name__, e)
+            if _problems.get(jobdir.name) != said:  # once, not every tick
+                log(root, "job %s: %s" % (jobdir.name, said))
+            _problems[jobdir.name] = said
+        else:
+            _problems.pop(jobdir.name, None)
+    return wake
+
+
+def _start(root, jobdir, late, due):
+    try:
+        run = jobrun.start(root, jobdir, "schedule", late=late, due=due)
+        log(root, "started %s run %s%s" % (jobdir.name, run["run_id"], " (late)" if late else ""))
+    except AgentError as e:  # visible in the job's runs, not only in this log
+        t = now()
+        os.makedirs(jobdir.runs, exist_ok=True)
+        state = "skipped" if e.code == "busy" else "failed"
+        jobdir.write_run({"run_id": new_run_id(t), "job": jobdir.name, "started": iso(t), "ended": iso(t),
+                          "state": state, "rows_in": 0, "rows_out": 0, "errors": 0, "batches": 0,
+                          "version": None, "late": late, "due": iso(due), "trigger": "schedule", "detail": str(e)})
+        log(root, "%s %s: %s" % (state, jobdir.name, e))
+
+
+def serve(root):
+    pid_file, lock_file = files(root)[:2]
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return 0  # another scheduler serves this root
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    write_json_atomic(pid_file, {"pid": os.getpid(), "root": root.path, "started_at": iso(now()),
+                                 "agent": supervise.PACKAGE_PARENT})
+    log(root, "scheduler %d serving %s" % (os.getpid(), root.path))
+    while not stopping and os.path.isdir(root.meta):
+        wake = tick(root, now())
+        pause = MAX_SLEEP_S
+        if wake is not None:
+            pause = min(pause, max(0.05, (wake - now()).total_seconds()))
+        time.sleep(pause)
+    if (read_json(pid_file) or {}).get("pid") == os.getpid():
+        _unlink(pid_file)
+    log(root, "scheduler %d stopped" % os.getpid())
+    return 0
+
+
+def alive(root):
+    """The pid of the scheduler serving this root, or None."""
+    rec = read_json(files(root)[0]) or {}
+    pid = rec.get("pid")
+    if not isinstance(pid, int) or not pid_alive(pid):
+        return None
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            argv = f.read().split(b"\0")
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            if f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
+                return None
+    except (OSError, IndexError):
+        return pid if not os.path.isdir("/proc/self") else None
+    ours = any(a.endswith(b".scheduler") for a in argv) and root.path.encode() in argv
+    return pid if ours else None
+
+
+_started = []  # guarded by _guard: a session runs hello and status in threads
+_guard = threading.Lock()
+
+
+def ensure(root):
+    """Start the scheduler if this root has jobs and none serves it; returns (pid, started_now)."""
+    with _guard:
+        return _ensure(root)
+
+
+def _ensure(root):
+    for proc in list(_started):
+        if proc.poll() is not None:
+            _started.remove(proc)
+    pid = alive(root)
+    if pid and (read_json(files(root)[0]) or {}).get("agent") != supervise.PACKAGE_PARENT:
+        log(root, "scheduler %d runs another agent's code: restarted with this one" % pid)
+        stop(root)  # Berth installed a new agent: the scheduler and its job processes follow it
+        pid = None
+    if pid or not list_jobs(root):
+        return pid, False
+    out_path = files(root)[3]
+    supervise._rotate(out_path, LOG_LIMIT)
+    env = dict(runner_environment(), PYTHONPATH=supervise.PACKAGE_PARENT, PYTHONUNBUFFERED="1",
+               PYTHONDONTWRITEBYTECODE="1")
+    if fake_clock_file():
+        env[CLOCK_ENV] = fake_clock_file()  # tests only (jobclock.py)
+    with open(out_path, "ab") as out:
+        proc = subprocess.Popen(command(root), cwd=root.path, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+    _started.append(proc)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not alive(root) and proc.poll() is None:
+        time.sleep(0.02)
+    return alive(root) or proc.pid, True
+
+
+def command(root):
+    return [sys.executable, "-m", supervise.PACKAGE + ".scheduler", "--root", root.path]
+
+
+def stop(root, timeout=10.0):
+    """SIGTERM the scheduler (its current sleep ends it): the last job removed, a new agent, tests."""
+    pid = alive(root)
+    if not pid:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while alive(root) and time.monotonic() < deadline:
+        for proc in list(_started):
+            proc.poll()
+        time.sleep(0.05)
+    if alive(root):
+        os.kill(pid, signal.SIGKILL)
+    for proc in list(_started):
+        if proc.pid == pid:  # ours: collect it (its pid file goes a moment before it exits)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.poll() is not None:
+            _started.remove(proc)
+    return True
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="berth-scheduler")
+    p.add_argument("--root", required=True)
+    args = p.parse_args(argv)
+    os.umask(0o077)
+    return serve(Root(args.root))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

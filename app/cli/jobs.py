@@ -1,0 +1,203 @@
+"""`berth job add|list|run|runs|pause|resume|remove`: scheduled jobs on a server (docs/jobs.md).
+The agent validates and runs them; this checks what it can before connecting, and prints."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from app.agent.jobsqlite import check_table
+from app.agent.layout import AgentError
+from app.agent.schedule import parse_schedule
+from app.deploy import jobs, queries
+from app.errors import BerthError
+
+from . import options
+from .base import ActionGroup, Failed, workspace
+from .output import print_json, print_table
+from .per_server import for_each_server
+
+LIST_KEYS = ["server", "name", "model", "version", "schedule", "tz", "next_run", "last_run", "last_state", "paused"]
+RUN_KEYS = ["run_id", "started", "ended", "state", "rows_in", "rows_out", "errors", "version", "late"]
+WAIT_POLL_S = 1.0
+
+
+class JobGroup(ActionGroup):
+    name = "job"
+    help = "scheduled jobs: a model over an inbox folder or a query, into a results database"
+
+    def add_actions(self, actions) -> None:
+        add = actions.add_parser("add", help="add a job to a model on a server")
+        add.add_argument("job_name", metavar="NAME")
+        add.add_argument("--model", required=True)
+        options.add_server(add, required=True)
+        when = add.add_mutually_exclusive_group(required=True)
+        when.add_argument("--every", metavar="INTERVAL", help="10m, 1h, 1d")
+        when.add_argument("--cron", metavar="EXPR")
+        add.add_argument("--tz", default="UTC", metavar="ZONE")
+        source = add.add_mutually_exclusive_group(required=True)
+        source.add_argument("--input-dir", metavar="DIR", help="an inbox folder on the server")
+        source.add_argument("--input-db", metavar="URL", help="sqlite:///ABSOLUTE/PATH.db on the server")
+        add.add_argument("--pattern", metavar="GLOB", help="files of the inbox to take (default: all)")
+        add.add_argument("--input-sql", metavar="QUERY")
+        add.add_argument("--watermark", metavar="COLUMN")
+        add.add_argument("--output", required=True, metavar="URL", help="sqlite:///ABSOLUTE/PATH.db on the server")
+        add.add_argument("--table", required=True)
+        add.add_argument("--version", metavar="V", help="pin a release (default: follow current)")
+        options.add_reason(add)
+        self.add_parser = add
+
+        listed = actions.add_parser("list", help="the jobs of a server (default: of every server)")
+        options.add_server(listed)
+        options.add_json(listed)
+
+        run = actions.add_parser("run", help="run a job now")
+        run.add_argument("job_name", metavar="NAME")
+        options.add_server(run, required=True)
+        run.add_argument("--wait", action="store_true", help="until the run ends (exit 1 if it failed)")
+        options.add_reason(run)
+
+        runs = actions.add_parser("runs", help="a job's recent runs")
+        runs.add_argument("job_name", metavar="NAME")
+        options.add_server(runs, required=True)
+        options.add_json(runs)
+        runs.add_argument("--limit", type=_positive, default=20, help="how many, newest first (default 20)")
+
+        for action, what in (("pause", "stop running a job on schedule"), ("resume", "run a paused job again"),
+                             ("remove", "remove a job (its output database stays)")):
+            p = actions.add_parser(action, help=what)
+            p.add_argument("job_name", metavar="NAME")
+            options.add_server(p, required=True)
+            options.add_reason(p)
+
+    def do_add(self, args) -> int:
+        request = _add_request(args, self.add_parser)
+        ws = workspace()
+        with ws.connect_to_change("job.add", args.server, args.reason) as t:
+            try:
+                result = ws.job_change(t, "add", args.job_name, args.model, request, reason=args.reason)
+            except BerthError as e:
+                if e.code not in queries.NOT_DEPLOYED_CODES or queries.known_model(t, args.model):
+                    raise
+                raise queries.not_deployed(t, args.model, str(e)) from None
+        job = result["job"]
+        print(f"job {job['name']} added on {args.server}: {job['model']} {job['schedule']} ({job['tz']}), "
+              f"next run {job['next_run']}")
+        print(scheduler_line(result.get("scheduler") or {}), file=sys.stderr)
+        return 0
+
+    def do_list(self, args) -> int:
+        ws = workspace()
+        names = [args.server] if args.server else [s.name for s in ws.servers.list()]
+
+        def jobs_of(name: str) -> tuple[str, dict]:
+            with ws.connect(name) as t:
+                return name, t.agent("job_list", {})
+
+        outcome = for_each_server(names, jobs_of, named=bool(args.server))
+        found = [dict(j, server=name) for name, answer in outcome.results for j in answer["jobs"]]
+        if args.json:
+            print_json([{k: j.get(k) for k in LIST_KEYS} for j in found])
+        else:
+            for name, answer in outcome.results:
+                if answer["jobs"]:  # who runs them with Berth closed, and after a reboot
+                    print(f"{name}: {scheduler_line(answer.get('scheduler') or {})}", file=sys.stderr)
+            print_table([dict(j, version=j.get("version") or "current", flag=flag(j)) for j in found],
+                        ["server", "name", "model", "version", "schedule", "next_run", "last_run", "last_state",
+                         "flag"])
+        return outcome.exit_code
+
+    def do_run(self, args) -> int:
+        ws = workspace()
+        with ws.connect_to_change("job.run", args.server, args.reason) as t:
+            job = jobs.find(t, args.job_name)
+            run = ws.job_change(t, "run", args.job_name, job["model"], reason=args.reason)["run"]
+            print(f"job {args.job_name} on {args.server}: run {run['run_id']} started ({run['version']})",
+                  file=sys.stderr)
+            if not args.wait:
+                print(run["run_id"])
+                return 0
+            while run["state"] == "running":
+                time.sleep(WAIT_POLL_S)
+                run = next((r for r in jobs.runs(t, args.job_name, 50) if r["run_id"] == run["run_id"]), run)
+        print(f"run {run['run_id']}: {run['state']}, {run['rows_in']} in, {run['rows_out']} out, "
+              f"{run['errors']} error(s){'; ' + run['detail'] if run.get('detail') else ''}")
+        return 0 if run["state"] == "ok" else 1
+
+    def do_runs(self, args) -> int:
+        with workspace().connect(args.server) as t:
+            jobs.find(t, args.job_name)
+            found = jobs.runs(t, args.job_name, args.limit)
+        if args.json:
+            print_json([{k: r.get(k) for k in RUN_KEYS} for r in found])
+        else:
+            print_table([dict(r, late="late" if r.get("late") else "") for r in found], RUN_KEYS)
+        return 0
+
+    def _change(self, args, action: str) -> int:
+        ws = workspace()
+        with ws.connect_to_change(f"job.{action}", args.server, args.reason) as t:
+            job = jobs.find(t, args.job_name)
+            ws.job_change(t, action, args.job_name, job["model"], reason=args.reason)
+        print(f"job {args.job_name} on {args.server}: {action}d" if action != "resume" else
+              f"job {args.job_name} on {args.server}: resumed")
+        return 0
+
+    def do_pause(self, args) -> int:
+        return self._change(args, "pause")
+
+    def do_resume(self, args) -> int:
+        return self._change(args, "resume")
+
+    def do_remove(self, args) -> int:
+        return self._change(args, "remove")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def scheduler_line(s: dict) -> str:
+    running = f"scheduler running (pid {s['pid']})" if s.get("pid") else "scheduler NOT running (Berth starts it at its next connection)"
+    return f"{running}; after a reboot: {s.get('reboot_detail') or s.get('reboot') or 'unknown'}"
+
+
+def flag(job: dict) -> str:
+    """The table's marker: what needs a look first."""
+    if job.get("failing"):
+        return "FAILING"
+    if job.get("late"):
+        return "LATE"
+    return "paused" if job.get("paused") else ""
+
+
+def _add_request(args, parser) -> dict:
+    """The job_add request, with what can be checked here refused before connecting."""
+    if args.input_db and not (args.input_sql and args.watermark):
+        parser.error("--input-db needs --input-sql QUERY and --watermark COLUMN")
+    if args.input_dir and (args.input_sql or args.watermark):
+        parser.error("--input-sql and --watermark go with --input-db, not --input-dir")
+    if args.pattern and not args.input_dir:
+        parser.error("--pattern goes with --input-dir")
+    try:
+        parse_schedule(every=args.every, cron=args.cron, tz=args.tz)
+        check_table(args.table)
+    except AgentError as e:
+        raise Failed(f"{'the schedule does not parse: ' if e.code == 'bad_schedule' else ''}{e}") from None
+    if not args.output.startswith(("sqlite:///", "postgresql://")):
+        raise Failed(f"--output {args.output!r}: expected sqlite:///ABSOLUTE/PATH.db (on the server) or postgresql://…")
+    if args.input_dir:
+        if not args.input_dir.startswith("/"):
+            raise Failed(f"--input-dir {args.input_dir!r}: give the folder's absolute path on the server")
+        source = {"kind": "dir", "path": args.input_dir, "pattern": args.pattern or "*"}
+    else:
+        source = {"kind": "db", "url": args.input_db, "sql": args.input_sql, "watermark": args.watermark}
+    return {"model": args.model, "schedule": {"every": args.every} if args.every else {"cron": args.cron},
+            "tz": args.tz, "input": source, "output": {"url": args.output, "table": args.table},
+            "version": args.version}

@@ -1,0 +1,58 @@
+"""Job changes (add, pause, resume, remove, run now) audited like a deploy: "started" here before
+the agent is asked, the outcome after, under the ids the agent journals them with. Queries
+(job_list, job_runs) are plain agent calls."""
+from __future__ import annotations
+
+from app.audit.actor import local_actor
+from app.audit.log import AuditLog
+from app.remote.errors import RemoteError
+from app.remote.transport import Transport
+
+from .audited import AuditedChange
+from .errors import OperationFailed
+
+CHANGES = ("add", "pause", "resume", "remove", "run")
+
+
+def jobs(transport: Transport, model: str | None = None) -> list[dict]:
+    return transport.agent("job_list", {"model": model} if model else {})["jobs"]
+
+
+def runs(transport: Transport, name: str, limit: int = 20) -> list[dict]:
+    return transport.agent("job_runs", {"name": name, "limit": limit})["runs"]
+
+
+def find(transport: Transport, name: str) -> dict:
+    """The job named `name` on the server, or one clear line naming the jobs it has (a typo, usually)."""
+    import difflib
+
+    listed = jobs(transport)
+    for job in listed:
+        if job["name"] == name:
+            return job
+    names = [j["name"] for j in listed]
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"; did you mean {close[0]}?" if close else (f"; its jobs: {', '.join(names)}" if names else
+                                                        "; it has no jobs yet (berth job add)")
+    raise OperationFailed(f"there is no job {name} on {transport.name}{hint}", code="no_job")
+
+
+def change(transport: Transport, audit: AuditLog, action: str, name: str, model: str, request: dict | None = None,
+           reason: str = "") -> dict:
+    """Run `job_<action>` on the server, audited on both sides; returns the agent's result."""
+    if action not in CHANGES:
+        raise ValueError(f"not a job change: {action}")
+    trail = AuditedChange(audit, f"job.{action}", server=transport.name, ssh_user=transport.ssh_user, model=model,
+                          reason=reason)
+    trail.begin()
+    req = dict(request or {}, name=name, actor=dict(local_actor(), ssh_user=transport.ssh_user),
+               event_ids=trail.event_ids(), desktop_head=audit.desktop_head(), reason=reason)
+    try:
+        result = transport.agent(f"job_{action}", req)
+    except (RemoteError, OSError) as e:
+        raise trail.failed(e) from None
+    except BaseException as e:
+        trail.failed(OSError(f"interrupted ({type(e).__name__})"))
+        raise
+    trail.ok(result)
+    return result

@@ -1,0 +1,122 @@
+"""`berth job ...` on the built-in `local` server with a real agent, model and SQLite output: the
+exact JSON keys, exit codes, one clear line for each bad input, and the audit on both sides."""
+import pytest
+
+from agent_kit import make_bundle
+from cli_kit import berth
+from jobs_kit import cleanup, BATCH_MODEL, rows, write_csv
+
+LIST_KEYS = {"server", "name", "model", "version", "schedule", "tz", "next_run", "last_run", "last_state", "paused"}
+RUN_KEYS = {"run_id", "started", "ended", "state", "rows_in", "rows_out", "errors", "version", "late"}
+
+
+@pytest.fixture
+def local(berth_home, capsys, tmp_path):
+    folder = make_bundle(tmp_path / "scorer", name="scorer", model_src=BATCH_MODEL.format(version="1.0.0"))
+    r = berth(capsys, "deploy", folder, "--server", "local")
+    assert r.code == 0, r
+    yield berth_home / "local"
+    cleanup(berth_home / "local")
+
+
+def add(capsys, tmp_path, *extra, name="hourly"):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir(exist_ok=True)
+    base = ["job", "add", name, "--model", "scorer", "--server", "local", "--every", "1d", "--input-dir", inbox,
+            "--pattern", "*.csv", "--output", f"sqlite:///{tmp_path}/out.db", "--table", "scores"]
+    return berth(capsys, *base, *extra)
+
+
+def test_job_commands_and_their_json(local, capsys, tmp_path):
+    r = add(capsys, tmp_path)
+    assert r.code == 0, r
+    assert r.out.startswith("job hourly added on local: scorer every 1d (UTC), next run ") and "scheduler running (pid" in r.err
+    listed = berth(capsys, "job", "list", "--server", "local", "--json").json()
+    assert len(listed) == 1 and set(listed[0]) == LIST_KEYS
+    assert {k: listed[0][k] for k in ("server", "name", "model", "version", "schedule", "tz", "paused", "last_run")} == {
+        "server": "local", "name": "hourly", "model": "scorer", "version": None, "schedule": "every 1d", "tz": "UTC",
+        "paused": False, "last_run": None}
+    r = berth(capsys, "job", "list")  # every server, as a table
+    assert "hourly" in r.out and "local: scheduler running (pid " in r.err and "after a reboot: " in r.err
+
+    write_csv(tmp_path / "inbox" / "a.csv", [{"x": 1}, {"x": -1}, {"x": 3}])
+    r = berth(capsys, "job", "run", "hourly", "--server", "local", "--wait")
+    assert r.code == 0, r
+    assert ": ok, 3 in, 2 out, 1 error(s)" in r.out
+    runs = berth(capsys, "job", "runs", "hourly", "--server", "local", "--json").json()
+    assert len(runs) == 1 and set(runs[0]) == RUN_KEYS
+    assert (runs[0]["state"], runs[0]["rows_out"], runs[0]["errors"], runs[0]["version"], runs[0]["late"]) == (
+        "ok", 2, 1, "1.0.0", False)
+    assert rows(tmp_path / "out.db", "SELECT count(*) FROM scores") == [(2,)]
+    r = berth(capsys, "job", "run", "hourly", "--server", "local")
+    assert r.code == 0 and len(r.out.strip()) == len(runs[0]["run_id"])  # the run id, for scripts
+
+    for action, said in (("pause", "paused"), ("resume", "resumed")):
+        r = berth(capsys, "job", action, "hourly", "--server", "local")
+        assert r.code == 0 and r.out.strip() == f"job hourly on local: {said}", r
+    r = berth(capsys, "job", "pause", "hourlyy", "--server", "local")
+    assert r.code == 1 and r.err.strip() == "berth: there is no job hourlyy on local; did you mean hourly?"
+
+    (tmp_path / "out.db").write_bytes(b"no longer sqlite" * 64)
+    r = berth(capsys, "job", "run", "hourly", "--server", "local", "--wait")
+    assert r.code == 1 and ": failed, 0 in" in r.out and "not a SQLite database" in r.out, r
+    status = berth(capsys, "status", "--server", "local", "--json").json()
+    assert status[0]["jobs"] == [{"name": "hourly", "state": "failing"}]
+    table = berth(capsys, "status", "--server", "local").out
+    assert "hourly FAILING" in table
+    assert "FAILING" in berth(capsys, "job", "list", "--server", "local").out
+
+    assert berth(capsys, "job", "remove", "hourly", "--server", "local").code == 0
+    assert berth(capsys, "job", "list", "--server", "local", "--json").json() == []
+
+    events = berth(capsys, "audit", "list", "--json").json()
+    jobs = [(e["action"], e["outcome"]) for e in reversed(events) if e["action"].startswith("job.")]
+    assert jobs == [("job.add", "started"), ("job.add", "ok"), ("job.run", "started"), ("job.run", "ok"),
+                    ("job.run", "started"), ("job.run", "ok"), ("job.pause", "started"), ("job.pause", "ok"),
+                    ("job.resume", "started"), ("job.resume", "ok"), ("job.run", "started"), ("job.run", "ok"),
+                    ("job.remove", "started"), ("job.remove", "ok")]  # the server journal's copies were not added
+    assert all(e["model"] == "scorer" and e["server"] == "local" for e in events if e["action"].startswith("job."))
+    assert any("job hourly: removed" in e["detail"] for e in events if e["action"] == "job.remove")
+
+
+BAD = [
+    ("unknown model", ["--model", "scorr"], 1, "scorr is not deployed on this server (deployed there: scorer); did you mean scorer?", ""),
+    ("schedule", ["--every", "10 minutes"], 1, "the schedule does not parse: every '10 minutes'", ""),
+    ("missing input dir", ["--input-dir", "/nonexistent/inbox"], 1,
+     "the input folder /nonexistent/inbox does not exist on the server", ""),
+    ("relative input dir", ["--input-dir", "inbox"], 1, "give the folder's absolute path on the server", ""),
+    ("bad table", ["--table", "my-table"], 1, "table 'my-table' is not a plain identifier", ""),
+    ("unreachable output", ["--output", "sqlite:////nonexistent/dir/out.db"], 1,
+     "the output's folder /nonexistent/dir does not exist on the server", ""),
+    ("output url", ["--output", "mysql://x"], 1, "expected sqlite:///ABSOLUTE/PATH.db", ""),
+    ("version absent", ["--version", "9.9.9"], 1, "scorer has no release 9.9.9", ""),
+]
+
+
+@pytest.mark.parametrize("label,change,code,says,also", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_one_clear_line(local, capsys, tmp_path, label, change, code, says, also):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir(exist_ok=True)
+    args = {"--model": "scorer", "--every": "1h", "--input-dir": str(inbox), "--output": f"sqlite:///{tmp_path}/o.db",
+            "--table": "scores"}
+    args.update(dict(zip(change[::2], change[1::2])))
+    r = berth(capsys, "job", "add", "hourly", "--server", "local", "--pattern", "*.csv",
+              *[x for kv in args.items() for x in kv])
+    assert r.code == code, r
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0] and also in lines[0], r
+    assert berth(capsys, "job", "list", "--server", "local", "--json").json() == []
+
+
+@pytest.mark.parametrize("argv", [
+    ["--every", "1h", "--cron", "0 * * * *", "--input-dir", "/tmp"],
+    ["--every", "1h", "--input-db", "sqlite:////tmp/x.db"],
+    ["--every", "1h", "--input-dir", "/tmp", "--watermark", "at"],
+    ["--input-dir", "/tmp"],
+    ["--every", "1h"],
+], ids=["every-and-cron", "db-without-sql", "watermark-with-dir", "no-schedule", "no-input"])
+def test_wrong_usage_exits_2(local, capsys, argv):
+    assert berth(capsys, "job", "runs", "j", "--server", "local", "--limit", "0").code == 2
+    r = berth(capsys, "job", "add", "j", "--model", "scorer", "--server", "local", "--output", "sqlite:////tmp/o.db",
+              "--table", "t", *argv)
+    assert r.code == 2, r

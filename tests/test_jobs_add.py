@@ -1,0 +1,119 @@
+"""job_add refuses each bad input with one clear line and writes nothing; the changes are
+journalled like a deploy; job_list's JOB keys."""
+import os
+
+import pytest
+
+from agent_kit import call
+from app.agent import scheduler
+from app.agent.layout import Root
+from jobs_kit import cleanup, add_dir_job, deploy_batch_model, journal_actions
+
+JOB_KEYS = {"name", "model", "version", "schedule", "tz", "next_run", "last_run", "last_state", "last_run_id",
+            "paused", "input", "output", "late", "failing"}
+
+
+@pytest.fixture
+def root(tmp_path):
+    r = tmp_path / "srv"
+    yield r
+    cleanup(r)
+
+
+@pytest.fixture
+def deployed(root, tmp_path):
+    deploy_batch_model(root, tmp_path)
+    return root
+
+
+def _good(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir(exist_ok=True)
+    return dict(name="nightly", model="scorer", schedule={"every": "1d"}, tz="UTC",
+                input={"kind": "dir", "path": str(inbox), "pattern": "*.csv"},
+                output={"url": f"sqlite:///{tmp_path}/out.db", "table": "scores"}, version=None)
+
+
+BAD = [
+    ("unknown model", {"model": "scorr"}, "not_deployed", "scorr is not deployed on this server"),
+    ("bad model name", {"model": "Bad Name"}, "usage", "invalid model name"),
+    ("pinned version absent", {"version": "9.9.9"}, "no_release", "scorer has no release 9.9.9"),
+    ("schedule does not parse", {"schedule": {"every": "10 minutes"}}, "bad_schedule", "every '10 minutes'"),
+    ("no schedule", {"schedule": {}}, "bad_schedule", "give a schedule"),
+    ("missing input dir", {"input": {"kind": "dir", "path": "/nonexistent/inbox"}}, "bad_input",
+     "the input folder /nonexistent/inbox does not exist on the server"),
+    ("relative input dir", {"input": {"kind": "dir", "path": "inbox"}}, "bad_input", "absolute path"),
+    ("unknown input kind", {"input": {"kind": "s3"}}, "bad_input", "input kind 's3'"),
+    ("source db missing", {"input": {"kind": "db", "url": "sqlite:////nonexistent/src.db", "sql": "SELECT 1 AS t",
+                                     "watermark": "t"}}, "bad_input", "does not exist on the server"),
+    ("two statements", {"input": {"kind": "db", "url": "sqlite:////tmp/x.db", "sql": "SELECT 1; DROP TABLE x",
+                                  "watermark": "t"}}, "bad_input", "one SELECT statement"),
+    ("bad table name", {"output": {"url": "sqlite:////tmp/out.db", "table": "scores; DROP"}}, "bad_table",
+     "is not a plain identifier"),
+    ("reserved table name", {"output": {"url": "sqlite:////tmp/out.db", "table": "berth_job_done"}}, "bad_table",
+     "is not a plain identifier"),
+    ("unreachable output", {"output": {"url": "sqlite:////nonexistent/dir/out.db", "table": "scores"}}, "bad_output",
+     "the output's folder /nonexistent/dir does not exist on the server"),
+    ("relative output", {"output": {"url": "sqlite://out.db", "table": "scores"}}, "bad_output",
+     "expected sqlite:///ABSOLUTE/PATH.db"),
+    ("postgresql not yet", {"output": {"url": "postgresql://u@h:5432/db", "table": "scores"}}, "bad_output",
+     "PostgreSQL outputs are not supported"),
+    ("bad job name", {"name": "Nightly Job"}, "usage", "invalid job name"),
+]
+
+
+@pytest.mark.parametrize("label,change,code,says", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_is_one_clear_line_and_nothing_is_created(deployed, tmp_path, label, change, code, says):
+    before = journal_actions(deployed)
+    _result, error, _ = call(deployed, "job_add", **dict(_good(tmp_path), **change))
+    assert error is not None and error["code"] == code, error
+    assert says in error["message"] and "\n" not in error["message"], error["message"]
+    assert not (deployed / "jobs").exists() or os.listdir(deployed / "jobs") == []
+    assert journal_actions(deployed) == before
+    assert not (tmp_path / "out.db").exists()
+    assert scheduler.alive(Root(str(deployed))) is None
+
+
+def test_a_corrupt_output_file_is_refused(deployed, tmp_path):
+    (tmp_path / "out.db").write_bytes(b"this is not sqlite" * 100)
+    _r, error, _ = call(deployed, "job_add", **_good(tmp_path))
+    assert error["code"] == "bad_output" and "is not a SQLite database" in error["message"]
+
+
+def test_watermark_column_must_be_in_the_query(deployed, tmp_path):
+    import sqlite3
+    src = tmp_path / "src.db"
+    sqlite3.connect(src).execute("CREATE TABLE t (id INTEGER, at INTEGER)").connection.commit()
+    _r, error, _ = call(deployed, "job_add", **dict(_good(tmp_path), input={
+        "kind": "db", "url": f"sqlite:///{src}", "sql": "SELECT id FROM t", "watermark": "at"}))
+    assert error["code"] == "bad_input" and "has no column at (it returns id)" in error["message"]
+    _r, error, _ = call(deployed, "job_add", **dict(_good(tmp_path), input={
+        "kind": "db", "url": f"sqlite:///{src}", "sql": "SELECT nope FROM t", "watermark": "at"}))
+    assert error["code"] == "bad_input" and "the input query fails" in error["message"]
+
+
+def test_names_are_unique_per_server_and_changes_are_journalled(deployed, tmp_path):
+    result, error, _ = add_dir_job(deployed, tmp_path / "inbox", tmp_path / "out.db", name="hourly")
+    assert error is None, error
+    assert set(result["job"]) == JOB_KEYS
+    assert result["scheduler"]["pid"] and result["scheduler"]["reboot"] in ("systemd", "crontab", "none")
+    _r, error, _ = add_dir_job(deployed, tmp_path / "inbox2", tmp_path / "out2.db", name="hourly")
+    assert error["code"] == "job_exists" and "already exists on this server (for scorer)" in error["message"]
+    listed, _, _ = call(deployed, "job_list")
+    assert [j["name"] for j in listed["jobs"]] == ["hourly"] and set(listed["jobs"][0]) == JOB_KEYS
+    j = listed["jobs"][0]
+    assert (j["version"], j["schedule"], j["tz"], j["paused"], j["last_run"], j["late"], j["failing"]) == (
+        None, "every 1h", "UTC", False, None, False, False)
+    assert call(deployed, "job_list", model="other")[0]["jobs"] == []
+    assert call(deployed, "job_pause", name="hourly")[0]["job"]["paused"] is True
+    assert call(deployed, "job_list")[0]["jobs"][0]["next_run"] is None
+    assert call(deployed, "job_resume", name="hourly")[0]["job"]["paused"] is False
+    removed = call(deployed, "job_remove", name="hourly")[0]
+    assert removed["removed"] == "hourly" and removed["detail"].startswith("job hourly: removed")
+    _r, error, _ = call(deployed, "job_pause", name="hourly")
+    assert error["code"] == "no_job" and "there is no job hourly on this server" in error["message"]
+    jobs = [a for a in journal_actions(deployed) if a[0].startswith("job.")]
+    assert jobs == [("job.add", "started"), ("job.add", "ok"), ("job.add", "started"), ("job.add", "failed"),
+                    ("job.pause", "started"), ("job.pause", "ok"), ("job.resume", "started"), ("job.resume", "ok"),
+                    ("job.remove", "started"), ("job.remove", "ok")]
+    assert scheduler.alive(Root(str(deployed))) is None  # the last job gone, the scheduler stopped
