@@ -81,7 +81,7 @@ def test_job_commands_and_their_json(local, capsys, tmp_path):
 
 BAD = [
     ("unknown model", ["--model", "scorr"], 1, "scorr is not deployed on this server (deployed there: scorer); did you mean scorer?", ""),
-    ("schedule", ["--every", "10 minutes"], 1, "the schedule does not parse: every '10 minutes'", ""),
+    ("schedule", ["--every", "10 minutes"], 1, "the schedule does not parse: --every: '10 minutes' is not an interval", ""),
     ("missing input dir", ["--input-dir", "/nonexistent/inbox"], 1,
      "the input folder /nonexistent/inbox does not exist on the server", ""),
     ("relative input dir", ["--input-dir", "inbox"], 1, "give the folder's absolute path on the server", ""),
@@ -120,3 +120,27 @@ def test_wrong_usage_exits_2(local, capsys, argv):
     r = berth(capsys, "job", "add", "j", "--model", "scorer", "--server", "local", "--output", "sqlite:////tmp/o.db",
               "--table", "t", *argv)
     assert r.code == 2, r
+
+
+def test_a_cron_job_in_a_time_zone_is_listed_with_its_next_local_run(local, capsys, tmp_path):
+    """The real schedule behind the CLI: a cron expression in Europe/Vienna, next_run in UTC."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    r = add(capsys, tmp_path, "--cron", "30 2 * * *", "--tz", "Europe/Vienna", name="nightly")
+    assert r.code == 2 and "--every" in r.err, r  # --every 1d is in add()'s base: one schedule only
+    inbox = tmp_path / "inbox"
+    r = berth(capsys, "job", "add", "nightly", "--model", "scorer", "--server", "local", "--cron", "30 2 * * *",
+              "--tz", "Europe/Vienna", "--input-dir", inbox, "--output", f"sqlite:///{tmp_path}/out.db",
+              "--table", "scores")
+    assert r.code == 0, r
+    job = berth(capsys, "job", "list", "--server", "local", "--json").json()[0]
+    assert job["schedule"] == "cron '30 2 * * *' (Europe/Vienna)" and job["tz"] == "Europe/Vienna"
+    nxt = dt.datetime.fromisoformat(job["next_run"].replace("Z", "+00:00")).astimezone(ZoneInfo("Europe/Vienna"))
+    assert (nxt.hour, nxt.minute) == (2, 30) and nxt - dt.datetime.now(dt.timezone.utc) <= dt.timedelta(days=1)
+    r = berth(capsys, "job", "add", "bad", "--model", "scorer", "--server", "local", "--cron", "30 25 * * *",
+              "--input-dir", inbox, "--output", f"sqlite:///{tmp_path}/out.db", "--table", "scores")
+    assert r.code == 1 and "hour" in r.err and "25" in r.err and r.err.count("\n") == 1, r
+    r = berth(capsys, "job", "add", "bad", "--model", "scorer", "--server", "local", "--every", "1h", "--tz",
+              "Mars/Olympus", "--input-dir", inbox, "--output", f"sqlite:///{tmp_path}/out.db", "--table", "scores")
+    assert r.code == 1 and "Mars/Olympus" in r.err, r

@@ -155,7 +155,7 @@ def test_a_broken_job_does_not_stop_the_others(root, tmp_path, clock):
     assert run["state"] == "ok"
     assert scheduler.alive(Root(str(root))) == pid
     log = Path(scheduler.files(Root(str(root)))[2]).read_text()
-    assert log.count("job broken: ScheduleError: every 'every now and then'") == 1  # said once, not every tick
+    assert log.count("job broken: ScheduleError: --every: 'every now and then' is not an interval") == 1  # said once, not every tick
     broken = {j["name"]: j for j in call(root, "job_list")[0]["jobs"]}["broken"]
-    assert broken["failing"] is True and broken["schedule"].startswith("unreadable: every 'every now and then'")
+    assert broken["failing"] is True and broken["schedule"].startswith("unreadable: --every: 'every now and then' is not an interval")
     assert broken["next_run"] is None
