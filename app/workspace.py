@@ -50,9 +50,10 @@ class Workspace:
         self.activity = ActivityLog(self.db)
 
     def close(self) -> None:
-        """Its anchor and database (in the thread that made them)."""
+        """Its anchor, the activity log's connection and the database (in the thread that made them)."""
         if self.anchor is not None:
             self.anchor.close()
+        self.activity.close()
         self.db.close()
 
     def set_setting(self, key: str, value: str) -> tuple[str, str]:

@@ -95,3 +95,20 @@ def test_a_cut_connection_fails_the_deploy_as_connection_lost_and_cancels_it(box
     wait_for(lambda: [e for e in journal(root) if e["outcome"] == "failed"], 30, "the cancel to be journalled")
     assert "cancelled" in journal(root)[-1]["detail"]
     assert not (root / "models/echo/current").exists()
+
+
+def test_a_closed_connection_is_not_kept_alive_by_the_shared_reader(box):
+    """The shared reader watches a session until its channel ends, a moment after close(): in that
+    moment it must not hold the transport, nor through its callbacks the workspace and its SQLite
+    connections (a test that then replaced the database file met "disk I/O error")."""
+    import gc
+    import weakref
+
+    ws = Workspace()
+    t = ws.connect("box")
+    t.agent("status")
+    gone = weakref.ref(t), weakref.ref(ws)
+    t.close()
+    del t, ws
+    gc.collect()
+    assert [r() for r in gone] == [None, None]

@@ -141,6 +141,9 @@ class SessionReader:
                         pass
                     continue
                 self._service(key.data)
+            # nothing of a finished source may stay referenced from this frame while select() waits
+            # (up to IDLE_S): it holds its session, hence its transport and that transport's workspace
+            pending = ready = source = key = None
 
     def _service(self, source: _Source) -> None:
         try:

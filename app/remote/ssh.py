@@ -263,11 +263,14 @@ class SSHTransport(Transport):
             chan.close()
             return code, text
 
+        host = self.host  # not self: the shared reader holds this session until its channel ends, and
+        # must not hold the transport (nor the workspace its callbacks reach) that long
+
         def write(data):
             try:
                 chan.sendall(data)
             except (paramiko.SSHException, EOFError) as e:
-                raise ConnectionError(f"lost the agent session on {self.host}: {e}") from None
+                raise ConnectionError(f"lost the agent session on {host}: {e}") from None
 
         return Interactive(chan.makefile("rb"), write, chan.shutdown_write, wait, chan.close)
 

@@ -43,6 +43,13 @@ class ActivityLog:
                 self._conn = self.db.conn
         return self._conn
 
+    def close(self) -> None:
+        """Its own connection (a left-open one keeps the WAL's shared memory mapped)."""
+        with self._lock:
+            if self._conn is not None and self._conn is not self.db.conn:
+                self._conn.close()
+            self._conn = None
+
     def record(self, activity: Activity) -> None:
         row = asdict(activity)
         with self._lock, self._writer() as conn:
