@@ -117,3 +117,21 @@ def test_names_are_unique_per_server_and_changes_are_journalled(deployed, tmp_pa
                     ("job.pause", "started"), ("job.pause", "ok"), ("job.resume", "started"), ("job.resume", "ok"),
                     ("job.remove", "started"), ("job.remove", "ok")]
     assert scheduler.alive(Root(str(deployed))) is None  # the last job gone, the scheduler stopped
+
+
+def test_a_release_a_job_is_pinned_to_is_never_pruned(root, tmp_path):
+    """A deploy keeps the newest `keep` releases; one a job is pinned to stays too, or every run of
+    that job would fail with "no release" after the next deploys."""
+    from agent_kit import deploy_request, make_bundle
+    from jobs_kit import BATCH_MODEL
+
+    deploy_batch_model(root, tmp_path, "1.0.0")
+    _, error = add_dir_job(root, tmp_path / "inbox", tmp_path / "out.db", version="1.0.0")[:2]
+    assert error is None, error
+    for v in ("2.0.0", "3.0.0", "4.0.0"):
+        folder = make_bundle(tmp_path / f"b-{v}", name="scorer", version=v, model_src=BATCH_MODEL.format(version=v))
+        result, error, _ = call(root, "deploy", **dict(deploy_request(root, folder), keep=1))
+        assert error is None, error
+    versions = [r["version"] for r in call(root, "releases", model="scorer")[0]["releases"]]
+    assert "1.0.0" in versions and "2.0.0" not in versions, versions
+    assert set(versions) == {"1.0.0", "3.0.0", "4.0.0"}  # pinned, previous, current

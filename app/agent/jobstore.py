@@ -102,6 +102,17 @@ class JobDir:
         return False
 
 
+def pinned_versions(root, model):
+    """The versions of `model` that jobs are pinned to: a deploy's pruning keeps them (a job whose
+    release was pruned would fail every run with "no release")."""
+    pinned = set()
+    for jobdir in list_jobs(root):
+        job = read_json(jobdir.definition)
+        if isinstance(job, dict) and job.get("model") == model and isinstance(job.get("version"), str):
+            pinned.add(job["version"])
+    return pinned
+
+
 def list_jobs(root):
     try:
         names = sorted(os.listdir(jobs_dir(root)))

@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 
-from . import blobs, envs, journal, releases, supervise
+from . import blobs, envs, journal, jobstore, releases, supervise
 from .fsutil import symlink_atomic
 from .layout import AgentError, check_name, check_version, inside_bundle
 from .lock import ServerLock, break_lock
@@ -169,7 +169,8 @@ def _deploy(ctx, model, req):
             releases.remove(model, version)
         raise
     ctx.emit("step", step="prune")
-    removed = releases.prune(model, int(req.get("keep", 5)), protect={version, previous})
+    protect = {version, previous} | jobstore.pinned_versions(ctx.root, model.name)
+    removed = releases.prune(model, int(req.get("keep", 5)), protect=protect)
     envs.prune(ctx.root, [ctx.root.model(n) for n in ctx.root.model_names()])
     return {"version": version, "previous": previous, "sha256": sha, "port": port, "pruned": removed,
             "detail": "%s -> %s" % (previous or "nothing", version)}
