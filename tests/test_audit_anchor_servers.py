@@ -8,7 +8,8 @@ import sqlite3
 
 from app.audit.anchor import record_mac
 from app.audit.chain import CHAINED, GENESIS, event_hash
-from app.workspace import Workspace, anchor_account
+from app.anchoring import anchor_account
+from app.workspace import Workspace
 from cli_kit import berth, iris_copy
 from test_audit_anchor import attacker_rewrite
 

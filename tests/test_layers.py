@@ -34,6 +34,7 @@ LAYERS = (
     {"remote"},  # transports to a configured server (store.servers), the shared connections
     {"deploy"},
     {"monitor"},
+    {"anchoring"},  # the audit anchor's key and desktop id in the keyring (app/anchoring.py)
     {"workspace"},
     {"rollout"},  # a change rolled over a group of servers, on the Workspace (app/rollout.py)
     {"cli"},
