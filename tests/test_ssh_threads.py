@@ -127,3 +127,31 @@ def test_a_server_that_stops_answering_sftp_gives_a_clean_error_in_time(sshd_fac
             except psutil.NoSuchProcess:
                 pass
         t.close()
+
+
+def test_a_server_that_hangs_up_at_once_is_one_clear_line_and_no_paramiko_traceback(tmp_path):
+    """paramiko logs a failed handshake with its traceback from its own thread (Python's last-resort
+    handler prints it to the terminal); Berth says it once, in its own words."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import logging, pathlib, socket, sys, threading\n"
+        "srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(5)\n"
+        "def serve():\n"
+        "    while True:\n"
+        "        c, _ = srv.accept(); c.close()\n"
+        "threading.Thread(target=serve, daemon=True).start()\n"
+        "from app.remote.hostkeys import KnownHosts\n"
+        "from app.remote.ssh import SSHTransport\n"
+        "logging.getLogger('paramiko.transport').error('paramiko would print this')\n"
+        "try:\n"
+        f"    SSHTransport('x', '127.0.0.1', srv.getsockname()[1], 'u', '~/b', KnownHosts(pathlib.Path({str(tmp_path)!r}) / 'kh'), timeout=3)\n"
+        "except Exception as e:\n"
+        "    print(e)\n")
+    r = subprocess.run([sys.executable, str(probe)], capture_output=True, text=True, timeout=60,
+                       cwd=Path(__file__).resolve().parent.parent)
+    assert r.stderr == "", r.stderr
+    assert "closed the connection before SSH began" in r.stdout and "ssh -p" in r.stdout, r.stdout

@@ -3,6 +3,7 @@ key on the way is checked against the known hosts before any authentication is a
 nothing is sent to an unverified server, nor through an unverified jump host."""
 import functools
 import http.client
+import logging
 import shlex
 import socket
 import time
@@ -17,6 +18,11 @@ from .sftp_files import FILE_TIMEOUT
 from .sshauth import auth_methods, authenticate
 from .sshconfig import Endpoint
 from .transport import Transport, http_exchange
+
+# paramiko logs a failed handshake (a reset, a banner timeout) with its traceback from its own
+# thread; with no handler Python prints that to the operator's terminal. Berth reports the same
+# failure once, in its own words (ConnectFailed), so paramiko's records go nowhere by default.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 DEFAULT_TIMEOUT = 15.0  # connect, and (unless set apart) authentication
 DEFAULT_KEEPALIVE = 15.0  # OpenSSH's ServerAliveInterval; 3 unanswered intervals end the link
@@ -195,6 +201,12 @@ class SSHTransport(Transport):
             # start_client gives up silently at its timeout; the next call then says "No existing session"
             if isinstance(e, TimeoutError) or time.monotonic() - started >= self.timeout - 0.5:
                 raise ConnectFailed(self._no_answer("no SSH answer", ep)) from None
+            hung_up = isinstance(e, (EOFError, ConnectionResetError)) or any(
+                w in str(e) for w in ("reset by peer", "protocol banner"))
+            if hung_up:
+                raise ConnectFailed(f"{ep.host}:{ep.port} closed the connection before SSH began: is an SSH server "
+                                    f"listening there, and does it take this computer (its MaxStartups, "
+                                    f"AllowUsers, a firewall)? Check with `ssh -p {ep.port} {ep.host}`") from None
             raise ConnectFailed(f"SSH to {ep.host}:{ep.port} failed: {str(e) or type(e).__name__}") from None
         if self.keepalive > 0:
             t.set_keepalive(int(max(1, self.keepalive)))
