@@ -4,10 +4,13 @@ server's journal names these events as this desktop does and importing it adds n
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 
 from app import errors
+from app.audit.actor import local_actor
 from app.audit.log import AuditLog, Event
 from app.errors import error_code, error_log
+from app.remote.errors import RemoteError
 
 from .errors import OperationFailed
 
@@ -28,6 +31,24 @@ class AuditedChange:
 
     def event_ids(self) -> dict:
         return {"started": self.started.id, "outcome": self.outcome_id, "rollback_auto": self.auto_id}
+
+    def request(self, ssh_user: str, **params) -> dict:
+        """What the agent is sent with the change: who asks, the ids it journals the change under,
+        this desktop's head, the reason."""
+        return dict(params, actor=dict(local_actor(), ssh_user=ssh_user), event_ids=self.event_ids(),
+                    desktop_head=self.audit.desktop_head(), reason=self.facts.get("reason", ""))
+
+    @contextmanager
+    def outcome(self):
+        """Around the agent call: a RemoteError or OSError is recorded and raised as OperationFailed;
+        anything else (Ctrl-C, a closed generator) is recorded as interrupted and raised on."""
+        try:
+            yield
+        except (RemoteError, OSError) as e:
+            raise self.failed(e) from None
+        except BaseException as e:
+            self.failed(OSError(f"interrupted ({type(e).__name__})"))
+            raise
 
     def ok(self, result: dict) -> None:
         changed = {"old": result.get("previous") or "", "new": result.get("version") or ""} \

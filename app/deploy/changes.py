@@ -16,15 +16,8 @@ def change(transport: Transport, audit: AuditLog, action: str, model: str, reaso
     trail = AuditedChange(audit, action, server=transport.name, ssh_user=transport.ssh_user, model=model,
                           version=params.get("to") or "", reason=reason)
     trail.begin()
-    request = dict(params, model=model, actor=dict(local_actor(), ssh_user=transport.ssh_user),
-                   event_ids=trail.event_ids(), desktop_head=audit.desktop_head(), reason=reason)
-    try:
-        result = yield from agent_stream(transport, action, request)
-    except (RemoteError, OSError) as e:
-        raise trail.failed(e) from None
-    except BaseException as e:
-        trail.failed(OSError(f"interrupted ({type(e).__name__})"))
-        raise
+    with trail.outcome():
+        result = yield from agent_stream(transport, action, trail.request(transport.ssh_user, model=model, **params))
     trail.ok(result)
     return result
 

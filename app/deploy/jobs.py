@@ -3,9 +3,7 @@ the agent is asked, the outcome after, under the ids the agent journals them wit
 (job_list, job_runs) are plain agent calls."""
 from __future__ import annotations
 
-from app.audit.actor import local_actor
 from app.audit.log import AuditLog
-from app.remote.errors import RemoteError
 from app.remote.transport import Transport
 
 from .audited import AuditedChange
@@ -45,14 +43,7 @@ def change(transport: Transport, audit: AuditLog, action: str, name: str, model:
     trail = AuditedChange(audit, f"job.{action}", server=transport.name, ssh_user=transport.ssh_user, model=model,
                           reason=reason)
     trail.begin()
-    req = dict(request or {}, name=name, actor=dict(local_actor(), ssh_user=transport.ssh_user),
-               event_ids=trail.event_ids(), desktop_head=audit.desktop_head(), reason=reason)
-    try:
-        result = transport.agent(f"job_{action}", req)
-    except (RemoteError, OSError) as e:
-        raise trail.failed(e) from None
-    except BaseException as e:
-        trail.failed(OSError(f"interrupted ({type(e).__name__})"))
-        raise
+    with trail.outcome():
+        result = transport.agent(f"job_{action}", trail.request(transport.ssh_user, **dict(request or {}, name=name)))
     trail.ok(result)
     return result
