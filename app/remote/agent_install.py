@@ -57,9 +57,13 @@ runpy.run_module("berth_agent", run_name="__main__", alter_sys=True)
 """
 
 
+# -I: no PYTHONPATH, PYTHONSTARTUP or user site; -B: no bytecode beside the agent, since the bootstrap
+# hashes sources only and refuses any (the exec-channel file helper runs under the same interpreter)
+PYTHON = ("python3", "-I", "-B")
+
+
 def agent_argv(launcher: str, command: str) -> list[str]:
-    # -B: no bytecode beside the agent, since the bootstrap hashes sources only and refuses any
-    return ["python3", "-I", "-B", "-c", BOOTSTRAP, launcher, agent_digest(), command]
+    return [*PYTHON, "-c", BOOTSTRAP, launcher, agent_digest(), command]
 
 
 def install(transport, target: str) -> None:

@@ -15,13 +15,13 @@ from collections.abc import Callable
 
 import paramiko
 
+from .agent_install import PYTHON  # the agent's own python3, as agent_argv runs it
 from .errors import RemoteError
 from .sftp_files import FILE_TIMEOUT, timed_out
 from .sftp_send import STREAMS, send_streams, server_refused
 from .transport import SendJob, SendStopped
 
 HELPER_START_S = 30.0  # a helper's first answer may wait for a login shell's start-up files (pyenv init...)
-PYTHON = ("python3", "-I", "-B")  # agent_install.agent_argv's interpreter: the agent's own python3
 
 SNIPPET = r"""
 import json, os, shutil, sys
