@@ -6,7 +6,7 @@ import json
 import sys
 import traceback
 
-from . import jobs, operations, queries, sampler, scheduler
+from . import alertsmtp, jobs, operations, queries, sampler, scheduler
 from .journal import disk_error
 from .layout import AgentError, Root
 from .protocol import Cancelled, emit_to, fail
@@ -46,6 +46,7 @@ COMMANDS = {
     "sample": sampler.sample,
 }
 COMMANDS.update(jobs.COMMANDS)
+COMMANDS.update(alertsmtp.COMMANDS)
 
 
 def on_signal(signum, frame):
