@@ -1,0 +1,132 @@
+"""The Alertmanager alert channel: POST {url}/api/v2/alerts, so a team that already routes, groups
+and silences with Prometheus Alertmanager gets Berth's alerts there.
+
+Runs on the server in the alert evaluator (stdlib only, Python 3.8+). The body is the v2 API's list
+of postableAlert (api/v2/openapi.yaml): labels, annotations, startsAt, endsAt, generatorURL.
+Alertmanager resolves an alert by itself once its endsAt has passed (or, without one, after its
+resolve_timeout, 5 minutes by default). Berth posts only when something changes and at reminders,
+so a firing alert carries an endsAt far enough ahead (HOLD) to stay active until Berth resolves
+it, and a resolved one carries the time it resolved."""
+import datetime
+import json
+import re
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+
+PATH = "/api/v2/alerts"
+HOLD = datetime.timedelta(hours=24)  # a firing alert stays active this long if Berth goes silent
+TEST_HOLD = datetime.timedelta(minutes=5)  # `berth alert test` leaves nothing behind for long
+LABEL_RE = re.compile(r"[^A-Za-z0-9_]")
+ANSWER_MAX = 200
+
+
+def send(channel, payload, timeout):
+    """Post `payload` (berth-alert/1) as Alertmanager alerts; -> {"ok", "status", "answer"}."""
+    url = channel.get("url")
+    try:
+        endpoint = alerts_url(url)
+    except ValueError as e:
+        return _result(False, "bad_channel", str(e))
+    data = json.dumps(postable(payload)).encode()
+    request = urllib.request.Request(endpoint, data=data, method="POST",
+                                     headers={"Content-Type": "application/json", "User-Agent": "berth-agent"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return _result(True, "%d" % answer.status, _answer(answer.read()))
+    except urllib.error.HTTPError as e:
+        with e:
+            text = _answer(e.read())
+        return _result(False, "%d" % e.code, "Alertmanager at %s refused the alerts: HTTP %d %s" % (
+            url, e.code, text or e.reason))
+    except urllib.error.URLError as e:
+        reason = e.reason
+        if isinstance(reason, (socket.timeout, TimeoutError)):
+            return _result(False, "timeout", "Alertmanager at %s did not answer in %gs" % (url, timeout))
+        return _result(False, "unreachable", "cannot reach Alertmanager at %s: %s" % (
+            url, getattr(reason, "strerror", None) or reason))
+    except (socket.timeout, TimeoutError):
+        return _result(False, "timeout", "Alertmanager at %s did not answer in %gs" % (url, timeout))
+    except OSError as e:
+        return _result(False, "unreachable", "cannot reach Alertmanager at %s: %s" % (url, e.strerror or e))
+
+
+def _result(ok, status, answer):
+    return {"ok": ok, "status": status, "answer": answer}
+
+
+def _answer(raw):
+    text = " ".join(raw.decode("utf-8", "replace").split())
+    return text if len(text) <= ANSWER_MAX else text[:ANSWER_MAX - 3] + "..."
+
+
+def alerts_url(url):
+    """http(s)://host[:port][/prefix] -> the v2 alerts endpoint under it; anything else refused."""
+    if not isinstance(url, str):
+        raise ValueError("the Alertmanager URL must be text such as http://am:9093")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError("Alertmanager URL %r: use http(s)://HOST[:PORT][/PREFIX], e.g. http://am:9093" % url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + PATH, "", ""))
+
+
+def postable(payload):
+    """The v2 API's list of postableAlert for a berth-alert/1 payload, one per alert in it."""
+    sent = _parse_time(payload.get("sent")) or _now()
+    status = payload.get("status")
+    out = []
+    for alert in payload.get("alerts") or []:
+        resolved = alert.get("state") == "resolved" or status == "resolved"
+        labels = {"alertname": alertname(alert), "server": str(payload.get("server") or ""),
+                  "berth_rule": str(alert.get("rule") or "")}
+        if alert.get("model"):
+            labels["model"] = str(alert["model"])
+        if alert.get("severity"):
+            labels["severity"] = str(alert["severity"])
+        if status == "test":
+            labels["berth_test"] = "true"  # a route can send tests elsewhere; never mistaken for the real one
+        value = alert.get("value")
+        annotations = {"summary": str(alert.get("summary") or ""), "expr": str(alert.get("expr") or ""),
+                       "value": "" if value is None else str(value)}
+        starts = _parse_time(alert.get("since")) or sent
+        if resolved:
+            ends = max(sent, starts)
+        else:
+            ends = sent + (TEST_HOLD if status == "test" else HOLD)
+        item = {"labels": {k: v for k, v in labels.items() if v != ""},
+                "annotations": {k: v for k, v in annotations.items() if v != ""},
+                "startsAt": _iso(starts), "endsAt": _iso(ends)}
+        if payload.get("url"):
+            item["generatorURL"] = str(payload["url"])
+        out.append(item)
+    return out
+
+
+def alertname(alert):
+    """`berth_down`, `berth_p95_ms`...: the rule's kind, so Alertmanager groups alike alerts of
+    every server together; the operator's own name for the rule is the berth_rule label."""
+    expr = str(alert.get("expr") or alert.get("rule") or "alert")
+    kind = re.split(r"[<>=!\s]", expr, 1)[0] or "alert"
+    return "berth_" + LABEL_RE.sub("_", kind)
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _parse_time(text):
+    """An ISO-8601 time (the payload's `Z` form too) as an aware UTC datetime, or None."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.astimezone(datetime.timezone.utc)
+
+
+def _iso(moment):
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (moment.microsecond // 1000)
