@@ -76,7 +76,7 @@ def test_password_only_in_smtp_json_mode_0600(tmp_path, ca):
     assert stat.S_IMODE(smtp_json.stat().st_mode) == 0o600
     assert files_holding(tmp_path, PASSWORD) == [".berth/smtp.json"]
     journal = (tmp_path / "journal.jsonl").read_text()
-    assert '"alert.smtp"' in journal and '"ok"' in journal and "127.0.0.1" in journal
+    assert '"server.smtp"' in journal and '"ok"' in journal and "127.0.0.1" in journal
     assert bad == {"ok": False, "status": "not_configured", "answer": bad["answer"]}
     assert "berth server set-smtp" in bad["answer"]
 

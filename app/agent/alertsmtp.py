@@ -107,17 +107,17 @@ def alert_smtp_set(ctx, req):
     root = ctx.root.ensure()
     ids = req.get("event_ids") if isinstance(req.get("event_ids"), dict) else {}
     detail = describe(settings)
-    with ServerLock(root.lock, {"who": ctx.who(), "what": "alert.smtp"}):
-        started = journal.append(root, "alert.smtp", "started", ctx.actor, ids.get("started"),
+    with ServerLock(root.lock, {"who": ctx.who(), "what": "server.smtp"}):
+        started = journal.append(root, "server.smtp", "started", ctx.actor, ids.get("started"),
                                  desktop_head=_desktop_head(req), reason=req.get("reason"))
         try:
             write_json_atomic(path(root), settings)  # mkstemp makes it 0600 before a byte is written
             os.chmod(path(root), 0o600)
         except OSError as e:
-            journal.append(root, "alert.smtp", "failed", ctx.actor, ids.get("outcome"), ref=started["id"],
+            journal.append(root, "server.smtp", "failed", ctx.actor, ids.get("outcome"), ref=started["id"],
                            detail="cannot write %s: %s" % (FILE, e.strerror or e))
             raise
-        journal.append(root, "alert.smtp", "ok", ctx.actor, ids.get("outcome"), ref=started["id"], detail=detail)
+        journal.append(root, "server.smtp", "ok", ctx.actor, ids.get("outcome"), ref=started["id"], detail=detail)
     return {"detail": detail, "settings": public(settings)}
 
 

@@ -12,7 +12,7 @@ from app.formatting import human_bytes, natural_key
 from app.remote.errors import RemoteError
 from app.store.servers import ServerConfig
 
-from . import options
+from . import options, server_smtp
 from .base import ActionGroup, Failed, workspace
 from .output import print_json, print_table
 from .per_server import for_each_server, thread_workspaces
@@ -37,6 +37,7 @@ class ServerGroup(ActionGroup):
                                                "'' takes it out")
         a.add_argument("name")
         a.add_argument("environment", type=environment)
+        server_smtp.add_arguments(actions)
         a = actions.add_parser("aliases", help="the Host aliases of ~/.ssh/config")
         options.add_json(a)
         a = actions.add_parser("check", help="connect; print Python version, root and free disk")
@@ -148,6 +149,9 @@ class ServerGroup(ActionGroup):
                         new=args.environment, detail="environment")
         print(f"{args.name}: {_env_name(server.environment)} -> {_env_name(args.environment)}")
         return 0
+
+    def do_set_smtp(self, args, ws) -> int:
+        return server_smtp.run(args, ws)
 
     def do_remove(self, args, ws) -> int:
         ws.remove_server(args.name)

@@ -6,6 +6,8 @@ import json
 import shlex
 
 BY_HAND_MAX = 64 * 1024  # a deploy's file list can be long; the summary always stays short
+SECRET_KEYS = ("password",)  # alert_smtp_set carries the relay's password: never into the log (SQLite)
+HIDDEN = "<hidden: in the keyring>"
 
 
 def summarize(request: dict) -> str:
@@ -14,6 +16,8 @@ def summarize(request: dict) -> str:
     for key, value in request.items():
         if key in ("root", "actor", "event_ids", "desktop_head"):
             continue
+        if key in SECRET_KEYS:
+            value = HIDDEN if value else ""
         if isinstance(value, (list, dict)):
             text = f"[{len(value)} items]" if len(value) > 3 or key in ("files", "manifest") else \
                 json.dumps(value, separators=(",", ":"))
@@ -24,13 +28,26 @@ def summarize(request: dict) -> str:
 
 
 def by_hand(prefix: list[str], argv: list[str], request: bytes) -> str:
-    """The same command for a terminal: the request goes on stdin as a here-document."""
-    body = request.decode("utf-8", "replace")
+    """The same command for a terminal: the request goes on stdin as a here-document (a secret in
+    it replaced by a placeholder: the log is kept in SQLite)."""
+    body = _without_secrets(request.decode("utf-8", "replace"))
     if len(body) > BY_HAND_MAX:
         body = body[:BY_HAND_MAX] + "  ... (request cut here: too long to show)"
     remote = " ".join(shlex.quote(a) for a in argv)
     line = " ".join([*(shlex.quote(p) for p in prefix), shlex.quote(remote) if prefix else remote])
     return f"{line} <<'BERTH_REQUEST'\n{body}\nBERTH_REQUEST"
+
+
+def _without_secrets(body: str) -> str:
+    if not any(f'"{key}"' in body for key in SECRET_KEYS):
+        return body
+    try:
+        request = json.loads(body)
+    except ValueError:
+        request = None
+    if not isinstance(request, dict):
+        return "(not shown: the request may hold a secret)"
+    return json.dumps({k: (HIDDEN if k in SECRET_KEYS and v else v) for k, v in request.items()})
 
 
 def ssh_argv(target, known_hosts_files: list[str], default_keys: list[str] = ()) -> list[str]:

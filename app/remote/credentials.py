@@ -57,6 +57,11 @@ def password_account(server: str) -> str:
     return f"password:{server}"
 
 
+def smtp_password_account(server: str) -> str:
+    """The SMTP relay's password for a server's e-mail alerts (a copy is on the server: smtp.json)."""
+    return f"smtp-password:{server}"
+
+
 def delete_secret(account: str) -> None:
     keyring, errors = _keyring()
     try:
