@@ -106,6 +106,20 @@ def test_the_v2_body():
     assert alertmanager_send.alertname({"expr": "disk_free_pct<10"}) == "berth_disk_free_pct"
 
 
+@pytest.mark.parametrize("since, starts", [
+    ("2026-12-01T13:59:30.25Z", "2026-12-01T13:59:30.250Z"),  # 2 digits: Python 3.8's fromisoformat refuses
+    ("2026-12-01T15:59:30+02:00", "2026-12-01T13:59:30.000Z"),
+    ("2026-12-01 13:59:30.123456", "2026-12-01T13:59:30.123Z"),  # no zone: UTC, as the payload's times are
+    ("2026-12-01T08:29:30.5-05:30", "2026-12-01T13:59:30.500Z"),
+    ("yesterday", "2026-12-01T14:00:00.000Z"),  # unreadable: the time it was sent
+    ("2026-13-01T13:59:30Z", "2026-12-01T14:00:00.000Z"),
+    (None, "2026-12-01T14:00:00.000Z"),
+])
+def test_start_times(since, starts):
+    payload = dict(FIRING, alerts=[dict(FIRING["alerts"][0], since=since)])
+    assert alertmanager_send.postable(payload)[0]["startsAt"] == starts
+
+
 def test_alertmanager_that_does_not_answer():
     import socket
 

@@ -5,6 +5,7 @@ desktop connected. The relay is the one `berth server set-smtp` stored in <root>
 (alertsmtp.py). TLS always verifies the relay's certificate (the system's CAs, or the company CA
 given with --ca-file): a relay that cannot prove who it is never sees the password. The result
 reports the relay's own answer (code and text), and never contains the password."""
+import os
 import smtplib
 import socket
 import ssl
@@ -21,13 +22,15 @@ SUBJECT_MAX = 200
 def send(channel, payload, timeout, root=None):
     """Send `payload` (berth-alert/1) to channel["to"]; -> {"ok", "status", "answer"}.
 
-    The relay's settings come from `settings` (a dict, as smtp.json holds it), else from the
-    smtp.json of `root` (or channel["root"])."""
+    The relay's settings come from channel["settings"] (a dict, as smtp.json holds it), else from
+    the smtp.json of `root`, channel["root"], or the root this agent is installed in (the evaluator
+    runs the installed agent: <root>/.berth/agent/<version>/berth_agent/)."""
     try:
         to = alertsmtp.check_address(channel.get("to"), "the alert's To address")
     except AgentError as e:
         return _result(False, "bad_channel", str(e))
-    settings = channel.get("settings") or alertsmtp.read(root or channel.get("root") or "")
+    root = root or channel.get("root") or installed_root()
+    settings = channel.get("settings") or (alertsmtp.read(root) if root else None)
     if not settings:
         return _result(False, "not_configured", "this server has no SMTP relay: run `berth server set-smtp SERVER "
                                                 "--host HOST --from ADDRESS` first")
@@ -38,6 +41,15 @@ def send(channel, payload, timeout, root=None):
         status, text = explain(e, settings)
         return _result(False, status, _scrubbed(text, settings))
     return _result(True, "%d" % code, _scrubbed(answer, settings))
+
+
+def installed_root(here=None):
+    """The server root whose .berth/agent/ holds this module, or None (run from a source tree)."""
+    package = os.path.dirname(os.path.abspath(here or __file__))  # .../.berth/agent/<version>/berth_agent
+    agent_dir = os.path.dirname(os.path.dirname(package))
+    if os.path.basename(agent_dir) == "agent" and os.path.basename(os.path.dirname(agent_dir)) == ".berth":
+        return os.path.dirname(os.path.dirname(agent_dir))
+    return None
 
 
 def _result(ok, status, answer):
