@@ -104,3 +104,27 @@ def test_a_bad_ca_file_is_refused_before_connecting(capsys, monkeypatch, tmp_pat
               "--ca-file", path)
     assert r.code == 1 and words in r.err and f"--ca-file {path}" in r.err, r
     assert berth(capsys, "server", "activity", "local", "--json").json() == []
+
+
+@pytest.mark.ssh
+def test_set_smtp_over_ssh_keeps_the_password_in_the_servers_file_only(capsys, monkeypatch, sshd, tmp_path,
+                                                                      berth_home, memory_keyring, ca):
+    root = tmp_path / "srv root"
+    r = berth(capsys, "server", "add", "box", "--host", sshd.host, "--port", sshd.port, "--user", sshd.user,
+              "--key", sshd.key_path, "--root", root, "--accept-host-key", sshd.fingerprint)
+    assert r.code == 0, r
+    with Relay(ca, "starttls", "alerts", PASSWORD) as relay:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
+        r = berth(capsys, "server", "set-smtp", "box", "--host", "127.0.0.1", "--port", relay.port,
+                  "--from", "berth@example.com", "--user", "alerts", "--ca-file", ca.ca_file, "--password-stdin")
+        assert r.code == 0 and "box: e-mail alerts go through the SMTP relay" in r.out, r
+        sent = alertmail.send({"kind": "email", "to": "ops@example.com"},
+                              {"status": "test", "group": "box", "server": "box", "alerts": []}, 10, root=str(root))
+    assert sent["ok"] and relay.logins == ["alerts"], sent
+    assert stat.S_IMODE((root / ".berth" / "smtp.json").stat().st_mode) == 0o600
+    assert holding(root, PASSWORD) == [".berth/smtp.json"]
+    assert holding(berth_home, PASSWORD) == []  # database, WAL, Remote activity: none has it
+    assert PASSWORD not in sshd.log_path.read_text()
+    assert memory_keyring.passwords[("berth", "smtp-password:box")] == PASSWORD
+    r = berth(capsys, "server", "remove", "box")
+    assert r.code == 0 and ("berth", "smtp-password:box") not in memory_keyring.passwords
