@@ -149,6 +149,12 @@ def test_a_relay_that_is_down(tmp_path, ca):
     ({"host": "smtp example.com"}, "is not a host name"),
     ({"host": "smtp.example.com\nRCPT TO:<x@y>"}, "is not a host name"),
     ({"host": "smtp.example.com", "port": 70000}, "use 1-65535"),
+    ({"host": "smtp.example.com", "port": 0}, "use 1-65535"),
+    ({"host": "smtp.example.com", "port": True}, "use 1-65535"),
+    ({"host": "[smtp.example.com]"}, "is not a host name"),
+    ({"host": "-smtp.example.com"}, "is not a host name"),
+    ({"host": None}, "is not a host name"),
+    ({"host": "10.0.0.5", "security": "none"}, "loopback relay only"),
     ({"host": "smtp.example.com", "port": "25"}, "use 1-65535"),
     ({"host": "smtp.example.com", "security": "ssl"}, "use starttls, tls, none"),
     ({"host": "smtp.example.com", "from": "not-an-address"}, "is not an e-mail address"),
@@ -164,6 +170,18 @@ def test_bad_settings_are_refused_and_nothing_is_written(tmp_path, settings, wor
     assert result is None and error["code"] == "bad_smtp" and words in error["message"], error
     assert "\n" not in error["message"].strip()
     assert not (tmp_path / ".berth" / "smtp.json").exists()
+
+
+@pytest.mark.parametrize("host, kept, loopback", [("[::1]", "::1", True), ("::1", "::1", True),
+                                                  ("127.0.0.2", "127.0.0.2", True), ("LOCALHOST", "LOCALHOST", True),
+                                                  ("2001:db8::25", "2001:db8::25", False),
+                                                  ("smtp.example.com", "smtp.example.com", False)])
+def test_hosts_and_which_are_loopback(tmp_path, host, kept, loopback):
+    result, error, _ = smtp_set(tmp_path, host=host, security="none", allow_plaintext=not loopback,
+                                user="", password="unused", **{"from": "berth@example.com"})
+    assert error is None, error
+    assert result["settings"]["host"] == kept and result["settings"].get("allow_plaintext", False) is not loopback
+    assert files_holding(tmp_path, "unused") == []  # no user: no password kept
 
 
 def test_plain_text_to_a_remote_relay_when_said_explicitly(tmp_path):

@@ -18,7 +18,7 @@ from .operations import _desktop_head
 FILE = "smtp.json"
 SECURITY = ("starttls", "tls", "none")
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
-HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
+HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 ADDRESS_RE = re.compile(r"[^@\s<>\"',;]{1,64}@[A-Za-z0-9.-]{1,253}")
 CA_MAX = 256 * 1024
 
@@ -32,9 +32,20 @@ def is_loopback(host):
     if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_host(host):
+    """A host name or an IP address (IPv6 with or without brackets; kept without, as smtplib wants)."""
+    if isinstance(host, str):
+        try:
+            return str(ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host))
+        except ValueError:
+            if HOST_RE.fullmatch(host):
+                return host
+    raise AgentError("SMTP host %r is not a host name or address" % (host,), "bad_smtp")
 
 
 def check_address(text, what):
@@ -45,16 +56,15 @@ def check_address(text, what):
 
 def check_settings(req):
     """The settings a request asks for, or the one clear reason they cannot be used (nothing written)."""
-    host = req.get("host")
-    if not isinstance(host, str) or not HOST_RE.fullmatch(host):
-        raise AgentError("SMTP host %r is not a host name or address" % (host,), "bad_smtp")
+    host = check_host(req.get("host"))
     security = req.get("security") or "starttls"
     if security not in SECURITY:
         raise AgentError("SMTP security %r: use %s" % (security, ", ".join(SECURITY)), "bad_smtp")
     if security == "none" and not is_loopback(host) and req.get("allow_plaintext") is not True:
         raise AgentError("security none sends the password and the mail in plain text: it is allowed to a "
                          "loopback relay only, or with --allow-plaintext", "bad_smtp")
-    port = req.get("port") or DEFAULT_PORTS[security]
+    port = req.get("port")
+    port = DEFAULT_PORTS[security] if port is None else port
     if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
         raise AgentError("SMTP port %r: use 1-65535" % (port,), "bad_smtp")
     user = req.get("user") or ""
@@ -72,7 +82,7 @@ def check_settings(req):
         except (ssl.SSLError, ValueError) as e:
             raise AgentError("the CA file holds no usable PEM certificate: %s" % e, "bad_smtp")
     settings = {"host": host, "port": port, "from": check_address(req.get("from"), "From address"),
-                "security": security, "user": user, "password": password, "ca_pem": ca_pem}
+                "security": security, "user": user, "password": password if user else "", "ca_pem": ca_pem}
     if security == "none" and not is_loopback(host):
         settings["allow_plaintext"] = True
     return settings
