@@ -68,10 +68,10 @@ class RelayCA:
 
 class Relay:
     """A real SMTP server on loopback: `mails` holds what it accepted (envelope + parsed message),
-    `logins` the user names it let in. security: "starttls" (STARTTLS required before AUTH and
+    `logins` the user names it let in, `unknown` addresses it refuses. security: "starttls" (STARTTLS required before AUTH and
     MAIL), "tls" (TLS from the start) or "none"; user/password set: AUTH required."""
 
-    def __init__(self, ca: RelayCA | None, security="starttls", user="", password=""):
+    def __init__(self, ca: RelayCA | None, security="starttls", user="", password="", unknown=()):
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import AuthResult
 
@@ -79,6 +79,12 @@ class Relay:
         relay = self
 
         class Handler:
+            async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+                if address in unknown:
+                    return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
             async def handle_DATA(self, server, session, envelope):
                 import email
                 from email.policy import default

@@ -216,3 +216,26 @@ def test_smtp_json_is_readable_by_the_agent_user_only_even_with_a_loose_umask(tm
         os.umask(old)
     assert stat.S_IMODE((tmp_path / ".berth" / "smtp.json").stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / ".berth").stat().st_mode) & 0o077 == 0
+
+
+def test_a_relay_that_does_not_answer(tmp_path):
+    import socket
+
+    with socket.socket() as listener:  # the connection is made (the backlog), no greeting ever comes
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        smtp_set(tmp_path, host="127.0.0.1", port=port, **{"from": "berth@example.com"})
+        sent = alertmail.send(EMAIL, PAYLOAD, 0.5, root=str(tmp_path))
+    assert sent == {"ok": False, "status": "timeout",
+                    "answer": f"the SMTP relay 127.0.0.1:{port} did not answer in time"}
+
+
+def test_a_refused_recipient_reports_the_relays_answer(tmp_path, ca):
+    with Relay(ca, "starttls", "alerts", PASSWORD, unknown=("ops@example.com",)) as relay:
+        smtp_set(tmp_path, **relay_settings(relay, ca))
+        sent = alertmail.send(EMAIL, PAYLOAD, 10, root=str(tmp_path))
+    assert not sent["ok"] and sent["status"] == "refused", sent
+    assert sent["answer"] == (f"the SMTP relay 127.0.0.1:{relay.port} refused the recipient ops@example.com: 550 "
+                              "5.1.1 <ops@example.com>: Recipient address rejected: User unknown")
+    assert relay.mails == []

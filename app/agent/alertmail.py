@@ -126,7 +126,8 @@ def explain(error, settings):
             where, error.reason or error)
     if isinstance(error, smtplib.SMTPResponseException):
         return "refused", "%s answered %d %s" % (where, error.smtp_code, _text(error.smtp_error))
-    if isinstance(error, (socket.timeout, TimeoutError)):
+    if isinstance(error, (socket.timeout, TimeoutError)) or (
+            isinstance(error, smtplib.SMTPServerDisconnected) and "timed out" in str(error)):  # smtplib's wrapping
         return "timeout", "%s did not answer in time" % where
     if isinstance(error, smtplib.SMTPServerDisconnected):
         return "unreachable", "%s hung up: %s" % (where, error)
