@@ -239,3 +239,17 @@ def test_a_refused_recipient_reports_the_relays_answer(tmp_path, ca):
     assert sent["answer"] == (f"the SMTP relay 127.0.0.1:{relay.port} refused the recipient ops@example.com: 550 "
                               "5.1.1 <ops@example.com>: Recipient address rejected: User unknown")
     assert relay.mails == []
+
+
+@pytest.mark.parametrize("request_, expected", [
+    ({"to": "ops@example.com", "timeout": 500}, "error: timeout must be a number of seconds, at most 120"),
+    ({"to": "ops@example.com", "timeout": "5"}, "error: timeout must be a number of seconds, at most 120"),
+    ({"to": "ops"}, "bad_channel"),
+    ({"to": "ops@example.com"}, "not_configured"),
+])
+def test_the_agents_test_mail_command_refuses_bad_requests(tmp_path, request_, expected):
+    result, error, _ = call(tmp_path, "alert_smtp_test", **request_)
+    if expected.startswith("error: "):
+        assert result is None and error["message"] == expected[7:] and error["code"] == "usage"
+    else:
+        assert error is None and result["ok"] is False and result["status"] == expected

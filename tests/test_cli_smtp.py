@@ -128,3 +128,18 @@ def test_set_smtp_over_ssh_keeps_the_password_in_the_servers_file_only(capsys, m
     assert memory_keyring.passwords[("berth", "smtp-password:box")] == PASSWORD
     r = berth(capsys, "server", "remove", "box")
     assert r.code == 0 and ("berth", "smtp-password:box") not in memory_keyring.passwords
+
+
+def test_set_smtp_with_a_test_mail(capsys, monkeypatch, berth_home, ca):
+    with Relay(ca, "starttls", "alerts", PASSWORD) as relay:
+        r = set_smtp(capsys, monkeypatch, relay, ca, PASSWORD + "\n", "--password-stdin", "--test", "ops@example.com")
+        assert r.code == 0, r
+        assert r.out.splitlines()[-1] == ("local: test mail to ops@example.com: the relay answered 250 2.0.0 Ok: "
+                                          "queued as BERTH1")
+        r = set_smtp(capsys, monkeypatch, relay, ca, "wrong-one\n", "--password-stdin", "--test", "ops@example.com")
+    assert r.code == 1 and r.err.strip().count("\n") == 0, r
+    assert "the test mail to ops@example.com was not sent (auth_failed)" in r.err and "535" in r.err
+    assert "wrong-one" not in r.err and "wrong-one" not in r.out
+    (mail,) = relay.mails
+    assert mail["message"]["Subject"] == "[Berth] TEST smtp-test on local" and mail["to"] == ["ops@example.com"]
+    assert "firing smtp-test on local since " in mail["message"].get_content()

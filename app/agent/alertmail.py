@@ -14,6 +14,7 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate, make_msgid
 
 from . import alertsmtp
+from .jobclock import iso, now
 from .layout import AgentError
 
 SUBJECT_MAX = 200
@@ -50,6 +51,21 @@ def installed_root(here=None):
     if os.path.basename(agent_dir) == "agent" and os.path.basename(os.path.dirname(agent_dir)) == ".berth":
         return os.path.dirname(os.path.dirname(agent_dir))
     return None
+
+
+def alert_smtp_test(ctx, req):
+    """Agent command: one test mail to req["to"] through this server's relay, now; the result is
+    the relay's answer (`berth server set-smtp --test ADDRESS`). Changes nothing on the server."""
+    server = str(req.get("server") or "this server")
+    sent = iso(now())
+    payload = {"version": "berth-alert/1", "status": "test", "group": server, "server": server, "sent": sent,
+               "alerts": [{"rule": "smtp-test", "model": None, "expr": "", "state": "firing", "since": sent,
+                           "value": None, "summary": "a test mail from `berth server set-smtp --test`: the relay "
+                                                     "works for Berth's alerts"}]}
+    timeout = req.get("timeout", 30)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 120:
+        raise AgentError("timeout must be a number of seconds, at most 120", "usage")
+    return send({"kind": "email", "to": req.get("to")}, payload, timeout, root=ctx.root.path)
 
 
 def _result(ok, status, answer):
@@ -172,9 +188,9 @@ def body(payload):
         if alert.get("model"):
             where += "/%s" % alert["model"]
         value = alert.get("value")
-        lines.append("%s %s: %s on %s since %s%s" % (
-            alert.get("state"), alert.get("rule"), alert.get("expr"), where, alert.get("since"),
-            "" if value is None else ", value %s" % value))
+        lines.append("%s %s%s on %s since %s%s" % (
+            alert.get("state"), alert.get("rule"), ": %s" % alert["expr"] if alert.get("expr") else "", where,
+            alert.get("since"), "" if value is None else ", value %s" % value))
         if alert.get("summary"):
             lines.append("    %s" % alert["summary"])
     lines += ["", "-- ", "Sent by Berth's alert evaluator on %s; see `berth alerts --server %s`." % (
@@ -192,3 +208,6 @@ def build_message(payload, sender, to):
     message["X-Berth-Status"] = str(payload.get("status"))
     message.set_content(body(payload))
     return message
+
+
+COMMANDS = {"alert_smtp_test": alert_smtp_test}

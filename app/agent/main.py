@@ -6,7 +6,7 @@ import json
 import sys
 import traceback
 
-from . import alertsmtp, jobs, operations, queries, sampler, scheduler
+from . import alertmail, alertsmtp, jobs, operations, queries, sampler, scheduler
 from .journal import disk_error
 from .layout import AgentError, Root
 from .protocol import Cancelled, emit_to, fail
@@ -47,6 +47,7 @@ COMMANDS = {
 }
 COMMANDS.update(jobs.COMMANDS)
 COMMANDS.update(alertsmtp.COMMANDS)
+COMMANDS.update(alertmail.COMMANDS)
 
 
 def on_signal(signum, frame):

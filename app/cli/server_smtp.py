@@ -31,11 +31,13 @@ def add_arguments(actions) -> None:
                                                      "the relay's certificate (sent to the server)")
     a.add_argument("--password-stdin", action="store_true", help="read the relay password from stdin's first line "
                                                                  "and keep it in the keyring")
+    a.add_argument("--test", metavar="ADDRESS", help="then send a test mail to ADDRESS from the server, and print "
+                                                     "what the relay answered (exit 1 if it refused)")
 
 
 def run(args, ws) -> int:
     from app.deploy.errors import OperationFailed
-    from app.deploy.smtp import set_smtp
+    from app.deploy.smtp import set_smtp, test_smtp
 
     server = ws.servers.get(args.name)
     settings = {"host": args.host, "port": args.port, "from": args.sender, "user": args.user,
@@ -47,7 +49,13 @@ def run(args, ws) -> int:
             result = set_smtp(t, ws.audit, settings, password)
         except OperationFailed as e:
             raise Failed(f"{server.name}: {e}") from None
-    print(f"{server.name}: e-mail alerts go through the {result['detail']}")
+        print(f"{server.name}: e-mail alerts go through the {result['detail']}")
+        if not args.test:
+            return 0
+        sent = test_smtp(t, args.test)
+    if not sent["ok"]:
+        raise Failed(f"{server.name}: the test mail to {args.test} was not sent ({sent['status']}): {sent['answer']}")
+    print(f"{server.name}: test mail to {args.test}: the relay answered {sent['status']} {sent['answer']}")
     return 0
 
 
