@@ -75,12 +75,14 @@ def test_no_password_anywhere_is_one_line_saying_how(capsys, monkeypatch, berth_
     assert not (berth_home / "local" / ".berth" / "smtp.json").exists()
 
 
-def test_a_refused_setting_changes_nothing_and_is_audited(capsys, monkeypatch, berth_home):
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+def test_a_refused_setting_changes_nothing_and_is_audited(capsys, monkeypatch, berth_home, memory_keyring):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
     r = berth(capsys, "server", "set-smtp", "local", "--host", "smtp.example.com", "--from", "berth@example.com",
-              "--security", "none")
+              "--security", "none", "--user", "alerts", "--password-stdin")
     assert r.code == 1 and "loopback relay only, or with --allow-plaintext" in r.err, r
     assert not (berth_home / "local" / ".berth" / "smtp.json").exists()
+    assert ACCOUNT not in memory_keyring.passwords  # kept only once the server took it
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     events = berth(capsys, "audit", "list", "--json").json()
     assert [e["outcome"] for e in events if e["action"] == "server.smtp"] == ["failed", "started"]
     r = berth(capsys, "server", "set-smtp", "local", "--host", "smtp.example.com", "--from", "berth@example.com",

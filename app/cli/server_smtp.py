@@ -43,12 +43,14 @@ def run(args, ws) -> int:
     settings = {"host": args.host, "port": args.port, "from": args.sender, "user": args.user,
                 "security": args.security, "ca_pem": _ca_pem(args.ca_file) if args.ca_file else "",
                 "allow_plaintext": args.allow_plaintext}
-    password = _password(args) if args.user else ""
+    password, new = _password(args) if args.user else ("", False)
     with ws.connect(server.name) as t:
         try:
             result = set_smtp(t, ws.audit, settings, password)
         except OperationFailed as e:
             raise Failed(f"{server.name}: {e}") from None
+        if new:  # kept once the server took it: a refused setting leaves the keyring as it was
+            _keep(args.name, password)
         print(f"{server.name}: e-mail alerts go through the {result['detail']}")
         if not args.test:
             return 0
@@ -72,19 +74,18 @@ def _ca_pem(path: str) -> str:
     return text
 
 
-def _password(args) -> str:
-    """The relay password: stdin (then kept), the keyring, or asked on a terminal (then kept)."""
-    from app.remote.credentials import NoSecureKeyring, get_secret, set_secret, smtp_password_account
+def _password(args) -> tuple[str, bool]:
+    """(the relay password, whether it is new for the keyring): stdin, the keyring, or asked on a terminal."""
+    from app.remote.credentials import get_secret, smtp_password_account
 
-    account = smtp_password_account(args.name)
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
             raise Failed("--password-stdin: stdin gave no password")
     else:
-        password = get_secret(account) or ""
+        password = get_secret(smtp_password_account(args.name)) or ""
         if password:
-            return password
+            return password, False
         if not sys.stdin.isatty():
             raise Failed(f"no SMTP password for {args.name} in the keyring: give it once on stdin with "
                          f"--password-stdin (it is kept in the keyring), or run in a terminal to be asked")
@@ -93,9 +94,14 @@ def _password(args) -> str:
         password = getpass.getpass(f"SMTP password of {args.user} at {args.host}: ")
         if not password:
             raise Failed("no password typed; nothing was changed")
+    return password, True
+
+
+def _keep(name: str, password: str) -> None:
+    from app.remote.credentials import NoSecureKeyring, set_secret, smtp_password_account
+
     try:
-        set_secret(account, password)
+        set_secret(smtp_password_account(name), password)
     except NoSecureKeyring:
         print("berth: no secure keyring on this computer: the SMTP password is on the server only, and is asked "
               "again the next time", file=sys.stderr)
-    return password
