@@ -6,7 +6,7 @@ import json
 import sys
 import traceback
 
-from . import jobs, operations, queries, sampler, scheduler
+from . import alerts, alertstore, jobs, operations, queries, sampler, scheduler
 from .journal import disk_error
 from .layout import AgentError, Root
 from .protocol import Cancelled, emit_to, fail
@@ -26,6 +26,7 @@ def _with_jobs(query):
             result["jobs"] = [{k: j[k] for k in ("name", "model", "late", "failing", "paused", "last_state")}
                               for j in listed["jobs"]]
             result["scheduler"] = listed["scheduler"]  # running or not, and what brings it back after a reboot
+            result["alerts_firing"] = alertstore.firing_count(ctx.root)
         return result
     run.__name__ = query.__name__
     return run
@@ -46,6 +47,7 @@ COMMANDS = {
     "sample": sampler.sample,
 }
 COMMANDS.update(jobs.COMMANDS)
+COMMANDS.update(alerts.COMMANDS)
 
 
 def on_signal(signum, frame):
