@@ -256,3 +256,17 @@ def test_each_bad_rule_is_refused_with_one_line_and_nothing_created(root, label,
 def test_auto_rollback_parses_and_fires_nothing_yet(root, hook):
     result, error, _ = add_rule(root, "rb", "auto_rollback", [f"webhook:{hook.url}"])
     assert error is None and result["rule"]["when"] == "auto_rollback", error
+
+
+def test_a_second_rule_of_the_same_name_and_a_bad_silence_are_refused(root, hook):
+    assert add_rule(root, "disk", "disk_free_pct<10", [f"webhook:{hook.url}"])[1] is None
+    _, error, _ = add_rule(root, "disk", "down", [f"webhook:{hook.url}"])
+    assert error["code"] == "alert_exists" and "already exists" in error["message"]
+    assert [r["expr"] for r in alertstore.list_rules(Root(str(root)))] == ["disk_free_pct<10"]
+    for change, says in ((dict(reason="x", **{"for": "forever"}), "--for 'forever' is not a duration"),
+                         (dict(reason="x", **{"for": "10s"}), "must be from 1m to 28d"),
+                         (dict(reason="  ", **{"for": "1h"}), "a silence needs a reason"),
+                         (dict(name="dsk", reason="x", **{"for": "1h"}), "there is no alert dsk on this server")):
+        _, error, _ = call(root, "alert_silence", **dict(dict(name="disk"), **change))
+        assert error and says in error["message"], (change, error)
+    assert alertstore.read_silences(Root(str(root))) == {}
