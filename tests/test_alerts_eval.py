@@ -114,6 +114,8 @@ def test_a_server_down_is_one_notification_and_down_inhibits_latency(root, tmp_p
     for name in ("alpha", "beta"):
         assert deploy(root, make_bundle(tmp_path / name, name=name))[1] is None
     assert add_rule(root, "down", "down", [f"webhook:{hook.url}"])[1] is None  # every model of the server
+    for name in ("alpha", "beta"):  # and a down rule per model: firing together, still one notification
+        assert add_rule(root, f"{name}-down", "down", [f"webhook:{hook.url}"], model=name)[1] is None
     assert add_rule(root, "slow", "p95_ms>0", [f"webhook:{hook.url}"], model="alpha")[1] is None
     ev = rounds(root)
     pids = [runner_pid(root, n) for n in ("alpha", "beta")]
@@ -125,7 +127,8 @@ def test_a_server_down_is_one_notification_and_down_inhibits_latency(root, tmp_p
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
     assert hook.statuses() == ["firing"]
-    assert hook.posts[0]["group"] == "srv" and sorted(a["model"] for a in hook.posts[0]["alerts"]) == ["alpha", "beta"]
+    assert hook.posts[0]["group"] == "srv" and sorted((a["rule"], a["model"]) for a in hook.posts[0]["alerts"]) == [
+        ("alpha-down", "alpha"), ("beta-down", "beta"), ("down", "alpha"), ("down", "beta")]
     # the latency rule's alert, made firing while alpha is down, is inhibited: nothing is sent for it
     st = alertstore.read_state(Root(str(root)))
     st["alerts"]["slow/alpha"] = {"rule": "slow", "model": "alpha", "kind": "p95_ms", "expr": "p95_ms>0",
