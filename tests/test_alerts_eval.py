@@ -273,3 +273,16 @@ def test_a_second_rule_of_the_same_name_and_a_bad_silence_are_refused(root, hook
         _, error, _ = call(root, "alert_silence", **dict(dict(name="disk"), **change))
         assert error and says in error["message"], (change, error)
     assert alertstore.read_silences(Root(str(root))) == {}
+
+
+def test_a_reminder_at_the_repeat_interval_while_it_keeps_firing(root, clock, hook):
+    assert add_rule(root, "disk", "disk_free_pct<100", [f"webhook:{hook.url}"], repeat="1h")[1] is None
+    ev = rounds(root)
+    for s in (0, 10, 1800, 3590):
+        ev.tick(later(T0, s))
+    assert hook.statuses() == ["firing"]
+    ev.tick(later(T0, 3600))
+    assert hook.statuses() == ["firing", "reminder"] and hook.posts[1]["alerts"][0]["since"] == "2026-03-02T03:00:00Z"
+    ev.tick(later(T0, 3700))
+    assert hook.statuses() == ["firing", "reminder"]
+    ev.close()
