@@ -27,7 +27,9 @@ from app.store.settings import Settings
 SERVER_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 # what may need a reason on a production server: start and stop restore or pause what is deployed;
 # a job change alters what runs unattended and writes to a results database, so it counts as a deploy
-REASONED_ACTIONS = ("deploy", "rollback", "job.add", "job.pause", "job.resume", "job.remove", "job.run")
+# and so does an alert change: what tells the team that something went wrong
+REASONED_ACTIONS = ("deploy", "rollback", "job.add", "job.pause", "job.resume", "job.remove", "job.run",
+                    "alert.add", "alert.silence", "alert.remove")
 
 
 class ReasonRequired(BerthError, ValueError):
@@ -90,6 +92,15 @@ class Workspace:
 
         self._check_change(f"job.{action}", transport.name, reason)
         return jobs.change(transport, self.audit, action, name, model, request, reason=reason)
+
+    def alert_change(self, transport: Transport, action: str, name: str, model: str | None,
+                     request: dict | None = None, reason: str = "") -> dict:
+        """An alert change (app.deploy.alerts.change: add, silence, remove), refused first when it needs
+        a reason."""
+        from app.deploy import alerts
+
+        self._check_change(f"alert.{action}", transport.name, reason)
+        return alerts.change(transport, self.audit, action, name, model, request, reason=reason)
 
     def connect_to_change(self, action: str, name: str, reason: str = "") -> Transport:
         """connect(name) to run `action` there, refused before connecting when it needs a reason
@@ -162,7 +173,8 @@ class Workspace:
         each row's `jobs` lists the model's jobs that are failing or late ({name, state})."""
         answer = transport.agent("status", {"model": model} if model else {})
         self.sync_journal(transport, answer.get("journal_head"))
-        rows = [dict(r, server=transport.name) for r in answer["models"]]
+        rows = [dict(r, server=transport.name, alerts_firing=answer.get("alerts_firing") or 0)
+                for r in answer["models"]]
         if with_jobs:
             flagged = [j for j in answer.get("jobs") or [] if j.get("failing") or j.get("late")]
             for r in rows:

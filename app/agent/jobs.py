@@ -19,12 +19,13 @@ from .schedule import ScheduleError, parse_schedule
 RUNS_LIMIT = 1000
 
 
-def _changed(ctx, req, action, name, model, fn):
-    """Under the lock: journal started, run fn(root) -> result, journal ok (or failed, and re-raise)."""
+def _changed(ctx, req, action, name, model, fn, what="job"):
+    """Under the lock: journal started, run fn(root) -> result, journal ok (or failed, and re-raise).
+    `what`: the kind of thing changed (a job, an alert), its name journalled under that key."""
     root = ctx.root.ensure()
     ids = req.get("event_ids") if isinstance(req.get("event_ids"), dict) else {}
     with ServerLock(root.lock, {"who": ctx.who(), "what": "%s %s" % (action, name)}):
-        base = {"model": model, "job": name, "reason": req.get("reason")}
+        base = {"model": model, what: name, "reason": req.get("reason")}
         started = journal.append(root, action, "started", ctx.actor, ids.get("started"),
                                  desktop_head=_desktop_head(req), **base)
         base["ref"] = started["id"]
@@ -32,10 +33,10 @@ def _changed(ctx, req, action, name, model, fn):
             result = fn(root)
         except BaseException as e:
             journal.append(root, action, "failed", ctx.actor, ids.get("outcome"),
-                           detail="job %s: %s" % (name, str(e) or type(e).__name__),
+                           detail="%s %s: %s" % (what, name, str(e) or type(e).__name__),
                            **base)
             raise
-        result["detail"] = "job %s: %s" % (name, result.get("detail", ""))
+        result["detail"] = "%s %s: %s" % (what, name, result.get("detail", ""))
         journal.append(root, action, "ok", ctx.actor, ids.get("outcome"), detail=result["detail"], **base)
     return result
 
@@ -230,10 +231,15 @@ def job_remove(ctx, req):
         shutil.rmtree(gone, ignore_errors=True)
         return {"removed": jobdir.name, "detail": "removed (its output stays in %s)" % job["output"]["url"]}
     result = _changed(ctx, req, "job.remove", jobdir.name, job["model"], remove)
-    if not list_jobs(ctx.root):
-        scheduler.stop(ctx.root)
-        jobreboot.remove(ctx.root)
+    unneeded(ctx.root)
     return result
+
+
+def unneeded(root):
+    """The last job or alert rule is gone: the scheduler (and its evaluator) stops, its reboot hook goes."""
+    if not scheduler.needed(root):
+        scheduler.stop(root)
+        jobreboot.remove(root)
 
 
 COMMANDS = {"job_add": job_add, "job_list": job_list, "job_run": job_run, "job_runs": job_runs,

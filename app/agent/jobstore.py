@@ -15,6 +15,7 @@ from .layout import NAME_RE, AgentError
 from .runnerproc import is_runner_process, pid_alive
 
 KEEP_RUNS = 200
+LATE_S = 60  # started more than this after its due time: the run is late (scheduler, alerts)
 RUN_ID_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}")
 STARTING_S = 30  # a run file with no pid yet, older than this: its process never started
 

@@ -2,11 +2,12 @@
 (`{"event": "step" | "log", ...}`) and one last line, `{"event": "result", "result": {...}}` or
 `{"event": "error", "message": ..., "code": ...}`. Exit 0 on result, 1 on error, 2 on bad usage."""
 import errno
+import importlib
 import json
 import sys
 import traceback
 
-from . import alertmail, alertsmtp, jobs, operations, queries, sampler, scheduler
+from . import alertstore, jobs, operations, queries, sampler, scheduler
 from .journal import disk_error
 from .layout import AgentError, Root
 from .protocol import Cancelled, emit_to, fail
@@ -26,6 +27,7 @@ def _with_jobs(query):
             result["jobs"] = [{k: j[k] for k in ("name", "model", "late", "failing", "paused", "last_state")}
                               for j in listed["jobs"]]
             result["scheduler"] = listed["scheduler"]  # running or not, and what brings it back after a reboot
+            result["alerts_firing"] = alertstore.firing_count(ctx.root)
         return result
     run.__name__ = query.__name__
     return run
@@ -46,8 +48,20 @@ COMMANDS = {
     "sample": sampler.sample,
 }
 COMMANDS.update(jobs.COMMANDS)
-COMMANDS.update(alertsmtp.COMMANDS)
-COMMANDS.update(alertmail.COMMANDS)
+
+
+def _lazy(module, name):
+    """A command whose module is imported when it is called: the alert modules bring smtplib, ssl
+    and email (tens of ms), which no other command needs."""
+    def command(ctx, req):
+        return getattr(importlib.import_module("." + module, __package__), name)(ctx, req)
+    command.__name__ = name
+    return command
+
+
+LAZY = {"alerts": ("alert_add", "alert_list", "alert_state", "alert_test", "alert_silence", "alert_remove"),
+        "alertsmtp": ("alert_smtp_set",), "alertmail": ("alert_smtp_test",)}
+COMMANDS.update({name: _lazy(module, name) for module, names in LAZY.items() for name in names})
 
 
 def on_signal(signum, frame):

@@ -1,5 +1,6 @@
 """The job scheduler: one long-lived stdlib process per server root, supervised like a runner (pid
-file, started by the agent on `job_add` and by `hello` / `status` when found dead). It wakes for the
+file, started by the agent on `job_add` / `alert_add` and by `hello` / `status` when found dead, for
+a root with jobs or alert rules); the alert evaluator is a thread of it (alerteval.py). It wakes for the
 next due time, starts the job process, and catches up missed runs ONCE (a scheduler dead for a day
 runs an hourly job one time, marked late), because the next due time is always computed from now.
     python3 -m berth_agent.scheduler --root R"""
@@ -12,16 +13,15 @@ import sys
 import threading
 import time
 
-from . import jobrun, supervise
+from . import alertstore, jobrun, supervise
 from .fsutil import read_json, write_json_atomic, _unlink
 from .jobclock import CLOCK_ENV, fake_clock_file, iso, now, parse
-from .jobstore import list_jobs, new_run_id
+from .jobstore import LATE_S, list_jobs, new_run_id
 from .layout import AgentError, Root
 from .runnerenv import runner_environment
 from .runnerproc import pid_alive
 from .schedule import Schedule
 
-LATE_S = 60  # started more than this after its due time: the run is late
 MAX_SLEEP_S = 2.0  # new jobs, pauses and removals are seen within this
 
 
@@ -108,12 +108,16 @@ def serve(root):
     write_json_atomic(pid_file, {"pid": os.getpid(), "root": root.path, "started_at": iso(now()),
                                  "agent": supervise.PACKAGE_PARENT})
     log(root, "scheduler %d serving %s" % (os.getpid(), root.path))
+    from . import alerteval  # only this process evaluates: the agent, which imports this module, stays lean
+    evaluator = threading.Thread(target=alerteval.run, args=(root, stopping, log), name="alerts", daemon=True)
+    evaluator.start()
     while not stopping and os.path.isdir(root.meta):
         wake = tick(root, now())
         pause = MAX_SLEEP_S
         if wake is not None:
             pause = min(pause, max(0.05, (wake - now()).total_seconds()))
         time.sleep(pause)
+    evaluator.join(timeout=alerteval.SEND_TIMEOUT_S * 2)
     if (read_json(pid_file) or {}).get("pid") == os.getpid():
         _unlink(pid_file)
     log(root, "scheduler %d stopped" % os.getpid())
@@ -157,7 +161,7 @@ def _ensure(root):
         log(root, "scheduler %d runs another agent's code: restarted with this one" % pid)
         stop(root)  # Berth installed a new agent: the scheduler and its job processes follow it
         pid = None
-    if pid or not list_jobs(root):
+    if pid or not needed(root):
         return pid, False
     out_path = files(root)[3]
     supervise._rotate(out_path, LOG_LIMIT)
@@ -173,6 +177,11 @@ def _ensure(root):
     while time.monotonic() < deadline and not alive(root) and proc.poll() is None:
         time.sleep(0.02)
     return alive(root) or proc.pid, True
+
+
+def needed(root):
+    """Has this root jobs or alert rules (either keeps the scheduler process running)?"""
+    return bool(list_jobs(root) or alertstore.has_rules(root))
 
 
 def command(root):

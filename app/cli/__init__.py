@@ -16,6 +16,7 @@ import sys
 from app import errors
 from app.errors import BerthError, error_code, error_log, one_line
 
+from .alerts import AlertGroup, AlertsCommand
 from .audit import AuditGroup
 from .base import Command
 from .bundle import BundleGroup
@@ -28,6 +29,7 @@ from .settings import SettingsCommand
 
 COMMANDS: tuple[Command, ...] = (
     ServerGroup(), *CHANGES, AuditGroup(), SettingsCommand(), BundleGroup(), MonitorCommand(), DemoCommand(), JobGroup(),
+    AlertGroup(), AlertsCommand(),
 )
 
 

@@ -70,7 +70,9 @@ class StatusCommand(Command):
                 return w.server_status(t, with_jobs=True)
 
         outcome = for_each_server(names, status_of, named=named_one(args.server, names), parallel=args.parallel)
-        rows = [{k: r.get(k) for k in STATUS_COLUMNS + ["jobs"]} for server_rows in outcome.results for r in server_rows]
+        # alerts_firing: the server's firing alerts (each of its rows), `berth alerts` says more
+        rows = [{k: r.get(k) for k in STATUS_COLUMNS + ["jobs", "alerts_firing"]}
+                for server_rows in outcome.results for r in server_rows]
         if args.json:
             print_json(rows)
         else:  # the marker: a failing or late job of the model, `berth job list` says more
