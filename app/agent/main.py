@@ -6,7 +6,7 @@ import json
 import sys
 import traceback
 
-from . import jobs, operations, queries, sampler, scheduler
+from . import jobedit, jobpreview, jobs, operations, queries, sampler, scheduler
 from .journal import disk_error
 from .layout import AgentError, Root
 from .protocol import Cancelled, emit_to, fail
@@ -46,6 +46,8 @@ COMMANDS = {
     "sample": sampler.sample,
 }
 COMMANDS.update(jobs.COMMANDS)
+COMMANDS.update(jobedit.COMMANDS)
+COMMANDS.update(jobpreview.COMMANDS)
 
 
 def on_signal(signum, frame):
