@@ -11,7 +11,7 @@ from app.deploy.changes import run_to_end
 from app.deploy.deploy import Deploy
 from app.deploy.queries import status
 from app.remote.local import LocalTransport
-from app.ui.model.jobs_tables import job_state, schedule_fields
+from app.ui.model.jobs_tables import duration, job_state, schedule_fields
 from app.ui.model.page import ModelPage
 from app.workspace import Workspace
 from cli_kit import iris_copy
@@ -85,7 +85,7 @@ def test_run_now_shows_the_run_in_the_table_the_chart_and_the_preview(tab, qtbot
     assert (tab.chart.rows_out, tab.chart.errors) == ([2], [1])
     qtbot.waitUntil(lambda: tab.results_model.rowCount() == 2 and tab.errors_model.rowCount() == 1, timeout=WAIT)
     headers = [c[0] for c in tab.results_model.columns]
-    assert headers[:4] == ["run_id", "model_version", "input_ref", "time"] and "class" in headers
+    assert headers[:2] == ["input_ref", "class"] and headers[-3:] == ["time", "run_id", "model_version"]
     classes = {tab.results_model.text(r, "class") for r in range(2)}
     assert classes == {"setosa", "virginica"}
     assert tab.errors_model.text(0, "input_ref") == "a.jsonl:3"
@@ -182,3 +182,7 @@ def test_state_and_schedule_helpers():
     assert schedule_fields("cron '30 2 * * *' (Europe/Vienna)") == ("cron", "30 2 * * *", "Europe/Vienna")
     assert schedule_fields("every 1h (America/New_York)") == ("every", "1h", "America/New_York")
     assert schedule_fields("unreadable: nope") == ("every", "", "UTC")
+    run = {"started": "2026-01-01T10:00:00Z", "state": "ok"}
+    assert [duration(dict(run, ended=e)) for e in ("2026-01-01T10:00:00Z", "2026-01-01T10:00:07Z",
+                                                   "2026-01-01T10:02:05Z")] == ["< 1 s", "7 s", "2 min 5 s"]
+    assert duration(dict(run, state="running", ended=None)) == "running"

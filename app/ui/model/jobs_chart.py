@@ -20,7 +20,8 @@ class RunsChart(QWidget):
         self.plot_widget = pg.PlotWidget(background=pal.color(QPalette.ColorRole.Base))
         self.plot_widget.setObjectName("runsChart")
         self.plot = self.plot_widget.getPlotItem()
-        self.plot.setTitle("Rows and errors per run", color=fg.name(), size="10pt")
+        self.plot.setTitle(f"<span style='color:{ROWS_COLOR}'>■</span> rows out &nbsp; <span style='color:"
+                           f"{ERRORS_COLOR}'>■</span> error rows &nbsp; per run", color=fg.name(), size="10pt")
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
@@ -28,9 +29,8 @@ class RunsChart(QWidget):
             self.plot.getAxis(axis).setPen(pg.mkPen(fg))
             self.plot.getAxis(axis).setTextPen(pg.mkPen(fg))
         self.plot.setLabel("bottom", "run (oldest → newest)", color=fg.name())
-        self.plot.addLegend(offset=(-10, 5), labelTextColor=fg, brush=pg.mkBrush(0, 0, 0, 0), colCount=2)
-        self.rows_bars = pg.BarGraphItem(x=[], height=[], width=WIDTH, brush=ROWS_COLOR, pen=None, name="rows out")
-        self.error_bars = pg.BarGraphItem(x=[], height=[], width=WIDTH, brush=ERRORS_COLOR, pen=None, name="errors")
+        self.rows_bars = pg.BarGraphItem(x=[], height=[], width=WIDTH, brush=ROWS_COLOR, pen=None)
+        self.error_bars = pg.BarGraphItem(x=[], height=[], width=WIDTH, brush=ERRORS_COLOR, pen=None)
         self.plot.addItem(self.rows_bars)
         self.plot.addItem(self.error_bars)
         self.rows_out: list[int] = []
@@ -47,6 +47,8 @@ class RunsChart(QWidget):
         xs = list(range(1, len(ordered) + 1))
         self.rows_bars.setOpts(x=[x - WIDTH / 2 for x in xs], height=self.rows_out)
         self.error_bars.setOpts(x=[x + WIDTH / 2 for x in xs], height=self.errors)
+        step = max(1, len(xs) // 10)  # whole runs on the axis, at most about ten labels
+        self.plot.getAxis("bottom").setTicks([[(x, str(x)) for x in xs[::step]], []])
         top = max(self.rows_out + self.errors + [1])
         self.plot.setXRange(0.4, max(len(xs), 1) + 0.6, padding=0)
         self.plot.setYRange(0, top * 1.15, padding=0)

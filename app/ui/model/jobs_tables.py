@@ -47,8 +47,8 @@ def duration(run: dict) -> str:
         end = datetime.fromisoformat(run["ended"].replace("Z", "+00:00"))
     except (KeyError, AttributeError, TypeError, ValueError):
         return "running" if run.get("state") == "running" else ""
-    s = max(0.0, (end - start).total_seconds())
-    return f"{s:.1f} s" if s < 60 else f"{int(s // 60)} min {int(s % 60)} s"
+    s = int(max(0.0, (end - start).total_seconds()))  # the agent's times are whole seconds
+    return "< 1 s" if s < 1 else f"{s} s" if s < 60 else f"{s // 60} min {s % 60} s"
 
 
 def cell(value) -> str:
@@ -157,10 +157,18 @@ def preview_model(parent=None) -> RowsModel:
     return RowsModel([], None, parent)
 
 
+FIRST = ("input_ref", "reason", "raw")  # what a preview is read for comes first; Berth's own columns last
+LAST = ("time", "run_id", "model_version")
+
+
 def set_preview(model: RowsModel, part: dict) -> None:
-    """Rows of job_preview ({columns, rows}) into a preview model."""
+    """Rows of job_preview ({columns, rows}) into a preview model: the input's reference first, then
+    the model's output (or an error's reason and raw input), then when, which run and version."""
     names = list(part.get("columns") or [])
-    columns = [(n, lambda r, i=i: cell(r["cells"][i] if i < len(r["cells"]) else None)) for i, n in enumerate(names)]
+    order = sorted(range(len(names)), key=lambda i: (0 if names[i] in FIRST else 2 if names[i] in LAST else 1,
+                                                     FIRST.index(names[i]) if names[i] in FIRST else
+                                                     LAST.index(names[i]) if names[i] in LAST else i))
+    columns = [(names[i], lambda r, i=i: cell(r["cells"][i] if i < len(r["cells"]) else None)) for i in order]
     model.set_rows([{"cells": list(r)} for r in part.get("rows") or []], columns)
 
 

@@ -103,7 +103,7 @@ class JobsView(QWidget):
         jobs_layout.addLayout(row)
         for w in (jobs_box, runs, preview):
             split.addWidget(w)
-        split.setSizes([220, 260, 220])
+        split.setSizes([150, 300, 250])
         top = QHBoxLayout()
         top.addWidget(self.title, 1)
         top.addWidget(self.add_button)
