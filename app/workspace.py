@@ -84,7 +84,7 @@ class Workspace:
 
     def job_change(self, transport: Transport, action: str, name: str, model: str, request: dict | None = None,
                    reason: str = "") -> dict:
-        """A job change (app.deploy.jobs.change: add, pause, resume, remove, run), refused first when it
+        """A job change (app.deploy.jobs.change: add, edit, pause, resume, remove, run), refused first when it
         needs a reason."""
         from app.deploy import jobs
 

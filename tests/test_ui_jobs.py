@@ -186,3 +186,50 @@ def test_state_and_schedule_helpers():
     assert [duration(dict(run, ended=e)) for e in ("2026-01-01T10:00:00Z", "2026-01-01T10:00:07Z",
                                                    "2026-01-01T10:02:05Z")] == ["< 1 s", "7 s", "2 min 5 s"]
     assert duration(dict(run, state="running", ended=None)) == "running"
+
+
+
+@pytest.fixture
+def production(berth_home, tmp_path, sshd, task_runner):
+    """iris and a job `nightly` on `prod` (the loopback sshd), a production server that requires a reason."""
+    from app.store.servers import ServerConfig
+
+    ws = Workspace()
+    ws.servers.save(ServerConfig(name="prod", host=sshd.host, port=sshd.port, user=sshd.user,
+                                 key_path=str(sshd.key_path), root=str(sshd.folder / "prod"), environment="production"))
+    task_runner.trust_host_key("prod", sshd.fingerprint)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    with ws.connect("prod", accept_fingerprint=sshd.fingerprint) as t:
+        run_to_end(Deploy(t, iris_copy(tmp_path, "1.0.0"), ws.audit).run())
+        ws.job_change(t, "add", "nightly", "iris", {
+            "model": "iris", "schedule": {"every": "1d"}, "tz": "UTC",
+            "input": {"kind": "dir", "path": str(inbox), "pattern": "*.jsonl"},
+            "output": {"url": f"sqlite:///{tmp_path}/out.db", "table": "flowers"}, "version": None})
+        row = status(t, "iris")[0]
+    ws.set_setting("require_reason_production", "true")
+    yield row
+    from agent_kit import stop_all
+
+    cleanup(sshd.folder / "prod")
+    stop_all(sshd.folder / "prod")
+
+
+def test_a_production_server_asks_for_the_reason_of_a_pause(qtbot, task_runner, production):
+    page = ModelPage(task_runner)
+    qtbot.addWidget(page)
+    page.show()
+    page.show_model("prod", production)
+    page.tabs.setCurrentWidget(page.jobs)
+    tab = page.jobs
+    qtbot.waitUntil(lambda: [j["name"] for j in tab.jobs] == ["nightly"], timeout=WAIT)
+    click(qtbot, tab.buttons["pause"])
+    qtbot.waitUntil(lambda: tab.confirmation is not None and tab.confirmation.isVisible(), timeout=WAIT)
+    assert "needs a reason" in tab.confirmation.text() and "nightly" in tab.confirmation.text()
+    assert not tab.selected_job()["paused"]
+    qtbot.keyClicks(tab.confirmation.reason, "CHG-42 upstream outage")
+    qtbot.mouseClick(tab.confirmation.confirm_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: tab.selected_job() is not None and bool(tab.selected_job()["paused"]), timeout=WAIT)
+    pauses = [(e["outcome"], e["reason"]) for e in query_events(Workspace().db) if e["action"] == "job.pause"]
+    assert pauses == [("ok", "CHG-42 upstream outage"), ("started", "CHG-42 upstream outage")]
+    assert [e["action"] for e in query_events(Workspace().db)].count("permission.denied") == 1
