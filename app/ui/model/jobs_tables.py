@@ -104,12 +104,16 @@ class RowsModel(QAbstractTableModel):
         self.columns, self.color = columns, color
         self.rows: list[dict] = []
 
-    def set_rows(self, rows: list[dict], columns: list[Column] | None = None) -> None:
+    def set_rows(self, rows: list[dict], columns: list[Column] | None = None) -> bool:
+        """False when nothing changed: no reset, so the selection, scrolling and widths stay (polled)."""
+        if rows == self.rows and (columns is None or [c[0] for c in columns] == [c[0] for c in self.columns]):
+            return False
         self.beginResetModel()
         self.rows = list(rows)
         if columns is not None:
             self.columns = columns
         self.endResetModel()
+        return True
 
     def text(self, row: int, header: str) -> str:
         col = [c[0] for c in self.columns].index(header)

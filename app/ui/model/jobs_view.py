@@ -166,8 +166,8 @@ class JobsView(QWidget):
         listed, runs = result
         self.banner.clear()
         self.jobs = listed
-        self.jobs_model.set_rows(listed)
-        self.jobs_table.resizeColumnsToContents()
+        if self.jobs_model.set_rows(listed):
+            self.jobs_table.resizeColumnsToContents()
         if self.selected_name is None and listed:
             self.selected_name = listed[0]["name"]
         if self.selected_name and self.selected_job() is not None:
@@ -203,9 +203,9 @@ class JobsView(QWidget):
 
     def _show_runs(self, runs: list[dict]) -> None:
         self.runs = runs
-        self.runs_model.set_rows(runs)
-        self.runs_table.resizeColumnsToContents()
-        self.chart.set_runs(runs)
+        if self.runs_model.set_rows(runs):
+            self.runs_table.resizeColumnsToContents()
+            self.chart.set_runs(runs)
 
     def _show_preview(self, preview: dict) -> None:
         self.preview = preview
