@@ -100,6 +100,29 @@ def test_run_now_shows_the_run_in_the_table_the_chart_and_the_preview(tab, qtbot
     assert events == [("job.run", "ok"), ("job.run", "started")] * 2  # newest first, audited like the CLI's
 
 
+
+def test_a_failed_run_makes_the_job_stand_out_as_failing(tab, qtbot, tmp_path):
+    from PySide6.QtGui import QColor
+
+    from app.ui.model.jobs_tables import FAILING
+
+    (tmp_path / "out.db").write_bytes(b"not sqlite at all" * 64)
+    (tmp_path / "inbox" / "a.jsonl").write_text(GOOD)
+    click(qtbot, tab.buttons["run"])
+    qtbot.waitUntil(lambda: tab.jobs_model.rowCount() == 1 and tab.jobs_model.text(0, "State") == "FAILING",
+                    timeout=WAIT)
+    state = tab.jobs_model.index(0, [c[0] for c in tab.jobs_model.columns].index("State"))
+    assert state.data(Qt.ItemDataRole.ForegroundRole) == QColor(FAILING) and state.data(Qt.ItemDataRole.FontRole).bold()
+    assert tab.jobs_model.index(0, 0).data(Qt.ItemDataRole.ForegroundRole) is None  # only the state cell
+    qtbot.waitUntil(lambda: bool(tab.runs) and tab.runs[0]["state"] == "failed", timeout=WAIT)
+    assert tab.runs_model.text(0, "State") == "failed" and "not a SQLite database" in tab.runs_model.text(0, "Detail")
+    qtbot.waitUntil(lambda: tab.preview_banner.isVisible(), timeout=WAIT)  # the preview cannot read the output
+    assert "cannot be read as SQLite" in tab.preview_banner.label.text()
+    previews = tab._previewing
+    tab.poll()
+    qtbot.waitUntil(lambda: tab._poll.done, timeout=WAIT)
+    assert tab._previewing is previews and tab.preview_banner.isVisible()  # not asked again until the next run
+
 def test_pause_and_resume_change_the_state(tab, qtbot, berth_home):
     click(qtbot, tab.buttons["pause"])
     qtbot.waitUntil(lambda: tab.selected_job() is not None and bool(tab.selected_job()["paused"]), timeout=WAIT)

@@ -59,6 +59,7 @@ class JobsView(QWidget):
         self.refresh_button.clicked.connect(self.poll)
         self.add_button.clicked.connect(self.ask_add)
         self.banner = ErrorBanner()
+        self.preview_banner = ErrorBanner()
         self.jobs_model = jobs_model(self)
         self.jobs_table = table(self.jobs_model, "jobsTable")
         self.jobs_table.selectionModel().selectionChanged.connect(self._selected)
@@ -90,11 +91,16 @@ class JobsView(QWidget):
         runs.addWidget(_titled("Runs (newest first)", self.runs_table))
         runs.addWidget(self.chart)
         runs.setSizes([620, 380])
-        preview = QSplitter(Qt.Orientation.Horizontal)
+        tables = QSplitter(Qt.Orientation.Horizontal)
         self.results_box = _titled("Latest result rows", self.results_table)
         self.errors_box = _titled("Latest error rows", self.errors_table)
-        preview.addWidget(self.results_box)
-        preview.addWidget(self.errors_box)
+        tables.addWidget(self.results_box)
+        tables.addWidget(self.errors_box)
+        preview = QWidget()
+        preview_layout = QVBoxLayout(preview)
+        preview_layout.setContentsMargins(0, 0, 0, 0)
+        preview_layout.addWidget(self.preview_banner)
+        preview_layout.addWidget(tables, 1)
         split = QSplitter(Qt.Orientation.Vertical)
         jobs_box = QWidget()
         jobs_layout = QVBoxLayout(jobs_box)
@@ -128,6 +134,7 @@ class JobsView(QWidget):
         self._show_runs([])
         self._show_preview({})
         self.banner.clear()
+        self.preview_banner.clear()
         self.message.clear()
         self.title.setText(f"Jobs of {model} on {server}")
         if self.isVisible():
@@ -195,10 +202,12 @@ class JobsView(QWidget):
                             .only_if(lambda k=(server, model, name): k == (self.server, self.model,
                                                                            self.selected_name))
                             .success(lambda p, k=key: self._got_preview(k, p))
-                            .with_banner(self.banner, f"Cannot read the output of job {name}: ").run())
+                            .failure(lambda _e, k=key: setattr(self, "_preview_for", k))  # again after the next run
+                            .with_banner(self.preview_banner, f"Cannot read the output of job {name}: ").run())
 
     def _got_preview(self, key, preview: dict) -> None:
         self._preview_for = key
+        self.preview_banner.clear()
         self._show_preview(preview)
 
     def _show_runs(self, runs: list[dict]) -> None:
@@ -224,6 +233,7 @@ class JobsView(QWidget):
             self.selected_name = name
             self._show_runs([])
             self._show_preview({})
+            self.preview_banner.clear()
             self._preview_for = None
             self.poll()
         self._update_buttons()
