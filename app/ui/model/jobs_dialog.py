@@ -4,8 +4,8 @@ CLI, and its one-line refusal is shown in the dialog, which stays open to be cor
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QStackedWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QSizePolicy,
+                               QStackedWidget, QVBoxLayout, QWidget)
 
 from app.errors import one_line
 from app.ui.deploy.confirm_page import reason_field
@@ -109,13 +109,22 @@ class JobDialog(QDialog):
         f2.addRow("Watermark", self.watermark_edit)
         self.source_stack.addWidget(folder)
         self.source_stack.addWidget(query)
-        self.source_combo.currentIndexChanged.connect(self.source_stack.setCurrentIndex)
+        self.source_combo.currentIndexChanged.connect(self._show_source)
+        self._show_source(0)
         self.output_edit = _edit("outputEdit", placeholder="sqlite:///ABSOLUTE/PATH.db (on the server)")
         self.table_edit = _edit("tableEdit", placeholder="a plain identifier: scores")
         form.addRow("Input", self.source_combo)
         form.addRow("", self.source_stack)
         form.addRow("Output", self.output_edit)
         form.addRow("Table", self.table_edit)
+
+    def _show_source(self, index: int) -> None:
+        """The stack as tall as the fields of the input chosen (not of the tallest)."""
+        for i in range(self.source_stack.count()):
+            policy = QSizePolicy.Policy.Preferred if i == index else QSizePolicy.Policy.Ignored
+            self.source_stack.widget(i).setSizePolicy(policy, policy)
+        self.source_stack.setCurrentIndex(index)
+        self.source_stack.adjustSize()
 
     @staticmethod
     def _source_text(source: dict) -> str:
