@@ -28,7 +28,7 @@ SERVER_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 # what may need a reason on a production server: start and stop restore or pause what is deployed;
 # a job change alters what runs unattended and writes to a results database, so it counts as a deploy
 # and so does an alert change: what tells the team that something went wrong
-REASONED_ACTIONS = ("deploy", "rollback", "job.add", "job.pause", "job.resume", "job.remove", "job.run",
+REASONED_ACTIONS = ("deploy", "rollback", "job.add", "job.edit", "job.pause", "job.resume", "job.remove", "job.run",
                     "alert.add", "alert.silence", "alert.remove")
 
 
@@ -86,7 +86,7 @@ class Workspace:
 
     def job_change(self, transport: Transport, action: str, name: str, model: str, request: dict | None = None,
                    reason: str = "") -> dict:
-        """A job change (app.deploy.jobs.change: add, pause, resume, remove, run), refused first when it
+        """A job change (app.deploy.jobs.change: add, edit, pause, resume, remove, run), refused first when it
         needs a reason."""
         from app.deploy import jobs
 

@@ -144,3 +144,58 @@ def test_a_cron_job_in_a_time_zone_is_listed_with_its_next_local_run(local, caps
     r = berth(capsys, "job", "add", "bad", "--model", "scorer", "--server", "local", "--every", "1h", "--tz",
               "Mars/Olympus", "--input-dir", inbox, "--output", f"sqlite:///{tmp_path}/out.db", "--table", "scores")
     assert r.code == 1 and "Mars/Olympus" in r.err, r
+
+
+def test_edit_and_preview(local, capsys, tmp_path):
+    assert add(capsys, tmp_path).code == 0
+    r = berth(capsys, "job", "edit", "hourly", "--server", "local", "--cron", "*/15 * * * *", "--tz", "Europe/Vienna",
+              "--pattern", "*.jsonl", "--version", "1.0.0", "--reason", "CHG-1")
+    assert r.code == 0, r
+    assert r.out.startswith("job hourly on local edited: cron '*/15 * * * *' (Europe/Vienna), version 1.0.0, "
+                            "pattern *.jsonl, next run "), r
+    job = berth(capsys, "job", "list", "--server", "local", "--json").json()[0]
+    assert (job["schedule"], job["tz"], job["version"]) == ("cron '*/15 * * * *' (Europe/Vienna)", "Europe/Vienna",
+                                                            "1.0.0")
+    r = berth(capsys, "job", "edit", "hourly", "--server", "local", "--follow-current")
+    assert r.code == 0 and "version current" in r.out, r
+
+    (tmp_path / "inbox" / "a.jsonl").write_text('{"x": 4}\n{"x": -4}\n')
+    assert berth(capsys, "job", "run", "hourly", "--server", "local", "--wait").code == 0
+    shown = berth(capsys, "job", "preview", "hourly", "--server", "local", "--json").json()
+    assert shown["columns"][:4] == ["run_id", "model_version", "input_ref", "time"]
+    assert [row[2:3] + row[4:5] for row in shown["rows"]] == [["a.jsonl:1", 8]]
+    assert [row[2] for row in shown["errors"]["rows"]] == ["a.jsonl:2"]
+    table = berth(capsys, "job", "preview", "hourly", "--server", "local").out
+    assert table.startswith("results (newest first):\nRUN_ID") and "errors (newest first):" in table
+    assert "x must not be negative" in table
+
+    events = berth(capsys, "audit", "list", "--json").json()
+    edits = [(e["outcome"], e["reason"]) for e in reversed(events) if e["action"] == "job.edit"]
+    assert edits == [("started", "CHG-1"), ("ok", "CHG-1"), ("started", ""), ("ok", "")]
+    assert not any(e["action"] == "job.preview" for e in events)  # a query, not a change
+
+
+EDIT_BAD = [
+    ("nothing", [], 2, "give what to change"),
+    ("every and cron", ["--every", "1h", "--cron", "0 * * * *"], 2, "not allowed with"),
+    ("version and follow", ["--version", "1.0.0", "--follow-current"], 2, "not allowed with"),
+    ("cron", ["--cron", "0 25 * * *"], 1, "the schedule does not parse: "),
+    ("zone", ["--tz", "Mars/Olympus"], 1, "Mars/Olympus"),
+    ("version absent", ["--version", "9.9.9"], 1, "scorer has no release 9.9.9"),
+    ("pattern", ["--pattern", "a/b"], 1, "must be a file name pattern"),
+    ("no such job", ["--tz", "UTC", "--name-is", "hourlyy"], 1, "there is no job hourlyy on local; did you mean hourly?"),
+]
+
+
+@pytest.mark.parametrize("label,argv,code,says", EDIT_BAD, ids=[b[0] for b in EDIT_BAD])
+def test_a_bad_edit_is_one_line_and_changes_nothing(local, capsys, tmp_path, label, argv, code, says):
+    assert add(capsys, tmp_path).code == 0
+    before = berth(capsys, "job", "list", "--server", "local", "--json").json()
+    name = "hourly"
+    if "--name-is" in argv:
+        name = argv[argv.index("--name-is") + 1]
+        argv = argv[:argv.index("--name-is")]
+    r = berth(capsys, "job", "edit", name, "--server", "local", *argv)
+    assert r.code == code, r
+    assert says in r.err and (code == 2 or len(r.err.strip().splitlines()) == 1), r
+    assert berth(capsys, "job", "list", "--server", "local", "--json").json() == before

@@ -23,7 +23,7 @@ class Unreachable:
     ssh_user = "u"
 
 
-@pytest.mark.parametrize("action", ["add", "pause", "resume", "remove", "run"])
+@pytest.mark.parametrize("action", ["add", "edit", "pause", "resume", "remove", "run"])
 def test_each_job_change_needs_a_reason_on_production(ws, action):
     with pytest.raises(ValueError, match="give a reason"):
         ws.connect_to_change(f"job.{action}", "prod1")  # port 9: connecting would fail otherwise

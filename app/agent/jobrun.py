@@ -32,6 +32,20 @@ def job_version(root, job):
     return version
 
 
+def process_env():
+    """The environment of a process of a job in its release's venv (the run, its output's preview)."""
+    env = dict(runner_environment(), PYTHONPATH=supervise.PACKAGE_PARENT, PYTHONUNBUFFERED="1",
+               PYTHONDONTWRITEBYTECODE="1")
+    if fake_clock_file():
+        env[CLOCK_ENV] = fake_clock_file()  # tests only (jobclock.py)
+    return env
+
+
+def venv_command(release, module, *args):
+    """`python -m berth_agent.<module> ARGS` with the release's venv python."""
+    return [supervise.venv_python(release), "-m", supervise.PACKAGE + "." + module] + list(args)
+
+
 def start(root, jobdir, trigger, late=False, due=None):
     """Start a run; returns its RUN record (state running). Refused while a run of the job goes on."""
     reap()
@@ -47,14 +61,10 @@ def start(root, jobdir, trigger, late=False, due=None):
            "due": iso(due) if due else None, "trigger": trigger, "pid": None}
     os.makedirs(jobdir.runs, exist_ok=True)
     supervise._rotate(jobdir.log)
-    env = dict(runner_environment(), PYTHONPATH=supervise.PACKAGE_PARENT, PYTHONUNBUFFERED="1",
-               PYTHONDONTWRITEBYTECODE="1")
-    if fake_clock_file():
-        env[CLOCK_ENV] = fake_clock_file()  # tests only (jobclock.py)
-    cmd = [supervise.venv_python(release), "-m", supervise.PACKAGE + ".jobprocess", "--root", root.path,
-           "--job", jobdir.name, "--run-id", run["run_id"], "--version", version]
+    cmd = venv_command(release, "jobprocess", "--root", root.path, "--job", jobdir.name, "--run-id", run["run_id"],
+                       "--version", version)
     with open(jobdir.log, "ab") as log:
-        proc = subprocess.Popen(cmd, cwd=release, env=env, stdin=subprocess.DEVNULL, stdout=log,
+        proc = subprocess.Popen(cmd, cwd=release, env=process_env(), stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
     with _guard:
         _children.append(proc)

@@ -55,7 +55,11 @@ def check_output(url, table):
 
 
 class SqliteOutput:
-    def __init__(self, url, table, job):
+    def __init__(self, url, table, job, readonly=False):
+        if readonly:  # for preview(): opened read-only, nothing created (a missing file stays missing)
+            self.path, self.table, self.job = sqlite_path(url, "output url"), check_table(table), job
+            self.conn = _open_readonly(self.path)
+            return
         self.path, self.table, self.job = check_output(url, table), table, job
         self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         self.conn.execute("PRAGMA journal_mode=WAL")
@@ -110,8 +114,39 @@ class SqliteOutput:
             c.execute("ROLLBACK")
             raise
 
+    def preview(self, limit):
+        """The latest `limit` result rows and error rows, newest first:
+        {"columns", "rows", "errors": {"columns", "rows"}}; a missing file or table gives empty lists."""
+        results = self._latest(self.table, limit)
+        errors = self._latest(self.table + "_errors", limit)
+        return {"columns": results[0], "rows": results[1], "errors": {"columns": errors[0], "rows": errors[1]}}
+
+    def _latest(self, table, limit):
+        if self.conn is None:
+            return [], []
+        try:
+            cur = self.conn.execute("SELECT * FROM %s ORDER BY rowid DESC LIMIT ?" % q(table), (int(limit),))
+        except sqlite3.OperationalError as e:
+            if "no such table" in str(e):
+                return [], []
+            raise
+        return [d[0] for d in cur.description], [list(r) for r in cur.fetchall()]
+
     def close(self):
-        self.conn.close()
+        if self.conn is not None:
+            self.conn.close()
+
+
+def _open_readonly(path):
+    if not os.path.isfile(path):
+        return None
+    try:
+        uri = "file:%s?mode=ro" % path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+        conn = sqlite3.connect(uri, uri=True, timeout=10)
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.Error as e:
+        raise AgentError("the output %s cannot be read as SQLite: %s" % (path, e), "bad_output")
+    return conn
 
 
 def _cells(output):
@@ -132,5 +167,5 @@ def _cells(output):
 _NAMES = {}  # output key -> its column (few keys, many rows)
 
 
-def open_output(spec, job):
-    return SqliteOutput(spec["url"], spec["table"], job)
+def open_output(spec, job, readonly=False):
+    return SqliteOutput(spec["url"], spec["table"], job, readonly=readonly)

@@ -7,7 +7,7 @@ import json
 import sys
 import traceback
 
-from . import alertstore, jobs, operations, queries, sampler, scheduler
+from . import alertstore, jobedit, jobpreview, jobs, operations, queries, sampler, scheduler
 from .journal import disk_error
 from .layout import AgentError, Root
 from .protocol import Cancelled, emit_to, fail
@@ -48,6 +48,8 @@ COMMANDS = {
     "sample": sampler.sample,
 }
 COMMANDS.update(jobs.COMMANDS)
+COMMANDS.update(jobedit.COMMANDS)
+COMMANDS.update(jobpreview.COMMANDS)
 
 
 def _lazy(module, name):

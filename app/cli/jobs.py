@@ -1,4 +1,4 @@
-"""`berth job add|list|run|runs|pause|resume|remove`: scheduled jobs on a server (docs/jobs.md).
+"""`berth job add|edit|list|run|runs|preview|pause|resume|remove`: scheduled jobs on a server (docs/jobs.md).
 The agent validates and runs them; this checks what it can before connecting, and prints."""
 from __future__ import annotations
 
@@ -47,6 +47,21 @@ class JobGroup(ActionGroup):
         options.add_reason(add)
         self.add_parser = add
 
+        edit = actions.add_parser("edit", help="change a job's schedule, zone, pattern or version (its input and "
+                                  "output are not editable: remove the job and add it again)")
+        edit.add_argument("job_name", metavar="NAME")
+        options.add_server(edit, required=True)
+        when = edit.add_mutually_exclusive_group()
+        when.add_argument("--every", metavar="INTERVAL", help="10m, 1h, 1d")
+        when.add_argument("--cron", metavar="EXPR")
+        edit.add_argument("--tz", metavar="ZONE")
+        edit.add_argument("--pattern", metavar="GLOB", help="files of the inbox to take")
+        pin = edit.add_mutually_exclusive_group()
+        pin.add_argument("--version", metavar="V", help="pin a release")
+        pin.add_argument("--follow-current", action="store_true", help="use the current release at each run")
+        options.add_reason(edit)
+        self.edit_parser = edit
+
         listed = actions.add_parser("list", help="the jobs of a server (default: of every server)")
         options.add_server(listed)
         options.add_json(listed)
@@ -62,6 +77,12 @@ class JobGroup(ActionGroup):
         options.add_server(runs, required=True)
         options.add_json(runs)
         runs.add_argument("--limit", type=_positive, default=20, help="how many, newest first (default 20)")
+
+        preview = actions.add_parser("preview", help="the latest result rows and error rows of a job's output")
+        preview.add_argument("job_name", metavar="NAME")
+        options.add_server(preview, required=True)
+        preview.add_argument("--limit", type=_positive, default=10, help="rows of each, newest first (default 10)")
+        options.add_json(preview)
 
         for action, what in (("pause", "stop running a job on schedule"), ("resume", "run a paused job again"),
                              ("remove", "remove a job (its output database stays)")):
@@ -84,6 +105,29 @@ class JobGroup(ActionGroup):
         print(f"job {job['name']} added on {args.server}: {job['model']} {job['schedule']} ({job['tz']}), "
               f"next run {job['next_run']}")
         print(scheduler_line(result.get("scheduler") or {}), file=sys.stderr)
+        return 0
+
+    def do_edit(self, args) -> int:
+        request = edit_request(args, self.edit_parser)
+        ws = workspace()
+        with ws.connect_to_change("job.edit", args.server, args.reason) as t:
+            job = jobs.find(t, args.job_name)
+            job = ws.job_change(t, "edit", args.job_name, job["model"], request, reason=args.reason)["job"]
+        pattern = f", pattern {job['input']['pattern']}" if job["input"].get("kind") == "dir" else ""
+        print(f"job {job['name']} on {args.server} edited: {job['schedule']}, version {job['version'] or 'current'}"
+              f"{pattern}, next run {job['next_run'] or '(paused)'}")
+        return 0
+
+    def do_preview(self, args) -> int:
+        with workspace().connect(args.server) as t:
+            jobs.find(t, args.job_name)
+            found = jobs.preview(t, args.job_name, args.limit)
+        if args.json:
+            print_json(found)
+            return 0
+        for title, part in (("results", found), ("errors", found["errors"])):
+            print(f"{title} (newest first):")
+            print_table([dict(zip(part["columns"], row)) for row in part["rows"]], part["columns"])
         return 0
 
     def do_list(self, args) -> int:
@@ -201,3 +245,21 @@ def _add_request(args, parser) -> dict:
     return {"model": args.model, "schedule": {"every": args.every} if args.every else {"cron": args.cron},
             "tz": args.tz, "input": source, "output": {"url": args.output, "table": args.table},
             "version": args.version}
+
+
+def edit_request(args, parser) -> dict:
+    """The job_edit request, with what can be checked here refused before connecting."""
+    if not (args.every or args.cron or args.tz or args.pattern or args.version or args.follow_current):
+        parser.error("give what to change: --every or --cron, --tz, --pattern, --version or --follow-current")
+    try:
+        if args.every or args.cron:
+            parse_schedule(every=args.every, cron=args.cron, tz=args.tz or "UTC")
+        elif args.tz:
+            parse_schedule(every="1d", tz=args.tz)  # the zone alone
+    except AgentError as e:
+        raise Failed(f"{'the schedule does not parse: ' if e.code == 'bad_schedule' else ''}{e}") from None
+    request: dict = {"tz": args.tz, "pattern": args.pattern, "version": args.version,
+                     "follow_current": bool(args.follow_current)}
+    if args.every or args.cron:
+        request["schedule"] = {"every": args.every} if args.every else {"cron": args.cron}
+    return request

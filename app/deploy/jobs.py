@@ -1,6 +1,6 @@
-"""Job changes (add, pause, resume, remove, run now) audited like a deploy: "started" here before
+"""Job changes (add, edit, pause, resume, remove, run now) audited like a deploy: "started" here before
 the agent is asked, the outcome after, under the ids the agent journals them with. Queries
-(job_list, job_runs) are plain agent calls."""
+(job_list, job_runs, job_preview) are plain agent calls."""
 from __future__ import annotations
 
 from app.audit.log import AuditLog
@@ -9,7 +9,7 @@ from app.remote.transport import Transport
 from .audited import AuditedChange
 from .errors import OperationFailed
 
-CHANGES = ("add", "pause", "resume", "remove", "run")
+CHANGES = ("add", "edit", "pause", "resume", "remove", "run")
 
 
 def jobs(transport: Transport, model: str | None = None) -> list[dict]:
@@ -18,6 +18,11 @@ def jobs(transport: Transport, model: str | None = None) -> list[dict]:
 
 def runs(transport: Transport, name: str, limit: int = 20) -> list[dict]:
     return transport.agent("job_runs", {"name": name, "limit": limit})["runs"]
+
+
+def preview(transport: Transport, name: str, limit: int = 20) -> dict:
+    """The latest result rows and error rows of the job's output: {columns, rows, errors: {columns, rows}}."""
+    return transport.agent("job_preview", {"name": name, "limit": limit})
 
 
 def find(transport: Transport, name: str) -> dict:

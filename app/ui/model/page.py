@@ -1,5 +1,5 @@
 """A model's page: a header (name, version, state, endpoint, uptime) with Roll back / Stop / Start,
-and tabs Overview / Releases / Predict / Logs. Every server call runs on the server's thread; when
+and tabs Overview / Releases / Predict / Logs / Jobs. Every server call runs on the server's thread; when
 the host goes away, the last known data stays on screen under a "stale" banner."""
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QMessageBox, QTabWidget, QVBoxLayout, QWidget
@@ -10,6 +10,7 @@ from app.errors import is_connection_error
 from app.ui.deploy.confirm_page import add_reason
 from app.ui.errors import ErrorBanner
 from app.ui.icons import icon
+from app.ui.model.jobs_view import JobsView
 from app.ui.model.log_view import LogView
 from app.ui.model.overview import ModelHeader, ModelOverview
 from app.ui.model.predict_panel import PredictPanel
@@ -51,12 +52,14 @@ class ModelPage(QWidget):
         self.releases_view.make_current_requested.connect(self.ask_make_current)
         self.predict = PredictPanel(runner)
         self.logs = LogView(runner)
+        self.jobs = JobsView(runner)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.overview, "Overview")
         self.tabs.addTab(self.releases_view, icon("rollback"), "Releases")
         self.tabs.addTab(self.predict, icon("predict"), "Predict")
         self.tabs.addTab(self.logs, icon("logs"), "Logs")
+        self.tabs.addTab(self.jobs, icon("refresh"), "Jobs")
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.header)
@@ -80,6 +83,7 @@ class ModelPage(QWidget):
             self.stale_banner.clear()
             self.header.message.clear()
             self.logs.set_model(server, self.model)
+            self.jobs.set_model(server, self.model)
         else:
             self.stale_banner.clear()  # a fresh status: the host answers again
         known = self.current_release()
@@ -178,6 +182,7 @@ class ModelPage(QWidget):
         self.stale_banner.clear()
         self.releases = releases
         self.releases_view.set_releases(releases)
+        self.jobs.set_versions([r["version"] for r in releases])
         self.overview.set_release(self.current_release())
         if rows:
             self._set_status(rows[0])
