@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from . import jobrun, supervise
+from . import jobclock, jobrun, supervise
 from .fsutil import read_json, write_json_atomic, _unlink
 from .jobclock import CLOCK_ENV, fake_clock_file, iso, now, parse
 from .jobstore import list_jobs, new_run_id
@@ -113,7 +113,7 @@ def serve(root):
         pause = MAX_SLEEP_S
         if wake is not None:
             pause = min(pause, max(0.05, (wake - now()).total_seconds()))
-        time.sleep(pause)
+        jobclock.sleep(pause)  # on an injected clock: until the file changes
     if (read_json(pid_file) or {}).get("pid") == os.getpid():
         _unlink(pid_file)
     log(root, "scheduler %d stopped" % os.getpid())
