@@ -105,3 +105,18 @@ def test_the_injected_clocks_sleep_ends_when_the_file_changes(tmp_path, monkeypa
     took = time.monotonic() - t
     stepper.join()
     assert 0.15 < took < 5 and jobclock.now().hour == 1
+
+
+def test_row_by_row_errors_stay_in_row_order():
+    def predict(row):
+        if row["x"] < 0:
+            raise ValueError("x must not be negative")
+        return {"y": object()} if row["x"] == 5 else {"y": row["x"]}
+
+    items = [("f:%d" % i, {"x": x}) for i, x in enumerate([1, -1, 5, 2, -2])]
+    for batch in (None, lambda rows: [predict(r) for r in rows]):  # a batch call that raises: row by row
+        results, errors = predict_all(predict, batch, None, items)
+        assert results == [("f:0", {"y": 1}), ("f:3", {"y": 2})]
+        assert [(ref, reason.split(":")[0]) for ref, reason, _raw in errors] == [
+            ("f:1", "ValueError"), ("f:2", "TypeError"), ("f:4", "ValueError")]
+        assert errors[0][1] == "ValueError: x must not be negative" and errors[0][2] == '{"x": -1}'

@@ -58,17 +58,33 @@ def predict_all(predict, predict_batch, check, items):
                 outputs = None
         except Exception:
             outputs = None
-    if outputs is not None and _all_plain(outputs):  # the usual batch: no per-row work here
+    if outputs is None:  # no batch call, or it failed: row by row, a failure kept in its row's place
+        outputs = []
+        for _ref, value in todo:
+            try:
+                outputs.append(predict(value))
+            except Exception as e:
+                outputs.append(_Failed("%s: %s" % (type(e).__name__, e)))
+    if _all_plain(outputs):  # the usual batch: no per-row work here
         return list(zip(map(itemgetter(0), todo), outputs)), errors
-    for i, (ref, value) in enumerate(todo):
+    for (ref, value), out in zip(todo, outputs):
         try:
-            out = outputs[i] if outputs is not None else predict(value)
+            if type(out) is _Failed:
+                errors.append((ref, out.reason, _raw(value)))
+                continue
             if not _plain(out):
                 json.dumps(out)  # what cannot be stored is the row's error, not the batch's
             results.append((ref, out))
         except Exception as e:
             errors.append((ref, "%s: %s" % (type(e).__name__, e), _raw(value)))
     return results, errors
+
+
+class _Failed:
+    """The model raised on this row: its error's reason, in the row's place among the outputs."""
+
+    def __init__(self, reason):
+        self.reason = reason
 
 
 PLAIN = (str, int, float, bool, type(None))
