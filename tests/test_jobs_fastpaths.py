@@ -14,15 +14,17 @@ from app.agent.jobprocess import predict_all
 from app.agent.jobsqlite import SqliteOutput
 
 TRICKY = ["1", "-1", "+1", "007", "1.", "-.5", "+.5", ".5", "1.5e3", "1E-2", "1e5", " 2", "2 ", "", "-", "+", ".",
-          "1..2", "1_0", "١٢", "inf", "nan", "1.5e", "0x1", "9" * 5000, "3\n4", "1.5.", ".e1", "1.-2", "--1", "e1", "x"]
+          "1..2", "1_0", "١٢", "inf", "nan", "1.5e", "0x1", "9" * 5000, "3\n4", "1.5.", ".e1", "1.-2", "--1", "e1", "x",
+          " x", "\u00a0x", "\u00a01", "\u2003 2", "²", "²1", "٣", "x\n1", "-x", "a b"]
 
 
-@pytest.mark.parametrize("others", [["12", "-3"], ["1.5", "-.25"], ["1.5", "2"], []])
+@pytest.mark.parametrize("others", [["12", "-3"], ["1.5", "-.25"], ["1.5", "2"], ["x", "abc"], ["x", " 1"], []])
 def test_a_column_is_what_number_makes_of_each_cell(others):
     for cell in TRICKY:
         for values in ([cell] + others, others + [cell]):
             if values:
                 assert repr(column(values)) == repr([number(v) for v in values]), values
+    assert column(["alpha 1", "b"]) == ["alpha 1", "b"] and column(["a", "", "1"]) == ["a", None, 1]
     assert repr(column(["3", "-4", "+5"])) == "[3, -4, 5]" and repr(column(["1.5", "-2.", "1.5e3"])) == "[1.5, -2.0, 1500.0]"
 
 

@@ -52,6 +52,8 @@ def number(text):
         return text
 
 
+# a cell number() may not leave as text: empty, or starting with a space, a decimal digit, a sign or a point
+MAYBE_NUMBER = re.compile(r"(?m)^(?:$|[\s\d+\-.])")
 INT_CHARS = frozenset("0123456789+-\n")
 DECIMAL_CHARS = frozenset("0123456789+-.eE\n")
 
@@ -59,10 +61,11 @@ DECIMAL_CHARS = frozenset("0123456789+-.eE\n")
 def column(values):
     """number() over a column's cells, with the usual columns done in C: cells of digits and signs
     that int() takes are what number() makes ints of; cells of digits, signs, exponents and exactly
-    one point each that float() takes, what it makes floats of. Anything else: number(), cell by cell."""
-    if not values or values[0][:1] not in tuple("0123456789+-."):  # a text column, most likely
-        return list(map(number, values))
+    one point each that float() takes, what it makes floats of; text whose cells all start with
+    something else than a space, a digit, a sign or a point stays as it is. The rest: number(), cell by cell."""
     joined = "\n".join(values)
+    if not values or values[0][:1] not in tuple("0123456789+-."):  # a text column, most likely
+        return list(values) if MAYBE_NUMBER.search(joined) is None else list(map(number, values))
     if joined.count("\n") == len(values) - 1:  # no cell holds a line break
         chars = set(joined)
         try:

@@ -59,10 +59,10 @@ def predict_all(predict, predict_batch, check, items):
         except Exception:
             outputs = None
     if outputs is None:  # no batch call, or it failed: row by row, a failure kept in its row's place
-        outputs = []
-        for _ref, value in todo:
+        outputs, rows = [], iter(list(map(itemgetter(1), todo)))
+        while len(outputs) < len(todo):
             try:
-                outputs.append(predict(value))
+                outputs.extend(map(predict, rows))  # what came before a failure stays; the next goes on
             except Exception as e:
                 outputs.append(_Failed("%s: %s" % (type(e).__name__, e)))
     if _all_plain(outputs):  # the usual batch: no per-row work here
