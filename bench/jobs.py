@@ -187,14 +187,15 @@ def berth_run(server: Server, job: str) -> dict:
 def pandas_run(script: Path, model_py: Path, inbox: Path, out_db: Path) -> dict:
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, str(script), str(model_py), str(inbox), str(out_db), "1.0.0"],
-                            env=clean_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = proc.stdout.read(), proc.stderr.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
+                            env=clean_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = proc.stdout.read()
+    proc.stdout.close()
+    _pid, status, usage = os.wait4(proc.pid, 0)  # its own CPU time and exit, not a child's
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(f"the pandas script failed ({proc.returncode}):\n{err.decode(errors='replace')[-2000:]}")
-    rows, seconds, rss = out.split()
+        raise SystemExit(f"the pandas script failed ({proc.returncode}):\n{out.decode(errors='replace')[-2000:]}")
+    rows, seconds, rss = out.split()[-3:]  # its last line; warnings may come before it
     return {"rows_in": int(rows), "seconds": float(seconds), "wall_s": wall, "peak_rss_kb": int(rss),
             "cpu_s": usage.ru_utime + usage.ru_stime}
 
