@@ -33,6 +33,7 @@ def test_three_batches_one_with_bad_rows_each_row_once(root, tmp_path):
     assert error is None, error
     run = wait_run(root, "hourly", result["run"]["run_id"])
     assert (run["state"], run["rows_in"], run["rows_out"], run["errors"]) == ("ok", 8, 6, 2), run
+    assert 0 < run["seconds"] < 60 and 2_000 < run["peak_rss_kb"] < 500_000, run  # its own duration and memory
     assert sorted(rows(out, "SELECT x_in FROM (SELECT y / 2 AS x_in FROM scores)")) == [(1,), (2,), (3,), (4,), (5,), (8,)]
     assert rows(out, "SELECT DISTINCT run_id, model_version FROM scores") == [(run["run_id"], "1.0.0")]
     assert sorted(r[0] for r in rows(out, "SELECT input_ref FROM scores")) == [

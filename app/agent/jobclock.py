@@ -3,6 +3,7 @@ holding an ISO-8601 time, read on every call. Production never sets it: SSH does
 variables (sshd's AcceptEnv), the runner's environment drops them (runnerenv.py), and the file has to
 be written by someone who can already run code as the job's user."""
 import os
+import time
 from datetime import datetime, timezone
 
 CLOCK_ENV = "BERTH_FAKE_NOW_FILE"
@@ -32,3 +33,29 @@ def parse(text):
         return None
     t = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def sleep(seconds):
+    """time.sleep, except on an injected clock: there time moves only when the file changes, so the
+    wait ends as soon as it does (a test or bench steps hours without waiting real seconds)."""
+    path = fake_clock_file()
+    if not path:
+        time.sleep(seconds)
+        return
+    before = _stamp(path)
+    deadline = time.monotonic() + seconds
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(0.02, left))
+        if _stamp(path) != before:
+            return
+
+
+def _stamp(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size

@@ -6,6 +6,7 @@ import csv
 import fnmatch
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
@@ -51,6 +52,32 @@ def number(text):
         return text
 
 
+# a cell number() may not leave as text: empty, or starting with a space, a decimal digit, a sign or a point
+MAYBE_NUMBER = re.compile(r"(?m)^(?:$|[\s\d+\-.])")
+INT_CHARS = frozenset("0123456789+-\n")
+DECIMAL_CHARS = frozenset("0123456789+-.eE\n")
+
+
+def column(values):
+    """number() over a column's cells, with the usual columns done in C: cells of digits and signs
+    that int() takes are what number() makes ints of; cells of digits, signs, exponents and exactly
+    one point each that float() takes, what it makes floats of; text whose cells all start with
+    something else than a space, a digit, a sign or a point stays as it is. The rest: number(), cell by cell."""
+    joined = "\n".join(values)
+    if not values or values[0][:1] not in tuple("0123456789+-."):  # a text column, most likely
+        return list(values) if MAYBE_NUMBER.search(joined) is None else list(map(number, values))
+    if joined.count("\n") == len(values) - 1:  # no cell holds a line break
+        chars = set(joined)
+        try:
+            if chars <= INT_CHARS:
+                return list(map(int, values))
+            if chars <= DECIMAL_CHARS and joined.count(".") == len(values):
+                return list(map(float, values))  # float() refuses a cell with two points
+        except ValueError:  # "", "+", "1-2", an integer too long for int(): number() decides
+            pass
+    return list(map(number, values))
+
+
 def read_csv(data, name):
     try:
         text = data.decode("utf-8-sig")
@@ -61,18 +88,20 @@ def read_csv(data, name):
         header = next(reader, None)
         if not header or not any(h.strip() for h in header):
             raise Unreadable("no header row")
-        items, bad, width = [], [], len(header)
+        rows, lines, bad, width = [], [], [], len(header)
         for row in reader:
-            if not row:
-                continue
-            ref = "%s:%d" % (name, reader.line_num)
-            if len(row) != width:
-                bad.append((ref, "the row has %d fields, the header %d" % (len(row), width), ",".join(row)))
-                continue
-            items.append((ref, dict(zip(header, map(number, row)))))
+            if len(row) == width:
+                rows.append(row)
+                lines.append(reader.line_num)
+            elif row:
+                bad.append(("%s:%d" % (name, reader.line_num),
+                            "the row has %d fields, the header %d" % (len(row), width), ",".join(row)))
     except csv.Error as e:
         raise Unreadable("not CSV: %s" % e)
-    return items, bad
+    # column by column, then back to one object per row: few Python-level calls per cell
+    columns = [column(c) for c in zip(*rows)]
+    refs = map((name.replace("%", "%%") + ":%d").__mod__, lines)
+    return list(zip(refs, map(dict, map(zip, itertools.repeat(header), zip(*columns))))), bad
 
 
 def read_json_lines(data, name):

@@ -6,11 +6,15 @@ mark in one transaction of the output database; only then is an inbox file moved
 anywhere, the next run redoes the batch that was not committed, and only that one."""
 import argparse
 import fcntl
+import gc
 import json
 import os
+import resource
 import sys
 import time
 import traceback
+from itertools import chain
+from operator import itemgetter
 
 from .entrypoint import load_entrypoint
 from .fsutil import read_json
@@ -22,6 +26,7 @@ from .jobstore import JobDir, roll_up
 from .layout import AgentError, Root
 
 KEEP_DONE_DAYS = 30
+STARTED = time.monotonic()  # the run's own duration, to the millisecond (its times are ISO seconds)
 
 
 def load_model(release_dir):
@@ -38,9 +43,9 @@ def load_model(release_dir):
 def predict_all(predict, predict_batch, check, items):
     """[(ref, output)], [(ref, reason, raw)]: a row the input check rejects or the model fails on is
     an error; the others go on. A batch call that raises is retried row by row, to find the bad ones."""
-    results, errors, todo = [], [], []
-    for ref, value in items:
-        problem = check.problems(value) if check is not None else None
+    results, errors, todo = [], [], items if check is None else []
+    for ref, value in items if check is not None else ():
+        problem = check.problems(value)
         if problem:
             errors.append((ref, "rejected: %s" % problem, _raw(value)))
         else:
@@ -48,14 +53,25 @@ def predict_all(predict, predict_batch, check, items):
     outputs = None
     if predict_batch is not None and todo:
         try:
-            outputs = list(predict_batch([v for _r, v in todo]))
+            outputs = list(predict_batch(list(map(itemgetter(1), todo))))
             if len(outputs) != len(todo):
                 outputs = None
         except Exception:
             outputs = None
-    for i, (ref, value) in enumerate(todo):
+    if outputs is None:  # no batch call, or it failed: row by row, a failure kept in its row's place
+        outputs, rows = [], iter(list(map(itemgetter(1), todo)))
+        while len(outputs) < len(todo):
+            try:
+                outputs.extend(map(predict, rows))  # what came before a failure stays; the next goes on
+            except Exception as e:
+                outputs.append(_Failed("%s: %s" % (type(e).__name__, e)))
+    if _all_plain(outputs):  # the usual batch: no per-row work here
+        return list(zip(map(itemgetter(0), todo), outputs)), errors
+    for (ref, value), out in zip(todo, outputs):
         try:
-            out = outputs[i] if outputs is not None else predict(value)
+            if type(out) is _Failed:
+                errors.append((ref, out.reason, _raw(value)))
+                continue
             if not _plain(out):
                 json.dumps(out)  # what cannot be stored is the row's error, not the batch's
             results.append((ref, out))
@@ -64,7 +80,15 @@ def predict_all(predict, predict_batch, check, items):
     return results, errors
 
 
+class _Failed:
+    """The model raised on this row: its error's reason, in the row's place among the outputs."""
+
+    def __init__(self, reason):
+        self.reason = reason
+
+
 PLAIN = (str, int, float, bool, type(None))
+PLAIN_SET = set(PLAIN)
 
 
 def _plain(out):
@@ -72,6 +96,15 @@ def _plain(out):
     if type(out) is dict:
         return all(type(k) is str and type(v) in PLAIN for k, v in out.items())
     return type(out) in PLAIN
+
+
+def _all_plain(outputs):
+    """_plain for a whole batch, in a few passes done in C."""
+    kinds = set(map(type, outputs))
+    if kinds == {dict}:
+        return set(map(type, chain.from_iterable(outputs))) <= {str} and set(
+            map(type, chain.from_iterable(map(dict.values, outputs)))) <= PLAIN_SET
+    return kinds <= PLAIN_SET
 
 
 def _raw(value):
@@ -123,6 +156,7 @@ def _run(root, jobdir, run, version):
         output = open_output(job["output"], jobdir.name)
     except Exception as e:
         return _finish(jobdir, run, "failed", "%s: %s" % (type(e).__name__, e))
+    gc.disable()  # a batch's rows live until its commit: the collector would only rescan them, again and again
     try:
         for batch in source.batches(output):
             results, errors = predict_all(predict, predict_batch, check, batch.items)
@@ -135,6 +169,8 @@ def _run(root, jobdir, run, version):
             run["batches"] += 1
             run["updated"] = iso(now())
             jobdir.write_run(run)
+            del batch, results, errors
+            gc.collect(0)  # what the batch left in cycles (its rows were in generation 0 and are gone)
         for name, reason in source.failed:
             run["errors"] += 1
             run.setdefault("failed_files", []).append({"file": name, "reason": reason})
@@ -145,15 +181,29 @@ def _run(root, jobdir, run, version):
         traceback.print_exc()
         return _finish(jobdir, run, "failed", "%s: %s" % (type(e).__name__, e))
     finally:
+        gc.enable()
         output.close()
     return _finish(jobdir, run, "ok", "%d batch(es)" % run["batches"])
 
 
 def _finish(jobdir, run, state, detail):
-    run.update(state=state, ended=iso(now()), detail=detail)
+    run.update(state=state, ended=iso(now()), detail=detail, seconds=round(time.monotonic() - STARTED, 3),
+               peak_rss_kb=peak_rss_kb())
     jobdir.write_run(run)
     print("%s %s: %s" % (iso(now()), state, detail), flush=True)
     return 0 if state == "ok" else 1
+
+
+def peak_rss_kb():
+    """This process's peak RSS: VmHWM (ru_maxrss would count the image it was forked from)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def main(argv=None):

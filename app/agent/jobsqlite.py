@@ -6,6 +6,8 @@ import json
 import os
 import re
 import sqlite3
+from itertools import chain, repeat
+from operator import itemgetter
 
 from .jobinputs import sqlite_path
 from .layout import AgentError
@@ -84,12 +86,7 @@ class SqliteOutput:
 
     def commit(self, batch, results, errors, run_id, version, when):
         """results: [(input_ref, output)]; errors: [(input_ref, reason, raw)]. One transaction."""
-        rows = [_cells(out) for _ref, out in results]
-        names = []
-        for cells in rows:
-            for k in cells:
-                if k not in names:
-                    names.append(k)
+        names, values = _columns_of(results)
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
@@ -100,8 +97,7 @@ class SqliteOutput:
             cols = list(FIXED) + names
             c.executemany("INSERT INTO %s (%s) VALUES (%s)" % (q(self.table), ", ".join(q(n) for n in cols),
                                                               ", ".join("?" * len(cols))),
-                          [(run_id, version, ref, when) + tuple(cells.get(n) for n in names)
-                           for (ref, _o), cells in zip(results, rows)])
+                          zip(repeat(run_id), repeat(version), map(itemgetter(0), results), repeat(when), *values))
             c.executemany("INSERT INTO %s VALUES (?, ?, ?, ?, ?, ?)" % q(self.table + "_errors"),
                           [(run_id, version, ref, when, reason, raw) for ref, reason, raw in errors])
             if batch.mark is not None:
@@ -147,6 +143,28 @@ def _open_readonly(path):
     except sqlite3.Error as e:
         raise AgentError("the output %s cannot be read as SQLite: %s" % (path, e), "bad_output")
     return conn
+
+
+def _columns_of(results):
+    """(column names, the values of each column) of the results' outputs. A batch of objects with the
+    same keys and plain values (the usual one) is taken a column at a time, with no per-row calls."""
+    outs = list(map(itemgetter(1), results))
+    if outs and set(map(type, outs)) == {dict}:
+        keys = tuple(outs[0])
+        names = list(_cells(outs[0]))
+        if len(names) == len(keys) and all(map(keys.__eq__, map(tuple, outs))) and set(
+                map(type, chain.from_iterable(map(dict.values, outs)))) <= PLAIN:
+            return names, [list(map(itemgetter(k), outs)) for k in keys]
+    rows = [_cells(out) for out in outs]
+    names = []
+    for cells in rows:
+        for k in cells:
+            if k not in names:
+                names.append(k)
+    return names, [[cells.get(n) for cells in rows] for n in names]
+
+
+PLAIN = {str, int, float, bool, type(None)}
 
 
 def _cells(output):
