@@ -12,12 +12,12 @@ import sys
 import time
 import traceback
 
+from . import pgdriver
 from .entrypoint import load_entrypoint
 from .fsutil import read_json
 from .inputshape import load as load_input_check
 from .jobclock import iso, now
-from .jobinputs import open_input
-from .jobsqlite import open_output
+from .jobio import open_input, open_output, uses_postgres
 from .jobstore import JobDir, roll_up
 from .layout import AgentError, Root
 
@@ -119,6 +119,8 @@ def _run(root, jobdir, run, version):
     try:
         release = root.model(job["model"]).release(version)
         predict, predict_batch, check = load_model(release)
+        if uses_postgres(job):  # a release deployed after the job was added has no driver yet
+            pgdriver.ensure(release)
         source = open_input(job["input"], now)
         output = open_output(job["output"], jobdir.name)
     except Exception as e:

@@ -5,7 +5,8 @@ import os
 import subprocess
 import threading
 
-from . import supervise
+from . import pgdriver, supervise
+from .jobio import uses_postgres
 from .jobclock import CLOCK_ENV, fake_clock_file, iso, now
 from .jobstore import new_run_id
 from .layout import AgentError
@@ -49,6 +50,8 @@ def start(root, jobdir, trigger, late=False, due=None):
     supervise._rotate(jobdir.log)
     env = dict(runner_environment(), PYTHONPATH=supervise.PACKAGE_PARENT, PYTHONUNBUFFERED="1",
                PYTHONDONTWRITEBYTECODE="1")
+    if uses_postgres(job):  # libpq finds the password there (pgurl.py), never in argv or job.json
+        env.update(pgdriver.job_environment(root))
     if fake_clock_file():
         env[CLOCK_ENV] = fake_clock_file()  # tests only (jobclock.py)
     cmd = [supervise.venv_python(release), "-m", supervise.PACKAGE + ".jobprocess", "--root", root.path,
