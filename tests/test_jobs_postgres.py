@@ -211,3 +211,45 @@ def test_refused_at_job_add_with_one_line_and_nothing_created(root, tmp_path, pg
     assert not (root / "jobs" / "hourly").exists() and not (root / ".berth" / "pgpass").exists()
     assert [f for f in os.listdir(root / ".berth") if "pgpass" in f] == []
     assert files_holding(tmp_path, PASSWORD) == [] and files_holding(tmp_path, "not-the-password") == []
+
+
+def test_cli_password_from_the_keyring_never_on_disk_but_the_passfile(berth_home, capsys, tmp_path, pg, monkeypatch,
+                                                                      memory_keyring):
+    """`berth db-password URL` (stdin) then `berth job add` on `local`: the password reaches the server's
+    passfile and nowhere else under BERTH_HOME (the audit database, the activity, the server root)."""
+    import io
+
+    from agent_kit import make_bundle
+    from cli_kit import berth
+    from jobs_kit import BATCH_MODEL
+
+    folder = make_bundle(tmp_path / "scorer", name="scorer", model_src=BATCH_MODEL.format(version="1.0.0"))
+    assert berth(capsys, "deploy", folder, "--server", "local").code == 0
+    try:
+        db, inbox = pg.new_db(), tmp_path / "inbox"
+        inbox.mkdir()
+        base = ["job", "add", "pgjob", "--model", "scorer", "--server", "local", "--every", "1d", "--input-dir", inbox,
+                "--table", "scores", "--output"]
+        monkeypatch.setattr("sys.stdin", io.StringIO(""))
+        r = berth(capsys, *base, f"postgresql://berth:{PASSWORD}@127.0.0.1:{pg.port}/{db}")
+        assert r.code == 1 and r.err.count("\n") == 1 and "has a password inside it" in r.err and PASSWORD not in r.err
+        r = berth(capsys, *base, pg.url(db))
+        assert r.code == 1 and r.err == (f"berth: no password for {pg.url(db)} in this computer's keyring; store it "
+                                         f"with `berth db-password {pg.url(db)}` (reads it from stdin), then run this "
+                                         "again\n"), r
+        monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+        r = berth(capsys, "db-password", f"postgresql://berth@127.0.0.1:{pg.port}/{db}")
+        assert r.code == 0 and PASSWORD not in r.out + r.err, r
+        assert memory_keyring.get_password("berth", f"db:{pg.url(db)}") == PASSWORD
+        monkeypatch.setattr("sys.stdin", io.StringIO(""))
+        r = berth(capsys, *base, pg.url(db))
+        assert r.code == 0, r
+        write_csv(inbox / "a.csv", [{"x": 1}, {"x": -1}, {"x": 3}])
+        r = berth(capsys, "job", "run", "pgjob", "--server", "local", "--wait")
+        assert r.code == 0 and ": ok, 3 in, 2 out, 1 error(s)" in r.out, r
+        assert pg.psql("SELECT count(*) FROM scores", db) == [["2"]]
+        passfile = berth_home / "local" / ".berth" / "pgpass"
+        assert passfile.exists() and files_holding(berth_home, PASSWORD, skip={passfile}) == []
+        assert files_holding(tmp_path, PASSWORD, skip={passfile}) == []
+    finally:
+        cleanup(berth_home / "local")

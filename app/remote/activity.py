@@ -6,12 +6,19 @@ import json
 import shlex
 
 BY_HAND_MAX = 64 * 1024  # a deploy's file list can be long; the summary always stays short
+SECRET_KEYS = ("db_passwords",)  # a job's database passwords (job_add): never shown, never stored
+
+
+def redacted(request: dict) -> dict:
+    """The request with every secret value replaced by *** (the keys, e.g. the database URLs, stay)."""
+    return {k: ({u: "***" for u in v} if isinstance(v, dict) else "***") if k in SECRET_KEYS else v
+            for k, v in request.items()}
 
 
 def summarize(request: dict) -> str:
     """`model=iris version=1.1.0 files=[20 items]`: the arguments an operator reads at a glance."""
     parts = []
-    for key, value in request.items():
+    for key, value in redacted(request).items():
         if key in ("root", "actor", "event_ids", "desktop_head"):
             continue
         if isinstance(value, (list, dict)):
@@ -26,6 +33,11 @@ def summarize(request: dict) -> str:
 def by_hand(prefix: list[str], argv: list[str], request: bytes) -> str:
     """The same command for a terminal: the request goes on stdin as a here-document."""
     body = request.decode("utf-8", "replace")
+    if any(f'"{k}"' in body for k in SECRET_KEYS):
+        try:
+            body = json.dumps(redacted(json.loads(body)))
+        except ValueError:
+            body = "(a request holding a secret: not shown)"
     if len(body) > BY_HAND_MAX:
         body = body[:BY_HAND_MAX] + "  ... (request cut here: too long to show)"
     remote = " ".join(shlex.quote(a) for a in argv)
