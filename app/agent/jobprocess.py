@@ -6,6 +6,7 @@ mark in one transaction of the output database; only then is an inbox file moved
 anywhere, the next run redoes the batch that was not committed, and only that one."""
 import argparse
 import fcntl
+import importlib.util
 import json
 import os
 import sys
@@ -119,8 +120,9 @@ def _run(root, jobdir, run, version):
     try:
         release = root.model(job["model"]).release(version)
         predict, predict_batch, check = load_model(release)
-        if uses_postgres(job):  # a release deployed after the job was added has no driver yet
-            pgdriver.ensure(release)
+        if uses_postgres(job) and importlib.util.find_spec("psycopg") is None:
+            pgdriver.ensure(release)  # a release deployed after the job was added has no driver yet
+            importlib.invalidate_caches()
         source = open_input(job["input"], now)
         output = open_output(job["output"], jobdir.name)
     except Exception as e:
