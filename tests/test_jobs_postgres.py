@@ -184,9 +184,18 @@ def test_sqlite_preview_is_read_only_newest_first(tmp_path):
     ro.close()
 
 
+@pytest.fixture(scope="module")
+def refusing(tmp_path_factory):
+    """One deployed root for the refusals (a refused job_add changes nothing, so they can share it)."""
+    base = tmp_path_factory.mktemp("refusals")
+    deploy_batch_model(base / "srv", base)
+    yield base / "srv", base
+    cleanup(base / "srv")
+
+
 @pytest.mark.parametrize("case", ["password in url", "unreachable", "wrong password", "no such database"])
-def test_refused_at_job_add_with_one_line_and_nothing_created(root, tmp_path, pg, case):
-    deploy_batch_model(root, tmp_path)
+def test_refused_at_job_add_with_one_line_and_nothing_created(refusing, pg, case):
+    root, base = refusing
     db = pg.new_db()
     output = {"url": pg.url(db), "table": "scores"}
     password = PASSWORD
@@ -200,7 +209,7 @@ def test_refused_at_job_add_with_one_line_and_nothing_created(root, tmp_path, pg
     elif case == "no such database":
         output["url"] = pg.url("nosuchdb")
     passwords = {output["url"]: password} if password else {}
-    result, error, _ = add_pg_job(root, pg, tmp_path / "inbox", db, password=None, output=output, db_passwords=passwords)
+    result, error, _ = add_pg_job(root, pg, base / "inbox", db, password=None, output=output, db_passwords=passwords)
     assert result is None and "\n" not in error["message"], error
     says = {"password in url": "has a password inside it: give the URL without it (postgresql://berth@",
             "unreachable": "cannot connect to postgresql://berth@127.0.0.1:",
@@ -210,8 +219,7 @@ def test_refused_at_job_add_with_one_line_and_nothing_created(root, tmp_path, pg
     assert PASSWORD not in error["message"] and "not-the-password" not in error["message"]
     assert not (root / "jobs" / "hourly").exists() and not (root / ".berth" / "pgpass").exists()
     assert [f for f in os.listdir(root / ".berth") if "pgpass" in f] == []
-    assert files_holding(tmp_path, PASSWORD) == [] and files_holding(tmp_path, "not-the-password") == []
-
+    assert files_holding(base, PASSWORD) == [] and files_holding(base, "not-the-password") == []
 
 def test_cli_password_from_the_keyring_never_on_disk_but_the_passfile(berth_home, capsys, tmp_path, pg, monkeypatch,
                                                                       memory_keyring):
