@@ -261,3 +261,22 @@ def test_cli_password_from_the_keyring_never_on_disk_but_the_passfile(berth_home
         assert files_holding(tmp_path, PASSWORD, skip={passfile}) == []
     finally:
         cleanup(berth_home / "local")
+
+
+def test_a_release_deployed_after_the_job_gets_the_driver_at_its_first_run(root, tmp_path, pg):
+    deploy_batch_model(root, tmp_path)
+    db, inbox = pg.new_db(), tmp_path / "inbox"
+    assert add_pg_job(root, pg, inbox, db)[1] is None  # the driver in 1.0.0's virtualenv
+    from agent_kit import deploy, make_bundle
+    from jobs_kit import BATCH_MODEL
+
+    v2 = make_bundle(tmp_path / "v2", name="scorer", version="2.0.0", model_src=BATCH_MODEL.format(version="2.0.0"))
+    (v2 / "lookup.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # a package file: another environment (envs.py)
+    assert deploy(root, v2)[1] is None  # current now: a virtualenv without the driver
+    assert os.path.realpath(root / "models/scorer/releases/2.0.0/.venv") != os.path.realpath(
+        root / "models/scorer/releases/1.0.0/.venv")
+    write_csv(inbox / "a.csv", [{"x": 1}, {"x": 2}])
+    run = wait_run(root, "hourly", call(root, "job_run", name="hourly")[0]["run"]["run_id"], timeout=180)
+    assert (run["state"], run["version"], run["rows_out"]) == ("ok", "2.0.0", 2), run
+    assert pg.psql("SELECT DISTINCT model_version, label FROM scores", db) == [["2.0.0", "v2.0.0"]]
+    assert "installing the PostgreSQL driver" in (root / "jobs" / "hourly" / "job.log").read_text()
