@@ -164,6 +164,13 @@ print(json.dumps({{"preview": ro.preview(5), "done": ro.is_done("m2")}}))
     assert {k: types[k] for k in "nfsobz"} == {"n": "double precision", "f": "double precision", "s": "text",
                                               "o": "jsonb", "b": "text", "z": "text"}
 
+    from app.agent import pgdriver
+    from app.agent.layout import Root
+
+    release = str(next((root / "models" / "scorer" / "releases").glob("*")))
+    seen = pgdriver.preview(Root(str(root)), release, {"url": pg.url(db), "table": "t"}, limit=1)  # as job_preview will
+    assert seen["rows"] == p["rows"][:1] and seen["errors"]["rows"] == p["errors"]["rows"]
+
 
 def test_sqlite_preview_is_read_only_newest_first(tmp_path):
     from app.agent.jobinputs import Batch

@@ -282,10 +282,21 @@ def check(request):
     return {"ok": True}
 
 
-def main():
-    """`python -m berth_agent.jobpostgres`: check(JSON on stdin) -> one JSON line on stdout."""
+def preview(request):
+    """The output's preview() for the agent (which cannot import psycopg): {"url", "table", "limit"}."""
+    out = PostgresOutput(request["url"], request["table"], "", readonly=True)
     try:
-        answer = check(json.loads(sys.stdin.read()))
+        return out.preview(int(request.get("limit") or 20))
+    finally:
+        out.close()
+
+
+def main():
+    """`python -m berth_agent.jobpostgres`: check(JSON on stdin), or preview() when the request is
+    {"preview": {...}} -> one JSON line on stdout."""
+    try:
+        request = json.loads(sys.stdin.read())
+        answer = preview(request["preview"]) if "preview" in request else check(request)
     except AgentError as e:
         answer = {"error": str(e), "code": e.code}
     except Exception as e:  # a broken driver install, say: still one line for the operator

@@ -55,6 +55,18 @@ def job_environment(root):
 
 def check(release_dir, request, passfile):
     """Run jobpostgres.check(request) in the release's virtualenv, libpq reading `passfile`."""
+    return in_venv(release_dir, request, passfile)
+
+
+def preview(root, release_dir, output, limit=20):
+    """A PostgreSQL output's preview(limit) (jobpostgres.py), read in the release's virtualenv: the
+    agent's `job_preview` calls this for a postgresql:// output (SqliteOutput.preview it runs itself)."""
+    return in_venv(release_dir, {"preview": {"url": output["url"], "table": output["table"], "limit": limit}},
+                   passfile_path(root))
+
+
+def in_venv(release_dir, request, passfile):
+    """`python -m berth_agent.jobpostgres` in the release's virtualenv: the request on stdin, its answer."""
     env = dict(runner_environment(), PYTHONPATH=supervise.PACKAGE_PARENT, PYTHONDONTWRITEBYTECODE="1",
                PGPASSFILE=passfile, PGCONNECT_TIMEOUT="10")
     try:
@@ -62,13 +74,13 @@ def check(release_dir, request, passfile):
                               input=json.dumps(request).encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               env=env, cwd=release_dir, timeout=CHECK_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        raise AgentError("checking the PostgreSQL database took over %d s; is it reachable from the server?"
+        raise AgentError("the PostgreSQL database did not answer in %d s; is it reachable from the server?"
                          % CHECK_TIMEOUT_S, "bad_output")
     try:
         answer = json.loads(proc.stdout.decode().strip().splitlines()[-1])
     except (ValueError, IndexError):
         err = " ".join(proc.stderr.decode("utf-8", "replace").split())[-300:]
-        raise AgentError("the PostgreSQL check did not run in the release's virtualenv: %s" % (err or "no output"),
+        raise AgentError("the PostgreSQL driver did not run in the release's virtualenv: %s" % (err or "no output"),
                          "bad_output")
     if "error" in answer:
         raise AgentError(answer["error"], answer.get("code") or "bad_output")
