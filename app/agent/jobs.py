@@ -4,6 +4,7 @@ and journalled like a deploy ("started", then "ok" or "failed"). Thread-safe for
 state is in files, written atomically, and changes hold the server lock."""
 import os
 import shutil
+import uuid
 
 from . import journal, jobreboot, jobrun, pgdriver, pgurl, releases, scheduler, supervise
 from .fsutil import write_json_atomic
@@ -111,7 +112,7 @@ def _postgres_checked(ctx, job, release, passwords):
             raise AgentError("a password was sent for %s, which the job does not use" % pgurl.canonical(url), "usage")
         entries.append((pgurl.parse(url), password))
     pgdriver.ensure(release, ctx.emit)
-    trial = os.path.join(ctx.root.meta, ".pgpass-check-%d" % os.getpid())
+    trial = os.path.join(ctx.root.meta, ".pgpass-check-" + uuid.uuid4().hex)  # session threads: one each
     try:
         pgurl.write_passfile(trial, entries, base=pgurl.passfile_path(ctx.root))
         request = {"output": job["output"] if pgurl.is_pg(job["output"]["url"]) else None,
@@ -122,7 +123,8 @@ def _postgres_checked(ctx, job, release, passwords):
         except AgentError as e:
             message = str(e)
             for _conn, password in entries:
-                message = message.replace(password, "***")
+                if len(password) >= 3:  # libpq does not echo it; should anything, it is not shown
+                    message = message.replace(password, "***")
             raise AgentError(message, e.code) from None
     finally:
         if os.path.exists(trial):
