@@ -56,8 +56,12 @@ BAD = [
      "the output's folder /nonexistent/dir does not exist on the server"),
     ("relative output", {"output": {"url": "sqlite://out.db", "table": "scores"}}, "bad_output",
      "expected sqlite:///ABSOLUTE/PATH.db"),
-    ("postgresql not yet", {"output": {"url": "postgresql://u@h:5432/db", "table": "scores"}}, "bad_output",
-     "PostgreSQL outputs are not supported"),
+    ("postgresql url with a password", {"output": {"url": "postgresql://u:hunter2@h:5432/db", "table": "scores"}},
+     "password_in_url", "output has a password inside it: give the URL without it (postgresql://u@h:5432/db)"),
+    ("postgresql url without a user", {"output": {"url": "postgresql://h:5432/db", "table": "scores"}},
+     "bad_output", "the user is missing"),
+    ("postgresql source with options", {"input": {"kind": "db", "url": "postgresql://u@h/db?sslmode=disable",
+                                                  "sql": "SELECT 1 AS t", "watermark": "t"}}, "bad_input", "no ?options"),
     ("bad job name", {"name": "Nightly Job"}, "usage", "invalid job name"),
 ]
 

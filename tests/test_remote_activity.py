@@ -152,3 +152,17 @@ def test_a_connection_the_sample_stream_opened_first_still_logs_its_activity(ssh
     finally:
         source.close()
     assert CONNECTIONS.count() == connections  # both shares let go: the connection closed
+
+
+def test_a_jobs_database_password_is_never_shown():
+    """job_add carries db_passwords (keyring -> the server's passfile): the activity's summary and its
+    by-hand command show the URL, never the password."""
+    import json
+
+    from app.remote.activity import by_hand, summarize
+
+    request = {"name": "j", "db_passwords": {"postgresql://u@h:5432/db": "hunter2"}, "root": "/srv"}
+    assert summarize(request) == 'name=j db_passwords={"postgresql://u@h:5432/db":"<hidden: in the keyring>"}'
+    shown = by_hand(["ssh", "srv"], ["python3", "agent.py", "job_add"], json.dumps(request).encode())
+    assert "hunter2" not in shown and '"postgresql://u@h:5432/db": "<hidden: in the keyring>"' in shown
+    assert "hunter2" not in by_hand([], ["agent.py"], b'{"db_passwords": {"u": "hunter2"')  # cut short: not parsed

@@ -257,22 +257,8 @@ class SqliteInput:
             columns = [d[0] for d in cur.description]
             wm = columns.index(self.watermark)
             key = columns[0]
-            pending = []
-            while True:
-                rows = cur.fetchmany(SQL_BATCH)
-                pending.extend(rows)
-                if not rows or len(pending) > SQL_BATCH:
-                    cut = len(pending)
-                    if rows:  # keep the rows of the last value for the next batch
-                        while cut > 0 and pending[cut - 1][wm] == pending[-1][wm]:
-                            cut -= 1
-                        if cut == 0:
-                            continue
-                    chunk, pending = pending[:cut], pending[cut:]
-                    if chunk:
-                        yield self._batch(chunk, columns, key, wm)
-                    if not rows:
-                        break
+            for chunk in watermark_chunks(lambda: cur.fetchmany(SQL_BATCH), wm):
+                yield self._batch(chunk, columns, key, wm)
         finally:
             conn.close()
 
@@ -285,11 +271,33 @@ class SqliteInput:
         return Batch("%s..%s" % (rows[0][wm], top), items, [], None, watermark=top)
 
 
+def watermark_chunks(fetch, wm):
+    """Lists of rows from `fetch()` (rows in watermark order, [] at the end) of about SQL_BATCH rows;
+    a chunk never ends between two rows of the same watermark value, so the next run's `> watermark`
+    loses none."""
+    pending = []
+    while True:
+        rows = fetch()
+        pending.extend(rows)
+        if not rows or len(pending) > SQL_BATCH:
+            cut = len(pending)
+            if rows:  # keep the rows of the last value for the next chunk
+                while cut > 0 and pending[cut - 1][wm] == pending[-1][wm]:
+                    cut -= 1
+                if cut == 0:
+                    continue
+            chunk, pending = pending[:cut], pending[cut:]
+            if chunk:
+                yield chunk
+            if not rows:
+                return
+
+
 def open_input(spec, clock):
     if spec.get("kind") == "dir":
         return DirInput(spec, clock)
     if spec.get("kind") == "db":
         if str(spec.get("url", "")).startswith("postgresql://"):
-            raise AgentError("PostgreSQL inputs are not supported by this agent yet", "bad_input")
+            raise AgentError("a PostgreSQL input is read by the job process (jobio.open_input)", "bad_input")
         return SqliteInput(spec)
     raise AgentError("input kind %r: expected dir or db" % (spec.get("kind"),), "bad_input")

@@ -9,8 +9,9 @@ import math
 import subprocess
 import sys
 
+from . import pgurl
+from .jobio import open_output
 from .jobrun import job_version, process_env, venv_command
-from .jobsqlite import open_output
 from .jobstore import JobDir
 from .layout import AgentError
 
@@ -44,7 +45,7 @@ def _in_venv(root, job, name, limit):
     release = root.model(job["model"]).release(job_version(root, job))
     request = json.dumps({"output": job["output"], "job": name, "limit": limit}).encode()
     try:
-        done = subprocess.run(venv_command(release, "jobpreview"), input=request, cwd=release, env=process_env(),
+        done = subprocess.run(venv_command(release, "jobpreview"), input=request, cwd=release, env=process_env(root, job),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise AgentError("the output of job %s did not answer in %ds" % (name, TIMEOUT_S), "bad_output")
@@ -92,8 +93,8 @@ def main():
     except AgentError as e:
         answer = {"error": str(e), "code": e.code}
     except Exception as e:  # the driver's own error, in one line (never its traceback)
-        answer = {"error": "cannot read the output: %s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e)
-                                                                else ""), "code": "bad_output"}
+        said = pgurl.redact(" ".join(str(e).split()))  # a driver's message may echo the connection string
+        answer = {"error": "cannot read the output: %s: %s" % (type(e).__name__, said[:300]), "code": "bad_output"}
     sys.stdout.write(json.dumps(answer))
     return 0
 

@@ -7,6 +7,7 @@ anywhere, the next run redoes the batch that was not committed, and only that on
 import argparse
 import fcntl
 import gc
+import importlib.util
 import json
 import os
 import resource
@@ -16,12 +17,12 @@ import traceback
 from itertools import chain
 from operator import itemgetter
 
+from . import pgdriver
 from .entrypoint import load_entrypoint
 from .fsutil import read_json
 from .inputshape import load as load_input_check
 from .jobclock import iso, now
-from .jobinputs import open_input
-from .jobsqlite import open_output
+from .jobio import open_input, open_output, uses_postgres
 from .jobstore import JobDir, roll_up
 from .layout import AgentError, Root
 
@@ -152,6 +153,9 @@ def _run(root, jobdir, run, version):
     try:
         release = root.model(job["model"]).release(version)
         predict, predict_batch, check = load_model(release)
+        if uses_postgres(job) and importlib.util.find_spec("psycopg") is None:
+            pgdriver.ensure(release)  # a release deployed after the job was added has no driver yet
+            importlib.invalidate_caches()
         source = open_input(job["input"], now)
         output = open_output(job["output"], jobdir.name)
     except Exception as e:

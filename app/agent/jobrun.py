@@ -5,7 +5,8 @@ import os
 import subprocess
 import threading
 
-from . import supervise
+from . import pgdriver, supervise
+from .jobio import uses_postgres
 from .jobclock import CLOCK_ENV, fake_clock_file, iso, now
 from .jobstore import new_run_id
 from .layout import AgentError
@@ -32,10 +33,12 @@ def job_version(root, job):
     return version
 
 
-def process_env():
+def process_env(root, job):
     """The environment of a process of a job in its release's venv (the run, its output's preview)."""
     env = dict(runner_environment(), PYTHONPATH=supervise.PACKAGE_PARENT, PYTHONUNBUFFERED="1",
                PYTHONDONTWRITEBYTECODE="1")
+    if uses_postgres(job):  # libpq finds the password there (pgurl.py), never in argv or job.json
+        env.update(pgdriver.job_environment(root))
     if fake_clock_file():
         env[CLOCK_ENV] = fake_clock_file()  # tests only (jobclock.py)
     return env
@@ -64,7 +67,7 @@ def start(root, jobdir, trigger, late=False, due=None):
     cmd = venv_command(release, "jobprocess", "--root", root.path, "--job", jobdir.name, "--run-id", run["run_id"],
                        "--version", version)
     with open(jobdir.log, "ab") as log:
-        proc = subprocess.Popen(cmd, cwd=release, env=process_env(), stdin=subprocess.DEVNULL, stdout=log,
+        proc = subprocess.Popen(cmd, cwd=release, env=process_env(root, job), stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
     with _guard:
         _children.append(proc)

@@ -4,12 +4,13 @@ and journalled like a deploy ("started", then "ok" or "failed"). Thread-safe for
 state is in files, written atomically, and changes hold the server lock."""
 import os
 import shutil
+import uuid
 
-from . import journal, jobreboot, jobrun, releases, scheduler, supervise
+from . import journal, jobreboot, jobrun, pgdriver, pgurl, releases, scheduler, supervise
 from .fsutil import write_json_atomic
 from .jobclock import iso, now, parse
-from .jobinputs import SqliteInput, open_input
-from .jobsqlite import check_output
+from .jobinputs import SqliteInput
+from .jobio import check_output, open_input, uses_postgres
 from .jobstore import JobDir, jobs_dir, list_jobs
 from .layout import AgentError, check_name, check_version
 from .lock import ServerLock
@@ -77,20 +78,63 @@ def _validated(ctx, req):
     else:
         source = {"kind": source.get("kind"), "url": source.get("url"), "sql": source.get("sql"),
                   "watermark": source.get("watermark")}
-        reader = open_input(source, now)
-        if isinstance(reader, SqliteInput):
-            reader.check()
+        if source["kind"] == "db" and pgurl.is_pg(source["url"]):
+            pgurl.parse(source["url"], "input")
+        else:
+            reader = open_input(source, now)
+            if isinstance(reader, SqliteInput):
+                reader.check()
     output = req.get("output") or {}
     if not isinstance(output, dict):
         raise AgentError("output must be an object with url and table", "bad_output")
     check_output(output.get("url"), output.get("table"))
-    return {"name": name, "model": model_name, "version": version, "schedule": schedule.to_json(), "tz": tz,
+    job = {"input": source, "output": {"url": output["url"], "table": output["table"]}}
+    passwords = _postgres_checked(ctx, job, model.release(version or model.current_version()), req.get("db_passwords"))
+    return passwords, {"name": name, "model": model_name, "version": version, "schedule": schedule.to_json(), "tz": tz,
             "input": source, "output": {"url": output["url"], "table": output["table"]}, "paused": False,
             "keep_done_days": 30, "created": iso(now()), "created_by": ctx.actor}
 
 
+def _postgres_checked(ctx, job, release, passwords):
+    """For a job on PostgreSQL: the driver in the release's virtualenv, then the check run there with
+    the passwords given (in a passfile of its own, removed after); returns [(conn, password)] for the
+    server's passfile. Messages never carry a password."""
+    urls = uses_postgres(job)
+    passwords = passwords or {}
+    if not isinstance(passwords, dict) or not all(isinstance(v, str) for v in passwords.values()):
+        raise AgentError("db_passwords must map postgresql:// URLs to passwords", "usage")
+    if not urls:
+        if passwords:
+            raise AgentError("db_passwords given for a job that uses no PostgreSQL database", "usage")
+        return []
+    entries = []
+    for url, password in passwords.items():
+        if pgurl.canonical(url, "output") not in urls:
+            raise AgentError("a password was sent for %s, which the job does not use" % pgurl.canonical(url), "usage")
+        entries.append((pgurl.parse(url), password))
+    pgdriver.ensure(release, ctx.emit)
+    trial = os.path.join(ctx.root.meta, ".pgpass-check-" + uuid.uuid4().hex)  # session threads: one each
+    try:
+        pgurl.write_passfile(trial, entries, base=pgurl.passfile_path(ctx.root))
+        request = {"output": job["output"] if pgurl.is_pg(job["output"]["url"]) else None,
+                   "input": job["input"] if job["input"].get("kind") == "db" and pgurl.is_pg(job["input"].get("url"))
+                   else None}
+        try:
+            pgdriver.check(release, request, trial)
+        except AgentError as e:
+            message = str(e)
+            for _conn, password in entries:
+                if len(password) >= 3:  # libpq does not echo it; should anything, it is not shown
+                    message = message.replace(password, "***")
+            raise AgentError(message, e.code) from None
+    finally:
+        if os.path.exists(trial):
+            os.unlink(trial)
+    return entries
+
+
 def job_add(ctx, req):
-    job = _validated(ctx, req)
+    passwords, job = _validated(ctx, req)
     ctx.root.ensure()
     jobdir = JobDir(ctx.root, job["name"])
 
@@ -99,6 +143,8 @@ def job_add(ctx, req):
             other = jobdir.read()
             raise AgentError("a job named %s already exists on this server (for %s); pick another name or remove it "
                              "first" % (jobdir.name, other.get("model")), "job_exists")
+        if passwords:
+            pgurl.write_passfile(pgurl.passfile_path(root), passwords)
         os.makedirs(jobs_dir(root), exist_ok=True)
         incoming = os.path.join(jobs_dir(root), ".incoming-" + jobdir.name)
         shutil.rmtree(incoming, ignore_errors=True)

@@ -1,7 +1,7 @@
 """A job's output in a SQLite file on the server: the results table, `<table>_errors`, and the marks
 that make each batch count once (berth_job_done: file hashes; berth_job_watermark). A batch's rows,
-its errors and its mark commit in one transaction; a PostgreSQL output is another class with the
-same methods (is_done, watermark, commit, close) and `check_output` entry."""
+its errors and its mark commit in one transaction; PostgresOutput (jobpostgres.py) has the same
+methods (is_done, watermark, commit, preview, close); jobio.py picks one by the URL's scheme."""
 import json
 import os
 import re
@@ -33,11 +33,8 @@ def q(name):
 
 
 def check_output(url, table):
-    """At job add: the output can be written, created nothing. A PostgreSQL URL is refused for now."""
+    """At job add: the output can be written, created nothing."""
     check_table(table)
-    if isinstance(url, str) and url.startswith(("postgresql://", "postgres://")):
-        raise AgentError("PostgreSQL outputs are not supported by this agent yet; use sqlite:///ABSOLUTE/PATH.db",
-                         "bad_output")
     path = sqlite_path(url, "output url")
     folder = os.path.dirname(path)
     if not os.path.isdir(folder):
@@ -172,18 +169,16 @@ def _cells(output):
     anything else in one JSON column `output`. Nested values are stored as JSON text."""
     if not isinstance(output, dict):
         return {"output": json.dumps(output)}
-    out = {}
-    for k, v in output.items():
-        name = _NAMES.get(k)
-        if name is None:
-            name = str(k)
-            name = _NAMES[k] = "output_" + name if name.lower() in FIXED else name
-        out[name] = json.dumps(v) if isinstance(v, (dict, list)) else v
-    return out
+    return {column_name(k): json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in output.items()}
+
+
+def column_name(key):
+    """An output key's column: keys named like Berth's own columns get `output_`."""
+    name = _NAMES.get(key)
+    if name is None:
+        name = str(key)
+        name = _NAMES[key] = "output_" + name if name.lower() in FIXED else name
+    return name
 
 
 _NAMES = {}  # output key -> its column (few keys, many rows)
-
-
-def open_output(spec, job, readonly=False):
-    return SqliteOutput(spec["url"], spec["table"], job, readonly=readonly)

@@ -21,6 +21,7 @@ from .audit import AuditGroup
 from .base import Command
 from .bundle import BundleGroup
 from .changes import COMMANDS as CHANGES
+from .dbpassword import DbPasswordCommand
 from .demo import DemoCommand
 from .jobs import JobGroup
 from .monitor import MonitorCommand
@@ -29,7 +30,7 @@ from .settings import SettingsCommand
 
 COMMANDS: tuple[Command, ...] = (
     ServerGroup(), *CHANGES, AuditGroup(), SettingsCommand(), BundleGroup(), MonitorCommand(), DemoCommand(), JobGroup(),
-    AlertGroup(), AlertsCommand(),
+    AlertGroup(), AlertsCommand(), DbPasswordCommand(),
 )
 
 

@@ -13,6 +13,7 @@ from app.deploy import jobs, queries
 from app.errors import BerthError
 
 from . import options
+from .dbpassword import canonical, passwords_for
 from .base import ActionGroup, Failed, workspace
 from .output import print_json, print_table
 from .per_server import for_each_server
@@ -37,11 +38,13 @@ class JobGroup(ActionGroup):
         add.add_argument("--tz", default="UTC", metavar="ZONE")
         source = add.add_mutually_exclusive_group(required=True)
         source.add_argument("--input-dir", metavar="DIR", help="an inbox folder on the server")
-        source.add_argument("--input-db", metavar="URL", help="sqlite:///ABSOLUTE/PATH.db on the server")
+        source.add_argument("--input-db", metavar="URL", help="sqlite:///ABSOLUTE/PATH.db on the server, or "
+                                                              "postgresql://USER@HOST:PORT/DB")
         add.add_argument("--pattern", metavar="GLOB", help="files of the inbox to take (default: all)")
         add.add_argument("--input-sql", metavar="QUERY")
         add.add_argument("--watermark", metavar="COLUMN")
-        add.add_argument("--output", required=True, metavar="URL", help="sqlite:///ABSOLUTE/PATH.db on the server")
+        add.add_argument("--output", required=True, metavar="URL", help="sqlite:///ABSOLUTE/PATH.db on the server, or "
+                         "postgresql://USER@HOST:PORT/DB (its password: berth db-password URL)")
         add.add_argument("--table", required=True)
         add.add_argument("--version", metavar="V", help="pin a release (default: follow current)")
         options.add_reason(add)
@@ -234,7 +237,7 @@ def _add_request(args, parser) -> dict:
         check_table(args.table)
     except AgentError as e:
         raise Failed(f"{'the schedule does not parse: ' if e.code == 'bad_schedule' else ''}{e}") from None
-    if not args.output.startswith(("sqlite:///", "postgresql://")):
+    if not args.output.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise Failed(f"--output {args.output!r}: expected sqlite:///ABSOLUTE/PATH.db (on the server) or postgresql://…")
     if args.input_dir:
         if not args.input_dir.startswith("/"):
@@ -242,9 +245,14 @@ def _add_request(args, parser) -> dict:
         source = {"kind": "dir", "path": args.input_dir, "pattern": args.pattern or "*"}
     else:
         source = {"kind": "db", "url": args.input_db, "sql": args.input_sql, "watermark": args.watermark}
+    urls = []
+    for url, what in ((args.input_db, "--input-db"), (args.output, "--output")):
+        if url and url.startswith(("postgresql://", "postgres://")) and canonical(url, what) not in urls:
+            urls.append(canonical(url, what))
+    passwords = passwords_for(urls)  # from the keyring: to the server's passfile, never into the job
     return {"model": args.model, "schedule": {"every": args.every} if args.every else {"cron": args.cron},
             "tz": args.tz, "input": source, "output": {"url": args.output, "table": args.table},
-            "version": args.version}
+            "version": args.version, **({"db_passwords": passwords} if passwords else {})}
 
 
 def edit_request(args, parser) -> dict:

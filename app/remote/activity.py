@@ -6,18 +6,23 @@ import json
 import shlex
 
 BY_HAND_MAX = 64 * 1024  # a deploy's file list can be long; the summary always stays short
-SECRET_KEYS = ("password",)  # alert_smtp_set carries the relay's password: never into the log (SQLite)
+# secrets a request may carry (alert_smtp_set: the relay's password; job_add: the databases' passwords
+# by URL): never in the log, which is kept in SQLite; the keys (e.g. the database URLs) stay
+SECRET_KEYS = ("password", "db_passwords")
 HIDDEN = "<hidden: in the keyring>"
+
+
+def redacted(request: dict) -> dict:
+    return {k: ({u: HIDDEN for u in v} if isinstance(v, dict) else HIDDEN if v else v) if k in SECRET_KEYS else v
+            for k, v in request.items()}
 
 
 def summarize(request: dict) -> str:
     """`model=iris version=1.1.0 files=[20 items]`: the arguments an operator reads at a glance."""
     parts = []
-    for key, value in request.items():
+    for key, value in redacted(request).items():
         if key in ("root", "actor", "event_ids", "desktop_head"):
             continue
-        if key in SECRET_KEYS:
-            value = HIDDEN if value else ""
         if isinstance(value, (list, dict)):
             text = f"[{len(value)} items]" if len(value) > 3 or key in ("files", "manifest") else \
                 json.dumps(value, separators=(",", ":"))
@@ -29,7 +34,7 @@ def summarize(request: dict) -> str:
 
 def by_hand(prefix: list[str], argv: list[str], request: bytes) -> str:
     """The same command for a terminal: the request goes on stdin as a here-document (a secret in
-    it replaced by a placeholder: the log is kept in SQLite)."""
+    it replaced by a placeholder)."""
     body = _without_secrets(request.decode("utf-8", "replace"))
     if len(body) > BY_HAND_MAX:
         body = body[:BY_HAND_MAX] + "  ... (request cut here: too long to show)"
@@ -47,7 +52,7 @@ def _without_secrets(body: str) -> str:
         request = None
     if not isinstance(request, dict):
         return "(not shown: the request may hold a secret)"
-    return json.dumps({k: (HIDDEN if k in SECRET_KEYS and v else v) for k, v in request.items()})
+    return json.dumps(redacted(request))
 
 
 def ssh_argv(target, known_hosts_files: list[str], default_keys: list[str] = ()) -> list[str]:
