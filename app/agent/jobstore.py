@@ -133,7 +133,9 @@ def settled(jobdir, run):
         return run
     pid = run.get("pid")
     if isinstance(pid, int):
-        if pid_alive(pid) and is_runner_process(pid, run["run_id"]):
+        # a process being killed loses its command line before its files close: while it still holds
+        # run.lock it is not gone yet (else a `job run` right after would read failed, then busy)
+        if pid_alive(pid) and (is_runner_process(pid, run["run_id"]) or jobdir.busy()):
             return run
     else:
         started = parse(run.get("started"))
