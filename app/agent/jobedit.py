@@ -55,9 +55,9 @@ def job_edit(ctx, req):
     jobdir = JobDir(ctx.root, req.get("name"))
     old = jobdir.read()
     wanted = _edited(old, req)
-    checked = _validated(ctx, {"name": jobdir.name, "model": old["model"], "version": wanted.get("version"),
-                               "schedule": wanted["schedule"], "tz": wanted.get("tz"), "input": wanted["input"],
-                               "output": old["output"]})
+    request = {"name": jobdir.name, "model": old["model"], "version": wanted.get("version"),
+               "schedule": wanted["schedule"], "tz": wanted.get("tz"), "input": wanted["input"], "output": old["output"]}
+    _passwords, checked = _validated(ctx, request)  # the passfile already holds what a PostgreSQL output needs
 
     def write(root):
         current = jobdir.read()  # under the lock: a pause meanwhile is kept
