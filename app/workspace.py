@@ -27,7 +27,7 @@ from app.store.settings import Settings
 SERVER_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 # what may need a reason on a production server: start and stop restore or pause what is deployed;
 # a job change alters what runs unattended and writes to a results database, so it counts as a deploy
-REASONED_ACTIONS = ("deploy", "rollback", "job.add", "job.pause", "job.resume", "job.remove", "job.run")
+REASONED_ACTIONS = ("deploy", "rollback", "port.set", "job.add", "job.pause", "job.resume", "job.remove", "job.run")
 
 
 class ReasonRequired(BerthError, ValueError):
