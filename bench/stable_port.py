@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Stable port bench: does serving on the model's stable port (a listening socket inherited from the
 agent, docs/serving.md) cost anything at one connection? p50/p99 of sequential keep-alive requests
-(http.client, a client process of its own) on, in the same run, interleaved:
+(http.client, a client process of its own, one connection per port, one request on each in turn, so
+the three are measured under the same conditions) on, in the same run:
 
   today     the runner of GIT_REF (default main) on its own port, as every runner served before
   release   this tree's runner on its private release port
@@ -14,6 +15,7 @@ Exit 0 when every request was answered correctly, 1 otherwise. See bench/README.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -63,12 +65,49 @@ class Runner:
         self.log.close()
 
 
+def paired_latency(ports, requests, warmup):
+    """One keep-alive http.client connection per port, one request on each in turn (which one goes
+    first rotates): the ports are
+    measured under the same conditions, request by request (a shared machine's noise hits all)."""
+    import http.client
+
+    conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for port in ports]
+    times = [[] for _ in ports]
+    perf = time.perf_counter
+    n = len(conns)
+    for i in range(warmup + requests):
+        for j in [(i + k) % n for k in range(n)]:  # each port first in turn: no place in the round is favoured
+            conn = conns[j]
+            t0 = perf()
+            conn.request("POST", "/predict", ro.BODY, {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            body = resp.read()
+            took = perf() - t0
+            if resp.status != 200:
+                raise ValueError("status %d: %r" % (resp.status, body[:200]))
+            if i >= warmup:
+                times[j].append(took)
+    return times
+
+
+def run_paired(ports, requests, warmup):
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--paired", str(requests), str(warmup)] + [str(p) for p in ports]
+    proc = subprocess.run(cmd, env=ro.child_env(), stdin=subprocess.DEVNULL, capture_output=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError("client failed:\n%s" % proc.stderr.decode(errors="replace")[-2000:])
+    return json.loads(proc.stdout)
+
+
 def p50_p99(times):
     s = sorted(times)
     return ro.percentile(s, 0.5) * 1000, ro.percentile(s, 0.99) * 1000
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--paired"]:
+        print(json.dumps(paired_latency([int(a) for a in argv[3:]], int(argv[1]), int(argv[2]))))
+        return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--requests", type=int, default=5000)
     p.add_argument("--warmup", type=int, default=500)
@@ -84,13 +123,14 @@ def main(argv=None) -> int:
         results = {"today": [], "release": [], "stable": []}
         try:
             for _ in range(args.repeat):
-                for name, port in (("today", today.port), ("release", mine.port), ("stable", mine.stable_port)):
-                    out = ro.run_child(["latency", port, args.requests, args.warmup], timeout=600)
-                    results[name].append(p50_p99(out["times"]))
+                runs = run_paired([today.port, mine.port, mine.stable_port], args.requests, args.warmup)
+                for name, times in zip(("today", "release", "stable"), runs):
+                    results[name].append(p50_p99(times))
         finally:
             today.stop()
             mine.stop()
-    print(f"1 connection, {args.requests} sequential requests per run, {args.repeat} runs interleaved; "
+    print(f"1 connection per port, {args.requests} sequential requests per port per run, the ports in turn, "
+          f"{args.repeat} runs; "
           f"today = the runner of {args.baseline}")
     print(f"{'':10} {'p50 ms (each run)':40} {'best p50':>9} {'median p50':>10} {'median p99':>10}")
     for name, runs in results.items():
