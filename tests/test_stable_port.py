@@ -71,7 +71,8 @@ def test_the_port_stays_through_deploy_rollback_stop_start_and_a_killed_runner(r
     assert error is None and result["port"] == port and serving_version(port) == "1.0.0"
 
     os.kill(status_of(root)["pid"], signal.SIGKILL)
-    assert wait_for(lambda: status_of(root)["state"] == "failed") and refused(port)
+    assert wait_for(lambda: status_of(root)["state"] == "failed")
+    assert wait_for(lambda: refused(port)), endpoint.describe(endpoint.listening_pid(port))
     result, error, _ = call(root, "start", model="echo")
     assert error is None and result["port"] == port and serving_version(port) == "1.0.0"
     assert status_of(root)["port"] == port

@@ -6,6 +6,7 @@ import errno
 import os
 import random
 import socket
+import time
 
 from . import handoff
 from .fsutil import read_json, write_json_atomic
@@ -14,6 +15,8 @@ from .layout import AgentError
 
 DEFAULT_RANGE = (18000, 18999)
 HOST = "127.0.0.1"
+REBIND_S = 1.0  # a runner that just died may hold the socket a moment after it looks dead (its memory
+# goes before its files, and /proc/<pid>/cmdline is empty from then on)
 BACKLOG = 1024  # one queue for every runner that accepts from it: a switch must not overflow it
 
 
@@ -147,7 +150,14 @@ def take(model, port, running):
         if fd is not None and reply == "ok":
             os.set_inheritable(fd, False)
             return socket.socket(fileno=fd)
-    return bind(port)
+    deadline = time.monotonic() + REBIND_S
+    while True:
+        try:
+            return bind(port)
+        except AgentError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def serve(rec):
