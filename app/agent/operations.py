@@ -279,9 +279,8 @@ def _start_healthy(ctx, model, version, manifest, previous=None, wanted_port=Non
     supervise.stop(model, version)  # a stale runner of this very version
     saved = endpoint.saved(model)
     stable = endpoint.ensure(ctx.root, model, wanted_port)
-    running = supervise.record(model, previous) if previous and previous != version else None
     try:
-        listener = endpoint.take(model, stable, running if supervise.alive(running) else None)
+        listener = endpoint.take(model, stable, _holder(model, previous, version))
     except BaseException:
         endpoint.restore(model, saved)  # a bundle's new port that cannot be had: the old one stays
         raise
@@ -301,6 +300,17 @@ def _start_healthy(ctx, model, version, manifest, previous=None, wanted_port=Non
         endpoint.restore(model, saved)
         raise
     return port
+
+
+def _holder(model, previous, version):
+    """The runner record to take the stable port's socket from: `previous`'s, else any other live
+    runner of the model (one a removed `current` left serving)."""
+    for v in [previous] + supervise.running_versions(model):
+        if v and v != version:
+            rec = supervise.record(model, v)
+            if supervise.alive(rec):
+                return rec
+    return None
 
 
 def _switch_to(ctx, model, version, previous, manifest, wanted_port=None):
