@@ -40,8 +40,9 @@ def test_deploy_serves_and_second_version_switches(root, tmp_path):
     st2 = status_of(root)
     assert st2["version"] == "2.0.0" and st2["state"] == "running"
     assert http_json(st2["port"], "POST", "/predict", 5)[1]["version"] == "2.0.0"
+    assert st2["port"] == st["port"] and st2["release_port"] != st["release_port"]  # the stable port stays
     with pytest.raises(OSError):  # the old runner was stopped after the switch
-        http_json(st["port"], "GET", "/health")
+        http_json(st["release_port"], "GET", "/health")
     assert os.readlink(root / "models/echo/current") == "releases/2.0.0"
 
 

@@ -234,6 +234,27 @@ def test_bad_health_timeout(value, message):
     assert "3600" in error.hint
 
 
+@pytest.mark.parametrize("value, message", [
+    ("80", "80 is out of range"),
+    ("1023", "1023 is out of range"),
+    ("65536", "65536 is out of range"),
+    ("-1", "-1 is out of range"),
+    ('"18000"', "must be an integer, not a string"),
+    ("18000.0", "must be an integer, not a float"),
+    ("true", "must be an integer, not a boolean"),
+])
+def test_bad_serve_port(value, message):
+    error = only_error(VALID + f"[serve]\nport = {value}\n")
+    assert (error.key, error.line, error.message) == ("serve.port", 6, message)
+    assert "1024 to 65535" in error.hint
+
+
+def test_serve_port_is_kept_and_defaults_to_none():
+    assert parse_manifest(VALID)[0].port is None
+    manifest, _ = parse_manifest(VALID + "[serve]\nport = 18123\n")
+    assert manifest.port == 18123 and manifest.to_dict()["port"] == 18123
+
+
 def test_unknown_keys_are_warnings_only():
     text = VALID + 'licence = "MIT"\n[training]\nseed = 1\n[deploy]\nhosts = 2\n'
     manifest, problems = parse_manifest(text)

@@ -39,8 +39,8 @@ def test_lifecycle_on_local(capsys, tmp_path, stop_runners):
     assert r.code == 0 and "1.1.0 -> 1.0.0" in r.out, r
     row = current_version(capsys)
     assert (row["version"], row["state"]) == ("1.0.0", "running") and row["server"] == "local"
-    assert set(row) == {"server", "model", "version", "state", "port", "pid", "jobs", "alerts_firing"}
-    assert row["jobs"] == [] and row["alerts_firing"] == 0
+    assert set(row) == {"server", "model", "version", "state", "port", "release_port", "pid", "jobs", "alerts_firing"}
+    assert row["jobs"] == [] and row["alerts_firing"] == 0 and row["port"] != row["release_port"]
 
     assert berth(capsys, "stop", "iris", "--server", "local").code == 0
     assert current_version(capsys)["state"] == "stopped"
@@ -48,6 +48,7 @@ def test_lifecycle_on_local(capsys, tmp_path, stop_runners):
     assert r.code == 1 and "stopped" in r.err and "berth start iris" in r.err
     assert berth(capsys, "start", "iris", "--server", "local").code == 0
     assert current_version(capsys)["state"] == "running"
+    assert current_version(capsys)["port"] == row["port"]  # the stable port outlives stop/start
 
     events = berth(capsys, "audit", "list", "--json").json()
     actions = [(e["action"], e["outcome"], e["version"]) for e in reversed(events)]
@@ -169,3 +170,29 @@ def test_automatic_rollback_is_audited(capsys, tmp_path, stop_runners):
     assert berth(capsys, "predict", "iris", "--server", "local", "--input", iris_input()).code == 0
     events = [(e["action"], e["outcome"]) for e in berth(capsys, "audit", "list", "--json").json()]
     assert events[:2] == [("rollback.auto", "ok"), ("deploy", "failed")]
+
+
+def test_set_port_and_prometheus_targets(capsys, tmp_path, stop_runners):
+    import socket
+
+    assert berth(capsys, "deploy", iris_copy(tmp_path), "--server", "local").code == 0
+    before = current_version(capsys)["port"]
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen(1)
+        busy = squatter.getsockname()[1]
+        r = berth(capsys, "server", "set-port", "iris", str(busy), "--server", "local")
+        assert r.code == 1 and r.out == "" and len(r.err.strip().splitlines()) == 1, r
+        assert f"port {busy} is in use by another process (pid " in r.err and "choose another" in r.err
+    assert current_version(capsys)["port"] == before
+    r = berth(capsys, "server", "set-port", "iris", str(busy), "--server", "local", "--reason", "CHG-7")
+    assert r.code == 0 and f"iris on local: port {before} -> {busy}; iris 1.0.0 restarted on it" in r.out, r
+    assert current_version(capsys)["port"] == busy
+    r = berth(capsys, "predict", "iris", "--server", "local", "--input", iris_input())
+    assert r.code == 0, r
+    r = berth(capsys, "status", "--server", "local", "--prometheus-targets")
+    assert r.code == 0 and r.json() == [{"targets": [f"127.0.0.1:{busy}"],
+                                        "labels": {"berth_server": "local", "berth_model": "iris"}}], r
+    events = berth(capsys, "audit", "list", "--json").json()
+    assert [(e["action"], e["outcome"], e["reason"]) for e in events[:2]] == \
+        [("port.set", "ok", "CHG-7"), ("port.set", "started", "CHG-7")]

@@ -2,7 +2,8 @@
 is up with no scrape error, and `berth_requests_total` of "/predict" is exactly the predictions sent,
 Berth's own health check after the deploy counted under its own endpoint label, not among them.
 
-One runner lifetime only: a runner's port changes on every deploy or restart today.
+And a Prometheus given `berth status --prometheus-targets` as its file_sd list keeps scraping the
+model's stable port through a deploy, a rollback and a stop/start, down for one scrape at most.
 Skips where prometheus is missing, except in CI (.ci/run installs it): there a missing binary fails."""
 from __future__ import annotations
 
@@ -71,14 +72,18 @@ def prometheus_for(tmp_path):
     started: list[subprocess.Popen] = []
     logs = []
 
-    def start(runner_port: int) -> tuple[int, object]:
+    def start(runner_port: int | None = None, file_sd: list | None = None) -> tuple[int, object]:
         folder = tmp_path / "prometheus"
         (folder / "data").mkdir(parents=True)
         config = folder / "prometheus.yml"
+        if file_sd is not None:
+            (folder / "targets.json").write_text(json.dumps(file_sd))
+            targets = f"    file_sd_configs:\n      - files: ['{folder / 'targets.json'}']\n"
+        else:
+            targets = f"    static_configs:\n      - targets: ['127.0.0.1:{runner_port}']\n"
         config.write_text(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
-            "scrape_configs:\n  - job_name: berth\n"
-            f"    static_configs:\n      - targets: ['127.0.0.1:{runner_port}']\n")
+            "scrape_configs:\n  - job_name: berth\n" + targets)
         port = free_port()
         log_path = folder / "prometheus.log"
         log = open(log_path, "wb")
@@ -132,5 +137,59 @@ def test_prometheus_scrapes_a_runner_and_counts_only_the_users_predictions(tmp_p
         wait_for("the 8th prediction in berth_requests_total",
                  lambda: [s for s in query(port, 'berth_requests_total{job="berth",endpoint="/predict"}')
                           if int(s["value"][1]) == PREDICTIONS + 1], log_path)
+    finally:
+        stop_all(root)
+
+
+def up_samples(port: int) -> list[int]:
+    """Every scrape's `up` of the one target, oldest first (raw samples, not a resampled range)."""
+    series = api(port, "/api/v1/query", query='up{job="berth"}[10m]')["result"]
+    assert len(series) == 1, series
+    return [int(float(v)) for _, v in series[0]["values"]]
+
+
+def longest_down(ups: list[int]) -> int:
+    run = worst = 0
+    for up in ups:
+        run = run + 1 if up == 0 else 0
+        worst = max(worst, run)
+    return worst
+
+
+def test_prometheus_keeps_the_stable_port_through_deploy_rollback_and_stop_start(tmp_path, prometheus_for):
+    from app.cli.changes import prometheus_targets
+
+    root = tmp_path / "srv"
+    assert deploy(root, make_bundle(tmp_path / "v1", name="iris"))[1] is None
+    try:
+        rows = [dict(r, server="local") for r in call(root, "status")[0]["models"]]
+        targets = prometheus_targets(rows)
+        stable = rows[0]["port"]
+        assert targets == [{"targets": [f"127.0.0.1:{stable}"], "labels": {"berth_server": "local",
+                                                                          "berth_model": "iris"}}]
+        port, log_path = prometheus_for(file_sd=targets)
+        wait_for("the first scrape", lambda: [s for s in query(port, 'up{job="berth"}') if s["value"][1] == "1"],
+                 log_path)
+
+        def scrapes_after(n):
+            wait_for(f"{n} scrapes", lambda: len(up_samples(port)) >= n, log_path)
+
+        scrapes_after(3)
+        assert deploy(root, make_bundle(tmp_path / "v2", name="iris", version="2.0.0"))[1] is None
+        scrapes_after(len(up_samples(port)) + 3)
+        assert call(root, "rollback", model="iris")[1] is None
+        scrapes_after(len(up_samples(port)) + 3)
+        switches = up_samples(port)
+        assert call(root, "stop", model="iris")[1] is None
+        assert call(root, "start", model="iris")[1] is None
+        scrapes_after(len(up_samples(port)) + 3)
+        ups = up_samples(port)
+        print(f"{len(ups)} scrapes, {ups.count(0)} down ({switches.count(0)} during the deploy and the rollback), "
+              f"longest down run {longest_down(ups)}")
+        assert switches.count(0) == 0, switches  # a switch is invisible to the scraper
+        assert longest_down(ups) <= 1 and ups[-1] == 1, ups
+        assert all(s["metric"]["instance"] == f"127.0.0.1:{stable}" for s in query(port, 'up{job="berth"}'))
+        versions = {s["metric"]["version"] for s in query(port, 'berth_requests_total{job="berth"}[10m]')}
+        assert versions == {"1.0.0", "2.0.0"}, versions  # both releases were scraped on the one port
     finally:
         stop_all(root)

@@ -86,6 +86,9 @@ class ModelDir:
     def port_file(self, version):
         return os.path.join(self.run, check_version(version) + ".port")
 
+    def control_file(self, version):
+        return os.path.join(self.run, check_version(version) + ".ctl")
+
     def runner_log(self, version):
         return os.path.join(self.logs, check_version(version) + ".log")
 

@@ -7,7 +7,7 @@ import json
 import sys
 import traceback
 
-from . import alertstore, jobedit, jobpreview, jobs, operations, queries, sampler, scheduler
+from . import alertstore, jobedit, jobpreview, jobs, operations, portchange, queries, sampler, scheduler
 from .journal import disk_error
 from .layout import AgentError, Root
 from .protocol import Cancelled, emit_to, fail
@@ -45,6 +45,7 @@ COMMANDS = {
     "start": operations.start,
     "stop": operations.stop,
     "unlock": operations.unlock,
+    "port.set": portchange.set_port,
     "sample": sampler.sample,
 }
 COMMANDS.update(jobs.COMMANDS)

@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 
-from . import blobs, envs, journal, jobstore, releases, supervise
+from . import blobs, endpoint, envs, journal, jobstore, releases, supervise
 from .fsutil import symlink_atomic
 from .layout import AgentError, check_name, check_version, inside_bundle
 from .lock import ServerLock, break_lock
@@ -146,7 +146,8 @@ def _deploy(ctx, model, req):
                 "bundle a new version" % (version, model.name, str(existing.get("sha256"))[:12]), "version_conflict")
         if previous == version and supervise.alive(supervise.record(model, version)):
             return {"version": version, "previous": previous, "sha256": sha, "already": True,
-                    "detail": "already current and running", "port": supervise.read_port(model, version)}
+                    "detail": "already current and running", "port": endpoint.stable_port(model),
+                    "release_port": supervise.read_port(model, version)}
     else:
         ctx.emit("step", step="assemble", total=len(files))
         release_dir = releases.assemble(ctx.root, model, version, files, ctx.emit)
@@ -163,7 +164,7 @@ def _deploy(ctx, model, req):
             releases.remove(model, version)
             raise
     try:
-        port = _switch_to(ctx, model, version, previous, manifest)
+        port = _switch_to(ctx, model, version, previous, manifest, manifest.get("port"))
     except BaseException:
         if created and model.current_version() != version:  # never the release `current` names
             releases.remove(model, version)
@@ -172,7 +173,8 @@ def _deploy(ctx, model, req):
     protect = {version, previous} | jobstore.pinned_versions(ctx.root, model.name)
     removed = releases.prune(model, int(req.get("keep", 5)), protect=protect)
     envs.prune(ctx.root, [ctx.root.model(n) for n in ctx.root.model_names()])
-    return {"version": version, "previous": previous, "sha256": sha, "port": port, "pruned": removed,
+    return {"version": version, "previous": previous, "sha256": sha, "port": endpoint.stable_port(model),
+            "release_port": port, "pruned": removed,
             "detail": "%s -> %s" % (previous or "nothing", version)}
 
 
@@ -193,7 +195,8 @@ def rollback(ctx, model, req):
         raise AgentError("%s %s is already current" % (model.name, target), "already_current")
     port = _switch_to(ctx, model, target, current, info["manifest"])
     supervise.stop_strays(model, {target})  # runners a removed `current` left behind
-    return {"version": target, "previous": current, "sha256": info.get("sha256"), "port": port,
+    return {"version": target, "previous": current, "sha256": info.get("sha256"), "port": endpoint.stable_port(model),
+            "release_port": port,
             "detail": "%s -> %s" % (current, target)}
 
 
@@ -202,10 +205,11 @@ def start(ctx, model, req):
     version = model.current_version() or _relink_current(ctx, model)
     rec = supervise.record(model, version)
     if supervise.alive(rec):
-        return {"version": version, "port": rec.get("port"), "detail": "already running"}
+        return {"version": version, "port": rec.get("stable_port") or rec.get("port"),
+                "release_port": rec.get("port"), "detail": "already running"}
     info = releases.read_release(model, version)
     port = _start_healthy(ctx, model, version, info["manifest"])
-    return {"version": version, "port": port, "sha256": info.get("sha256")}
+    return {"version": version, "port": endpoint.stable_port(model), "release_port": port, "sha256": info.get("sha256")}
 
 
 @audited("stop")
@@ -264,31 +268,57 @@ def _release_before(model, current):
     return versions[versions.index(current) - 1]
 
 
-def _start_healthy(ctx, model, version, manifest):
+def _start_healthy(ctx, model, version, manifest, previous=None, wanted_port=None):
+    """Start `version` holding the stable port's listening socket (taken from `previous`'s runner,
+    else bound now), health-check it on its own release port, then let it accept on the stable port
+    beside `previous`. Returns the release port."""
     from . import health  # http.client costs ~50 ms to import; only changes that start a runner need it
 
     release_dir = model.release(version)
     releases.verify(model, version, releases.read_release(model, version) or {})
     supervise.stop(model, version)  # a stale runner of this very version
-    ctx.emit("step", step="start", version=version)
-    rec = supervise.start(model, version, release_dir, manifest.get("env"))
+    saved = endpoint.saved(model)
+    stable = endpoint.ensure(ctx.root, model, wanted_port)
+    try:
+        listener = endpoint.take(model, stable, _holder(model, previous, version))
+    except BaseException:
+        endpoint.restore(model, saved)  # a bundle's new port that cannot be had: the old one stays
+        raise
+    ctx.emit("step", step="start", version=version, port=stable)
+    try:
+        rec = supervise.start(model, version, release_dir, manifest.get("env"), listener=listener)
+    finally:
+        listener.close()  # the runner has its own copy now
     timeout = float(manifest.get("health_timeout_s") or 60)
     try:
         port = health.wait_ready(model, version, rec, timeout)
         ctx.emit("step", step="health", version=version, port=port)
         health.check(model, version, port, _example(release_dir, manifest), timeout)
+        endpoint.serve(rec)
     except BaseException:
         supervise.stop(model, version)
+        endpoint.restore(model, saved)
         raise
     return port
 
 
-def _switch_to(ctx, model, version, previous, manifest):
+def _holder(model, previous, version):
+    """The runner record to take the stable port's socket from: `previous`'s, else any other live
+    runner of the model (one a removed `current` left serving)."""
+    for v in [previous] + supervise.running_versions(model):
+        if v and v != version:
+            rec = supervise.record(model, v)
+            if supervise.alive(rec):
+                return rec
+    return None
+
+
+def _switch_to(ctx, model, version, previous, manifest, wanted_port=None):
     """Start `version` beside `previous`, switch `current`, then stop `previous`; if the new runner
     fails right after the switch, `previous` becomes current again by itself."""
     from . import health
 
-    port = _start_healthy(ctx, model, version, manifest)
+    port = _start_healthy(ctx, model, version, manifest, previous, wanted_port)
     ctx.emit("step", step="switch", version=version, previous=previous)
     ctx.point_of_no_return()
     symlink_atomic(os.path.join("releases", version), model.current)

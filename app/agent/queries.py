@@ -8,7 +8,7 @@ import shutil
 import socket
 import sys
 
-from . import blobs, journal, lock, releases, supervise
+from . import blobs, endpoint, journal, lock, releases, supervise
 from .fsutil import tail
 from .layout import AgentError, check_name, check_version, inside_bundle
 
@@ -75,7 +75,9 @@ def model_status(model):
         state = "failed"
     info = releases.read_release(model, version) or {}
     return {"model": model.name, "version": version, "state": state,
-            "port": rec.get("port") if rec and state == "running" else None,
+            "port": _stable(model, rec) if rec and state == "running" else None,
+            "release_port": rec.get("port") if rec and state == "running" else None,
+            "stable_port": endpoint.stable_port(model),
             "pid": rec.get("pid") if rec and state == "running" else None,
             "started_at": rec.get("started_at") if rec else None, "sha256": info.get("sha256")}
 
@@ -91,10 +93,17 @@ def _unlinked_status(model):
     rec = rec if serving else None
     what = "%s %s still serves" % (model.name, version) if serving else "no release is current"
     return {"model": model.name, "version": version, "state": "unlinked",
-            "port": rec.get("port") if rec else None, "pid": rec.get("pid") if rec else None,
+            "port": _stable(model, rec) if rec else None, "release_port": rec.get("port") if rec else None,
+            "stable_port": endpoint.stable_port(model), "pid": rec.get("pid") if rec else None,
             "started_at": rec.get("started_at") if rec else None, "sha256": None,
             "detail": "the current link is missing (%s): `berth start %s` relinks %s, `berth rollback %s --to "
                       "VERSION` makes another release current" % (what, model.name, version, model.name)}
+
+
+def _stable(model, rec):
+    """The port clients use: the stable port the runner serves, or the release's own port for a
+    runner started before stable ports (it has no stable port until its next start)."""
+    return rec.get("stable_port") or rec.get("port")
 
 
 def status(ctx, req):

@@ -1,4 +1,6 @@
-"""Request log: one JSON line per prediction (input and output, cut to a few KB), rotated."""
+"""Request log: one JSON line per prediction (input and output, cut to a few KB), rotated. Each line
+is one write() on an O_APPEND file: while a switch overlaps two releases on the stable port both
+runners append to the same file, and a line written in pieces could interleave with the other's."""
 import json
 import os
 import threading
@@ -14,17 +16,22 @@ class RequestLog:
         self.path = path
         self.version = version
         self.lock = threading.Lock()
-        self.file = open(path, "a", buffering=1)
+        self._open()
+
+    def _open(self):
+        self.file = open(self.path, "ab", buffering=0)
+        self.size = os.fstat(self.file.fileno()).st_size
 
     def write(self, seconds, status, raw_in, raw_out, error):
         line = json.dumps({
             "ts": round(time.time(), 3), "version": self.version, "status": status,
             "latency_ms": round(seconds * 1000, 3),
             "input": _cut(raw_in), "output": _cut(raw_out), "error": error,
-        }) + "\n"
+        }).encode() + b"\n"
         with self.lock:
             self.file.write(line)
-            if self.file.tell() > ROTATE_BYTES:
+            self.size += len(line)
+            if self.size > ROTATE_BYTES:
                 self._rotate()
 
     def _rotate(self):
@@ -33,7 +40,7 @@ class RequestLog:
             src = self.path if i == 1 else "%s.%d" % (self.path, i - 1)
             if os.path.exists(src):
                 os.replace(src, "%s.%d" % (self.path, i))
-        self.file = open(self.path, "a", buffering=1)
+        self._open()
 
     def close(self):
         with self.lock:

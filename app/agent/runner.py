@@ -15,7 +15,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from . import handoff, runnershare
 from .entrypoint import load_entrypoint
+from .fsutil import _unlink
 from .inputshape import InputCheckError, load as load_input_check
 from .metrics import PROBE_ENDPOINT, PROBE_PATH, Counters
 from .runnerguard import BODY_DEADLINE, REQUEST_DEADLINE, ConnectionGuard
@@ -41,12 +43,15 @@ class Handler(BaseHTTPRequestHandler):
         of the previous one (or of the connection's start): idle and slow connections alike are
         closed then. A deadline, not a socket timeout: a socket with a timeout polls before every
         recv and send, and peeking for a request's first byte cost ~7 % of req/s."""
-        self.server.guard.arm(self.connection, REQUEST_DEADLINE)
+        guard = self.server.guard
+        guard.arm(self.connection, REQUEST_DEADLINE)
+        guard.waiting[self.connection] = time.monotonic()
         BaseHTTPRequestHandler.handle_one_request(self)
 
     def parse_request(self):
         """Headers within MAX_HEADER_BYTES in all (431 beyond): 40 connections holding 100 lines of
         60 KB each grew the runner by 229 MB, MAX_CONNECTIONS of them would by 1.6 GB."""
+        self.server.guard.waiting.pop(self.connection, None)  # its request line is in
         rfile, budget = self.rfile, self._budget
         budget.left = MAX_HEADER_BYTES
         self.rfile = budget
@@ -139,6 +144,9 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(obj).encode())
 
     def _send(self, status, body, ctype="application/json"):
+        guard = self.server.guard
+        if guard.draining:  # this runner is stopping: the client reconnects to the next release
+            self.close_connection = True
         head = (
             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
             "X-Berth-Model: %s\r\nX-Berth-Version: %s\r\n%s\r\n"
@@ -221,6 +229,11 @@ class RunnerServer(ThreadingHTTPServer):
         if error is not None and not isinstance(error, OSError):
             self.log.failure(error)
 
+    def get_request(self):
+        request, address = self.socket.accept()
+        request.setblocking(True)  # accepted from the stable port's non-blocking listener
+        return request, address
+
     def process_request_thread(self, request, client_address):
         try:
             ThreadingHTTPServer.process_request_thread(self, request, client_address)
@@ -236,6 +249,8 @@ def main(argv=None):
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--log", default="", help="the file stdout and stderr go to, rotated by size")
+    p.add_argument("--listen-fd", type=int, default=None, help="the stable port's inherited listening socket")
+    p.add_argument("--control", default="", help="the control socket's path (runnershare, handoff)")
     args = p.parse_args(argv)
     with open(os.path.join(args.release, "release.json")) as f:
         release = json.load(f)
@@ -259,13 +274,24 @@ def main(argv=None):
     server.info = {"model": server.model, "version": server.version, "sha256": release.get("sha256"),
                    "manifest": manifest, "pid": os.getpid(), "python": sys.version.split()[0]}
     port = server.server_address[1]
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    shared = None
+    if args.listen_fd is not None:
+        shared = runnershare.adopt(RunnerServer, Handler, args.listen_fd, server)
+        server.info["stable_port"] = shared.server_address[1]
+    if args.control:
+        handoff.listen(args.control, {"fd": lambda: ("ok", shared.fileno()) if shared else "error no stable port",
+                                      "serve": lambda: runnershare.serve(shared)})
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=runnershare.stop_accepting,
+                                                              args=((shared, server),)).start())
     tmp = args.port_file + ".tmp"
     with open(tmp, "w") as f:
         f.write(str(port))
     os.replace(tmp, args.port_file)
     print("berth-runner: serving on %s:%d" % (args.host, port), flush=True)
     server.serve_forever(poll_interval=0.2)
+    runnershare.drain(server.guard)
+    if args.control:
+        _unlink(args.control)
     server.requests.close()
     print("berth-runner: stopped", flush=True)
     return 0

@@ -25,6 +25,8 @@ class ConnectionGuard:
         self.refused = 0
         self.lock = threading.Lock()
         self.deadlines = {}  # socket -> monotonic time it must be done by
+        self.waiting = {}  # socket -> since when it waits for its next request (runnershare.drain)
+        self.draining = False  # stopping: every answer says Connection: close
         self.tick = tick
         self.stopped = threading.Event()
 
@@ -44,6 +46,7 @@ class ConnectionGuard:
 
     def release(self, sock):
         self.deadlines.pop(sock, None)
+        self.waiting.pop(sock, None)
         with self.lock:
             self.active -= 1
 

@@ -26,25 +26,32 @@ def venv_python(release_dir):
     return os.path.join(release_dir, ".venv", "bin", "python")
 
 
-def start(model, version, release_dir, declared_env=None):
-    """Start the runner for `version`; returns its record (pid; port comes once it is ready)."""
+def start(model, version, release_dir, declared_env=None, listener=None):
+    """Start the runner for `version`; returns its record (pid; port comes once it is ready).
+    `listener`: the stable port's listening socket, inherited by the runner (runnershare.py)."""
     os.makedirs(model.run, exist_ok=True)
     os.makedirs(model.logs, exist_ok=True)
     port_file = model.port_file(version)
     _unlink(port_file)
     log_path = model.runner_log(version)
     _rotate(log_path)
+    control = model.control_file(version)
     cmd = [venv_python(release_dir), "-m", PACKAGE + ".runner", "--release", release_dir,
-           "--port-file", port_file, "--request-log", model.request_log(), "--log", log_path]
+           "--port-file", port_file, "--request-log", model.request_log(), "--log", log_path, "--control", control]
+    fds = ()
+    if listener is not None:
+        fds = (listener.fileno(),)
+        cmd += ["--listen-fd", str(fds[0])]
     env = dict(runner_environment(declared_env), PYTHONPATH=PACKAGE_PARENT, PYTHONUNBUFFERED="1",
                PYTHONDONTWRITEBYTECODE="1")  # no .pyc beside the agent: its bootstrap refuses bytecode
     with open(log_path, "ab") as log:
         log.write(("--- %s starting %s %s\n" % (utc_now(), model.name, version)).encode())
         log.flush()
         proc = subprocess.Popen(cmd, cwd=release_dir, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, pass_fds=fds)
     _started[proc.pid] = proc
-    record = {"pid": proc.pid, "version": version, "release": release_dir, "started_at": utc_now(), "port": None}
+    record = {"pid": proc.pid, "version": version, "release": release_dir, "started_at": utc_now(), "port": None,
+              "control": control, "stable_port": listener.getsockname()[1] if listener is not None else None}
     write_json_atomic(model.runner_file(version), record)
     return record
 
@@ -130,6 +137,7 @@ def stop(model, version, timeout=10.0):
                 time.sleep(0.05)
     _unlink(model.runner_file(version))
     _unlink(model.port_file(version))
+    _unlink(model.control_file(version))
 
 
 def _signal_group(pid, sig):

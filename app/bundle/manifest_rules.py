@@ -24,7 +24,7 @@ MAX_HEALTH_TIMEOUT_S = 3600
 TABLES = {
     "model": ("name", "version", "entrypoint", "description", "authors", "requirements", "python", "input_example"),
     "training": ("dataset", "dataset_sha256", "code_commit", "params", "metrics"),
-    "serve": ("runtime", "health_timeout_s", "env", "input_schema", "input_check"),
+    "serve": ("runtime", "health_timeout_s", "env", "input_schema", "input_check", "port"),
 }
 _TOML_TYPES = {str: "a string", int: "an integer", float: "a float", bool: "a boolean", list: "an array", dict: "a table"}
 
@@ -177,7 +177,21 @@ def _serve(serve: dict, out, values: dict) -> None:
             out.error("serve.health_timeout_s", f"{value!r} is out of range", hint)
         else:
             values["health_timeout_s"] = float(value)
+    if "port" in serve:
+        _port(serve["port"], out, values)
     _input(serve, out, values)
+
+
+def _port(value, out, values: dict) -> None:
+    """[serve] port: the stable port the model keeps on every server (docs/serving.md)."""
+    hint = ("a TCP port from 1024 to 65535 that no other model on the server uses; leave it out and each "
+            "server picks one from its range")
+    if isinstance(value, bool) or not isinstance(value, int):
+        out.error("serve.port", f"must be an integer, not {type_name(value)}", hint)
+    elif not 1024 <= value <= 65535:
+        out.error("serve.port", f"{value} is out of range", hint)
+    else:
+        values["port"] = value
 
 
 def _input(serve: dict, out, values: dict) -> None:

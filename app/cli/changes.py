@@ -57,6 +57,8 @@ class StatusCommand(Command):
     def add_arguments(self, parser) -> None:
         options.add_servers(parser)
         options.add_json(parser)
+        parser.add_argument("--prometheus-targets", action="store_true",
+                            help="print a Prometheus file_sd target list of the models' stable ports")
 
     def run(self, args) -> int:
         ws = workspace()
@@ -70,8 +72,11 @@ class StatusCommand(Command):
                 return w.server_status(t, with_jobs=True)
 
         outcome = for_each_server(names, status_of, named=named_one(args.server, names), parallel=args.parallel)
+        if args.prometheus_targets:
+            print_json(prometheus_targets(r for server_rows in outcome.results for r in server_rows))
+            return outcome.exit_code
         # alerts_firing: the server's firing alerts (each of its rows), `berth alerts` says more
-        rows = [{k: r.get(k) for k in STATUS_COLUMNS + ["jobs", "alerts_firing"]}
+        rows = [{k: r.get(k) for k in STATUS_COLUMNS + ["release_port", "jobs", "alerts_firing"]}
                 for server_rows in outcome.results for r in server_rows]
         if args.json:
             print_json(rows)
@@ -79,6 +84,14 @@ class StatusCommand(Command):
             print_table([dict(r, jobs=", ".join(f"{j['name']} {j['state'].upper()}" for j in r["jobs"] or []))
                          for r in rows], STATUS_COLUMNS + ["jobs"])
         return outcome.exit_code
+
+
+def prometheus_targets(rows) -> list[dict]:
+    """Prometheus file_sd: one target per model with a stable port, on the server's loopback (where
+    the runner listens: run Prometheus on the server, or reach it through a tunnel; docs/serving.md)."""
+    return [{"targets": [f"127.0.0.1:{r['stable_port']}"],
+             "labels": {"berth_server": r["server"], "berth_model": r["model"]}}
+            for r in rows if r.get("stable_port")]
 
 
 class ReleasesCommand(Command):

@@ -57,6 +57,12 @@ class ServerGroup(ActionGroup):
         a.add_argument("name")
         a.add_argument("--limit", type=int, default=30)
         options.add_json(a)
+        a = actions.add_parser("set-port", help="give a model another stable port on a server (a running model "
+                                                "moves at once; audited)")
+        a.add_argument("model")
+        a.add_argument("port", type=int)
+        options.add_server(a, required=True)
+        options.add_reason(a, help="why (kept in the audit log)")
         a = actions.add_parser("unlock", help="show who holds a server's lock; end a stuck agent after confirming")
         a.add_argument("name")
         a.add_argument("--yes", action="store_true", help="do not ask (scripts): end the holder shown")
@@ -183,6 +189,14 @@ class ServerGroup(ActionGroup):
                     ["ts", "command", "summary", "seconds", "outcome", "message"])
         if rows and rows[0]["by_hand"]:
             print(f"\nby hand, the last one ({rows[0]['command']}):\n{rows[0]['by_hand']}")
+        return 0
+
+    def do_set_port(self, args, ws) -> int:
+        from app.deploy.changes import run_to_end
+
+        with ws.connect_to_change("port.set", args.server, args.reason) as t:
+            result = run_to_end(ws.change(t, "port.set", args.model, reason=args.reason, port=args.port))
+        print(f"{args.model} on {args.server}: {result['detail']}")
         return 0
 
     def do_unlock(self, args, ws) -> int:

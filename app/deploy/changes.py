@@ -1,4 +1,4 @@
-"""Rollback, start and stop: one agent command each, audited locally whatever the outcome."""
+"""Rollback, start, stop and port.set: one agent command each, audited locally whatever the outcome."""
 from collections.abc import Iterator
 
 from app.audit.actor import local_actor
@@ -12,7 +12,7 @@ from .progress import Progress, agent_stream
 
 def change(transport: Transport, audit: AuditLog, action: str, model: str, reason: str = "",
            **params) -> Iterator[Progress]:
-    """Run `action` ("rollback" | "start" | "stop") on `model`; yields progress, returns the result."""
+    """Run `action` ("rollback" | "start" | "stop" | "port.set") on `model`; yields progress, returns the result."""
     trail = AuditedChange(audit, action, server=transport.name, ssh_user=transport.ssh_user, model=model,
                           version=params.get("to") or "", reason=reason)
     trail.begin()
