@@ -207,8 +207,11 @@ class MainWindow(QMainWindow):
             self.monitor_page.overview.refresh()
 
     def _set_models(self, server: str, rows: list) -> None:
-        self.fleet_model.set_models(server, rows)
-        self.fleet.expandAll()
+        if not self.fleet_model.set_models(server, rows):
+            return  # as shown already: the periodic status of N servers costs no relayout of the tree
+        item = self.fleet_model.server_item(server)
+        if item is not None:  # its models shown (expandAll walks the whole tree: N servers, N/15 times a second)
+            self.fleet.expand(item.index())
         index = self.fleet.currentIndex().siblingAtColumn(0)
         if index.data(ROLE_KIND) == "model" and index.data(ROLE_SERVER) == server:
             status = self.fleet_model.status_of(server, index.data(ROLE_MODEL))
