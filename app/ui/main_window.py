@@ -303,9 +303,10 @@ class MainWindow(QMainWindow):
         """Sample every server from now on (`berth` calls this once the window is up, so history is
         recorded whenever Berth runs; tests that never look at the Monitor page skip it)."""
         if self.monitor_feed is None:
-            from app.ui.monitor.feed import MonitorFeed
+            from app.ui.monitor.feed import BACKGROUND_INTERVAL, MonitorFeed
 
-            self.monitor_feed = MonitorFeed(self)
+            # a server's live data on no screen is sampled less often (the Monitor page says which it shows)
+            self.monitor_feed = MonitorFeed(self, background_interval=BACKGROUND_INTERVAL)
         if not self.monitor_feed.started:
             self.monitor_feed.start(self.servers)
 
