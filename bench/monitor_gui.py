@@ -340,7 +340,7 @@ def main(argv=None) -> int:
     print("Python objects (gc) and graph scene items after each hour: " + ", ".join(
         f"{n} / {items}" for n, items in objects))
     print(f"RSS before any sample {rss0 / 2**20:.1f} MB; ring buffer {feed.buffer.nbytes() / 2**20:.1f} MB "
-          f"(preallocated, {len(feed.buffer.rings)} rings x {feed.buffer.capacity} points)")
+          f"({len(feed.buffer.rings)} rings of up to {feed.buffer.capacity} points)")
     growth = rss_end - rss_start
     print(f"sparklines, {spark['cells']} cells: overview refresh + paint {spark['delegate']:.1f} ms, "
           f"PlotWidgets update+paint {spark['plots']:.1f} ms ({spark['plots'] / spark['delegate']:.1f}x), "

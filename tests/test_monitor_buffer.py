@@ -14,8 +14,11 @@ from app.monitor.sparkline import decimate
 
 def test_ring_keeps_the_newest_in_order_and_memory_stays_flat():
     ring = Ring(100)
+    for i in range(100):
+        ring.append(float(i), float(i) * 2)
     before = ring.ts.nbytes + ring.values.nbytes
-    for i in range(10_000):
+    assert before == 2 * 100 * 8  # grown to its capacity, no further
+    for i in range(100, 10_000):
         ring.append(float(i), float(i) * 2)
     ts, values = ring.arrays()
     assert list(ts) == [float(i) for i in range(9900, 10_000)] and values[-1] == 19998.0
@@ -81,3 +84,27 @@ def test_recent_minutes_from_history_in_the_buffers_shape(tmp_path):
     sample = simulated_sample(now - 200, models=("iris",))
     assert share[0] == pytest.approx(sample["models"]["iris"]["rss_bytes"] / sample["host"]["memory"]["total"] * 100,
                                      rel=1e-3)
+
+
+def test_a_ring_grows_only_while_its_points_are_young():
+    """A server sampled every 5 s (its live data on no screen) keeps about 2 x 5 minutes of points in a
+    small ring; one sampled every second grows to what 10 minutes need; never beyond the capacity."""
+    from app.monitor.buffer import GROW_SPAN_S, START
+
+    slow, fast, fastest = Ring(1200), Ring(1200), Ring(1200)
+    assert len(slow.ts) == START
+    for i in range(5000):
+        slow.append(5.0 * i, 1.0)
+        fast.append(1.0 * i, 1.0)
+        fastest.append(0.25 * i, 1.0)
+    assert len(slow.ts) == 128 and len(fast.ts) == 1024 and len(fastest.ts) == 1200
+    ts, _ = slow.arrays()
+    assert len(ts) == 128 and ts[-1] == 5.0 * 4999 and np.all(np.diff(ts) == 5.0)  # in order across the growth
+    assert ts[-1] - ts[0] >= GROW_SPAN_S  # the live window (5 minutes) and more
+    ts, _ = fast.arrays(since=4999 - 300)
+    assert len(ts) == 301 and np.all(np.diff(ts) == 1.0)
+    loaded = Ring(1200)
+    loaded.load(np.arange(700.0), np.ones(700))  # History's last minutes: room made at once
+    assert loaded.count == 700 and list(loaded.arrays()[0][-2:]) == [698.0, 699.0]
+    loaded.append(700.0, 2.0)
+    assert loaded.last() == (700.0, 2.0) and loaded.arrays()[0][0] == 1.0  # over GROW_SPAN_S: the oldest goes

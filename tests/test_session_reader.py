@@ -1,9 +1,12 @@
 """The process's one session reader (app/remote/session_reader.py) on real subprocess pipes: lines
 cut anywhere are put back together, a last line without a newline is kept, an owner that closes
-its end first still gets on_end, many outputs share one thread, and it ends when idle."""
+its end first still gets on_end, many outputs share one thread, and it ends when idle; on a real
+SSH channel, stderr written while it runs neither spins the reader nor is lost."""
+import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -120,3 +123,39 @@ def test_a_failing_handler_does_not_stop_the_reader(reader):
         for p in (broken, proc):
             p.wait()
             p.stdout.close()
+
+
+# stderr first, stdout 2 s later: paramiko's fileno() is ready for either, and unread stderr kept
+# select() returning at once for ever (issue 23: the console's reader thread at 19-25 % of a core)
+STDERR_FIRST = """echo 'a warning on stderr' >&2; sleep 2; echo '{"x": 1}'; echo 'last words' >&2; exit 3"""
+
+
+def thread_cpu_s(native_id: int) -> float:
+    with open(f"/proc/self/task/{native_id}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads a thread's CPU time from /proc")
+def test_stderr_on_an_ssh_channel_neither_spins_the_reader_nor_is_lost(reader, sshd, tmp_path):
+    from app.remote.connect import open_transport
+    from app.store.servers import ServerConfig
+
+    t = open_transport(ServerConfig(name="box", host=sshd.host, port=sshd.port, user=sshd.user,
+                                    key_path=str(sshd.key_path), root=str(tmp_path / "srv")), sshd.fingerprint)
+    try:
+        out, wait, _abort = t._exec(["sh", "-c", STDERR_FIRST], b"")
+        got = Collect()
+        reader.add("box", out, got.on_line, got.on_end)
+        wait_for(lambda: reader._thread is not None, 10, "the reader to start")
+        tid = reader._thread.native_id
+        time.sleep(0.5)  # the stderr line is in, stdout has nothing yet
+        before = thread_cpu_s(tid)
+        time.sleep(1.0)
+        assert thread_cpu_s(tid) - before < 0.05  # was all it could get (0.2-1 s, by the load)
+        assert got.ended.wait(20)
+        code, text = wait()
+    finally:
+        t.close()
+    assert got.lines == [b'{"x": 1}\n'] and got.ends == 1
+    assert code == 3 and text == "a warning on stderr\nlast words\n"

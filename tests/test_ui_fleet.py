@@ -385,3 +385,29 @@ def test_remote_activity_shows_when_the_sample_stream_connected_first(qtbot, ssh
             win.close()
         feed.stop()
         runner.shutdown(wait=True)
+
+
+def test_an_unchanged_status_touches_no_row_and_leaves_a_collapsed_server_collapsed(qtbot, window):
+    """The periodic status of N servers (N/15 a second) that says what the tree shows already costs
+    nothing: no row set again, no expandAll of the whole tree (a server the user collapsed stays so)."""
+    from app.ui.servers.fleet import ROLE_GROUP
+
+    window._set_servers([local_server(), config("s1", "production"), config("s2", "production")])
+    rows = [{"model": "iris", "version": "1.0.0", "state": "running", "server": "s1"}]
+    window._set_models("s1", rows)
+    model, item = window.fleet_model, window.fleet_model.server_item("s1")
+    assert item.rowCount() == 1 and window.fleet.isExpanded(item.index())
+    window.fleet.collapse(item.index())
+    changed = []
+    model.dataChanged.connect(lambda *a: changed.append(a))
+    window._set_models("s1", [dict(r) for r in rows])  # the next round: the same answer
+    assert changed == [] and not window.fleet.isExpanded(item.index())
+
+    window._set_models("s1", [dict(rows[0], state="failed")])  # a change is shown, its models too
+    assert changed and item.child(0, 1).text() == "failed" and window.fleet.isExpanded(item.index())
+
+    # a server moved to another group is found there (its old row is gone)
+    model.set_servers([local_server(), config("s1", "production"), config("s2", "staging")])
+    assert model.server_item("s2").parent().data(ROLE_GROUP) == "staging"
+    model.set_servers([local_server(), config("s1", "production")])
+    assert model.server_item("s2") is None and model.server_item("s1") is item

@@ -1,7 +1,9 @@
 """The live window of monitoring data, in memory: a fixed-size ring buffer per (server, model, metric).
 
-Memory stays flat however long the console runs: every ring is two preallocated numpy arrays
-(timestamps, values). A gap (stream broken, model not running in a sample) is one NaN point, so a
+Memory stays flat however long the console runs: every ring is two numpy arrays (timestamps, values)
+of at most `capacity` points. A ring starts small and doubles only while its points span less than
+GROW_SPAN_S, so a server sampled every 5 s (its live data on no screen) keeps ~128 points, not 1200
+(100 servers: 25 MB of rings otherwise). A gap (stream broken, model not running in a sample) is one NaN point, so a
 curve drawn with connect='finite' breaks there instead of drawing a line across it.
 """
 from __future__ import annotations
@@ -15,6 +17,8 @@ MODEL_METRICS = ("cpu_percent", "rss_bytes", "memory_percent", "requests_per_s",
                  "p50_ms", "p95_ms", "p99_ms")
 LIVE_SECONDS = 300
 CAPACITY = 1200  # 5 minutes at 4 Hz (the fastest interval the agent allows), 20 minutes at 1 Hz
+START = 64  # a ring's first size
+GROW_SPAN_S = 2 * LIVE_SECONDS  # a full ring whose points span less grows (up to its capacity)
 
 
 def _num(value) -> float:
@@ -57,19 +61,30 @@ def flatten(sample: dict) -> dict[tuple[str | None, str], float]:
 class Ring:
     """`capacity` (ts, value) pairs, oldest dropped first; `arrays()` gives them oldest first."""
 
-    __slots__ = ("ts", "values", "head", "count")
+    __slots__ = ("ts", "values", "head", "count", "max")
 
     def __init__(self, capacity: int):
-        self.ts = np.full(capacity, np.nan)
-        self.values = np.full(capacity, np.nan)
+        self.max = capacity
+        self.ts = np.full(min(capacity, START), np.nan)
+        self.values = np.full(min(capacity, START), np.nan)
         self.head = 0  # where the next point goes
         self.count = 0
 
     @property
     def capacity(self) -> int:
-        return len(self.ts)
+        return self.max
+
+    def _grow(self, size: int) -> None:
+        """Room for `size` points, the ones held kept in order (oldest at 0)."""
+        ts, values = self.arrays()
+        self.ts, self.values = np.full(size, np.nan), np.full(size, np.nan)
+        self.ts[:len(ts)], self.values[:len(ts)] = ts, values
+        self.head = len(ts) % size
 
     def append(self, ts: float, value: float) -> None:
+        n = len(self.ts)
+        if self.count == n < self.max and ts - self.ts[self.head] < GROW_SPAN_S:  # full, and young
+            self._grow(min(self.max, 2 * n))
         self.ts[self.head] = ts
         self.values[self.head] = value
         self.head = (self.head + 1) % len(self.ts)
@@ -77,8 +92,10 @@ class Ring:
 
     def load(self, ts: np.ndarray, values: np.ndarray) -> None:
         """Replace the content with the newest `capacity` of these points (in time order)."""
-        ts, values = ts[-len(self.ts):], values[-len(self.ts):]
+        ts, values = ts[-self.max:], values[-self.max:]
         n = len(ts)
+        if n > len(self.ts):
+            self.ts, self.values = np.full(n, np.nan), np.full(n, np.nan)
         self.ts[:n], self.values[:n] = ts, values
         self.ts[n:], self.values[n:] = math.nan, math.nan
         self.count, self.head = n, n % len(self.ts)

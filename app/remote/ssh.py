@@ -14,6 +14,7 @@ from .credentials import AskPassphrase
 from .errors import (ConnectFailed, HostKeyChanged, HostKeyRevoked, JumpHostKeyRefused, RemoteError,
                      UnknownHostKey)
 from .hostkeys import KnownHosts
+from .session_reader import taken_stderr
 from .sftp_files import FILE_TIMEOUT
 from .sshauth import auth_methods, authenticate
 from .sshconfig import Endpoint
@@ -253,7 +254,8 @@ class SSHTransport(Transport):
 
         def wait():
             code = chan.recv_exit_status()
-            text = err.read().decode("utf-8", "replace")
+            rest = err.read()  # what the session reader took off while it ran comes first
+            text = (taken_stderr(chan) + rest).decode("utf-8", "replace")
             chan.close()
             return code, text
 
@@ -271,7 +273,8 @@ class SSHTransport(Transport):
 
         def wait():
             code = chan.recv_exit_status()
-            text = err.read().decode("utf-8", "replace")
+            rest = err.read()  # what the session reader took off while it ran comes first
+            text = (taken_stderr(chan) + rest).decode("utf-8", "replace")
             chan.close()
             return code, text
 

@@ -207,8 +207,11 @@ class MainWindow(QMainWindow):
             self.monitor_page.overview.refresh()
 
     def _set_models(self, server: str, rows: list) -> None:
-        self.fleet_model.set_models(server, rows)
-        self.fleet.expandAll()
+        if not self.fleet_model.set_models(server, rows):
+            return  # as shown already: the periodic status of N servers costs no relayout of the tree
+        item = self.fleet_model.server_item(server)
+        if item is not None:  # its models shown (expandAll walks the whole tree: N servers, N/15 times a second)
+            self.fleet.expand(item.index())
         index = self.fleet.currentIndex().siblingAtColumn(0)
         if index.data(ROLE_KIND) == "model" and index.data(ROLE_SERVER) == server:
             status = self.fleet_model.status_of(server, index.data(ROLE_MODEL))
@@ -300,9 +303,10 @@ class MainWindow(QMainWindow):
         """Sample every server from now on (`berth` calls this once the window is up, so history is
         recorded whenever Berth runs; tests that never look at the Monitor page skip it)."""
         if self.monitor_feed is None:
-            from app.ui.monitor.feed import MonitorFeed
+            from app.ui.monitor.feed import BACKGROUND_INTERVAL, MonitorFeed
 
-            self.monitor_feed = MonitorFeed(self)
+            # a server's live data on no screen is sampled less often (the Monitor page says which it shows)
+            self.monitor_feed = MonitorFeed(self, background_interval=BACKGROUND_INTERVAL)
         if not self.monitor_feed.started:
             self.monitor_feed.start(self.servers)
 

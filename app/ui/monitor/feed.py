@@ -6,6 +6,10 @@ never the GUI thread.
     stream callbacks ──queued signal──▶ GUI thread: buffer.add, sampled(server, sample)
                      └──queue──▶ writer thread: History.add / History.gap
 
+Servers whose live data is on no screen (`show_live`: the Monitor page says what it shows) are sampled
+every `background_interval` instead of `interval` (issue 23: 100 servers at 1 Hz kept ~20 % of a core
+busy in the console alone: reading, parsing, buffering and storing 100 samples a second).
+
 At start the writer first reads the last 5 minutes of every server from History into the buffer
 (`preloaded`), so after a restart the live view shows them at once instead of an empty graph.
 """
@@ -17,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from app.formatting import natural_key
 from app.monitor.buffer import MonitorBuffer
@@ -28,6 +32,8 @@ log = logging.getLogger(__name__)
 INTERVAL = 1.0
 # new streams open this far apart (at most over the span): 100 servers' logins and samplers over 8 s
 STREAM_STEP_S, STREAM_SPAN_S = 0.08, 8.0
+BACKGROUND_INTERVAL = 5.0  # the console's servers whose live data is on no screen
+SETTLE_MS = 1000  # what is on screen is applied once it held this long (a scroll restarts few streams)
 
 
 def default_stream(server: str, interval: float, on_sample, on_state, on_gap, delay: float = 0.0):
@@ -57,10 +63,16 @@ class MonitorFeed(QObject):
 
     def __init__(self, parent=None, *, buffer: MonitorBuffer | None = None, interval: float = INTERVAL,
                  stream_factory: Callable | None = default_stream,
-                 history_factory: Callable | None = default_history):
+                 history_factory: Callable | None = default_history, background_interval: float | None = None):
         super().__init__(parent)
         self.buffer = buffer or MonitorBuffer()
         self.interval = interval
+        self.background_interval = background_interval  # None: every server at `interval`
+        self.on_screen: set[str] = set()
+        self._settle = QTimer(self)
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(SETTLE_MS)
+        self._settle.timeout.connect(self._apply_intervals)
         self.stream_factory = stream_factory
         self.history_factory = history_factory
         self.streams: dict[str, object] = {}
@@ -101,12 +113,33 @@ class MonitorFeed(QObject):
                 continue
             try:
                 self.streams[name] = self.stream_factory(
-                    name, self.interval, lambda sample, s=name: self.feed(s, sample),
+                    name, self.interval_for(name), lambda sample, s=name: self.feed(s, sample),
                     self.state, self.gap, delay=n * step)
             except Exception as e:  # the monitor package may be missing or the server misconfigured
                 log.warning("no sample stream for %s: %s", name, e)
                 self.streams[name] = None
                 self._on_state(name, "unavailable", str(e))
+
+    def interval_for(self, server: str) -> float:
+        if self.background_interval is None or server in self.on_screen:
+            return self.interval
+        return max(self.interval, self.background_interval)
+
+    def show_live(self, servers) -> None:
+        """The servers whose live data is on screen now (GUI thread): sampled every `interval`, the
+        others every `background_interval`, from SETTLE_MS after the last change on."""
+        servers = set(servers)
+        if servers != self.on_screen:
+            self.on_screen = servers
+            self._settle.start()
+
+    def _apply_intervals(self) -> None:
+        from app.monitor.scheduler import POOL
+
+        for name, stream in self.streams.items():
+            want = self.interval_for(name)
+            if stream is not None and hasattr(stream, "set_interval") and getattr(stream, "interval", want) != want:
+                POOL.submit(stream.set_interval, want)  # it closes the running command: not on the GUI thread
 
     def _stop_stream(self, name: str) -> None:
         s = self.streams.pop(name, None)

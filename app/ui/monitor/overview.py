@@ -244,6 +244,13 @@ class FleetOverview(QWidget):
         layout.addWidget(title)
         layout.addLayout(bar)
         layout.addWidget(self.table, 1)
+        slow = getattr(feed, "background_interval", None)
+        self.rate_note = QLabel(f"Servers in view: a sample every {feed.interval:g} s; the others every "
+                                f"{max(slow, feed.interval):g} s (their sparklines show that until they are in view)."
+                                if slow else "")
+        self.rate_note.setObjectName("sampleRateNote")
+        self.rate_note.setVisible(bool(slow))
+        layout.addWidget(self.rate_note)
 
         self.timer = QTimer(self)
         self.timer.setInterval(1000)
@@ -278,6 +285,13 @@ class FleetOverview(QWidget):
             self.table.refresh_sheet()
         self.paint_ms.append((time.perf_counter() - t0) * 1000)
         del self.paint_ms[:-200]
+
+    def servers_on_screen(self) -> set[str]:
+        """The servers of the rows in view (a model's row names its server)."""
+        if not self.table.isVisible():
+            return set()
+        rows = self.model.rows
+        return {rows[r][0] for r in self.table.visible_rows() if r < len(rows)}
 
     def row_of(self, server: str, model: str | None = None) -> int:
         try:

@@ -104,7 +104,7 @@ class SparkTable(QTableView):
         return (model.rowCount(), self.horizontalOffset(), self.verticalOffset(), vp.width(), vp.height(),
                 tuple(self.columnWidth(c) for c in range(model.columnCount())), selected, vp.devicePixelRatioF())
 
-    def _visible_rows(self) -> range:
+    def visible_rows(self) -> range:
         first, last = self.rowAt(0), self.rowAt(self.viewport().height() - 1)
         if first < 0:
             return range(0)
@@ -128,7 +128,7 @@ class SparkTable(QTableView):
             pixmap.setDevicePixelRatio(dpr)
         pixmap.fill(self.palette().color(QPalette.ColorRole.Base))
         painter = QPainter(pixmap)
-        self._draw_rows(painter, self._visible_rows(), key[1][6])
+        self._draw_rows(painter, self.visible_rows(), key[1][6])
         painter.end()
         self._sheet = pixmap
         return pixmap
@@ -141,7 +141,7 @@ class SparkTable(QTableView):
         if self._sheet is None or self._sheet_key is None or self._sheet_key[1] != geometry:
             self.sheet()
             return
-        rows = list(self._visible_rows())
+        rows = list(self.visible_rows())
         chunks = [rows[i:i + self.CHUNK_ROWS] for i in range(0, len(rows), self.CHUNK_ROWS)]
         start = self._job is None
         self._job = (model.generation, geometry, chunks)

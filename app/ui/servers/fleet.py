@@ -44,6 +44,8 @@ class FleetModel(QStandardItemModel):
         self.setHorizontalHeaderLabels(["Server / model", "State"])
         self.states: dict[str, tuple[str, str]] = {}
         self.stalled: dict[str, float] = {}  # server -> unix time since which it does not answer
+        self._items: dict[str, QStandardItem] = {}  # server -> its row: a look-up, not a walk of the tree
+        self._rows: dict[str, list] = {}  # server -> the status rows last shown (the same again: nothing to do)
         audit = QStandardItem(icon("audit"), "Audit log")
         audit.setData("audit", ROLE_KIND)
         audit.setEditable(False)
@@ -56,6 +58,8 @@ class FleetModel(QStandardItemModel):
             name = item.data(ROLE_SERVER)
             if name not in wanted or (item.parent().data(ROLE_GROUP) if item.parent() else "") \
                     != environment_of(wanted[name]):
+                self._items.pop(name, None)
+                self._rows.pop(name, None)
                 _parent(self, item).removeRow(item.row())
         groups: dict[str, list[ServerConfig]] = {}
         for server in servers:
@@ -93,6 +97,7 @@ class FleetModel(QStandardItemModel):
             item.setData(server.name, ROLE_SERVER)
             item.setDropEnabled(True)
             parent.insertRow(pos, [item, _cell("")])
+            self._items[server.name] = item
         elif item.row() != pos:
             parent.insertRow(pos, parent.takeRow(item.row()))
         item.setData(server, ROLE_DATA)
@@ -113,7 +118,16 @@ class FleetModel(QStandardItemModel):
         return found
 
     def server_item(self, name: str) -> QStandardItem | None:
-        return next((item for item in self.server_items() if item.data(ROLE_SERVER) == name), None)
+        item = self._items.get(name)
+        try:
+            if item is not None and item.model() is self and item.data(ROLE_SERVER) == name:
+                return item
+        except RuntimeError:  # its row was removed (the C++ item is gone): found again below
+            pass
+        item = next((item for item in self.server_items() if item.data(ROLE_SERVER) == name), None)
+        if item is not None:
+            self._items[name] = item
+        return item
 
     def group_item(self, environment: str) -> QStandardItem | None:
         for row in range(self.rowCount()):
@@ -173,10 +187,13 @@ class FleetModel(QStandardItemModel):
         cell.setForeground(QBrush(QColor(STATE_COLORS[NOT_ANSWERING] if stalled else "#757575")))
 
     # -- models ----------------------------------------------------------------------------
-    def set_models(self, server: str, rows: list[dict]) -> None:
+    def set_models(self, server: str, rows: list[dict]) -> bool:
+        """The models under `server`; False when they are what is shown already (the periodic status
+        of an unchanged server: no item touched, so the view neither relays out nor repaints)."""
         parent = self.server_item(server)
-        if parent is None:
-            return
+        if parent is None or (self._rows.get(server) == rows and parent.rowCount() == len(rows)):
+            return False
+        self._rows[server] = rows
         names = [r["model"] for r in rows]
         for r in reversed(range(parent.rowCount())):
             if parent.child(r).data(ROLE_MODEL) not in names:
@@ -195,6 +212,7 @@ class FleetModel(QStandardItemModel):
             state = parent.child(item.row(), 1)
             state.setText(row["state"])
             state.setForeground(QBrush(QColor(STATE_COLORS.get(row["state"], "#757575"))))
+        return True
 
     def model_item(self, server: str, model: str) -> QStandardItem | None:
         parent = self.server_item(server)
