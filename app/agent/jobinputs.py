@@ -258,17 +258,22 @@ class SqliteInput:
             wm = columns.index(self.watermark)
             key = columns[0]
             for chunk in watermark_chunks(lambda: cur.fetchmany(SQL_BATCH), wm):
-                yield self._batch(chunk, columns, key, wm)
+                yield watermark_batch(chunk, columns, key, wm)
         finally:
             conn.close()
 
-    def _batch(self, rows, columns, key, wm):
-        items = []
-        for r in rows:
-            ref = "%s=%s" % (key, r[0]) if key == self.watermark else "%s=%s,%s=%s" % (key, r[0], self.watermark, r[wm])
-            items.append((ref, dict(zip(columns, r))))
-        top = rows[-1][wm]
-        return Batch("%s..%s" % (rows[0][wm], top), items, [], None, watermark=top)
+
+
+def watermark_batch(rows, columns, key, wm):
+    """One batch of a query's rows (a SQLite or PostgreSQL source): each row's input_ref names its first
+    column's value and its watermark; the batch carries the highest watermark, committed with it."""
+    name = columns[wm]
+    items = []
+    for r in rows:
+        ref = "%s=%s" % (key, r[0]) if key == name else "%s=%s,%s=%s" % (key, r[0], name, r[wm])
+        items.append((ref, dict(zip(columns, r))))
+    top = rows[-1][wm]
+    return Batch("%s..%s" % (rows[0][wm], top), items, [], None, watermark=top)
 
 
 def watermark_chunks(fetch, wm):

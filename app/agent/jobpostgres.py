@@ -14,7 +14,7 @@ import json
 import sys
 import uuid
 
-from .jobinputs import SQL_BATCH, check_select, watermark_chunks, IDENT_RE, Batch
+from .jobinputs import SQL_BATCH, check_select, watermark_batch, watermark_chunks, IDENT_RE
 from .jobsqlite import FIXED, check_table, column_name, q
 from .layout import AgentError
 from . import pgurl
@@ -248,19 +248,12 @@ class PostgresInput:
                     columns = [d.name for d in cur.description]
                     wm, key = columns.index(self.watermark), columns[0]
                     for chunk in watermark_chunks(lambda: [tuple(plain(v) for v in r) for r in cur.fetchmany(SQL_BATCH)], wm):
-                        yield self._batch(chunk, columns, key, wm)
+                        yield watermark_batch(chunk, columns, key, wm)
         except psycopg.Error as e:
             raise AgentError("reading %s failed: %s" % (self.url, one_line(e)), "input_failed") from None
         finally:
             conn.close()
 
-    def _batch(self, rows, columns, key, wm):
-        items = []
-        for r in rows:
-            ref = "%s=%s" % (key, r[0]) if key == self.watermark else "%s=%s,%s=%s" % (key, r[0], self.watermark, r[wm])
-            items.append((ref, dict(zip(columns, r))))
-        top = rows[-1][wm]
-        return Batch("%s..%s" % (rows[0][wm], top), items, [], None, watermark=top)
 
 
 def check(request):

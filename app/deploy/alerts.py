@@ -3,13 +3,11 @@ a job change ("started" here before the agent is asked, the outcome after, under
 journals them with); queries (rules, alerts) and `test` are plain agent calls."""
 from __future__ import annotations
 
-import difflib
-
 from app.audit.log import AuditLog
 from app.remote.transport import Transport
 
 from .audited import AuditedChange
-from .errors import OperationFailed
+from .errors import named
 
 CHANGES = ("add", "silence", "remove")
 ALERT_KEYS = ["rule", "server", "model", "state", "since", "value", "notified"]
@@ -33,16 +31,8 @@ def firing(transport: Transport) -> int:
 
 
 def find(transport: Transport, name: str) -> dict:
-    """The rule named `name` on the server, or one clear line naming the rules it has."""
-    listed = rules(transport)
-    for rule in listed:
-        if rule["name"] == name:
-            return rule
-    names = [r["name"] for r in listed]
-    close = difflib.get_close_matches(name, names, n=1)
-    hint = f"; did you mean {close[0]}?" if close else (f"; its alerts: {', '.join(names)}" if names else
-                                                        "; it has no alerts yet (berth alert add)")
-    raise OperationFailed(f"there is no alert {name} on {transport.name}{hint}", code="no_alert")
+    """The alert named `name` on the server, or one clear line naming the alerts it has."""
+    return named(rules(transport), name, what="alert", server=transport.name, add="berth alert add", code="no_alert")
 
 
 def test(transport: Transport, name: str) -> list[dict]:

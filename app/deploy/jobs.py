@@ -7,7 +7,7 @@ from app.audit.log import AuditLog
 from app.remote.transport import Transport
 
 from .audited import AuditedChange
-from .errors import OperationFailed
+from .errors import named
 
 CHANGES = ("add", "edit", "pause", "resume", "remove", "run")
 
@@ -26,18 +26,8 @@ def preview(transport: Transport, name: str, limit: int = 20) -> dict:
 
 
 def find(transport: Transport, name: str) -> dict:
-    """The job named `name` on the server, or one clear line naming the jobs it has (a typo, usually)."""
-    import difflib
-
-    listed = jobs(transport)
-    for job in listed:
-        if job["name"] == name:
-            return job
-    names = [j["name"] for j in listed]
-    close = difflib.get_close_matches(name, names, n=1)
-    hint = f"; did you mean {close[0]}?" if close else (f"; its jobs: {', '.join(names)}" if names else
-                                                        "; it has no jobs yet (berth job add)")
-    raise OperationFailed(f"there is no job {name} on {transport.name}{hint}", code="no_job")
+    """The job named `name` on the server, or one clear line naming the jobs it has."""
+    return named(jobs(transport), name, what="job", server=transport.name, add="berth job add", code="no_job")
 
 
 def change(transport: Transport, audit: AuditLog, action: str, name: str, model: str, request: dict | None = None,
