@@ -3,13 +3,15 @@ scientist would write, and N simulated days of an hourly job on an injected cloc
 
     .venv/bin/python bench/jobs.py                          # 100,000 rows, batch and row-by-row models
     .venv/bin/python bench/jobs.py --repeat 3               # medians of 3 runs of each
+    .venv/bin/python bench/jobs.py --postgres --repeat 3    # and into PostgreSQL (bench/jobs_pg.py)
     .venv/bin/python bench/jobs.py --rows 0 --simulate-days 60
     .venv/bin/python bench/jobs.py --rows 1000 --simulate-days 2   # a quick check of both
 
 Everything lives in one fresh temp folder (the server root, the inboxes, the outputs), removed at the
 end; the scheduler is stopped and its reboot hook (crontab line / user unit) removed. The job runs for
 real: the agent's job_add / job_run commands, the job process in the release's virtualenv, the real
-scheduler process for the simulation. Needs pandas (the `bench` extra) for the reference."""
+scheduler process for the simulation. Needs pandas (the `bench` extra) for the reference, and for
+--postgres PostgreSQL 15's binaries, SQLAlchemy and psycopg (the `bench` extra too)."""
 from __future__ import annotations
 
 import argparse
@@ -222,7 +224,7 @@ def throughput(base: Path, server: Server, args) -> None:
     for kind, model in (("batch", "scorer"), ("row", "rowwise")):
         server.add_job(f"bench-{kind}", model, base / f"inbox-{kind}", base / f"out-{kind}.db", "1d")
     samples: dict[tuple, list[dict]] = {}
-    for i in range(args.repeat):
+    for i in range(0 if args.postgres_only else args.repeat):
         for kind in ("batch", "row"):
             inbox, db = base / f"inbox-{kind}", base / f"out-{kind}.db"
             fill(inbox, sources)
@@ -242,9 +244,11 @@ def throughput(base: Path, server: Server, args) -> None:
                 print(f"  run {i + 1} {kind}: berth {args.rows / run['seconds']:,.0f} rows/s "
                       f"(wall {args.rows / run['wall_s']:,.0f}), pandas {args.rows / ref['seconds']:,.0f} rows/s "
                       f"(wall {args.rows / ref['wall_s']:,.0f})", flush=True)
-    if args.postgres:
-        postgres_pending(server, base, args.postgres)
-    report(samples, args)
+    if not args.postgres_only:
+        report(samples, args)
+    if args.postgres or args.postgres_only:
+        from jobs_pg import measure
+        measure(base, server, sources, models["batch"], args, berth_run, fill, table)
 
 
 def report(samples, args) -> None:
@@ -283,20 +287,6 @@ def report(samples, args) -> None:
           f"{said(rate['berth', 'cpu_s'] >= 50_000)} per CPU-s ({rate['berth', 'cpu_s']:,.0f})")
     print(f"{source_state()}, Python {sys.version.split()[0]}, {os.cpu_count()} cores, load "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (wall figures need an idle machine)")
-
-
-def postgres_pending(server: Server, base: Path, url: str) -> None:
-    """The PostgreSQL output comes from another change: try it, and say so when this agent refuses it."""
-    try:
-        server.call("job_add", name="bench-pg", model="scorer", schedule={"every": "1d"}, tz="UTC",
-                    input={"kind": "dir", "path": str(base / "inbox-batch"), "pattern": "*.csv"},
-                    output={"url": url, "table": "scores"}, version=None)
-    except SystemExit as e:
-        print(f"PostgreSQL ({url.split('@')[-1]}): not measured, {e}")
-        return
-    print("PostgreSQL: this agent accepts the output; its timed run and the pandas side (to_sql through "
-          "SQLAlchemy + psycopg) are pending (bench/README.md)")
-    server.call("job_remove", name="bench-pg")
 
 
 # -- N simulated days -------------------------------------------------------------------------------
@@ -407,7 +397,11 @@ def main() -> int:
     p.add_argument("--rows", type=int, default=100_000, help="input rows for the throughput part (0: skip it)")
     p.add_argument("--files", type=int, default=10, help="CSV files the rows are spread over (default 10)")
     p.add_argument("--repeat", type=int, default=1, help="runs of each side (medians, min-max)")
-    p.add_argument("--postgres", metavar="URL", help="also a postgresql://user@host:port/db output (pending)")
+    p.add_argument("--postgres", action="store_true", help="also into a throwaway PostgreSQL 15 (tests/pg_kit.py), "
+                   "beside pandas to_sql through SQLAlchemy + psycopg")
+    p.add_argument("--postgres-only", action="store_true", help="only the PostgreSQL part (no SQLite runs)")
+    p.add_argument("--pg-method", choices=("copy", "multi"), default="copy",
+                   help="the pandas side's to_sql method: a COPY callable (default) or multi-row INSERTs of 1,000")
     p.add_argument("--simulate-days", type=int, default=0, metavar="N", help="N days of an hourly job (0: skip)")
     p.add_argument("--rows-per-hour", type=int, default=5, help="rows dropped in the inbox each simulated hour")
     p.add_argument("--keep", action="store_true", help="keep the temp folder and print it")

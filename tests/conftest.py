@@ -5,13 +5,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything can cre
 from pathlib import Path  # noqa: E402
 
 import keyring  # noqa: E402
-import keyring.backend  # noqa: E402
-import keyring.errors  # noqa: E402
 import pytest  # noqa: E402
 
 try:  # tests/ as a package or as a rootdir-inserted folder (pytest's default "prepend" mode)
+    from .keyring_kit import MemoryKeyring  # type: ignore[import-not-found]  # noqa: F401 (conftest.MemoryKeyring)
     from .sshd import NetnsPair, NetnsUnavailable, SshServer, require_sshd  # type: ignore[import-not-found]
 except ImportError:
+    from keyring_kit import MemoryKeyring  # noqa: F401 (PYTHON_KEYRING_BACKEND=conftest.MemoryKeyring)
     from sshd import NetnsPair, NetnsUnavailable, SshServer, require_sshd
 
 
@@ -33,28 +33,6 @@ def user_ssh_dir(tmp_path_factory, monkeypatch) -> Path:
     monkeypatch.setenv("BERTH_SSH_DIR", str(folder))
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     return folder
-
-
-class MemoryKeyring(keyring.backend.KeyringBackend):
-    """A keyring that lives in a dict, for tests only (never keyrings.alt)."""
-
-    priority = 1
-
-    def __init__(self):
-        super().__init__()
-        self.passwords: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service, username):
-        return self.passwords.get((service, username))
-
-    def set_password(self, service, username, password):
-        self.passwords[(service, username)] = password
-
-    def delete_password(self, service, username):
-        try:
-            del self.passwords[(service, username)]
-        except KeyError:
-            raise keyring.errors.PasswordDeleteError(f"no password for {username!r} at {service!r}") from None
 
 
 @pytest.fixture(autouse=True)

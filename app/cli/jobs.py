@@ -11,16 +11,19 @@ from app.agent.layout import AgentError
 from app.agent.schedule import parse_schedule
 from app.deploy import jobs, queries
 from app.errors import BerthError
+from app.formatting import natural_key
 
 from . import options
 from .dbpassword import canonical, passwords_for
 from .base import ActionGroup, Failed, workspace
 from .output import print_json, print_table
-from .per_server import for_each_server
+from .per_server import for_each_server, thread_workspaces
+from .selectors import named_one, resolve_one, resolve_servers
 
 LIST_KEYS = ["server", "name", "model", "version", "schedule", "tz", "next_run", "last_run", "last_state", "paused"]
 RUN_KEYS = ["run_id", "started", "ended", "state", "rows_in", "rows_out", "errors", "version", "late"]
 WAIT_POLL_S = 1.0
+ONE_SERVER_HELP = "the job's server: its name, or a glob or env:ENVIRONMENT that picks just that one"
 
 
 class JobGroup(ActionGroup):
@@ -31,7 +34,7 @@ class JobGroup(ActionGroup):
         add = actions.add_parser("add", help="add a job to a model on a server")
         add.add_argument("job_name", metavar="NAME")
         add.add_argument("--model", required=True)
-        options.add_server(add, required=True)
+        options.add_server(add, required=True, help=ONE_SERVER_HELP)
         when = add.add_mutually_exclusive_group(required=True)
         when.add_argument("--every", metavar="INTERVAL", help="10m, 1h, 1d")
         when.add_argument("--cron", metavar="EXPR")
@@ -53,7 +56,7 @@ class JobGroup(ActionGroup):
         edit = actions.add_parser("edit", help="change a job's schedule, zone, pattern or version (its input and "
                                   "output are not editable: remove the job and add it again)")
         edit.add_argument("job_name", metavar="NAME")
-        options.add_server(edit, required=True)
+        options.add_server(edit, required=True, help=ONE_SERVER_HELP)
         when = edit.add_mutually_exclusive_group()
         when.add_argument("--every", metavar="INTERVAL", help="10m, 1h, 1d")
         when.add_argument("--cron", metavar="EXPR")
@@ -65,25 +68,25 @@ class JobGroup(ActionGroup):
         options.add_reason(edit)
         self.edit_parser = edit
 
-        listed = actions.add_parser("list", help="the jobs of a server (default: of every server)")
-        options.add_server(listed)
+        listed = actions.add_parser("list", help="the jobs of the servers picked (default: of every server), listed from them at once")
+        options.add_servers(listed)
         options.add_json(listed)
 
         run = actions.add_parser("run", help="run a job now")
         run.add_argument("job_name", metavar="NAME")
-        options.add_server(run, required=True)
+        options.add_server(run, required=True, help=ONE_SERVER_HELP)
         run.add_argument("--wait", action="store_true", help="until the run ends (exit 1 if it failed)")
         options.add_reason(run)
 
         runs = actions.add_parser("runs", help="a job's recent runs")
         runs.add_argument("job_name", metavar="NAME")
-        options.add_server(runs, required=True)
+        options.add_server(runs, required=True, help=ONE_SERVER_HELP)
         options.add_json(runs)
         runs.add_argument("--limit", type=_positive, default=20, help="how many, newest first (default 20)")
 
         preview = actions.add_parser("preview", help="the latest result rows and error rows of a job's output")
         preview.add_argument("job_name", metavar="NAME")
-        options.add_server(preview, required=True)
+        options.add_server(preview, required=True, help=ONE_SERVER_HELP)
         preview.add_argument("--limit", type=_positive, default=10, help="rows of each, newest first (default 10)")
         options.add_json(preview)
 
@@ -91,12 +94,12 @@ class JobGroup(ActionGroup):
                              ("remove", "remove a job (its output database stays)")):
             p = actions.add_parser(action, help=what)
             p.add_argument("job_name", metavar="NAME")
-            options.add_server(p, required=True)
+            options.add_server(p, required=True, help=ONE_SERVER_HELP)
             options.add_reason(p)
 
     def do_add(self, args) -> int:
+        ws = one_server(args)
         request = _add_request(args, self.add_parser)
-        ws = workspace()
         with ws.connect_to_change("job.add", args.server, args.reason) as t:
             try:
                 result = ws.job_change(t, "add", args.job_name, args.model, request, reason=args.reason)
@@ -111,8 +114,8 @@ class JobGroup(ActionGroup):
         return 0
 
     def do_edit(self, args) -> int:
+        ws = one_server(args)
         request = edit_request(args, self.edit_parser)
-        ws = workspace()
         with ws.connect_to_change("job.edit", args.server, args.reason) as t:
             job = jobs.find(t, args.job_name)
             job = ws.job_change(t, "edit", args.job_name, job["model"], request, reason=args.reason)["job"]
@@ -122,7 +125,8 @@ class JobGroup(ActionGroup):
         return 0
 
     def do_preview(self, args) -> int:
-        with workspace().connect(args.server) as t:
+        ws = one_server(args)
+        with ws.connect(args.server) as t:
             jobs.find(t, args.job_name)
             found = jobs.preview(t, args.job_name, args.limit)
         if args.json:
@@ -135,13 +139,15 @@ class JobGroup(ActionGroup):
 
     def do_list(self, args) -> int:
         ws = workspace()
-        names = [args.server] if args.server else [s.name for s in ws.servers.list()]
+        names = resolve_servers(ws, args.server) if args.server else sorted(
+            (s.name for s in ws.servers.list()), key=natural_key)
+        own = thread_workspaces(ws)
 
         def jobs_of(name: str) -> tuple[str, dict]:
-            with ws.connect(name) as t:
+            with own().connect(name) as t:
                 return name, t.agent("job_list", {})
 
-        outcome = for_each_server(names, jobs_of, named=bool(args.server))
+        outcome = for_each_server(names, jobs_of, named=named_one(args.server, names), parallel=args.parallel)
         found = [dict(j, server=name) for name, answer in outcome.results for j in answer["jobs"]]
         if args.json:
             print_json([{k: j.get(k) for k in LIST_KEYS} for j in found])
@@ -155,7 +161,7 @@ class JobGroup(ActionGroup):
         return outcome.exit_code
 
     def do_run(self, args) -> int:
-        ws = workspace()
+        ws = one_server(args)
         with ws.connect_to_change("job.run", args.server, args.reason) as t:
             job = jobs.find(t, args.job_name)
             run = ws.job_change(t, "run", args.job_name, job["model"], reason=args.reason)["run"]
@@ -172,7 +178,8 @@ class JobGroup(ActionGroup):
         return 0 if run["state"] == "ok" else 1
 
     def do_runs(self, args) -> int:
-        with workspace().connect(args.server) as t:
+        ws = one_server(args)
+        with ws.connect(args.server) as t:
             jobs.find(t, args.job_name)
             found = jobs.runs(t, args.job_name, args.limit)
         if args.json:
@@ -182,7 +189,7 @@ class JobGroup(ActionGroup):
         return 0
 
     def _change(self, args, action: str) -> int:
-        ws = workspace()
+        ws = one_server(args)
         with ws.connect_to_change(f"job.{action}", args.server, args.reason) as t:
             job = jobs.find(t, args.job_name)
             ws.job_change(t, action, args.job_name, job["model"], reason=args.reason)
@@ -198,6 +205,14 @@ class JobGroup(ActionGroup):
 
     def do_remove(self, args) -> int:
         return self._change(args, "remove")
+
+
+def one_server(args):
+    """The workspace, with args.server resolved to the one server it picks (a name, or a glob or an
+    environment matching one; picking several is wrong usage, listing them), before connecting."""
+    ws = workspace()
+    args.server = resolve_one(ws, args.server)
+    return ws
 
 
 def _positive(text: str) -> int:
