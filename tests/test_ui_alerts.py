@@ -78,6 +78,7 @@ def test_a_new_firing_alert_is_counted_in_the_tree_and_announced_once(qtbot, win
     assert banner.isVisible() and banner.label.text() == "local: 1 alert firing: disk"
     assert state_cell(window).text() == "connected · 1 firing"
     assert state_cell(window).foreground().color().name() == "#c62828"
+    assert window.alerts.total.text() == "1 firing"  # the Alerts entry: every server's
 
     reads = []
     window.refresher.read.connect(lambda server, rows: reads.append(rows[0]["alerts_firing"]))

@@ -2,7 +2,7 @@
 above the fleet, and what feeds them (kept here so main_window.py stays a switchboard)."""
 from __future__ import annotations
 
-from PySide6.QtGui import QStandardItem
+from PySide6.QtGui import QBrush, QColor, QStandardItem
 
 from app.ui.alerts.notifier import AlertNotifier
 from app.ui.alerts.page import AlertsPage
@@ -21,7 +21,10 @@ class Alerts:
         item = QStandardItem(icon("warning"), "Alerts")
         item.setEditable(False)
         item.setData("alerts", ROLE_KIND)
-        fleet.appendRow([item, QStandardItem()])
+        self.total = QStandardItem()  # every server's firing alerts
+        self.total.setEditable(False)
+        self.total.setForeground(QBrush(QColor("#c62828")))
+        fleet.appendRow([item, self.total])
         self.page = AlertsPage(window.runner, lambda: [n for n in fleet.server_names()
                                                        if fleet.states.get(n, ("",))[0] == CONNECTED])
         window.stack.addWidget(self.page)
@@ -33,6 +36,9 @@ class Alerts:
         self.page.read.connect(self.notifier.firing_read)
         self.page.read.connect(lambda server, _rows: fleet.set_firing(server, self.page.firing(server)))
         self.page.changed.connect(self._changed)
+        for signal in (window.refresher.read, self.page.read):  # after the tree took the count
+            signal.connect(lambda *_: self.total.setText(f"{sum(fleet.firing.values())} firing"
+                                                         if any(fleet.firing.values()) else ""))
 
     def show(self, server: str = "", rule: str = "") -> None:
         self.window.stack.setCurrentWidget(self.page)
