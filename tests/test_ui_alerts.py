@@ -185,3 +185,34 @@ def test_the_alerts_entry_in_the_tree_opens_the_view(qtbot, window):
     assert window.stack.currentWidget() is window.alerts.page
     window.show_audit()
     assert not window.alerts.page.timer.isActive()  # hidden: no more refreshes
+
+
+def test_what_fired_before_the_first_reading_is_not_announced_and_one_reading_makes_one_note(qtbot, task_runner):
+    from PySide6.QtWidgets import QWidget
+
+    from app.ui.alerts.notifier import AlertNotifier
+    from app.ui.errors import StatusBanner
+
+    view, banner, opened, notes = QWidget(), StatusBanner(), [], []
+    qtbot.addWidget(view)
+    notifier = AlertNotifier(view, task_runner, banner, lambda s, r: opened.append((s, r)))
+    notifier.notified.connect(lambda title, text: notes.append((title, text)))
+
+    def alert(rule, state="firing", model=None):
+        return {"rule": rule, "model": model, "state": state}
+
+    notifier.firing_read("web-1", [alert("disk")])  # firing before Berth looked: the baseline
+    assert notes == [] and not banner.isVisible()
+    notifier.firing_read("web-1", [alert("disk"), alert("down", model="iris"), alert("p95", model="iris"),
+                                   alert("cpu", "pending")])
+    assert notes == [("web-1: 2 alerts firing", "down (iris), p95 (iris)")]  # one reading, one note
+    assert banner.label.text() == "web-1: 2 alerts firing: down (iris), p95 (iris)"
+    notifier.firing_read("web-1", [alert("disk"), alert("down", model="iris"), alert("p95", model="iris")])
+    notifier.firing_read("web-1", [alert("disk", "resolved")])
+    assert len(notes) == 1  # nothing new fires
+    notifier.firing_read("web-1", [alert("disk")])  # fires again after it resolved: new again
+    assert notes[-1] == ("web-1: 1 alert firing", "disk") and len(notes) == 2
+    banner.action_button.click()
+    assert opened == [("web-1", "disk")] and not banner.isVisible()
+    notifier.firing_read("web-2", [alert("disk")])  # another server: its own baseline
+    assert len(notes) == 2
