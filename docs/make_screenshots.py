@@ -120,6 +120,7 @@ def main() -> int:
         report_shots(ws, home)
         html_shot(ws, home)
         monitor_shots(window, transport, wait, settle, shot)
+        alerts_shot(window, ws, transport, home, wait, shot)
         fleet_shot(window, ws, wait, shot)
     finally:
         if window is not None:
@@ -129,6 +130,11 @@ def main() -> int:
                 ws.job_change(transport, "remove", job, "iris")
             except Exception as e:  # noqa: BLE001 (not added: the shot failed earlier)
                 print(f"  (job {job}: {e})")
+        for rule in ALERT_RULES:  # nor with the last alert rule
+            try:
+                ws.alert_change(transport, "remove", rule[0], rule[2])
+            except Exception as e:  # noqa: BLE001 (not added: the shot failed earlier)
+                print(f"  (alert {rule[0]}: {e})")
         run_to_end(change(transport, ws.audit, "stop", "iris"))  # no runner outlives the screenshots
         transport.close()
         shutil.rmtree(home, ignore_errors=True)
@@ -160,6 +166,58 @@ def jobs_shot(window, ws, transport, home: Path, wait, shot) -> None:
     view = page.jobs
     wait(lambda: len(view.runs) == 3 and view.errors_model.rowCount() > 0, what="the Jobs tab")
     shot(window, "jobs")
+
+
+ALERT_RULES = [("disk-low", "disk_free_pct<100", None, "ok"),  # name, condition, model, its webhook: answering
+               ("mem-high", "memory_pct>1", None, "down")]  # or not
+
+
+def alerts_shot(window, ws, transport, home: Path, wait, shot) -> None:
+    """The Alerts view: two alerts firing (one silenced, one whose webhook is down, in red), the
+    tree's count, the banner that announced them."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from app.agent import alerteval
+    from app.agent.layout import Root
+    class Hook(BaseHTTPRequestHandler):  # a team chat's incoming webhook
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    urls = {"ok": f"http://127.0.0.1:{hook.server_address[1]}/chat", "down": "http://127.0.0.1:9/pager"}
+
+    def rounds():
+        ev = alerteval.Evaluator(Root(str(home / "local")))
+        ev.tick()
+        ev.close()
+
+    try:
+        for name, when, model, hook_state in ALERT_RULES:
+            ws.alert_change(transport, "add", name, model, {"when": when, "for": 0, "repeat": 14400,
+                                                            "notify": [f"webhook:{urls[hook_state]}"], "model": model})
+        rounds()
+        ws.alert_change(transport, "silence", "disk-low", None, {"for": 7200, "reason": "disk swap at 14:00"},
+                        reason="disk swap at 14:00")
+        rounds()  # the round that marks it silenced
+        window.refresh("local", force=True)
+        wait(lambda: window.alerts.banner.isVisible(), what="the alert banner")
+        window.alerts.show()
+        page = window.alerts.page
+        wait(lambda: page.table.rowCount() == len(ALERT_RULES), what="the Alerts view")
+        page.select("local", "disk-low")  # mem-high's FAILED in red, not under the selection
+        shot(window, "alerts")
+    finally:
+        hook.shutdown()
+        hook.server_close()
 
 
 def audit_shot(window, ws, wait, shot) -> None:

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QFileDialog, QLabel, QLineEdit, QMainWindow, QMes
 from app import __version__
 from app.store.servers import LOCAL, local_server
 
+from app.ui.alerts.wiring import Alerts
 from app.ui.audit.page import AuditPage
 from app.ui.deploy.dialog import DeployDialog
 from app.ui.errors import show_error, summary
@@ -94,6 +95,7 @@ class MainWindow(QMainWindow):
         self.splitter.setSizes([300, 900])
         self.setCentralWidget(self.splitter)
         self.setAcceptDrops(True)
+        self.alerts = Alerts(self)
         self._build_menus()
         self.statusBar().showMessage("Ready")
         self._restore_layout()
@@ -134,6 +136,7 @@ class MainWindow(QMainWindow):
                                   (QKeySequence.StandardKey.Refresh, "F5"), "refresh")
         act(view, "Au&dit log", self.show_audit, "Ctrl+L", "audit")
         self.monitor_action = act(view, "&Monitor", lambda: self.show_monitor(), "Ctrl+M", "monitor")
+        act(view, "Ale&rts", lambda: self.alerts.show(), "Ctrl+Shift+A", "warning")
         act(view, "&Filter", self.focus_filter, (QKeySequence.StandardKey.Find, "Ctrl+F"))
         edit = self.menuBar().addMenu("&Edit")
         self.delete_action = act(edit, "&Remove selected server…", self.remove_selected,
@@ -292,6 +295,8 @@ class MainWindow(QMainWindow):
             self.show_audit()
         elif kind == "monitor":
             self.show_monitor()
+        elif kind == "alerts":
+            self.alerts.show()
         else:
             self.stack.setCurrentWidget(self.empty_page)
 

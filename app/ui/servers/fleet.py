@@ -46,6 +46,7 @@ class FleetModel(QStandardItemModel):
         self.stalled: dict[str, float] = {}  # server -> unix time since which it does not answer
         self._items: dict[str, QStandardItem] = {}  # server -> its row: a look-up, not a walk of the tree
         self._rows: dict[str, list] = {}  # server -> the status rows last shown (the same again: nothing to do)
+        self.firing: dict[str, int] = {}  # server -> its firing alerts (the status rows' alerts_firing)
         audit = QStandardItem(icon("audit"), "Audit log")
         audit.setData("audit", ROLE_KIND)
         audit.setEditable(False)
@@ -151,11 +152,17 @@ class FleetModel(QStandardItemModel):
             self.stalled.pop(server, None)
         self._paint_state(server)
 
+    def set_firing(self, server: str, count: int) -> None:
+        if self.firing.get(server, 0) != count:
+            self.firing[server] = count
+            self._paint_state(server)
+
     def state_text(self, server: str) -> str:
         if server in self.stalled:
             return f"{NOT_ANSWERING} since {time.strftime('%H:%M:%S', time.localtime(self.stalled[server]))}"
         state = self.states.get(server, ("", ""))[0]
-        return STATE_TEXT.get(state, state)
+        firing = self.firing.get(server, 0)
+        return STATE_TEXT.get(state, state) + (f" · {firing} firing" if firing else "")
 
     def _paint_state(self, server: str) -> None:
         item = self.server_item(server)
@@ -167,7 +174,8 @@ class FleetModel(QStandardItemModel):
         stalled = server in self.stalled
         cell.setToolTip(f"{self.state_text(server)}: no answer to its status call; asked again with growing "
                         "pauses (F5: now)." + (f"\n{detail}" if detail else "") if stalled else detail)
-        cell.setForeground(QBrush(QColor(STATE_COLORS.get(NOT_ANSWERING if stalled else state, "#757575"))))
+        firing = self.firing.get(server, 0) and not stalled
+        cell.setForeground(QBrush(QColor(STATE_COLORS.get(NOT_ANSWERING if stalled or firing else state, "#757575"))))
         font = QFont()
         font.setBold(stalled)
         cell.setFont(font)
@@ -195,6 +203,8 @@ class FleetModel(QStandardItemModel):
             return False
         self._rows[server] = rows
         names = [r["model"] for r in rows]
+        if rows:  # each row carries the server's count (a server with no model: the Alerts view's count)
+            self.set_firing(server, rows[0].get("alerts_firing") or 0)
         for r in reversed(range(parent.rowCount())):
             if parent.child(r).data(ROLE_MODEL) not in names:
                 parent.removeRow(r)
