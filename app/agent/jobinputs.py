@@ -3,6 +3,7 @@ watermark column. Each batch carries the mark its output commits with the result
 sha256, or the new watermark), which is what makes a batch count exactly once. A PostgreSQL source
 is another class with the same `batches(output)`."""
 import csv
+import errno
 import fnmatch
 import hashlib
 import io
@@ -11,6 +12,7 @@ import json
 import os
 import re
 import sqlite3
+import stat
 
 from .layout import AgentError
 
@@ -121,6 +123,31 @@ def read_json_lines(data, name):
     return items, bad
 
 
+def _file_or_link(path):
+    """A regular file, or a symlink (which goes to failed/ with its reason); a FIFO, a socket or a
+    folder in the inbox is left alone."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
+
+
+def read_regular(path):
+    """The bytes of a regular file, never through a symlink (whoever may write to the inbox must not
+    make the job read the agent's own files into the output), and never blocking on a FIFO swapped in."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise Unreadable("a symbolic link: links in the inbox are not followed; copy the file in instead")
+        raise
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise Unreadable("not a regular file")
+        return f.read()
+
+
 class DirInput:
     def __init__(self, spec, clock):
         self.path, self.pattern, self.clock = spec["path"], spec.get("pattern") or "*", clock
@@ -134,14 +161,16 @@ class DirInput:
         except OSError as e:
             raise AgentError("cannot read the input folder %s: %s" % (self.path, e.strerror), "bad_input")
         return [n for n in names if not n.startswith(".") and fnmatch.fnmatchcase(n, self.pattern)
-                and os.path.isfile(os.path.join(self.path, n))]
+                and _file_or_link(os.path.join(self.path, n))]
 
     def batches(self, output):
         for name in self.files():
             path = os.path.join(self.path, name)
             try:
-                with open(path, "rb") as f:
-                    data = f.read()
+                data = read_regular(path)
+            except Unreadable as e:
+                self._fail(name, str(e))
+                continue
             except OSError as e:
                 self._fail(name, "cannot read it: %s" % e.strerror)
                 continue
