@@ -171,6 +171,8 @@ class DirInput:
             except Unreadable as e:
                 self._fail(name, str(e))
                 continue
+            except FileNotFoundError:  # taken away since the folder was listed
+                continue
             except OSError as e:
                 self._fail(name, "cannot read it: %s" % e.strerror)
                 continue
@@ -198,7 +200,10 @@ class DirInput:
         if os.path.exists(target):
             base, ext = os.path.splitext(name)
             target = os.path.join(folder, "%s.%s%s" % (base, sha[:12], ext))
-        os.replace(os.path.join(self.path, name), target)
+        try:
+            os.replace(os.path.join(self.path, name), target)
+        except FileNotFoundError:  # renamed or removed while the run read it: its rows are in, once
+            return None
         t = self.clock().timestamp()
         os.utime(target, (t, t))  # done/ is pruned by when a file was processed, not written
         return target
@@ -206,6 +211,8 @@ class DirInput:
     def _fail(self, name, reason):
         self.failed.append((name, reason))
         target = self._move(name, self.failed_dir, hashlib.sha256(name.encode()).hexdigest())
+        if target is None:
+            return
         with open(target + ".reason.txt", "w") as f:
             f.write(reason + "\n")
 
