@@ -181,3 +181,38 @@ def test_an_output_in_the_input_folder_is_refused(deployed, tmp_path):
     """A run would take the database (pattern *) for an input file and move it to failed/."""
     _refused(deployed, tmp_path, "bad_output", "is in the input folder",
              output={"url": f"sqlite:///{tmp_path}/inbox/out.db", "table": "scores"})
+
+
+def _source(tmp_path):
+    import sqlite3
+    src = tmp_path / "src.db"
+    conn = sqlite3.connect(src)
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, x INTEGER)")
+    conn.executemany("INSERT INTO t (x) VALUES (?)", [(1,), (2,)])
+    conn.commit()
+    conn.close()
+    return src
+
+
+ESCAPES = [
+    # each would leave the first part, or all, outside `SELECT * FROM (query) WHERE id > ?`: every run takes it again
+    ("a parenthesis of its own", "SELECT id, x FROM t) UNION ALL SELECT * FROM (SELECT id, x FROM t",
+     "parentheses do not match"),
+    ("a comment left open", "SELECT id, x FROM t) /*", "not closed"),
+    ("a string left open", "SELECT id, x, ')' || ' AS p FROM t", "not closed"),
+    ("a statement after it", "SELECT id, x FROM t; ATTACH DATABASE '/tmp/x.db' AS x", "one SELECT statement"),
+    ("a pragma", "PRAGMA table_info(t)", "one SELECT statement"),
+]
+
+
+@pytest.mark.parametrize("label,sql,says", ESCAPES, ids=[e[0] for e in ESCAPES])
+def test_a_source_query_that_escapes_its_parentheses_is_refused(deployed, tmp_path, label, sql, says):
+    _refused(deployed, tmp_path, "bad_input", says,
+             input={"kind": "db", "url": f"sqlite:///{_source(tmp_path)}", "sql": sql, "watermark": "id"})
+
+
+def test_a_source_query_may_end_in_a_comment_and_hold_quoted_brackets(deployed, tmp_path):
+    sql = "SELECT id, x, ')' AS p, ';' AS s FROM t -- the newest come last"
+    _r, error, _ = call(deployed, "job_add", **dict(_good(tmp_path), input={
+        "kind": "db", "url": f"sqlite:///{_source(tmp_path)}", "sql": sql, "watermark": "id"}))
+    assert error is None, error

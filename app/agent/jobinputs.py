@@ -243,13 +243,32 @@ def sqlite_path(url, what):
     return "/" + url[len("sqlite:///"):].lstrip("/")
 
 
+# string literals, quoted names and comments, SQLite's and PostgreSQL's ($tag$...$tag$); E'' escapes
+# are not read, so a \' in one leaves a quote over and the query is refused, never misread
+QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|--[^\n]*|/\*.*?\*/|\$([A-Za-z_]\w*|)\$.*?\$\1\$", re.S)
+
+
 def check_select(sql):
+    """One SELECT (or WITH) that stays inside the parentheses it is run in (`SELECT * FROM (query)
+    WHERE watermark > ?`): a `)` of its own, or a comment or string left open, would take the
+    watermark's filter off part or all of it, and every run would take those rows again."""
     if not isinstance(sql, str) or not sql.strip():
         raise AgentError("the input query is empty", "bad_input")
     body = sql.strip().rstrip(";").strip()
-    if ";" in body or not re.match(r"(?is)\s*(select|with)\b", body):
+    bare = QUOTED.sub(" ", body)
+    if ";" in bare or not re.match(r"(?is)\s*(select|with)\b", bare):
         raise AgentError("the input query must be one SELECT statement", "bad_input")
-    return body
+    if re.search(r"['\"`]|/\*|\$([A-Za-z_]\w*)?\$", bare):
+        raise AgentError("the input query has a string, a quoted name or a comment that is not closed", "bad_input")
+    depth = 0
+    for ch in bare:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0:
+            break
+    if depth:
+        raise AgentError("the input query's parentheses do not match (it is run as SELECT * FROM (query) WHERE ...)",
+                         "bad_input")
+    return body + "\n"  # a -- comment at its end stays inside the parentheses
 
 
 class SqliteInput:
