@@ -20,6 +20,9 @@ IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 CSV_NAMES = (".csv",)
 JSON_NAMES = (".jsonl", ".ndjson", ".json")
 SQL_BATCH = 5000
+# a file is one batch, in memory: a CSV takes about 30 times its size in Python objects (16 MB of
+# numbers and short text: 470 MB), so a bigger file is refused (failed/) rather than the server's memory
+MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
 class Batch:
@@ -143,9 +146,13 @@ def read_regular(path):
             raise Unreadable("a symbolic link: links in the inbox are not followed; copy the file in instead")
         raise
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise Unreadable("not a regular file")
-        return f.read()
+        if st.st_size > MAX_FILE_BYTES:
+            raise Unreadable("%.1f MB, more than the %d MB a file (one batch, read into memory) may be: split it" % (
+                st.st_size / 2.0 ** 20, MAX_FILE_BYTES // 2 ** 20))
+        return f.read(MAX_FILE_BYTES + 1)
 
 
 class DirInput:
