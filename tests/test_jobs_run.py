@@ -198,3 +198,17 @@ def test_symlinks_in_the_inbox_are_not_followed_and_a_fifo_does_not_hang_the_run
     assert "symbolic link" in (inbox / "failed" / "leak.csv.reason.txt").read_text()
     assert (inbox / "failed" / "db.jsonl").is_symlink() and secret.read_text() == "x\n424242\n"
     assert (inbox / "pipe.csv").exists()  # left alone, not read
+
+
+def test_an_output_folder_swapped_for_a_symlink_into_berths_root_fails_the_run_and_writes_nothing(root, tmp_path):
+    deploy_batch_model(root, tmp_path)
+    inbox, outdir = tmp_path / "inbox", tmp_path / "out"
+    outdir.mkdir()
+    result, error, _ = add_dir_job(root, inbox, outdir / "results.db", every="1d")
+    assert error is None, error
+    outdir.rmdir()
+    outdir.symlink_to(root / ".berth")
+    (inbox / "a.csv").write_text("x\n4\n")
+    run = wait_run(root, "hourly", call(root, "job_run", name="hourly")[0]["run"]["run_id"])
+    assert run["state"] == "failed" and "is inside Berth's own folder" in run["detail"], run
+    assert not (root / ".berth" / "results.db").exists() and (inbox / "a.csv").exists()

@@ -23,6 +23,7 @@ from .fsutil import read_json
 from .inputshape import load as load_input_check
 from .jobclock import iso, now
 from .jobio import open_input, open_output, uses_postgres
+from .jobplaces import not_berths_own
 from .jobstore import JobDir, roll_up
 from .layout import AgentError, Root
 
@@ -183,6 +184,7 @@ def _run(root, jobdir, run, version):
         if uses_postgres(job) and importlib.util.find_spec("psycopg") is None:
             pgdriver.ensure(release)  # a release deployed after the job was added has no driver yet
             importlib.invalidate_caches()
+        not_berths_own(root, job["input"], job["output"])
         source = open_input(job["input"], now)
         output = open_output(job["output"], jobdir.name)
     except Exception as e:

@@ -9,7 +9,8 @@ import uuid
 from . import journal, jobreboot, jobrun, pgdriver, pgurl, releases, scheduler, supervise
 from .fsutil import write_json_atomic
 from .jobclock import iso, now, parse
-from .jobinputs import SqliteInput, sqlite_path
+from .jobinputs import SqliteInput
+from .jobplaces import not_berths_own
 from .jobio import check_output, open_input, uses_postgres
 from .jobstore import JobDir, jobs_dir, list_jobs
 from .layout import AgentError, check_name, check_version
@@ -88,35 +89,12 @@ def _validated(ctx, req):
     if not isinstance(output, dict):
         raise AgentError("output must be an object with url and table", "bad_output")
     check_output(output.get("url"), output.get("table"))
-    _not_berths_own(root, source, output)
+    not_berths_own(root, source, output)
     job = {"input": source, "output": {"url": output["url"], "table": output["table"]}}
     passwords = _postgres_checked(ctx, job, model.release(version or model.current_version()), req.get("db_passwords"))
     return passwords, {"name": name, "model": model_name, "version": version, "schedule": schedule.to_json(), "tz": tz,
             "input": source, "output": {"url": output["url"], "table": output["table"]}, "paused": False,
             "keep_done_days": 30, "created": iso(now()), "created_by": ctx.actor}
-
-
-def _inside(path, folder):
-    path, folder = os.path.realpath(path), os.path.realpath(folder)
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
-def _not_berths_own(root, source, output):
-    """An inbox's files are moved away and an output is written: neither may be Berth's own files
-    (its journal, state, releases: through a symlink too), nor the output be taken as an input."""
-    inbox = source.get("path") if source.get("kind") == "dir" else None
-    if inbox is not None and _inside(inbox, root.path):
-        raise AgentError("the input folder %s is inside Berth's own folder %s; use a folder outside it" % (
-            inbox, root.path), "bad_input")
-    if pgurl.is_pg(output.get("url")):
-        return
-    path = sqlite_path(output["url"], "output url")
-    if _inside(path, root.path):
-        raise AgentError("the output %s is inside Berth's own folder %s; write it outside" % (path, root.path),
-                         "bad_output")
-    if inbox is not None and _inside(os.path.dirname(path), inbox):
-        raise AgentError("the output %s is in the input folder %s, where a run would take it as input; "
-                         "write it elsewhere" % (path, inbox), "bad_output")
 
 
 def _postgres_checked(ctx, job, release, passwords):
