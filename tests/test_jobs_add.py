@@ -139,3 +139,80 @@ def test_a_release_a_job_is_pinned_to_is_never_pruned(root, tmp_path):
     versions = [r["version"] for r in call(root, "releases", model="scorer")[0]["releases"]]
     assert "1.0.0" in versions and "2.0.0" not in versions, versions
     assert set(versions) == {"1.0.0", "3.0.0", "4.0.0"}  # pinned, previous, current
+
+
+def _refused(root, tmp_path, code, says, **change):
+    before = journal_actions(root)
+    _r, error, _ = call(root, "job_add", **dict(_good(tmp_path), **change))
+    assert error is not None and error["code"] == code, error
+    assert says in error["message"] and "\n" not in error["message"], error["message"]
+    assert not (root / "jobs").exists() or os.listdir(root / "jobs") == []
+    assert journal_actions(root) == before
+    return error
+
+
+@pytest.mark.parametrize("where", [".berth", "", "models"])
+def test_an_input_folder_inside_berths_root_is_refused(deployed, tmp_path, where):
+    """Its files would be moved to done/: the journal, the agent's state."""
+    folder = deployed / where if where else deployed
+    _refused(deployed, tmp_path, "bad_input", "is inside Berth's own folder",
+             input={"kind": "dir", "path": str(folder), "pattern": "*"})
+    assert (deployed / "journal.jsonl").exists()
+
+
+def test_an_input_folder_symlinked_into_berths_root_is_refused(deployed, tmp_path):
+    link = tmp_path / "inbox-link"
+    link.symlink_to(deployed / ".berth")
+    _refused(deployed, tmp_path, "bad_input", "is inside Berth's own folder",
+             input={"kind": "dir", "path": str(link), "pattern": "*"})
+
+
+def test_an_output_inside_berths_root_is_refused_also_through_a_symlink(deployed, tmp_path):
+    _refused(deployed, tmp_path, "bad_output", "is inside Berth's own folder",
+             output={"url": f"sqlite:///{deployed}/.berth/out.db", "table": "scores"})
+    assert not (deployed / ".berth" / "out.db").exists()
+    (tmp_path / "out.db").symlink_to(deployed / "models" / "state.db")
+    _refused(deployed, tmp_path, "bad_output", "is inside Berth's own folder",
+             output={"url": f"sqlite:///{tmp_path}/out.db", "table": "scores"})
+    assert not (deployed / "models" / "state.db").exists()
+
+
+def test_an_output_in_the_input_folder_is_refused(deployed, tmp_path):
+    """A run would take the database (pattern *) for an input file and move it to failed/."""
+    _refused(deployed, tmp_path, "bad_output", "is in the input folder",
+             output={"url": f"sqlite:///{tmp_path}/inbox/out.db", "table": "scores"})
+
+
+def _source(tmp_path):
+    import sqlite3
+    src = tmp_path / "src.db"
+    conn = sqlite3.connect(src)
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, x INTEGER)")
+    conn.executemany("INSERT INTO t (x) VALUES (?)", [(1,), (2,)])
+    conn.commit()
+    conn.close()
+    return src
+
+
+ESCAPES = [
+    # each would leave the first part, or all, outside `SELECT * FROM (query) WHERE id > ?`: every run takes it again
+    ("a parenthesis of its own", "SELECT id, x FROM t) UNION ALL SELECT * FROM (SELECT id, x FROM t",
+     "parentheses do not match"),
+    ("a comment left open", "SELECT id, x FROM t) /*", "not closed"),
+    ("a string left open", "SELECT id, x, ')' || ' AS p FROM t", "not closed"),
+    ("a statement after it", "SELECT id, x FROM t; ATTACH DATABASE '/tmp/x.db' AS x", "one SELECT statement"),
+    ("a pragma", "PRAGMA table_info(t)", "one SELECT statement"),
+]
+
+
+@pytest.mark.parametrize("label,sql,says", ESCAPES, ids=[e[0] for e in ESCAPES])
+def test_a_source_query_that_escapes_its_parentheses_is_refused(deployed, tmp_path, label, sql, says):
+    _refused(deployed, tmp_path, "bad_input", says,
+             input={"kind": "db", "url": f"sqlite:///{_source(tmp_path)}", "sql": sql, "watermark": "id"})
+
+
+def test_a_source_query_may_end_in_a_comment_and_hold_quoted_brackets(deployed, tmp_path):
+    sql = "SELECT id, x, ')' AS p, ';' AS s FROM t -- the newest come last"
+    _r, error, _ = call(deployed, "job_add", **dict(_good(tmp_path), input={
+        "kind": "db", "url": f"sqlite:///{_source(tmp_path)}", "sql": sql, "watermark": "id"}))
+    assert error is None, error

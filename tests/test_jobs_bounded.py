@@ -56,3 +56,41 @@ def test_the_scheduler_log_is_rotated_by_size(tmp_path, monkeypatch):
     log = scheduler.files(root)[2]
     assert os.path.getsize(log) <= 10_000 + 100 and os.path.getsize(log + ".1") <= 10_000 + 100
     assert sorted(os.listdir(root.meta)) == ["blobs", "scheduler.log", "scheduler.log.1"]
+
+
+def test_a_file_renamed_away_while_its_batch_commits_does_not_fail_the_run(tmp_path):
+    """The rows are committed with the file's hash: a file gone before the move is simply not moved."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a.csv").write_text("x\n1\n")
+    (inbox / "b.csv").write_bytes(b"\xff\xfe")
+    source = DirInput({"path": str(inbox), "pattern": "*"}, lambda: datetime.now(timezone.utc))
+
+    class Output:
+        def is_done(self, mark):
+            return False
+    batches = source.batches(Output())
+    batch = next(batches)
+    os.rename(inbox / "a.csv", tmp_path / "a.csv")
+    batch.done()
+    os.rename(inbox / "b.csv", tmp_path / "b.csv")  # gone between the listing and its reading
+    assert list(batches) == [] and source.failed == []
+    assert os.listdir(inbox) == ["done"] and (tmp_path / "a.csv").read_text() == "x\n1\n"
+
+
+def test_a_file_bigger_than_a_batch_may_be_goes_to_failed_unread(tmp_path, monkeypatch):
+    from app.agent import jobinputs
+    monkeypatch.setattr(jobinputs, "MAX_FILE_BYTES", 2 * 2 ** 20)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "big.jsonl").write_text('{"x": 1}\n' * 300000)  # 2.7 MB
+    (inbox / "small.jsonl").write_text('{"x": 1}\n')
+    source = DirInput({"path": str(inbox), "pattern": "*"}, lambda: datetime.now(timezone.utc))
+
+    class Output:
+        def is_done(self, mark):
+            return False
+    assert [b.ref for b in source.batches(Output())] == ["small.jsonl"]
+    assert source.failed == [("big.jsonl", "2.6 MB, more than the 2 MB a file (one batch, read into memory) may be: "
+                                           "split it")]
+    assert (inbox / "failed" / "big.jsonl").exists()

@@ -175,3 +175,40 @@ def test_unreadable_files_go_to_failed_with_the_reason(root, tmp_path):
     assert "neither CSV" in (inbox / "failed" / "data.parquet.reason.txt").read_text()
     assert {f["file"] for f in run.get("failed_files", [])} == {"latin1.csv", "data.parquet"}
     assert sorted(os.listdir(inbox)) == [".partial.csv", "done", "failed"]
+
+
+def test_symlinks_in_the_inbox_are_not_followed_and_a_fifo_does_not_hang_the_run(root, tmp_path):
+    """Whoever may drop files in the inbox must not make the job read the agent user's own files
+    (a link to a key, to the output database) into the output."""
+    deploy_batch_model(root, tmp_path)
+    inbox, out = tmp_path / "inbox", tmp_path / "results.db"
+    result, error, _ = add_dir_job(root, inbox, out, every="1d", input={"kind": "dir", "path": str(inbox), "pattern": "*"})
+    assert error is None, error
+    secret = tmp_path / "private" / "secret.csv"
+    secret.parent.mkdir()
+    secret.write_text("x\n424242\n")
+    (inbox / "leak.csv").symlink_to(secret)
+    (inbox / "db.jsonl").symlink_to(out)
+    os.mkfifo(inbox / "pipe.csv")
+    (inbox / "good.csv").write_text("x\n4\n")
+    run = wait_run(root, "hourly", call(root, "job_run", name="hourly")[0]["run"]["run_id"], timeout=30)
+    assert (run["state"], run["rows_out"]) == ("ok", 1), run
+    assert rows(out, "SELECT y FROM scores") == [(8,)]
+    assert rows(out, "SELECT count(*) FROM scores_errors WHERE raw LIKE '%424242%'") == [(0,)]
+    assert "symbolic link" in (inbox / "failed" / "leak.csv.reason.txt").read_text()
+    assert (inbox / "failed" / "db.jsonl").is_symlink() and secret.read_text() == "x\n424242\n"
+    assert (inbox / "pipe.csv").exists()  # left alone, not read
+
+
+def test_an_output_folder_swapped_for_a_symlink_into_berths_root_fails_the_run_and_writes_nothing(root, tmp_path):
+    deploy_batch_model(root, tmp_path)
+    inbox, outdir = tmp_path / "inbox", tmp_path / "out"
+    outdir.mkdir()
+    result, error, _ = add_dir_job(root, inbox, outdir / "results.db", every="1d")
+    assert error is None, error
+    outdir.rmdir()
+    outdir.symlink_to(root / ".berth")
+    (inbox / "a.csv").write_text("x\n4\n")
+    run = wait_run(root, "hourly", call(root, "job_run", name="hourly")[0]["run"]["run_id"])
+    assert run["state"] == "failed" and "is inside Berth's own folder" in run["detail"], run
+    assert not (root / ".berth" / "results.db").exists() and (inbox / "a.csv").exists()

@@ -3,6 +3,7 @@ watermark column. Each batch carries the mark its output commits with the result
 sha256, or the new watermark), which is what makes a batch count exactly once. A PostgreSQL source
 is another class with the same `batches(output)`."""
 import csv
+import errno
 import fnmatch
 import hashlib
 import io
@@ -11,6 +12,7 @@ import json
 import os
 import re
 import sqlite3
+import stat
 
 from .layout import AgentError
 
@@ -18,6 +20,9 @@ IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 CSV_NAMES = (".csv",)
 JSON_NAMES = (".jsonl", ".ndjson", ".json")
 SQL_BATCH = 5000
+# a file is one batch, in memory: a CSV takes about 30 times its size in Python objects (16 MB of
+# numbers and short text: 470 MB), so a bigger file is refused (failed/) rather than the server's memory
+MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
 class Batch:
@@ -121,6 +126,35 @@ def read_json_lines(data, name):
     return items, bad
 
 
+def _file_or_link(path):
+    """A regular file, or a symlink (which goes to failed/ with its reason); a FIFO, a socket or a
+    folder in the inbox is left alone."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
+
+
+def read_regular(path):
+    """The bytes of a regular file, never through a symlink (whoever may write to the inbox must not
+    make the job read the agent's own files into the output), and never blocking on a FIFO swapped in."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise Unreadable("a symbolic link: links in the inbox are not followed; copy the file in instead")
+        raise
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise Unreadable("not a regular file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise Unreadable("%.1f MB, more than the %d MB a file (one batch, read into memory) may be: split it" % (
+                st.st_size / 2.0 ** 20, MAX_FILE_BYTES // 2 ** 20))
+        return f.read(MAX_FILE_BYTES + 1)
+
+
 class DirInput:
     def __init__(self, spec, clock):
         self.path, self.pattern, self.clock = spec["path"], spec.get("pattern") or "*", clock
@@ -134,14 +168,18 @@ class DirInput:
         except OSError as e:
             raise AgentError("cannot read the input folder %s: %s" % (self.path, e.strerror), "bad_input")
         return [n for n in names if not n.startswith(".") and fnmatch.fnmatchcase(n, self.pattern)
-                and os.path.isfile(os.path.join(self.path, n))]
+                and _file_or_link(os.path.join(self.path, n))]
 
     def batches(self, output):
         for name in self.files():
             path = os.path.join(self.path, name)
             try:
-                with open(path, "rb") as f:
-                    data = f.read()
+                data = read_regular(path)
+            except Unreadable as e:
+                self._fail(name, str(e))
+                continue
+            except FileNotFoundError:  # taken away since the folder was listed
+                continue
             except OSError as e:
                 self._fail(name, "cannot read it: %s" % e.strerror)
                 continue
@@ -169,7 +207,10 @@ class DirInput:
         if os.path.exists(target):
             base, ext = os.path.splitext(name)
             target = os.path.join(folder, "%s.%s%s" % (base, sha[:12], ext))
-        os.replace(os.path.join(self.path, name), target)
+        try:
+            os.replace(os.path.join(self.path, name), target)
+        except FileNotFoundError:  # renamed or removed while the run read it: its rows are in, once
+            return None
         t = self.clock().timestamp()
         os.utime(target, (t, t))  # done/ is pruned by when a file was processed, not written
         return target
@@ -177,6 +218,8 @@ class DirInput:
     def _fail(self, name, reason):
         self.failed.append((name, reason))
         target = self._move(name, self.failed_dir, hashlib.sha256(name.encode()).hexdigest())
+        if target is None:
+            return
         with open(target + ".reason.txt", "w") as f:
             f.write(reason + "\n")
 
@@ -207,13 +250,32 @@ def sqlite_path(url, what):
     return "/" + url[len("sqlite:///"):].lstrip("/")
 
 
+# string literals, quoted names and comments, SQLite's and PostgreSQL's ($tag$...$tag$); E'' escapes
+# are not read, so a \' in one leaves a quote over and the query is refused, never misread
+QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|--[^\n]*|/\*.*?\*/|\$([A-Za-z_]\w*|)\$.*?\$\1\$", re.S)
+
+
 def check_select(sql):
+    """One SELECT (or WITH) that stays inside the parentheses it is run in (`SELECT * FROM (query)
+    WHERE watermark > ?`): a `)` of its own, or a comment or string left open, would take the
+    watermark's filter off part or all of it, and every run would take those rows again."""
     if not isinstance(sql, str) or not sql.strip():
         raise AgentError("the input query is empty", "bad_input")
     body = sql.strip().rstrip(";").strip()
-    if ";" in body or not re.match(r"(?is)\s*(select|with)\b", body):
+    bare = QUOTED.sub(" ", body)
+    if ";" in bare or not re.match(r"(?is)\s*(select|with)\b", bare):
         raise AgentError("the input query must be one SELECT statement", "bad_input")
-    return body
+    if re.search(r"['\"`]|/\*|\$([A-Za-z_]\w*)?\$", bare):
+        raise AgentError("the input query has a string, a quoted name or a comment that is not closed", "bad_input")
+    depth = 0
+    for ch in bare:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0:
+            break
+    if depth:
+        raise AgentError("the input query's parentheses do not match (it is run as SELECT * FROM (query) WHERE ...)",
+                         "bad_input")
+    return body + "\n"  # a -- comment at its end stays inside the parentheses
 
 
 class SqliteInput:

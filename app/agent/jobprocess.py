@@ -23,10 +23,37 @@ from .fsutil import read_json
 from .inputshape import load as load_input_check
 from .jobclock import iso, now
 from .jobio import open_input, open_output, uses_postgres
+from .jobplaces import not_berths_own
 from .jobstore import JobDir, roll_up
 from .layout import AgentError, Root
 
 KEEP_DONE_DAYS = 30
+MODEL_OUTPUT_LIMIT = 5 * 1024 * 1024  # characters of the model's own prints kept per run (the log rotates at 5 MB)
+LOG = sys.stdout  # Berth's own lines; the model's prints go through _Capped
+
+
+class _Capped:
+    """sys.stdout/sys.stderr for the model's code: a model printing without end must not fill the
+    disk (job.log is only rotated when a run starts). Past the limit its output is dropped, once said."""
+
+    def __init__(self, stream, limit):
+        self.stream, self.left = stream, limit
+
+    def write(self, text):
+        if self.left > 0:
+            self.left -= len(text)
+            self.stream.write(text if self.left >= 0 else text[:len(text) + self.left])
+            if self.left <= 0:
+                self.stream.write("\n[berth: the model's output past %d MB in this run is not kept]\n"
+                                  % (MODEL_OUTPUT_LIMIT // 1024 // 1024))
+                self.stream.flush()
+        return len(text)
+
+    def flush(self):
+        self.stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
 STARTED = time.monotonic()  # the run's own duration, to the millisecond (its times are ISO seconds)
 
 
@@ -149,13 +176,15 @@ def run_job(root, name, run_id, version):
 
 def _run(root, jobdir, run, version):
     job = jobdir.read()
-    print("%s run %s of %s (%s %s)" % (iso(now()), run["run_id"], jobdir.name, job["model"], version), flush=True)
+    print("%s run %s of %s (%s %s)" % (iso(now()), run["run_id"], jobdir.name, job["model"], version), flush=True,
+          file=LOG)
     try:
         release = root.model(job["model"]).release(version)
         predict, predict_batch, check = load_model(release)
         if uses_postgres(job) and importlib.util.find_spec("psycopg") is None:
             pgdriver.ensure(release)  # a release deployed after the job was added has no driver yet
             importlib.invalidate_caches()
+        not_berths_own(root, job["input"], job["output"])
         source = open_input(job["input"], now)
         output = open_output(job["output"], jobdir.name)
     except Exception as e:
@@ -178,11 +207,11 @@ def _run(root, jobdir, run, version):
         for name, reason in source.failed:
             run["errors"] += 1
             run.setdefault("failed_files", []).append({"file": name, "reason": reason})
-            print("failed: %s: %s" % (name, reason), flush=True)
+            print("failed: %s: %s" % (name, reason), flush=True, file=LOG)
         if hasattr(source, "prune_done"):
             source.prune_done(int(job.get("keep_done_days") or KEEP_DONE_DAYS))
     except Exception as e:
-        traceback.print_exc()
+        traceback.print_exc(file=LOG)
         return _finish(jobdir, run, "failed", "%s: %s" % (type(e).__name__, e))
     finally:
         gc.enable()
@@ -194,7 +223,7 @@ def _finish(jobdir, run, state, detail):
     run.update(state=state, ended=iso(now()), detail=detail, seconds=round(time.monotonic() - STARTED, 3),
                peak_rss_kb=peak_rss_kb())
     jobdir.write_run(run)
-    print("%s %s: %s" % (iso(now()), state, detail), flush=True)
+    print("%s %s: %s" % (iso(now()), state, detail), flush=True, file=LOG)
     return 0 if state == "ok" else 1
 
 
@@ -218,6 +247,8 @@ def main(argv=None):
     p.add_argument("--version", required=True)
     args = p.parse_args(argv)
     os.umask(0o077)
+    capped = _Capped(sys.stdout, MODEL_OUTPUT_LIMIT)  # shared: the limit is for the run, both streams
+    sys.stdout = sys.stderr = capped
     return run_job(Root(args.root), args.job, args.run_id, args.version)
 
 

@@ -10,6 +10,7 @@ from . import journal, jobreboot, jobrun, pgdriver, pgurl, releases, scheduler, 
 from .fsutil import write_json_atomic
 from .jobclock import iso, now, parse
 from .jobinputs import SqliteInput
+from .jobplaces import not_berths_own
 from .jobio import check_output, open_input, uses_postgres
 from .jobstore import JobDir, jobs_dir, list_jobs
 from .layout import AgentError, check_name, check_version
@@ -88,6 +89,7 @@ def _validated(ctx, req):
     if not isinstance(output, dict):
         raise AgentError("output must be an object with url and table", "bad_output")
     check_output(output.get("url"), output.get("table"))
+    not_berths_own(root, source, output)
     job = {"input": source, "output": {"url": output["url"], "table": output["table"]}}
     passwords = _postgres_checked(ctx, job, model.release(version or model.current_version()), req.get("db_passwords"))
     return passwords, {"name": name, "model": model_name, "version": version, "schedule": schedule.to_json(), "tz": tz,
