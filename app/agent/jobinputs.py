@@ -278,14 +278,21 @@ def check_select(sql):
     return body + "\n"  # a -- comment at its end stays inside the parentheses
 
 
-class SqliteInput:
+class QuerySource:
+    """What a SQLite and a PostgreSQL source share: one SELECT, a plain watermark column."""
+
     def __init__(self, spec):
-        self.path = sqlite_path(spec["url"], "input url")
         self.sql = check_select(spec["sql"])
         self.watermark = spec["watermark"]
         if not IDENT_RE.fullmatch(self.watermark or ""):
             raise AgentError("watermark %r is not a plain column name" % (self.watermark,), "bad_input")
         self.failed = []
+
+
+class SqliteInput(QuerySource):
+    def __init__(self, spec):
+        self.path = sqlite_path(spec["url"], "input url")
+        QuerySource.__init__(self, spec)
 
     def connect(self):
         if not os.path.isfile(self.path):

@@ -14,7 +14,7 @@ import json
 import sys
 import uuid
 
-from .jobinputs import SQL_BATCH, check_select, watermark_batch, watermark_chunks, IDENT_RE
+from .jobinputs import SQL_BATCH, QuerySource, watermark_batch, watermark_chunks
 from .jobsqlite import FIXED, check_table, column_name, q
 from .layout import AgentError
 from . import pgurl
@@ -207,17 +207,13 @@ def plain(value):
     return str(value)
 
 
-class PostgresInput:
+class PostgresInput(QuerySource):
     """One SELECT on a PostgreSQL source, in a read-only transaction, streamed by a server-side cursor;
     the watermark semantics of SqliteInput (docs/jobs.md)."""
 
     def __init__(self, spec):
         self.url = pgurl.canonical(spec["url"], "input")
-        self.sql = check_select(spec["sql"])
-        self.watermark = spec["watermark"]
-        if not IDENT_RE.fullmatch(self.watermark or ""):
-            raise AgentError("watermark %r is not a plain column name" % (self.watermark,), "bad_input")
-        self.failed = []
+        QuerySource.__init__(self, spec)
 
     def check(self):
         conn = connect(self.url, "input", read_only=True)
