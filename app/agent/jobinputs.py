@@ -288,6 +288,12 @@ class QuerySource:
             raise AgentError("watermark %r is not a plain column name" % (self.watermark,), "bad_input")
         self.failed = []
 
+    def has_watermark(self, columns):
+        """At job add: the query's columns (from a LIMIT 0 run) include the watermark."""
+        if self.watermark not in columns:
+            raise AgentError("the input query has no column %s (it returns %s)" % (self.watermark, ", ".join(columns)),
+                             "bad_input")
+
 
 class SqliteInput(QuerySource):
     def __init__(self, spec):
@@ -309,9 +315,7 @@ class SqliteInput(QuerySource):
             raise AgentError("the input query fails on %s: %s" % (self.path, e), "bad_input")
         finally:
             conn.close()
-        if self.watermark not in columns:
-            raise AgentError("the input query has no column %s (it returns %s)" % (self.watermark, ", ".join(columns)),
-                             "bad_input")
+        self.has_watermark(columns)
 
     def batches(self, output):
         """Rows newer than the committed watermark, in watermark order; a batch never ends between two

@@ -226,9 +226,7 @@ class PostgresInput(QuerySource):
             raise AgentError("the input query fails on %s: %s" % (self.url, one_line(e)), "bad_input") from None
         finally:
             conn.close()
-        if self.watermark not in columns:
-            raise AgentError("the input query has no column %s (it returns %s)" % (self.watermark, ", ".join(columns)),
-                             "bad_input")
+        self.has_watermark(columns)
 
     def batches(self, output):
         last = output.watermark()
