@@ -216,3 +216,24 @@ def test_metrics_with_refused_shapes_pass_promtool(runners):
     labels = 'model="batch",version="1.0.0",endpoint="/predict"'
     assert int(_value(text, 'berth_request_rejected_total{%s,reason="invalid_input"}' % labels)) >= 1
     assert _value(text, 'berth_request_rejected_total{%s,reason="bad_request"}' % labels) == "1"
+
+
+def test_each_answer_carries_a_request_id_and_the_request_log_records_it(runners):
+    """A plain-token id the client sends is kept; anything else (here a header-injection attempt) is
+    replaced by a generated one; both are in the answer's X-Request-Id and the request log."""
+    import http.client
+
+    root, ports = runners
+    seen = []
+    for sent in ("order-17:a.b", "x\u00e9y" * 30):
+        conn = http.client.HTTPConnection("127.0.0.1", ports["free"], timeout=10)
+        conn.request("POST", "/predict", json.dumps(EXAMPLE).encode("utf-8"),
+                     {"Content-Type": "application/json", "X-Request-Id": sent.encode("utf-8")})
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        seen.append(resp.getheader("X-Request-Id"))
+    assert seen[0] == "order-17:a.b"
+    assert seen[1] != seen[0] and len(seen[1]) == 24 and all(c in "0123456789abcdef" for c in seen[1])
+    log = [json.loads(line) for line in (root / "models/free/logs/requests.jsonl").read_text().splitlines()]
+    assert [e["request_id"] for e in log[-2:]] == seen

@@ -22,9 +22,9 @@ class RequestLog:
         self.file = open(self.path, "ab", buffering=0)
         self.size = os.fstat(self.file.fileno()).st_size
 
-    def write(self, seconds, status, raw_in, raw_out, error):
+    def write(self, seconds, status, raw_in, raw_out, error, request_id=None):
         line = json.dumps({
-            "ts": round(time.time(), 3), "version": self.version, "status": status,
+            "ts": round(time.time(), 3), "version": self.version, "request_id": request_id, "status": status,
             "latency_ms": round(seconds * 1000, 3),
             "input": _cut(raw_in), "output": _cut(raw_out), "error": error,
         }).encode() + b"\n"

@@ -22,6 +22,7 @@ from .inputshape import InputCheckError, load as load_input_check
 from .metrics import PROBE_ENDPOINT, PROBE_PATH, Counters
 from .runnerguard import BODY_DEADLINE, REQUEST_DEADLINE, ConnectionGuard
 from .runnerlog import RunnerLog
+from .requestid import HEADER as REQUEST_ID_HEADER, request_id
 from .requestlog import RequestLog
 
 MAX_BODY = 64 * 1024 * 1024
@@ -86,6 +87,7 @@ class Handler(BaseHTTPRequestHandler):
                 return
             endpoint = PROBE_ENDPOINT  # Berth's health check: served the same way, counted apart
         t0 = time.perf_counter()
+        rid = request_id(self.headers.get(REQUEST_ID_HEADER))
         status, error, raw_in, payload, reason = 200, None, b"", None, None
         try:
             raw_in = self._body()
@@ -100,10 +102,10 @@ class Handler(BaseHTTPRequestHandler):
             srv.log.failure(e)
         if error is not None:
             payload = json.dumps({"error": error, "model": srv.model, "version": srv.version}).encode()
-        self._send(status, payload)
+        self._send(status, payload, extra="X-Request-Id: %s\r\n" % rid)
         seconds = time.perf_counter() - t0
         srv.counters.observe(endpoint, seconds, status >= 500, rejected=reason)
-        srv.requests.write(seconds, status, raw_in, payload, error)
+        srv.requests.write(seconds, status, raw_in, payload, error, rid)
 
     def _body(self):
         """The request body, read within the headers' deadline (BODY_DEADLINE for a large one), which
@@ -143,15 +145,15 @@ class Handler(BaseHTTPRequestHandler):
     def _reply(self, status, obj):
         self._send(status, json.dumps(obj).encode())
 
-    def _send(self, status, body, ctype="application/json"):
+    def _send(self, status, body, ctype="application/json", extra=""):
         guard = self.server.guard
         if guard.draining:  # this runner is stopping: the client reconnects to the next release
             self.close_connection = True
         head = (
             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
-            "X-Berth-Model: %s\r\nX-Berth-Version: %s\r\n%s\r\n"
+            "X-Berth-Model: %s\r\nX-Berth-Version: %s\r\n%s%s\r\n"
             % (status, self.responses.get(status, ("",))[0], ctype, len(body), self.server.model, self.server.version,
-               "Connection: close\r\n" if self.close_connection else "")
+               extra, "Connection: close\r\n" if self.close_connection else "")
         )
         # the answer has a deadline too: a client that never reads held its thread (and a connection
         # slot) for ever in sendall once the socket buffers were full
