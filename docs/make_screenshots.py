@@ -23,7 +23,10 @@ def iris(dest: Path, version: str) -> Path:
     folder = dest / f"iris-{version}"
     shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("__pycache__"))
     toml = folder / "berth.toml"
-    toml.write_text(re.sub(r'(?m)^version\s*=\s*"[^"]*"', f'version = "{version}"', toml.read_text(), count=1))
+    text = re.sub(r'(?m)^version\s*=\s*"[^"]*"', f'version = "{version}"', toml.read_text(), count=1)
+    if version != "1.0.0":  # a retrained model: the Releases tab's comparison has something to show
+        text = text.replace("learning_rate = 0.1,", "learning_rate = 0.05,").replace("accuracy = 0.9333,", "accuracy = 0.9667,")
+    toml.write_text(text)
     return folder
 
 
@@ -93,6 +96,9 @@ def main() -> int:
         wait(lambda: len(page.releases) == 2 and page.header.rollback_button.isEnabled(), what="the model page")
         shot(window, "model-overview")
         page.tabs.setCurrentWidget(page.releases_view)
+        page.releases_view.select_version("1.1.0")
+        wait(lambda: "asking" not in page.releases_view.diff.title.text()
+             and "1.0.0 to 1.1.0" in page.releases_view.diff.title.text(), what="the release comparison")
         shot(window, "releases")
         page.tabs.setCurrentWidget(page.predict)
         wait(lambda: page.predict.input.toPlainText().strip() != "", what="the input example")

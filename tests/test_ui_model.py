@@ -202,3 +202,16 @@ def test_helpers():
     now = datetime(2024, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
     assert uptime("2024-01-01T11:58:55Z", now) == "1 min 05 s"
     assert uptime("2024-01-01T09:30:00Z", now) == "2 h 30 min" and uptime(None) == ""
+
+
+def test_selecting_a_release_shows_what_changed_against_the_current_one(qtbot, page):
+    view = page.releases_view
+    assert "select a release" in view.diff.title.text()
+    view.select_version("1.0.0")  # not current: compared from the current 1.1.0 to it
+    qtbot.waitUntil(lambda: "asking" not in view.diff.title.text() and "1.0.0" in view.diff.title.text(), timeout=WAIT)
+    assert view.diff.title.text() == "<b>What changed</b> from 1.1.0 to 1.0.0"
+    text = view.diff.text.toPlainText()
+    assert "Parameters: the same" in text and "0 added, 0 removed, 1 changed" in text and "~ berth.toml" in text
+    assert "accuracy" in text
+    view.select_version("1.1.0")  # the current one: compared with the release before it
+    qtbot.waitUntil(lambda: view.diff.title.text() == "<b>What changed</b> from 1.0.0 to 1.1.0", timeout=WAIT)

@@ -8,7 +8,7 @@ import shutil
 import socket
 import sys
 
-from . import blobs, endpoint, journal, lock, releases, supervise
+from . import blobs, endpoint, journal, lock, releasedetail, releases, supervise
 from .fsutil import tail
 from .layout import AgentError, check_name, check_version, inside_bundle
 
@@ -116,11 +116,17 @@ def status(ctx, req):
 def list_releases(ctx, req):
     model = ctx.root.model(check_name(req.get("model")))
     current = model.current_version()
+    files_of = set(req.get("files_of") or ())
     out = []
     for r in releases.list_releases(model):
-        out.append({"version": r["version"], "current": r["version"] == current, "sha256": r.get("sha256"),
-                    "deployed_at": r.get("deployed_at"), "deployed_by": r.get("deployed_by", {}),
-                    "manifest": r.get("manifest", {})})
+        row = {"version": r["version"], "current": r["version"] == current, "sha256": r.get("sha256"),
+               "deployed_at": r.get("deployed_at"), "deployed_by": r.get("deployed_by", {}),
+               "manifest": r.get("manifest", {})}
+        if req.get("requirements"):
+            row["requirements"] = releasedetail.requirements_text(model, r)
+        if r["version"] in files_of:
+            row["files"] = releasedetail.file_list(r)
+        out.append(row)
     return {"model": model.name, "releases": out}
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from app import errors, rollout
 from app.deploy import queries
 from app.deploy.changes import run_to_end
+from app.deploy.release_diff import requirement_lines
 from app.errors import BerthError
 from app.formatting import natural_key
 
@@ -39,7 +40,7 @@ class DeployCommand(Command):
                               lambda on_progress: rollout.deploy_work(args.path, args.reason, args.keep, on_progress))
         server = args.server = names[0]
         with ws.connect_to_change("deploy", server, args.reason) as t:
-            job = ws.deploy(t, args.path, reason=args.reason, keep=args.keep)
+            job = ws.deploy(t, args.path, reason=args.reason, keep=args.keep, show_plan=True)
             print(f"Deploying {args.path} to {server}", file=sys.stderr)
             run_to_end(job.run(), ProgressPrinter(args.verbose))
         r, model = job.result, job.trail.facts["model"]
@@ -111,7 +112,7 @@ class ReleasesCommand(Command):
 
         def releases_on(name: str) -> list[dict]:
             with own().connect(name) as t:
-                rows = queries.releases(t, args.model)
+                rows = queries.releases(t, args.model, requirements=args.json)
                 if not rows:
                     raise queries.not_deployed(t, args.model)
             return [dict(r, server=name) for r in rows]
@@ -119,7 +120,10 @@ class ReleasesCommand(Command):
         outcome = for_each_server(names, releases_on, named=named_one(args.server, names), parallel=args.parallel)
         rows = [r for server_rows in outcome.results for r in server_rows]
         if args.json:
-            print_json([{k: r[k] for k in ("server", "version", "current", "sha256", "deployed_at")} for r in rows])
+            print_json([dict({k: r[k] for k in ("server", "version", "current", "sha256", "deployed_at")},
+                             training=(r.get("manifest") or {}).get("training") or {},
+                             requirements=list(requirement_lines(r.get("requirements")).values()))
+                        for r in rows])
         else:  # newest first on each server; the server column only when there are several
             table = [dict(r, current="*" if r["current"] else "", sha256=(r["sha256"] or "")[:12],
                           by=(r.get("deployed_by") or {}).get("user", ""))

@@ -15,7 +15,9 @@ from app.remote.transport import Transport
 
 from .audited import AuditedChange
 from .errors import OperationFailed
+from .plan import plan_deploy
 from .progress import Progress, agent_stream, pump
+from .release_diff import plan_lines
 from .upload import MB, free_space, unique_blobs, upload_blobs
 
 
@@ -23,8 +25,9 @@ class Deploy:
     """`for p in Deploy(...).run(): ...`; afterwards `.result` holds the agent's answer."""
 
     def __init__(self, transport: Transport, bundle_path: Path, audit: AuditLog, keep: int = 5,
-                 cancel: threading.Event | None = None, reason: str = ""):
+                 cancel: threading.Event | None = None, reason: str = "", show_plan: bool = False):
         self.transport = transport
+        self.show_plan = show_plan  # the CLI's "what changes" (the console confirms it on a page first)
         self.bundle_path = Path(bundle_path)
         self.audit = audit
         self.keep = keep
@@ -58,6 +61,9 @@ class Deploy:
             info = self.transport.hello(hashes=[f.sha256 for f in bundle.files], model=m.name)
             _check_python(m.python, info["python"], self.transport.name)
             _check_version_free(m, bundle.sha256, info.get("releases") or {}, self.transport.name)
+            if self.show_plan:
+                plan = plan_deploy(self.transport, m)
+                yield Progress("plan", "\n    ".join([plan.version_text] + plan_lines(plan)))
             missing = set(info["missing"])
             blobs = unique_blobs(bundle.files, missing)
             total = sum(b.size for b in blobs)

@@ -101,9 +101,14 @@ class DeployPlan:
 def compare(current_manifest: dict | None, new: Manifest) -> DeployPlan:
     """The difference between the current release's manifest (as the server stores it, a dict; None
     when nothing is deployed) and the bundle's manifest."""
+    return compare_dicts(current_manifest, {"name": new.name, "version": new.version, "training": new.training})
+
+
+def compare_dicts(current_manifest: dict | None, new: dict) -> DeployPlan:
+    """`compare` for two manifests as the server stores them (`berth diff`: two releases)."""
     old = current_manifest or {}
     old_training = dict(old.get("training") or {})
-    new_training = dict(new.training or {})
+    new_training = dict(new.get("training") or {})
     old_metrics = dict(old_training.get("metrics") or {})
     new_metrics = dict(new_training.get("metrics") or {})
     rows = [MetricRow(k, old_metrics.get(k), new_metrics.get(k), _delta(old_metrics.get(k), new_metrics.get(k)))
@@ -113,9 +118,9 @@ def compare(current_manifest: dict | None, new: Manifest) -> DeployPlan:
     params = [ParamChange(k, old_params.get(k), new_params.get(k))
               for k in _union(new_params, old_params) if old_params.get(k) != new_params.get(k)]
     return DeployPlan(
-        model=new.name,
+        model=new.get("name") or old.get("name") or "",
         old_version=old.get("version") if current_manifest is not None else None,
-        new_version=new.version,
+        new_version=new.get("version") or "",
         metrics=rows,
         dataset=DatasetChange(old_training.get("dataset"), old_training.get("dataset_sha256"),
                               new_training.get("dataset"), new_training.get("dataset_sha256")),

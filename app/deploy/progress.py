@@ -7,6 +7,7 @@ from dataclasses import dataclass
 STEP_LABELS = {
     "check": "Checking the bundle",
     "connect": "Connecting",
+    "plan": "What changes",
     "upload": "Uploading",
     "assemble": "Assembling the release",
     "venv": "Creating the virtualenv",

@@ -17,9 +17,16 @@ def status(transport: Transport, model: str | None = None) -> list[dict]:
 NOT_DEPLOYED_CODES = frozenset({"not_deployed", "nothing_deployed"})
 
 
-def releases(transport: Transport, model: str) -> list[dict]:
-    """[] for a model never deployed there (a deploy plans its first release from that)."""
-    return transport.agent("releases", {"model": model})["releases"]
+def releases(transport: Transport, model: str, *, requirements: bool = False, files_of=()) -> list[dict]:
+    """[] for a model never deployed there (a deploy plans its first release from that).
+    `requirements`: each release's requirements file as text; `files_of`: the file lists of those
+    versions (for a diff)."""
+    req = {"model": model}
+    if requirements:
+        req["requirements"] = True
+    if files_of:
+        req["files_of"] = list(files_of)
+    return transport.agent("releases", req)["releases"]
 
 
 def not_deployed(transport: Transport, model: str, said: str = "") -> OperationFailed:

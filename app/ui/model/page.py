@@ -5,6 +5,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
 from app.deploy import queries
+from app.deploy.release_diff import diff_on_server
 from app.errors import is_connection_error
 
 from app.ui.deploy.confirm_page import add_reason
@@ -50,6 +51,7 @@ class ModelPage(QWidget):
         self.overview = ModelOverview()
         self.releases_view = ReleasesView()
         self.releases_view.make_current_requested.connect(self.ask_make_current)
+        self.releases_view.compare_requested.connect(self.compare)
         self.predict = PredictPanel(runner)
         self.logs = LogView(runner)
         self.jobs = JobsView(runner)
@@ -104,6 +106,20 @@ class ModelPage(QWidget):
         self._loading = (ServerOp(self, server, f"releases {model}", work)
                          .only_if(lambda k=(server, model): k == (self.server, self.model))
                          .success(self._loaded).failure(self._load_failed).run())
+
+    def compare(self, old: str, new: str) -> None:
+        """What changed from `old` to `new` (`berth diff`), shown below the releases."""
+        if not self.server:
+            return
+        server, model = self.server, self.model
+
+        def work(ctx):
+            return diff_on_server(ctx.transport, model, old, new)
+
+        view = self.releases_view
+        (ServerOp(self, server, f"diff {model} {old} {new}", work)
+         .only_if(lambda k=(server, model, old, new): k == (self.server, self.model) + (view.compared or ()))
+         .success(view.diff.show_diff).failure(lambda e: view.diff.show_error(str(e))).run())
 
     def current_release(self) -> dict | None:
         return next((r for r in self.releases if r.get("current")), None)

@@ -1,12 +1,14 @@
-"""A model's releases, newest first, with their training metrics side by side, and "Make current"."""
+"""A model's releases, newest first, with their training metrics side by side, "Make current", and
+below them what changed between the selected release and the current one."""
 from datetime import datetime, timezone
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QTableView,
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QSplitter, QTableView,
                                QVBoxLayout, QWidget)
 
 from app.ui.icons import icon
+from app.ui.model.release_diff_view import ReleaseDiffView
 
 ROLE_VERSION = Qt.ItemDataRole.UserRole + 1
 ROLE_CURRENT = Qt.ItemDataRole.UserRole + 2
@@ -132,9 +134,12 @@ class ReleasesView(QWidget):
 
     Signals:
         make_current_requested(str version): the operator asked to make the selected release current
+        compare_requested(str old, str new): show what changed from `old` to `new` (the page asks the
+            server and calls `diff.show_diff`)
     """
 
     make_current_requested = Signal(str)
+    compare_requested = Signal(str, str)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -151,6 +156,7 @@ class ReleasesView(QWidget):
         self.table.horizontalHeader().setStretchLastSection(False)
         self.table.horizontalHeader().setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         self.table.selectionModel().selectionChanged.connect(self._update_button)
+        self.table.selectionModel().selectionChanged.connect(self._compare_selected)
         self.table.doubleClicked.connect(lambda _i: self._request())
         self.make_current_button = QPushButton(icon("rollback"), "Make current…")
         self.make_current_button.setObjectName("makeCurrentButton")
@@ -161,9 +167,21 @@ class ReleasesView(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.hint, 1)
         row.addWidget(self.make_current_button)
+        self.diff = ReleaseDiffView()
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addWidget(self.table, 1)
+        top_layout.addLayout(row)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(top)
+        split.addWidget(self.diff)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.table, 1)
-        layout.addLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(split, 1)
+        self.compared: tuple[str, str] | None = None
         self._update_button()
 
     def set_releases(self, releases: list[dict]) -> None:
@@ -195,6 +213,28 @@ class ReleasesView(QWidget):
         version = self.selected_version()
         ok = bool(version) and not self.busy and version != self.model.current_version()
         self.make_current_button.setEnabled(ok)
+
+    def compare_pair(self) -> tuple[str, str] | None:
+        """(old, new) for the selection: the current release to the selected one; for the current one
+        itself, the release deployed before it to it."""
+        version, current = self.selected_version(), self.model.current_version()
+        if not version:
+            return None
+        if version != current:
+            return (current, version) if current else None
+        versions = [r["version"] for r in reversed(self.model.rows)]  # oldest deploy first
+        at = versions.index(version)
+        return (versions[at - 1], version) if at > 0 else None
+
+    def _compare_selected(self, *_args) -> None:
+        pair = self.compare_pair()
+        if pair is None:
+            self.compared = None
+            self.diff.clear()
+        elif pair != self.compared:
+            self.compared = pair
+            self.diff.show_waiting(*pair)
+            self.compare_requested.emit(*pair)
 
     def _request(self) -> None:
         version = self.selected_version()
