@@ -244,3 +244,26 @@ def test_production_server_never_makes_deploy_the_default_button(qtbot, task_run
     assert not any(b.isDefault() or b.autoDefault() for b in buttons)
     qtbot.keyClick(dialog, Qt.Key.Key_Return)
     assert "deploy" not in dialog.tasks and dialog.stack.currentWidget() is page and dialog.isVisible()
+
+
+def test_confirmation_holds_a_profiled_bundle_against_the_server(qtbot, task_runner, tmp_path, berth_home,
+                                                                  stop_local_runners):
+    """A bundle profiled before (`berth bundle profile`, kept by its sha256) is compared with what the
+    server has; one never profiled says nothing about it."""
+    from app.bundle import open_bundle
+    from app.deploy.profile_report import save
+
+    folder = iris_copy(tmp_path, "1.0.0")
+    dialog = open_dialog(qtbot, task_runner, folder)
+    reach_confirmation(qtbot, dialog)
+    assert "Needs about" not in dialog.confirm_page.notice.text()
+    dialog.close()
+    with open_bundle(folder) as b:
+        sha = b.sha256
+    save({"bundle_sha256": sha, "rss_peak_bytes": 64 * 2**40, "cpu_ms_per_request": 0.5, "disk_bytes": 1})
+    dialog = open_dialog(qtbot, task_runner, folder)
+    reach_confirmation(qtbot, dialog)
+    text = dialog.confirm_page.notice.text()
+    assert "Needs about 65536.0 GB of memory, 0.5 ms of CPU per request; local has " in text, text
+    assert f"available and {os.cpu_count()} cores." in text
+    assert "Warning: local has " in text and "the model needs about 65536.0 GB" in text

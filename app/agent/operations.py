@@ -159,6 +159,7 @@ def _deploy(ctx, model, req):
             releases.mark_complete(model, version, {
                 "version": version, "sha256": sha, "manifest": manifest, "files": files,
                 "deployed_at": journal.utc_now(), "seq": time.time(), "deployed_by": ctx.actor,
+                "profile": _profile(req.get("profile")),
             })
         except BaseException:
             releases.remove(model, version)
@@ -350,6 +351,14 @@ def _switch_back(ctx, model, failed, previous, reason):
     journal.append(ctx.root, "rollback.auto", "ok", ctx.actor, ctx.event_ids.get("rollback_auto"), model=model.name, version=previous or "",
                    old=failed, new=previous or "", detail="%s failed after the switch: %s" % (failed, reason))
     ctx.emit("step", step="rollback.auto", version=previous, failed=failed)
+
+
+def _profile(value):
+    """The bundle's resource profile the desktop measured (`berth bundle profile`), kept with the
+    release when it is a small JSON object; anything else is dropped, not refused."""
+    if isinstance(value, dict) and len(json.dumps(value)) <= 16384:
+        return value
+    return None
 
 
 def _example(release_dir, manifest):

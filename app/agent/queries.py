@@ -44,7 +44,9 @@ def hello(ctx, req):
         "python": platform.python_version(), "python_executable": sys.executable,
         "platform": platform.platform(), "machine": platform.machine(),
         "libc": ("%s %s" % (libc, libc_version)).strip(), "hostname": socket.gethostname(),
-        "disk_free": usage.free, "disk_total": usage.total,
+        "disk_free": usage.free, "disk_total": usage.total, "cpus": os.cpu_count(),
+        # what a bundle's profile is held against before a deploy (None where /proc is not Linux's)
+        "mem_available": _meminfo("MemAvailable"), "mem_total": _meminfo("MemTotal"),
         # asked together with hello, so a deploy needs one agent start less (each costs ~0.35 s over SSH)
         "missing": missing,
         "partials": blobs.partials(root, missing),
@@ -54,6 +56,18 @@ def hello(ctx, req):
         # is refused before anything is uploaded
         "releases": _release_hashes(ctx.root, req.get("model")),
     }
+
+
+def _meminfo(key):
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                name, _, rest = line.partition(b":")
+                if name.decode() == key:
+                    return int(rest.split()[0]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _release_hashes(root, name):
@@ -121,7 +135,7 @@ def list_releases(ctx, req):
     for r in releases.list_releases(model):
         row = {"version": r["version"], "current": r["version"] == current, "sha256": r.get("sha256"),
                "deployed_at": r.get("deployed_at"), "deployed_by": r.get("deployed_by", {}),
-               "manifest": r.get("manifest", {})}
+               "manifest": r.get("manifest", {}), "profile": r.get("profile")}
         if req.get("requirements"):
             row["requirements"] = releasedetail.requirements_text(model, r)
         if r["version"] in files_of:

@@ -23,6 +23,11 @@ class BundleGroup(ActionGroup):
         a = actions.add_parser("pack", help="reproducible .tar.gz of a bundle folder")
         a.add_argument("dir", type=Path)
         a.add_argument("-o", "--output", type=Path, required=True)
+        a = actions.add_parser("profile", help="how much memory and CPU the bundle needs, measured here")
+        a.add_argument("path", type=Path)
+        a.add_argument("--seconds", type=float, default=5.0, help="seconds of load at each level (default 5)")
+        a.add_argument("--connections", type=int, default=8, help="connections of the second level (default 8)")
+        options.add_json(a)
 
     def do_init(self, args) -> int:
         from app.bundle import init_bundle
@@ -32,6 +37,11 @@ class BundleGroup(ActionGroup):
         print(f"created bundle {args.name} in {args.dir}; check it with `berth bundle check {args.dir}`",
               file=sys.stderr)
         return 0
+
+    def do_profile(self, args) -> int:
+        from .bundle_profile import profile
+
+        return profile(args)
 
     def do_pack(self, args) -> int:
         from app.bundle import pack

@@ -30,17 +30,25 @@ class DeployCommand(Command):
         parser.add_argument("path", type=Path)
         group.add_group_options(parser)
         parser.add_argument("--keep", type=int, default=5, help="releases kept on the server (default 5)")
+        parser.add_argument("--profile", action="store_true",
+                            help="measure the bundle on this computer first (`berth bundle profile`) and compare "
+                                 "it with the server; without it a profile kept for the bundle is used")
         options.add_reason(parser)
 
     def run(self, args) -> int:
         ws = workspace()
         names = resolve_servers(ws, args.server)
+        measured = None
+        if args.profile:  # kept by the bundle's sha256: a group's deploys find it there too
+            from .bundle_profile import measure
+
+            measured = measure(args.path, 5.0, 8, args.verbose)
         if group.is_group(args, names):
             return _run_group(ws, args, names, "deploy", {"bundle": str(args.path)},
                               lambda on_progress: rollout.deploy_work(args.path, args.reason, args.keep, on_progress))
         server = args.server = names[0]
         with ws.connect_to_change("deploy", server, args.reason) as t:
-            job = ws.deploy(t, args.path, reason=args.reason, keep=args.keep, show_plan=True)
+            job = ws.deploy(t, args.path, reason=args.reason, keep=args.keep, show_plan=True, profile=measured)
             print(f"Deploying {args.path} to {server}", file=sys.stderr)
             run_to_end(job.run(), ProgressPrinter(args.verbose))
         r, model = job.result, job.trail.facts["model"]
@@ -121,7 +129,7 @@ class ReleasesCommand(Command):
         rows = [r for server_rows in outcome.results for r in server_rows]
         if args.json:
             print_json([dict({k: r[k] for k in ("server", "version", "current", "sha256", "deployed_at")},
-                             training=(r.get("manifest") or {}).get("training") or {},
+                             training=(r.get("manifest") or {}).get("training") or {}, profile=r.get("profile"),
                              requirements=list(requirement_lines(r.get("requirements")).values()))
                         for r in rows])
         else:  # newest first on each server; the server column only when there are several

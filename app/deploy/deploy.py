@@ -15,6 +15,7 @@ from app.remote.transport import Transport
 
 from .audited import AuditedChange
 from .errors import OperationFailed
+from . import profile_report
 from .plan import plan_deploy
 from .progress import Progress, agent_stream, pump
 from .release_diff import plan_lines
@@ -25,9 +26,11 @@ class Deploy:
     """`for p in Deploy(...).run(): ...`; afterwards `.result` holds the agent's answer."""
 
     def __init__(self, transport: Transport, bundle_path: Path, audit: AuditLog, keep: int = 5,
-                 cancel: threading.Event | None = None, reason: str = "", show_plan: bool = False):
+                 cancel: threading.Event | None = None, reason: str = "", show_plan: bool = False,
+                 profile: dict | None = None):
         self.transport = transport
         self.show_plan = show_plan  # the CLI's "what changes" (the console confirms it on a page first)
+        self.profile = profile  # just measured (`deploy --profile`); else the one kept for the bundle, if any
         self.bundle_path = Path(bundle_path)
         self.audit = audit
         self.keep = keep
@@ -61,9 +64,14 @@ class Deploy:
             info = self.transport.hello(hashes=[f.sha256 for f in bundle.files], model=m.name)
             _check_python(m.python, info["python"], self.transport.name)
             _check_version_free(m, bundle.sha256, info.get("releases") or {}, self.transport.name)
+            profile = self.profile or profile_report.stored(bundle.sha256)
             if self.show_plan:
                 plan = plan_deploy(self.transport, m)
-                yield Progress("plan", "\n    ".join([plan.version_text] + plan_lines(plan)))
+                lines = [plan.version_text] + plan_lines(plan)
+                if profile is not None:
+                    fits, warning = profile_report.fit(profile, self.transport.name, info)
+                    lines += [fits] + ([f"warning: {warning}"] if warning else [])
+                yield Progress("plan", "\n    ".join(lines))
             missing = set(info["missing"])
             blobs = unique_blobs(bundle.files, missing)
             total = sum(b.size for b in blobs)
@@ -75,7 +83,7 @@ class Deploy:
                        "files": [{"path": f.path, "sha256": f.sha256, "mode": f.mode, "size": f.size} for f in bundle.files],
                        "keep": self.keep, "actor": self._actor(), "event_ids": self.trail.event_ids(),
                        "desktop_head": self.audit.desktop_head(),
-                       "reason": self.trail.facts.get("reason", ""), "commit": sent.hashes}
+                       "reason": self.trail.facts.get("reason", ""), "commit": sent.hashes, "profile": profile}
             self.result = yield from self._install(request, info, blobs)
         self.trail.ok(self.result)
         yield Progress("done", f"{m.name} {m.version} is current on {self.transport.name}")

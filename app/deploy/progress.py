@@ -8,6 +8,7 @@ STEP_LABELS = {
     "check": "Checking the bundle",
     "connect": "Connecting",
     "plan": "What changes",
+    "profile": "Measuring",
     "upload": "Uploading",
     "assemble": "Assembling the release",
     "venv": "Creating the virtualenv",

@@ -116,6 +116,8 @@ def signed(v) -> str:
 def plan_lines(p: DeployPlan) -> list[str]:
     """The metrics, parameters, data set and code lines, as the console's confirmation shows them."""
     lines = []
+    if p.same_version:
+        return ["the same version is already current: the server checks that its content is the same"]
     if p.first_deploy:  # nothing to compare with: what it brings, in one line each
         if p.metrics:
             lines.append("metrics: " + ", ".join(f"{m.name} {value(m.new)}" for m in p.metrics))

@@ -71,7 +71,9 @@ class ConfirmPage(QWidget):
         self.notice.setText(summary(error))
         self.notice.show()
 
-    def show_plan(self, plan, environment: str) -> None:
+    def show_plan(self, plan, environment: str, fits: tuple[str, str | None] | None = None) -> None:
+        """`fits`: what the bundle's profile needs against what the server has, and a warning when it
+        cannot hold it (None when the bundle was never profiled)."""
         self.plan, self.environment = plan, environment or ""
         self.version.setText(plan.version_text)
         env = self.environment or "no environment set"
@@ -86,6 +88,11 @@ class ConfirmPage(QWidget):
                          f"switches back to it if the content is identical, and refuses it otherwise.")
         if plan.dataset.changed and not plan.first_deploy:
             notes.append("Trained on a different data set than the current version (see below).")
+        if fits is not None:
+            line, warning = fits
+            notes.append(line[0].upper() + line[1:] + ".")
+            if warning:
+                notes.append(f"Warning: {warning}.")
         self.notice.setText("\n".join(notes))
         self.notice.setVisible(bool(notes))
         self._fill_metrics(plan)

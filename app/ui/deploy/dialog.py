@@ -12,6 +12,7 @@ from app import errors
 from app.bundle import check_path
 from app.errors import error_code
 from app.deploy.plan import plan_deploy
+from app.deploy.profile_report import capacity
 
 from app.ui.deploy.check_page import CheckPage
 from app.ui.deploy.confirm_page import ConfirmPage
@@ -134,8 +135,11 @@ class DeployDialog(QDialog):
             return
         manifest, server = self.check.manifest, self.server
 
+        path = self.path
+
         def work(ctx):
-            return plan_deploy(ctx.transport, manifest), ctx.workspace.servers.get(server).environment
+            return (plan_deploy(ctx.transport, manifest), ctx.workspace.servers.get(server).environment,
+                    capacity(ctx.transport, path))
 
         self.plan = None
         self.confirm_page.show_waiting()
@@ -144,9 +148,9 @@ class DeployDialog(QDialog):
                               .success(self._planned).failure(self._plan_failed).run())
 
     def _planned(self, answer) -> None:
-        plan, environment = answer
+        plan, environment, fits = answer
         self.plan = plan
-        self.confirm_page.show_plan(plan, environment)
+        self.confirm_page.show_plan(plan, environment, fits)
         self._update_defaults()
 
     def _plan_failed(self, error) -> None:
