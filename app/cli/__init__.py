@@ -22,6 +22,7 @@ from .base import Command
 from .bundle import BundleGroup
 from .changes import COMMANDS as CHANGES
 from .dbpassword import DbPasswordCommand
+from .experiment import ExperimentGroup
 from .demo import DemoCommand
 from .jobs import JobGroup
 from .monitor import MonitorCommand
@@ -30,7 +31,7 @@ from .settings import SettingsCommand
 
 COMMANDS: tuple[Command, ...] = (
     ServerGroup(), *CHANGES, AuditGroup(), SettingsCommand(), BundleGroup(), MonitorCommand(), DemoCommand(), JobGroup(),
-    AlertGroup(), AlertsCommand(), DbPasswordCommand(),
+    AlertGroup(), AlertsCommand(), DbPasswordCommand(), ExperimentGroup(),
 )
 
 
