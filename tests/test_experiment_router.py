@@ -264,3 +264,18 @@ def test_a_second_experiment_a_deploy_and_a_stopped_model_are_refused(root):
         assert call(root, "start", model="echo")[1] is None
     result, error, _ = call(root, "experiment_stop", model="echo")
     assert result is None and "no experiment running" in error["message"]
+
+
+def test_a_breach_while_the_server_is_locked_sends_b_nothing_and_ends_once_it_is_free(root):
+    from app.agent.lock import ServerLock
+
+    start(root, mode="canary", steps=[50, 100], step_requests=1000, max_error_rate=0.1)
+    client = Client(port_of(root))
+    with ServerLock(str(root / ".berth/lock"), {"who": "a test", "what": "holding the lock"}):
+        codes = [client.predict({"fail": 1})[0] for _ in range(100)]
+        assert 500 in codes
+        time.sleep(0.5)  # the router has seen the breach; its ending waits for the lock
+        assert {client.predict({"fail": 1})[:2] for _ in range(50)} == {(200, "1.0.0")}
+        assert status(root)["state"] == "running"
+    assert wait_for(lambda: status(root)["state"] == "rolled_back")
+    assert journal(root)[-1]["action"] == "experiment.auto_rollback"

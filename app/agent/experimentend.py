@@ -60,7 +60,9 @@ def stop_router(model, timeout=ROUTER_STOP_S):
 
 def auto_rollback(folder, why):
     """The router's own ending when a canary breaks a limit: B to 0 %, A takes the port back, B's
-    runner stops, journalled as experiment.auto_rollback (what the `auto_rollback` alert rule reads)."""
+    runner stops, journalled as experiment.auto_rollback (what the `auto_rollback` alert rule reads).
+    Returns the ended experiment, None when it was stopped meanwhile, False when the server stayed
+    locked or A could not take the port (the router goes on serving A alone and tries again)."""
     model_path = os.path.dirname(os.path.abspath(folder))
     root = Root(os.path.dirname(os.path.dirname(model_path)))
     model = root.model(os.path.basename(model_path))
@@ -76,6 +78,6 @@ def auto_rollback(folder, why):
                               "canary rolled back at %g%%: %s" % (data["weight"] * 100, why), router_self=True)
         except AgentError as e:
             if e.code != "locked" or time.monotonic() > end:
-                print("berth-router: could not roll back: %s" % e, flush=True)
-                return None
+                print("berth-router: could not roll back yet (B gets no requests meanwhile): %s" % e, flush=True)
+                return False  # the router keeps A serving through itself and tries again
             time.sleep(0.2)

@@ -29,6 +29,7 @@ CHECK_EVERY_S = 0.1  # a breaking canary's B gets at most this long of traffic a
 SHADOW_QUEUE = 256
 SHADOW_WORKERS = 2
 IDLE_GRACE_S = 0.5
+RETRY_S = 5.0  # a rollback that found the server locked for 30 s, or A not running, is tried again
 HOP = (b"connection", b"keep-alive", b"x-request-id", b"content-length", b"transfer-encoding")
 
 
@@ -47,6 +48,8 @@ class Router:
         self.active = 0
         self.lock = threading.Lock()
         self.step_base = self.stats.snapshot("b")
+        self.breach = None  # why the canary broke its limits, until its ending is done
+        self.retry_at = 0.0
 
     # --- accepting and answering
     def serve(self):
@@ -146,11 +149,15 @@ class Router:
     def canary(self):
         now_b = self.stats.snapshot("b")
         what, why = routerpolicy.canary_step(self.config, self.step_base, now_b)
-        if what == "breach":
-            self.policy.weight = 0.0
+        if what == "breach" or self.breach:
+            self.policy.weight = 0.0  # at once: B gets nothing more, even if the ending must wait for the lock
+            self.breach = self.breach or why
+            if time.monotonic() < self.retry_at:
+                return
             self.stats.save()
-            experimentend.auto_rollback(self.folder, why)
-            self.stopping.set()
+            if experimentend.auto_rollback(self.folder, self.breach) is not False:
+                self.stopping.set()  # A has the port back (or the experiment was stopped meanwhile)
+            self.retry_at = time.monotonic() + RETRY_S
         elif what == "advance" and self.config["state"] == "running":
             self.config["step"] += 1
             self.config["weight"] = self.config["steps"][self.config["step"]] / 100.0
