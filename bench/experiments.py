@@ -5,17 +5,18 @@ same run; and whether a ten-times-slower B in shadow mode slows A's answers.
 
     .venv/bin/python bench/experiments.py [--requests N] [--seconds S] [--connections C]
 
-Needs /usr/sbin/nginx (`apt-get install -y nginx-light`). A temp root gets releases 1.0.0 (A,
-sleeps 1 ms per request) and 2.0.0 (B, 10 ms), deployed through the agent as Berth does.
+Needs /usr/sbin/nginx (`apt-get install -y nginx-light`). A temp root gets, through the agent as
+Berth deploys: `echo` (A and B answer at once) for 1 and 2; `solo` and `twin` (A sleeps 1 ms per
+request, B 10 ms) for 3.
 
 1. Latency at one connection: keep-alive http.client connections to the release port, to the
    router (an A/B experiment with B at 0 %, so every request goes to A through the router) and to
    nginx (proxy_pass to the release port over an upstream keep-alive pool), one request on each in
    turn so all three see the same machine; p50/p99 of each and what each adds over the release.
 2. Throughput: C connections (threads in a client process of its own) for S seconds on each.
-3. Shadow: a second model (`twin`, the same two releases) in shadow mode (B gets a copy of each
-   request, and is ten times slower), measured request by request in turn with the first model's
-   router at B 0 % (A alone), so a loaded machine slows both alike.
+3. Shadow: `twin` in shadow mode (B gets a copy of each request, and is ten times slower),
+   measured request by request in turn with `solo`'s router at B 0 % (A alone), so a loaded
+   machine slows both alike.
 Exit 0 when every request was answered, 1 otherwise."""
 from __future__ import annotations
 
@@ -125,8 +126,10 @@ def main() -> int:
     root, nginx = tmp / "root", None
     ok = True
     try:
-        for name in ("echo", "twin"):  # twin: the shadow run's model, measured in turn with echo's A alone
-            for version, sleep in (("1.0.0", 0.001), ("2.0.0", 0.01)):
+        # echo: A answers at once (the router's and nginx's own cost show); solo and twin: A 1 ms,
+        # B 10 ms, solo's router at B 0 % (A alone) measured in turn with twin in shadow mode
+        for name, a_s, b_s in (("echo", 0, 0), ("solo", 0.001, 0.01), ("twin", 0.001, 0.01)):
+            for version, sleep in (("1.0.0", a_s), ("2.0.0", b_s)):
                 folder = make_bundle(tmp / name / version, name=name, version=version,
                                      model_src=MODEL.format(sleep=sleep))
                 assert deploy(root, folder)[1] is None
@@ -163,16 +166,18 @@ def main() -> int:
 
         _, error, _ = call(root, "experiment_start", model="twin", b="2.0.0", mode="shadow")
         assert error is None, error
-        twin = {m["model"]: m for m in call(root, "status")[0]["models"]}["twin"]["port"]
-        both = latency({"alone": stable, "shadow": twin}, args.requests)
+        _, error, _ = call(root, "experiment_start", model="solo", b="2.0.0", mode="ab", weight=0.0)
+        assert error is None, error
+        ports = {m["model"]: m["port"] for m in call(root, "status")[0]["models"]}
+        both = latency({"alone": ports["solo"], "shadow": ports["twin"]}, args.requests)
         ok &= both.pop("failures") == 0
         st = call(root, "experiment_status", model="twin")[0]
         a, s = both["alone"], both["shadow"]
-        print("shadow, B ten times slower (ms, %d requests, in turn with A alone behind a router of its own): A alone "
+        print("shadow, B ten times slower (ms, %d requests; A alone: model solo's router, B at 0 %%): A alone "
               "p50 %.3f p99 %.3f; A with shadow p50 %.3f (%+.1f%%) p99 %.3f (%+.1f%%); B answered %d copies, %d "
               "dropped" % (args.requests, a["p50"], a["p99"], s["p50"], (s["p50"] / a["p50"] - 1) * 100, s["p99"],
                            (s["p99"] / a["p99"] - 1) * 100, st["b"]["requests"], st["agreement"]["dropped"]))
-        for name in ("echo", "twin"):
+        for name in ("echo", "solo", "twin"):
             call(root, "experiment_stop", model=name)
     finally:
         if nginx is not None:
