@@ -60,7 +60,7 @@ def settings(model, req):
 
 
 def canary_settings(req):
-    steps = req.get("steps")
+    steps = req.get("steps", req.get("canary"))  # "canary": the console's name for the same list
     if not isinstance(steps, list) or not steps:
         raise AgentError("--canary takes percentages such as 5,25,50,100", "usage")
     steps = [_number(s, "--canary step", 0.0, 100.0) for s in steps]
@@ -74,7 +74,7 @@ def canary_settings(req):
     out["step_requests"] = int(_number(got["step_requests"], "--step-requests", 1, 10 ** 9))
     out["step_minutes"] = _number(got["step_minutes"], "--step-minutes", 0.0, 7 * 24 * 60.0)
     out["max_error_rate"] = _number(got["max_error_rate"], "--max-error-rate", 0.0, 1.0)
-    if got["max_p95_ms"] is not None:
+    if got["max_p95_ms"]:  # 0 or none: no p95 limit
         out["max_p95_ms"] = _number(got["max_p95_ms"], "--max-p95-ms", 0.001, 3600000.0)
     return out
 

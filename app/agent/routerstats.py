@@ -83,8 +83,8 @@ def figures(version, weight, saved):
 
 def agreement_figures(saved):
     g = dict(empty_agreement(), **(saved or {}))
-    return {"compared": g["compared"], "equal": g["equal"],
-            "equal_rate": round(g["equal"] / g["compared"], 6) if g["compared"] else None,
+    return {"compared": g["compared"], "equal_count": g["equal"],
+            "equal": round(g["equal"] / g["compared"], 6) if g["compared"] else None,
             "mean_abs_diff": g["abs_diff_sum"] / g["numeric"] if g["numeric"] else None,
             "max_abs_diff": g["max_abs_diff"], "dropped": g["dropped"], "b_failed": g["b_failed"]}
 

@@ -39,7 +39,7 @@ class ExperimentGroup(ActionGroup):
         a.add_argument("--step-requests", type=int, metavar="N", help="canary: B's requests per step (default 100)")
         a.add_argument("--step-minutes", type=float, metavar="M", help="canary: minutes per step (default 1)")
         a.add_argument("--max-error-rate", type=float, metavar="R", help="canary: B's error rate limit (default 0.05)")
-        a.add_argument("--max-p95-ms", type=float, metavar="MS", help="canary: B's p95 limit (default none)")
+        a.add_argument("--max-p95-ms", type=float, metavar="MS", help="canary: B's p95 limit (default, or 0: none)")
         a = actions.add_parser("status", help="the experiment's figures per version")
         a.add_argument("model")
         options.add_server(a, required=True)
@@ -78,7 +78,7 @@ class ExperimentGroup(ActionGroup):
         print_table([dict(shown["a"], side="A"), dict(shown["b"], side="B")], ["side", *experiments.FIGURES])
         g = result.get("agreement")
         if g:
-            print(f"agreement: {g['equal']} of {g['compared']} equal, mean abs diff {g['mean_abs_diff']}, max "
+            print(f"agreement: {g['equal_count']} of {g['compared']} equal, mean abs diff {g['mean_abs_diff']}, max "
                   f"{g['max_abs_diff']}; B failed {g['b_failed']}, copies dropped {g['dropped']}")
         print(f"verdict: {result['verdict'].get('text')}")
         return 0
