@@ -41,7 +41,8 @@ def test_lifecycle_on_local(capsys, tmp_path, stop_runners):
     assert r.code == 0 and "1.1.0 -> 1.0.0" in r.out, r
     row = current_version(capsys)
     assert (row["version"], row["state"]) == ("1.0.0", "running") and row["server"] == "local"
-    assert set(row) == {"server", "model", "version", "state", "port", "release_port", "pid", "jobs", "alerts_firing"}
+    assert set(row) == {"server", "model", "version", "state", "port", "release_port", "pid", "jobs", "alerts_firing",
+                        "experiment"}
     assert row["jobs"] == [] and row["alerts_firing"] == 0 and row["port"] != row["release_port"]
 
     assert berth(capsys, "stop", "iris", "--server", "local").code == 0

@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 
-from . import blobs, endpoint, envs, journal, jobstore, releases, supervise
+from . import blobs, endpoint, envs, experimentfiles, journal, jobstore, releases, supervise
 from .fsutil import symlink_atomic
 from .layout import AgentError, check_name, check_version, inside_bundle
 from .lock import ServerLock, break_lock
@@ -66,8 +66,9 @@ def audited(action):
             ids = req.get("event_ids") if isinstance(req.get("event_ids"), dict) else {}
             with ServerLock(root.lock, {"who": ctx.who(), "what": what.strip()}):
                 current = model.current_version()
+                experimentfiles.refuse_during(model, action)
                 if current is not None:  # without `current` (removed by hand) start / rollback decide
-                    supervise.stop_strays(model, {current})
+                    supervise.stop_strays(model, {current} | experimentfiles.versions(model))
                 base = {"model": name, "version": req.get("version") or req.get("to"), "sha256": req.get("sha256"),
                         "old": current, "reason": req.get("reason")}
                 started = _journal(root, action, "started", ctx, ids.get("started"),

@@ -8,7 +8,7 @@ import shutil
 import socket
 import sys
 
-from . import blobs, endpoint, journal, lock, releasedetail, releases, supervise
+from . import blobs, endpoint, experimentfiles, journal, lock, releasedetail, releases, supervise
 from .fsutil import tail
 from .layout import AgentError, check_name, check_version, inside_bundle
 
@@ -93,7 +93,8 @@ def model_status(model):
             "release_port": rec.get("port") if rec and state == "running" else None,
             "stable_port": endpoint.stable_port(model),
             "pid": rec.get("pid") if rec and state == "running" else None,
-            "started_at": rec.get("started_at") if rec else None, "sha256": info.get("sha256")}
+            "started_at": rec.get("started_at") if rec else None, "sha256": info.get("sha256"),
+            "experiment": experimentfiles.label(experimentfiles.active(model))}
 
 
 def _unlinked_status(model):

@@ -282,7 +282,8 @@ def main(argv=None):
         server.info["stable_port"] = shared.server_address[1]
     if args.control:
         handoff.listen(args.control, {"fd": lambda: ("ok", shared.fileno()) if shared else "error no stable port",
-                                      "serve": lambda: runnershare.serve(shared)})
+                                      "serve": lambda: runnershare.serve(shared),
+                                      "unserve": lambda: runnershare.unserve(shared)})
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=runnershare.stop_accepting,
                                                               args=((shared, server),)).start())
     tmp = args.port_file + ".tmp"

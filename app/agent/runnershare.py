@@ -39,6 +39,17 @@ def serve(shared):
     return "ok"
 
 
+def unserve(shared):
+    """Stop accepting on the stable port, keep serving the release port and the connections it has
+    (the agent's `unserve`: the experiment router took the port). `serve` starts accepting again."""
+    if shared is None:
+        return "error no stable port"
+    if shared.serving:
+        shared.serving = False
+        shared.shutdown()
+    return "ok"
+
+
 def stop_accepting(servers):
     """SIGTERM: stop both accept loops (from a thread: shutdown() waits for serve_forever)."""
     for server in servers:

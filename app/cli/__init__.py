@@ -23,6 +23,7 @@ from .bundle import BundleGroup
 from .changes import COMMANDS as CHANGES
 from .dbpassword import DbPasswordCommand
 from .diff import DiffCommand
+from .experiment import ExperimentGroup
 from .demo import DemoCommand
 from .jobs import JobGroup
 from .monitor import MonitorCommand
@@ -31,7 +32,7 @@ from .settings import SettingsCommand
 
 COMMANDS: tuple[Command, ...] = (
     ServerGroup(), *CHANGES, AuditGroup(), SettingsCommand(), BundleGroup(), MonitorCommand(), DemoCommand(), JobGroup(),
-    AlertGroup(), AlertsCommand(), DbPasswordCommand(), DiffCommand(),
+    AlertGroup(), AlertsCommand(), DbPasswordCommand(), DiffCommand(), ExperimentGroup(),
 )
 
 

@@ -85,7 +85,7 @@ class StatusCommand(Command):
             print_json(prometheus_targets(r for server_rows in outcome.results for r in server_rows))
             return outcome.exit_code
         # alerts_firing: the server's firing alerts (each of its rows), `berth alerts` says more
-        rows = [{k: r.get(k) for k in STATUS_COLUMNS + ["release_port", "jobs", "alerts_firing"]}
+        rows = [{k: r.get(k) for k in STATUS_COLUMNS + ["release_port", "jobs", "alerts_firing", "experiment"]}
                 for server_rows in outcome.results for r in server_rows]
         if args.json:
             print_json(rows)

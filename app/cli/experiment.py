@@ -1,0 +1,111 @@
+"""`berth experiment start|status|stop`: A/B, canary and shadow experiments between two releases
+of a model on one server (docs/experiments.md). Settings are checked by the agent, which refuses
+a bad one with one line before anything changes."""
+from __future__ import annotations
+
+import argparse
+
+from . import options
+from .base import ActionGroup, Failed, workspace
+from .output import print_json, print_table
+from .selectors import resolve_one
+
+CANARY_ONLY = ("step_requests", "step_minutes", "max_error_rate", "max_p95_ms")
+
+
+def steps(text: str) -> list[float]:
+    """argparse type of --canary: percentages separated by commas (5,25,50,100)."""
+    try:
+        return [float(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give percentages separated by commas, e.g. 5,25,50,100") from None
+
+
+class ExperimentGroup(ActionGroup):
+    name = "experiment"
+    help = "A/B, canary and shadow experiments between two releases on one server"
+
+    def add_actions(self, actions) -> None:
+        a = actions.add_parser("start", help="route the model's stable port between A (current) and B (audited)")
+        a.add_argument("model")
+        options.add_server(a, required=True)
+        a.add_argument("--b", required=True, metavar="VERSION", help="the release to try (on that server)")
+        a.add_argument("--a", metavar="VERSION", help="the release to compare with (default: the current one)")
+        mode = a.add_mutually_exclusive_group(required=True)
+        mode.add_argument("--weight", type=float, metavar="FRACTION", help="A/B: B's share of requests, 0 to 1")
+        mode.add_argument("--canary", type=steps, metavar="5,25,50,100", help="canary: B's share in steps (%%)")
+        mode.add_argument("--shadow", action="store_true", help="shadow: A answers, B gets a copy")
+        a.add_argument("--sticky-header", metavar="NAME", help="A/B: one value of this header, one version")
+        a.add_argument("--step-requests", type=int, metavar="N", help="canary: B's requests per step (default 100)")
+        a.add_argument("--step-minutes", type=float, metavar="M", help="canary: minutes per step (default 1)")
+        a.add_argument("--max-error-rate", type=float, metavar="R", help="canary: B's error rate limit (default 0.05)")
+        a.add_argument("--max-p95-ms", type=float, metavar="MS", help="canary: B's p95 limit (default, or 0: none)")
+        a = actions.add_parser("status", help="the experiment's figures per version")
+        a.add_argument("model")
+        options.add_server(a, required=True)
+        options.add_json(a)
+        a = actions.add_parser("stop", help="end the experiment: A keeps the port, or B with --promote (audited)")
+        a.add_argument("model")
+        options.add_server(a, required=True)
+        a.add_argument("--promote", action="store_true", help="B becomes current")
+
+    def run(self, args) -> int:
+        ws = workspace()
+        args.server = resolve_one(ws, args.server)
+        return self.dispatch(args, ws)
+
+    def do_start(self, args, ws) -> int:
+        from app.deploy import experiments
+
+        settings = start_settings(args)
+        with ws.connect(args.server) as t:
+            result = experiments.start(t, ws.audit, args.model, settings)
+        print(f"{args.model} on {args.server}: {result['detail']} (router pid {result['router_pid']}, port "
+              f"{result['port']})")
+        return 0
+
+    def do_status(self, args, ws) -> int:
+        from app.deploy import experiments
+
+        with ws.connect(args.server) as t:
+            result = experiments.status(t, args.model)
+        shown = dict(result, server=args.server, a=_figures(result["a"]), b=_figures(result["b"]))
+        if args.json:
+            print_json(shown)
+            return 0
+        print(f"{args.model} on {args.server}: {result['mode']} {result['state']} since {result['started']}: "
+              f"{result['detail']}")
+        print_table([dict(shown["a"], side="A"), dict(shown["b"], side="B")], ["side", *experiments.FIGURES])
+        g = result.get("agreement")
+        if g:
+            print(f"agreement: {g['equal_count']} of {g['compared']} equal, mean abs diff {g['mean_abs_diff']}, max "
+                  f"{g['max_abs_diff']}; B failed {g['b_failed']}, copies dropped {g['dropped']}")
+        print(f"verdict: {result['verdict'].get('text')}")
+        return 0
+
+    def do_stop(self, args, ws) -> int:
+        from app.deploy import experiments
+
+        with ws.connect(args.server) as t:
+            result = experiments.stop(t, ws.audit, args.model, args.promote)
+        print(f"{args.model} on {args.server}: {result['detail']}")
+        return 0
+
+
+def start_settings(args) -> dict:
+    """The agent's experiment_start request from the options; misplaced options are wrong usage."""
+    if args.sticky_header is not None and args.weight is None:
+        raise Failed("--sticky-header goes with --weight")
+    given = {k: getattr(args, k) for k in CANARY_ONLY if getattr(args, k) is not None}
+    if given and args.canary is None:
+        raise Failed(f"--{next(iter(given)).replace('_', '-')} goes with --canary")
+    out = {"b": args.b, "a": args.a}
+    if args.weight is not None:
+        return dict(out, mode="ab", weight=args.weight, sticky_header=args.sticky_header)
+    if args.canary is not None:
+        return dict(out, mode="canary", steps=args.canary, **given)
+    return dict(out, mode="shadow")
+
+
+def _figures(side: dict) -> dict:
+    return {k: v for k, v in side.items() if not k.startswith("latency_")}
