@@ -23,6 +23,7 @@ from .bundle import BundleGroup
 from .changes import COMMANDS as CHANGES
 from .dbpassword import DbPasswordCommand
 from .demo import DemoCommand
+from .feedback import FeedbackCommand
 from .jobs import JobGroup
 from .monitor import MonitorCommand
 from .server import ServerGroup
@@ -30,7 +31,7 @@ from .settings import SettingsCommand
 
 COMMANDS: tuple[Command, ...] = (
     ServerGroup(), *CHANGES, AuditGroup(), SettingsCommand(), BundleGroup(), MonitorCommand(), DemoCommand(), JobGroup(),
-    AlertGroup(), AlertsCommand(), DbPasswordCommand(),
+    AlertGroup(), AlertsCommand(), DbPasswordCommand(), FeedbackCommand(),
 )
 
 
