@@ -26,12 +26,13 @@ from .demo import DemoCommand
 from .feedback import FeedbackCommand
 from .jobs import JobGroup
 from .monitor import MonitorCommand
+from .promote import PromoteCommand
 from .server import ServerGroup
 from .settings import SettingsCommand
 
 COMMANDS: tuple[Command, ...] = (
     ServerGroup(), *CHANGES, AuditGroup(), SettingsCommand(), BundleGroup(), MonitorCommand(), DemoCommand(), JobGroup(),
-    AlertGroup(), AlertsCommand(), DbPasswordCommand(), FeedbackCommand(),
+    AlertGroup(), AlertsCommand(), DbPasswordCommand(), FeedbackCommand(), PromoteCommand(),
 )
 
 

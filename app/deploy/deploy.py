@@ -23,13 +23,14 @@ class Deploy:
     """`for p in Deploy(...).run(): ...`; afterwards `.result` holds the agent's answer."""
 
     def __init__(self, transport: Transport, bundle_path: Path, audit: AuditLog, keep: int = 5,
-                 cancel: threading.Event | None = None, reason: str = ""):
+                 cancel: threading.Event | None = None, reason: str = "", admit=None):
         self.transport = transport
         self.bundle_path = Path(bundle_path)
         self.audit = audit
         self.keep = keep
         self.cancel = cancel or threading.Event()
         self.result: dict | None = None
+        self.admit = admit  # admit(sha256) raises OperationFailed when this server may not take the bundle
         self.trail = AuditedChange(audit, "deploy", server=transport.name, ssh_user=transport.ssh_user, reason=reason)
 
     def run(self) -> Iterator[Progress]:
@@ -54,6 +55,8 @@ class Deploy:
             for w in bundle.warnings:
                 yield Progress("check", str(w))
             self.trail.begin(model=m.name, version=m.version, sha256=bundle.sha256)
+            if self.admit is not None:
+                self.admit(bundle.sha256)
             yield Progress("connect", f"asking {self.transport.name} about itself")
             info = self.transport.hello(hashes=[f.sha256 for f in bundle.files], model=m.name)
             _check_python(m.python, info["python"], self.transport.name)
