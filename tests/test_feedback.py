@@ -1,17 +1,16 @@
 """Labels for logged requests with real runners: POST /feedback on the stable port and
 `berth feedback --file labels.csv` change the live accuracy (or MAE) per version; every bad input
 (shape, id, size, CSV row) is refused whole, and unknown request ids are counted and named."""
-import http.client
 import json
 import os
 import socket
-import time
 
 import pytest
 
 from agent_kit import call, deploy, make_bundle, stop_all
 from cli_kit import berth
 from jobs_kit import cleanup
+from labels_kit import post, predict
 
 SIGN_MODEL = '''
 class Model:
@@ -23,29 +22,6 @@ class Model:
     def predict(self, data):
         return {"value": data["x"] * 0.5}
 '''
-
-
-def post(port, path, body, request_id=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    headers = {"Content-Type": "application/json"}
-    if request_id:
-        headers["X-Request-Id"] = request_id
-    conn.request("POST", path, body if isinstance(body, bytes) else json.dumps(body).encode(), headers)
-    resp = conn.getresponse()
-    raw = resp.read()
-    conn.close()
-    return resp.status, json.loads(raw), resp.getheader("X-Request-Id")
-
-
-def predict(port, root, model, data, request_id):
-    """POST /predict, then wait for its request-log line: the runner writes it after the answer."""
-    status, answer, rid = post(port, "/predict", data, request_id)
-    log = root / "models" / model / "logs" / "requests.jsonl"
-    deadline = time.monotonic() + 10
-    while ('"request_id": "%s"' % request_id) not in log.read_text():
-        assert time.monotonic() < deadline, "no request-log line for %s" % request_id
-        time.sleep(0.01)
-    return status, answer, rid
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from .bundle import BundleGroup
 from .changes import COMMANDS as CHANGES
 from .dbpassword import DbPasswordCommand
 from .demo import DemoCommand
+from .experiment import ExperimentGroup
 from .feedback import FeedbackCommand
 from .jobs import JobGroup
 from .monitor import MonitorCommand
@@ -32,7 +33,7 @@ from .settings import SettingsCommand
 
 COMMANDS: tuple[Command, ...] = (
     ServerGroup(), *CHANGES, AuditGroup(), SettingsCommand(), BundleGroup(), MonitorCommand(), DemoCommand(), JobGroup(),
-    AlertGroup(), AlertsCommand(), DbPasswordCommand(), FeedbackCommand(), PromoteCommand(),
+    AlertGroup(), AlertsCommand(), DbPasswordCommand(), FeedbackCommand(), PromoteCommand(), ExperimentGroup(),
 )
 
 
