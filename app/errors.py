@@ -54,6 +54,7 @@ BAD_REQUIREMENTS = "bad_requirements"
 # -- the desktop's own rules ------------------------------------------------------------------------
 UNKNOWN_SERVER = "unknown_server"
 REASON_REQUIRED = "reason_required"
+STAGING_REQUIRED = "staging_required"  # require_staging_first: the bundle never ran on a staging server
 CONFIG = "config"
 DATABASE_DAMAGED = "database_damaged"
 

@@ -76,7 +76,24 @@ class Workspace:
     def deploy(self, transport: Transport, bundle_path: Path, reason: str = "", **options) -> Deploy:
         """The deploy job (run it with `.run()`), refused first when the server needs a reason."""
         self._check_change("deploy", transport.name, reason)
+        options.setdefault("admit", lambda sha: self.check_staging_first(transport.name, sha))
         return Deploy(transport, bundle_path, self.audit, reason=reason, **options)
+
+    def check_staging_first(self, server: str, sha256: str) -> None:
+        """With require_staging_first, a production server takes only a bundle that has run on a
+        staging server (this desktop's audit log says where each has run: app/store/bundle_runs.py)."""
+        if not (self.settings.flag("require_staging_first") and self.servers.get(server).environment == "production"):
+            return
+        from app.deploy.errors import OperationFailed
+        from app.store.bundle_runs import bundle_runs
+
+        runs = bundle_runs(self.db, self.servers, sha256)
+        if any(r["environment"] == "staging" for r in runs):
+            return
+        where = ", ".join(f"{r['server']} ({r['environment'] or 'removed'})" for r in runs) or "no server yet"
+        raise OperationFailed(f"{server} is a production server and takes only bundles that have run on a staging "
+                              f"server first (settings: require_staging_first); bundle {sha256[:12]} has run on "
+                              f"{where}: deploy it to a staging server first", code=errors.STAGING_REQUIRED)
 
     def change(self, transport: Transport, action: str, model: str, reason: str = "",
                **params) -> Iterator[Progress]:

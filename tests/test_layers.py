@@ -39,7 +39,7 @@ LAYERS = (
     {"monitor"},
     {"anchoring"},  # the audit anchor's key and desktop id in the keyring (app/anchoring.py)
     {"workspace"},
-    {"rollout"},  # a change rolled over a group of servers, on the Workspace (app/rollout.py)
+    {"rollout", "promotion"},  # a change rolled over a group of servers, a release promoted between servers
     {"cli"},
     {"ui"},
     {"__main__"},

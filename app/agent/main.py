@@ -64,7 +64,9 @@ def _lazy(module, name):
 
 LAZY = {"alerts": ("alert_add", "alert_list", "alert_state", "alert_test", "alert_silence", "alert_remove"),
         "alertsmtp": ("alert_smtp_set",), "alertmail": ("alert_smtp_test",),
-        "experiment": ("experiment_start", "experiment_status", "experiment_stop")}
+        "experiment": ("experiment_start", "experiment_status", "experiment_stop"),
+        "feedback": ("feedback_add",), "labelfigures": ("feedback_figures",),
+        "releaseexport": ("release_files", "release_read"), "replay": ("replay",)}
 COMMANDS.update({name: _lazy(module, name) for module, names in LAZY.items() for name in names})
 
 

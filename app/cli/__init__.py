@@ -23,16 +23,19 @@ from .bundle import BundleGroup
 from .changes import COMMANDS as CHANGES
 from .dbpassword import DbPasswordCommand
 from .diff import DiffCommand
-from .experiment import ExperimentGroup
 from .demo import DemoCommand
+from .experiment import ExperimentGroup
+from .feedback import FeedbackCommand
 from .jobs import JobGroup
 from .monitor import MonitorCommand
+from .promote import PromoteCommand
 from .server import ServerGroup
 from .settings import SettingsCommand
 
 COMMANDS: tuple[Command, ...] = (
     ServerGroup(), *CHANGES, AuditGroup(), SettingsCommand(), BundleGroup(), MonitorCommand(), DemoCommand(), JobGroup(),
-    AlertGroup(), AlertsCommand(), DbPasswordCommand(), DiffCommand(), ExperimentGroup(),
+    AlertGroup(), AlertsCommand(), DbPasswordCommand(), DiffCommand(), FeedbackCommand(), PromoteCommand(),
+    ExperimentGroup(),
 )
 
 

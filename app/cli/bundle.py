@@ -6,7 +6,7 @@ from pathlib import Path
 
 from . import options
 from .base import ActionGroup, workspace
-from .output import print_json
+from .output import print_json, print_table
 
 
 class BundleGroup(ActionGroup):
@@ -28,6 +28,9 @@ class BundleGroup(ActionGroup):
         a.add_argument("--seconds", type=float, default=5.0, help="seconds of load at each level (default 5)")
         a.add_argument("--connections", type=int, default=8, help="connections of the second level (default 8)")
         options.add_json(a)
+        a = actions.add_parser("where", help="the servers a bundle (by sha256) has run on, from the audit log")
+        a.add_argument("sha", metavar="SHA256", help="the bundle's sha256, or its first 8+ hex digits")
+        options.add_json(a)
 
     def do_init(self, args) -> int:
         from app.bundle import init_bundle
@@ -48,6 +51,20 @@ class BundleGroup(ActionGroup):
 
         sha = pack(args.dir, args.output)
         print(f"{args.output}  sha256 {sha}")
+        return 0
+
+    def do_where(self, args) -> int:
+        from app.store.bundle_runs import bundle_runs
+
+        ws = workspace()
+        rows = bundle_runs(ws.db, ws.servers, args.sha)
+        if args.json:
+            print_json(rows)
+        elif not rows:
+            print(f"berth: no server has run a bundle {args.sha} (by this computer's audit log)", file=sys.stderr)
+        else:
+            print_table([dict(r, sha256=r["sha256"][:12], environment=r["environment"] or "(removed)") for r in rows],
+                        ["server", "environment", "model", "version", "sha256", "first", "last"])
         return 0
 
     def do_check(self, args) -> int:

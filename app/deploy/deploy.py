@@ -27,7 +27,7 @@ class Deploy:
 
     def __init__(self, transport: Transport, bundle_path: Path, audit: AuditLog, keep: int = 5,
                  cancel: threading.Event | None = None, reason: str = "", show_plan: bool = False,
-                 profile: dict | None = None):
+                 profile: dict | None = None, admit=None):
         self.transport = transport
         self.show_plan = show_plan  # the CLI's "what changes" (the console confirms it on a page first)
         self.profile = profile  # just measured (`deploy --profile`); else the one kept for the bundle, if any
@@ -36,6 +36,7 @@ class Deploy:
         self.keep = keep
         self.cancel = cancel or threading.Event()
         self.result: dict | None = None
+        self.admit = admit  # admit(sha256) raises OperationFailed when this server may not take the bundle
         self.trail = AuditedChange(audit, "deploy", server=transport.name, ssh_user=transport.ssh_user, reason=reason)
 
     def run(self) -> Iterator[Progress]:
@@ -60,6 +61,8 @@ class Deploy:
             for w in bundle.warnings:
                 yield Progress("check", str(w))
             self.trail.begin(model=m.name, version=m.version, sha256=bundle.sha256)
+            if self.admit is not None:
+                self.admit(bundle.sha256)
             yield Progress("connect", f"asking {self.transport.name} about itself")
             info = self.transport.hello(hashes=[f.sha256 for f in bundle.files], model=m.name)
             _check_python(m.python, info["python"], self.transport.name)

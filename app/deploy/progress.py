@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 STEP_LABELS = {
     "check": "Checking the bundle",
+    "fetch": "Copying the release from its server",
     "connect": "Connecting",
     "plan": "What changes",
     "profile": "Measuring",

@@ -16,6 +16,9 @@ class Setting:
 KNOWN = {s.key: s for s in (
     Setting("require_reason_production", "false",
             "deploys and rollbacks on a production server need a reason (--reason)", ("true", "false")),
+    Setting("require_staging_first", "false",
+            "a production server accepts only bundles (by sha256) that have run on a staging server first",
+            ("true", "false")),
 )}
 
 

@@ -1,0 +1,182 @@
+"""Ground truth that arrives later: labels for logged requests (docs/experiments.md, "Labels and accuracy").
+
+`POST /feedback` on the stable endpoint (the runner hands the request to `serve`) and the agent
+command `feedback_add` (`berth feedback MODEL --file labels.csv`) append {"request_id", "label"}
+lines to logs/labels.jsonl, next to the request log and rotated like it, so it stays bounded. A
+label is matched to the request log by its request id; the last label given for an id wins, so
+sending a file twice is harmless. Everything is refused whole when one item is malformed.
+"""
+import json
+import math
+import os
+import threading
+import time
+
+from .layout import AgentError
+from .requestid import _TOKEN
+from . import requestlog
+from .requestlog import RequestLog
+
+LABELS_FILE = "labels.jsonl"
+MAX_BODY = 1024 * 1024  # POST /feedback: a label is a few bytes, a megabyte is thousands of them
+MAX_ITEMS = 10000  # labels per POST or per agent call (the CLI sends a big file in chunks of this)
+MAX_LABEL_CHARS = 256
+
+
+class BadFeedback(ValueError):
+    pass
+
+
+def labels_path(request_log_path):
+    return os.path.join(os.path.dirname(request_log_path), LABELS_FILE)
+
+
+def parse(data):
+    """[(request_id, label)] from {"request_id", "label"} or a list of them; BadFeedback naming the
+    first bad item otherwise. A label is a string, or a finite number (not a bool)."""
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise BadFeedback("no labels given: send {\"request_id\": ..., \"label\": ...} or a list of them")
+    if len(items) > MAX_ITEMS:
+        raise BadFeedback("%d labels at once; send at most %d per request" % (len(items), MAX_ITEMS))
+    out = []
+    for i, item in enumerate(items):
+        where = "item %d: " % i if isinstance(data, list) else ""
+        if not isinstance(item, dict) or set(item) != {"request_id", "label"}:
+            raise BadFeedback(where + "expected an object with exactly \"request_id\" and \"label\"")
+        out.append((check_id(item["request_id"], where), check_label(item["label"], where)))
+    return out
+
+
+def check_id(rid, where=""):
+    if not isinstance(rid, str) or not _TOKEN.match(rid):
+        raise BadFeedback(where + "request_id must be a plain token (letters, digits, . _ : -; at most 64)")
+    return rid
+
+
+def check_label(label, where=""):
+    if isinstance(label, bool) or not isinstance(label, (str, int, float)):
+        raise BadFeedback(where + "label must be a string or a number")
+    if isinstance(label, float) and not math.isfinite(label):
+        raise BadFeedback(where + "label must be a finite number")
+    if isinstance(label, str) and (not label or len(label) > MAX_LABEL_CHARS or "\n" in label or "\r" in label):
+        raise BadFeedback(where + "label must be 1 to %d characters on one line" % MAX_LABEL_CHARS)
+    return label
+
+
+class LabelLog(RequestLog):
+    """The labels file: RequestLog's single-write O_APPEND lines and rotation, with its own lines."""
+
+    def __init__(self, path):
+        RequestLog.__init__(self, path, None)
+
+    def append(self, pairs):
+        ts = round(time.time(), 3)
+        data = b"".join(json.dumps({"ts": ts, "request_id": r, "label": label}).encode() + b"\n" for r, label in pairs)
+        with self.lock:
+            self.file.write(data)
+            self.size += len(data)
+            if self.size > requestlog.ROTATE_BYTES:
+                self._rotate()
+
+
+_open_logs = {}
+_open_lock = threading.Lock()
+
+
+def _log_for(path):
+    with _open_lock:
+        log = _open_logs.get(path)
+        if log is None:
+            log = _open_logs[path] = LabelLog(path)
+        return log
+
+
+def serve(handler):
+    """POST /feedback in the runner: 200 {"accepted": n}, 400 for a shape it does not know, 413 over
+    MAX_BODY. The body's length is checked before it is read."""
+    length = (handler.headers.get("Content-Length") or "").strip()
+    if length.isdigit() and int(length) > MAX_BODY:
+        handler.server.guard.disarm(handler.connection)
+        handler.close_connection = True
+        handler._reply(413, {"error": "feedback body over %d bytes; send at most %d labels per request" % (MAX_BODY, MAX_ITEMS)})
+        return
+    try:
+        raw = handler._body()
+        pairs = parse(json.loads(raw or b"null"))
+    except (ValueError, RecursionError) as e:  # BadFeedback, JSON errors
+        handler._reply(400, {"error": str(e) if isinstance(e, BadFeedback) else "feedback is not valid JSON"})
+        return
+    except Exception as e:  # the runner's own refusals of the body (length, chunked): their status
+        handler._reply(getattr(e, "status", 400), {"error": str(e)})
+        return
+    _log_for(labels_path(handler.server.requests.path)).append(pairs)
+    handler._reply(200, {"accepted": len(pairs)})
+
+
+def feedback_add(ctx, req):
+    """{"model", "labels": [[request_id, label], ...]} -> {"accepted", "unknown", "unknown_ids"}: only
+    labels whose request is in the request log are kept; the others are counted and a few named."""
+    model = ctx.root.model(req["model"])
+    if not os.path.isdir(model.releases):
+        raise AgentError("there is no model %s on this server" % req["model"], "not_found")
+    rows = req["labels"]
+    if not isinstance(rows, list) or len(rows) > MAX_ITEMS:
+        raise AgentError("labels must be a list of at most %d [request_id, label] pairs" % MAX_ITEMS, "usage")
+    try:
+        pairs = [(check_id(r[0], "row %d: " % i), check_label(r[1], "row %d: " % i)) if isinstance(r, list) and len(r) == 2
+                 else _bad_row(i) for i, r in enumerate(rows)]
+    except BadFeedback as e:
+        raise AgentError(str(e), "usage")
+    known = logged_ids(model.request_log(), set(r for r, _ in pairs))
+    kept = [p for p in pairs if p[0] in known]
+    unknown = sorted(set(r for r, _ in pairs) - known)
+    if kept:  # its own handle, closed after: a long-lived agent must not keep a file the runner rotates
+        os.makedirs(model.logs, exist_ok=True)
+        log = LabelLog(os.path.join(model.logs, LABELS_FILE))
+        try:
+            log.append(kept)
+        finally:
+            log.close()
+    return {"accepted": len(kept), "unknown": len(pairs) - len(kept), "unknown_ids": unknown[:5]}
+
+
+COMMANDS = {"feedback_add": feedback_add}
+
+
+def _bad_row(i):
+    raise BadFeedback("row %d: expected [request_id, label]" % i)
+
+
+def rotated(path, keep=None):
+    """The log's files, oldest first (path.2, path.1, path)."""
+    keep = keep or requestlog.KEEP_FILES
+    names = ["%s.%d" % (path, i) for i in range(keep - 1, 0, -1)] + [path]
+    return [n for n in names if os.path.exists(n)]
+
+
+def lines(path):
+    """Each JSON object line of a rotated log, oldest first; a torn or foreign line is skipped."""
+    for name in rotated(path):
+        try:
+            f = open(name, "rb")
+        except OSError:
+            continue
+        with f:
+            for line in f:
+                try:
+                    item = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(item, dict):
+                    yield item
+
+
+def logged_ids(request_log, wanted):
+    """Which of `wanted` are in the request log (memory: the wanted set, never the log)."""
+    found = set()
+    for item in lines(request_log):
+        rid = item.get("request_id")
+        if rid in wanted:
+            found.add(rid)
+    return found

@@ -1,0 +1,129 @@
+"""Live accuracy (labels) or mean absolute error (numbers) per version: the request log joined with
+the labels file by request id (docs/experiments.md, "Labels and accuracy").
+
+Memory is bounded by the labels file (rotated, like the request log) and, for `samples`, a capped
+list of absolute errors per version; the request log itself is streamed, never held.
+
+Which figure: a version whose matched predictions and labels are all numbers, at least one of them
+not a whole number, gets the MAE; any other (strings, class numbers 0/1/2) gets the accuracy, a
+prediction being correct when it equals the label (numbers compared as numbers)."""
+import json
+import math
+import os
+
+from .feedback import LABELS_FILE, lines
+
+# the keys a model's answer names its prediction by, in this order ({"class": ...}, {"label": ...})
+PREDICTION_KEYS = ("label", "class", "prediction", "predicted", "value", "y", "output")
+MAX_SAMPLES = 10000
+
+
+def label_figures(model_dir, versions=None, since=None, samples=False):
+    """{version: {"labelled", "accuracy" | "mae", "correct" (accuracy), "abs_errors" (with samples)}}
+    for each of `versions` (all versions seen when None) over requests logged at or after `since`
+    (a UNIX time). A version with no labelled request has {"labelled": 0}."""
+    logs = model_dir if isinstance(model_dir, str) else model_dir.path
+    logs = os.path.join(logs, "logs")
+    labels = {}
+    for item in lines(os.path.join(logs, LABELS_FILE)):
+        rid = item.get("request_id")
+        if isinstance(rid, str) and "label" in item:
+            labels[rid] = item["label"]  # the last label given wins
+    acc = dict((v, _Tally()) for v in (versions or ()))
+    for item in lines(os.path.join(logs, "requests.jsonl")):
+        version = item.get("version")
+        if versions is not None and version not in acc:
+            continue
+        if since is not None and (item.get("ts") or 0) < since:
+            continue
+        rid = item.get("request_id")
+        if rid not in labels or item.get("status") != 200:
+            continue
+        pred = predicted(item.get("output"))
+        if pred is None:
+            continue
+        acc.setdefault(version, _Tally()).add(pred, labels[rid])
+    return dict((v, t.figures(samples)) for v, t in acc.items())
+
+
+def predicted(output):
+    """The prediction in a logged answer: a bare scalar, a one-element list, or the first of
+    PREDICTION_KEYS (else the only key) of an object; None when there is none (cut, an error)."""
+    try:
+        value = json.loads(output) if isinstance(output, str) else output
+    except ValueError:
+        return None
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, dict):
+        if "error" in value:
+            return None
+        key = next((k for k in PREDICTION_KEYS if k in value), None)
+        if key is None and len(value) == 1:
+            key = next(iter(value))
+        value = value.get(key) if key is not None else None
+    if isinstance(value, bool):
+        return json.dumps(value)
+    return value if isinstance(value, (str, int, float)) else None
+
+
+def _number(x):
+    """A finite number from a JSON number or a numeric string (labels from a CSV are strings)."""
+    if isinstance(x, bool) or not isinstance(x, (str, int, float)):
+        return None
+    try:
+        f = float(x)
+    except (ValueError, OverflowError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+class _Tally:
+    def __init__(self):
+        self.labelled = self.correct = 0
+        self.numeric = self.fractional = 0
+        self.abs_sum = 0.0
+        self.abs_errors = []
+
+    def add(self, pred, label):
+        self.labelled += 1
+        p, t = _number(pred), _number(label)
+        if p is not None and t is not None:
+            self.numeric += 1
+            self.fractional += p != int(p) or t != int(t)
+            self.correct += p == t
+            err = abs(p - t)
+            self.abs_sum += err
+            if len(self.abs_errors) < MAX_SAMPLES:
+                self.abs_errors.append(err)
+        else:
+            self.correct += str(pred) == str(label)
+
+    def figures(self, samples):
+        if not self.labelled:
+            return {"labelled": 0}
+        if self.numeric == self.labelled and self.fractional:
+            out = {"labelled": self.labelled, "mae": self.abs_sum / self.labelled}
+            if samples:
+                out["abs_errors"] = list(self.abs_errors)
+            return out
+        return {"labelled": self.labelled, "accuracy": self.correct / self.labelled, "correct": self.correct}
+
+
+def feedback_figures(ctx, req):
+    """The agent command: {"model", "versions"?, "since"?} -> {"versions": label_figures(...)}."""
+    from .layout import AgentError, check_version
+
+    model = ctx.root.model(req["model"])
+    if not os.path.isdir(model.releases):
+        raise AgentError("there is no model %s on this server" % req["model"], "not_found")
+    versions = req.get("versions")
+    if versions is not None:
+        versions = [check_version(v) for v in versions]
+    since = req.get("since")
+    if since is not None and (isinstance(since, bool) or not isinstance(since, (int, float))):
+        raise AgentError("since must be a UNIX time", "usage")
+    return {"versions": label_figures(model, versions, since)}
+
+
+COMMANDS = {"feedback_figures": feedback_figures}
