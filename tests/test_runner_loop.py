@@ -144,7 +144,7 @@ def test_a_request_line_over_the_limit_is_414(runner):
     port, _ = runner
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         try:
-            s.sendall(b"GET /" + b"a" * 70000)
+            s.sendall(b"GET /" + b"a" * 70000)  # no line end: refused once the head is over 64 KB
         except OSError:
             pass
         assert s.recv(65536).split(b" ", 2)[1] == b"414"

@@ -15,7 +15,7 @@ import selectors
 import time
 from http import HTTPStatus
 
-from .httphead import parse as _parse, too_long as _too_long
+from .httphead import MAX_HEAD, MAX_LINE, parse as _parse, too_long as _too_long
 from .runnerguard import BODY_DEADLINE, BUSY, MAX_CONNECTIONS, REQUEST_DEADLINE
 from .runnershare import DRAIN_S, IDLE_GRACE_S
 
@@ -30,10 +30,10 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class Conn:
-    __slots__ = ("sock", "buf", "out", "req", "deadline", "since", "closing", "mask", "busy")
+    __slots__ = ("sock", "buf", "out", "req", "deadline", "since", "closing", "mask", "busy", "scanned")
 
     def __init__(self, sock, now):
-        self.sock, self.buf, self.out, self.req, self.busy = sock, b"", None, None, False
+        self.sock, self.buf, self.out, self.req, self.busy, self.scanned = sock, b"", None, None, False, 0
         self.deadline, self.since, self.closing, self.mask = now + REQUEST_DEADLINE, now, False, READ
 
 
@@ -140,7 +140,10 @@ class Loop:
                         self.failure(e)
                         self._close(data)
                 else:
-                    data(key.fileobj, mask)
+                    try:
+                        data(key.fileobj, mask)
+                    except Exception as e:
+                        self.failure(e)
             now = time.monotonic()
             if now >= next_tick or self.draining:
                 next_tick = now + TICK
@@ -203,17 +206,19 @@ class Loop:
     def _serve(self, conn):
         """Answer every complete request in the buffer (in order), up to BATCH_BYTES of answers."""
         buf, pos, out, size, largest = conn.buf, 0, [], 0, 0
+        scanned, conn.scanned = conn.scanned, 0  # bytes of an incomplete head already searched
         respond, bodies = self.service.respond, self.service.bodies
         while True:
             req = conn.req
             if req is None:
-                end = buf.find(b"\r\n\r\n", pos)
+                seen, scanned = scanned, 0
+                end = buf.find(b"\r\n\r\n", max(pos, seen - 3))  # a head sent byte by byte: not searched again each time
                 if end < 0:
-                    problem = _too_long(buf, pos)
-                    if problem is not None:
-                        req, pos = problem, len(buf)
-                    else:
+                    rest = len(buf) - pos  # the request line is measured once, when the head outgrows MAX_LINE
+                    if rest <= MAX_HEAD and not (seen <= MAX_LINE < rest and _too_long(buf, pos).refused[0] == 414):
+                        conn.scanned = rest
                         break
+                    req, pos = _too_long(buf, pos), len(buf)
                 else:
                     req = _parse(bytes(buf[pos:end]) if buf.__class__ is bytearray else buf[pos:end], bodies)
                     pos = end + 4
@@ -230,8 +235,11 @@ class Loop:
             else:
                 conn.req = None
             if req.length:
-                body = buf[pos:pos + req.length]
-                req.body = bytes(body) if body.__class__ is bytearray else body
+                if buf.__class__ is bytearray:
+                    with memoryview(buf) as view:  # one copy of a large body, not two
+                        req.body = bytes(view[pos:pos + req.length])
+                else:
+                    req.body = buf[pos:pos + req.length]
                 pos += req.length
             status, body, ctype, extra = respond(req)
             if self.draining:
