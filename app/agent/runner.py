@@ -187,7 +187,9 @@ def main(argv=None):
         return service
     own, shared = bind(args, service)
     # the workers hook (runnerworkers.py, `[serve] workers = N`): fork here, after the model loaded and
-    # the sockets are bound, and run serve() in each child on the same sockets
+    # the sockets are bound, and run serve() in each child on the same sockets (serve() creates the
+    # loop and its epoll, so no child shares one; the listeners are non-blocking, so a child that
+    # loses a connection to another does not block in accept)
     return serve(args, service, own, shared)
 
 
