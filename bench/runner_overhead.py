@@ -32,6 +32,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+import _wrk  # noqa: E402 (bench/_wrk.py)
 
 MODEL_SRC = '''"""The runner-overhead bench's model: as little work as a prediction can be."""
 
@@ -47,10 +49,12 @@ LABELS = {
     "direct": "direct call",
     "berth": "Berth runner",
     "baseline": "Berth runner at the baseline",
-    "starlette": "uvicorn + Starlette",
+    "starlette": "uvicorn + Starlette (uvloop, httptools)",
     "flask": "Flask (threaded dev server)",
 }
 GOAL_P50_OVERHEAD_MS = 1.0
+WRK_CONNECTIONS = (1, 16)  # issue 15's goal: uvicorn's req/s at 16, its p50 or better at 1
+WRK_LUA = None  # the wrk script, when wrk runs
 
 
 # -- the children: servers and clients ---------------------------------------------------------
@@ -74,9 +78,10 @@ def serve_starlette(bundle, port):
         return JSONResponse(predict(await request.json()))
 
     app = Starlette(routes=[Route("/predict", endpoint, methods=["POST"])])
-    # Defaults, as `uvicorn module:app` runs it: one worker, loop/http "auto" (uvloop and httptools
-    # when installed, else asyncio and h11), access log on.
-    uvicorn.run(app, host="127.0.0.1", port=port)
+    # The strongest peer configuration, asked for by name (it fails when uvloop or httptools is
+    # missing instead of quietly falling back to asyncio and h11): one worker, access log on (as
+    # Berth's request log is).
+    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools")
 
 
 def serve_flask(bundle, port):
@@ -387,6 +392,7 @@ def measure_stack(stack, args, tmp, bundle, release):
             raise RuntimeError("%s: load clients failed: %s" % (stack, "; ".join(errors[:3])))
         count = sum(o["count"] for o in outs if o)
         reconnects = sum(o.get("reconnects", 0) for o in outs if o)
+        wrk = {c: _wrk.run(srv.port, WRK_LUA, c, args.wrk_seconds) for c in WRK_CONNECTIONS} if WRK_LUA else {}
     finally:
         srv.stop()
     logged = None
@@ -395,7 +401,7 @@ def measure_stack(stack, args, tmp, bundle, release):
             logged = sum(1 for _ in f)
         os.replace(srv.request_log, tmp / "requests.previous.jsonl")
     return {"times": lat_out["times"], "closed": lat_out["closed"], "rps": count / args.seconds,
-            "reconnects": reconnects, "logged": logged,
+            "reconnects": reconnects, "logged": logged, "wrk": wrk,
             "cpu": None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / (wall1 - wall0)}
 
 
@@ -470,11 +476,15 @@ def parse_args(argv):
     p.add_argument("--repeat", type=int, default=1, help="rounds over all stacks (default 1); medians are reported")
     p.add_argument("--stacks", default=",".join(STACKS), help="comma-separated subset of %s" % ",".join(STACKS))
     p.add_argument("--baseline", metavar="GIT_REF", help="also measure the runner of this commit (e.g. HEAD~1, main)")
+    p.add_argument("--wrk-seconds", type=float, default=5.0, help="length of each wrk run (1 and %s connections; "
+                   "default 5)" % ",".join(map(str, WRK_CONNECTIONS)))
+    p.add_argument("--no-wrk", action="store_true", help="skip the wrk runs even when wrk is installed")
     p.add_argument("-v", "--verbose", action="store_true", help="print each stack's figures as they come")
     args = p.parse_args(argv)
     args.stacks = [s.strip() for s in args.stacks.split(",") if s.strip()]
     if args.baseline:
         args.stacks.insert(args.stacks.index("berth") + 1 if "berth" in args.stacks else 0, "baseline")
+    args.wrk = not args.no_wrk and _wrk.available() is not None
     if any(s not in STACKS + ("baseline",) for s in args.stacks):
         p.error("--stacks takes %s" % ", ".join(STACKS))
     if args.requests < 10 or args.seconds <= 0 or args.connections < 1 or args.load_procs < 1 or args.repeat < 1:
@@ -503,6 +513,9 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="berth-overhead-") as tmp:
         tmp = Path(tmp)
         bundle, release = make_release(tmp)
+        if args.wrk:
+            global WRK_LUA
+            WRK_LUA = _wrk.script(tmp, BODY)
         if args.baseline:
             global BASELINE_ROOT
             BASELINE_ROOT = extract_baseline(args.baseline, tmp / "baseline")
@@ -518,6 +531,8 @@ def main(argv=None):
                     res[stack]["p50"].append(p50)
                     res[stack]["p99"].append(p99)
                     res[stack]["rps"].append(out["rps"])
+                    for c, w in out["wrk"].items():
+                        res[stack].setdefault("wrk", {}).setdefault(c, []).append(w)
                     if out["cpu"] is not None:
                         res[stack]["cpu"].append(out["cpu"])
                     conn[stack] = "new per request" if out["closed"] or out["reconnects"] else "keep-alive"
@@ -534,14 +549,18 @@ def main(argv=None):
                                      "under load): its figures include a TCP connect per request"
                                      % (LABELS[stack], out["closed"], args.requests, out["reconnects"]))
                     if args.verbose:
-                        print("  round %d %-28s p50 %.3f ms  p99 %.3f ms  %8.0f req/s  server CPU %s"
+                        print("  round %d %-28s p50 %.3f ms  p99 %.3f ms  %8.0f req/s  server CPU %s%s"
                               % (r, LABELS[stack], p50 * 1e3, p99 * 1e3, out["rps"],
-                                 "?" if out["cpu"] is None else "%.0f %%" % (out["cpu"] * 100)), flush=True)
+                                 "?" if out["cpu"] is None else "%.0f %%" % (out["cpu"] * 100),
+                                 "".join("  wrk c=%d: %.0f req/s p50 %.3f ms p99 %.3f ms" % (c, w["rps"], w["p50"] * 1e3,
+                                                                                          w["p99"] * 1e3)
+                                         for c, w in out["wrk"].items())), flush=True)
         except Exception:
             traceback.print_exc()
             print("FAILED", file=sys.stderr)
             return 1
 
+    wrk_runs = {s: d.pop("wrk", {}) for s, d in res.items()}
     med = {s: {k: statistics.median(v) for k, v in d.items() if v} for s, d in res.items()}
     direct_p50 = med["direct"]["p50"]
     flask_rps = med.get("flask", {}).get("rps")
@@ -592,8 +611,42 @@ def main(argv=None):
         print("Berth runner: " + v)
     for n in notes:
         print("note: " + n)
+    if any(wrk_runs.values()):
+        print()
+        print(wrk_table(wrk_runs, args))
     print("```")
     return 0
+
+
+def wrk_table(runs, args):
+    """req/s, p50 and p99 measured by wrk at each connection count: the range over the rounds (each
+    round runs every stack in turn, so the stacks are interleaved), and Berth's ratio to uvicorn's."""
+    import _kit
+
+    def rng(values, scale=1.0, fmt="%.0f"):
+        lo, hi = min(values) * scale, max(values) * scale
+        return fmt % lo if len(values) == 1 else (fmt + "-" + fmt) % (lo, hi)
+
+    rows = []
+    for s, by_c in runs.items():
+        for c, ws in sorted(by_c.items()):
+            rows.append((LABELS[s], str(c), rng([w["rps"] for w in ws]), rng([w["p50"] for w in ws], 1e3, "%.3f"),
+                         rng([w["p99"] for w in ws], 1e3, "%.3f")))
+    lines = ["wrk %s, %.0f s per run, %d round(s) interleaved; ranges over the rounds"
+             % (subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("[")[0].strip() or "wrk",
+                args.wrk_seconds, args.repeat),
+             _kit.table(rows, ("stack", "connections", "req/s", "p50 ms", "p99 ms"))]
+    if runs.get("berth") and runs.get("starlette"):
+        for c in sorted(runs["berth"]):
+            b, u = runs["berth"][c], runs["starlette"].get(c)
+            if not u:
+                continue
+            rps = [x["rps"] / y["rps"] for x, y in zip(b, u)]
+            p50 = [x["p50"] / y["p50"] for x, y in zip(b, u)]
+            lines.append("Berth / uvicorn at %d connection(s), round by round: req/s %s x, p50 %s x (median %.2fx, %.2fx)"
+                         % (c, ", ".join("%.2f" % v for v in rps), ", ".join("%.2f" % v for v in p50),
+                            statistics.median(rps), statistics.median(p50)))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

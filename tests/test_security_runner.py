@@ -210,9 +210,10 @@ def test_clients_that_hang_up_mid_answer_write_no_tracebacks(runner):
 
 def test_a_client_that_never_reads_its_answer_is_cut_off_at_the_deadline(runner):
     """The deadlines covered reading a request but not writing the answer: a client that sends a
-    request and never reads held its thread (one of MAX_CONNECTIONS) for ever in sendall."""
+    request and never reads held its thread (one of MAX_CONNECTIONS) for ever in sendall. On the
+    event loop it holds a connection slot (no thread): the answer's deadline ends it, and other
+    clients are served meanwhile."""
     port, pid, _ = runner
-    threads_before = psutil.Process(pid).num_threads()
     pipelined = b"GET /info HTTP/1.1\r\nHost: x\r\n\r\n" * 20000  # ~10 MB of answers: more than buffers hold
     socks = []
     try:
@@ -227,15 +228,23 @@ def test_a_client_that_never_reads_its_answer_is_cut_off_at_the_deadline(runner)
             except socket.timeout:
                 pass
         time.sleep(1)
-        assert psutil.Process(pid).num_threads() >= threads_before + 5, "the answers did not block"
+        assert runner_connections(pid, port) >= 5, "the answers did not block"
+        assert http_json(port, "GET", "/health")[0] == 200, "a client that never reads stopped the others"
+        assert psutil.Process(pid).memory_info().rss < 200 * 1024 * 1024, "unsent answers piled up"
         deadline = time.monotonic() + runnerguard.REQUEST_DEADLINE + 5
-        while time.monotonic() < deadline and psutil.Process(pid).num_threads() > threads_before + 2:
+        while time.monotonic() < deadline and runner_connections(pid, port) > 0:
             time.sleep(0.25)
-        assert psutil.Process(pid).num_threads() <= threads_before + 2, "unread answers still hold threads"
+        assert runner_connections(pid, port) == 0, "unread answers still hold connections"
         assert http_json(port, "GET", "/health")[0] == 200
     finally:
         for s in socks:
             s.close()
+
+
+def runner_connections(pid: int, port: int) -> int:
+    """The runner's established connections on its port (the event loop holds no thread for them)."""
+    return sum(1 for c in psutil.Process(pid).net_connections(kind="tcp")
+               if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED)
 
 
 def test_held_requests_with_huge_headers_stay_within_a_bounded_memory(runner):

@@ -92,26 +92,25 @@ def _log_for(path):
         return log
 
 
-def serve(handler):
-    """POST /feedback in the runner: 200 {"accepted": n}, 400 for a shape it does not know, 413 over
-    MAX_BODY. The body's length is checked before it is read."""
-    length = (handler.headers.get("Content-Length") or "").strip()
-    if length.isdigit() and int(length) > MAX_BODY:
-        handler.server.guard.disarm(handler.connection)
-        handler.close_connection = True
-        handler._reply(413, {"error": "feedback body over %d bytes; send at most %d labels per request" % (MAX_BODY, MAX_ITEMS)})
-        return
+PATH = "/feedback"
+
+
+def respond(req, request_log_path):
+    """POST /feedback in the runner (httploop's request): (status, body, content type, extra headers);
+    200 {"accepted": n}, 400 for a shape it does not know, 413 over MAX_BODY."""
+    if req.refused is not None:  # the loop's own refusals of the body (length, chunked): their status
+        status, message, _ = req.refused
+        return status, json.dumps({"error": message}).encode(), "application/json", ""
+    if len(req.body) > MAX_BODY:
+        return (413, json.dumps({"error": "feedback body over %d bytes; send at most %d labels per request"
+                                 % (MAX_BODY, MAX_ITEMS)}).encode(), "application/json", "")
     try:
-        raw = handler._body()
-        pairs = parse(json.loads(raw or b"null"))
+        pairs = parse(json.loads(req.body or b"null"))
     except (ValueError, RecursionError) as e:  # BadFeedback, JSON errors
-        handler._reply(400, {"error": str(e) if isinstance(e, BadFeedback) else "feedback is not valid JSON"})
-        return
-    except Exception as e:  # the runner's own refusals of the body (length, chunked): their status
-        handler._reply(getattr(e, "status", 400), {"error": str(e)})
-        return
-    _log_for(labels_path(handler.server.requests.path)).append(pairs)
-    handler._reply(200, {"accepted": len(pairs)})
+        text = str(e) if isinstance(e, BadFeedback) else "feedback is not valid JSON"
+        return 400, json.dumps({"error": text}).encode(), "application/json", ""
+    _log_for(labels_path(request_log_path)).append(pairs)
+    return 200, json.dumps({"accepted": len(pairs)}).encode(), "application/json", ""
 
 
 def feedback_add(ctx, req):
