@@ -8,9 +8,11 @@ import shutil
 import socket
 import sys
 
-from . import blobs, endpoint, experimentfiles, journal, lock, releases, supervise
+from . import blobs, endpoint, journal, lock, releases, supervise
 from .fsutil import tail
 from .layout import AgentError, check_name, check_version, inside_bundle
+
+from . import experimentfiles  # noqa: E402 (apart: other imports change beside it)
 
 EXAMPLE_MAX_BYTES = 1 << 20
 

@@ -22,7 +22,6 @@ from .base import Command
 from .bundle import BundleGroup
 from .changes import COMMANDS as CHANGES
 from .dbpassword import DbPasswordCommand
-from .experiment import ExperimentGroup
 from .demo import DemoCommand
 from .jobs import JobGroup
 from .monitor import MonitorCommand
@@ -31,8 +30,14 @@ from .settings import SettingsCommand
 
 COMMANDS: tuple[Command, ...] = (
     ServerGroup(), *CHANGES, AuditGroup(), SettingsCommand(), BundleGroup(), MonitorCommand(), DemoCommand(), JobGroup(),
-    AlertGroup(), AlertsCommand(), DbPasswordCommand(), ExperimentGroup(),
+    AlertGroup(), AlertsCommand(), DbPasswordCommand(),
 )
+
+
+# experiments (issue 16), registered on lines of their own so groups added above merge without a conflict
+from .experiment import ExperimentGroup  # noqa: E402
+
+COMMANDS += (ExperimentGroup(),)
 
 
 def build_parser() -> argparse.ArgumentParser:
