@@ -282,3 +282,21 @@ def test_a_breach_while_the_server_is_locked_sends_b_nothing_and_ends_once_it_is
         assert status(root)["state"] == "running"
     assert wait_for(lambda: status(root)["state"] == "rolled_back")
     assert journal(root)[-1]["action"] == "experiment.auto_rollback"
+
+
+@pytest.mark.parametrize("raw,code", [
+    (b"POST /predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n", 411),
+    (b"POST /predict HTTP/1.1\r\nContent-Length: nine\r\n\r\n", 400),
+    (b"POST /predict HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400),
+    (b"POST /predict HTTP/1.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", 431),
+    (b"NONSENSE\r\n\r\n", 400),
+])
+def test_the_router_refuses_a_malformed_request_and_keeps_serving(root, raw, code):
+    import socket
+
+    start(root, mode="ab", weight=0.5)
+    with socket.create_connection(("127.0.0.1", port_of(root)), timeout=10) as s:
+        s.sendall(raw)
+        answer = s.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 %d " % code) and b"X-Request-Id: " in answer, answer[:200]
+    assert Client(port_of(root)).predict({"x": 1})[0] == 200

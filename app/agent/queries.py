@@ -12,6 +12,7 @@ from . import blobs, endpoint, experimentfiles, journal, lock, releasedetail, re
 from .fsutil import tail
 from .layout import AgentError, check_name, check_version, inside_bundle
 
+
 EXAMPLE_MAX_BYTES = 1 << 20
 
 

@@ -83,7 +83,7 @@ class Router:
                     (method, path, proto), raw, named = parse_head(head)
                     body = reader.body(content_length(named))
                 except BadRequest as e:
-                    conn.sendall(_answer(e.status, json.dumps({"error": str(e)}).encode(), [], b"", request_id(), True))
+                    conn.sendall(_answer(e.status, json.dumps({"error": str(e)}).encode(), [], request_id(), True))
                     return
                 close = self.stopping.is_set() or _wants_close(proto, named)
                 rid = request_id((named.get(b"x-request-id") or b"").decode("latin-1"))
@@ -115,7 +115,7 @@ class Router:
                     self.shadow.put_nowait((request, rbody if status < 400 else None))
                 except queue.Full:
                     self.stats.count("dropped")
-        return _answer(status, rbody, rhead, b"", rid, close)
+        return _answer(status, rbody, rhead, rid, close)
 
     def shadow_worker(self):
         while True:
@@ -197,7 +197,8 @@ def _request(method, path, raw, body, rid):
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
-def _answer(status, body, rhead, _unused, rid, close):
+def _answer(status, body, rhead, rid, close):
+    """The client's answer: the runner's status, headers and body, our own framing."""
     lines = [b"HTTP/1.1 %d %s" % (status, _REASONS.get(status, b"Answer"))]
     have_id = False
     for n, v in rhead:
