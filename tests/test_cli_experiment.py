@@ -57,10 +57,11 @@ def test_experiment_from_the_command_line(capsys, tmp_path, local):
     r = berth(capsys, "experiment", "status", "echo", "--server", "local", "--json")
     st = r.json()
     assert {"mode", "state", "started", "a", "b", "agreement", "verdict"} <= set(st) and st["mode"] == "ab"
-    assert set(st["a"]) == {"version", "weight", "requests", "errors", "rejected", "p50_ms", "p95_ms", "p99_ms"}
-    assert st["verdict"] == {"text": "not computed yet"} and st["server"] == "local"
+    assert set(st["a"]) == {"version", "weight", "requests", "errors", "rejected", "p50_ms", "p95_ms", "p99_ms",
+                            "labelled"} and st["a"]["labelled"] == 0  # no label posted yet
+    assert st["verdict"]["state"] in ("none", "better", "worse") and st["server"] == "local"
     r = berth(capsys, "experiment", "status", "echo", "--server", "local")
-    assert r.code == 0 and "ab running since" in r.out and "verdict: not computed yet" in r.out
+    assert r.code == 0 and "ab running since" in r.out and f"verdict: {st['verdict']['text']}" in r.out
 
     r = berth(capsys, "deploy", bundle(tmp_path, "3.0.0"), "--server", "local")
     assert r.code == 1 and "stop it first with `berth experiment stop echo" in r.err, r

@@ -226,13 +226,50 @@ def report(model, data, restarted=False):
     out = {"model": model.name, "mode": data["mode"], "state": data["state"], "started": data.get("started"),
            "ended": data.get("ended"), "detail": data.get("detail") or _describe(data), "a": a, "b": b,
            "agreement": agreement_figures(saved.get("agreement")) if data["mode"] == "shadow" else None,
-           "router": {"alive": xf.router_alive(model), "restarted": restarted}, "verdict": _verdict(a, b)}
+           "router": {"alive": xf.router_alive(model), "restarted": restarted}, "verdict": None}
+    extra = _add_labels(model, data, a, b)
+    out["verdict"] = _verdict(_for_verdict(a, extra[0]), _for_verdict(b, extra[1]))
     if data["mode"] == "canary":
         out["canary"] = {k: data.get(k) for k in ("steps", "step", "step_requests", "step_minutes", "max_error_rate",
                                                   "max_p95_ms")}
     if data.get("sticky_header"):
         out["sticky_header"] = data["sticky_header"]
     return out
+
+
+def _add_labels(model, data, a, b):
+    """Each version's live accuracy (labels) or MAE (numbers) over the requests it answered since the
+    experiment started (labelfigures: the request log joined with POST /feedback's labels by id)."""
+    from .jobclock import parse
+    from .labelfigures import label_figures
+
+    try:
+        started = parse(data.get("started"))
+    except ValueError:
+        started = None
+    since = started.timestamp() if started else None
+    got = label_figures(model, [a["version"], b["version"]], since=since, samples=True)
+    extra = []
+    for side in (a, b):
+        figures = dict(got.get(side["version"]) or {"labelled": 0})
+        samples = {k: figures.pop(k) for k in ("correct", "abs_errors") if k in figures}
+        side.update(figures)
+        extra.append(samples)
+    return extra
+
+
+def _for_verdict(side, samples):
+    """The verdict's input: the router keeps a histogram, not each latency, so the p95 interval is
+    taken over the bucket bounds, each repeated as often as it was hit (at most 20,000 in all, in
+    proportion): an order statistic of that sample is the bucket the true one falls in."""
+    counts, bounds = side.get("latency_counts") or [], side.get("latency_bounds_s") or []
+    total = sum(counts)
+    scale = min(1.0, 20000.0 / total) if total else 0.0
+    sample = []
+    for count, bound in zip(counts, list(bounds) + [None]):
+        if bound is not None and count:
+            sample += [bound * 1000.0] * int(round(count * scale))
+    return dict(side, latencies_ms=sample, **samples)
 
 
 def _verdict(a, b):
