@@ -134,8 +134,10 @@ def test_labels_are_read_across_rotated_logs(served, monkeypatch):
     """A label in labels.jsonl.1 for a request in requests.jsonl.2 still counts."""
     root, _ = served
     logs = root / "models/sign/logs"
-    (logs / "requests.jsonl.2").write_text(json.dumps({"ts": 1.0, "version": "0.9", "request_id": "old-1",
-                                                       "status": 200, "output": '{"label": "neg"}'}) + "\n")
+    (logs / "requests.jsonl.2").write_text(
+        json.dumps({"ts": 1.0, "version": "0.9", "request_id": "old-1", "status": 200, "output": '{"label": "neg"}'})
+        + "\n" + json.dumps({"ts": 1.0, "version": "0.9", "request_id": None, "status": 200,  # an id only in its input
+                             "input": json.dumps({"request_id": "old-1"}), "output": '{"label": "pos"}'}) + "\n")
     (logs / "labels.jsonl.1").write_text('{"ts": 2.0, "request_id": "old-1", "label": "neg"}\n{torn\n')
     try:
         assert figures(root, "sign", versions=["0.9"]) == {"0.9": {"labelled": 1, "accuracy": 1.0, "correct": 1}}

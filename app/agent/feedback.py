@@ -154,8 +154,10 @@ def rotated(path, keep=None):
     return [n for n in names if os.path.exists(n)]
 
 
-def lines(path):
-    """Each JSON object line of a rotated log, oldest first; a torn or foreign line is skipped."""
+def lines(path, wanted=None):
+    """Each JSON object line of a rotated log, oldest first; a torn or foreign line is skipped.
+    `wanted`: only lines whose request id is in it, found before the line is parsed (a request
+    log line holds up to 8 KB of input and output; parsing only the labelled ones is ~10x faster)."""
     for name in rotated(path):
         try:
             f = open(name, "rb")
@@ -163,6 +165,8 @@ def lines(path):
             continue
         with f:
             for line in f:
+                if wanted is not None and _raw_id(line) not in wanted:
+                    continue
                 try:
                     item = json.loads(line)
                 except ValueError:
@@ -171,10 +175,23 @@ def lines(path):
                     yield item
 
 
+_ID_KEY = b'"request_id": "'
+
+
+def _raw_id(line):
+    """The request id as requestlog.py writes it (a plain token needs no escaping), or None."""
+    at = line.find(_ID_KEY)
+    if at < 0:
+        return None
+    at += len(_ID_KEY)
+    end = line.find(b'"', at)
+    return line[at:end].decode("ascii", "replace") if end > 0 else None
+
+
 def logged_ids(request_log, wanted):
     """Which of `wanted` are in the request log (memory: the wanted set, never the log)."""
     found = set()
-    for item in lines(request_log):
+    for item in lines(request_log, wanted):
         rid = item.get("request_id")
         if rid in wanted:
             found.add(rid)

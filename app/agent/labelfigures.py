@@ -30,7 +30,7 @@ def label_figures(model_dir, versions=None, since=None, samples=False):
         if isinstance(rid, str) and "label" in item:
             labels[rid] = item["label"]  # the last label given wins
     acc = dict((v, _Tally()) for v in (versions or ()))
-    for item in lines(os.path.join(logs, "requests.jsonl")):
+    for item in lines(os.path.join(logs, "requests.jsonl"), labels):
         version = item.get("version")
         if versions is not None and version not in acc:
             continue
