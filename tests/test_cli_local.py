@@ -32,7 +32,8 @@ def test_lifecycle_on_local(capsys, tmp_path, stop_runners):
     assert berth(capsys, "deploy", iris_copy(tmp_path, "1.1.0"), "--server", "local").code == 0
     rel = berth(capsys, "releases", "iris", "--server", "local", "--json").json()
     assert [(x["version"], x["current"]) for x in rel] == [("1.0.0", False), ("1.1.0", True)]
-    assert set(rel[0]) == {"server", "version", "current", "sha256", "deployed_at", "training", "requirements"}
+    assert set(rel[0]) == {"server", "version", "current", "sha256", "deployed_at", "training", "requirements",
+                       "profile"}
     assert len(rel[0]["sha256"]) == 64 and rel[0]["training"]["metrics"]["accuracy"] == 0.9333
     assert rel[0]["requirements"] == []  # the iris example needs nothing but the standard library
     assert {x["server"] for x in rel} == {"local"}

@@ -37,7 +37,8 @@ def _refusal(status, message):
 
 
 def parse(head, bodies):
-    """A Request from the head's bytes (request line and header lines, without the blank line)."""
+    """A Request from the head's bytes (request line and header lines, without the blank line).
+    `bodies`: {POST path whose body is read: its largest body in bytes}."""
     text = head.decode("latin-1").lstrip("\r\n")  # empty lines before a request are allowed
     lines = text.split("\r\n")
     words = lines[0].split(" ")
@@ -81,9 +82,9 @@ def parse(head, bodies):
             if len(set(lengths)) != 1 or not (text.isdigit() and text.isascii()):
                 req.close = True
                 req.refused = (400, "invalid Content-Length %r" % ", ".join(lengths)[:40], "bad_request")
-            elif int(text) > MAX_BODY:
+            elif int(text) > bodies.get(path, MAX_BODY):
                 req.close = True
-                req.refused = (413, "request body over %d bytes" % MAX_BODY, "too_large")
+                req.refused = (413, "request body over %d bytes" % bodies.get(path, MAX_BODY), "too_large")
             else:
                 req.length = int(text)
     else:

@@ -17,6 +17,7 @@ import time
 from . import feedback, handoff, runnershare
 from .entrypoint import load_entrypoint
 from .fsutil import _unlink
+from .httphead import MAX_BODY
 from .httploop import Loop
 from .inputshape import InputCheckError, load as load_input_check
 from .metrics import PROBE_ENDPOINT, PROBE_PATH, Counters
@@ -31,7 +32,8 @@ BACKLOG = 1024  # a burst of new connections queues instead of being reset
 
 class Service:
     """One release's answers: `respond(request)` -> (status, body, content type, extra header lines)."""
-    bodies = frozenset(("/predict", PROBE_PATH, feedback.PATH))  # the POST paths whose bodies are read
+    # the POST paths whose bodies are read, and their largest body (a label batch is small: 413 unread)
+    bodies = {"/predict": MAX_BODY, PROBE_PATH: MAX_BODY, feedback.PATH: feedback.MAX_BODY}
 
     def __init__(self, model, version, predict, input_check, log, counters, requests, info):
         self.model, self.version, self.predict, self.input_check = model, version, predict, input_check
