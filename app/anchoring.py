@@ -23,7 +23,7 @@ def attach_anchor(db) -> Anchor | None:
     also in the sidecar and in `audit_meta`, so it survives any one of the three being lost. A new
     log with no anchor anywhere gets a fresh key (none without a secure keyring) and id. None for a
     database with no file (in memory)."""
-    file = next((r[2] for r in db.conn.execute("pragma database_list") if r[1] == "main"), "")
+    file = _db_file(db)
     if not file:
         return None
     db_file = Path(file)
@@ -51,6 +51,40 @@ def attach_anchor(db) -> Anchor | None:
 
         anchor.update(*head(db.conn))
     return anchor
+
+
+def anchor_on_first_use(db) -> LaterAnchor | None:
+    """attach_anchor(db) when the anchor is first needed, not now; None for a database in memory."""
+    return LaterAnchor(db) if _db_file(db) else None
+
+
+class LaterAnchor:
+    """`db`'s anchor, attached (the keyring read, the log checked against berth.anchor) the first
+    time anything asks for it: a read-only command (`berth status`, `monitor --once`) never pays the
+    keyring (0.1-0.5 s per workspace). Every writer asks first: AuditLog.record takes `attached()`
+    before it appends, JournalSync before it compares or imports a journal, so the log is still
+    checked against its anchor before anything is written to it; verify checks it as before."""
+
+    def __init__(self, db):
+        self._db, self._anchor = db, None
+
+    def attached(self) -> Anchor:
+        if self._anchor is None:
+            self._anchor = attach_anchor(self._db)
+        return self._anchor
+
+    def __getattr__(self, name):  # desktop, check, update, frozen...: the attached anchor's
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.attached(), name)
+
+    def close(self) -> None:
+        if self._anchor is not None:
+            self._anchor.close()
+
+
+def _db_file(db) -> str:
+    return next((r[2] for r in db.conn.execute("pragma database_list") if r[1] == "main"), "")
 
 
 def _anchor_secret(text: str | None) -> dict | None:

@@ -68,7 +68,8 @@ def run_group(ws: Workspace, plan: GroupPlan, work: Work, should_stop: Callable[
         raise ValueError(f"no group form of {plan.action!r}")
     check_reasons(ws, plan)
     what = bundle_facts(ws, plan.bundle) if plan.action == "deploy" else {"model": plan.model}
-    factory = workspace_factory or (lambda: Workspace(ask_passphrase=ws.ask_passphrase))
+    factory = workspace_factory or (lambda: Workspace(ask_passphrase=ws.ask_passphrase,
+                                                      anchor_later=getattr(ws, "anchor_later", False)))
     started = ws.audit.begin(f"{plan.action}.group", reason=plan.reason, detail=json.dumps(plan.facts()), **what)
 
     def action(name: str, stop: Callable[[], bool]) -> Outcome:

@@ -1,17 +1,18 @@
 """One operator's Berth: the local database, the server list, the audit log, and connections to
-servers. The CLI and the console both start from here."""
+servers. The CLI and the console both start from here. What only a change needs (the deploy and
+change use cases, the bundle checks) is imported when one runs: `berth status` loads none of it."""
+from __future__ import annotations
+
 import re
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app import errors
-from app.anchoring import anchor_account, attach_anchor, sidecar_record
+from app.anchoring import anchor_account, anchor_on_first_use, attach_anchor, sidecar_record
 from app.audit.log import AuditLog
-from app.deploy.changes import change
-from app.deploy.deploy import Deploy
-from app.deploy.progress import Progress
 from app.errors import BerthError
 from app.remote.connect import open_transport
 from app.remote.credentials import AskPassphrase
@@ -23,6 +24,10 @@ from app.store.db import open_db
 from app.store.activity import ActivityLog
 from app.store.servers import LOCAL, ServerConfig, ServerRegistry
 from app.store.settings import Settings
+
+if TYPE_CHECKING:
+    from app.deploy.deploy import Deploy
+    from app.deploy.progress import Progress
 
 SERVER_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 # what may need a reason on a production server: start and stop restore or pause what is deployed;
@@ -37,11 +42,14 @@ class ReasonRequired(BerthError, ValueError):
 
 
 class Workspace:
-    def __init__(self, db=None, ask_passphrase: AskPassphrase | None = None):
+    def __init__(self, db=None, ask_passphrase: AskPassphrase | None = None, anchor_later: bool = False):
         """`ask_passphrase`: how this front end asks for an encrypted key's passphrase (the CLI on a
-        terminal); None: such a key is used only with a passphrase stored in the keyring."""
+        terminal); None: such a key is used only with a passphrase stored in the keyring.
+        `anchor_later`: the audit anchor is attached when first used (before the first event is
+        written: app/anchoring.py's LaterAnchor), not now; the CLI's, whose process lives seconds."""
         self.db = db if db is not None else open_db()
-        self.db.audit_anchor = self.anchor = attach_anchor(self.db)
+        self.anchor_later = anchor_later
+        self.db.audit_anchor = self.anchor = (anchor_on_first_use if anchor_later else attach_anchor)(self.db)
         self.ask_passphrase = ask_passphrase
         self.servers = ServerRegistry(self.db)
         self.audit = AuditLog(self.db)
@@ -75,6 +83,8 @@ class Workspace:
 
     def deploy(self, transport: Transport, bundle_path: Path, reason: str = "", **options) -> Deploy:
         """The deploy job (run it with `.run()`), refused first when the server needs a reason."""
+        from app.deploy.deploy import Deploy
+
         self._check_change("deploy", transport.name, reason)
         options.setdefault("admit", lambda sha: self.check_staging_first(transport.name, sha))
         return Deploy(transport, bundle_path, self.audit, reason=reason, **options)
@@ -98,6 +108,8 @@ class Workspace:
     def change(self, transport: Transport, action: str, model: str, reason: str = "",
                **params) -> Iterator[Progress]:
         """Rollback, start or stop (app.deploy.changes.change), refused first when it needs a reason."""
+        from app.deploy.changes import change
+
         self._check_change(action, transport.name, reason)
         return (yield from change(transport, self.audit, action, model, reason=reason, **params))
 

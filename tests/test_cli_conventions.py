@@ -174,7 +174,8 @@ def test_password_from_stdin_goes_to_keyring_and_leaves_with_the_server(capsys, 
 
     db = open_db()
     try:
-        assert not [t for t in db.table_names() if "s3cret" in json_dump(db[t].rows)]
+        tables = {t: db.execute(f"select * from [{t}]").fetchall() for t in db.table_names()}
+        assert not [t for t, rows in tables.items() if "s3cret" in json_dump(rows)]
     finally:
         db.close()
     r = berth(capsys, "server", "remove", "box")

@@ -55,7 +55,7 @@ def test_sftp_is_used_where_the_server_has_it(sshd, tmp_path):
 
 
 def test_the_exec_snippet_runs_the_agents_python():
-    assert exec_files.PYTHON == tuple(agent_install.agent_argv("/x/agent.py", "hello")[:3])
+    assert exec_files.PYTHON == tuple(agent_install.agent_argv("/x/agent.py", "hello")[:len(exec_files.PYTHON)])
 
 
 def test_whole_lifecycle_from_the_cli_without_sftp(capsys, nosftp, tmp_path):

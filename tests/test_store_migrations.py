@@ -24,7 +24,7 @@ def _tables(db) -> set[str]:
 
 
 def _recorded(db) -> list[str]:
-    return sorted(r["name"] for r in db["migrations"].rows)
+    return sorted(r[0] for r in db.execute("select name from migrations"))  # open_db's or sqlite_utils' handle
 
 
 def test_old_list_is_the_two_lists_together():

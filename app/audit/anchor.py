@@ -170,6 +170,10 @@ class Anchor:
         return AnchorVerdict(True, f"anchor: matches event #{rec['seq']} ({rec['at'][:10]}), {how}",
                              self.key is not None, shown)
 
+    def attached(self) -> Anchor:
+        """Itself (app/anchoring.py's LaterAnchor attaches one on this call)."""
+        return self
+
     def start(self, conn: sqlite3.Connection) -> AnchorVerdict:
         """Check once when a workspace opens the log; a contradicted anchor is frozen from then on."""
         verdict = self.check(conn)

@@ -28,10 +28,12 @@ class AuditLog:
         clean = {k: ("" if v is None else str(v)) for k, v in fields.items()}
         event = Event(action=action, outcome=outcome, pid=pid, **clean)
         conn = self.db.conn
+        # before the append: an anchor attached on first use checks the log as it was (app/anchoring.py)
+        anchor = self.anchor.attached() if self.anchor is not None else None
         committed = not conn.in_transaction  # inside a caller's transaction: the caller anchors after it
         row = append(conn, dict(event.__dict__))  # asdict deep-copies: 20 % of an append
-        if committed and self.anchor is not None:
-            self.anchor.update(row["seq"], row["hash"], conn, row["prev_hash"])
+        if committed and anchor is not None:
+            anchor.update(row["seq"], row["hash"], conn, row["prev_hash"])
         event.ts = row["ts"]
         return event
 

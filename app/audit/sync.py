@@ -32,8 +32,17 @@ class SyncResult:
 class JournalSync:
     def __init__(self, db, anchor=None):
         self.db = db
-        self.anchor = anchor if anchor is not None else getattr(db, "audit_anchor", None)
-        self.desktop = getattr(self.anchor, "desktop", "")
+        self._anchor = anchor if anchor is not None else getattr(db, "audit_anchor", None)
+
+    @property
+    def anchor(self):
+        """Attached when first asked for (app/anchoring.py's LaterAnchor): a server whose journal has
+        no news costs no keyring read; `pull` asks before it compares or imports anything."""
+        return self._anchor.attached() if self._anchor is not None else None
+
+    @property
+    def desktop(self) -> str:
+        return getattr(self.anchor, "desktop", "")
 
     def cursor(self, server: str) -> dict:
         row = self.db.execute("select last_id, last_hash, last_seq, problem from audit_sync where server = ?",

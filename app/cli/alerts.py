@@ -7,7 +7,6 @@ import sys
 
 from app.agent.alertrules import MAX_FOR_S, parse_duration, validated
 from app.agent.layout import AgentError
-from app.deploy import alerts
 from app.formatting import natural_key
 
 from . import options
@@ -93,6 +92,8 @@ class AlertGroup(ActionGroup):
         return self._each(args, add)
 
     def do_list(self, args) -> int:
+        from app.deploy import alerts  # on use: `berth status` and `--help` load no alert client
+
         ws = workspace()
         names = _servers(ws, args.server)
         own = thread_workspaces(ws)
@@ -112,6 +113,8 @@ class AlertGroup(ActionGroup):
         return outcome.exit_code
 
     def do_test(self, args) -> int:
+        from app.deploy import alerts
+
         failed = []
 
         def test(ws, name: str) -> None:
@@ -129,6 +132,7 @@ class AlertGroup(ActionGroup):
         seconds = _checked(parse_duration, args.for_, "--for", 60, MAX_FOR_S * 4)
         if not args.reason.strip():
             raise Failed("a silence needs a reason: --reason TEXT")
+        from app.deploy import alerts
 
         def silence(ws, name: str) -> None:
             with ws.connect(name) as t:
@@ -139,6 +143,8 @@ class AlertGroup(ActionGroup):
         return self._each(args, silence)
 
     def do_remove(self, args) -> int:
+        from app.deploy import alerts
+
         def remove(ws, name: str) -> None:
             ws.check_reason(name, args.reason)
             with ws.connect(name) as t:
@@ -157,6 +163,8 @@ class AlertsCommand(Command):
         options.add_json(parser)
 
     def run(self, args) -> int:
+        from app.deploy import alerts
+
         ws = workspace()
         names = _servers(ws, args.server)
         own = thread_workspaces(ws)

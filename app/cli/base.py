@@ -55,7 +55,8 @@ class ActionGroup(Command):
 
 
 def workspace(ask_passphrase=None):
-    """Opened per command, not at import: `berth --help` and usage errors touch no database."""
+    """Opened per command, not at import: `berth --help` and usage errors touch no database. Its
+    audit anchor is attached on first use: a read-only command reads no keyring."""
     from app.workspace import Workspace
 
-    return Workspace(ask_passphrase=ask_passphrase)
+    return Workspace(ask_passphrase=ask_passphrase, anchor_later=True)

@@ -1,15 +1,14 @@
 """What runs where, and changing it: deploy, status, releases, predict, rollback, stop, start.
 The rules (a production server may need a reason) live in the Workspace; these only print."""
 from __future__ import annotations
+# the use cases (app/rollout.py, app/deploy/) are imported by the command that runs them: `berth
+# status` loads no deploy code
 
 import json
 import sys
 from pathlib import Path
 
-from app import errors, rollout
-from app.deploy import queries
-from app.deploy.changes import run_to_end
-from app.deploy.release_diff import requirement_lines
+from app import errors
 from app.errors import BerthError
 from app.formatting import natural_key
 
@@ -36,6 +35,9 @@ class DeployCommand(Command):
         options.add_reason(parser)
 
     def run(self, args) -> int:
+        from app import rollout
+        from app.deploy.changes import run_to_end
+
         ws = workspace()
         names = resolve_servers(ws, args.server)
         measured = None
@@ -114,6 +116,9 @@ class ReleasesCommand(Command):
         options.add_json(parser)
 
     def run(self, args) -> int:
+        from app.deploy import queries
+        from app.deploy.release_diff import requirement_lines
+
         ws = workspace()
         names = resolve_servers(ws, args.server)
         own = thread_workspaces(ws)
@@ -151,6 +156,8 @@ class PredictCommand(Command):
         parser.add_argument("--input", required=True, metavar="JSON_OR_@FILE")
 
     def run(self, args) -> int:
+        from app.deploy import queries
+
         raw = _json_input(args.input)
         ws = workspace()
         with ws.connect(resolve_one(ws, args.server)) as t:
@@ -210,6 +217,10 @@ class ChangeCommand(Command):
         options.add_reason(parser)
 
     def run(self, args) -> int:
+        from app import rollout
+        from app.deploy import queries
+        from app.deploy.changes import run_to_end
+
         ws = workspace()
         params = {"to": args.to} if getattr(args, "to", None) else {}
         names = resolve_servers(ws, args.server)
@@ -237,6 +248,8 @@ class ChangeCommand(Command):
 def _run_group(ws, args, names: list[str], action: str, what: dict, make_work) -> int:
     """The group form of deploy, rollback, start and stop (app/cli/group.py prints it); `what`:
     the model or the bundle; `make_work(on_progress)` is one server's work (app/rollout.py)."""
+    from app import rollout
+
     plan = rollout.GroupPlan(action, names, args.server, reason=args.reason, **what, **group.group_plan_options(args))
     rollout.check_reasons(ws, plan)  # before the first line: a refusal is the only one
     printer = group.LinePrinter()

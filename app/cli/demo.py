@@ -6,9 +6,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from app.deploy import queries
-from app.deploy.changes import run_to_end
-
 from .base import Command, workspace
 from .output import ProgressPrinter
 
@@ -28,6 +25,9 @@ def _say(text: str) -> None:
 
 
 def run_demo(ws, verbose: bool = False) -> int:
+    from app.deploy import queries
+    from app.deploy.changes import run_to_end
+
     example = EXAMPLES / "iris"
     if not (example / "berth.toml").exists():
         print(f"berth: the example bundle is missing ({example})", file=sys.stderr)
@@ -59,6 +59,8 @@ def run_demo(ws, verbose: bool = False) -> int:
 
 
 def _predict(t, name: str, sample: bytes) -> None:
+    from app.deploy import queries
+
     output, seconds, headers = queries.predict(t, name, sample)
     print(f"  predict {json.dumps(json.loads(sample))}\n       -> {json.dumps(output)}  "
           f"[{headers.get('X-Berth-Version')}, {seconds * 1000:.1f} ms]")

@@ -2,8 +2,6 @@
 comparison the deploy confirmation shows, plus requirements and files."""
 from __future__ import annotations
 
-from app.deploy.release_diff import diff_lines, diff_on_server, to_json
-
 from . import options
 from .base import Command, workspace
 from .output import print_json
@@ -22,6 +20,8 @@ class DiffCommand(Command):
         options.add_json(parser)
 
     def run(self, args) -> int:
+        from app.deploy.release_diff import diff_lines, diff_on_server, to_json
+
         ws = workspace()
         with ws.connect(resolve_one(ws, args.server)) as t:
             d = diff_on_server(t, args.model, args.old, args.new)

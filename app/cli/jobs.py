@@ -6,10 +6,7 @@ import argparse
 import sys
 import time
 
-from app.agent.jobsqlite import check_table
 from app.agent.layout import AgentError
-from app.agent.schedule import parse_schedule
-from app.deploy import jobs, queries
 from app.errors import BerthError
 from app.formatting import natural_key
 
@@ -98,6 +95,8 @@ class JobGroup(ActionGroup):
             options.add_reason(p)
 
     def do_add(self, args) -> int:
+        from app.deploy import queries
+
         ws = one_server(args)
         request = _add_request(args, self.add_parser)
         with ws.connect_to_change("job.add", args.server, args.reason) as t:
@@ -114,6 +113,8 @@ class JobGroup(ActionGroup):
         return 0
 
     def do_edit(self, args) -> int:
+        from app.deploy import jobs  # on use, as every use case: app/cli/changes.py
+
         ws = one_server(args)
         request = edit_request(args, self.edit_parser)
         with ws.connect_to_change("job.edit", args.server, args.reason) as t:
@@ -125,6 +126,8 @@ class JobGroup(ActionGroup):
         return 0
 
     def do_preview(self, args) -> int:
+        from app.deploy import jobs
+
         ws = one_server(args)
         with ws.connect(args.server) as t:
             jobs.find(t, args.job_name)
@@ -161,6 +164,8 @@ class JobGroup(ActionGroup):
         return outcome.exit_code
 
     def do_run(self, args) -> int:
+        from app.deploy import jobs
+
         ws = one_server(args)
         with ws.connect_to_change("job.run", args.server, args.reason) as t:
             job = jobs.find(t, args.job_name)
@@ -178,6 +183,8 @@ class JobGroup(ActionGroup):
         return 0 if run["state"] == "ok" else 1
 
     def do_runs(self, args) -> int:
+        from app.deploy import jobs
+
         ws = one_server(args)
         with ws.connect(args.server) as t:
             jobs.find(t, args.job_name)
@@ -189,6 +196,8 @@ class JobGroup(ActionGroup):
         return 0
 
     def _change(self, args, action: str) -> int:
+        from app.deploy import jobs
+
         ws = one_server(args)
         with ws.connect_to_change(f"job.{action}", args.server, args.reason) as t:
             job = jobs.find(t, args.job_name)
@@ -241,6 +250,9 @@ def flag(job: dict) -> str:
 
 def _add_request(args, parser) -> dict:
     """The job_add request, with what can be checked here refused before connecting."""
+    from app.agent.jobsqlite import check_table
+    from app.agent.schedule import parse_schedule
+
     if args.input_db and not (args.input_sql and args.watermark):
         parser.error("--input-db needs --input-sql QUERY and --watermark COLUMN")
     if args.input_dir and (args.input_sql or args.watermark):
@@ -272,6 +284,8 @@ def _add_request(args, parser) -> dict:
 
 def edit_request(args, parser) -> dict:
     """The job_edit request, with what can be checked here refused before connecting."""
+    from app.agent.schedule import parse_schedule
+
     if not (args.every or args.cron or args.tz or args.pattern or args.version or args.follow_current):
         parser.error("give what to change: --every or --cron, --tz, --pattern, --version or --follow-current")
     try:

@@ -108,7 +108,8 @@ def thread_workspaces(workspace) -> Callable[[], object]:
             return workspace
         ws = getattr(local, "workspace", None)
         if ws is None:
-            ws = local.workspace = type(workspace)(ask_passphrase=ask)
+            ws = local.workspace = type(workspace)(ask_passphrase=ask,
+                                                   anchor_later=getattr(workspace, "anchor_later", False))
             if not hasattr(_thread, "finish"):
                 _thread.finish = []
             _thread.finish.append(ws.close)

@@ -1,5 +1,5 @@
 """The Transport's file primitives without SFTP, for hardened servers whose sshd has no `Subsystem
-sftp`: a small stdlib snippet on an exec channel, under the same `python3 -I -B` the agent runs on.
+sftp`: a small stdlib snippet on an exec channel, under the same `python3 -I -B -S` the agent runs on.
 Small calls go to one long-lived copy per connection as JSON lines on its stdin (paths never reach
 a shell; its argv is shlex-quoted like every exec command line). An upload runs several streams
 (sftp_send.send_streams), each a copy of its own taking its files one after another: a JSON header,

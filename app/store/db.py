@@ -16,8 +16,9 @@ from app.errors import BerthError
 
 from . import paths
 from .migrations_ssh import server_ssh
+from .sqlite import Database
 
-if TYPE_CHECKING:  # loaded on first use: the window paints sooner
+if TYPE_CHECKING:  # loaded only to run a migration: it imports pandas and numpy (app/store/sqlite.py)
     import sqlite_utils
 
 
@@ -97,13 +98,11 @@ def damaged(path: Path | None, error: BaseException) -> DatabaseDamaged:
                            "the damaged file beside it)", detail={"path": str(path), "error": str(error)})
 
 
-def open_db(path: Path | None = None, migrations: Migrations | None = None) -> sqlite_utils.Database:
+def open_db(path: Path | None = None, migrations: Migrations | None = None) -> Database:
     """Berth's database (default paths.db_path()) or another Berth file, with `migrations` (default
     MIGRATIONS) applied. A file SQLite cannot read raises DatabaseDamaged."""
     path = Path(path) if path else paths.db_path()
-    import sqlite_utils  # imported here: the window paints before the store loads
-
-    db = sqlite_utils.Database(path)
+    db = Database(path)
     try:
         _prepare(db, migrations)
     except sqlite3.DatabaseError as e:
@@ -125,17 +124,25 @@ def _prepare(db, migrations: Migrations | None) -> None:
         migrate(db, migrations)
 
 
-def migrate(db: sqlite_utils.Database, migrations: Migrations | None = None) -> list[str]:
-    """Apply those of `migrations` (default MIGRATIONS) not recorded yet; returns their names."""
-    if "migrations" not in db.table_names():
-        db["migrations"].create({"name": str, "applied_at": str}, pk="name")
-    done = {r["name"] for r in db["migrations"].rows}
+def migrate(db: Database | sqlite_utils.Database, migrations: Migrations | None = None) -> list[str]:
+    """Apply those of `migrations` (default MIGRATIONS) not recorded yet; returns their names. Checked
+    with plain SQL; sqlite_utils (which the migrations are written with) is imported only when one runs."""
+    wanted = MIGRATIONS if migrations is None else migrations
+    done = set()
+    if "migrations" in db.table_names():
+        done = {r[0] for r in db.conn.execute("select name from migrations")}
+    todo = [(name, fn) for name, fn in wanted if name not in done]
+    if not todo:
+        return []
+    import sqlite_utils
+
+    writer = db if isinstance(db, sqlite_utils.Database) else sqlite_utils.Database(db.conn)
+    if "migrations" not in writer.table_names():
+        writer["migrations"].create({"name": str, "applied_at": str}, pk="name")
     applied = []
-    for name, fn in MIGRATIONS if migrations is None else migrations:
-        if name in done:
-            continue
+    for name, fn in todo:
         with db.conn:
-            fn(db)
-            db["migrations"].insert({"name": name, "applied_at": datetime.now(timezone.utc).isoformat()})
+            fn(writer)
+            writer["migrations"].insert({"name": name, "applied_at": datetime.now(timezone.utc).isoformat()})
         applied.append(name)
     return applied

@@ -10,8 +10,8 @@ from app.errors import BerthError
 
 from . import paths
 
-if TYPE_CHECKING:  # loaded on first use: the window paints sooner
-    import sqlite_utils
+if TYPE_CHECKING:
+    from .sqlite import Database
 
 
 LOCAL = "local"
@@ -55,23 +55,29 @@ class UnknownServer(BerthError, LookupError):
 
 
 class ServerRegistry:
-    def __init__(self, db: sqlite_utils.Database):
+    """Plain SQL on `db` (app/store/sqlite.py's handle, or sqlite_utils' in tests of old files)."""
+
+    def __init__(self, db: Database):
         self.db = db
 
     def list(self) -> list[ServerConfig]:
-        stored = [self._from_row(r) for r in self.db["servers"].rows_where(order_by="name")]
-        return [local_server()] + stored
+        return [local_server()] + [self._from_row(r) for r in self._rows("order by name")]
 
     def get(self, name: str) -> ServerConfig:
         if name == LOCAL:
             return local_server()
-        rows = list(self.db["servers"].rows_where("name = ?", [name]))
+        rows = self._rows("where name = ?", (name,))
         if not rows:
             raise UnknownServer(name)
         return self._from_row(rows[0])
 
     def exists(self, name: str) -> bool:
-        return name == LOCAL or bool(list(self.db["servers"].rows_where("name = ?", [name])))
+        return name == LOCAL or bool(self._rows("where name = ?", (name,)))
+
+    def _rows(self, rest: str, args=()) -> list[dict]:
+        cursor = self.db.execute(f"select * from servers {rest}", args)
+        columns = [c[0] for c in cursor.description]
+        return [dict(zip(columns, row)) for row in cursor.fetchall()]
 
     def rename_allowed(self, old: str, new: str) -> bool:
         return old == new or not self.exists(new)
@@ -81,11 +87,14 @@ class ServerRegistry:
             raise ValueError("'local' is the built-in server and cannot be changed")
         row = asdict(server)
         row["added_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self.db["servers"].upsert(row, pk="name")
+        columns = ", ".join(f"[{c}]" for c in row)  # the dataclass's own field names, never user text
+        updates = ", ".join(f"[{c}] = excluded.[{c}]" for c in row if c != "name")
+        self.db.execute(f"insert into servers ({columns}) values ({', '.join('?' * len(row))}) "
+                        f"on conflict (name) do update set {updates}", list(row.values()))
 
     def remove(self, name: str) -> None:
         self.get(name)
-        self.db["servers"].delete(name)
+        self.db.execute("delete from servers where name = ?", (name,))
 
     @staticmethod
     def _from_row(row: dict) -> ServerConfig:
