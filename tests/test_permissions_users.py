@@ -133,3 +133,63 @@ def test_every_denial_is_in_the_servers_journal(world):
     users, srv, roots = world
     denied = journal_events(roots["staging"], "permission.denied") + journal_events(roots["prod"], "permission.denied")
     assert sorted(e["command"] for e in denied) == ["deploy", "deploy", "policy_grant", "policy_grant", "stop"]
+
+
+def add_login(world, name, user, root):
+    """This test's Berth logs in to the loopback sshd as `user` (the desktop side of a real team)."""
+    from app.store.servers import ServerConfig
+    from app.workspace import Workspace
+
+    users, srv, roots = world
+    for path in (root / ".berth", *(root / ".berth").rglob("*")):  # the desktop installs its agent in .berth and
+        os.chown(path, users.uid(user), -1)  # makes that folder 0700: one desktop user per root (docs/permissions.md)
+    Workspace().add_server(ServerConfig(name=name, host=srv.host, port=srv.port, user=user,
+                                        key_path=str(srv.key_path), root=str(root)), srv.fingerprint)
+
+
+def test_the_cli_says_who_you_are_and_records_a_refused_deploy_in_the_desktops_audit(world, capsys, tmp_path):
+    from cli_kit import berth
+
+    users, srv, roots = world
+    root = shared_root(Path(roots["staging"]).parent / "desk", users.uid("bpadmin"), users.gid(), {"roles": ROLES})
+    add_login(world, "team", "bpviewer", root)
+    r = berth(capsys, "whoami", "--server", "team", "--json")
+    assert r.code == 0 and r.json()["user"] == "bpviewer" and r.json()["roles"] == {"*": "viewer"}, r
+    assert "bpteam" in r.json()["groups"]
+    r = berth(capsys, "deploy", make_bundle(tmp_path / "echo", name="echo", example='{"x": "desk"}'), "--server", "team")
+    assert r.code == 1 and "needs the deployer role; you (bpviewer) have viewer" in r.err and "bpadmin" in r.err, r
+    assert "Traceback" not in r.err and not (root / "models" / "echo").exists()
+    events = berth(capsys, "audit", "list", "--json").json()
+    mine = [e for e in events if e["action"] == "permission.denied"]
+    assert len(mine) == 1 and mine[0]["server"] == "team" and "deployer" in mine[0]["detail"], events
+    assert any(e["action"] == "deploy" and e["outcome"] == "failed" for e in events)
+    served = [e for e in journal_events(root, "permission.denied") if e["unix_user"] == "bpviewer"]
+    assert len(served) == 1 and served[0]["command"] == "deploy"
+    assert served[0]["id"] == mine[0]["id"]  # one event on both sides: importing the journal adds no copy
+
+
+def test_the_cli_grants_shows_and_revokes_as_an_admin(world, capsys):
+    from cli_kit import berth
+
+    users, srv, roots = world
+    root = shared_root(Path(roots["staging"]).parent / "deskadmin", users.uid("bpadmin"), users.gid(), None)
+    add_login(world, "mine", "bpadmin", root)
+    r = berth(capsys, "policy", "show", "--server", "mine", "--json")
+    assert r.code == 0 and r.json()["state"] == "none", r
+    r = berth(capsys, "policy", "grant", "@bpteam", "deployer", "--server", "mine", "--model", "fraud")
+    assert r.code == 0 and "granted deployer @bpteam on fraud" in r.out, r
+    shown = berth(capsys, "policy", "show", "--server", "mine", "--json").json()
+    assert shown["state"] == "trusted" and shown["roles"] == {"bpadmin": {"*": "admin"}, "@bpteam": {"fraud": "deployer"}}
+    r = berth(capsys, "policy", "show", "--server", "mine")
+    assert "@bpteam" in r.out and "fraud" in r.out and "not production" in r.out, r
+    r = berth(capsys, "policy", "revoke", "@bpteam", "deployer", "--server", "mine", "--model", "fraud")
+    assert r.code == 0, r
+    for bad in (["grant", "bob smith", "viewer"], ["grant", "bob", "superuser"], ["grant", "bob", "viewer", "--model", "A/B"]):
+        r = berth(capsys, "policy", *bad, "--server", "mine")
+        assert r.code == 1 and "invalid" in r.err, (bad, r)
+    changed = [e for e in berth(capsys, "audit", "list", "--json").json() if e["action"] == "policy.changed"]
+    assert [e["outcome"] for e in changed].count("ok") == 2
+    journal = journal_events(root, "policy.changed")
+    assert {e["id"] for e in journal} <= {e["id"] for e in changed}
+    r = berth(capsys, "whoami", "--server", "mine")
+    assert r.code == 0 and "bpadmin" in r.out and "admin on every model" in r.out, r

@@ -26,12 +26,13 @@ from .diff import DiffCommand
 from .demo import DemoCommand
 from .jobs import JobGroup
 from .monitor import MonitorCommand
+from .policy import PolicyGroup, WhoamiCommand
 from .server import ServerGroup
 from .settings import SettingsCommand
 
 COMMANDS: tuple[Command, ...] = (
     ServerGroup(), *CHANGES, AuditGroup(), SettingsCommand(), BundleGroup(), MonitorCommand(), DemoCommand(), JobGroup(),
-    AlertGroup(), AlertsCommand(), DbPasswordCommand(), DiffCommand(),
+    AlertGroup(), AlertsCommand(), DbPasswordCommand(), DiffCommand(), WhoamiCommand(), PolicyGroup(),
 )
 
 
