@@ -88,3 +88,19 @@ def test_the_first_grant_keeps_its_writer_admin_and_the_last_admin_stays(tmp_pat
     _, error = call(tmp_path, "policy_revoke", principal="@ops", role="admin", model="fraud")
     assert error["code"] == "usage" and "has operator" in error["message"]
     assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]
+
+
+def test_an_admin_marks_the_server_production_and_then_a_deployer_may_not_deploy(tmp_path):
+    _, error = call(tmp_path, "policy_set", production="yes")
+    assert error["code"] == "usage" and "true or false" in error["message"]
+    result, error = call(tmp_path, "policy_set", production=True)
+    assert error is None and result["before"] is False and result["after"] is True
+    shown, _ = call(tmp_path, "policy_show")
+    assert shown["production"] is True and shown["roles"] == {ME: {"*": "admin"}}
+    write_policy(tmp_path, {"production": True, "roles": {ME: {"*": "deployer"}, "boss": {"*": "admin"}}})
+    _, error = call(tmp_path, "rollback", model="iris")
+    assert error["code"] == "permission_denied" and "production server (model iris) needs the releaser role" \
+        in error["message"]
+    _, error = call(tmp_path, "policy_set", production=False)
+    assert error["code"] == "permission_denied" and "needs the admin role" in error["message"]
+    assert json.loads((tmp_path / "policy.json").read_text())["production"] is True

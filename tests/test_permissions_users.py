@@ -184,11 +184,14 @@ def test_the_cli_grants_shows_and_revokes_as_an_admin(world, capsys):
     assert "@bpteam" in r.out and "fraud" in r.out and "not production" in r.out, r
     r = berth(capsys, "policy", "revoke", "@bpteam", "deployer", "--server", "mine", "--model", "fraud")
     assert r.code == 0, r
+    r = berth(capsys, "policy", "production", "true", "--server", "mine")
+    assert r.code == 0 and "production: true" in r.out, r
+    assert "(a production server)" in berth(capsys, "whoami", "--server", "mine").out
     for bad in (["grant", "bob smith", "viewer"], ["grant", "bob", "superuser"], ["grant", "bob", "viewer", "--model", "A/B"]):
         r = berth(capsys, "policy", *bad, "--server", "mine")
         assert r.code == 1 and "invalid" in r.err, (bad, r)
     changed = [e for e in berth(capsys, "audit", "list", "--json").json() if e["action"] == "policy.changed"]
-    assert [e["outcome"] for e in changed].count("ok") == 2
+    assert [e["outcome"] for e in changed].count("ok") == 3
     journal = journal_events(root, "policy.changed")
     assert {e["id"] for e in journal} <= {e["id"] for e in changed}
     r = berth(capsys, "whoami", "--server", "mine")

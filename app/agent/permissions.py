@@ -16,7 +16,7 @@ def enforce(ctx, command, req):
     """Return the policy when the command may run; raise `permission_denied` (journalled) otherwise."""
     pol = policy.load(ctx.root.path)
     model = req.get("model") if isinstance(req.get("model"), str) and NAME_RE.fullmatch(req["model"]) else None
-    identity = policy.Identity()
+    identity = policy.me()
     try:
         need = roles.needed(command, pol.production)
     except KeyError:
@@ -60,7 +60,7 @@ def _journal_denial(ctx, identity, extra, model, detail, event_id):
 
 def whoami(ctx, req):
     pol = policy.load(ctx.root.path)
-    me = policy.Identity()
+    me = policy.me()
     return {"user": me.user, "groups": me.groups, "roles": pol.roles_map(me), "production": pol.production,
             "policy": _state(pol)}
 
@@ -76,31 +76,20 @@ def _state(pol):
 
 
 def policy_grant(ctx, req):
-    return _change(ctx, req, grant=True)
+    return _grants(ctx, req, grant=True)
 
 
 def policy_revoke(ctx, req):
-    return _change(ctx, req, grant=False)
+    return _grants(ctx, req, grant=False)
 
 
-def _change(ctx, req, grant):
+def _grants(ctx, req, grant):
     principal = policy.check_principal(req.get("principal"))
     role = policy.check_role(req.get("role"))
     scope = policy.check_scope(req.get("model") or "*")
-    root = ctx.root.ensure()
-    me = policy.Identity()
-    with ServerLock(root.lock, {"who": ctx.who(), "what": "policy %s" % ("grant" if grant else "revoke")}):
-        pol = policy.load(root.path)  # again, under the lock
-        if me.uid not in (0, pol.owner_uid):
-            raise AgentError("only the root's owner (%s) or root can write %s, since a policy file anyone "
-                             "else owns is not trusted: change it logged in as %s"
-                             % (policy.user_name(pol.owner_uid), pol.path, policy.user_name(pol.owner_uid)),
-                             "permission_denied")
-        before = json.loads(json.dumps(pol.data)) if pol.exists else {}
-        after = json.loads(json.dumps(before))
-        grants = after.setdefault("roles", {})
-        if not pol.exists:  # the first policy: its writer keeps the admin role the default gave them
-            grants.setdefault(me.user, {})["*"] = "admin"
+
+    def edit(data):
+        grants = data.setdefault("roles", {})
         if grant:
             grants.setdefault(principal, {})[scope] = role
         else:
@@ -113,13 +102,44 @@ def _change(ctx, req, grant):
             if role == "admin" and scope == "*" and not any(g.get("*") == "admin" for g in grants.values()):
                 raise AgentError("%s is the last admin of this server: grant admin to someone else first"
                                  % principal, "usage")
+        return "%s %s %s on %s" % ("granted" if grant else "revoked", role, principal, scope)
+    return _edit(ctx, req, "policy %s" % ("grant" if grant else "revoke"), edit, "roles")
+
+
+def policy_set(ctx, req):
+    """{"production": true|false}: whether deploy, rollback and experiments here need the releaser role."""
+    production = req.get("production")
+    if not isinstance(production, bool):
+        raise AgentError("'production' must be true or false, not %r" % (production,), "usage")
+
+    def edit(data):
+        data["production"] = production
+        return "production: %s" % ("true" if production else "false")
+    return _edit(ctx, req, "policy set", edit, "production")
+
+
+def _edit(ctx, req, what, edit, key):
+    """Change the policy under the server lock and journal `policy.changed` with `key` before and after."""
+    root = ctx.root.ensure()
+    me = policy.me()
+    with ServerLock(root.lock, {"who": ctx.who(), "what": what}):
+        pol = policy.load(root.path)  # again, under the lock
+        if me.uid not in (0, pol.owner_uid):
+            raise AgentError("only the root's owner (%s) or root can write %s, since a policy file anyone "
+                             "else owns is not trusted: change it logged in as %s"
+                             % (policy.user_name(pol.owner_uid), pol.path, policy.user_name(pol.owner_uid)),
+                             "permission_denied")
+        before = json.loads(json.dumps(pol.data)) if pol.exists else {}
+        after = json.loads(json.dumps(before))
+        if not pol.exists:  # the first policy: its writer keeps the admin role the default gave them
+            after.setdefault("roles", {}).setdefault(me.user, {})["*"] = "admin"
+        detail = edit(after)
         policy.check(after)
         _write(pol.path, after)
+        old, new = before.get(key, {} if key == "roles" else False), after.get(key)
         journal.append(root, "policy.changed", "ok", ctx.actor, (req.get("event_ids") or {}).get("outcome"),
-                       unix_user=me.user, before=before.get("roles", {}), after=after["roles"],
-                       detail="%s %s %s on %s" % ("granted" if grant else "revoked", role, principal, scope))
-    return {"path": pol.path, "before": before.get("roles", {}), "after": after["roles"],
-            "detail": "%s %s %s on %s" % ("granted" if grant else "revoked", role, principal, scope)}
+                       unix_user=me.user, before=old, after=new, detail=detail)
+    return {"path": pol.path, "before": old, "after": new, "detail": detail}
 
 
 def _write(path, data):
@@ -141,4 +161,4 @@ def _write(path, data):
 
 
 COMMANDS = {"whoami": whoami, "policy_show": policy_show, "policy_grant": policy_grant,
-            "policy_revoke": policy_revoke}
+            "policy_revoke": policy_revoke, "policy_set": policy_set}

@@ -33,6 +33,16 @@ class Identity:
         return [self.user] + ["@" + g for g in self.groups]
 
 
+_ME = []
+
+
+def me():
+    """This process's Identity, looked up once (a session serves hours of requests as one user)."""
+    if not _ME:
+        _ME.append(Identity())
+    return _ME[0]
+
+
 def user_name(uid):
     try:
         return pwd.getpwuid(uid).pw_name
@@ -107,8 +117,10 @@ def load(root_path):
     """Read and check `<root>/policy.json`; an unreadable or malformed file is an AgentError to fix."""
     try:
         owner = os.stat(root_path).st_uid
-    except OSError:
+    except FileNotFoundError:  # whoever makes it will own it
         return Policy(root_path, {}, False, None)
+    except OSError as e:
+        raise AgentError("cannot look at the root %s: %s" % (root_path, e.strerror), "policy_unreadable")
     path = os.path.join(root_path, FILE)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))

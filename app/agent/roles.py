@@ -23,6 +23,7 @@ NEEDS = {
     "alert_add": "deployer", "alert_remove": "deployer",
     # the server's settings and the policy itself
     "alert_smtp_set": "admin", "policy_grant": "admin", "policy_revoke": "admin",
+    "policy_set": "admin",
 }
 
 

@@ -50,6 +50,10 @@ class PolicyGroup(ActionGroup):
             a.add_argument("role", metavar="ROLE", help="viewer, operator, deployer, releaser or admin")
             options.add_server(a, required=True)
             a.add_argument("--model", help="for this model only (default: every model of the server)")
+        prod = actions.add_parser("production", help="whether this server is production: deploy, rollback and "
+                                                     "experiments then need the releaser role (admins only)")
+        prod.add_argument("value", choices=("true", "false"))
+        options.add_server(prod, required=True)
 
     def do_show(self, args) -> int:
         from app.deploy import policy
@@ -75,6 +79,19 @@ class PolicyGroup(ActionGroup):
 
     def do_revoke(self, args) -> int:
         return self._change(args, grant=False)
+
+    def do_production(self, args) -> int:
+        from app.deploy import policy
+        from app.deploy.errors import OperationFailed
+
+        ws = workspace()
+        with ws.connect(resolve_one(ws, args.server)) as t:
+            try:
+                result = policy.set_production(t, ws.audit, args.value == "true")
+            except OperationFailed as e:
+                raise Failed(f"{t.name}: {e}", code=e.code) from None
+        print(f"{t.name}: {result['detail']}")
+        return 0
 
     def _change(self, args, grant: bool) -> int:
         try:  # the agent checks them again; here a typo costs no connection

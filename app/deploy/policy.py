@@ -26,11 +26,22 @@ def change(transport: Transport, audit: AuditLog, grant: bool, principal: str, r
     `policy.changed` with the grants before and after, here and in the server's journal."""
     verb = "grant" if grant else "revoke"
     scope = model or "*"
-    trail = AuditedChange(audit, "policy.changed", server=transport.name, ssh_user=transport.ssh_user, model=model)
-    trail.begin(detail=f"{verb} {role} to {principal} on {scope}")
+    return _audited(transport, audit, f"{verb} {role} to {principal} on {scope}", "policy_" + verb, model,
+                    principal=principal, role=role, **({"model": model} if model else {}))
+
+
+def set_production(transport: Transport, audit: AuditLog, production: bool) -> dict:
+    """Mark the server production (deploy, rollback, experiments need releaser) or not; audited."""
+    return _audited(transport, audit, f"production: {str(production).lower()}", "policy_set", "",
+                    production=production)
+
+
+def _audited(transport: Transport, audit: AuditLog, what: str, command: str, audited_model: str, **params) -> dict:
+    trail = AuditedChange(audit, "policy.changed", server=transport.name, ssh_user=transport.ssh_user,
+                          model=audited_model)
+    trail.begin(detail=what)
     with trail.outcome():
-        result = transport.agent("policy_" + verb, trail.request(transport.ssh_user, principal=principal,
-                                                                 role=role, **({"model": model} if model else {})))
+        result = transport.agent(command, trail.request(transport.ssh_user, **params))
     trail.audit.finish(trail.started, "ok", id=trail.outcome_id, detail=result.get("detail", ""),
                        old=json.dumps(result.get("before", {}), sort_keys=True),
                        new=json.dumps(result.get("after", {}), sort_keys=True))
