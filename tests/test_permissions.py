@@ -104,3 +104,20 @@ def test_an_admin_marks_the_server_production_and_then_a_deployer_may_not_deploy
     _, error = call(tmp_path, "policy_set", production=False)
     assert error["code"] == "permission_denied" and "needs the admin role" in error["message"]
     assert json.loads((tmp_path / "policy.json").read_text())["production"] is True
+
+
+def test_a_huge_policy_is_refused_unread(tmp_path):
+    write_policy(tmp_path, '{"roles": {}, "x": "' + "a" * 300_000 + '"}')
+    _, error = call(tmp_path, "hello")
+    assert error["code"] == "policy_invalid" and "over 256 KB" in error["message"]
+
+
+def test_a_command_nobody_gave_a_role_is_for_admins_only(tmp_path):
+    from app.agent.layout import AgentError, Root
+    from app.agent.operations import Context
+    from app.agent.permissions import enforce
+
+    write_policy(tmp_path, {"roles": {ME: {"*": "releaser"}}})
+    with pytest.raises(AgentError) as refused:
+        enforce(Context(Root(str(tmp_path)), {}, lambda *a, **k: None), "experiment_brand_new", {})
+    assert refused.value.code == "permission_denied" and "needs the admin role" in str(refused.value)

@@ -137,7 +137,9 @@ def load(root_path):
         os.close(fd)
     untrusted = _why_untrusted(path, st, owner)
     try:
-        data = json.loads(raw.decode("utf-8")) if len(raw) <= MAX_BYTES else None
+        if len(raw) > MAX_BYTES:
+            raise AgentError("over %d KB" % (MAX_BYTES // 1024), "usage")
+        data = json.loads(raw.decode("utf-8"))
         check(data)
     except (ValueError, AgentError) as e:
         raise AgentError("the server's policy %s is not valid (%s): its owner must fix it" % (path, e),
