@@ -27,6 +27,7 @@ JUMP_HOST_KEY_UNKNOWN = "jump_host_key_unknown"
 JUMP_HOST_KEY_CHANGED = "jump_host_key_changed"
 NOT_AGENT = "not_agent"
 LOCK_STUCK = "lock_stuck"
+PERMISSION_DENIED = "permission_denied"  # the server's policy gives this Unix user too low a role
 
 # -- deploy, rollback, start, stop, predict ---------------------------------------------------------
 BUNDLE = "bundle"

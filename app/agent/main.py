@@ -7,7 +7,7 @@ import json
 import sys
 import traceback
 
-from . import alertstore, jobedit, jobpreview, jobs, operations, portchange, queries, sampler, scheduler
+from . import alertstore, jobedit, jobpreview, jobs, operations, permissions, portchange, queries, sampler, scheduler
 from .journal import disk_error
 from .layout import AgentError, Root
 from .protocol import Cancelled, emit_to, fail
@@ -51,6 +51,7 @@ COMMANDS = {
 COMMANDS.update(jobs.COMMANDS)
 COMMANDS.update(jobedit.COMMANDS)
 COMMANDS.update(jobpreview.COMMANDS)
+COMMANDS.update(permissions.COMMANDS)
 
 
 def _lazy(module, name):
@@ -101,6 +102,7 @@ def run(command, req, emit, failed):
         if not isinstance(req, dict) or not isinstance(req.get("root"), str):
             raise AgentError("the request must be a JSON object with a 'root'", "usage")
         ctx = operations.Context(Root(req["root"]), req.get("actor"), emit)
+        permissions.enforce(ctx, command, req)  # the role this Unix user has here, never what Berth claims
         result = COMMANDS[command](ctx, req)
         emit("result", result=result)
         return 0

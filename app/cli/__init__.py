@@ -28,6 +28,7 @@ from .experiment import ExperimentGroup
 from .feedback import FeedbackCommand
 from .jobs import JobGroup
 from .monitor import MonitorCommand
+from .policy import PolicyGroup, WhoamiCommand
 from .promote import PromoteCommand
 from .server import ServerGroup
 from .settings import SettingsCommand
@@ -35,7 +36,7 @@ from .settings import SettingsCommand
 COMMANDS: tuple[Command, ...] = (
     ServerGroup(), *CHANGES, AuditGroup(), SettingsCommand(), BundleGroup(), MonitorCommand(), DemoCommand(), JobGroup(),
     AlertGroup(), AlertsCommand(), DbPasswordCommand(), DiffCommand(), FeedbackCommand(), PromoteCommand(),
-    ExperimentGroup(),
+    ExperimentGroup(), WhoamiCommand(), PolicyGroup(),
 )
 
 

@@ -24,13 +24,15 @@ class AuditedChange:
         self.started: Event | None = None
         self.outcome_id = uuid.uuid4().hex
         self.auto_id = uuid.uuid4().hex
+        self.denied_id = uuid.uuid4().hex  # the agent journals a refusal under this id: one event on import
 
     def begin(self, **facts) -> None:
         self.facts.update(facts)
         self.started = self.audit.begin(self.action, **self.facts)
 
     def event_ids(self) -> dict:
-        return {"started": self.started.id, "outcome": self.outcome_id, "rollback_auto": self.auto_id}
+        return {"started": self.started.id, "outcome": self.outcome_id, "rollback_auto": self.auto_id,
+                "denied": self.denied_id}
 
     def request(self, ssh_user: str, **params) -> dict:
         """What the agent is sent with the change: who asks, the ids it journals the change under,
@@ -69,6 +71,8 @@ class AuditedChange:
             self.audit.finish(self.started, LOST, detail=detail)
         else:
             self.audit.finish(self.started, outcome, id=self.outcome_id, detail=detail)
+        if code == errors.PERMISSION_DENIED:  # the server refused this user: on both sides, as the agent did
+            self.audit.record("permission.denied", "refused", id=self.denied_id, **dict(self.facts, detail=detail))
         if code == errors.ROLLED_BACK:
             previous = error.detail.get("previous") or ""
             self.audit.record("rollback.auto", "ok", id=self.auto_id, detail=detail,

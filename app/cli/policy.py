@@ -1,0 +1,114 @@
+"""`berth whoami --server S` and `berth policy show|grant|revoke --server S`: roles as the server's
+agent enforces them for the Unix user this computer logs in as (docs/permissions.md)."""
+from __future__ import annotations
+
+from app.agent.layout import AgentError
+from app.agent.policy import check_principal, check_role, check_scope
+
+from . import options
+from .base import ActionGroup, Command, Failed, workspace
+from .output import print_json, print_table
+from .selectors import resolve_one
+
+
+class WhoamiCommand(Command):
+    name = "whoami"
+    help = "who the server says you are there: your Unix user, groups, and role per model"
+
+    def add_arguments(self, parser) -> None:
+        options.add_server(parser, required=True)
+        options.add_json(parser)
+
+    def run(self, args) -> int:
+        from app.deploy import policy
+
+        ws = workspace()
+        with ws.connect(resolve_one(ws, args.server)) as t:
+            me = policy.whoami(t)
+        if args.json:
+            print_json({k: me[k] for k in ("user", "groups", "roles")})
+            return 0
+        scoped = ", ".join(f"{m}: {r}" for m, r in me["roles"].items() if m != "*")
+        print(f"{t.name}: {me['user']} (groups {', '.join(me['groups'])}): {me['roles']['*'] or 'no role'} on every "
+              f"model{'; ' + scoped if scoped else ''}{' (a production server)' if me['production'] else ''}")
+        if me["policy"] == "none":
+            print(f"{t.name}: no policy file: the root's owner is admin, everyone else a viewer")
+        return 0
+
+
+class PolicyGroup(ActionGroup):
+    name = "policy"
+    help = "the server's roles: who may deploy, release, run jobs (enforced by the server itself)"
+
+    def add_actions(self, actions) -> None:
+        show = actions.add_parser("show", help="the server's policy: users and @groups with their roles")
+        options.add_server(show, required=True)
+        options.add_json(show)
+        for verb in ("grant", "revoke"):
+            a = actions.add_parser(verb, help=f"{verb} a role (admins only; audited as policy.changed)")
+            a.add_argument("principal", metavar="USER|@GROUP")
+            a.add_argument("role", metavar="ROLE", help="viewer, operator, deployer, releaser or admin")
+            options.add_server(a, required=True)
+            a.add_argument("--model", help="for this model only (default: every model of the server)")
+        prod = actions.add_parser("production", help="whether this server is production: deploy, rollback and "
+                                                     "experiments then need the releaser role (admins only)")
+        prod.add_argument("value", choices=("true", "false"))
+        options.add_server(prod, required=True)
+
+    def do_show(self, args) -> int:
+        from app.deploy import policy
+
+        ws = workspace()
+        with ws.connect(resolve_one(ws, args.server)) as t:
+            shown = policy.show(t)
+        if args.json:
+            print_json(dict(shown, server=t.name))
+            return 0
+        state = {"none": "no policy file: the root's owner is admin, everyone else a viewer",
+                 "trusted": "production" if shown["production"] else "not production",
+                 "untrusted": f"NOT TRUSTED, only viewer actions are allowed: {shown['untrusted']}"}[shown["state"]]
+        print(f"{t.name}: {shown['path']}: {state}")
+        rows = [{"who": who, "model": model, "role": role}
+                for who, grants in sorted(shown["roles"].items()) for model, role in sorted(grants.items())]
+        if rows:
+            print_table(rows, ["who", "model", "role"])
+        return 0
+
+    def do_grant(self, args) -> int:
+        return self._change(args, grant=True)
+
+    def do_revoke(self, args) -> int:
+        return self._change(args, grant=False)
+
+    def do_production(self, args) -> int:
+        from app.deploy import policy
+        from app.deploy.errors import OperationFailed
+
+        ws = workspace()
+        with ws.connect(resolve_one(ws, args.server)) as t:
+            try:
+                result = policy.set_production(t, ws.audit, args.value == "true")
+            except OperationFailed as e:
+                raise Failed(f"{t.name}: {e}", code=e.code) from None
+        print(f"{t.name}: {result['detail']}")
+        return 0
+
+    def _change(self, args, grant: bool) -> int:
+        try:  # the agent checks them again; here a typo costs no connection
+            check_principal(args.principal)
+            check_role(args.role)
+            if args.model:
+                check_scope(args.model)
+        except AgentError as e:
+            raise Failed(str(e)) from None
+        from app.deploy import policy
+        from app.deploy.errors import OperationFailed
+
+        ws = workspace()
+        with ws.connect(resolve_one(ws, args.server)) as t:
+            try:
+                result = policy.change(t, ws.audit, grant, args.principal, args.role, args.model or "")
+            except OperationFailed as e:
+                raise Failed(f"{t.name}: {e}", code=e.code) from None
+        print(f"{t.name}: {result['detail']}")
+        return 0

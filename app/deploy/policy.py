@@ -1,0 +1,48 @@
+"""Who may do what on a server (docs/permissions.md): the agent decides, from the Unix user this
+desktop logs in as; these only ask it, and audit a policy change on this side too."""
+from __future__ import annotations
+
+import json
+
+from app.audit.log import AuditLog
+from app.remote.transport import Transport
+
+from .audited import AuditedChange
+
+ROLES = ("viewer", "operator", "deployer", "releaser", "admin")
+
+
+def whoami(transport: Transport) -> dict:
+    """{user, groups, roles: {"*": ROLE, MODEL: ROLE}, production, policy} as the server sees this login."""
+    return transport.agent("whoami", {})
+
+
+def show(transport: Transport) -> dict:
+    return transport.agent("policy_show", {})
+
+
+def change(transport: Transport, audit: AuditLog, grant: bool, principal: str, role: str, model: str = "") -> dict:
+    """Grant or revoke `role` for a user or @group (on `model`, else every model); audited
+    `policy.changed` with the grants before and after, here and in the server's journal."""
+    verb = "grant" if grant else "revoke"
+    scope = model or "*"
+    return _audited(transport, audit, f"{verb} {role} to {principal} on {scope}", "policy_" + verb, model,
+                    principal=principal, role=role, **({"model": model} if model else {}))
+
+
+def set_production(transport: Transport, audit: AuditLog, production: bool) -> dict:
+    """Mark the server production (deploy, rollback, experiments need releaser) or not; audited."""
+    return _audited(transport, audit, f"production: {str(production).lower()}", "policy_set", "",
+                    production=production)
+
+
+def _audited(transport: Transport, audit: AuditLog, what: str, command: str, audited_model: str, **params) -> dict:
+    trail = AuditedChange(audit, "policy.changed", server=transport.name, ssh_user=transport.ssh_user,
+                          model=audited_model)
+    trail.begin(detail=what)
+    with trail.outcome():
+        result = transport.agent(command, trail.request(transport.ssh_user, **params))
+    trail.audit.finish(trail.started, "ok", id=trail.outcome_id, detail=result.get("detail", ""),
+                       old=json.dumps(result.get("before", {}), sort_keys=True),
+                       new=json.dumps(result.get("after", {}), sort_keys=True))
+    return result
