@@ -12,13 +12,17 @@ NEEDS = {
     "hello": "viewer", "status": "viewer", "releases": "viewer", "logs": "viewer", "example": "viewer",
     "journal": "viewer", "sample": "viewer", "job_list": "viewer", "job_runs": "viewer",
     "job_preview": "viewer", "alert_list": "viewer", "alert_state": "viewer",
-    "whoami": "viewer", "policy_show": "viewer",
+    "whoami": "viewer", "policy_show": "viewer", "experiment_status": "viewer", "feedback_figures": "viewer",
+    # a release's files, read to copy it to another server (`berth promote`: the target checks its own role)
+    "release_files": "viewer", "release_read": "viewer",
     # running what is there
     "start": "operator", "stop": "operator", "unlock": "operator", "job_run": "operator",
     "job_pause": "operator", "job_resume": "operator", "alert_silence": "operator", "alert_test": "operator",
     "alert_smtp_test": "operator",
+    # labels are data about answers given, not a change; a replay runs a private runner and changes nothing
+    "feedback_add": "operator", "replay": "operator",
     # changing what runs
-    "deploy": CHANGE, "rollback": CHANGE, "port.set": CHANGE,
+    "deploy": CHANGE, "rollback": CHANGE, "port.set": CHANGE, "experiment_start": CHANGE, "experiment_stop": CHANGE,
     "job_add": "deployer", "job_edit": "deployer", "job_remove": "deployer",
     "alert_add": "deployer", "alert_remove": "deployer",
     # the server's settings and the policy itself
