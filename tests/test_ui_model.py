@@ -215,3 +215,27 @@ def test_selecting_a_release_shows_what_changed_against_the_current_one(qtbot, p
     assert "accuracy" in text
     view.select_version("1.1.0")  # the current one: compared with the release before it
     qtbot.waitUntil(lambda: view.diff.title.text() == "<b>What changed</b> from 1.0.0 to 1.1.0", timeout=WAIT)
+
+
+def test_an_experiment_from_the_tab_runs_on_the_server_and_ends_from_it(qtbot, page, iris_two):
+    """Start an A/B experiment of 1.0.0 against the current 1.1.0 from the Experiment tab, see it
+    running with both versions, then stop it: A keeps serving and the server has no router left."""
+    tab, view = page.experiment_tab, page.experiment
+    page.tabs.setCurrentWidget(view)
+    qtbot.waitUntil(lambda: view.b_version.count() == 1, timeout=WAIT)
+    assert view.stack.currentIndex() == 0  # no experiment yet: the form
+    view.mode_buttons["ab"].setChecked(True)
+    view.weight.setValue(0.5)
+    view.start_button.click()
+    qtbot.waitUntil(lambda: tab.confirmation is not None, timeout=5000)
+    assert "Start an A/B experiment of iris 1.0.0 on local?" in tab.confirmation.text()
+    tab.confirmation.confirm_button.click()
+    qtbot.waitUntil(lambda: view.stack.currentIndex() == 1, timeout=WAIT)
+    assert "A = 1.1.0, B = 1.0.0, B at 50 %" in view.headline.text()
+    assert server_status(iris_two)["experiment"] == "ab 50%"
+    view.stop_button.click()
+    qtbot.waitUntil(lambda: tab.confirmation is not None, timeout=5000)
+    assert "1.1.0 keeps serving iris on local" in tab.confirmation.text()
+    tab.confirmation.confirm_button.click()
+    qtbot.waitUntil(lambda: view.stack.currentIndex() == 0 and "stopped" in view.last.text(), timeout=WAIT)
+    assert not server_status(iris_two).get("experiment")

@@ -22,6 +22,7 @@ from app.ui.model.releases_view import number
 ROWS = [("requests", "Requests"), ("errors", "Errors"), ("rejected", "Rejected inputs"), ("p50_ms", "p50 (ms)"),
         ("p95_ms", "p95 (ms)"), ("p99_ms", "p99 (ms)"), ("accuracy", "Accuracy"), ("mae", "Mean abs. error"),
         ("labelled", "Labelled")]
+ACTIVE = ("running", "complete")  # complete: a canary at 100 %, waiting for promote or stop
 MODES = (("ab", "A/B: fixed share"), ("canary", "Canary: in steps, within limits"), ("shadow", "Shadow: B only listens"))
 
 
@@ -212,7 +213,7 @@ class ExperimentView(QWidget):
     def show_status(self, status: dict | None) -> None:
         """`berth experiment status --json` (None or a state other than running: the form)."""
         self.status = status
-        running = bool(status) and status.get("state") == "running"
+        running = bool(status) and status.get("state") in ACTIVE
         self.stack.setCurrentIndex(1 if running else 0)
         if not running:
             self.graphs.clear()

@@ -11,6 +11,8 @@ from app.errors import is_connection_error
 from app.ui.deploy.confirm_page import add_reason
 from app.ui.errors import ErrorBanner
 from app.ui.icons import icon
+from app.ui.model.experiment_view import ExperimentView
+from app.ui.model.experiment_wiring import ExperimentTab
 from app.ui.model.jobs_view import JobsView
 from app.ui.model.log_view import LogView
 from app.ui.model.overview import ModelHeader, ModelOverview
@@ -55,6 +57,8 @@ class ModelPage(QWidget):
         self.predict = PredictPanel(runner)
         self.logs = LogView(runner)
         self.jobs = JobsView(runner)
+        self.experiment = ExperimentView()
+        self.experiment_tab = ExperimentTab(self, self.experiment)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.overview, "Overview")
@@ -62,6 +66,7 @@ class ModelPage(QWidget):
         self.tabs.addTab(self.predict, icon("predict"), "Predict")
         self.tabs.addTab(self.logs, icon("logs"), "Logs")
         self.tabs.addTab(self.jobs, icon("refresh"), "Jobs")
+        self.tabs.addTab(self.experiment, icon("predict"), "Experiment")
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.header)
@@ -86,6 +91,7 @@ class ModelPage(QWidget):
             self.header.message.clear()
             self.logs.set_model(server, self.model)
             self.jobs.set_model(server, self.model)
+            self.experiment_tab.show_model(server, self.model)
         else:
             self.stale_banner.clear()  # a fresh status: the host answers again
         known = self.current_release()
@@ -199,6 +205,7 @@ class ModelPage(QWidget):
         self.releases = releases
         self.releases_view.set_releases(releases)
         self.jobs.set_versions([r["version"] for r in releases])
+        self.experiment.set_releases(releases)
         self.overview.set_release(self.current_release())
         if rows:
             self._set_status(rows[0])

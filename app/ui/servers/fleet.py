@@ -220,7 +220,8 @@ class FleetModel(QStandardItemModel):
             item.setText(f"{row['model']}  {row['version']}")
             item.setData(row, ROLE_DATA)
             state = parent.child(item.row(), 1)
-            state.setText(row["state"])
+            # a model with an experiment running says so ("running · canary 25%"): its port is the router's
+            state.setText(row["state"] + (f" · {row['experiment']}" if row.get("experiment") else ""))
             state.setForeground(QBrush(QColor(STATE_COLORS.get(row["state"], "#757575"))))
         return True
 
