@@ -174,9 +174,16 @@ def write_problems(root, problems):
         write_json_atomic(_made(_path(root, "problems.json")), problems)
 
 
-def firing_count(root):
-    """For `status`: cheap, one small file read."""
-    return sum(1 for a in read_state(root)["alerts"].values() if a.get("state") == "firing")
+def firing_status(root):
+    """For `status` (one small file read): how many fire and a key of which (a short hash): a desktop asks `alert_state`
+    when the key changes, so one alert resolving while another fires (the same count) is seen too.
+    An alert of a removed rule is not counted (the evaluator may be gone: nothing else is left)."""
+    import hashlib
+
+    firing = [(k, a["rule"]) for k, a in read_state(root)["alerts"].items() if a["state"] == "firing"]
+    ids = sorted(k for k, rule in firing if NAME_RE.fullmatch(rule) and os.path.isfile(rule_file(root, rule)))
+    key = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16] if ids else ""
+    return {"alerts_firing": len(ids), "alerts_firing_key": key}
 
 
 def queue_dir(root):
