@@ -142,6 +142,19 @@ def shown_url(url):
     return "%s (%s)" % (text, hashlib.sha256(url.encode()).hexdigest()[:6]) if hidden else text
 
 
+MAX_REASON = 500
+
+
+def check_reason(reason):
+    """A silence's reason: one line of 1 to MAX_REASON characters (it is shown in lists and the audit)."""
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
+        raise AgentError("a silence needs a reason (--reason TEXT, at most %d characters)" % MAX_REASON, "usage")
+    if any(ord(c) < 32 or ord(c) == 127 for c in reason):
+        raise AgentError("a silence's --reason must be one line of text (no newline or control character): it is "
+                         "shown in `berth alert list` and the audit log", "usage")
+    return reason.strip()
+
+
 def check_rule_name(name):
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise AgentError("invalid alert name %r: lower-case letters, digits and '-', starting with a letter, "

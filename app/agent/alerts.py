@@ -5,12 +5,11 @@ import os
 from datetime import timedelta
 
 from . import alerteval, alertsend, alertstore, jobreboot, scheduler, supervise
-from .alertrules import MAX_FOR_S, channel_shown, check_rule_name, describe_s, parse_duration, validated
+from .alertrules import MAX_FOR_S, channel_shown, check_reason, check_rule_name, describe_s, parse_duration, validated
 from .jobclock import iso, now, parse
 from .jobs import _changed, scheduler_state, unneeded
 from .layout import AgentError
 
-MAX_REASON = 500
 TEST_TIMEOUT_S = 10.0
 ALERT_KEYS = ("rule", "server", "model", "state", "since", "value", "summary", "notified", "silenced", "inhibited",
               "expr")
@@ -121,12 +120,7 @@ def alert_test(ctx, req):
 def alert_silence(ctx, req):
     rule = alertstore.read_rule(ctx.root, req.get("name"))
     seconds = parse_duration(req.get("for"), "--for", 60, MAX_FOR_S * 4)
-    reason = req.get("reason")
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
-        raise AgentError("a silence needs a reason (--reason TEXT, at most %d characters)" % MAX_REASON, "usage")
-    if any(ord(c) < 32 or ord(c) == 127 for c in reason):
-        raise AgentError("a silence's --reason must be one line of text (no newline or control character): it is "
-                         "shown in `berth alert list` and the audit log", "usage")
+    reason = check_reason(req.get("reason"))
     until = iso(now() + timedelta(seconds=seconds))
 
     def silence(root):
