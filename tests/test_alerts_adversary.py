@@ -428,3 +428,23 @@ def test_two_desktops_adding_rules_at_once_lose_nothing(root, hook):
     assert all(e["code"] == "locked" and "try again" in e["message"] for e in refused), refused
     assert sorted(x["name"] for x in alertstore.list_rules(Root(str(root)))) == sorted(made)
     assert len(made) >= 2
+
+
+def test_a_webhook_token_is_in_no_file_of_the_desktop(berth_home):
+    """The CLI's path: the remote activity log (SQLite) and the audit log keep the rule's request
+    and outcome; the token is in neither (nor the WAL), only in the server's 0600 rule file."""
+    from app.workspace import Workspace
+
+    root = berth_home / "local"
+    ws = Workspace()
+    try:
+        with ws.connect("local") as t:  # as the CLI connects: its agent calls go to the activity log
+            ws.alert_change(t, "add", "disk", None, {"when": "disk_free_pct<10", "for": 0, "repeat": 14400,
+                                                      "notify": [{"kind": "webhook", "url": SLACK}], "model": None})
+            ws.alert_change(t, "remove", "disk", None)
+        ws.close()
+        held = [str(p.relative_to(berth_home)) for p in berth_home.rglob("*")
+                if p.is_file() and TOKEN.encode() in p.read_bytes()]
+        assert held == [], held
+    finally:
+        cleanup(root)
