@@ -448,3 +448,36 @@ def test_a_webhook_token_is_in_no_file_of_the_desktop(berth_home):
         assert held == [], held
     finally:
         cleanup(root)
+
+
+def test_a_receiver_down_for_an_hour_backoff_and_files_stay_bounded(root, clock):
+    from alerts_kit import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hook"
+    assert add_rule(root, "disk", "disk_free_pct<100", [f"webhook:{url}"], repeat="20m")[1] is None
+    ev = rounds(root)
+    for s in range(0, 3600, 30):
+        ev.tick(later(T0, s))
+    queued = alertstore.queued(Root(str(root)))
+    assert len(queued) == 3  # the firing and two reminders (20 m), waiting in order, none lost
+    first = queued[0]
+    assert 10 <= first["attempts"] <= 16, first["attempts"]  # 10 s, 20 s ... then every 10 minutes
+    wait = (datetime.fromisoformat(first["next_try"].replace("Z", "+00:00")) - later(T0, 3570)).total_seconds()
+    assert 0 <= wait <= alerteval.BACKOFF_MAX_S
+    assert (root / "alerts" / "state.json").stat().st_size < 4096
+    assert not (root / "alerts" / "history.jsonl").exists()  # a delivery's history is written once, when it ends
+    [a] = state(root)["alerts"]
+    assert a["notified"][0]["ok"] is False and "connection refused" in a["notified"][0]["answer"], a
+    hook = Receiver()
+    hook.stop()
+    hook.port = port
+    hook.start()
+    try:
+        for s in range(3600, 3600 + 660, 30):
+            ev.tick(later(T0, s))
+        assert hook.statuses() == ["firing", "reminder", "reminder", "reminder"], hook.statuses()  # in order
+        assert alertstore.queued(Root(str(root))) == []
+    finally:
+        hook.stop()
+    ev.close()

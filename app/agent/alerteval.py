@@ -201,14 +201,17 @@ def queue(root, rules, items, status, t):
 def deliver(root, state, t, timeout=SEND_TIMEOUT_S, budget=DELIVER_BUDGET_S):
     """Try the deliveries that are due; a failed one waits 10 s, 20 s, 40 s ... up to 10 min, and is
     given up after a day. Each alert keeps the last word of each of its channels (`notified`).
-    A channel that failed in this round is not tried again in it, and the round stops trying after
-    `budget` seconds: 200 deliveries waiting for a receiver that hangs do not hold the evaluator."""
-    started, failed = time.monotonic(), set()
-    for d in alertstore.queued(root):
+    A channel's deliveries go in the order they were queued (a `resolved` never overtakes its
+    `firing`): one waiting or failed holds the channel's later ones for the round. The round stops
+    trying after `budget` seconds: 200 deliveries for a receiver that hangs do not hold the evaluator."""
+    started, held = time.monotonic(), set()
+    for d in alertstore.queued(root):  # oldest first (ids start with the time queued)
         due = _when(d.get("next_try")) or t
         if due > t + timedelta(seconds=BACKOFF_MAX_S + CLOCK_SLACK_S):
             due = t  # set for a clock that has since gone back: try now
-        if due > t or channel_text(d["channel"]) in failed:
+        channel = channel_text(d["channel"])
+        if due > t or channel in held:
+            held.add(channel)
             continue
         if time.monotonic() - started > budget:
             break
@@ -227,7 +230,7 @@ def deliver(root, state, t, timeout=SEND_TIMEOUT_S, budget=DELIVER_BUDGET_S):
         elif (_age(t, d.get("created")) or 0) > GIVE_UP_S:
             alertstore.dequeue(root, d, dict(entry, answer="given up after a day: " + answer))
         else:
-            failed.add(channel_text(d["channel"]))
+            held.add(channel)
             wait = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** min(d["attempts"] - 1, 20))
             d.update(next_try=iso(t + timedelta(seconds=wait)), last_answer=answer)
             alertstore.update(root, d)
