@@ -43,6 +43,9 @@ def post(url, body, timeout, headers=None):
     timer.start()
     try:
         try:
+            conn.connect()
+            if expired.is_set():  # the deadline passed while connecting, before there was a socket to cut
+                raise socket.timeout()
             conn.request("POST", target, body=body, headers=dict(headers or {}, **{
                 "Content-Type": "application/json", "Content-Length": str(len(body)), "Connection": "close"}))
             answer = conn.getresponse()
