@@ -188,8 +188,9 @@ def test_a_hanging_receiver_does_not_hold_a_round_of_many_deliveries(root):
     r = Root(str(root))
     try:
         for i in range(20):
+            at = "2026-03-02T03:00:00Z"
             alertstore.enqueue(r, {"id": "d%02d" % i, "channel": hanging, "payload": PAYLOAD, "alerts": [],
-                                   "attempts": 0, "created": "2026-03-02T03:00:00Z", "next_try": "2026-03-02T03:00:00Z"})
+                                   "attempts": 0, "created": at, "next_try": at})
         started = time.monotonic()
         alerteval.deliver(r, {"alerts": {}, "group": {}}, T0, timeout=1)
         took = time.monotonic() - started
@@ -306,8 +307,8 @@ def test_a_broken_state_file_is_set_aside_and_the_evaluator_goes_on(root, clock,
 def test_a_broken_rule_file_is_skipped_and_named_the_others_still_fire(root, clock, hook):
     assert add_rule(root, "disk", "disk_free_pct<100", [f"webhook:{hook.url}"])[1] is None
     (root / "alerts" / "rules" / "cut.json").write_text("{\"name\": \"cut\", \"ki")
-    (root / "alerts" / "rules" / "odd.json").write_text(json.dumps({"name": "odd", "expr": "p95_ms>5", "kind": "down",
-                                                                      "notify": [{"kind": "webhook", "url": hook.url}]}))
+    odd = {"name": "odd", "expr": "p95_ms>5", "kind": "down", "notify": [{"kind": "webhook", "url": hook.url}]}
+    (root / "alerts" / "rules" / "odd.json").write_text(json.dumps(odd))
     ev = rounds(root)
     ev.tick(T0)
     assert hook.statuses() == ["firing"]
