@@ -41,6 +41,14 @@ class ReasonRequired(BerthError, ValueError):
     """A change on a production server without the reason Berth is set to require."""
 
 
+class StatusRows(list):
+    """A server's status rows, and its alerts as the agent counts them: a server without models has
+    no row to carry them. `alerts_firing_key` changes whenever what fires changes (None: an old agent)."""
+
+    alerts_firing = 0
+    alerts_firing_key: str | None = None
+
+
 class Workspace:
     def __init__(self, db=None, ask_passphrase: AskPassphrase | None = None, anchor_later: bool = False):
         """`ask_passphrase`: how this front end asks for an encrypted key's passphrase (the CLI on a
@@ -202,8 +210,9 @@ class Workspace:
         each row's `jobs` lists the model's jobs that are failing or late ({name, state})."""
         answer = transport.agent("status", {"model": model} if model else {})
         self.sync_journal(transport, answer.get("journal_head"))
-        rows = [dict(r, server=transport.name, alerts_firing=answer.get("alerts_firing") or 0)
-                for r in answer["models"]]
+        rows = StatusRows(dict(r, server=transport.name, alerts_firing=answer.get("alerts_firing") or 0)
+                          for r in answer["models"])
+        rows.alerts_firing, rows.alerts_firing_key = answer.get("alerts_firing") or 0, answer.get("alerts_firing_key")
         if with_jobs:
             flagged = [j for j in answer.get("jobs") or [] if j.get("failing") or j.get("late")]
             for r in rows:

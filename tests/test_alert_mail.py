@@ -124,6 +124,7 @@ def test_a_relay_without_starttls_gets_nothing_in_plain_text(tmp_path, ca):
         sent = alertmail.send(EMAIL, PAYLOAD, 10, root=str(tmp_path))
     assert not sent["ok"] and sent["status"] == "no_starttls", sent
     assert "nothing was sent in plain text" in sent["answer"] and relay.mails == []
+    assert sent["answer"].endswith("or --security none: it is on loopback"), sent  # what to do about it
 
 
 def test_plain_smtp_to_a_loopback_relay(tmp_path):

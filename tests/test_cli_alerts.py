@@ -74,7 +74,9 @@ def test_alert_commands_their_json_and_the_audit(local, capsys, hook):
     assert r.code == 0 and r.out.startswith("alert disk on local: silenced until "), r
     assert berth(capsys, "alert", "list", "--server", "local", "--json").json()[0]["silenced_until"]
     r = berth(capsys, "alert", "silence", "disk", "--server", "local", "--for", "2h", "--reason", " ")
-    assert r.code == 1 and r.err.strip() == "berth: a silence needs a reason: --reason TEXT"
+    assert r.code == 1 and r.err.strip() == "berth: a silence needs a reason (--reason TEXT, at most 500 characters)"
+    r = berth(capsys, "alert", "silence", "disk", "--server", "local", "--for", "2h", "--reason", "two\nlines")
+    assert r.code == 1 and "must be one line of text" in r.err, r  # refused before connecting: nothing audited
     r = berth(capsys, "alert", "remove", "diks", "--server", "local")
     assert r.code == 1 and r.err.strip() == "berth: there is no alert diks on local; did you mean disk?"
     for name in ("disk", "echo-down"):

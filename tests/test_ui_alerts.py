@@ -216,3 +216,47 @@ def test_what_fired_before_the_first_reading_is_not_announced_and_one_reading_ma
     assert opened == [("web-1", "disk")] and not banner.isVisible()
     notifier.firing_read("web-2", [alert("disk")])  # another server: its own baseline
     assert len(notes) == 2
+
+
+def remove_rule(root, name):
+    with LocalTransport(str(root)) as t:
+        Workspace().alert_change(t, "remove", name, None)
+
+
+def test_a_server_without_models_shows_its_firing_count_from_the_status_alone(qtbot, task_runner, berth_home, hook):
+    """No model, so no status row to carry the count: it comes with the status all the same, the
+    Alerts view never opened."""
+    root = berth_home / "local"
+    try:
+        add_disk_rule(root, hook.url)
+        evaluate(root)
+        win = MainWindow(task_runner)
+        qtbot.addWidget(win)
+        win.show()
+        qtbot.waitUntil(lambda: state_cell(win).text() == "connected · 1 firing", timeout=WAIT)
+        assert "local" not in win.alerts.page.alerts and win.alerts.total.text() == "1 firing"
+        remove_rule(root, "disk")
+        win.refresh("local", force=True)
+        qtbot.waitUntil(lambda: state_cell(win).text() == "connected", timeout=WAIT)
+        win.close()
+    finally:
+        cleanup(root)
+
+
+def test_one_alert_resolving_while_another_fires_is_announced(qtbot, window, local, hook):
+    """The same count (1) before and after: the status's key of what fires says it changed."""
+    notes = []
+    window.alerts.notifier.notified.connect(lambda title, text: notes.append((title, text)))
+    qtbot.waitUntil(lambda: window.alerts.notifier.known.get("local") == set(), timeout=WAIT)
+    add_disk_rule(local, hook.url)
+    evaluate(local)
+    window.refresh("local", force=True)
+    qtbot.waitUntil(lambda: bool(notes), timeout=WAIT)
+    remove_rule(local, "disk")  # resolved (gone) ...
+    with LocalTransport(str(local)) as t:  # ... and another fires, before the next refresh
+        Workspace().alert_change(t, "add", "disk-two", None, {"when": "disk_free_pct<100", "for": 0, "repeat": 14400,
+                                                              "notify": [f"webhook:{hook.url}"], "model": None})
+    evaluate(local)
+    window.refresh("local", force=True)
+    qtbot.waitUntil(lambda: len(notes) == 2, timeout=WAIT)
+    assert notes[-1] == ("local: 1 alert firing", "disk-two") and state_cell(window).text() == "connected · 1 firing"

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from . import alertsend, alertstore
 from .alertfigures import Figures, instances
-from .alertrules import channel_text
+from .alertrules import channel_shown, channel_text
 from .jobclock import iso, now, parse
 
 EVAL_S = 10.0
@@ -20,25 +20,52 @@ GROUP_INTERVAL_S = 300  # changes of a group after a notification wait this long
 RECENT_S = 24 * 3600  # resolved alerts stay in `berth alerts` this long
 RECENT_MAX = 200
 SEND_TIMEOUT_S = 5.0
+DELIVER_BUDGET_S = 30.0  # a round tries deliveries this long at most; the rest wait for the next round
+CLOCK_SLACK_S = 60  # a stored time further ahead than this: the clock was set back
 BACKOFF_S, BACKOFF_MAX_S, GIVE_UP_S = 10, 600, 24 * 3600
 INHIBITED_BY_DOWN = ("error_rate", "p95_ms")
 VERSION = "berth-alert/1"
 
 
+def _when(text):
+    """A stored time, or None for one missing or unreadable (a hand-edited file must not stop a round)."""
+    try:
+        return parse(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
 def _age(t, text):
-    then = parse(text)
+    then = _when(text)
     return (t - then).total_seconds() if then else None
 
 
 def silenced(silences, rule_name, t):
     s = silences.get(rule_name)
-    return bool(isinstance(s, dict) and (parse(s.get("until")) or t) > t)
+    return bool(isinstance(s, dict) and (_when(s.get("until")) or t) > t)
+
+
+def clock_set_back(state, t):
+    """Times stored ahead of `t` by more than CLOCK_SLACK_S mean the clock went back (NTP, a VM
+    restored): each becomes `t`, so a pending alert's --for, the group interval and a retry count
+    from now instead of waiting until the clock has caught up again. -> how many were moved."""
+    moved = 0
+    late = t + timedelta(seconds=CLOCK_SLACK_S)
+    for record, keys in [(a, ("active_since", "since", "last_sent")) for a in state["alerts"].values()] + [
+            (state["group"], ("last_sent",))]:
+        for k in keys:
+            when = _when(record.get(k))
+            if when is not None and when > late:
+                record[k] = iso(t)
+                moved += 1
+    return moved
 
 
 class Evaluator:
     def __init__(self, root):
         self.root = root
         self.figures = None
+        self.problems = []  # what the last round could not use (`berth alerts` shows it)
 
     def close(self):
         if self.figures is not None:
@@ -55,8 +82,14 @@ class Evaluator:
         """One round at clock time `t` (default: jobclock.now()); returns the notifications queued."""
         t = t or now()
         with alertstore.EvalLock(self.root):
-            rules = {r["name"]: r for r in alertstore.list_rules(self.root)}
-            state = alertstore.read_state(self.root)
+            listed, problems = alertstore.load_rules(self.root)
+            rules = {r["name"]: r for r in listed}
+            state, broken = alertstore.load_state(self.root)
+            if broken:
+                alertstore.set_aside(self.root)
+                problems.append(broken)
+            if clock_set_back(state, t):
+                problems.append("the clock went back: pending times, the group interval and retries restart now")
             if self.figures is None:
                 self.figures = Figures(self.root)
             figures = self.figures.take(time.monotonic(), t)
@@ -64,6 +97,8 @@ class Evaluator:
             sent = notify(self.root, state, rules, alertstore.read_silences(self.root), t)
             deliver(self.root, state, t)
             alertstore.write_state(self.root, state)
+            self.problems = problems
+            alertstore.write_problems(self.root, problems)
         return sent
 
 
@@ -104,19 +139,18 @@ def step(alerts, rules, figures, t):
             del alerts[k]
 
 
-def _inhibited(alerts, a):
-    return a.get("kind") in INHIBITED_BY_DOWN and any(
-        o.get("kind") == "down" and o["state"] == "firing" and o.get("model") == a.get("model")
-        for o in alerts.values())
+def _down_models(alerts):
+    return {o.get("model") for o in alerts.values() if o.get("kind") == "down" and o["state"] == "firing"}
 
 
 def notify(root, state, rules, silences, t):
     """Queue the group's notification when something changed (firing, or resolved after a firing was
     sent) and the group interval allows, else a reminder for what keeps firing; returns them."""
     alerts = state["alerts"]
+    down = _down_models(alerts)  # once, not per alert: thousands of rules stay one pass
     for a in alerts.values():
         a["silenced"] = silenced(silences, a["rule"], t)
-        a["inhibited"] = _inhibited(alerts, a)
+        a["inhibited"] = a.get("kind") in INHIBITED_BY_DOWN and a.get("model") in down
     open_ = {k: a for k, a in alerts.items() if not a["silenced"] and not a["inhibited"] and a["rule"] in rules}
     changed = [k for k, a in open_.items() if (a["state"] == "firing" and a.get("sent_state") != "firing")
                or (a["state"] == "resolved" and a.get("sent_state") == "firing")]
@@ -164,16 +198,27 @@ def queue(root, rules, items, status, t):
     return out
 
 
-def deliver(root, state, t, timeout=SEND_TIMEOUT_S):
+def deliver(root, state, t, timeout=SEND_TIMEOUT_S, budget=DELIVER_BUDGET_S):
     """Try the deliveries that are due; a failed one waits 10 s, 20 s, 40 s ... up to 10 min, and is
-    given up after a day. Each alert keeps the last word of each of its channels (`notified`)."""
-    for d in alertstore.queued(root):
-        if (parse(d.get("next_try")) or t) > t:
+    given up after a day. Each alert keeps the last word of each of its channels (`notified`).
+    A channel's deliveries go in the order they were queued (a `resolved` never overtakes its
+    `firing`): one waiting or failed holds the channel's later ones for the round. The round stops
+    trying after `budget` seconds: 200 deliveries for a receiver that hangs do not hold the evaluator."""
+    started, held = time.monotonic(), set()
+    for d in alertstore.queued(root):  # oldest first (ids start with the time queued)
+        due = _when(d.get("next_try")) or t
+        if due > t + timedelta(seconds=BACKOFF_MAX_S + CLOCK_SLACK_S):
+            due = t  # set for a clock that has since gone back: try now
+        channel = channel_text(d["channel"])
+        if due > t or channel in held:
+            held.add(channel)
             continue
+        if time.monotonic() - started > budget:
+            break
         said = alertsend.send(d["channel"], d["payload"], timeout)
         d["attempts"] = d.get("attempts", 0) + 1
         answer = ("%s %s" % (said.get("status", ""), said.get("answer", ""))).strip()
-        note = {"channel": channel_text(d["channel"]), "ok": bool(said.get("ok")), "at": iso(t), "answer": answer,
+        note = {"channel": channel_shown(d["channel"]), "ok": bool(said.get("ok")), "at": iso(t), "answer": answer,
                 "attempts": d["attempts"]}
         for k in d.get("alerts", []):
             a = state["alerts"].get(k)
@@ -185,14 +230,15 @@ def deliver(root, state, t, timeout=SEND_TIMEOUT_S):
         elif (_age(t, d.get("created")) or 0) > GIVE_UP_S:
             alertstore.dequeue(root, d, dict(entry, answer="given up after a day: " + answer))
         else:
-            wait = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** (d["attempts"] - 1))
+            held.add(channel)
+            wait = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** min(d["attempts"] - 1, 20))
             d.update(next_try=iso(t + timedelta(seconds=wait)), last_answer=answer)
             alertstore.update(root, d)
 
 
 def run(root, stopping, log):
     """The scheduler process's evaluator thread: a round every EVAL_S while the root has rules."""
-    evaluator = Evaluator(root)
+    evaluator, logged = Evaluator(root), []
     try:
         evaluator.prime()  # the first round is EVAL_S after this baseline, so its rates cover a whole round
         while not stopping and os.path.isdir(root.meta):
@@ -207,6 +253,16 @@ def run(root, stopping, log):
                 else:
                     evaluator.close()
             except Exception as e:  # a broken rule file or a full disk must not end the scheduler
-                log(root, "alerts: %s: %s" % (type(e).__name__, e))
+                said = "the evaluator's round failed: %s: %s" % (type(e).__name__, e)
+                log(root, "alerts: " + said)
+                try:
+                    alertstore.write_problems(root, [said])
+                except OSError:
+                    pass
+                continue
+            if evaluator.problems != logged:  # said once, not every round
+                for problem in evaluator.problems:
+                    log(root, "alerts: " + problem)
+                logged = list(evaluator.problems)
     finally:
         evaluator.close()

@@ -132,8 +132,9 @@ def explain(error, settings):
     if isinstance(error, smtplib.SMTPNotSupportedError) and settings.get("user"):
         return "auth_failed", "%s offers no AUTH method for the user %s" % (where, settings["user"])
     if isinstance(error, NoStartTLS):
+        plain = ", or --security none: it is on loopback" if alertsmtp.is_loopback(str(settings["host"])) else ""
         return "no_starttls", "%s does not offer STARTTLS, so nothing was sent in plain text; use --security tls " \
-                              "if it speaks TLS from the start" % where
+                              "if it speaks TLS from the start%s" % (where, plain)
     if isinstance(error, ssl.SSLCertVerificationError):
         return "tls_untrusted", "%s's certificate is not trusted: %s; give the company CA with `berth server " \
                                 "set-smtp ... --ca-file PATH`" % (where, error.verify_message or error.reason)

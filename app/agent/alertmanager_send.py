@@ -8,12 +8,13 @@ resolve_timeout, 5 minutes by default). Berth posts only when something changes 
 so a firing alert carries an endsAt far enough ahead (HOLD) to stay active until Berth resolves
 it, and a resolved one carries the time it resolved."""
 import datetime
+import http.client
 import json
 import re
-import socket
-import urllib.error
 import urllib.parse
-import urllib.request
+
+from . import alerthttp
+from .alertrules import shown_url
 
 PATH = "/api/v2/alerts"
 HOLD = datetime.timedelta(hours=24)  # a firing alert stays active this long if Berth goes silent
@@ -30,27 +31,18 @@ def send(channel, payload, timeout):
         endpoint = alerts_url(url)
     except ValueError as e:
         return _result(False, "bad_channel", str(e))
+    shown = shown_url(url)  # a reverse proxy's token in the URL stays out of `berth alerts`
     data = json.dumps(postable(payload)).encode()
-    request = urllib.request.Request(endpoint, data=data, method="POST",
-                                     headers={"Content-Type": "application/json", "User-Agent": "berth-agent"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return _result(True, "%d" % answer.status, _answer(answer.read()))
-    except urllib.error.HTTPError as e:
-        with e:
-            text = _answer(e.read())
-        return _result(False, "%d" % e.code, "Alertmanager at %s refused the alerts: HTTP %d %s" % (
-            url, e.code, text or e.reason))
-    except urllib.error.URLError as e:
-        reason = e.reason
-        if isinstance(reason, (socket.timeout, TimeoutError)):
-            return _result(False, "timeout", "Alertmanager at %s did not answer in %gs" % (url, timeout))
-        return _result(False, "unreachable", "cannot reach Alertmanager at %s: %s" % (
-            url, getattr(reason, "strerror", None) or reason))
-    except (socket.timeout, TimeoutError):
-        return _result(False, "timeout", "Alertmanager at %s did not answer in %gs" % (url, timeout))
-    except OSError as e:
-        return _result(False, "unreachable", "cannot reach Alertmanager at %s: %s" % (url, e.strerror or e))
+        status, text = alerthttp.post(endpoint, data, timeout, {"User-Agent": "berth-agent"})
+    except alerthttp.Unreachable as e:
+        if str(e).startswith("no answer"):
+            return _result(False, "timeout", "Alertmanager at %s did not answer in %gs" % (shown, timeout))
+        return _result(False, "unreachable", "cannot reach Alertmanager at %s: %s" % (shown, e))
+    if 200 <= status < 300:
+        return _result(True, "%d" % status, _answer(text.encode()))
+    return _result(False, "%d" % status, "Alertmanager at %s refused the alerts: HTTP %d %s" % (
+        shown, status, _answer(text.encode()) or http.client.responses.get(status, "")))
 
 
 def _result(ok, status, answer):
@@ -68,7 +60,8 @@ def alerts_url(url):
         raise ValueError("the Alertmanager URL must be text such as http://am:9093")
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise ValueError("Alertmanager URL %r: use http(s)://HOST[:PORT][/PREFIX], e.g. http://am:9093" % url)
+        raise ValueError("Alertmanager URL %r: use http(s)://HOST[:PORT][/PREFIX], e.g. http://am:9093"
+                         % shown_url(url))
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + PATH, "", ""))
 
 

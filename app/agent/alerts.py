@@ -5,12 +5,11 @@ import os
 from datetime import timedelta
 
 from . import alerteval, alertsend, alertstore, jobreboot, scheduler, supervise
-from .alertrules import MAX_FOR_S, channel_text, check_rule_name, describe_s, parse_duration, validated
+from .alertrules import MAX_FOR_S, channel_shown, check_reason, check_rule_name, describe_s, parse_duration, validated
 from .jobclock import iso, now, parse
 from .jobs import _changed, scheduler_state, unneeded
 from .layout import AgentError
 
-MAX_REASON = 500
 TEST_TIMEOUT_S = 10.0
 ALERT_KEYS = ("rule", "server", "model", "state", "since", "value", "summary", "notified", "silenced", "inhibited",
               "expr")
@@ -39,7 +38,7 @@ def alert_add(ctx, req):
         alertstore.write_rule(root, rule)
         return {"rule": describe(root, rule), "detail": "%s%s for %s -> %s" % (
             rule["expr"], " of " + rule["model"] if rule["model"] else "", _dur(rule["for_s"]),
-            ", ".join(channel_text(c) for c in rule["notify"]))}
+            ", ".join(channel_shown(c) for c in rule["notify"]))}
     result = _changed(ctx, req, "alert.add", rule["name"], rule["model"], add, what="alert")
     result["evaluator"] = _unattended(ctx.root)
     return result
@@ -63,7 +62,7 @@ def describe(root, rule, silences=None, t=None):
     s = silences.get(rule["name"]) if alerteval.silenced(silences, rule["name"], t) else None
     return {"name": rule["name"], "server": rule.get("server"), "model": rule.get("model"), "when": rule["expr"],
             "for": _dur(rule.get("for_s", 0)), "repeat": _dur(rule.get("repeat_s", 0)),
-            "notify": [channel_text(c) for c in rule["notify"]],
+            "notify": [channel_shown(c) for c in rule["notify"]],
             "silenced_until": s.get("until") if s else None, "silence_reason": s.get("reason") if s else None}
 
 
@@ -75,9 +74,11 @@ def alert_list(ctx, req):
 
 def alert_state(ctx, req):
     """Firing, pending and recently resolved alerts, newest change first, with what each channel answered."""
-    rules = {r["name"]: r for r in alertstore.list_rules(ctx.root)}
+    listed, problems = alertstore.load_rules(ctx.root)
+    rules = {r["name"]: r for r in listed}
+    state, broken = alertstore.load_state(ctx.root)
     out = []
-    for a in alertstore.read_state(ctx.root)["alerts"].values():
+    for a in state["alerts"].values():
         if a.get("rule") not in rules:
             continue
         row = {k: a.get(k) for k in ALERT_KEYS}
@@ -85,9 +86,12 @@ def alert_state(ctx, req):
                    silenced=bool(a.get("silenced")), inhibited=bool(a.get("inhibited")))
         out.append(row)
     out.sort(key=lambda r: (r["state"] != "firing", r["state"] != "pending", -_ts(r["since"]), r["rule"]))
-    waiting = [{"channel": channel_text(d["channel"]), "attempts": d.get("attempts", 0), "next_try": d.get("next_try"),
+    waiting = [{"channel": channel_shown(d["channel"]), "attempts": d.get("attempts", 0),
+                "next_try": d.get("next_try"),
                 "last_answer": d.get("last_answer")} for d in alertstore.queued(ctx.root)]
-    return {"alerts": out, "queued": waiting, "evaluator": scheduler_state(ctx.root)}
+    said = alertstore.read_problems(ctx.root)
+    problems = said + [p for p in problems + [broken] if p and p not in said]
+    return {"alerts": out, "queued": waiting, "evaluator": dict(scheduler_state(ctx.root), problems=problems)}
 
 
 def _ts(text):
@@ -105,9 +109,9 @@ def alert_test(ctx, req):
     results = []
     for channel in rule["notify"]:
         said = alertsend.send(channel, body, TEST_TIMEOUT_S)
-        results.append({"channel": channel_text(channel), "ok": bool(said.get("ok")), "status": said.get("status"),
+        results.append({"channel": channel_shown(channel), "ok": bool(said.get("ok")), "status": said.get("status"),
                         "answer": said.get("answer")})
-        alertstore.record(ctx.root, {"id": "test", "status": "test", "channel": channel_text(channel),
+        alertstore.record(ctx.root, {"id": "test", "status": "test", "channel": channel_shown(channel),
                                      "ok": bool(said.get("ok")), "at": iso(t), "answer": said.get("answer"),
                                      "alerts": [rule["name"]]})
     return {"results": results}
@@ -116,9 +120,7 @@ def alert_test(ctx, req):
 def alert_silence(ctx, req):
     rule = alertstore.read_rule(ctx.root, req.get("name"))
     seconds = parse_duration(req.get("for"), "--for", 60, MAX_FOR_S * 4)
-    reason = req.get("reason")
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
-        raise AgentError("a silence needs a reason (--reason TEXT, at most %d characters)" % MAX_REASON, "usage")
+    reason = check_reason(req.get("reason"))
     until = iso(now() + timedelta(seconds=seconds))
 
     def silence(root):

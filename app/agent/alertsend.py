@@ -29,28 +29,10 @@ def send(channel, payload, timeout):
 
 
 def webhook(url, payload, timeout):
-    if not url.startswith(("http://", "https://")):
-        return {"ok": False, "status": "refused", "answer": "not an http(s) URL"}
-    import urllib.error  # here, not at the top: the agent imports this module through the scheduler,
-    import urllib.request  # and urllib.request brings http.client and ssl (tens of ms) to every command
+    from . import alerthttp  # here, not at the top: http.client and ssl cost every agent command tens of ms
     body = json.dumps(payload, sort_keys=True).encode()
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": "berth-alerts/1"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return {"ok": 200 <= answer.status < 300, "status": "HTTP %d" % answer.status,
-                    "answer": _text(answer.read(ANSWER_BYTES))}
-    except urllib.error.HTTPError as e:
-        try:
-            said = _text(e.read(ANSWER_BYTES))
-        except OSError:
-            said = ""
-        return {"ok": False, "status": "HTTP %d" % e.code, "answer": said}
-    except urllib.error.URLError as e:
-        return {"ok": False, "status": "unreachable", "answer": _text(str(e.reason).encode())}
-    except (OSError, ValueError) as e:  # a timeout while reading, a bad port number
-        return {"ok": False, "status": "unreachable", "answer": _text(("%s: %s" % (type(e).__name__, e)).encode())}
-
-
-def _text(data):
-    return data[:ANSWER_BYTES].decode("utf-8", "replace")
+        status, said = alerthttp.post(url, body, timeout, {"User-Agent": "berth-alerts/1"})
+    except alerthttp.Unreachable as e:
+        return {"ok": False, "status": "unreachable", "answer": str(e)[:ANSWER_BYTES]}
+    return {"ok": 200 <= status < 300, "status": "HTTP %d" % status, "answer": said}

@@ -27,7 +27,7 @@ def _with_jobs(query):
             result["jobs"] = [{k: j[k] for k in ("name", "model", "late", "failing", "paused", "last_state")}
                               for j in listed["jobs"]]
             result["scheduler"] = listed["scheduler"]  # running or not, and what brings it back after a reboot
-            result["alerts_firing"] = alertstore.firing_count(ctx.root)
+            result.update(alertstore.firing_status(ctx.root))  # alerts_firing, alerts_firing_key
         return result
     run.__name__ = query.__name__
     return run

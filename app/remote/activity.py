@@ -13,8 +13,22 @@ HIDDEN = "<hidden: in the keyring>"
 
 
 def redacted(request: dict) -> dict:
-    return {k: ({u: HIDDEN for u in v} if isinstance(v, dict) else HIDDEN if v else v) if k in SECRET_KEYS else v
-            for k, v in request.items()}
+    out = {k: ({u: HIDDEN for u in v} if isinstance(v, dict) else HIDDEN if v else v) if k in SECRET_KEYS else v
+           for k, v in request.items()}
+    if isinstance(out.get("notify"), list):  # alert_add: a webhook URL's path is often its token
+        out["notify"] = [_channel(c) for c in out["notify"]]
+    return out
+
+
+def _channel(channel):
+    from app.agent.alertrules import shown_url
+
+    if isinstance(channel, dict) and isinstance(channel.get("url"), str):
+        return dict(channel, url=shown_url(channel["url"]))
+    if isinstance(channel, str) and channel.partition(":")[0] in ("webhook", "alertmanager"):
+        kind, _, url = channel.partition(":")
+        return f"{kind}:{shown_url(url)}"
+    return channel
 
 
 def summarize(request: dict) -> str:
@@ -44,7 +58,7 @@ def by_hand(prefix: list[str], argv: list[str], request: bytes) -> str:
 
 
 def _without_secrets(body: str) -> str:
-    if not any(f'"{key}"' in body for key in SECRET_KEYS):
+    if not any(f'"{key}"' in body for key in (*SECRET_KEYS, "notify")):
         return body
     try:
         request = json.loads(body)

@@ -199,12 +199,14 @@ class FleetModel(QStandardItemModel):
         """The models under `server`; False when they are what is shown already (the periodic status
         of an unchanged server: no item touched, so the view neither relays out nor repaints)."""
         parent = self.server_item(server)
+        if parent is not None:  # the status carries the count, with or without models (Workspace.StatusRows)
+            firing = getattr(rows, "alerts_firing", None)
+            if firing is not None or rows:
+                self.set_firing(server, (rows[0].get("alerts_firing") if firing is None else firing) or 0)
         if parent is None or (self._rows.get(server) == rows and parent.rowCount() == len(rows)):
             return False
         self._rows[server] = rows
         names = [r["model"] for r in rows]
-        if rows:  # each row carries the server's count (a server with no model: the Alerts view's count)
-            self.set_firing(server, rows[0].get("alerts_firing") or 0)
         for r in reversed(range(parent.rowCount())):
             if parent.child(r).data(ROLE_MODEL) not in names:
                 parent.removeRow(r)
