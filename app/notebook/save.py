@@ -113,8 +113,10 @@ def _target(path) -> Path:
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise NotebookError(f"{target}: not empty; save_bundle writes only into a new or empty folder "
                             "(give each version its own, e.g. bundles/churn-1.0.1)")
-    if not target.parent.is_dir():
-        raise NotebookError(f"{target.parent}: no such folder; create it first")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)  # bundles/churn-1.0.0 in a fresh project
+    except OSError as exc:
+        raise NotebookError(f"cannot create {target.parent}: {exc.strerror}; choose a folder you can write") from None
     return target
 
 
