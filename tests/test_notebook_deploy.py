@@ -14,7 +14,10 @@ from notebook_kit import Scorer, iris_frame, sklearn_pipeline, torch_net
 
 
 @pytest.fixture
-def local_root(berth_home):
+def local_root(berth_home, monkeypatch):
+    # pip compiles every .py it installs: for torch's thousands that is most of the install; the
+    # runner compiles what it imports instead (PIP_* reaches the agent's pip: app/agent/runnerenv.py)
+    monkeypatch.setenv("PIP_NO_COMPILE", "1")
     yield berth_home / "local"
     stop_all(berth_home / "local")
 

@@ -42,18 +42,27 @@ def save(model, kind: str, rows: list, spec: dict) -> Saved:
     proba = kind == "sklearn" and _has_proba(model)
     data = _pickle(model)
     modules = pickled_modules(data)
-    if kind == "sklearn" and not local_modules(modules):
+    by_reference = _plain_pickle(model) if kind == "sklearn" and not local_modules(modules) else None
+    if by_reference is not None:
         import joblib
-        import pickle
-
-        modules = pickled_modules(pickle.dumps(model))  # what joblib's file refers to, not cloudpickle's
 
         buf = io.BytesIO()
         joblib.dump(model, buf)
+        modules = pickled_modules(by_reference)  # what joblib's file refers to, not cloudpickle's
         return Saved(kind, "joblib", "model.joblib", buf.getvalue(), call, proba, modules | {"joblib"})
     # a class or function of the notebook (__main__) or of her own files: pickled by value
     data = _pickle(model, by_value=local_modules(modules))
     return Saved(kind, "cloudpickle", "model.pkl", data, call, proba, pickled_modules(data) | {"cloudpickle"})
+
+
+def _plain_pickle(model) -> bytes | None:
+    """pickle's bytes, or None when only cloudpickle can save it (a lambda in a FunctionTransformer)."""
+    import pickle
+
+    try:
+        return pickle.dumps(model)
+    except Exception:
+        return None
 
 
 def _has_proba(model) -> bool:
