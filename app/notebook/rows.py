@@ -13,7 +13,7 @@ EXAMPLE_ROWS = 5  # rows kept in example.json: her real shape, not her data set
 def plain(value):
     """NumPy, pandas and torch values as JSON values (the same rule as the served model.py)."""
     if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
+        return value.detach().cpu().tolist()  # not via .numpy(): a server's torch may have no NumPy
     if hasattr(value, "to_numpy") and not hasattr(value, "tolist"):
         value = value.to_numpy()
     if hasattr(value, "tolist"):
