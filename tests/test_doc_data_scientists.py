@@ -38,8 +38,12 @@ def test_the_install_line_names_extras_that_exist():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # two deploys whose venvs pip fills from the index: scikit-learn's stack and torch
 def test_every_command_of_the_doc_runs(capsys, tmp_path, berth_home, monkeypatch):
+    """Also the guarantee for PyTorch: the doc's network answers `berth predict` as in the notebook
+    (tests/test_notebook_deploy.py has scikit-learn's and a plain object's)."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PIP_NO_COMPILE", "1")  # as in test_notebook_deploy.py: most of torch's install time
     namespace: dict = {"__name__": "__main__"}
     predicted = 0
     try:
