@@ -34,6 +34,7 @@ def deployed_answer(capsys, tmp_path, saved, rows):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # scikit-learn, SciPy, NumPy, pandas from the index into a fresh venv: 220 s under load
 def test_sklearn_pipeline_answers_as_in_the_notebook(capsys, tmp_path, local_root):
     X, y = iris_frame()
     model = sklearn_pipeline(X, y)
