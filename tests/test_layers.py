@@ -32,6 +32,7 @@ LAYERS = (
     {"agent"},  # runs on servers: standard library only (rule b), so anything may use it
     {"errors", "formatting"},
     {"bundle"},  # the model bundle on disk: manifest, check, archive
+    {"notebook"},  # `import berth`: save_bundle, a model from a notebook as a checked bundle
     {"audit"},  # the hash-chained log, its queries and reports, over any SQLite connection
     {"store"},  # Berth's local database (its migrations chain the audit log), paths, servers, activity
     {"remote"},  # transports to a configured server (store.servers), the shared connections

@@ -17,6 +17,8 @@ class BundleGroup(ActionGroup):
         a = actions.add_parser("init", help="a working bundle to start from")
         a.add_argument("dir", type=Path)
         a.add_argument("--name", required=True)
+        a.add_argument("--template", choices=("python", "sklearn", "pytorch"), default="python",
+                       help="python: standard library only; sklearn, pytorch: a train.py writes the model")
         a = actions.add_parser("check", help="validate a bundle folder or archive")
         a.add_argument("path", type=Path)
         options.add_json(a)
@@ -35,9 +37,10 @@ class BundleGroup(ActionGroup):
     def do_init(self, args) -> int:
         from app.bundle import init_bundle
 
-        for path in init_bundle(args.dir, args.name):
+        for path in init_bundle(args.dir, args.name, args.template):
             print(path)
-        print(f"created bundle {args.name} in {args.dir}; check it with `berth bundle check {args.dir}`",
+        first = f"train it with `python {args.dir / 'train.py'}`, then " if args.template != "python" else ""
+        print(f"created bundle {args.name} in {args.dir}; {first}check it with `berth bundle check {args.dir}`",
               file=sys.stderr)
         return 0
 
