@@ -49,3 +49,16 @@ print(check_folder(saved.path).ok, saved.requirements)
     # the blocker works: the desktop's packages really are not importable in that process
     r = run(BLOCKER + "import paramiko", tmp_path)
     assert r.returncode != 0 and "not installed" in r.stderr
+
+
+def test_the_package_list_in_pyproject_is_every_app_package_and_the_berth_name():
+    """pyproject lists the packages by hand (a mapped name cannot come from `find`): a new folder under
+    app/ that is not listed would be missing from every install."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert sorted(config["packages"]) == sorted(find_packages(str(REPO), include=["app*"]) + ["berth"])
+    assert config["package-dir"] == {"berth": "app/notebook/import_name"}
+    assert not (REPO / "berth").exists()  # the top level stays: pyproject, README, app/, resources/, tests/ ...
