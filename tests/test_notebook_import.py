@@ -59,6 +59,6 @@ def test_the_package_list_in_pyproject_is_every_app_package_and_the_berth_name()
     from setuptools import find_packages
 
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert sorted(config["packages"]) == sorted(find_packages(str(REPO), include=["app*"]) + ["berth"])
+    assert sorted(config["packages"]) == sorted(find_packages(str(REPO), include=["app*"], exclude=["app.notebook.import_name"]) + ["berth"])
     assert config["package-dir"] == {"berth": "app/notebook/import_name"}
     assert not (REPO / "berth").exists()  # the top level stays: pyproject, README, app/, resources/, tests/ ...
