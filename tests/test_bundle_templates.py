@@ -8,6 +8,7 @@ import pytest
 
 from app.bundle import BundleError, init_bundle
 from cli_kit import berth
+from notebook_kit import torch_or_skip
 
 
 def run(folder, script):
@@ -18,6 +19,8 @@ def run(folder, script):
 @pytest.mark.parametrize("template, model_file, pinned", [("sklearn", "model.joblib", "scikit-learn=="),
                                                           ("pytorch", "model.pt", "torch==")])
 def test_template_trains_and_answers_its_example(capsys, tmp_path, template, model_file, pinned):
+    if template == "pytorch":
+        torch_or_skip()
     folder = tmp_path / "m"
     r = berth(capsys, "bundle", "init", folder, "--name", "churn", "--template", template)
     assert r.code == 0 and "python " in r.err and "train.py" in r.err, r

@@ -13,6 +13,7 @@ import pytest
 
 from agent_kit import stop_all
 from cli_kit import berth
+from notebook_kit import torch_or_skip
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "for-data-scientists.md"
@@ -42,6 +43,7 @@ def test_the_install_line_names_extras_that_exist():
 def test_every_command_of_the_doc_runs(capsys, tmp_path, berth_home, monkeypatch):
     """Also the guarantee for PyTorch: the doc's network answers `berth predict` as in the notebook
     (tests/test_notebook_deploy.py has scikit-learn's and a plain object's)."""
+    torch_or_skip()  # the doc's second model is a PyTorch network
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PIP_NO_COMPILE", "1")  # as in test_notebook_deploy.py: most of torch's install time
     namespace: dict = {"__name__": "__main__"}

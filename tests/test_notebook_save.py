@@ -12,7 +12,7 @@ import pytest
 import berth
 from app.notebook import tomlwrite
 from cli_kit import berth as run_berth
-from notebook_kit import Scorer, iris_frame, sklearn_pipeline, torch_net
+from notebook_kit import Scorer, iris_frame, sklearn_pipeline, torch_net, torch_or_skip
 
 
 def served(folder):
@@ -99,7 +99,7 @@ def test_a_plain_function_and_an_object_of_the_notebook_are_pickled_by_value(tmp
 
 @pytest.mark.slow  # importing torch and exporting the graph: about 25 s
 def test_a_torch_module_is_exported_with_a_batch_of_any_size(tmp_path):
-    import torch
+    torch = torch_or_skip()
 
     net = torch_net()
     X, _ = iris_frame()
@@ -143,7 +143,7 @@ def test_a_model_holding_a_socket_is_refused_before_anything_is_written(tmp_path
 
 
 def test_a_network_that_branches_on_its_input_cannot_be_exported(tmp_path):
-    import torch
+    torch = torch_or_skip()
 
     class Branchy(torch.nn.Module):
         def forward(self, x):
