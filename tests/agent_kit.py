@@ -79,11 +79,14 @@ def http_json(port: int, method: str, path: str, body=None):
 
 
 def stop_all(root: Path):
-    """Stop every runner under root (test teardown: no process outlives its test)."""
+    """Stop every runner under root, and the scheduler whose watchdog restarts them (test teardown:
+    no process outlives its test)."""
     from app.agent.layout import Root
-    from app.agent import supervise
+    from app.agent import scheduler, supervise
 
     r = Root(str(root))
+    if Path(r.meta).is_dir():
+        scheduler.stop(r)
     for name in r.model_names():
         m = r.model(name)
         if Path(m.run).is_dir():

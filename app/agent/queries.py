@@ -8,7 +8,7 @@ import shutil
 import socket
 import sys
 
-from . import blobs, endpoint, journal, lock, releases, supervise
+from . import blobs, crashloop, endpoint, journal, lock, releases, supervise
 from .fsutil import tail
 from .layout import AgentError, check_name, check_version, inside_bundle
 
@@ -74,12 +74,17 @@ def model_status(model):
     else:
         state = "failed"
     info = releases.read_release(model, version) or {}
-    return {"model": model.name, "version": version, "state": state,
+    watch = crashloop.summary(model, version)
+    extra = {"watchdog": watch} if watch else {}
+    if watch and watch.get("detail") and state != "running":
+        state = "failed"  # a crash loop the watchdog gave up on, or one it is restarting
+        extra["detail"] = watch["detail"]
+    return dict(extra, **{"model": model.name, "version": version, "state": state,
             "port": _stable(model, rec) if rec and state == "running" else None,
             "release_port": rec.get("port") if rec and state == "running" else None,
             "stable_port": endpoint.stable_port(model),
             "pid": rec.get("pid") if rec and state == "running" else None,
-            "started_at": rec.get("started_at") if rec else None, "sha256": info.get("sha256")}
+            "started_at": rec.get("started_at") if rec else None, "sha256": info.get("sha256")})
 
 
 def _unlinked_status(model):
