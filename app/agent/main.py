@@ -7,7 +7,7 @@ import json
 import sys
 import traceback
 
-from . import alertstore, jobedit, jobpreview, jobs, operations, portchange, queries, sampler, scheduler
+from . import alertstore, jobedit, jobpreview, jobs, operations, portchange, portrange, queries, sampler, scheduler
 from .journal import disk_error
 from .layout import AgentError, Root
 from .protocol import Cancelled, emit_to, fail
@@ -60,6 +60,7 @@ COMMANDS = {
     "stop": operations.stop,
     "unlock": operations.unlock,
     "port.set": _watched(portchange.set_port),
+    "port_range.set": portrange.set_port_range,
     "sample": sampler.sample,
 }
 COMMANDS.update(jobs.COMMANDS)

@@ -50,6 +50,7 @@ def hello(ctx, req):
         "partials": blobs.partials(root, missing),
         "journal_head": journal.head(root),
         "lock": lock.inspect(root.lock),
+        "port_range": "%d-%d" % endpoint.port_range(root),
         # the bundle's model's versions here and their content: a version reused for other content
         # is refused before anything is uploaded
         "releases": _release_hashes(ctx.root, req.get("model")),
@@ -115,7 +116,7 @@ def status(ctx, req):
     names = [check_name(req["model"])] if req.get("model") else ctx.root.model_names()
     out = [model_status(ctx.root.model(n)) for n in names]
     return {"models": [s for s in out if s], "journal_head": journal.head(ctx.root),
-            "lock": lock.inspect(ctx.root.ensure().lock)}
+            "lock": lock.inspect(ctx.root.ensure().lock), "port_range": "%d-%d" % endpoint.port_range(ctx.root)}
 
 
 def list_releases(ctx, req):
