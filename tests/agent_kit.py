@@ -92,3 +92,14 @@ def stop_all(root: Path):
         if Path(m.run).is_dir():
             for f in Path(m.run).glob("*.runner.json"):
                 supervise.stop(m, f.name[: -len(".runner.json")])
+
+
+def scheduler_only_for_the_watchdog(root: Path) -> bool:
+    """No job or alert rule keeps the root's scheduler: it runs only while a model runs (its runner
+    watchdog, app/agent/watchdog.py), and ends by itself once none does (tests/test_watchdog.py)."""
+    from app.agent import alertstore, crashloop, scheduler
+    from app.agent.jobstore import list_jobs
+    from app.agent.layout import Root
+
+    r = Root(str(root))
+    return not list_jobs(r) and not alertstore.has_rules(r) and (scheduler.alive(r) is None or crashloop.supervised(r))
