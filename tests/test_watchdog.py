@@ -78,10 +78,13 @@ def test_a_killed_runner_is_back_on_its_port_and_queued_requests_are_answered(ro
     assert code == 200 and body["echo"] == {"x": 2}
     print(f"SIGKILL to the first answer on port {port}: {took * 1000:.0f} ms")
     assert took < BACK_WITHIN_S
+    # it answers once the new runner serves; the watchdog writes its history and journal just after
+    assert wait_for(lambda: (status_of(root).get("watchdog") or {}).get("restarts") == 1)
     st = status_of(root)
     assert st["state"] == "running" and st["port"] == port and st["pid"] != pid
     # started by the agent, not by the watchdog: how it ended is not known to the watchdog
     assert st["watchdog"]["restarts"] == 1 and st["watchdog"]["last_status"].startswith("exit status unknown")
+    assert wait_for(lambda: [e for e in journal(root) if e["action"] == "runner.restarted"])
     events = [e for e in journal(root) if e["action"] == "runner.restarted"]
     assert len(events) == 1 and events[0]["outcome"] == "ok" and events[0]["old_pid"] == pid
     assert events[0]["pid"] == st["pid"] and events[0]["port"] == port
@@ -92,7 +95,8 @@ def test_a_killed_runner_is_back_on_its_port_and_queued_requests_are_answered(ro
     # killed again, it was the watchdog's own child: its exit status is known
     os.kill(st["pid"], signal.SIGKILL)
     assert http_json(port, "GET", "/health")[0] == 200
-    assert wait_for(lambda: status_of(root)["watchdog"]["restarts"] == 2)
+    assert wait_for(lambda: len([e for e in journal(root) if e["action"] == "runner.restarted"]) == 2)
+    assert status_of(root)["watchdog"]["restarts"] == 2
     last = [e for e in journal(root) if e["action"] == "runner.restarted"][-1]
     assert last["status"] == "killed by signal 9 (SIGKILL)"
 
@@ -143,3 +147,20 @@ def test_a_release_that_crashes_at_every_start_ends_in_gave_up(root, tmp_path):
     assert error is None and result["port"] == port
     st = status_of(root)
     assert st["state"] == "running" and "watchdog" not in st
+
+
+def test_the_watchdog_waits_while_a_change_holds_the_server_lock(root, tmp_path):
+    from app.agent import queries
+    from app.agent.lock import ServerLock
+
+    assert deploy(root, make_bundle(tmp_path / "v1"))[1] is None
+    st = status_of(root)
+    time.sleep(0.3)
+    r = Root(str(root))
+    with ServerLock(r.lock, {"who": "alice@desk", "what": "deploy echo 2.0.0"}):
+        os.kill(st["pid"], signal.SIGKILL)
+        time.sleep(1.0)  # ten ticks: each finds the lock held and leaves the runner to the change
+        assert queries.model_status(r.model("echo"))["state"] == "failed"
+        assert not [e for e in journal(root) if e["action"] == "runner.restarted"]
+    assert wait_for(lambda: [e for e in journal(root) if e["action"] == "runner.restarted"], timeout=BACK_WITHIN_S)
+    assert http_json(st["port"], "GET", "/health")[0] == 200

@@ -19,6 +19,7 @@ from .layout import AgentError
 from .lock import ServerLock
 
 TICK_S = 0.1  # the detection half of the SIGKILL-to-answering time (docs/serving.md measures the whole)
+MAX_PAUSE_S = 2.0
 ACTOR = {"user": "berth-watchdog", "host": socket.gethostname()}
 
 
@@ -197,7 +198,11 @@ def run(root, stopping, log):
         log(root, "watchdog: no control socket (%s): a killed runner's port refuses until it restarts" % e)
     try:
         while not stopping:
-            dog.tick()
+            try:
+                dog.tick()
+            except Exception as e:  # the root's folders going away under it: say so, keep watching
+                log(root, "watchdog: %s: %s" % (type(e).__name__, e))
+                time.sleep(MAX_PAUSE_S)
             time.sleep(TICK_S)
     finally:
         dog.close()
