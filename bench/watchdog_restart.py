@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE.parent))
 
-from agent_kit import call, deploy, make_bundle, stop_all  # noqa: E402
+from agent_kit import call, deploy, make_bundle, stop_all, wait_guarded  # noqa: E402
 
 
 def status(root: Path) -> dict:
@@ -74,7 +74,7 @@ def main() -> int:
                 # each kill a first crash (restarted at once): the fifth in 10 minutes would, rightly, end
                 # in "gave up" (crashloop.py); the bench measures the restart, not the backoff
                 (root / "models/echo/run/watchdog.json").unlink(missing_ok=True)
-                time.sleep(0.5)  # the watchdog has taken its copy of the (new) runner's socket
+                wait_guarded(root)  # the watchdog holds its copy of the port's socket
                 out, lock = [], threading.Lock()
                 killed_at = time.monotonic()
                 os.kill(st["pid"], signal.SIGKILL)

@@ -103,3 +103,27 @@ def scheduler_only_for_the_watchdog(root: Path) -> bool:
 
     r = Root(str(root))
     return not list_jobs(r) and not alertstore.has_rules(r) and (scheduler.alive(r) is None or crashloop.supervised(r))
+
+
+def wait_guarded(root: Path, model: str = "echo", timeout: float = 10.0) -> None:
+    """Wait until the scheduler's watchdog holds its copy of the model's stable port (it takes it at
+    its next tick after a start): from then on a killed runner's port queues instead of refusing."""
+    import os
+    import time
+
+    from app.agent import endpoint, handoff
+    from app.agent.layout import Root
+
+    path = endpoint.keeper_file(Root(str(root)).meta)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            reply, fd = handoff.ask(path, "fd " + model, timeout=1.0)
+        except OSError:
+            reply, fd = None, None
+        if fd is not None:
+            os.close(fd)
+        if reply == "ok":
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the watchdog did not take {model}'s port within {timeout} s")

@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from agent_kit import call, deploy, http_json, make_bundle, stop_all
+from agent_kit import call, deploy, http_json, make_bundle, stop_all, wait_guarded
 from app.agent.metrics import PROBE_ENDPOINT
 from sshd import free_port
 
@@ -187,6 +187,7 @@ def test_prometheus_keeps_the_stable_port_through_deploy_rollback_and_stop_start
         scrapes_after(len(up_samples(port)) + 3)
         before_kill = len(up_samples(port))
         killed = call(root, "status")[0]["models"][0]["pid"]
+        wait_guarded(root, "iris")
         os.kill(killed, signal.SIGKILL)  # the watchdog restarts it; scrapes meanwhile wait in the socket's queue
         scrapes_after(before_kill + 4)
         assert call(root, "status")[0]["models"][0]["pid"] not in (None, killed)

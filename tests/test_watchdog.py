@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from agent_kit import call, deploy, http_json, make_bundle, stop_all
+from agent_kit import call, deploy, http_json, make_bundle, stop_all, wait_guarded
 from app.agent import crashloop, endpoint, scheduler
 from app.agent.layout import Root
 
@@ -66,9 +66,8 @@ def test_a_killed_runner_is_back_on_its_port_and_queued_requests_are_answered(ro
     st = status_of(root)
     port, pid = st["port"], st["pid"]
     assert scheduler.alive(Root(str(root)))  # the deploy started the scheduler, whose watchdog this is
-    keeper = endpoint.keeper_file(Root(str(root)).meta)
-    assert wait_for(lambda: os.path.exists(keeper))
-    time.sleep(0.3)  # a tick or two: the watchdog has taken its copy of the listening socket
+    wait_guarded(root)  # its copy of the listening socket, taken at its first tick after the start
+    assert os.path.exists(endpoint.keeper_file(Root(str(root)).meta))  # asked on the watchdog's control socket
 
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
@@ -93,6 +92,7 @@ def test_a_killed_runner_is_back_on_its_port_and_queued_requests_are_answered(ro
     assert f"runner pid {pid} " in log and log.count("starting echo 1.0.0") == 2  # the crash's lines stay
 
     # killed again, it was the watchdog's own child: its exit status is known
+    wait_guarded(root)
     os.kill(st["pid"], signal.SIGKILL)
     assert http_json(port, "GET", "/health")[0] == 200
     assert wait_for(lambda: len([e for e in journal(root) if e["action"] == "runner.restarted"]) == 2)
@@ -131,6 +131,8 @@ def test_a_release_that_crashes_at_every_start_ends_in_gave_up(root, tmp_path):
     st = status_of(root)
     assert st["state"] == "failed" and st["detail"].startswith("crash loop: gave up at ")
     assert f"{crashloop.MAX_CRASHES} crashes in 10 minutes" in st["detail"]
+    # the history says "gave up" first, the journal a moment later: the last failed try, then the giving up
+    assert wait_for(lambda: len([e for e in journal(root) if e["action"] == "runner.restarted"]) >= crashloop.MAX_CRASHES)
     events = [e for e in journal(root) if e["action"] == "runner.restarted"]
     assert [e["outcome"] for e in events] == ["failed"] * crashloop.MAX_CRASHES
     assert "gave up" in events[-1]["detail"] and "the model cannot load" in events[0]["detail"]
@@ -155,7 +157,7 @@ def test_the_watchdog_waits_while_a_change_holds_the_server_lock(root, tmp_path)
 
     assert deploy(root, make_bundle(tmp_path / "v1"))[1] is None
     st = status_of(root)
-    time.sleep(0.3)
+    wait_guarded(root)
     r = Root(str(root))
     with ServerLock(r.lock, {"who": "alice@desk", "what": "deploy echo 2.0.0"}):
         os.kill(st["pid"], signal.SIGKILL)

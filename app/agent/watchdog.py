@@ -62,7 +62,7 @@ class Watchdog:
         version = model.current_version()
         rec = supervise.record(model, version) if version else None
         if rec is not None and supervise.alive(rec):
-            self._keep(model, rec)
+            self._keep(model, version, rec)
             return
         state = crashloop.read(model)
         if rec is None and not crashloop.owed(state, version):
@@ -139,13 +139,13 @@ class Watchdog:
     def _gave_up(self, model, version, state):
         self._drop(model.name)
         supervise.stop(model, version)
+        _log_line(model, version, "crash loop: the watchdog gave up after %s" % state["reason"])
         journal.append(self.root, "runner.restarted", "failed", ACTOR, model=model.name, version=version,
                        crashes=len(state.get("crashes") or []),
                        detail="crash loop: gave up restarting %s %s after %s" % (model.name, version, state["reason"]))
-        _log_line(model, version, "crash loop: the watchdog gave up after %s" % state["reason"])
         self.log(self.root, "watchdog: gave up on %s %s: %s" % (model.name, version, state["reason"]))
 
-    def _keep(self, model, rec):
+    def _keep(self, model, version, rec):
         """Hold a copy of the socket the runner accepts on (asked again when the port changed)."""
         port = rec.get("stable_port")
         if not port or not rec.get("control"):
@@ -172,6 +172,10 @@ class Watchdog:
         name = model.name
         self.handlers["fd " + name] = lambda: ("ok", sock.fileno())
         self.handlers["drop " + name] = lambda: self._drop(name) or "ok"
+        # looked at again once `drop` can be asked: a `berth stop` that ended while we took the copy
+        # (its `drop` found nothing to drop) has removed the record by now, so the copy goes here
+        if not supervise.alive(supervise.record(model, version)):
+            self._drop(name)
 
     def _drop(self, name):
         self.handlers.pop("fd " + name, None)
