@@ -33,7 +33,7 @@ SERVER_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 # what may need a reason on a production server: start and stop restore or pause what is deployed;
 # a job change alters what runs unattended and writes to a results database, so it counts as a deploy
 # and so does an alert change: what tells the team that something went wrong
-REASONED_ACTIONS = ("deploy", "rollback", "port.set", "job.add", "job.edit", "job.pause", "job.resume", "job.remove",
+REASONED_ACTIONS = ("deploy", "rollback", "port.set", "port_range.set", "job.add", "job.edit", "job.pause", "job.resume", "job.remove",
                     "job.run", "alert.add", "alert.silence", "alert.remove")
 
 

@@ -79,13 +79,51 @@ def http_json(port: int, method: str, path: str, body=None):
 
 
 def stop_all(root: Path):
-    """Stop every runner under root (test teardown: no process outlives its test)."""
+    """Stop every runner under root, and the scheduler whose watchdog restarts them (test teardown:
+    no process outlives its test)."""
     from app.agent.layout import Root
-    from app.agent import supervise
+    from app.agent import scheduler, supervise
 
     r = Root(str(root))
+    if Path(r.meta).is_dir():
+        scheduler.stop(r)
     for name in r.model_names():
         m = r.model(name)
         if Path(m.run).is_dir():
             for f in Path(m.run).glob("*.runner.json"):
                 supervise.stop(m, f.name[: -len(".runner.json")])
+
+
+def scheduler_only_for_the_watchdog(root: Path) -> bool:
+    """No job or alert rule keeps the root's scheduler: it runs only while a model runs (its runner
+    watchdog, app/agent/watchdog.py), and ends by itself once none does (tests/test_watchdog.py)."""
+    from app.agent import alertstore, crashloop, scheduler
+    from app.agent.jobstore import list_jobs
+    from app.agent.layout import Root
+
+    r = Root(str(root))
+    return not list_jobs(r) and not alertstore.has_rules(r) and (scheduler.alive(r) is None or crashloop.supervised(r))
+
+
+def wait_guarded(root: Path, model: str = "echo", timeout: float = 10.0) -> None:
+    """Wait until the scheduler's watchdog holds its copy of the model's stable port (it takes it at
+    its next tick after a start): from then on a killed runner's port queues instead of refusing."""
+    import os
+    import time
+
+    from app.agent import endpoint, handoff
+    from app.agent.layout import Root
+
+    path = endpoint.keeper_file(Root(str(root)).meta)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            reply, fd = handoff.ask(path, "fd " + model, timeout=1.0)
+        except OSError:
+            reply, fd = None, None
+        if fd is not None:
+            os.close(fd)
+        if reply == "ok":
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the watchdog did not take {model}'s port within {timeout} s")

@@ -137,14 +137,18 @@ def test_stop_and_start(root, tmp_path):
 
 
 def test_runner_killed_from_outside_shows_failed(root, tmp_path):
+    from app.agent import queries, scheduler
+
     deploy(root, make_bundle(tmp_path / "v1"))
     pid = status_of(root)["pid"]
+    scheduler.stop(Root(str(root)))  # no watchdog (test_watchdog.py has it), and `status` would start it again
     os.kill(pid, 9)
     import time
+    model = Root(str(root)).model("echo")
     deadline = time.time() + 5
-    while status_of(root)["state"] != "failed" and time.time() < deadline:
+    while queries.model_status(model)["state"] != "failed" and time.time() < deadline:
         time.sleep(0.05)
-    assert status_of(root)["state"] == "failed"
+    assert queries.model_status(model)["state"] == "failed"
 
 
 def test_keeps_the_last_five_releases(root, tmp_path):

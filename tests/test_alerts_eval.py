@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from agent_kit import call, deploy, make_bundle
+from agent_kit import call, deploy, make_bundle, scheduler_only_for_the_watchdog
 from alerts_kit import Receiver, add_rule, free_port, later
 from app.agent import alerteval, alertstore, scheduler, supervise
 from app.agent.layout import Root
@@ -74,7 +74,7 @@ def test_the_scheduler_process_evaluates_by_itself(root, hook):
     assert row["state"] == "firing" and row["notified"][0]["ok"] is True and row["notified"][0]["channel"] == \
         f"webhook:{hook.url}" and "HTTP 200 thanks" == row["notified"][0]["answer"]
     assert call(root, "alert_remove", name="disk")[1] is None
-    assert scheduler.alive(Root(str(root))) is None  # the last rule gone, no job: the process stops
+    assert scheduler_only_for_the_watchdog(root)  # the last rule gone, no job: only a running model keeps it
 
 
 def test_frozen_runner_fires_down_after_for_and_resolves_after_sigcont(root, tmp_path, clock, hook):
@@ -253,7 +253,7 @@ def test_each_bad_rule_is_refused_with_one_line_and_nothing_created(root, label,
     req.update(change)
     result, error, _ = call(root, "alert_add", **req)
     assert result is None and says in error["message"] and "\n" not in error["message"], error
-    assert alertstore.list_rules(Root(str(root))) == [] and scheduler.alive(Root(str(root))) is None
+    assert alertstore.list_rules(Root(str(root))) == [] and scheduler_only_for_the_watchdog(root)
 
 
 def test_auto_rollback_parses_and_fires_nothing_yet(root, hook):

@@ -200,3 +200,26 @@ def test_set_port_and_prometheus_targets(capsys, tmp_path, stop_runners):
     events = berth(capsys, "audit", "list", "--json").json()
     assert [(e["action"], e["outcome"], e["reason"]) for e in events[:2]] == \
         [("port.set", "ok", "CHG-7"), ("port.set", "started", "CHG-7")]
+
+
+def test_set_port_range_checks_the_range_and_the_ports_models_have(capsys, tmp_path, stop_runners, berth_home):
+    for bad, said in (("18999-18000", "18999 is above 18000"), ("80-2000", "from 1024 to 65535"),
+                      ("18000-70000", "from 1024 to 65535"), ("18000", "give it as LOW-HIGH"),
+                      ("a-b", "give it as LOW-HIGH"), ("18000-18999-19000", "give it as LOW-HIGH")):
+        r = berth(capsys, "server", "set-port-range", "local", bad)
+        assert r.code == 2 and said in r.err, (bad, r)  # refused before connecting
+    assert berth(capsys, "deploy", iris_copy(tmp_path), "--server", "local").code == 0
+    port = current_version(capsys)["port"]
+    outside = f"{port + 1}-{port + 10}" if port < 65000 else "1024-2000"
+    r = berth(capsys, "server", "set-port-range", "local", outside, "--reason", "CHG-8")
+    assert r.code == 1 and f"leaves out ports models already have: iris {port}" in r.err, r
+    assert len(r.err.strip().splitlines()) == 1
+    r = berth(capsys, "server", "set-port-range", "local", f"{port}-{port + 10}", "--reason", "CHG-8")
+    assert r.code == 0 and f"local: port range 18000-18999 -> {port}-{port + 10}" in r.out, r
+    assert json.loads((berth_home / "local" / "serving.json").read_text()) == {"port_range": f"{port}-{port + 10}"}
+    r = berth(capsys, "server", "check", "local")
+    assert r.code == 0 and f"stable ports from: {port}-{port + 10}" in r.out, r
+    events = berth(capsys, "audit", "list", "--json").json()
+    assert [(e["action"], e["outcome"], e["reason"]) for e in events[:4]] == \
+        [("port_range.set", "ok", "CHG-8"), ("port_range.set", "started", "CHG-8"),
+         ("port_range.set", "failed", "CHG-8"), ("port_range.set", "started", "CHG-8")]

@@ -4,9 +4,7 @@ import os
 
 import pytest
 
-from agent_kit import call
-from app.agent import scheduler
-from app.agent.layout import Root
+from agent_kit import call, scheduler_only_for_the_watchdog
 from jobs_kit import cleanup, add_dir_job, deploy_batch_model, journal_actions
 
 JOB_KEYS = {"name", "model", "version", "schedule", "tz", "next_run", "last_run", "last_state", "last_run_id",
@@ -75,7 +73,7 @@ def test_bad_input_is_one_clear_line_and_nothing_is_created(deployed, tmp_path, 
     assert not (deployed / "jobs").exists() or os.listdir(deployed / "jobs") == []
     assert journal_actions(deployed) == before
     assert not (tmp_path / "out.db").exists()
-    assert scheduler.alive(Root(str(deployed))) is None
+    assert scheduler_only_for_the_watchdog(deployed)
 
 
 def test_a_corrupt_output_file_is_refused(deployed, tmp_path):
@@ -120,7 +118,7 @@ def test_names_are_unique_per_server_and_changes_are_journalled(deployed, tmp_pa
     assert jobs == [("job.add", "started"), ("job.add", "ok"), ("job.add", "started"), ("job.add", "failed"),
                     ("job.pause", "started"), ("job.pause", "ok"), ("job.resume", "started"), ("job.resume", "ok"),
                     ("job.remove", "started"), ("job.remove", "ok")]
-    assert scheduler.alive(Root(str(deployed))) is None  # the last job gone, the scheduler stopped
+    assert scheduler_only_for_the_watchdog(deployed)  # the last job gone: only the running model keeps it
 
 
 def test_a_release_a_job_is_pinned_to_is_never_pruned(root, tmp_path):

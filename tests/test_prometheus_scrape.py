@@ -3,13 +3,15 @@ is up with no scrape error, and `berth_requests_total` of "/predict" is exactly 
 Berth's own health check after the deploy counted under its own endpoint label, not among them.
 
 And a Prometheus given `berth status --prometheus-targets` as its file_sd list keeps scraping the
-model's stable port through a deploy, a rollback and a stop/start, down for one scrape at most.
+model's stable port through a deploy, a rollback, a stop/start and a killed runner (the watchdog
+restarts it), down for one scrape at most.
 Skips where prometheus is missing, except in CI (.ci/run installs it): there a missing binary fails."""
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 import urllib.parse
@@ -17,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from agent_kit import call, deploy, http_json, make_bundle, stop_all
+from agent_kit import call, deploy, http_json, make_bundle, stop_all, wait_guarded
 from app.agent.metrics import PROBE_ENDPOINT
 from sshd import free_port
 
@@ -183,9 +185,15 @@ def test_prometheus_keeps_the_stable_port_through_deploy_rollback_and_stop_start
         assert call(root, "stop", model="iris")[1] is None
         assert call(root, "start", model="iris")[1] is None
         scrapes_after(len(up_samples(port)) + 3)
+        before_kill = len(up_samples(port))
+        killed = call(root, "status")[0]["models"][0]["pid"]
+        wait_guarded(root, "iris")
+        os.kill(killed, signal.SIGKILL)  # the watchdog restarts it; scrapes meanwhile wait in the socket's queue
+        scrapes_after(before_kill + 4)
+        assert call(root, "status")[0]["models"][0]["pid"] not in (None, killed)
         ups = up_samples(port)
-        print(f"{len(ups)} scrapes, {ups.count(0)} down ({switches.count(0)} during the deploy and the rollback), "
-              f"longest down run {longest_down(ups)}")
+        print(f"{len(ups)} scrapes, {ups.count(0)} down ({switches.count(0)} during the deploy and the rollback, "
+              f"{ups[before_kill:].count(0)} after the kill), longest down run {longest_down(ups)}")
         assert switches.count(0) == 0, switches  # a switch is invisible to the scraper
         assert longest_down(ups) <= 1 and ups[-1] == 1, ups
         assert all(s["metric"]["instance"] == f"127.0.0.1:{stable}" for s in query(port, 'up{job="berth"}'))

@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -328,6 +329,10 @@ def test_a_start_on_a_really_full_disk_names_the_full_disk(small_disk, tmp_path)
     root = small_disk / "srv"
     assert deploy(root, make_bundle(tmp_path / "b"))[1] is None
     assert call(root, "stop", model="echo")[1] is None
+    from app.agent import scheduler
+    deadline = time.monotonic() + 10  # nothing left to watch: the scheduler ends, and frees its pid file's
+    while scheduler.alive(Root(str(root))) and time.monotonic() < deadline:  # page: before the disk is filled
+        time.sleep(0.05)
     filler = fill(small_disk)
     try:
         _, error, _ = call(root, "start", model="echo")

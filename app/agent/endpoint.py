@@ -1,7 +1,9 @@
 """The model's stable port: chosen once (from the server's range, or set by the bundle's `[serve]
 port` or `berth server set-port`), kept in `models/<name>/endpoint.json` so deploys, rollbacks,
 stop/start, a crashed runner and a restarted agent all find the same one; freed when the model's
-folder goes. Its listening socket is created once and handed from runner to runner (handoff.py)."""
+folder goes. Its listening socket is created once and handed from runner to runner (handoff.py);
+the scheduler's watchdog keeps a copy (keeper_file), so a crashed runner's port queues connections
+until the restarted runner accepts them, instead of refusing them."""
 import errno
 import os
 import random
@@ -139,17 +141,49 @@ def _bindable(port):
         return False
 
 
+def keeper_file(root_meta):
+    """The watchdog's control socket (watchdog.py): `fd NAME` hands over its copy, `drop NAME` closes it."""
+    return os.path.join(root_meta, "ports.ctl")
+
+
+def _keeper_of(model):
+    return keeper_file(os.path.join(os.path.dirname(os.path.dirname(model.path)), ".berth"))
+
+
+def _ask_socket(path, command):
+    try:
+        reply, fd = handoff.ask(path, command)
+    except OSError:
+        return None
+    if fd is None or reply != "ok":
+        return None
+    os.set_inheritable(fd, False)
+    return socket.socket(fileno=fd)
+
+
+def release_kept(model):
+    """The model stopped (or moved): the watchdog closes its copy, so the port refuses again now."""
+    try:
+        handoff.ask(_keeper_of(model), "drop " + model.name, timeout=2.0)
+    except OSError:
+        pass  # no scheduler: nothing is kept
+
+
 def take(model, port, running):
     """The stable port's listening socket for a new runner: the one `running` (a runner record
-    serving this port) holds, else a new one. Returns a socket the caller closes once it is passed."""
+    serving this port) holds, else the watchdog's copy (the last runner died), else a new one.
+    Returns a socket the caller closes once it is passed."""
     if running and running.get("stable_port") == port and running.get("control"):
-        try:
-            reply, fd = handoff.ask(running["control"], "fd")
-        except OSError:
-            fd = None
-        if fd is not None and reply == "ok":
-            os.set_inheritable(fd, False)
-            return socket.socket(fileno=fd)
+        sock = _ask_socket(running["control"], "fd")
+        if sock is not None:
+            return sock
+    if os.path.exists(_keeper_of(model)):
+        sock = _ask_socket(_keeper_of(model), "fd " + model.name)
+        if sock is not None:
+            if sock.getsockname()[1] == port:
+                return sock
+            sock.close()  # the model's old port (set-port moved it): it must refuse from now on
+            release_kept(model)
     deadline = time.monotonic() + REBIND_S
     while True:
         try:

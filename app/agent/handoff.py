@@ -66,7 +66,7 @@ def _answer(conn, handlers):
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     if struct.unpack("3i", creds)[1] != os.getuid():
         return
-    command = conn.recv(64).strip().decode("ascii", "replace")
+    command = conn.recv(128).strip().decode("ascii", "replace")
     handler = handlers.get(command)
     reply = handler() if handler else "error unknown command"
     fd = None

@@ -7,7 +7,8 @@ import json
 import sys
 import traceback
 
-from . import alertstore, jobedit, jobpreview, jobs, operations, permissions, portchange, queries, sampler, scheduler
+from . import (alertstore, jobedit, jobpreview, jobs, operations, permissions, portchange, portrange, queries, sampler,
+               scheduler)
 from .journal import disk_error
 from .layout import AgentError, Root
 from .protocol import Cancelled, emit_to, fail
@@ -33,6 +34,20 @@ def _with_jobs(query):
     return run
 
 
+def _watched(change):
+    """After a change that leaves a runner serving, the scheduler runs: its watchdog restarts the
+    runner if it dies (watchdog.py)."""
+    def run(ctx, req):
+        result = change(ctx, req)
+        try:
+            scheduler.ensure(ctx.root)
+        except OSError:
+            pass  # the change is done; `berth status` starts the scheduler again
+        return result
+    run.__name__ = change.__name__
+    return run
+
+
 COMMANDS = {
     "hello": _with_jobs(queries.hello),
     "status": _with_jobs(queries.status),
@@ -40,12 +55,13 @@ COMMANDS = {
     "logs": queries.logs,
     "example": queries.example,
     "journal": queries.read_journal,
-    "deploy": operations.deploy,
-    "rollback": operations.rollback,
-    "start": operations.start,
+    "deploy": _watched(operations.deploy),
+    "rollback": _watched(operations.rollback),
+    "start": _watched(operations.start),
     "stop": operations.stop,
     "unlock": operations.unlock,
-    "port.set": portchange.set_port,
+    "port.set": _watched(portchange.set_port),
+    "port_range.set": portrange.set_port_range,
     "sample": sampler.sample,
 }
 COMMANDS.update(jobs.COMMANDS)

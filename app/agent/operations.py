@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 
-from . import blobs, endpoint, envs, experimentfiles, journal, jobstore, releases, supervise
+from . import blobs, crashloop, endpoint, envs, experimentfiles, journal, jobstore, releases, supervise
 from .fsutil import symlink_atomic
 from .layout import AgentError, check_name, check_version, inside_bundle
 from .lock import ServerLock, break_lock
@@ -82,6 +82,7 @@ def audited(action):
                              **base)
                     ctx.settle()
                     raise
+                crashloop.reset(model)  # the operator decided: the watchdog's crash history starts afresh
                 base.update({k: result.get(k) for k in ("version", "sha256") if result.get(k)})
                 if action in ("deploy", "rollback"):
                     base.update(old=result.get("previous"), new=result.get("version"))
@@ -219,6 +220,7 @@ def stop(ctx, model, req):
     version = _current_or_fail(model)
     was = supervise.alive(supervise.record(model, version))
     supervise.stop(model, version)
+    endpoint.release_kept(model)  # the watchdog's copy of the port goes too: it refuses from now on
     return {"version": version, "detail": "stopped" if was else "was not running"}
 
 

@@ -8,7 +8,7 @@ import shutil
 import socket
 import sys
 
-from . import blobs, endpoint, experimentfiles, journal, lock, releasedetail, releases, supervise
+from . import blobs, crashloop, endpoint, experimentfiles, journal, lock, releasedetail, releases, supervise
 from .fsutil import tail
 from .layout import AgentError, check_name, check_version, inside_bundle
 
@@ -53,6 +53,7 @@ def hello(ctx, req):
         "partials": blobs.partials(root, missing),
         "journal_head": journal.head(root),
         "lock": lock.inspect(root.lock),
+        "port_range": "%d-%d" % endpoint.port_range(root),
         # the bundle's model's versions here and their content: a version reused for other content
         # is refused before anything is uploaded
         "releases": _release_hashes(ctx.root, req.get("model")),
@@ -89,13 +90,18 @@ def model_status(model):
     else:
         state = "failed"
     info = releases.read_release(model, version) or {}
-    return {"model": model.name, "version": version, "state": state,
+    watch = crashloop.summary(model, version)
+    extra = {"watchdog": watch} if watch else {}
+    if watch and watch.get("detail") and state != "running":
+        state = "failed"  # a crash loop the watchdog gave up on, or one it is restarting
+        extra["detail"] = watch["detail"]
+    return dict(extra, **{"model": model.name, "version": version, "state": state,
             "port": _stable(model, rec) if rec and state == "running" else None,
             "release_port": rec.get("port") if rec and state == "running" else None,
             "stable_port": endpoint.stable_port(model),
             "pid": rec.get("pid") if rec and state == "running" else None,
             "started_at": rec.get("started_at") if rec else None, "sha256": info.get("sha256"),
-            "experiment": experimentfiles.label(experimentfiles.active(model))}
+            "experiment": experimentfiles.label(experimentfiles.active(model))})
 
 
 def _unlinked_status(model):
@@ -126,7 +132,7 @@ def status(ctx, req):
     names = [check_name(req["model"])] if req.get("model") else ctx.root.model_names()
     out = [model_status(ctx.root.model(n)) for n in names]
     return {"models": [s for s in out if s], "journal_head": journal.head(ctx.root),
-            "lock": lock.inspect(ctx.root.ensure().lock)}
+            "lock": lock.inspect(ctx.root.ensure().lock), "port_range": "%d-%d" % endpoint.port_range(ctx.root)}
 
 
 def list_releases(ctx, req):

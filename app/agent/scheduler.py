@@ -1,6 +1,8 @@
 """The job scheduler: one long-lived stdlib process per server root, supervised like a runner (pid
-file, started by the agent on `job_add` / `alert_add` and by `hello` / `status` when found dead, for
-a root with jobs or alert rules); the alert evaluator is a thread of it (alerteval.py). It wakes for the
+file, started by the agent on `job_add` / `alert_add`, after a deploy / start, and by `hello` /
+`status` when found dead, for a root with jobs, alert rules or running models; it ends by itself
+when the root has none of them); the alert evaluator (alerteval.py) and the runner watchdog
+(watchdog.py) are threads of it. It wakes for the
 next due time, starts the job process, and catches up missed runs ONCE (a scheduler dead for a day
 runs an hourly job one time, marked late), because the next due time is always computed from now.
     python3 -m berth_agent.scheduler --root R"""
@@ -13,7 +15,7 @@ import sys
 import threading
 import time
 
-from . import alertstore, jobclock, jobrun, supervise
+from . import alertstore, crashloop, jobclock, jobrun, supervise
 from .fsutil import read_json, write_json_atomic, _unlink
 from .jobclock import CLOCK_ENV, fake_clock_file, iso, now, parse
 from .jobstore import LATE_S, list_jobs, new_run_id
@@ -111,17 +113,35 @@ def serve(root):
     from . import alerteval  # only this process evaluates: the agent, which imports this module, stays lean
     evaluator = threading.Thread(target=alerteval.run, args=(root, stopping, log), name="alerts", daemon=True)
     evaluator.start()
+    from . import watchdog
+    dog = watchdog.thread(root, stopping, log)
     while not stopping and os.path.isdir(root.meta):
+        if not needed(root) and _unneeded_now(root, pid_file):
+            break
         wake = tick(root, now())
         pause = MAX_SLEEP_S
         if wake is not None:
             pause = min(pause, max(0.05, (wake - now()).total_seconds()))
         jobclock.sleep(pause)  # on an injected clock: until the file changes
+    stopping.append(1)  # the threads end too when the loop ended by itself
     evaluator.join(timeout=alerteval.SEND_TIMEOUT_S * 2)
+    dog.join(timeout=watchdog.TICK_S * 20)
     if (read_json(pid_file) or {}).get("pid") == os.getpid():
         _unlink(pid_file)
     log(root, "scheduler %d stopped" % os.getpid())
     return 0
+
+
+def _unneeded_now(root, pid_file):
+    """Nothing left to schedule or watch: give up the pid file, then look once more (an agent may
+    have started a model meanwhile and found this process alive: then it stays)."""
+    if (read_json(pid_file) or {}).get("pid") == os.getpid():
+        _unlink(pid_file)
+    if needed(root):
+        write_json_atomic(pid_file, {"pid": os.getpid(), "root": root.path, "started_at": iso(now()),
+                                     "agent": supervise.PACKAGE_PARENT})
+        return False
+    return True
 
 
 def alive(root):
@@ -180,8 +200,8 @@ def _ensure(root):
 
 
 def needed(root):
-    """Has this root jobs or alert rules (either keeps the scheduler process running)?"""
-    return bool(list_jobs(root) or alertstore.has_rules(root))
+    """Has this root jobs, alert rules or running models (each keeps the scheduler process running)?"""
+    return bool(list_jobs(root) or alertstore.has_rules(root) or crashloop.supervised(root))
 
 
 def command(root):

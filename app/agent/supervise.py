@@ -153,6 +153,13 @@ def _signal_group(pid, sig):
 # Runners started by this process, until reaped: the runner outlives the call that started it, and
 # a Popen collected while its process runs warns (ResourceWarning: "subprocess ... is still running").
 _started = {}
+_exited = {}  # pid -> Popen-style returncode of a runner of ours that ended (the watchdog reports it)
+
+
+def exit_status(pid):
+    """How a runner this process started ended (negative: the signal), None if unknown."""
+    _reap(pid)
+    return _exited.get(pid)
 
 
 def _reap(pid):
@@ -160,11 +167,14 @@ def _reap(pid):
     if proc is not None:
         if proc.poll() is not None:
             del _started[pid]
+            _exited[pid] = proc.returncode
         return
     try:
-        os.waitpid(pid, os.WNOHANG)
+        got, status = os.waitpid(pid, os.WNOHANG)
     except (ChildProcessError, OSError):
-        pass
+        return
+    if got == pid:
+        _exited[pid] = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
 def _rotate(path, limit=5 * 1024 * 1024):

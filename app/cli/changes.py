@@ -87,13 +87,18 @@ class StatusCommand(Command):
             print_json(prometheus_targets(r for server_rows in outcome.results for r in server_rows))
             return outcome.exit_code
         # alerts_firing: the server's firing alerts (each of its rows), `berth alerts` says more
-        rows = [{k: r.get(k) for k in STATUS_COLUMNS + ["release_port", "jobs", "alerts_firing", "experiment"]}
+        # detail, watchdog: only a model that has them (a crash loop, restarts, a missing `current` link)
+        rows = [dict({k: r.get(k) for k in STATUS_COLUMNS + ["release_port", "jobs", "alerts_firing", "experiment"]},
+                     **{k: r[k] for k in ("detail", "watchdog") if r.get(k)})
                 for server_rows in outcome.results for r in server_rows]
         if args.json:
             print_json(rows)
         else:  # the marker: a failing or late job of the model, `berth job list` says more
             print_table([dict(r, jobs=", ".join(f"{j['name']} {j['state'].upper()}" for j in r["jobs"] or []))
                          for r in rows], STATUS_COLUMNS + ["jobs"])
+            for r in rows:  # a crash loop the watchdog gave up on, a missing `current` link
+                if r.get("detail"):
+                    print(f"{r['server']} {r['model']}: {r['detail']}")
         return outcome.exit_code
 
 

@@ -12,7 +12,7 @@ from app.formatting import human_bytes, natural_key
 from app.remote.errors import RemoteError
 from app.store.servers import ServerConfig
 
-from . import options, server_smtp
+from . import options, server_ports, server_smtp
 from .base import ActionGroup, Failed, workspace
 from .output import print_json, print_table
 from .per_server import for_each_server, thread_workspaces
@@ -63,6 +63,7 @@ class ServerGroup(ActionGroup):
         a.add_argument("port", type=int)
         options.add_server(a, required=True)
         options.add_reason(a, help="why (kept in the audit log)")
+        server_ports.add_arguments(actions)
         a = actions.add_parser("unlock", help="show who holds a server's lock; end a stuck agent after confirming")
         a.add_argument("name")
         a.add_argument("--yes", action="store_true", help="do not ask (scripts): end the holder shown")
@@ -136,7 +137,8 @@ class ServerGroup(ActionGroup):
                 files = getattr(t, "file_path_kind", "")
             return [f"{name}: Python {info['python']} ({info['platform']})", f"root: {info['root']}",
                     *([f"files: {FILE_PATHS.get(files, files)}"] if files else []),
-                    f"free disk: {human_bytes(info['disk_free'])} of {human_bytes(info['disk_total'])}"]
+                    f"free disk: {human_bytes(info['disk_free'])} of {human_bytes(info['disk_total'])}",
+                    *([f"stable ports from: {info['port_range']}"] if info.get("port_range") else [])]
 
         outcome = for_each_server(names, check, named=named_one(args.selectors, names), parallel=args.parallel)
         for lines in outcome.results:
@@ -198,6 +200,9 @@ class ServerGroup(ActionGroup):
             result = run_to_end(ws.change(t, "port.set", args.model, reason=args.reason, port=args.port))
         print(f"{args.model} on {args.server}: {result['detail']}")
         return 0
+
+    def do_set_port_range(self, args, ws) -> int:
+        return server_ports.run(args, ws)
 
     def do_unlock(self, args, ws) -> int:
         from app.deploy.changes import break_lock, lock_state
