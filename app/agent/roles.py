@@ -26,7 +26,7 @@ NEEDS = {
     "job_add": "deployer", "job_edit": "deployer", "job_remove": "deployer",
     "alert_add": "deployer", "alert_remove": "deployer",
     # the server's settings and the policy itself
-    "alert_smtp_set": "admin", "policy_grant": "admin", "policy_revoke": "admin",
+    "alert_smtp_set": "admin", "port_range.set": "admin", "policy_grant": "admin", "policy_revoke": "admin",
     "policy_set": "admin",
 }
 
