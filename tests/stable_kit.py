@@ -13,8 +13,9 @@ class Load:
     """`threads` clients, each one keep-alive connection (http.client reconnects by itself after a
     `Connection: close`), posting to /predict until stop()."""
 
-    def __init__(self, port: int, threads: int = 4, body=None):
+    def __init__(self, port: int, threads: int = 4, body=None, pace_s: float = 0.0):
         self.port, self.body = port, json.dumps(body if body is not None else {"x": 1}).encode()
+        self.pace_s = pace_s  # each client's pause between its requests (0: as fast as answered)
         self.ok_times: list[float] = []
         self.answers: list[tuple[float, str]] = []  # (time, X-Berth-Version) of each success
         self.failures: list[str] = []
@@ -56,6 +57,8 @@ class Load:
                     self.ok_times.append(now)
                     self.answers.append((now, version))
                     self.versions.add(version)
+                if self.pace_s:
+                    self._stop.wait(self.pace_s)
             except Exception as e:  # every kind of failure counts: refused, reset, empty answer, 5xx
                 with self._lock:
                     self.failures.append("%s: %s" % (type(e).__name__, e))

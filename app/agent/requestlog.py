@@ -1,6 +1,7 @@
 """Request log: one JSON line per prediction (input and output, cut to a few KB), rotated. Each line
 is one write() on an O_APPEND file: while a switch overlaps two releases on the stable port both
 runners append to the same file, and a line written in pieces could interleave with the other's."""
+import fcntl
 import json
 import os
 import threading
@@ -20,7 +21,6 @@ class RequestLog:
 
     def _open(self):
         self.file = open(self.path, "ab", buffering=0)
-        self.size = os.fstat(self.file.fileno()).st_size
 
     def write(self, seconds, status, raw_in, raw_out, error, request_id=None):
         line = json.dumps({
@@ -30,17 +30,29 @@ class RequestLog:
         }).encode() + b"\n"
         with self.lock:
             self.file.write(line)
-            self.size += len(line)
-            if self.size > ROTATE_BYTES:
+            # the file's own size, not a count of this runner's lines: the other writer's lines count
+            # too, and a file the other one rotated away (renamed, growing past the limit) is left at once
+            if os.fstat(self.file.fileno()).st_size > ROTATE_BYTES:
                 self._rotate()
 
     def _rotate(self):
-        self.file.close()
-        for i in range(KEEP_FILES - 1, 0, -1):
-            src = self.path if i == 1 else "%s.%d" % (self.path, i - 1)
-            if os.path.exists(src):
-                os.replace(src, "%s.%d" % (self.path, i))
-        self._open()
+        """Under a lock file, and only while the path is still this runner's file and over the limit:
+        two runners (a switch, an experiment) append to one log, and each rotating on its own count
+        renamed the other's fresh file over the rotated one, losing its lines."""
+        with open(self.path + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            mine = os.fstat(self.file.fileno())
+            try:
+                now = os.stat(self.path)
+            except FileNotFoundError:
+                now = None
+            if now is not None and (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino) and now.st_size > ROTATE_BYTES:
+                for i in range(KEEP_FILES - 1, 0, -1):
+                    src = self.path if i == 1 else "%s.%d" % (self.path, i - 1)
+                    if os.path.exists(src):
+                        os.replace(src, "%s.%d" % (self.path, i))
+            self.file.close()
+            self._open()  # the file now at the path: a new one, or the one the other runner started
 
     def close(self):
         with self.lock:
