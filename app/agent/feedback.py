@@ -73,11 +73,7 @@ class LabelLog(RequestLog):
     def append(self, pairs):
         ts = round(time.time(), 3)
         data = b"".join(json.dumps({"ts": ts, "request_id": r, "label": label}).encode() + b"\n" for r, label in pairs)
-        with self.lock:
-            self.file.write(data)
-            self.size += len(data)
-            if self.size > requestlog.ROTATE_BYTES:
-                self._rotate()
+        self.append_bytes(data)
 
 
 _open_logs = {}

@@ -28,10 +28,14 @@ class RequestLog:
             "latency_ms": round(seconds * 1000, 3),
             "input": _cut(raw_in), "output": _cut(raw_out), "error": error,
         }).encode() + b"\n"
+        self.append_bytes(line)
+
+    def append_bytes(self, data):
+        """One write of whole lines, then rotation by the file's own size, not by a count of this
+        writer's lines: the other writer's lines count too, and a file the other one rotated away
+        (renamed, growing past the limit) is left at once."""
         with self.lock:
-            self.file.write(line)
-            # the file's own size, not a count of this runner's lines: the other writer's lines count
-            # too, and a file the other one rotated away (renamed, growing past the limit) is left at once
+            self.file.write(data)
             if os.fstat(self.file.fileno()).st_size > ROTATE_BYTES:
                 self._rotate()
 
