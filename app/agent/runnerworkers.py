@@ -16,6 +16,7 @@ of a dead one comes from a heap no request has dirtied. The parent is the proces
   runnershare.py) and exits once the last one has; a worker whose parent is gone (its pipe reads
   end-of-file) drains too.
 """
+import gc
 import os
 import selectors
 import signal
@@ -44,6 +45,7 @@ def run(args, service, own, shared, workers, ready):
     """Fork `workers` workers and supervise them until SIGTERM has drained them all; `ready()`
     writes the port file once they are forked (the sockets already queue connections)."""
     service.counters = WorkerCounters(service.model, service.version, workers, service.counters.started)
+    gc.freeze()  # the loaded model's objects: no collection in a worker writes to (and so copies) their pages
     return Supervisor(args, service, own, shared, workers).run(ready)
 
 
