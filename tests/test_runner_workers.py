@@ -166,3 +166,30 @@ def test_one_worker_is_one_process(root, tmp_path):
     finally:
         sampler.close()
     assert m["workers"] == [{"pid": pid, "rss_bytes": m["rss_bytes"], "cpu_percent": m["cpu_percent"]}]
+
+
+def test_workers_whose_parent_is_killed_drain_and_end(root, tmp_path):
+    port, parent = deployed(root, tmp_path)
+    workers = children(parent)
+    os.kill(parent, signal.SIGKILL)
+    assert wait_for(lambda: not any(alive(p) for p in workers), timeout=8.0)  # their pipe's end-of-file
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_worker_counters_print_what_counters_print():
+    from app.agent.metrics import PROBE_ENDPOINT, Counters
+    from app.agent.workercounters import WorkerCounters
+
+    one, shared = Counters("m", "1"), WorkerCounters("m", "1", 3, started=None)
+    shared.started = one.started
+    calls = [("/predict", 0.0004, False, None), ("/predict", 0.02, True, None), ("/predict", 31.0, False, None),
+             ("/predict", 0.001, False, "invalid_input"), (PROBE_ENDPOINT, 0.003, False, None)]
+    for row, call_args in enumerate(calls):
+        one.observe(*call_args)
+        shared.use_row(row % 3)
+        shared.observe(*call_args)
+
+    def traffic(text):
+        return [line for line in text.splitlines() if line.startswith("berth_")]
+    assert traffic(shared.render()) == traffic(one.render()) and len(traffic(one.render())) > 10
