@@ -255,6 +255,37 @@ def test_serve_port_is_kept_and_defaults_to_none():
     assert manifest.port == 18123 and manifest.to_dict()["port"] == 18123
 
 
+@pytest.mark.parametrize("value, message", [
+    ("0", "0 is out of range"),
+    ("65", "65 is out of range"),
+    ("-2", "-2 is out of range"),
+    ('"two"', "must be an integer, not a string"),
+    ("2.0", "must be an integer, not a float"),
+    ("true", "must be an integer, not a boolean"),
+])
+def test_bad_serve_workers(value, message):
+    error = only_error(VALID + f"[serve]\nworkers = {value}\n")
+    assert (error.key, error.line, error.message) == ("serve.workers", 6, message)
+    assert "from 1 to 64" in error.hint
+
+
+def test_serve_workers_is_kept_and_defaults_to_one():
+    assert parse_manifest(VALID)[0].workers == 1
+    manifest, _ = parse_manifest(VALID + "[serve]\nworkers = 64\n")
+    assert manifest.workers == 64 and manifest.to_dict()["workers"] == 64
+
+
+def test_bundle_check_refuses_bad_workers(capsys, tmp_path):
+    from tests.cli_kit import berth, iris_copy
+    folder = iris_copy(tmp_path)
+    toml = (folder / "berth.toml").read_text()
+    assert toml.rstrip().splitlines()[-1].startswith("input_schema")  # [serve] is the last table
+    for value in ("0", "65", '"two"'):
+        (folder / "berth.toml").write_text(toml + f"workers = {value}\n")
+        r = berth(capsys, "bundle", "check", folder)
+        assert r.code == 1 and "serve.workers" in r.err and "from 1 to 64" in r.err, r
+
+
 def test_unknown_keys_are_warnings_only():
     text = VALID + 'licence = "MIT"\n[training]\nseed = 1\n[deploy]\nhosts = 2\n'
     manifest, problems = parse_manifest(text)

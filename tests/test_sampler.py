@@ -21,7 +21,7 @@ from cli_kit import iris_copy, iris_input
 
 HOST_KEYS = {"cpu_percent", "cpu_per_core", "memory", "load", "disk", "net"}
 MODEL_KEYS = {"version", "pid", "cpu_percent", "rss_bytes", "threads", "open_files", "uptime_s", "requests_total",
-              "errors_total", "requests_per_s", "errors_per_s", "latency_ms", "histogram"}
+              "errors_total", "requests_per_s", "errors_per_s", "latency_ms", "histogram", "workers"}
 NUM = (int, float)
 
 SLEEPY = '''import time

@@ -34,6 +34,14 @@ class _ShortPath:
 def listen(path, handlers):
     """The runner's side: serve `handlers` (command -> fn(conn) returning the reply, or a tuple
     (reply, fd) to attach a descriptor) on a thread; returns the listening socket."""
+    sock = bind(path)
+    threading.Thread(target=_serve, args=(sock, handlers), name="berth-runner-control", daemon=True).start()
+    return sock
+
+
+def bind(path):
+    """The control socket, listening, answered by nobody yet (runnerworkers.py answers it on its own
+    loop with answer_one: a process that forks keeps no thread)."""
     try:
         os.unlink(path)
     except OSError:
@@ -43,23 +51,28 @@ def listen(path, handlers):
         sock.bind(where)
         os.chmod(where, 0o600)
     sock.listen(8)
-    threading.Thread(target=_serve, args=(sock, handlers), name="berth-runner-control", daemon=True).start()
     return sock
 
 
 def _serve(sock, handlers):
-    while True:
-        try:
-            conn, _ = sock.accept()
-        except OSError:
-            return
-        try:
-            conn.settimeout(5.0)
-            _answer(conn, handlers)
-        except OSError:
-            pass
-        finally:
-            conn.close()
+    while answer_one(sock, handlers):
+        pass
+
+
+def answer_one(sock, handlers):
+    """Accept one command on `sock` and answer it; False once the socket is closed."""
+    try:
+        conn, _ = sock.accept()
+    except OSError:
+        return False
+    try:
+        conn.settimeout(5.0)
+        _answer(conn, handlers)
+    except OSError:
+        pass
+    finally:
+        conn.close()
+    return True
 
 
 def _answer(conn, handlers):

@@ -40,10 +40,15 @@ class Counters:
             e["sum"] += seconds
             e["buckets"][bucket_index(seconds)] += 1
 
-    def render(self):
+    def snapshot(self):
+        """{endpoint: {"count", "errors", "sum", "rejected": {reason: n}, "buckets": [n...]}}: what
+        render() prints (workercounters.py sums it over the workers instead)."""
         with self.lock:
-            snapshot = {k: dict(v, buckets=list(v["buckets"]), rejected=dict(v["rejected"]))
-                        for k, v in self.endpoints.items()}
+            return {k: dict(v, buckets=list(v["buckets"]), rejected=dict(v["rejected"]))
+                    for k, v in self.endpoints.items()}
+
+    def render(self):
+        snapshot = self.snapshot()
         out = [
             "# HELP berth_requests_total Requests served.",
             "# TYPE berth_requests_total counter",

@@ -4,7 +4,7 @@ Run as `<release>/.venv/bin/python -m berth_agent.runner --release DIR --port-fi
 file is written only once the model has loaded and the socket is bound, so "port file exists" means
 "ready". The connections are httploop.py's (one selector loop; the model is called on it); this
 module is what a release answers. main() runs: load the model -> bind (or inherit) the sockets ->
-[the workers hook: runnerworkers.py forks here, after the load and the bind] -> serve.
+serve (or, with `[serve] workers = N`, runnerworkers.py forks N workers that serve).
 """
 import argparse
 import json
@@ -14,7 +14,7 @@ import socket
 import sys
 import time
 
-from . import feedback, handoff, runnershare
+from . import feedback, handoff, runnershare, runnerworkers
 from .entrypoint import load_entrypoint
 from .fsutil import _unlink
 from .httphead import MAX_BODY
@@ -171,12 +171,7 @@ def serve(args, service, own, shared):
                                       "unserve": lambda: runnershare.unserve(loop, shared)})
     signal.set_wakeup_fd(loop.wake_fd())
     signal.signal(signal.SIGTERM, lambda *_: loop.call_soon(loop.stop_accepting))
-    port = own.getsockname()[1]
-    tmp = args.port_file + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(str(port))
-    os.replace(tmp, args.port_file)
-    print("berth-runner: serving on %s:%d" % (args.host, port), flush=True)
+    ready(args, own)
     loop.run()
     if args.control:
         _unlink(args.control)
@@ -185,16 +180,28 @@ def serve(args, service, own, shared):
     return 0
 
 
+def ready(args, own, workers=1):
+    """Write the port file: the model is loaded and the sockets queue connections."""
+    port = own.getsockname()[1]
+    tmp = args.port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(str(port))
+    os.replace(tmp, args.port_file)
+    print("berth-runner: serving on %s:%d%s" % (args.host, port, " (%d workers)" % workers if workers > 1 else ""),
+          flush=True)
+
+
 def main(argv=None):
     args = parse_args(argv)
     service = load(args)
     if isinstance(service, int):
         return service
     own, shared = bind(args, service)
-    # the workers hook (runnerworkers.py, `[serve] workers = N`): fork here, after the model loaded and
-    # the sockets are bound, and run serve() in each child on the same sockets (serve() creates the
-    # loop and its epoll, so no child shares one; the listeners are non-blocking, so a child that
-    # loses a connection to another does not block in accept)
+    # `[serve] workers = N`: fork here, after the model loaded and the sockets are bound; each worker
+    # makes its own loop and epoll on the same non-blocking sockets (runnerworkers.py)
+    workers = runnerworkers.count(service.info["manifest"])
+    if workers > 1:
+        return runnerworkers.run(args, service, own, shared, workers, lambda: ready(args, own, workers))
     return serve(args, service, own, shared)
 
 

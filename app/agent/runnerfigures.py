@@ -11,6 +11,7 @@ from .histogram import BUCKETS
 from .procfile import CLK_TCK, PAGE, ProcFile, uptime
 from .runnermeter import RunnerMeter
 from .runnerproc import is_runner_process, read_port
+from .workerfigures import WorkerFigures
 
 METRICS_TIMEOUT = 0.5
 METRICS_MAX_BYTES = 1 << 20
@@ -63,6 +64,7 @@ class Runner:
         self.stat = ProcFile("/proc/%d/stat" % pid, 4096)
         self.fd_dir = "/proc/%d/fd" % pid
         self.meter = RunnerMeter()
+        self.workers = WorkerFigures(pid)
         self.port = rec.get("port")
         self.prev_cpu = None  # (monotonic, ticks)
         self.started_ticks = None
@@ -108,8 +110,9 @@ class Runner:
             open_files = len(os.listdir(self.fd_dir))
         except OSError:
             open_files = None
+        rss, cpu, workers = self.workers.measure(now, rss, cpu)  # the process tree's sums
         out = {"version": self.version, "pid": self.pid, "cpu_percent": cpu, "rss_bytes": rss,
-               "threads": threads, "open_files": open_files, "uptime_s": uptime(start)}
+               "threads": threads, "open_files": open_files, "uptime_s": uptime(start), "workers": workers}
         if not self.port:
             self.port = read_port(self.model, self.version)
         text = get_metrics(self.port) if self.port else None

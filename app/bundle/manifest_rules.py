@@ -24,7 +24,7 @@ MAX_HEALTH_TIMEOUT_S = 3600
 TABLES = {
     "model": ("name", "version", "entrypoint", "description", "authors", "requirements", "python", "input_example"),
     "training": ("dataset", "dataset_sha256", "code_commit", "params", "metrics"),
-    "serve": ("runtime", "health_timeout_s", "env", "input_schema", "input_check", "port"),
+    "serve": ("runtime", "health_timeout_s", "env", "input_schema", "input_check", "port", "workers"),
 }
 _TOML_TYPES = {str: "a string", int: "an integer", float: "a float", bool: "a boolean", list: "an array", dict: "a table"}
 
@@ -179,6 +179,8 @@ def _serve(serve: dict, out, values: dict) -> None:
             values["health_timeout_s"] = float(value)
     if "port" in serve:
         _port(serve["port"], out, values)
+    if "workers" in serve:
+        _workers(serve["workers"], out, values)
     _input(serve, out, values)
 
 
@@ -192,6 +194,20 @@ def _port(value, out, values: dict) -> None:
         out.error("serve.port", f"{value} is out of range", hint)
     else:
         values["port"] = value
+
+
+MAX_WORKERS = 64
+
+
+def _workers(value, out, values: dict) -> None:
+    """[serve] workers: how many runner processes serve the model on its one port (docs/serving.md)."""
+    hint = f"a whole number from 1 to {MAX_WORKERS}: 1 (the default) is one process; more share the model's port"
+    if isinstance(value, bool) or not isinstance(value, int):
+        out.error("serve.workers", f"must be an integer, not {type_name(value)}", hint)
+    elif not 1 <= value <= MAX_WORKERS:
+        out.error("serve.workers", f"{value} is out of range", hint)
+    else:
+        values["workers"] = value
 
 
 def _input(serve: dict, out, values: dict) -> None:

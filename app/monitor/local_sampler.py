@@ -137,6 +137,7 @@ class _Runner:
 
     def __init__(self, model, version, rec, proc, created):
         self.model, self.version, self.proc, self.created = model, version, proc, created
+        self.children: dict[int, psutil.Process] = {}  # `[serve] workers`: the parent's forked workers
         self.pid = proc.pid
         self.port = rec.get("port")
         self.meter = RunnerMeter()
@@ -156,8 +157,10 @@ class _Runner:
                     open_files = None
         except psutil.Error:
             return None
+        rss, cpu, workers = self._workers(rss, cpu)
         out = {"version": self.version, "pid": self.pid, "cpu_percent": cpu, "rss_bytes": rss, "threads": threads,
-               "open_files": open_files, "uptime_s": round(max(0.0, time.time() - self.created), 1)}
+               "open_files": open_files, "uptime_s": round(max(0.0, time.time() - self.created), 1),
+               "workers": workers}
         if not self.port:
             self.port = supervise.read_port(self.model, self.version)
         text = _get_metrics(self.port) if self.port else None
@@ -166,6 +169,25 @@ class _Runner:
         else:
             out.update(self.meter.read(text, now))
         return out
+
+
+    def _workers(self, rss: int, cpu: float):
+        """(rss sum, cpu sum, per worker) over the runner's process tree, as workerfigures.py does."""
+        workers, kept = [], {}
+        try:
+            found = self.proc.children()
+        except psutil.Error:
+            found = []
+        for child in found:
+            c = kept[child.pid] = self.children.get(child.pid, child)
+            try:
+                workers.append({"pid": c.pid, "rss_bytes": c.memory_info().rss, "cpu_percent": round(c.cpu_percent(None), 1)})
+            except psutil.Error:
+                kept.pop(child.pid)
+        self.children = kept
+        if not workers:
+            return rss, cpu, [{"pid": self.pid, "rss_bytes": rss, "cpu_percent": cpu}]
+        return rss + sum(w["rss_bytes"] for w in workers), round(cpu + sum(w["cpu_percent"] for w in workers), 1), workers
 
 
 def _get_metrics(port) -> str | None:

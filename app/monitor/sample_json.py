@@ -3,7 +3,7 @@ without the raw latency histogram that a sample carries for the console's charts
 from __future__ import annotations
 
 MODEL_JSON_KEYS = ("version", "pid", "cpu_percent", "rss_bytes", "threads", "open_files", "uptime_s",
-                   "requests_total", "errors_total", "requests_per_s", "errors_per_s", "latency_ms")
+                   "requests_total", "errors_total", "requests_per_s", "errors_per_s", "latency_ms", "workers")
 
 
 def monitor_json(sample: dict, model: str | None = None) -> dict:
