@@ -105,6 +105,7 @@ def main() -> int:
         page.predict.send()
         wait(lambda: page.predict.latency.text().startswith("Answered"), what="a prediction")
         shot(window, "predict")
+        experiment_shot(window, ws, transport, wait, shot)
         jobs_shot(window, ws, transport, home, wait, shot)
 
         window.deploy_bundle("local", str(iris(bundles, "1.2.0")))  # what a drop on `local` does
@@ -145,6 +146,34 @@ def main() -> int:
         transport.close()
         shutil.rmtree(home, ignore_errors=True)
     return 0
+
+
+def experiment_shot(window, ws, transport, wait, shot) -> None:
+    """The Experiment tab: an A/B experiment of 1.0.0 (B, 30 %) against the current 1.1.0, with a few
+    hundred predictions through the stable port between three readings; then stopped."""
+    import time
+
+    from app.agent.health import request
+    from app.deploy import experiments, queries
+
+    experiments.start(transport, ws.audit, "iris", {"b": "1.0.0", "mode": "ab", "weight": 0.3})
+    page = window.model_page
+    page.tabs.setCurrentWidget(page.experiment)
+    port = queries.status(transport, "iris")[0]["port"]
+    body = (EXAMPLE / "example.json").read_bytes()
+    try:
+        for _ in range(3):
+            for _ in range(150):
+                request(port, "POST", "/predict", body)
+            time.sleep(1.0)
+            page.experiment_tab.refresh(force=True)
+            wait(lambda: page.experiment.stack.currentIndex() == 1, what="the experiment")
+            time.sleep(0.3)
+        wait(lambda: "B = 1.0.0" in page.experiment.headline.text(), what="the experiment's figures")
+        shot(window, "experiment")
+    finally:
+        experiments.stop(transport, ws.audit, "iris")
+        page.experiment_tab.refresh(force=True)
 
 
 def jobs_shot(window, ws, transport, home: Path, wait, shot) -> None:
