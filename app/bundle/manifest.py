@@ -54,6 +54,7 @@ class Manifest:
     input_schema: str | None = None  # [serve]: a JSON Schema file of the bundle for POST /predict
     input_check: str = "on"  # [serve]: "off" lets any JSON through to the model
     port: int | None = None  # [serve]: the model's stable port on every server (else one from the server's range)
+    model_threads: int | None = None  # [serve]: the runner's model threads (None: modelpool.DEFAULT_THREADS)
 
     def to_dict(self) -> dict:
         """Every field, JSON-able (tuples become lists, TOML dates become ISO strings)."""
