@@ -398,11 +398,12 @@ def measure_stack(stack, args, tmp, bundle, release):
     logged = None
     if stack in ("berth", "baseline"):
         logged = 0  # the log rotates at 10 MB: a fast round fills it more than once (KEEP_FILES = 3)
-        for path in [srv.request_log] + ["%s.%d" % (srv.request_log, i) for i in (1, 2)]:
+        for suffix in ("", ".1", ".2"):
+            path = str(srv.request_log) + suffix
             if os.path.exists(path):
                 with open(path, "rb") as f:
                     logged += sum(1 for _ in f)
-                os.replace(path, tmp / ("requests.previous.jsonl" + path[len(str(srv.request_log)):]))
+                os.replace(path, tmp / ("requests.previous.jsonl" + suffix))
     return {"times": lat_out["times"], "closed": lat_out["closed"], "rps": count / args.seconds,
             "reconnects": reconnects, "logged": logged, "wrk": wrk,
             "cpu": None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / (wall1 - wall0)}
