@@ -12,7 +12,7 @@ import queue
 import socket
 import threading
 
-DEFAULT_THREADS = 4  # bench/README.md: as fast as 0 at 16 connections within the load's noise
+DEFAULT_THREADS = 4  # a waiting model overlaps a few requests; 1 was no faster at 16 connections (bench/README.md)
 MAX_THREADS = 64
 QUEUED_PER_THREAD = 2  # a thread that finishes finds its next job without a round trip to the loop
 
