@@ -259,3 +259,15 @@ def test_with_model_threads_0_a_slow_prediction_holds_health_behind_it(runner_wi
         waited = time.monotonic() - started
         assert read_answers(slow, 1)[0][0] == 200
     assert 0.5 < waited < 5, "health waited %.2f s" % waited
+
+
+@pytest.mark.parametrize("value", ['"4"', "65", "-1", "true"])
+def test_a_release_with_a_bad_model_threads_does_not_start_and_says_why(tmp_path, value):
+    """app/bundle refuses these; a release.json written otherwise is refused by the runner too."""
+    root = tmp_path / "srv"
+    try:
+        _, error, _ = deploy(root, make_bundle(tmp_path / "b", model_src=SLOW_MODEL, extra_toml=f"model_threads = {value}\n"))
+    finally:
+        stop_all(root)
+    assert error is not None and error["code"] in ("start_failed", "unhealthy"), error
+    assert any("model_threads must be an integer from 0 to 64" in line for line in error.get("log", [])), error
