@@ -219,7 +219,8 @@ def test_a_full_pool_holds_predictions_in_their_connections_and_still_answers_he
         assert time.monotonic() - t0 < 0.1
         each = sorted(done)
     took = time.monotonic() - started
-    assert took >= 1.6 and each[-1] >= 1.6, "one model thread ran predictions at once: %s" % each
+    # 0.4, 0.8, 1.2, 1.6 s: one after another (the clients start a little apart, hence 1.5)
+    assert took >= 1.5 and each[-1] >= 1.5, "one model thread ran predictions at once: %s" % each
 
 
 def test_counters_add_up_under_concurrent_model_threads(runner):
