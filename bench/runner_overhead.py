@@ -397,9 +397,13 @@ def measure_stack(stack, args, tmp, bundle, release):
         srv.stop()
     logged = None
     if stack in ("berth", "baseline"):
-        with open(srv.request_log, "rb") as f:
-            logged = sum(1 for _ in f)
-        os.replace(srv.request_log, tmp / "requests.previous.jsonl")
+        logged = 0  # the log rotates at 10 MB: a fast round fills it more than once (KEEP_FILES = 3)
+        for suffix in ("", ".1", ".2"):
+            path = str(srv.request_log) + suffix
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    logged += sum(1 for _ in f)
+                os.replace(path, tmp / ("requests.previous.jsonl" + suffix))
     return {"times": lat_out["times"], "closed": lat_out["closed"], "rps": count / args.seconds,
             "reconnects": reconnects, "logged": logged, "wrk": wrk,
             "cpu": None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / (wall1 - wall0)}
@@ -414,7 +418,7 @@ def extract_baseline(ref: str, dest: Path) -> Path:
     return dest
 
 
-def make_release(tmp: Path):
+def make_release(tmp: Path, model_threads=None):
     """A bundle folder with the model, and a release folder as the agent leaves one: release.json
     (version, sha256, manifest, files) next to bundle/."""
     bundle = tmp / "bundle"
@@ -427,6 +431,8 @@ def make_release(tmp: Path):
         (release / "bundle" / name).write_bytes((bundle / name).read_bytes())
     manifest = {"name": "overhead", "version": "1.0.0", "entrypoint": "model:predict", "python": ">=3.8",
                 "input_example": "example.json"}
+    if model_threads is not None:  # [serve] model_threads (a baseline from before it ignores it)
+        manifest["model_threads"] = model_threads
     (release / "release.json").write_text(json.dumps({"version": "1.0.0", "sha256": "0" * 64, "manifest": manifest,
                                                       "files": {}}))
     return bundle, release
@@ -478,6 +484,8 @@ def parse_args(argv):
     p.add_argument("--baseline", metavar="GIT_REF", help="also measure the runner of this commit (e.g. HEAD~1, main)")
     p.add_argument("--wrk-seconds", type=float, default=5.0, help="length of each wrk run (1 and %s connections; "
                    "default 5)" % ",".join(map(str, WRK_CONNECTIONS)))
+    p.add_argument("--model-threads", type=int, default=None, help="the runner's [serve] model_threads "
+                   "(default: the runner's own, 4)")
     p.add_argument("--no-wrk", action="store_true", help="skip the wrk runs even when wrk is installed")
     p.add_argument("-v", "--verbose", action="store_true", help="print each stack's figures as they come")
     args = p.parse_args(argv)
@@ -512,7 +520,7 @@ def main(argv=None):
     notes = []
     with tempfile.TemporaryDirectory(prefix="berth-overhead-") as tmp:
         tmp = Path(tmp)
-        bundle, release = make_release(tmp)
+        bundle, release = make_release(tmp, args.model_threads)
         if args.wrk:
             global WRK_LUA
             WRK_LUA = _wrk.script(tmp, BODY)

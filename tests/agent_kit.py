@@ -60,7 +60,8 @@ def deploy_request(root: Path, folder: Path) -> dict:
         shutil.copyfile(f.source, blobs / f.sha256)
     data = tomllib.loads((folder / "berth.toml").read_text())
     manifest = data["model"]
-    serve = {k: v for k, v in data.get("serve", {}).items() if k in ("input_check", "input_schema", "port", "workers")}
+    serve = {k: v for k, v in data.get("serve", {}).items()
+             if k in ("input_check", "input_schema", "port", "workers", "model_threads")}
     serve.setdefault("input_check", "on")  # as Manifest.to_dict writes it
     return {"model": manifest["name"], "version": manifest["version"], "sha256": content_sha256(files),
             "manifest": dict(manifest, health_timeout_s=15, **serve),

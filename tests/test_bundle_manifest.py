@@ -286,6 +286,26 @@ def test_bundle_check_refuses_bad_workers(capsys, tmp_path):
         assert r.code == 1 and "serve.workers" in r.err and "from 1 to 64" in r.err, r
 
 
+@pytest.mark.parametrize("value, message", [
+    ("-1", "-1 is out of range"),
+    ("65", "65 is out of range"),
+    ('"4"', "must be an integer, not a string"),
+    ("2.0", "must be an integer, not a float"),
+    ("true", "must be an integer, not a boolean"),
+])
+def test_bad_serve_model_threads(value, message):
+    error = only_error(VALID + f"[serve]\nmodel_threads = {value}\n")
+    assert (error.key, error.line, error.message) == ("serve.model_threads", 6, message)
+    assert "0 to 64" in error.hint
+
+
+@pytest.mark.parametrize("value", [0, 1, 64])
+def test_serve_model_threads_is_kept_and_defaults_to_none(value):
+    assert parse_manifest(VALID)[0].model_threads is None
+    manifest, _ = parse_manifest(VALID + f"[serve]\nmodel_threads = {value}\n")
+    assert manifest.model_threads == value and manifest.to_dict()["model_threads"] == value
+
+
 def test_unknown_keys_are_warnings_only():
     text = VALID + 'licence = "MIT"\n[training]\nseed = 1\n[deploy]\nhosts = 2\n'
     manifest, problems = parse_manifest(text)

@@ -1,14 +1,18 @@
 """The runner's event loop (app/agent/httploop.py) on a real runner deployed by the agent: idle
 keep-alive connections cost no thread, pipelined requests are answered in order, a request split
 into many small pieces is still one request, `Expect: 100-continue` is answered, bad request lines
-and versions are 4xx/5xx with the connection closed, and a slow model holds /health behind it (the
-model is called on the loop: docs/serving.md says so)."""
+and versions are 4xx/5xx with the connection closed; predictions run in the model threads
+(modelpool.py), so a slow one holds neither /health nor other connections, sleeping ones overlap,
+a full pool holds the rest unread, and a stopping runner answers the one under way; with
+`model_threads = 0` the model is called on the loop and /health waits behind it (docs/serving.md)."""
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -25,16 +29,33 @@ class Model:
 '''
 
 
-@pytest.fixture
-def runner(tmp_path):
+def start(tmp_path, extra_toml=""):
     """(port, pid) of a real runner of a model that sleeps as long as it is asked to."""
     root = tmp_path / "srv"
-    result, error, _ = deploy(root, make_bundle(tmp_path / "b", model_src=SLOW_MODEL))
+    result, error, _ = deploy(root, make_bundle(tmp_path / "b", model_src=SLOW_MODEL, extra_toml=extra_toml))
     assert error is None, error
     status, _, _ = call(root, "status")
     model = status["models"][0]
-    yield model["port"], model["pid"]
-    stop_all(root)
+    return model["port"], model["pid"]
+
+
+@pytest.fixture
+def runner(tmp_path):
+    yield start(tmp_path)
+    stop_all(tmp_path / "srv")
+
+
+@pytest.fixture
+def runner_with(tmp_path):
+    """start(tmp_path, extra_toml) of the test's choosing, stopped after it."""
+    yield lambda extra_toml: start(tmp_path, extra_toml)
+    stop_all(tmp_path / "srv")
+
+
+def timed_post(port: int, body: dict) -> float:
+    t0 = time.monotonic()
+    assert http_json(port, "POST", "/predict", body)[0] == 200
+    return time.monotonic() - t0
 
 
 def threads(pid: int) -> int:
@@ -150,10 +171,87 @@ def test_a_request_line_over_the_limit_is_414(runner):
         assert s.recv(65536).split(b" ", 2)[1] == b"414"
 
 
-def test_a_slow_prediction_holds_health_behind_it(runner):
-    """The model runs on the loop thread (as in uvicorn's single worker): while it works nothing
-    else is answered, and /health is answered right after it."""
+def test_a_slow_prediction_holds_neither_health_metrics_info_nor_other_connections(runner):
     port, _ = runner
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+        slow.sendall(post(b'{"sleep": 2.0}'))
+        time.sleep(0.2)  # the model thread has it
+        for path in ("/health", "/metrics", "/info"):
+            started = time.monotonic()
+            assert http_json(port, "GET", path)[0] == 200
+            waited = time.monotonic() - started
+            assert waited < 0.1, "%s waited %.3f s behind a prediction" % (path, waited)
+        assert timed_post(port, {"sleep": 0}) < 0.5  # another connection's prediction, in another thread
+        assert read_answers(slow, 1)[0][0] == 200
+
+
+def test_pipelined_requests_after_a_slow_prediction_wait_their_turn(runner):
+    port, _ = runner
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        started = time.monotonic()
+        s.sendall(post(b'{"sleep": 0.5, "i": 0}') + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + post(b'{"i": 2}'))
+        answers = read_answers(s, 3)
+        took = time.monotonic() - started
+    assert [json.loads(b).get("echo", {}).get("i", "health") for _, b in answers] == [0, "health", 2]
+    assert took >= 0.5
+
+
+def test_two_sleeping_predictions_on_two_connections_overlap(runner_with):
+    port, _ = runner_with("model_threads = 2\n")
+    started = time.monotonic()
+    with ThreadPoolExecutor(2) as pool:
+        each = list(pool.map(lambda _: timed_post(port, {"sleep": 1.0}), range(2)))
+    took = time.monotonic() - started
+    assert min(each) >= 1.0 and took < 1.6, "two 1-s predictions took %.2f s (each %s)" % (took, each)
+
+
+def test_a_full_pool_holds_predictions_in_their_connections_and_still_answers_health(runner_with):
+    """One thread, in flight at most 2 (QUEUED_PER_THREAD): four 0.4-s predictions take 4 x 0.4 s
+    one after another, /health is answered at once meanwhile, and every one is answered."""
+    port, _ = runner_with("model_threads = 1\n")
+    assert http_json(port, "GET", "/info")[1]["model_threads"] == 1
+    started = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        done = pool.map(lambda _: timed_post(port, {"sleep": 0.4}), range(4))
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        assert http_json(port, "GET", "/health")[0] == 200
+        assert time.monotonic() - t0 < 0.1
+        each = sorted(done)
+    took = time.monotonic() - started
+    # 0.4, 0.8, 1.2, 1.6 s: one after another (the clients start a little apart, hence 1.5)
+    assert took >= 1.5 and each[-1] >= 1.5, "one model thread ran predictions at once: %s" % each
+
+
+def test_counters_add_up_under_concurrent_model_threads(runner):
+    port, _ = runner
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: timed_post(port, {"i": i}), range(400)))
+    metrics = http_json(port, "GET", "/metrics")[1].decode()
+    count = [line for line in metrics.splitlines() if line.startswith("berth_request_duration_seconds_count")
+             and 'endpoint="/predict"' in line]
+    assert count and float(count[0].rsplit(" ", 1)[1]) == 400, count
+
+
+def test_a_stopping_runner_answers_the_prediction_under_way(runner):
+    port, pid = runner
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+        slow.sendall(post(b'{"sleep": 1.5}'))
+        time.sleep(0.3)
+        os.kill(pid, signal.SIGTERM)
+        data = b""
+        while True:
+            chunk = slow.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200 ") and b"Connection: close" in data and b'"sleep": 1.5' in data
+
+
+def test_with_model_threads_0_a_slow_prediction_holds_health_behind_it(runner_with):
+    """The model on the loop thread (as in uvicorn's single worker): while it works nothing else is
+    answered, and /health is answered right after it."""
+    port, _ = runner_with("model_threads = 0\n")
     with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
         slow.sendall(post(b'{"sleep": 1.0}'))
         time.sleep(0.2)
@@ -162,3 +260,15 @@ def test_a_slow_prediction_holds_health_behind_it(runner):
         waited = time.monotonic() - started
         assert read_answers(slow, 1)[0][0] == 200
     assert 0.5 < waited < 5, "health waited %.2f s" % waited
+
+
+@pytest.mark.parametrize("value", ['"4"', "65", "-1", "true"])
+def test_a_release_with_a_bad_model_threads_does_not_start_and_says_why(tmp_path, value):
+    """app/bundle refuses these; a release.json written otherwise is refused by the runner too."""
+    root = tmp_path / "srv"
+    try:
+        _, error, _ = deploy(root, make_bundle(tmp_path / "b", model_src=SLOW_MODEL, extra_toml=f"model_threads = {value}\n"))
+    finally:
+        stop_all(root)
+    assert error is not None and error["code"] in ("start_failed", "unhealthy"), error
+    assert any("model_threads must be an integer from 0 to 64" in line for line in error.get("log", [])), error

@@ -1,7 +1,9 @@
-"""The runner's HTTP/1.1 server: one selector loop over non-blocking sockets, the model called on the
-loop thread itself (as uvicorn's single worker does). A thread per connection (ThreadingHTTPServer)
-had 0.37-0.45x uvicorn's throughput at 16 connections: the threads fought over the GIL. Here an idle
-keep-alive connection is a buffer and a selector entry, not a thread.
+"""The runner's HTTP/1.1 server: one selector loop over non-blocking sockets. A thread per connection
+(ThreadingHTTPServer) had 0.37-0.45x uvicorn's throughput at 16 connections: the threads fought over
+the GIL. Here an idle keep-alive connection is a buffer and a selector entry, not a thread. The model
+runs in modelpool.py's few threads (`threads`; 0 calls it on the loop): a prediction is handed to
+them, the connection waits unread with its answers so far, and the loop goes on answering the others
+and /health, /metrics, /info at once; the answer comes back through the pool's socketpair.
 
 Each connection is a small state machine on its buffer: request line and headers (MAX_HEADER_BYTES,
 431 beyond), then a body of Content-Length bytes, then the answer in one send (TCP_NODELAY).
@@ -10,11 +12,13 @@ not yet sent the connection is not read, so a client that never reads holds one 
 The deadlines of runnerguard.py are loop timers: a request's headers within REQUEST_DEADLINE of the
 previous answer (or the connect), a large body or answer within BODY_DEADLINE. On SIGTERM the loop
 drains (runnershare.py). The release-specific part (what /predict does) is the service's."""
+import collections
 import socket
 import selectors
 import time
 from http import HTTPStatus
 
+from .modelpool import ModelPool
 from .httphead import MAX_HEAD, MAX_LINE, parse as _parse, too_long as _too_long
 from .runnerguard import BODY_DEADLINE, BUSY, MAX_CONNECTIONS, REQUEST_DEADLINE
 from .runnershare import DRAIN_S, IDLE_GRACE_S
@@ -27,13 +31,15 @@ TICK = 0.25  # how often deadlines are looked at
 PHRASES = dict((s.value, s.phrase) for s in HTTPStatus)
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+FOREVER = float("inf")  # a connection's deadline while the model has its request: the model's time is never cut
 
 
 class Conn:
-    __slots__ = ("sock", "buf", "out", "req", "deadline", "since", "closing", "mask", "busy", "scanned")
+    __slots__ = ("sock", "buf", "out", "req", "deadline", "since", "closing", "mask", "busy", "scanned", "job")
 
     def __init__(self, sock, now):
         self.sock, self.buf, self.out, self.req, self.busy, self.scanned = sock, b"", None, None, False, 0
+        self.job = None  # (request, answers before it, largest body) while the model threads have it
         self.deadline, self.since, self.closing, self.mask = now + REQUEST_DEADLINE, now, False, READ
 
 
@@ -41,7 +47,7 @@ class Loop:
     """`service.respond(request) -> (status, body bytes, content type, extra header lines)`;
     `service.bodies`: the POST paths whose bodies are read; `service.head`: fixed header lines."""
 
-    def __init__(self, service, failure, max_connections=MAX_CONNECTIONS):
+    def __init__(self, service, failure, max_connections=MAX_CONNECTIONS, threads=0):
         self.service, self.failure, self.max_connections = service, failure, max_connections
         self.selector = selectors.DefaultSelector()
         self.conns = {}  # fd -> Conn
@@ -55,6 +61,10 @@ class Loop:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self.selector.register(self._wake_r, READ, self._woken)
+        self.pool = ModelPool(threads) if threads else None
+        self.waiting = collections.deque()  # connections whose prediction waits for room in the pool
+        if self.pool is not None:
+            self.selector.register(self.pool.reader, READ, self._answered)
 
     # -- from other threads and signal handlers ----------------------------------------------------
 
@@ -154,10 +164,17 @@ class Loop:
             if now >= next_tick or self.draining:
                 next_tick = now + TICK
                 self._timers(now)
-                if self.draining and (not conns or now >= self.drain_end):
-                    break
+                if self.draining:
+                    if now >= self.drain_end:  # all but the predictions under way (they finish and answer)
+                        for conn in list(conns.values()):
+                            if conn.job is None:
+                                self._close(conn)
+                    if not conns:
+                        break
         for conn in list(conns.values()):
             self._close(conn)
+        if self.pool is not None:
+            self.pool.stop()
 
     def _timers(self, now):
         draining = self.draining
@@ -179,13 +196,22 @@ class Loop:
         conn.sock.close()
 
     def _mask(self, conn, mask):
+        """0: out of the selector (a connection whose prediction is under way is not read)."""
         if conn.mask != mask:
+            if not mask:
+                self.selector.unregister(conn.sock)
+            elif not conn.mask:
+                self.selector.register(conn.sock, mask, conn)
+            else:
+                self.selector.modify(conn.sock, mask, conn)
             conn.mask = mask
-            self.selector.modify(conn.sock, mask, conn)
 
     # -- reading requests --------------------------------------------------------------------------
 
     def _read(self, conn):
+        if conn.job is not None:  # more bytes while the model has a request: left unread until it answers
+            self._mask(conn, 0)  # (only now: a client that waits for its answer costs no epoll_ctl)
+            return
         try:
             data = conn.sock.recv(RECV_BYTES)
         except BlockingIOError:
@@ -213,7 +239,7 @@ class Loop:
         """Answer every complete request in the buffer (in order), up to BATCH_BYTES of answers."""
         buf, pos, out, size, largest = conn.buf, 0, [], 0, 0
         scanned, conn.scanned = conn.scanned, 0  # bytes of an incomplete head already searched
-        respond, bodies = self.service.respond, self.service.bodies
+        respond, bodies, pool = self.service.respond, self.service.bodies, self.pool
         while True:
             req = conn.req
             if req is None:
@@ -247,13 +273,13 @@ class Loop:
                 else:
                     req.body = buf[pos:pos + req.length]
                 pos += req.length
+            if pool is not None and req.path in bodies and req.method == "POST" and req.refused is None:
+                conn.buf = buf[pos:] if pos < len(buf) else b""
+                self._to_pool(conn, req, out, largest)
+                return
             status, body, ctype, extra = respond(req)
-            if self.draining:
-                req.close = True
-            head = "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s%s%s\r\n" % (
-                status, PHRASES.get(status, ""), ctype, len(body), self.service.head, extra,
-                "Connection: close\r\n" if req.close else "")
-            out.append(head.encode("latin-1"))
+            head = self._head(req, status, ctype, len(body), extra)
+            out.append(head)
             out.append(body)
             size += len(head) + len(body)
             largest = max(largest, len(body))
@@ -268,6 +294,47 @@ class Loop:
             self._send(conn, b"".join(out), largest)
         elif not conn.buf and conn.req is None:
             conn.since = time.monotonic()
+
+    def _head(self, req, status, ctype, length, extra):
+        if self.draining:
+            req.close = True
+        return ("HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s%s%s\r\n" % (
+            status, PHRASES.get(status, ""), ctype, length, self.service.head, extra,
+            "Connection: close\r\n" if req.close else "")).encode("latin-1")
+
+    # -- predictions in the model threads ----------------------------------------------------------
+
+    def _to_pool(self, conn, req, out, largest):
+        """Hand `req` to the model threads (or queue the connection when they have enough); the
+        answers before it in `out` are sent with its own, in order."""
+        conn.job = (req, out, largest)
+        conn.deadline, conn.since = FOREVER, None
+        if self.waiting or self.pool.full():
+            self.waiting.append(conn)
+        else:
+            self.pool.submit(self.service.respond, req, conn)
+
+    def _answered(self, sock, mask):
+        for conn, result in self.pool.answers():
+            req, out, largest = conn.job
+            conn.job = None
+            if conn.sock.fileno() < 0:  # closed meanwhile (the drain's end)
+                continue
+            if isinstance(result, Exception):  # a bug, not the model: log it, end this connection only
+                self.failure(result)
+                self._close(conn)
+                continue
+            status, body, ctype, extra = result
+            out.append(self._head(req, status, ctype, len(body), extra))
+            out.append(body)
+            if req.close:
+                conn.closing, conn.buf = True, b""
+            self._send(conn, b"".join(out), max(largest, len(body)))
+        waiting, pool, respond = self.waiting, self.pool, self.service.respond
+        while waiting and not pool.full():
+            conn = waiting.popleft()
+            if conn.sock.fileno() >= 0:
+                pool.submit(respond, conn.job[0], conn)
 
     # -- writing answers ---------------------------------------------------------------------------
 

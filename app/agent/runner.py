@@ -2,9 +2,10 @@
 
 Run as `<release>/.venv/bin/python -m berth_agent.runner --release DIR --port-file FILE`. The port
 file is written only once the model has loaded and the socket is bound, so "port file exists" means
-"ready". The connections are httploop.py's (one selector loop; the model is called on it); this
-module is what a release answers. main() runs: load the model -> bind (or inherit) the sockets ->
-serve (or, with `[serve] workers = N`, runnerworkers.py forks N workers that serve).
+"ready". The connections are httploop.py's (one selector loop; predictions go to modelpool.py's
+threads, `[serve] model_threads`, 0 = on the loop); this module is what a release answers. main()
+runs: load the model -> bind (or inherit) the sockets -> serve (or, with `[serve] workers = N`,
+runnerworkers.py forks N workers that serve).
 """
 import argparse
 import json
@@ -20,6 +21,7 @@ from .fsutil import _unlink
 from .httphead import MAX_BODY
 from .httploop import Loop
 from .inputshape import InputCheckError, load as load_input_check
+from .modelpool import DEFAULT_THREADS, MAX_THREADS
 from .metrics import PROBE_ENDPOINT, PROBE_PATH, Counters
 from .runnerlog import RunnerLog
 from .requestid import request_id
@@ -139,10 +141,16 @@ def load(args):
     except InputCheckError as e:
         print("berth-runner: %s" % e, flush=True)
         return 2
+    threads = manifest.get("model_threads")
+    threads = DEFAULT_THREADS if threads is None else threads
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= MAX_THREADS:
+        print("berth-runner: [serve] model_threads must be an integer from 0 to %d, not %r; fix berth.toml "
+              "and deploy again" % (MAX_THREADS, threads), flush=True)
+        return 2
     predict = load_entrypoint(bundle, manifest["entrypoint"])
     name, version = manifest["name"], manifest["version"]
     info = {"model": name, "version": version, "sha256": release.get("sha256"), "manifest": manifest,
-            "pid": os.getpid(), "python": sys.version.split()[0]}
+            "pid": os.getpid(), "python": sys.version.split()[0], "model_threads": threads}
     return Service(name, version, predict, input_check, RunnerLog(args.log), Counters(name, version),
                    RequestLog(args.request_log, version), info)
 
@@ -163,7 +171,7 @@ def bind(args, service):
 def serve(args, service, own, shared):
     """Run the loop on the sockets until SIGTERM has drained it: accept on the release's own port at
     once, on the stable port only once the agent says `serve` over the control socket."""
-    loop = Loop(service, service.log.failure)
+    loop = Loop(service, service.log.failure, threads=service.info["model_threads"])
     loop.listen(own)
     if args.control:
         handoff.listen(args.control, {"fd": lambda: ("ok", shared.fileno()) if shared else "error no stable port",

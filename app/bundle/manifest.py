@@ -55,6 +55,7 @@ class Manifest:
     input_check: str = "on"  # [serve]: "off" lets any JSON through to the model
     port: int | None = None  # [serve]: the model's stable port on every server (else one from the server's range)
     workers: int = 1  # [serve]: runner processes forked after the model loaded, on the same sockets
+    model_threads: int | None = None  # [serve]: the runner's model threads (None: modelpool.DEFAULT_THREADS)
 
     def to_dict(self) -> dict:
         """Every field, JSON-able (tuples become lists, TOML dates become ISO strings)."""

@@ -10,6 +10,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from app.agent.inputshape import CHECK_VALUES as INPUT_CHECKS
 from app.agent.layout import NAME_RE, VERSION_RE
+from app.agent.modelpool import DEFAULT_THREADS, MAX_THREADS
 from app.agent.runnerenv import declared_problem
 
 from .paths import relpath_problem
@@ -24,7 +25,7 @@ MAX_HEALTH_TIMEOUT_S = 3600
 TABLES = {
     "model": ("name", "version", "entrypoint", "description", "authors", "requirements", "python", "input_example"),
     "training": ("dataset", "dataset_sha256", "code_commit", "params", "metrics"),
-    "serve": ("runtime", "health_timeout_s", "env", "input_schema", "input_check", "port", "workers"),
+    "serve": ("runtime", "health_timeout_s", "env", "input_schema", "input_check", "port", "workers", "model_threads"),
 }
 _TOML_TYPES = {str: "a string", int: "an integer", float: "a float", bool: "a boolean", list: "an array", dict: "a table"}
 
@@ -181,6 +182,8 @@ def _serve(serve: dict, out, values: dict) -> None:
         _port(serve["port"], out, values)
     if "workers" in serve:
         _workers(serve["workers"], out, values)
+    if "model_threads" in serve:
+        _model_threads(serve["model_threads"], out, values)
     _input(serve, out, values)
 
 
@@ -208,6 +211,19 @@ def _workers(value, out, values: dict) -> None:
         out.error("serve.workers", f"{value} is out of range", hint)
     else:
         values["workers"] = value
+
+
+def _model_threads(value, out, values: dict) -> None:
+    """[serve] model_threads: the runner's threads calling the model (docs/serving.md); 0 calls it on
+    the event loop, the fastest for a model of microseconds that must never wait."""
+    hint = (f"an integer from 0 to {MAX_THREADS} (default {DEFAULT_THREADS}); 1 for a model that is not "
+            "thread-safe, 0 to call it on the event loop (then /health waits behind a prediction)")
+    if isinstance(value, bool) or not isinstance(value, int):
+        out.error("serve.model_threads", f"must be an integer, not {type_name(value)}", hint)
+    elif not 0 <= value <= MAX_THREADS:
+        out.error("serve.model_threads", f"{value} is out of range", hint)
+    else:
+        values["model_threads"] = value
 
 
 def _input(serve: dict, out, values: dict) -> None:
