@@ -100,8 +100,7 @@ class Loop:
         self.listeners.append(sock)
         self.selector.register(sock, READ, self._accept)
 
-    def unlisten(self, sock):
-        """Accept nothing more on `sock` and keep it open (the experiment router took the stable port)."""
+    def unlisten(self, sock):  # the experiment router took the stable port: accept nothing more, keep it open
         if sock in self.listeners:
             self.selector.unregister(sock)
             self.listeners.remove(sock)
