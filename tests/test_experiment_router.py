@@ -302,3 +302,16 @@ def test_the_router_refuses_a_malformed_request_and_keeps_serving(root, raw, cod
         answer = s.recv(65536)
     assert answer.startswith(b"HTTP/1.1 %d " % code) and b"X-Request-Id: " in answer, answer[:200]
     assert Client(port_of(root)).predict({"x": 1})[0] == 200
+
+
+def test_the_router_sees_only_the_runners_allow_listed_environment(root, monkeypatch):
+    """The router is started by the agent, whose environment on `local` is the operator's: a token
+    or SSH_AUTH_SOCK there must not reach it (the runners' allow-list, app/agent/runnerenv.py)."""
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_not-for-the-router")
+    monkeypatch.setenv("SSH_AUTH_SOCK", "/tmp/ssh-agent.sock")
+    start(root, mode="ab", weight=0.5)
+    pid = json.loads((root / "models/echo/experiment/router.json").read_text())["pid"]
+    names = {item.split(b"=", 1)[0].decode() for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if item}
+    assert not names & {"GITHUB_TOKEN", "SSH_AUTH_SOCK"}, names
+    assert "PATH" in names
+    assert call(root, "experiment_stop", model="echo")[1] is None

@@ -13,6 +13,7 @@ from . import endpoint, experimentend, experimentfiles as xf, journal, releases,
 from .fsutil import write_json_atomic, _unlink
 from .layout import AgentError, check_name, check_version
 from .lock import ServerLock
+from .runnerenv import runner_environment
 
 MODES = ("ab", "canary", "shadow")
 ROUTER_READY_S = 10.0
@@ -152,7 +153,9 @@ def start_router(model, data):
     _unlink(ready)
     cmd = [sys.executable, "-m", supervise.PACKAGE + ".router", "--dir", xf.folder(model),
            "--listen-fd", str(listener.fileno())]
-    env = dict(os.environ, PYTHONPATH=supervise.PACKAGE_PARENT, PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
+    # the runners' allow-list: the agent's environment (on `local` the operator's, SSH_AUTH_SOCK and tokens) stays out
+    env = dict(runner_environment(), PYTHONPATH=supervise.PACKAGE_PARENT, PYTHONDONTWRITEBYTECODE="1",
+               PYTHONUNBUFFERED="1")
     try:
         with open(xf.router_log(model), "ab") as log:
             proc = subprocess.Popen(cmd, cwd=model.path, env=env, stdin=subprocess.DEVNULL, stdout=log,
