@@ -180,7 +180,7 @@ class Loop:
         for conn in list(self.conns.values()):
             if conn.deadline < now:
                 self._close(conn)
-            elif draining and conn.since is not None and now - conn.since >= IDLE_GRACE_S and not _has_data(conn.sock):
+            elif draining and conn.since is not None and now - conn.since >= IDLE_GRACE_S and not has_data(conn.sock):
                 self._close(conn)  # idle: its client reconnects, to the next release
 
     def _close(self, conn):
@@ -390,7 +390,7 @@ def _send_now(sock, data):
         pass
 
 
-def _has_data(sock):
+def has_data(sock):
     """Bytes of a request already in (MSG_PEEK): a draining runner answers them before closing."""
     try:
         return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))

@@ -19,6 +19,7 @@ import time
 
 from . import experimentend, routerpolicy
 from .fsutil import read_json, write_json_atomic
+from .httploop import has_data
 from .journal import utc_now
 from .requestid import request_id
 from .routerhttp import BadRequest, Reader, Upstream, content_length, parse_head
@@ -179,7 +180,7 @@ class Router:
         while self.active > 0 and time.monotonic() < end:
             now = time.monotonic()
             for conn, since in list(self.idle.items()):
-                if now - since >= IDLE_GRACE_S and self.idle.get(conn) == since and not _has_data(conn):
+                if now - since >= IDLE_GRACE_S and self.idle.get(conn) == since and not has_data(conn):
                     self.idle.pop(conn, None)
                     try:
                         conn.shutdown(socket.SHUT_RDWR)
@@ -223,15 +224,6 @@ _REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 411: b"Length Re
 def _wants_close(proto, named):
     conn = named.get(b"connection", b"").lower()
     return conn == b"close" or (proto != b"HTTP/1.1" and conn != b"keep-alive")
-
-
-def _has_data(sock):
-    try:
-        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
 
 
 def main(argv=None):

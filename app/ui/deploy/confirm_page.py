@@ -4,6 +4,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHeaderView, QLabel, QLineEdit, QMessageBox,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from app.deploy.release_diff import value as value_text
 from app.ui.errors import summary
 
 BETTER = QColor("#1b7f3b")
@@ -103,7 +104,8 @@ class ConfirmPage(QWidget):
         if plan.first_deploy:
             self.params.setText("first deploy: nothing to compare")
         elif plan.params:
-            self.params.setText("\n".join(f"{p.name}: {_fmt(p.old)} → {_fmt(p.new)}" for p in plan.params))
+            self.params.setText("\n".join(f"{p.name}: {value_text(p.old)} → {value_text(p.new)}"
+                                          for p in plan.params))
         else:
             self.params.setText("unchanged")
         self.params.setStyleSheet(CHANGED_STYLE if plan.params and not plan.first_deploy else "")
@@ -116,7 +118,7 @@ class ConfirmPage(QWidget):
             change = "" if plan.first_deploy else ("new" if m.old is None else "removed" if m.new is None
                                                    else _signed(m.delta) if m.delta is not None
                                                    else ("changed" if m.changed else "same"))
-            cells = [m.name, _fmt(m.old), _fmt(m.new), change]
+            cells = [m.name, value_text(m.old), value_text(m.new), change]
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if col:
@@ -177,16 +179,8 @@ def _dataset(name, sha) -> str:
 
 def _arrow(old, new, first: bool) -> str:
     if first or old == new:
-        return _fmt(new)
-    return f"{_fmt(old)} → {_fmt(new)}"
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
+        return value_text(new)
+    return f"{value_text(old)} → {value_text(new)}"
 
 
 def _signed(delta) -> str:
