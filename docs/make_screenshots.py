@@ -170,6 +170,9 @@ def experiment_shot(window, ws, transport, wait, shot) -> None:
             wait(lambda: page.experiment.stack.currentIndex() == 1, what="the experiment")
             time.sleep(0.3)
         wait(lambda: "B = 1.0.0" in page.experiment.headline.text(), what="the experiment's figures")
+        window.refresh("local", force=True)  # the fleet tree marks the model with its experiment
+        wait(lambda: "ab 30%" in ((window.fleet_model.status_of("local", "iris") or {}).get("experiment") or ""),
+             what="the fleet's experiment mark")
         shot(window, "experiment")
     finally:
         experiments.stop(transport, ws.audit, "iris")

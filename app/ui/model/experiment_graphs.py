@@ -25,6 +25,7 @@ class ExperimentGraphs(QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setObjectName("experimentGraphs")
         palette = self.palette()
+        self.graphics.setBackground(palette.base().color())  # the monitoring graphs' look, not pyqtgraph's black
         self.plots, self.curves = build_plots(self.graphics, SPEC, palette.windowText().color(), palette.base().color())
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
