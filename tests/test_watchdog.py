@@ -49,6 +49,15 @@ def journal(root):
     return [json.loads(line) for line in (root / "journal.jsonl").read_text().splitlines()]
 
 
+def _gone(pid):
+    """No process, or a zombie (dead, not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def wait_for(predicate, timeout=5.0):
     deadline = time.monotonic() + timeout
     while not predicate() and time.monotonic() < deadline:
@@ -71,6 +80,9 @@ def test_a_killed_runner_is_back_on_its_port_and_queued_requests_are_answered(ro
 
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
+    # the kill lands a moment later: a connection the runner accepted in that moment is reset with
+    # it, so the question is asked once it is gone
+    assert wait_for(lambda: _gone(pid))
     # asked while nothing runs: the kernel queues it on the socket the watchdog kept, not refused
     code, body = http_json(port, "POST", "/predict", {"x": 2})
     took = time.monotonic() - killed

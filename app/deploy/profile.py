@@ -169,10 +169,16 @@ def _disk_bytes(folder: Path) -> int:
 
 
 def _stop_runners(transport: LocalTransport, audit: AuditLog, root: Path) -> None:
+    """The trial's runners, then its scheduler (a deploy starts one for the runner watchdog): nothing
+    of the trial outlives its root."""
+    from app.agent import scheduler
+    from app.agent.layout import Root
+
     try:
         for row in status(transport):
             if row.get("state") == "running":
                 run_to_end(change(transport, audit, "stop", row["model"]))
+        scheduler.stop(Root(str(root)))
     except Exception:  # the temp root goes anyway; a runner left would hold its port
         for proc in psutil.process_iter(["cmdline"]):
             if any(str(root) in part for part in proc.info.get("cmdline") or ()):
