@@ -179,7 +179,19 @@ def _stop_runners(transport: LocalTransport, audit: AuditLog, root: Path) -> Non
             if row.get("state") == "running":
                 run_to_end(change(transport, audit, "stop", row["model"]))
         scheduler.stop(Root(str(root)))
-    except Exception:  # the temp root goes anyway; a runner left would hold its port
-        for proc in psutil.process_iter(["cmdline"]):
-            if any(str(root) in part for part in proc.info.get("cmdline") or ()):
-                proc.kill()
+    except Exception:  # noqa: BLE001 (the temp root goes anyway; what is left of it is ended below)
+        pass
+    # whatever still runs from the trial root (a scheduler that had not yet written its pid file when
+    # it was asked to stop, a runner whose stop failed) would hold a port or a CPU after the root is gone
+    left = [p for p in psutil.process_iter(["cmdline"]) if any(str(root) in part for part in p.info["cmdline"] or ())]
+    for proc in left:
+        try:
+            proc.terminate()
+        except psutil.Error:
+            pass
+    _gone, alive = psutil.wait_procs(left, timeout=5)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
