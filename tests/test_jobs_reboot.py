@@ -53,8 +53,10 @@ def test_crontab_reboot_line_starts_the_scheduler_and_goes_with_the_last_job(roo
 
     call(root, "job_remove", name="hourly")
     assert mine[0] in crontab_lines()
-    call(root, "job_remove", name="second")  # the last one: the scheduler stops, the line goes
+    call(root, "job_remove", name="second")  # the last one: the line goes
     assert mine[0] not in crontab_lines()
+    assert scheduler.alive(Root(str(root)))  # still there: the running model's watchdog keeps it
+    assert call(root, "stop", model="scorer")[1] is None  # nothing left to watch: it ends by itself
     assert cron.wait(timeout=15) == 0
 
 

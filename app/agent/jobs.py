@@ -284,10 +284,12 @@ def job_remove(ctx, req):
 
 
 def unneeded(root):
-    """The last job or alert rule is gone: the scheduler (and its evaluator) stops, its reboot hook goes."""
+    """The last job or alert rule is gone: its reboot hook goes, and the scheduler (and its evaluator)
+    stops unless a running model keeps it for the runner watchdog."""
+    if not scheduler.scheduled(root):
+        jobreboot.remove(root)
     if not scheduler.needed(root):
         scheduler.stop(root)
-        jobreboot.remove(root)
 
 
 COMMANDS = {"job_add": job_add, "job_list": job_list, "job_run": job_run, "job_runs": job_runs,

@@ -201,7 +201,13 @@ def _ensure(root):
 
 def needed(root):
     """Has this root jobs, alert rules or running models (each keeps the scheduler process running)?"""
-    return bool(list_jobs(root) or alertstore.has_rules(root) or crashloop.supervised(root))
+    return scheduled(root) or bool(crashloop.supervised(root))
+
+
+def scheduled(root):
+    """Has this root jobs or alert rules: what the reboot hook brings the scheduler back for (a
+    model-only root's runners come back at Berth's next connection, docs/serving.md)."""
+    return bool(list_jobs(root) or alertstore.has_rules(root))
 
 
 def command(root):
