@@ -90,6 +90,7 @@ def main() -> int:
         window.fleet.select("local")
         wait(lambda: window.server_page.fields["python"].text() != "—", what="the server page")
         shot(window, "server")
+        help_shots(window, shot)
 
         window.fleet.select("local", "iris")
         page = window.model_page
@@ -146,6 +147,17 @@ def main() -> int:
         transport.close()
         shutil.rmtree(home, ignore_errors=True)
     return 0
+
+
+def help_shots(window, shot) -> None:
+    """The first-run welcome and the user guide inside the app (Help menu)."""
+    welcome = window.help.show_welcome()
+    shot(welcome, "welcome")
+    welcome.reject()
+    guide = window.help.show_guide()
+    guide.contents.itemClicked.emit(guide.contents.item(1))
+    shot(guide, "guide")
+    guide.close()
 
 
 def experiment_shot(window, ws, transport, wait, shot) -> None:

@@ -16,4 +16,5 @@ def run_gui(argv: list[str] | None = None) -> int:
     window = MainWindow()
     window.show()
     QTimer.singleShot(0, window.start_monitoring)  # after the first paint
+    QTimer.singleShot(0, window.help.first_run)  # the welcome, the first time
     return app.exec()

@@ -16,6 +16,7 @@ from app.ui.audit.page import AuditPage
 from app.ui.deploy.dialog import DeployDialog
 from app.ui.errors import show_error, summary
 from app.ui.servers.fleet import ROLE_KIND, ROLE_MODEL, ROLE_SERVER, FleetModel, FleetView
+from app.ui.help.wiring import Help
 from app.ui.servers.hostkey_dialog import HostKeyDialog
 from app.ui.icons import icon
 from app.ui.model.page import ModelPage
@@ -141,8 +142,7 @@ class MainWindow(QMainWindow):
         edit = self.menuBar().addMenu("&Edit")
         self.delete_action = act(edit, "&Remove selected server…", self.remove_selected,
                                  (QKeySequence.StandardKey.Delete, "Del"))
-        help_menu = self.menuBar().addMenu("&Help")
-        act(help_menu, "&About Berth", self.about)
+        self.help = Help(self, self.menuBar().addMenu("&Help"))
 
         tools = self.addToolBar("Main")
         tools.setObjectName("mainToolbar")
@@ -370,10 +370,6 @@ class MainWindow(QMainWindow):
             self.monitor_page.refresh_markers()
 
     # -- misc ---------------------------------------------------------------------------------
-    def about(self) -> None:
-        QMessageBox.about(self, "About Berth", f"<b>Berth {__version__}</b><p>Deploy, serve and roll back "
-                          "data-science models on your own servers.</p>")
-
     def _restore_layout(self) -> None:
         s = settings()
         if s.value("window/geometry"):

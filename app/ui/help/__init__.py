@@ -1,0 +1,1 @@
+"""Help inside the app: the first-run welcome, the user guide, keyboard shortcuts, About."""
