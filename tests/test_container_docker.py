@@ -5,6 +5,7 @@ killed from outside, bad image names and a base image that does not exist."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import time
 
@@ -184,3 +185,34 @@ def test_a_base_image_that_does_not_exist_fails_the_build(root, tmp_path):
     result, error, _ = call(root, "deploy", **req)
     assert error is not None and error["code"] == "build_failed", error
     assert "berth-test/no-such-image" in "\n".join(error["log"])
+
+
+def test_over_ssh_check_shows_the_engine_and_a_container_bundle_deploys_and_answers(
+        capsys, engine, sshd_factory, berth_home, tmp_path):
+    from cli_kit import berth
+
+    srv = sshd_factory(set_env=engine.env)  # the daemon's socket, as a server's login environment gives it
+    root = tmp_path / "srv root"
+    try:
+        r = berth(capsys, "server", "add", "box", "--host", srv.host, "--port", srv.port, "--user", srv.user,
+                  "--key", srv.key_path, "--root", str(root), "--accept-host-key", srv.fingerprint)
+        assert r.code == 0, r
+        r = berth(capsys, "server", "set-container", "box", "--engine", DOCKER, "--base-image", BASE_IMAGE,
+                  "--build-network", "none")
+        assert r.code == 0 and f"base_image {BASE_IMAGE}" in r.out, r
+        r = berth(capsys, "server", "set-container", "box", "--base-image", "python;reboot")
+        assert r.code == 1 and "not a valid image name" in r.err, r
+        r = berth(capsys, "server", "check", "box")
+        assert r.code == 0 and re.search(r"containers: docker 20\.\S+ at /usr/bin/docker", r.out), r
+        found = berth(capsys, "server", "check", "box", "--json").json()[0]["containers"]
+        assert found["usable"] and found["engine"] == "docker"
+
+        folder = make_bundle(tmp_path / "b", version="1.0.0", extra_toml='runtime = "container"\nmemory = "300m"\n')
+        r = berth(capsys, "deploy", str(folder), "--server", "box")
+        assert r.code == 0, r
+        r = berth(capsys, "predict", "echo", "--server", "box", "--input", '{"q": 7}')
+        assert r.code == 0 and json.loads(r.out) == {"version": "1.0.0", "echo": {"q": 7}}, r
+        assert [c.split()[0] for c in containers(engine)] == ["berth-echo-1.0.0"]
+    finally:
+        stop_all(root)
+    assert containers(engine) == []

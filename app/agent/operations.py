@@ -172,6 +172,11 @@ def _deploy(ctx, model, req):
     ctx.emit("step", step="prune")
     protect = {version, previous} | jobstore.pinned_versions(ctx.root, model.name)
     removed = releases.prune(model, int(req.get("keep", 5)), protect=protect)
+    if removed and manifest.get("runtime") == "container":  # a pruned release's image goes with it
+        from . import containerimage
+
+        for gone in removed:
+            containerimage.remove(ctx.root, model, gone)
     envs.prune(ctx.root, [ctx.root.model(n) for n in ctx.root.model_names()])
     return {"version": version, "previous": previous, "sha256": sha, "port": endpoint.stable_port(model),
             "release_port": port, "pruned": removed,
