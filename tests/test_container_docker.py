@@ -131,11 +131,22 @@ def test_lifecycle_deploy_predict_deploy_v2_rollback_and_a_killed_container(root
     assert restarts == "1" and body["version"] == "1.0.0"
 
     # the monitoring sample has the container's CPU and memory
-    _, error, events = call(root, "sample", interval=0.25, count=2)
-    assert error is None, error
-    figures = events[-1]["models"]["echo"]
+    deadline = time.monotonic() + 10
+    while True:  # the host runner finds the restarted container's new pid within a second or two
+        _, error, events = call(root, "sample", interval=0.25, count=2)
+        assert error is None, error
+        figures = events[-1]["models"]["echo"]
+        if figures.get("container", {}).get("running") or time.monotonic() > deadline:
+            break
     assert figures["version"] == "1.0.0" and figures["container"]["running"], figures
     assert figures["container"]["rss_bytes"] > 5_000_000 and figures["rss_bytes"] > figures["container"]["rss_bytes"]
+
+    # a pruned release's image goes with it; the previous one stays for a rollback
+    req = container_request(root, bundle(tmp_path, "3.0.0"))
+    result, error, _ = call(root, "deploy", **dict(req, keep=1))
+    assert error is None and result["pruned"] == ["2.0.0"], (result, error)
+    images = engine.docker("images", "--format", "{{.Repository}}:{{.Tag}}", "berth/echo").stdout.split()
+    assert sorted(images) == ["berth/echo:1.0.0", "berth/echo:3.0.0"]
 
     result, error, _ = call(root, "stop", model="echo")
     assert error is None and containers(engine) == []

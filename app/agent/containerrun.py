@@ -80,6 +80,7 @@ class Container:
         if not isinstance(self.s, dict):
             raise AgentError("the container spec %s is missing" % spec_path, "start_failed")
         self.local = threading.local()
+        self.stopping = False
         self.conns = []  # every thread's connection, closed at stop so the container's runner drains at once
         self.port = None
 
@@ -93,6 +94,19 @@ class Container:
         print("berth-runner: container %s (%s) on 127.0.0.1:%d" % (name, self.s["image"], self.port), flush=True)
         self._wait_ready(self.s.get("health_timeout_s", 60))
         self.save_pid()
+        threading.Thread(target=self._follow_pid, daemon=True).start()
+
+    def _follow_pid(self):
+        """Keep the spec's pid right for the sampler when the restart policy brings the container back
+        (an engine call only when the process is gone: a /proc check each second otherwise)."""
+        while not self.stopping:
+            time.sleep(1.0)
+            pid = self.s.get("pid")
+            if not pid or not os.path.exists("/proc/%d" % pid):
+                try:
+                    self.save_pid()
+                except OSError:
+                    pass
 
     def _wait_ready(self, timeout):
         deadline = time.monotonic() + timeout
@@ -149,7 +163,6 @@ class Container:
                 self.local.conn = None
                 self._forget(conn)
                 if attempt:
-                    threading.Thread(target=self.save_pid, daemon=True).start()  # restarted: a new pid
                     raise
         raise OSError("unreachable")
 
@@ -160,6 +173,7 @@ class Container:
             pass
 
     def stop(self):
+        self.stopping = True
         for conn in list(self.conns):
             conn.close()
         engines.run(self.s["engine"], ["stop", "--time", str(STOP_TIMEOUT_S), self.s["name"]],
