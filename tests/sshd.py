@@ -81,7 +81,7 @@ class SshServer:
     def __init__(self, folder: str | os.PathLike | None = None, host_key_type: str = "ed25519",
                  port: int | None = None, start_timeout: float = 10.0, listen: str = "127.0.0.1",
                  netns: str | None = None, max_startups: str = "100", max_sessions: int = 100,
-                 sftp: str | None = "internal-sftp"):
+                 sftp: str | None = "internal-sftp", set_env: dict | None = None):
         if host_key_type not in HOST_KEY_TYPES:
             raise ValueError(f"host_key_type must be one of {sorted(HOST_KEY_TYPES)}, not {host_key_type!r}")
         if (not re.fullmatch(r"[0-9]+(:[0-9]+:[0-9]+)?", str(max_startups))
@@ -95,6 +95,7 @@ class SshServer:
         self.user = getpass.getuser()
         self.host = listen
         self.sftp = sftp  # the sftp subsystem's command; None: the server has none
+        self.set_env = dict(set_env or {})  # sshd's SetEnv: variables every session gets (e.g. DOCKER_HOST)
         self.netns = netns  # run inside this network namespace (`ip netns exec`): see NetnsPair
         # sshd's limits on unauthenticated connections ("start:rate:full" or a number) and on sessions
         # per connection: a fleet bench logging in to many servers at once raises them
@@ -159,6 +160,7 @@ class SshServer:
                 f"MaxSessions {self.max_sessions}",
                 "PrintMotd no",
                 "LogLevel VERBOSE",
+                *([f"SetEnv {' '.join(f'{k}={v}' for k, v in sorted(self.set_env.items()))}"] if self.set_env else []),
                 "",
             ])
         )

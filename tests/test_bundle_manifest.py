@@ -207,10 +207,19 @@ def test_dataset_sha256_must_be_lowercase_hex(digest, hint):
     assert hint in error.hint
 
 
-def test_runtime_container_is_not_supported_yet():
-    error = only_error(VALID + '[serve]\nruntime = "container"\n')
-    assert (error.key, error.line) == ("serve.runtime", 6)
-    assert "not supported yet (coming with the container runtime)" in error.message
+def test_runtime_container_with_its_image_and_limits_is_valid():
+    m, problems = parse_manifest(VALID + '[serve]\nruntime = "container"\nimage = "registry.example.com:5000/team/py:3.11"\n'
+                                    'memory = "512M"\ncpus = 1.5\n')
+    assert not [p for p in problems if p.severity == "error"], problems
+    assert (m.runtime, m.image, m.memory, m.cpus) == ("container", "registry.example.com:5000/team/py:3.11", "512m", 1.5)
+
+
+@pytest.mark.parametrize("key, value", [("image", '"py; rm -rf /"'), ("image", '"$(id)"'), ("image", '"Py:3"'),
+                                        ("image", '"py:3 x"'), ("memory", '"lots"'), ("memory", '"5 m"'),
+                                        ("cpus", "0"), ("cpus", '"2"')])
+def test_container_keys_refuse_bad_values(key, value):
+    error = only_error(VALID + f'[serve]\nruntime = "container"\n{key} = {value}\n')
+    assert error.key == f"serve.{key}"
 
 
 def test_runtime_bogus():
@@ -329,7 +338,7 @@ version = "1 0"
 entrypoint = "model"
 colour = "blue"
 [serve]
-runtime = "container"
+runtime = "vm"
 health_timeout_s = -1
 """
     manifest, problems = parse_manifest(text)

@@ -155,14 +155,11 @@ def _deploy(ctx, model, req):
         release_dir = releases.assemble(ctx.root, model, version, files, ctx.emit)
         created = True
         try:
-            ctx.emit("step", step="venv")
-            _env, reused = envs.ensure(ctx.root, release_dir, manifest, files, ctx.emit, lambda: False)
-            ctx.emit("step", step="venv", reused=reused)
-            releases.mark_complete(model, version, {
-                "version": version, "sha256": sha, "manifest": manifest, "files": files,
-                "deployed_at": journal.utc_now(), "seq": time.time(), "deployed_by": ctx.actor,
-                "profile": _profile(req.get("profile")),
-            })
+            record = {"version": version, "sha256": sha, "manifest": manifest, "files": files,
+                      "deployed_at": journal.utc_now(), "seq": time.time(), "deployed_by": ctx.actor,
+                      "profile": _profile(req.get("profile"))}
+            _environment(ctx, model, version, release_dir, record)
+            releases.mark_complete(model, version, record)
         except BaseException:
             releases.remove(model, version)
             raise
@@ -175,10 +172,30 @@ def _deploy(ctx, model, req):
     ctx.emit("step", step="prune")
     protect = {version, previous} | jobstore.pinned_versions(ctx.root, model.name)
     removed = releases.prune(model, int(req.get("keep", 5)), protect=protect)
+    if removed and manifest.get("runtime") == "container":  # a pruned release's image goes with it
+        from . import containerimage
+
+        for gone in removed:
+            containerimage.remove(ctx.root, model, gone)
     envs.prune(ctx.root, [ctx.root.model(n) for n in ctx.root.model_names()])
     return {"version": version, "previous": previous, "sha256": sha, "port": endpoint.stable_port(model),
             "release_port": port, "pruned": removed,
             "detail": "%s -> %s" % (previous or "nothing", version)}
+
+
+def _environment(ctx, model, version, release_dir, record):
+    """What the release runs in: its image (runtime "container", built on this server) or its venv."""
+    manifest = record["manifest"]
+    if manifest.get("runtime") == "container":
+        from . import containerimage  # only container releases need it
+
+        ctx.emit("step", step="image")
+        record["image"] = containerimage.build(ctx.root, model, version, record, ctx.actor, ctx.emit)
+        ctx.emit("step", step="image", tag=record["image"])
+        return
+    ctx.emit("step", step="venv")
+    _env, reused = envs.ensure(ctx.root, release_dir, manifest, record["files"], ctx.emit, lambda: False)
+    ctx.emit("step", step="venv", reused=reused)
 
 
 @audited("rollback")

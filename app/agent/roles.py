@@ -29,6 +29,7 @@ NEEDS = {
     "alert_smtp_set": "admin", "port_range.set": "admin", "policy_grant": "admin", "policy_revoke": "admin",
     "policy_set": "admin",
 }
+NEEDS.update({"container_check": "viewer", "container_set": "admin"})  # the container engine (containerengine.py)
 
 
 def rank(role):

@@ -126,6 +126,7 @@ def parse_args(argv=None):
     p.add_argument("--log", default="", help="the file stdout and stderr go to, rotated by size")
     p.add_argument("--listen-fd", type=int, default=None, help="the stable port's inherited listening socket")
     p.add_argument("--control", default="", help="the control socket's path (runnershare, handoff)")
+    p.add_argument("--container", default="", help="a container release's spec (containerrun.py)")
     return p.parse_args(argv)
 
 
@@ -147,12 +148,35 @@ def load(args):
         print("berth-runner: [serve] model_threads must be an integer from 0 to %d, not %r; fix berth.toml "
               "and deploy again" % (MAX_THREADS, threads), flush=True)
         return 2
-    predict = load_entrypoint(bundle, manifest["entrypoint"])
+    if args.container:  # the model runs in its container; this process forwards to it
+        predict = _container(args)
+        if isinstance(predict, int):
+            return predict
+    else:
+        predict = load_entrypoint(bundle, manifest["entrypoint"])
     name, version = manifest["name"], manifest["version"]
     info = {"model": name, "version": version, "sha256": release.get("sha256"), "manifest": manifest,
             "pid": os.getpid(), "python": sys.version.split()[0], "model_threads": threads}
     return Service(name, version, predict, input_check, RunnerLog(args.log), Counters(name, version),
                    RequestLog(args.request_log, version), info)
+
+
+_CONTAINER = []  # the started container, stopped when the runner ends
+
+
+def _container(args):
+    from .containerrun import Container  # a venv runner never imports it
+    from .layout import AgentError
+
+    c = Container(args.container)
+    try:
+        c.start()
+    except AgentError as e:
+        print("berth-runner: %s; its log:\n%s" % (e, c.logs()), flush=True)
+        c.stop()
+        return 3
+    _CONTAINER.append(c)
+    return c.predict
 
 
 def bind(args, service):
@@ -204,10 +228,18 @@ def main(argv=None):
     service = load(args)
     if isinstance(service, int):
         return service
+    try:
+        return _serve(args, service)
+    finally:
+        for c in _CONTAINER:
+            c.stop()
+
+
+def _serve(args, service):
     own, shared = bind(args, service)
     # `[serve] workers = N`: fork here, after the model loaded and the sockets are bound; each worker
     # makes its own loop and epoll on the same non-blocking sockets (runnerworkers.py)
-    workers = runnerworkers.count(service.info["manifest"])
+    workers = 1 if args.container else runnerworkers.count(service.info["manifest"])  # the container has them
     if workers > 1:
         return runnerworkers.run(args, service, own, shared, workers, lambda: ready(args, own, workers))
     return serve(args, service, own, shared)

@@ -7,6 +7,7 @@ import os
 import socket
 import time
 
+from .containerfigures import ContainerFigures
 from .histogram import BUCKETS
 from .procfile import CLK_TCK, PAGE, ProcFile, uptime
 from .runnermeter import RunnerMeter
@@ -65,6 +66,7 @@ class Runner:
         self.fd_dir = "/proc/%d/fd" % pid
         self.meter = RunnerMeter()
         self.workers = WorkerFigures(pid)
+        self.container = ContainerFigures(model, version)
         self.port = rec.get("port")
         self.prev_cpu = None  # (monotonic, ticks)
         self.started_ticks = None
@@ -111,8 +113,13 @@ class Runner:
         except OSError:
             open_files = None
         rss, cpu, workers = self.workers.measure(now, rss, cpu)  # the process tree's sums
+        container = self.container.measure(now)
+        if container and container["running"]:  # a container release: the model's own figures are there
+            rss, cpu = rss + container["rss_bytes"], round(cpu + container["cpu_percent"], 1)
         out = {"version": self.version, "pid": self.pid, "cpu_percent": cpu, "rss_bytes": rss,
                "threads": threads, "open_files": open_files, "uptime_s": uptime(start), "workers": workers}
+        if container:
+            out["container"] = container
         if not self.port:
             self.port = read_port(self.model, self.version)
         text = get_metrics(self.port) if self.port else None

@@ -8,8 +8,9 @@ import time
 
 from .fsutil import read_json, write_json_atomic, _unlink
 from .journal import utc_now
-from .layout import AgentError
-from . import runnerproc
+from .layout import AgentError, Root
+from . import containerrun, runnerproc
+from .containerengine import environment as engine_environment
 from .runnerenv import runner_environment
 from .runnerproc import has_proc, is_runner_process, pid_alive
 
@@ -36,13 +37,21 @@ def start(model, version, release_dir, declared_env=None, listener=None):
     log_path = model.runner_log(version)
     _rotate(log_path)
     control = model.control_file(version)
-    cmd = [venv_python(release_dir), "-m", PACKAGE + ".runner", "--release", release_dir,
+    container = None
+    if containerrun.is_container(release_dir):  # its spec (engine, image, limits) from the settings of now
+        container = containerrun.spec(Root(os.path.dirname(os.path.dirname(model.path))), model, version,
+                                      read_json(os.path.join(release_dir, "release.json"))["manifest"])
+    python = sys.executable if container else venv_python(release_dir)  # a container's runner forwards: stdlib
+    cmd = [python, "-m", PACKAGE + ".runner", "--release", release_dir,
            "--port-file", port_file, "--request-log", model.request_log(), "--log", log_path, "--control", control]
+    if container:
+        cmd += ["--container", container]
     fds = ()
     if listener is not None:
         fds = (listener.fileno(),)
         cmd += ["--listen-fd", str(fds[0])]
-    env = dict(runner_environment(declared_env), PYTHONPATH=PACKAGE_PARENT, PYTHONUNBUFFERED="1",
+    env = dict(runner_environment(declared_env), **(engine_environment() if container else {}))
+    env = dict(env, PYTHONPATH=PACKAGE_PARENT, PYTHONUNBUFFERED="1",
                PYTHONDONTWRITEBYTECODE="1")  # no .pyc beside the agent: its bootstrap refuses bytecode
     with open(log_path, "ab") as log:
         log.write(("--- %s starting %s %s\n" % (utc_now(), model.name, version)).encode())
@@ -138,6 +147,8 @@ def stop(model, version, timeout=10.0):
     _unlink(model.runner_file(version))
     _unlink(model.port_file(version))
     _unlink(model.control_file(version))
+    if os.path.exists(containerrun.spec_file(model, version)):
+        containerrun.remove(containerrun.spec_file(model, version))  # a runner killed before it stopped its own
 
 
 def _signal_group(pid, sig):

@@ -56,6 +56,9 @@ class Manifest:
     port: int | None = None  # [serve]: the model's stable port on every server (else one from the server's range)
     workers: int = 1  # [serve]: runner processes forked after the model loaded, on the same sockets
     model_threads: int | None = None  # [serve]: the runner's model threads (None: modelpool.DEFAULT_THREADS)
+    image: str | None = None  # [serve]: a container release's base image (else the server's setting)
+    memory: str | None = None  # [serve]: a container's memory limit, e.g. "512m"
+    cpus: float | None = None  # [serve]: a container's CPU limit
 
     def to_dict(self) -> dict:
         """Every field, JSON-able (tuples become lists, TOML dates become ISO strings)."""

@@ -25,7 +25,8 @@ MAX_HEALTH_TIMEOUT_S = 3600
 TABLES = {
     "model": ("name", "version", "entrypoint", "description", "authors", "requirements", "python", "input_example"),
     "training": ("dataset", "dataset_sha256", "code_commit", "params", "metrics"),
-    "serve": ("runtime", "health_timeout_s", "env", "input_schema", "input_check", "port", "workers", "model_threads"),
+    "serve": ("runtime", "health_timeout_s", "env", "input_schema", "input_check", "port", "workers", "model_threads",
+              "image", "memory", "cpus"),
 }
 _TOML_TYPES = {str: "a string", int: "an integer", float: "a float", bool: "a boolean", list: "an array", dict: "a table"}
 
@@ -160,13 +161,11 @@ def _training(training: dict, out, values: dict) -> None:
 
 def _serve(serve: dict, out, values: dict) -> None:
     runtime = serve.get("runtime", "venv")
-    if runtime == "container":
-        out.error("serve.runtime", "'container' is not supported yet (coming with the container runtime)",
-                  'use runtime = "venv" for now')
-    elif runtime != "venv":
-        out.error("serve.runtime", f"{runtime!r} is not a runtime", 'the only runtime today is "venv"')
+    if runtime not in ("venv", "container"):
+        out.error("serve.runtime", f"{runtime!r} is not a runtime", 'runtime is "venv" (the default) or "container"')
     else:
         values["runtime"] = runtime
+    _container(serve, out, values)
     if "env" in serve:
         _env(serve["env"], out, values)
     if "health_timeout_s" in serve:
@@ -185,6 +184,32 @@ def _serve(serve: dict, out, values: dict) -> None:
     if "model_threads" in serve:
         _model_threads(serve["model_threads"], out, values)
     _input(serve, out, values)
+
+
+def _container(serve: dict, out, values: dict) -> None:
+    """[serve] image (the base image of a container release), memory ("512m") and cpus (1.5): the
+    container's limits; the agent checks them again (app/agent/containerengine.py)."""
+    from app.agent.containerengine import IMAGE_HINT, IMAGE_RE, MEMORY_RE
+
+    if "image" in serve and _string(out, "serve.image", serve["image"]):
+        if len(serve["image"]) > 255 or not IMAGE_RE.fullmatch(serve["image"]):
+            out.error("serve.image", f"{serve['image']!r} is not a valid image name", IMAGE_HINT)
+        else:
+            values["image"] = serve["image"]
+    if "memory" in serve and _string(out, "serve.memory", serve["memory"], "a size such as 512m or 2g"):
+        if not MEMORY_RE.fullmatch(serve["memory"].lower()):
+            out.error("serve.memory", f"{serve['memory']!r} is not a size", "a size such as 512m or 2g")
+        else:
+            values["memory"] = serve["memory"].lower()
+    if "cpus" in serve:
+        value = serve["cpus"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1024:
+            out.error("serve.cpus", f"{value!r} is not a number of CPUs", "a number above 0, e.g. 1.5")
+        else:
+            values["cpus"] = float(value)
+    for key in ("image", "memory", "cpus"):
+        if key in values and serve.get("runtime", "venv") != "container":
+            out.warning(f"serve.{key}", 'is used only with runtime = "container"', 'add runtime = "container"')
 
 
 def _port(value, out, values: dict) -> None:

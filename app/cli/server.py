@@ -12,7 +12,7 @@ from app.formatting import human_bytes, natural_key
 from app.remote.errors import RemoteError
 from app.store.servers import ServerConfig
 
-from . import options, server_ports, server_smtp
+from . import options, server_container, server_ports, server_smtp
 from .base import ActionGroup, Failed, workspace
 from .output import print_json, print_table
 from .per_server import for_each_server, thread_workspaces
@@ -46,6 +46,8 @@ class ServerGroup(ActionGroup):
         a.add_argument("--accept-host-key", metavar="SHA256:...", help="trust this (unknown) host key (one server)")
         options.add_accept_jump_key(a)
         options.add_parallel(a)
+        options.add_json(a)
+        server_container.add_arguments(actions)
         actions.add_parser("remove", help="remove a server from this computer's list, and its secrets from the "
                                           "keyring").add_argument("name")
         a = actions.add_parser("password", help="store a server's SSH password in the system keyring (checked by "
@@ -135,12 +137,20 @@ class ServerGroup(ActionGroup):
             with own().connect(name, args.accept_host_key) as t:
                 info = t.hello()
                 files = getattr(t, "file_path_kind", "")
+                containers, found = server_container.check_line(t)
+            if args.json:
+                return [{"server": name, **{k: info.get(k) for k in ("python", "platform", "root", "disk_free",
+                                                                      "disk_total", "port_range")},
+                         "files": files or None, "containers": found}]
             return [f"{name}: Python {info['python']} ({info['platform']})", f"root: {info['root']}",
                     *([f"files: {FILE_PATHS.get(files, files)}"] if files else []),
                     f"free disk: {human_bytes(info['disk_free'])} of {human_bytes(info['disk_total'])}",
-                    *([f"stable ports from: {info['port_range']}"] if info.get("port_range") else [])]
+                    *([f"stable ports from: {info['port_range']}"] if info.get("port_range") else []), containers]
 
         outcome = for_each_server(names, check, named=named_one(args.selectors, names), parallel=args.parallel)
+        if args.json:
+            print_json([row for rows in outcome.results for row in rows])
+            return outcome.exit_code
         for lines in outcome.results:
             print("\n".join(lines))
         return outcome.exit_code
@@ -200,6 +210,9 @@ class ServerGroup(ActionGroup):
             result = run_to_end(ws.change(t, "port.set", args.model, reason=args.reason, port=args.port))
         print(f"{args.model} on {args.server}: {result['detail']}")
         return 0
+
+    def do_set_container(self, args, ws) -> int:
+        return server_container.run(args, ws)
 
     def do_set_port_range(self, args, ws) -> int:
         return server_ports.run(args, ws)
