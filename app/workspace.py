@@ -95,6 +95,9 @@ class Workspace:
 
         self._check_change("deploy", transport.name, reason)
         options.setdefault("admit", lambda sha: self.check_staging_first(transport.name, sha))
+        if "index" not in options:  # offline wheels or a private index (`berth server set NAME --index`)
+            from app.deploy.offline import plan_for
+            options["index"] = plan_for(self.db, self.settings, transport.name)
         return Deploy(transport, bundle_path, self.audit, reason=reason, **options)
 
     def check_staging_first(self, server: str, sha256: str) -> None:

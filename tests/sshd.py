@@ -7,6 +7,7 @@
         srv.restart_with_new_host_key()   # same port, new host key (a "reinstalled" server)
     SshServer(sftp=None)                  # no `Subsystem sftp` (a hardened server); or a path, e.g.
                                           # "/usr/lib/openssh/sftp-server" (its own process per session)
+    SshServer(set_env={"PIP_INDEX_URL": "http://127.0.0.1:9/"})  # sshd's SetEnv for every session
 
 The server runs `/usr/sbin/sshd -D -e -f CONFIG` in the foreground as a child process, logging
 to `log_path`. Everything lives in `folder`; nothing outside it is touched except `/run/sshd`.
@@ -81,7 +82,7 @@ class SshServer:
     def __init__(self, folder: str | os.PathLike | None = None, host_key_type: str = "ed25519",
                  port: int | None = None, start_timeout: float = 10.0, listen: str = "127.0.0.1",
                  netns: str | None = None, max_startups: str = "100", max_sessions: int = 100,
-                 sftp: str | None = "internal-sftp"):
+                 sftp: str | None = "internal-sftp", set_env: dict | None = None):
         if host_key_type not in HOST_KEY_TYPES:
             raise ValueError(f"host_key_type must be one of {sorted(HOST_KEY_TYPES)}, not {host_key_type!r}")
         if (not re.fullmatch(r"[0-9]+(:[0-9]+:[0-9]+)?", str(max_startups))
@@ -95,6 +96,7 @@ class SshServer:
         self.user = getpass.getuser()
         self.host = listen
         self.sftp = sftp  # the sftp subsystem's command; None: the server has none
+        self.set_env = dict(set_env or {})  # sshd's SetEnv: every session gets these (e.g. a dead PIP_INDEX_URL)
         self.netns = netns  # run inside this network namespace (`ip netns exec`): see NetnsPair
         # sshd's limits on unauthenticated connections ("start:rate:full" or a number) and on sessions
         # per connection: a fleet bench logging in to many servers at once raises them
@@ -159,6 +161,7 @@ class SshServer:
                 f"MaxSessions {self.max_sessions}",
                 "PrintMotd no",
                 "LogLevel VERBOSE",
+                *([" ".join(["SetEnv"] + [f"{k}={v}" for k, v in self.set_env.items()])] if self.set_env else []),
                 "",
             ])
         )

@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 
-from . import blobs, crashloop, endpoint, envs, experimentfiles, journal, jobstore, releases, supervise
+from . import blobs, crashloop, endpoint, envs, experimentfiles, journal, jobstore, releases, supervise, wheelhouse
 from .fsutil import symlink_atomic
 from .layout import AgentError, check_name, check_version, inside_bundle
 from .lock import ServerLock, break_lock
@@ -156,7 +156,8 @@ def _deploy(ctx, model, req):
         created = True
         try:
             ctx.emit("step", step="venv")
-            _env, reused = envs.ensure(ctx.root, release_dir, manifest, files, ctx.emit, lambda: False)
+            _env, reused = envs.ensure(ctx.root, release_dir, manifest, files, ctx.emit, lambda: False,
+                                       wheelhouse.source_of(req))
             ctx.emit("step", step="venv", reused=reused)
             releases.mark_complete(model, version, {
                 "version": version, "sha256": sha, "manifest": manifest, "files": files,

@@ -29,6 +29,7 @@ NEEDS = {
     "alert_smtp_set": "admin", "port_range.set": "admin", "policy_grant": "admin", "policy_revoke": "admin",
     "policy_set": "admin",
 }
+NEEDS["server_facts"] = "viewer"  # what pip can install there, and whether its index answers (issue 20)
 
 
 def rank(role):
