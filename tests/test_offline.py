@@ -193,3 +193,27 @@ def test_the_wheel_cache_size_setting_is_checked_and_bounds_the_cache(capsys, tm
         os.utime(cache.take(p).path, (i, i))  # w0 the least recently used
     assert cache.evict(keep={"w0-1.0-py3-none-any.whl"}) == ["w1-1.0-py3-none-any.whl"]
     assert cache.size() == 3000
+
+
+@pytest.mark.slow
+def test_churn_sklearn_deploys_offline_and_predicts(capsys, offline_sshd, root):
+    """scikit-learn, NumPy and SciPy resolved here (this computer's own index: PyPI) for the server's
+    platform, uploaded, installed there with no index; a second version sends no wheel again."""
+    from cli_kit import EXAMPLES
+    import shutil
+
+    add(capsys, offline_sshd, root)
+    assert berth(capsys, "server", "set", "box", "--index", "offline").code == 0
+    r = berth(capsys, "-v", "deploy", EXAMPLES / "churn-sklearn", "--server", "box")
+    assert r.code == 0, r
+    assert "scikit_learn-1.6.1-" in r.out + r.err, r
+    r = berth(capsys, "predict", "churn-sklearn", "--server", "box",
+              "--input", f"@{EXAMPLES / 'churn-sklearn' / 'example.json'}")
+    assert r.code == 0, r
+    preds = json.loads(r.out)["predictions"]
+    assert [p["customer_id"] for p in preds] == ["C00002", "C00006", "C00075"]
+    copy = Path(shutil.copytree(EXAMPLES / "churn-sklearn", root.parent / "churn2"))
+    toml = copy / "berth.toml"
+    toml.write_text(toml.read_text().replace('version = "1.0.0"', 'version = "1.0.1"', 1))
+    r = berth(capsys, "-v", "deploy", copy, "--server", "box")
+    assert r.code == 0 and " 0 to send" in r.out + r.err and "reusing environment" in r.out + r.err, r
