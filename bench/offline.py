@@ -105,6 +105,7 @@ def _hand(srv, facts, tmp, ssh_base, known):
 
     wheels = tmp / "hand-wheels"
     timings = {}
+    (tmp / "no-cache").mkdir()
     t0 = time.monotonic()
     subprocess.run(download_command(facts, "requirements.txt", str(wheels), tmp / "no-cache"), cwd=CHURN, check=True,
                    stdout=subprocess.DEVNULL)

@@ -68,6 +68,7 @@ class IndexServer:
         self.root, self.auth = root, auth
         self.authorized = 0
         self.refused = 0
+        self.requests = 0
         outer = self
 
         class Handler(http.server.SimpleHTTPRequestHandler):
@@ -75,6 +76,7 @@ class IndexServer:
                 super().__init__(*a, directory=str(root), **kw)
 
             def do_GET(self):
+                outer.requests += 1
                 if outer.auth is not None:
                     wanted = "Basic " + base64.b64encode(("%s:%s" % outer.auth).encode()).decode()
                     if self.headers.get("Authorization") != wanted:

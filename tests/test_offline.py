@@ -95,8 +95,10 @@ def test_a_bundle_deploys_offline_predicts_and_its_wheels_go_once(capsys, offlin
 
     # new weights, same requirements: no wheel is sent again, the environment is reused
     before = {n: os.stat(root / ".berth" / "blobs" / n).st_mtime_ns for n in shas}
+    asked = desktop_index.requests
     r = berth(capsys, "-v", "deploy", tiny_bundle(tmp_path / "b2", "1.0.1"), "--server", "box")
     assert r.code == 0, r
+    assert desktop_index.requests == asked and "no index asked" in r.out + r.err, r  # the cache sufficed
     assert "0 to send" in r.out + r.err and "2 already on the server" in r.out + r.err, r
     assert "reusing environment" in r.out + r.err, r
     assert {n: os.stat(root / ".berth" / "blobs" / n).st_mtime_ns for n in shas} == before

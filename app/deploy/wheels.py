@@ -42,30 +42,47 @@ def platform_text(facts: dict) -> str:
 
 def resolve(bundle_folder: Path, requirements: str, facts: dict, cache: WheelCache, server: str,
             emit: Callable[[Progress], None]) -> list[CachedWheel]:
-    """The wheels (closure of the requirements) for `facts`' platform, each in the cache."""
+    """The wheels (closure of the requirements) for `facts`' platform, each in the cache. The cache
+    alone is tried first (`--no-index`): a second deploy with the same requirements asks no index
+    (a range such as numpy>=2,<3 keeps the version cached until `berth cache clear`)."""
     emit(Progress("resolve", f"resolving {requirements} on this computer for {server}: {platform_text(facts)}"))
     cache.folder.mkdir(parents=True, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="berth-wheels-")
     try:
         cmd = download_command(facts, requirements, tmp, cache.folder)
-        env = dict(os.environ, PIP_NO_INPUT="1", PYTHONUNBUFFERED="1")
-        lines = []
-        with subprocess.Popen(cmd, cwd=bundle_folder, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, errors="replace") as proc:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                line = line.rstrip()
-                lines.append(line)
-                if _DOWNLOADING.match(line):
-                    emit(Progress("download", line=line.strip()))
-        if proc.returncode != 0:
-            raise OperationFailed(_failure(lines, requirements, facts, server), code="no_wheel") from None
+        code = 1
+        if cache.wheels():
+            code, _lines = _pip(cmd[:4] + ["--no-index"] + cmd[4:], bundle_folder, None)
+            if code == 0:
+                emit(Progress("resolve", "every wheel was in this computer's wheel cache: no index asked"))
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
+                os.mkdir(tmp)
+        if code != 0:
+            code, lines = _pip(cmd, bundle_folder, emit)
+            if code != 0:
+                raise OperationFailed(_failure(lines, requirements, facts, server), code="no_wheel") from None
         got = [cache.take(p) for p in sorted(Path(tmp).iterdir()) if p.name.endswith(".whl")]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     cache.evict({w.name for w in got})
     emit(Progress("resolve", f"{len(got)} wheel(s), {human_bytes(sum(w.size for w in got))}, for {platform_text(facts)}"))
     return got
+
+
+def _pip(cmd: list[str], folder: Path, emit: Callable[[Progress], None] | None) -> tuple[int, list[str]]:
+    """pip's exit code and output lines; its download lines go to `emit` as they come."""
+    env = dict(os.environ, PIP_NO_INPUT="1", PYTHONUNBUFFERED="1")
+    lines = []
+    with subprocess.Popen(cmd, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, errors="replace") as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            lines.append(line)
+            if emit is not None and _DOWNLOADING.match(line):
+                emit(Progress("download", line=line.strip()))
+    return proc.returncode, lines
 
 
 def _failure(lines: list[str], requirements: str, facts: dict, server: str) -> str:
