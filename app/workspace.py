@@ -322,6 +322,7 @@ class Workspace:
         self.servers.remove(name)
         credentials.delete_secret(credentials.password_account(server.name))
         credentials.delete_secret(credentials.smtp_password_account(server.name))
+        credentials.delete_secret(credentials.index_password_account(server.name))  # a private index's
         if server.key_path and not any(s.key_path == server.key_path for s in self.servers.list()):
             credentials.delete_secret(credentials.key_passphrase_account(server.key_path))
         self.audit.record("server.remove", "ok", server=name)

@@ -162,6 +162,11 @@ def test_a_private_index_with_a_password_works_and_the_password_is_nowhere(capsy
     finally:
         index.close()
     assert password not in said
+    from app.remote import credentials
+
+    assert credentials.get_secret(credentials.index_password_account("box")) == password
+    assert berth(capsys, "server", "remove", "box").code == 0  # a removed server leaves no secret behind
+    assert credentials.get_secret(credentials.index_password_account("box")) is None
     for folder in (root, berth_home, offline_sshd.folder):
         for dirpath, dirs, names in os.walk(folder):
             for name in names:
