@@ -95,6 +95,9 @@ class Workspace:
 
         self._check_change("deploy", transport.name, reason)
         options.setdefault("admit", lambda sha: self.check_staging_first(transport.name, sha))
+        if "index" not in options:  # offline wheels or a private index (`berth server set NAME --index`)
+            from app.deploy.offline import plan_for
+            options["index"] = plan_for(self.db, self.settings, transport.name)
         return Deploy(transport, bundle_path, self.audit, reason=reason, **options)
 
     def check_staging_first(self, server: str, sha256: str) -> None:
@@ -319,6 +322,7 @@ class Workspace:
         self.servers.remove(name)
         credentials.delete_secret(credentials.password_account(server.name))
         credentials.delete_secret(credentials.smtp_password_account(server.name))
+        credentials.delete_secret(credentials.index_password_account(server.name))  # a private index's
         if server.key_path and not any(s.key_path == server.key_path for s in self.servers.list()):
             credentials.delete_secret(credentials.key_passphrase_account(server.key_path))
         self.audit.record("server.remove", "ok", server=name)

@@ -7,6 +7,7 @@
         srv.restart_with_new_host_key()   # same port, new host key (a "reinstalled" server)
     SshServer(sftp=None)                  # no `Subsystem sftp` (a hardened server); or a path, e.g.
                                           # "/usr/lib/openssh/sftp-server" (its own process per session)
+    SshServer(set_env={"PIP_INDEX_URL": "http://127.0.0.1:9/"})  # sshd's SetEnv for every session
 
 The server runs `/usr/sbin/sshd -D -e -f CONFIG` in the foreground as a child process, logging
 to `log_path`. Everything lives in `folder`; nothing outside it is touched except `/run/sshd`.

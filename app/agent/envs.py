@@ -10,13 +10,13 @@ import stat
 import subprocess
 import sys
 
-from . import venv
+from . import venv, wheelhouse
 
 COMPLETE = ".berth-complete"
 PACKAGE_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2")
 
 
-def env_key(manifest, files):
+def env_key(manifest, files, wheels=()):
     """What decides an environment's content; any change gives another key. The model's name is part
     of it: environments are shared between releases of one model only, since a model that dropped a
     .pth file into a shared one ran code inside other models after their restart."""
@@ -25,25 +25,32 @@ def env_key(manifest, files):
     packages = sorted((p, s) for p, s in by_path.items() if p.endswith(PACKAGE_SUFFIXES))
     material = {"model": manifest.get("name"), "python": sys.version, "executable": os.path.realpath(sys.executable),
                 "requirements": [requirements, by_path.get(requirements)], "packages": packages}
+    if wheels:  # an offline install: the wheels the desktop resolved decide what it holds
+        material["wheels"] = sorted(wheels)
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def ensure(root, release_dir, manifest, files, emit, cancelled):
-    """Link `release_dir/.venv` to the environment for this release, building it if needed.
-    Returns (env_dir, reused)."""
-    key = env_key(manifest, files)
+def ensure(root, release_dir, manifest, files, emit, cancelled, source=None):
+    """Link `release_dir/.venv` to the environment for this release, building it if needed (with
+    `source`'s wheels or private index: wheelhouse.py). Returns (env_dir, reused)."""
+    key = env_key(manifest, files, source.wheels if source else ())
     base = os.path.join(root.meta, "envs")
     env_dir = os.path.join(base, key)
     reused = os.path.exists(os.path.join(env_dir, COMPLETE))
     if not reused:
         remove(env_dir)  # a build cut short: start again
         os.makedirs(base, exist_ok=True)
+        folder = wheelhouse.linked(root, source) if source and source.wheels else None
         try:
             # built in place: a virtualenv is not relocatable (its scripts name their own path)
-            venv.build_at(env_dir, manifest.get("requirements"), os.path.join(release_dir, "bundle"), emit, cancelled)
+            venv.build_at(env_dir, manifest.get("requirements"), os.path.join(release_dir, "bundle"), emit, cancelled,
+                          source)
         except BaseException:
             remove(env_dir)
             raise
+        finally:
+            if folder:
+                shutil.rmtree(folder, ignore_errors=True)
         with open(os.path.join(env_dir, COMPLETE), "w") as f:
             f.write(key + "\n")
         freeze(env_dir)

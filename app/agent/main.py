@@ -85,6 +85,7 @@ LAZY = {"alerts": ("alert_add", "alert_list", "alert_state", "alert_test", "aler
         "feedback": ("feedback_add",), "labelfigures": ("feedback_figures",),
         "releaseexport": ("release_files", "release_read"), "replay": ("replay",)}
 LAZY.update({"containerengine": ("container_check", "container_set")})
+LAZY["serverfacts"] = ("server_facts",)
 COMMANDS.update({name: _lazy(module, name) for module, names in LAZY.items() for name in names})
 
 

@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 
-from . import blobs, crashloop, endpoint, envs, experimentfiles, journal, jobstore, releases, supervise
+from . import blobs, crashloop, endpoint, envs, experimentfiles, journal, jobstore, releases, supervise, wheelhouse
 from .fsutil import symlink_atomic
 from .layout import AgentError, check_name, check_version, inside_bundle
 from .lock import ServerLock, break_lock
@@ -158,7 +158,7 @@ def _deploy(ctx, model, req):
             record = {"version": version, "sha256": sha, "manifest": manifest, "files": files,
                       "deployed_at": journal.utc_now(), "seq": time.time(), "deployed_by": ctx.actor,
                       "profile": _profile(req.get("profile"))}
-            _environment(ctx, model, version, release_dir, record)
+            _environment(ctx, model, version, release_dir, record, wheelhouse.source_of(req))
             releases.mark_complete(model, version, record)
         except BaseException:
             releases.remove(model, version)
@@ -183,7 +183,7 @@ def _deploy(ctx, model, req):
             "detail": "%s -> %s" % (previous or "nothing", version)}
 
 
-def _environment(ctx, model, version, release_dir, record):
+def _environment(ctx, model, version, release_dir, record, wheels):
     """What the release runs in: its image (runtime "container", built on this server) or its venv."""
     manifest = record["manifest"]
     if manifest.get("runtime") == "container":
@@ -194,7 +194,7 @@ def _environment(ctx, model, version, release_dir, record):
         ctx.emit("step", step="image", tag=record["image"])
         return
     ctx.emit("step", step="venv")
-    _env, reused = envs.ensure(ctx.root, release_dir, manifest, record["files"], ctx.emit, lambda: False)
+    _env, reused = envs.ensure(ctx.root, release_dir, manifest, record["files"], ctx.emit, lambda: False, wheels)
     ctx.emit("step", step="venv", reused=reused)
 
 

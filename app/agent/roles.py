@@ -30,6 +30,7 @@ NEEDS = {
     "policy_set": "admin",
 }
 NEEDS.update({"container_check": "viewer", "container_set": "admin"})  # the container engine (containerengine.py)
+NEEDS["server_facts"] = "viewer"  # what pip can install there, and whether its index answers (issue 20)
 
 
 def rank(role):

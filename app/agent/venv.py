@@ -14,8 +14,9 @@ def build(release_dir, requirements, emit, cancelled):
                     cancelled)
 
 
-def build_at(env_dir, requirements, bundle_dir, emit, cancelled):
-    """A virtualenv at `env_dir` with the bundle's requirements (paths in them relative to the bundle)."""
+def build_at(env_dir, requirements, bundle_dir, emit, cancelled, source=None):
+    """A virtualenv at `env_dir` with the bundle's requirements (paths in them relative to the bundle);
+    `source` (wheelhouse.Source): offline wheels or a private index instead of the server's own."""
     # -I: `-m` would otherwise put the working folder (the bundle) first on sys.path, and a bundle's
     # own venv.py or pip/ would run here with the agent's environment, outside every check
     cmd = [sys.executable, "-I", "-m", "venv"]
@@ -29,8 +30,9 @@ def build_at(env_dir, requirements, bundle_dir, emit, cancelled):
         emit("step", step="install", requirements=requirements)
         # -X utf8: pip decodes a requirements file without a BOM in the locale's encoding, which is not
         # the UTF-8 the rules read (in Latin-1, the byte 0x85 of "Å" is a line break)
-        _stream([py, "-I", "-X", "utf8", "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-r", req],
-                "install", emit, cancelled, bundle_dir, requirements)
+        _stream([py, "-I", "-X", "utf8", "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+                + (source.args if source else []) + ["-r", req],
+                "install", emit, cancelled, bundle_dir, requirements, source)
     return env_dir
 
 
@@ -81,14 +83,18 @@ def refuse_unsafe(bundle_dir, requirements):
                          % (where, ":%d" % line if line else "", message, len(problems)), "bad_requirements")
 
 
-def _stream(cmd, step, emit, cancelled, cwd, requirements=None):
+def _stream(cmd, step, emit, cancelled, cwd, requirements=None, source=None):
     env = dict(pip_environment(), PIP_NO_INPUT="1", PYTHONUNBUFFERED="1")  # an allow-list, like a runner's
+    if source is not None:
+        env.update(source.env)  # a private index's URL with its password: this child only
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     lines = []
     try:
         for raw in proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip()
+            if source is not None:
+                line = source.scrub(line)
             lines.append(line)
             emit("log", step=step, line=line)
             if cancelled():

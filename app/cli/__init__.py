@@ -19,6 +19,7 @@ from app.errors import BerthError, error_code, error_log, one_line
 from .alerts import AlertGroup, AlertsCommand
 from .audit import AuditGroup
 from .base import Command
+from .cache import CacheGroup
 from .bundle import BundleGroup
 from .changes import COMMANDS as CHANGES
 from .dbpassword import DbPasswordCommand
@@ -38,6 +39,7 @@ COMMANDS: tuple[Command, ...] = (
     AlertGroup(), AlertsCommand(), DbPasswordCommand(), DiffCommand(), FeedbackCommand(), PromoteCommand(),
     ExperimentGroup(), WhoamiCommand(), PolicyGroup(),
 )
+COMMANDS += (CacheGroup(),)  # issue 20: the wheels kept for offline servers
 
 
 def build_parser() -> argparse.ArgumentParser:

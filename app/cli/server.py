@@ -12,7 +12,7 @@ from app.formatting import human_bytes, natural_key
 from app.remote.errors import RemoteError
 from app.store.servers import ServerConfig
 
-from . import options, server_container, server_ports, server_smtp
+from . import options, server_container, server_index, server_ports, server_smtp
 from .base import ActionGroup, Failed, workspace
 from .output import print_json, print_table
 from .per_server import for_each_server, thread_workspaces
@@ -48,6 +48,7 @@ class ServerGroup(ActionGroup):
         options.add_parallel(a)
         options.add_json(a)
         server_container.add_arguments(actions)
+        server_index.add_arguments(actions)
         actions.add_parser("remove", help="remove a server from this computer's list, and its secrets from the "
                                           "keyring").add_argument("name")
         a = actions.add_parser("password", help="store a server's SSH password in the system keyring (checked by "
@@ -133,23 +134,25 @@ class ServerGroup(ActionGroup):
 
         own = thread_workspaces(ws)
 
-        def check(name: str) -> list[str]:
+        def check(name: str):
             with own().connect(name, args.accept_host_key) as t:
                 info = t.hello()
                 files = getattr(t, "file_path_kind", "")
                 containers, found = server_container.check_line(t)
+                facts = server_index.check_facts(own(), t, name)
             if args.json:
-                return [{"server": name, **{k: info.get(k) for k in ("python", "platform", "root", "disk_free",
-                                                                      "disk_total", "port_range")},
-                         "files": files or None, "containers": found}]
+                return {"server": name, **{k: info.get(k) for k in ("python", "platform", "root", "disk_free",
+                                                                     "disk_total", "port_range")},
+                        "files": files or None, "containers": found, "packages": facts}
             return [f"{name}: Python {info['python']} ({info['platform']})", f"root: {info['root']}",
                     *([f"files: {FILE_PATHS.get(files, files)}"] if files else []),
                     f"free disk: {human_bytes(info['disk_free'])} of {human_bytes(info['disk_total'])}",
-                    *([f"stable ports from: {info['port_range']}"] if info.get("port_range") else []), containers]
+                    *([f"stable ports from: {info['port_range']}"] if info.get("port_range") else []), containers,
+                    *server_index.facts_lines(facts)]
 
         outcome = for_each_server(names, check, named=named_one(args.selectors, names), parallel=args.parallel)
         if args.json:
-            print_json([row for rows in outcome.results for row in rows])
+            print_json(outcome.results)
             return outcome.exit_code
         for lines in outcome.results:
             print("\n".join(lines))
@@ -167,6 +170,9 @@ class ServerGroup(ActionGroup):
                         new=args.environment, detail="environment")
         print(f"{args.name}: {_env_name(server.environment)} -> {_env_name(args.environment)}")
         return 0
+
+    def do_set(self, args, ws) -> int:
+        return server_index.run_set(args, ws)
 
     def do_set_smtp(self, args, ws) -> int:
         return server_smtp.run(args, ws)

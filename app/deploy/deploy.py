@@ -15,7 +15,7 @@ from app.remote.transport import Transport
 
 from .audited import AuditedChange
 from .errors import OperationFailed
-from . import profile_report
+from . import offline, profile_report
 from .plan import plan_deploy
 from .progress import Progress, agent_stream, pump
 from .release_diff import plan_lines
@@ -27,7 +27,7 @@ class Deploy:
 
     def __init__(self, transport: Transport, bundle_path: Path, audit: AuditLog, keep: int = 5,
                  cancel: threading.Event | None = None, reason: str = "", show_plan: bool = False,
-                 profile: dict | None = None, admit=None):
+                 profile: dict | None = None, admit=None, index=None):
         self.transport = transport
         self.show_plan = show_plan  # the CLI's "what changes" (the console confirms it on a page first)
         self.profile = profile  # just measured (`deploy --profile`); else the one kept for the bundle, if any
@@ -37,6 +37,7 @@ class Deploy:
         self.cancel = cancel or threading.Event()
         self.result: dict | None = None
         self.admit = admit  # admit(sha256) raises OperationFailed when this server may not take the bundle
+        self.index = index  # offline.IndexPlan: offline wheels or a private index; None: the server's own index
         self.trail = AuditedChange(audit, "deploy", server=transport.name, ssh_user=transport.ssh_user, reason=reason)
 
     def run(self) -> Iterator[Progress]:
@@ -64,7 +65,12 @@ class Deploy:
             if self.admit is not None:
                 self.admit(bundle.sha256)
             yield Progress("connect", f"asking {self.transport.name} about itself")
-            info = self.transport.hello(hashes=[f.sha256 for f in bundle.files], model=m.name)
+            wheels, index_fields = [], {}
+            if self.index is not None:
+                offline.learn_facts(self.index, self.transport)
+                wheels, index_fields = yield from pump(lambda emit: offline.prepare(
+                    self.index, self.transport, bundle.folder, m.requirements, emit))
+            info = self.transport.hello(hashes=[f.sha256 for f in bundle.files + wheels], model=m.name)
             _check_python(m.python, info["python"], self.transport.name)
             _check_version_free(m, bundle.sha256, info.get("releases") or {}, self.transport.name)
             profile = self.profile or profile_report.stored(bundle.sha256)
@@ -76,7 +82,9 @@ class Deploy:
                     lines += [fits] + ([f"warning: {warning}"] if warning else [])
                 yield Progress("plan", "\n    ".join(lines))
             missing = set(info["missing"])
-            blobs = unique_blobs(bundle.files, missing)
+            if wheels:
+                yield Progress("upload", offline.wheel_news(wheels, missing))
+            blobs = unique_blobs(bundle.files + wheels, missing)
             total = sum(b.size for b in blobs)
             news = (f"{len(blobs)} of {len(bundle.files)} files to send" if blobs
                     else f"nothing to send: the server has all {len(bundle.files)} files")
@@ -86,7 +94,7 @@ class Deploy:
                        "files": [{"path": f.path, "sha256": f.sha256, "mode": f.mode, "size": f.size} for f in bundle.files],
                        "keep": self.keep, "actor": self._actor(), "event_ids": self.trail.event_ids(),
                        "desktop_head": self.audit.desktop_head(),
-                       "reason": self.trail.facts.get("reason", ""), "commit": sent.hashes, "profile": profile}
+                       "reason": self.trail.facts.get("reason", ""), "commit": sent.hashes, "profile": profile, **index_fields}
             self.result = yield from self._install(request, info, blobs)
         self.trail.ok(self.result)
         yield Progress("done", f"{m.name} {m.version} is current on {self.transport.name}")

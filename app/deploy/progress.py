@@ -10,6 +10,8 @@ STEP_LABELS = {
     "connect": "Connecting",
     "plan": "What changes",
     "profile": "Measuring",
+    "resolve": "Resolving wheels for the server",
+    "download": "Downloading wheels",
     "upload": "Uploading",
     "assemble": "Assembling the release",
     "venv": "Creating the virtualenv",

@@ -8,7 +8,7 @@ import shlex
 BY_HAND_MAX = 64 * 1024  # a deploy's file list can be long; the summary always stays short
 # secrets a request may carry (alert_smtp_set: the relay's password; job_add: the databases' passwords
 # by URL): never in the log, which is kept in SQLite; the keys (e.g. the database URLs) stay
-SECRET_KEYS = ("password", "db_passwords")
+SECRET_KEYS = ("password", "db_passwords", "index_password")
 HIDDEN = "<hidden: in the keyring>"
 
 

@@ -62,6 +62,12 @@ def smtp_password_account(server: str) -> str:
     return f"smtp-password:{server}"
 
 
+def index_password_account(server: str) -> str:
+    """A server's private package index password (`berth server set NAME --index URL`): sent to the agent
+    in a deploy's request, to pip's environment there for that one call; never written anywhere."""
+    return f"index-password:{server}"
+
+
 def delete_secret(account: str) -> None:
     keyring, errors = _keyring()
     try:

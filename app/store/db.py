@@ -16,6 +16,7 @@ from app.errors import BerthError
 
 from . import paths
 from .migrations_ssh import server_ssh
+from .server_index import migration as server_index
 from .sqlite import Database
 
 if TYPE_CHECKING:  # loaded only to run a migration: it imports pandas and numpy (app/store/sqlite.py)
@@ -81,6 +82,7 @@ _MIGRATING = threading.Lock()  # threads of one process open their own connectio
 MIGRATIONS = [("0001_servers", _servers), ("0002_events", _events), ("0003_server_auth", _server_auth),
               ("0005_audit_chain", _audit_chain), ("0006_server_ssh", server_ssh),
               ("0007_remote_activity", _remote_activity)]
+MIGRATIONS.append(("0020_server_index", server_index))  # issue 20: where a server's packages come from
 Migrations = list[tuple[str, Callable[["sqlite_utils.Database"], None]]]
 
 

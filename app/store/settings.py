@@ -11,6 +11,7 @@ class Setting:
     default: str
     meaning: str
     choices: tuple[str, ...] = ()
+    positive_int: bool = False
 
 
 KNOWN = {s.key: s for s in (
@@ -19,6 +20,9 @@ KNOWN = {s.key: s for s in (
     Setting("require_staging_first", "false",
             "a production server accepts only bundles (by sha256) that have run on a staging server first",
             ("true", "false")),
+    Setting("wheel_cache_mb", "4096",
+            "the most megabytes of wheels kept on this computer for offline servers (oldest used go first)",
+            positive_int=True),
 )}
 
 
@@ -40,6 +44,8 @@ class Settings:
         value = value.strip().lower() if setting.choices else value
         if setting.choices and value not in setting.choices:
             raise ValueError(f"{key} must be one of {', '.join(setting.choices)}, not {value!r}")
+        if setting.positive_int and not (value.strip().isdigit() and int(value) > 0):
+            raise ValueError(f"{key} must be a whole number above 0, not {value!r}")
         old = self.get(key)
         with self.db.conn:
             self.db.execute("insert or replace into settings (key, value) values (?, ?)", [key, value])
