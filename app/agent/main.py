@@ -4,6 +4,7 @@
 import errno
 import importlib
 import json
+import os
 import sys
 import traceback
 
@@ -83,7 +84,8 @@ LAZY = {"alerts": ("alert_add", "alert_list", "alert_state", "alert_test", "aler
         "alertsmtp": ("alert_smtp_set",), "alertmail": ("alert_smtp_test",),
         "experiment": ("experiment_start", "experiment_status", "experiment_stop"),
         "feedback": ("feedback_add",), "labelfigures": ("feedback_figures",),
-        "releaseexport": ("release_files", "release_read"), "replay": ("replay",)}
+        "releaseexport": ("release_files", "release_read"), "replay": ("replay",),
+        "sharedroot": ("init_shared_root",)}
 COMMANDS.update({name: _lazy(module, name) for module, names in LAZY.items() for name in names})
 
 
@@ -118,6 +120,7 @@ def run(command, req, emit, failed):
         if not isinstance(req, dict) or not isinstance(req.get("root"), str):
             raise AgentError("the request must be a JSON object with a 'root'", "usage")
         ctx = operations.Context(Root(req["root"]), req.get("actor"), emit)
+        os.umask(ctx.root.umask())  # one root per process (a session serves one desktop's root)
         permissions.enforce(ctx, command, req)  # the role this Unix user has here, never what Berth claims
         result = COMMANDS[command](ctx, req)
         emit("result", result=result)
