@@ -196,3 +196,14 @@ def cli_story(world, capsys, tmp_path, root):
     assert r.code == 0 and "echo" in r.out, r
     actions = [e["action"] for e in berth(capsys, "audit", "list", "--json").json() if e["outcome"] == "ok"]
     assert actions.count("root.shared") == 2, actions  # one ok per run; only the journal skips a no-op
+
+
+def test_another_member_changing_a_model_they_did_not_deploy_is_told_whose_it_is(world, shared, tmp_path):
+    team, outsiders, srv, root = world
+    if not (root / "models" / "echo").exists():
+        pytest.skip("needs the deployer's echo (the test above)")
+    folder = make_bundle(tmp_path / "echo2", name="echo", version="2.0.0", example=json.dumps({"x": 2}))
+    req = own_blobs(root, deploy_request(root, folder), team.uid("bsowner"))
+    _, error = team.call(srv, "bsowner", "deploy", dict(req, root=str(root)))  # an admin: the role allows it
+    assert error["code"] == "permission_denied" and "it belongs to bsdeployer" in error["message"], error
+    assert "Traceback" not in error["message"] and not (root / "models" / "echo" / "releases" / "2.0.0").exists()
