@@ -123,3 +123,27 @@ def test_the_edits_between_two_policies():
                                     ("revoke", "b", "deployer", "m"), ("production", False)]
     assert [describe(e) for e in edits(before, after)][-2:] == ["- b: deployer on m", "~ production: true -> false"]
     assert edits(after, after) == []
+
+
+def test_another_servers_refusals_do_not_stay_and_a_production_change_needs_the_releaser(qtbot, task_runner):
+    from PySide6.QtWidgets import QLabel, QPushButton, QWidget
+
+    from app.ui.servers.role_gate import RoleGate
+
+    view = QWidget()
+    qtbot.addWidget(view)
+    view.runner = task_runner
+    deploy, stop = QPushButton("Deploy"), QPushButton("Stop")
+    deploy.setToolTip("Deploy a bundle")
+    gate = RoleGate(view, QLabel(), [("deploy", deploy), ("stop", stop)], owns_enabled=True)
+    gate.server = "prod"
+    gate._got({"user": "alice", "production": True, "roles": {"*": "deployer"}})
+    assert not deploy.isEnabled() and stop.isEnabled()
+    assert deploy.toolTip() == ("Needs the releaser role on this production server; you (alice) have deployer. "
+                                "An admin can grant it.")
+    assert gate.label.text() == "you: deployer (alice) · production server"
+    gate.server = "staging"
+    gate._got({"user": "alice", "production": False, "roles": {"*": "deployer"}})
+    assert deploy.isEnabled() and deploy.toolTip() == "Deploy a bundle"
+    gate._got({"user": "alice", "production": False, "roles": {"*": None}})
+    assert not deploy.isEnabled() and not stop.isEnabled() and "you (alice) have no role" in stop.toolTip()
