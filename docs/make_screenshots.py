@@ -130,6 +130,7 @@ def main() -> int:
         monitor_shots(window, transport, wait, settle, shot)
         alerts_shot(window, ws, transport, home, wait, shot)
         fleet_shot(window, ws, wait, shot)
+        policy_shot(window, home, wait, shot)
     finally:
         if window is not None:
             window.close()
@@ -396,6 +397,27 @@ def fleet_shot(window, ws, wait, shot) -> None:
         shot(window, "fleet")
     finally:
         hole.close()
+
+
+def policy_shot(window, home: Path, wait, shot) -> None:
+    """The policy editor of an admin, with two edits waiting in the diff (saved: nothing; last shot)."""
+    import getpass
+    import json
+
+    (home / "local" / "policy.json").write_text(json.dumps({"roles": {getpass.getuser(): {"*": "admin"},
+                                                                      "@ops": {"*": "operator"}}}))
+    window.fleet.select("local")
+    page = window.server_page
+    page.roles.forget()
+    wait(lambda: page.role_label.text().startswith("you: admin"), what="the role on the server page")
+    page.policy_button.click()
+    dialog = page.policy_dialog
+    dialog.resize(680, 480)
+    wait(lambda: dialog.shown is not None, what="the policy")
+    dialog.add_row("@data-science", "iris", "deployer")
+    dialog.production.setChecked(True)
+    shot(dialog, "policy")
+    dialog.close()
 
 
 if __name__ == "__main__":

@@ -48,8 +48,10 @@ def installed_root(here=None):
     """The server root whose .berth/agent/ holds this module, or None (run from a source tree)."""
     package = os.path.dirname(os.path.abspath(here or __file__))  # .../.berth/agent/<version>/berth_agent
     agent_dir = os.path.dirname(os.path.dirname(package))
-    if os.path.basename(agent_dir) == "agent" and os.path.basename(os.path.dirname(agent_dir)) == ".berth":
-        return os.path.dirname(os.path.dirname(agent_dir))
+    for _ in range(2):  # .berth/agent/<version>, or .berth/agent/<user>/<version> in a shared root
+        if os.path.basename(agent_dir) == "agent" and os.path.basename(os.path.dirname(agent_dir)) == ".berth":
+            return os.path.dirname(os.path.dirname(agent_dir))
+        agent_dir = os.path.dirname(agent_dir)
     return None
 
 

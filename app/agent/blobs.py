@@ -10,6 +10,7 @@ import time
 from .layout import SHA256_RE, AgentError
 
 VERIFIED_MODE = 0o400  # read-only, and private: also the mark of a hashed blob
+SHARED_VERIFIED_MODE = 0o440  # the same in a shared root, where its group's members deploy it too
 PARTIAL_MAX_AGE_S = 7 * 86400
 
 
@@ -72,7 +73,7 @@ def commit(root, hashes):
             _unlink(partial)
             bad.append(sha)
             continue
-        os.chmod(partial, VERIFIED_MODE)
+        os.chmod(partial, _verified(root))
         os.rename(partial, final)
     return bad
 
@@ -93,24 +94,28 @@ def place(root, sha, dest, mode):
         st = os.stat(src)
     except OSError:
         raise AgentError("file content %s… was not uploaded; deploy again" % sha[:12], "missing_blob")
-    if st.st_mode & 0o777 != VERIFIED_MODE:
+    if st.st_mode & 0o777 not in (VERIFIED_MODE, SHARED_VERIFIED_MODE):
         if file_sha256(src) != sha:
             os.unlink(src)
             raise AgentError(
                 "uploaded content %s… is damaged (hash mismatch) and was removed; deploy again" % sha[:12],
                 "corrupt_blob",
             )
-        os.chmod(src, VERIFIED_MODE)
+        os.chmod(src, _verified(root))
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     if mode & 0o111:
         shutil.copyfile(src, dest)  # a link would share the mode bits with the blob
-        os.chmod(dest, 0o700)
+        os.chmod(dest, 0o777 & ~root.umask())  # 0700, or 0750 in a shared root
         return
     try:
         os.link(src, dest)
     except OSError:
-        shutil.copyfile(src, dest)
-        os.chmod(dest, VERIFIED_MODE)
+        shutil.copyfile(src, dest)  # another member's blob cannot be linked (protected_hardlinks)
+        os.chmod(dest, _verified(root))
+
+
+def _verified(root):
+    return SHARED_VERIFIED_MODE if root.shared() else VERIFIED_MODE
 
 
 def _unlink(path):

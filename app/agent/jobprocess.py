@@ -246,7 +246,7 @@ def main(argv=None):
     p.add_argument("--run-id", required=True)
     p.add_argument("--version", required=True)
     args = p.parse_args(argv)
-    os.umask(0o077)
+    os.umask(Root(args.root).umask())  # private, or group-readable in a shared root (layout.py)
     capped = _Capped(sys.stdout, MODEL_OUTPUT_LIMIT)  # shared: the limit is for the run, both streams
     sys.stdout = sys.stderr = capped
     return run_job(Root(args.root), args.job, args.run_id, args.version)

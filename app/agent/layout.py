@@ -1,6 +1,7 @@
 """Where things live under a server's Berth root (docs/architecture.md, "On the server")."""
 import os
 import re
+import stat
 
 # Written once for the agent and the desktop's bundle check (the agent is the leaf both import).
 NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
@@ -8,6 +9,8 @@ NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
 # that `releases` skips (like .incoming-*), so such a version deployed and then vanished.
 VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
+SHARED_FILE = "shared.json"  # in .berth: the root is shared by a group (sharedroot.py)
+SHARED_UMASK, PRIVATE_UMASK = 0o027, 0o077
 
 
 class AgentError(Exception):
@@ -44,8 +47,22 @@ class Root:
         for d in (self.meta, self.blobs, self.models):
             os.makedirs(d, exist_ok=True)
         _drop_write_for_others(self.path, 0o002)  # a shared root's group may write; nobody else
-        _drop_write_for_others(self.meta, 0o077)  # the agent, blobs, envs and the lock: ours only
+        if not self.shared():  # a shared root's .berth is its group's (sharedroot.py)
+            _drop_write_for_others(self.meta, 0o077)  # the agent, blobs, envs and the lock: ours only
         return self
+
+    def shared(self):
+        """Whether `berth server init-shared-root` marked this root: a regular file owned by root or the
+        root's owner (a member cannot make a private root shared)."""
+        try:
+            st = os.lstat(os.path.join(self.meta, SHARED_FILE))
+            return stat.S_ISREG(st.st_mode) and st.st_uid in (0, os.stat(self.path).st_uid)
+        except OSError:
+            return False
+
+    def umask(self):
+        """What the agent and its runners create here: group-readable in a shared root, else private."""
+        return SHARED_UMASK if self.shared() else PRIVATE_UMASK
 
     def model(self, name):
         return ModelDir(os.path.join(self.models, check_name(name)), name)

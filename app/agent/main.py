@@ -4,6 +4,7 @@
 import errno
 import importlib
 import json
+import os
 import sys
 import traceback
 
@@ -83,7 +84,8 @@ LAZY = {"alerts": ("alert_add", "alert_list", "alert_state", "alert_test", "aler
         "alertsmtp": ("alert_smtp_set",), "alertmail": ("alert_smtp_test",),
         "experiment": ("experiment_start", "experiment_status", "experiment_stop"),
         "feedback": ("feedback_add",), "labelfigures": ("feedback_figures",),
-        "releaseexport": ("release_files", "release_read"), "replay": ("replay",)}
+        "releaseexport": ("release_files", "release_read"), "replay": ("replay",),
+        "sharedroot": ("init_shared_root",)}
 LAZY.update({"containerengine": ("container_check", "container_set")})
 LAZY["serverfacts"] = ("server_facts",)
 COMMANDS.update({name: _lazy(module, name) for module, names in LAZY.items() for name in names})
@@ -113,6 +115,22 @@ def main(argv, stdin=None, stdout=None):
     return run(argv[0], req, emit, lambda message, code, extra: fail(stdout, message, code, extra))
 
 
+def _not_yours(path):
+    """In a shared root each model's files belong to the member who made them (sharedroot.py)."""
+    from .policy import user_name
+
+    probe = path
+    while probe and not os.path.lexists(probe):
+        probe = os.path.dirname(probe)
+    try:
+        owner = user_name(os.lstat(probe).st_uid)
+    except OSError:
+        owner = "another user"
+    return ("cannot change %s: it belongs to %s, and Unix permissions let only its owner change it (in a "
+            "shared root a model's files are its first deployer's): ask %s, or see docs/permissions.md"
+            % (path, owner, owner))
+
+
 def run(command, req, emit, failed):
     """Run one command on its parsed request: its result goes to `emit`, an error to
     `failed(message, code, extra)`; returns the exit code. Shared by `agent.py COMMAND` and the session."""
@@ -120,6 +138,7 @@ def run(command, req, emit, failed):
         if not isinstance(req, dict) or not isinstance(req.get("root"), str):
             raise AgentError("the request must be a JSON object with a 'root'", "usage")
         ctx = operations.Context(Root(req["root"]), req.get("actor"), emit)
+        os.umask(ctx.root.umask())  # one root per process (a session serves one desktop's root)
         permissions.enforce(ctx, command, req)  # the role this Unix user has here, never what Berth claims
         result = COMMANDS[command](ctx, req)
         emit("result", result=result)
@@ -129,6 +148,8 @@ def run(command, req, emit, failed):
     except (KeyError, TypeError, ValueError) as e:
         return failed("bad request: %s: %s" % (type(e).__name__, e), "usage", {})
     except Exception as e:  # report, never die silently: Berth shows this line to the operator
+        if isinstance(e, PermissionError) and e.filename:  # a shared root: another member's files
+            return failed(_not_yours(e.filename), "permission_denied", {"path": e.filename})
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):  # any write, not only the journal's
             named = disk_error(e, e.filename or "a file")
             return failed(str(named), named.code, {})

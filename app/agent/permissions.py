@@ -135,20 +135,21 @@ def _edit(ctx, req, what, edit, key):
             after.setdefault("roles", {}).setdefault(me.user, {})["*"] = "admin"
         detail = edit(after)
         policy.check(after)
-        _write(pol.path, after)
+        _write(pol.path, after, 0o640 if root.shared() else 0o644)
         old, new = before.get(key, {} if key == "roles" else False), after.get(key)
         journal.append(root, "policy.changed", "ok", ctx.actor, (req.get("event_ids") or {}).get("outcome"),
                        unix_user=me.user, before=old, after=new, detail=detail)
     return {"path": pol.path, "before": old, "after": new, "detail": detail}
 
 
-def _write(path, data):
-    """Atomically: a reader sees the old file or the new one, never half of one."""
+def _write(path, data, mode):
+    """Atomically: a reader sees the old file or the new one, never half of one. `mode`: 0644, or in a
+    shared root 0640 (its group reads it; others cannot even enter the root)."""
     tmp = "%s.tmp-%d" % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         os.write(fd, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
-        os.fchmod(fd, 0o644)  # readable by every user of the root (the umask is 077), writable by its owner
+        os.fchmod(fd, mode)  # readable by every user of the root (whatever the umask), writable by its owner
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -162,6 +162,16 @@ def alive(root):
     return pid if ours else None
 
 
+def _mine(root, pid):
+    """In a shared root each member has an agent of their own: another member's scheduler is left alone."""
+    if not root.shared():
+        return True
+    try:
+        return os.stat("/proc/%d" % pid).st_uid == os.getuid()
+    except OSError:
+        return True
+
+
 _started = []  # guarded by _guard: a session runs hello and status in threads
 _guard = threading.Lock()
 
@@ -177,7 +187,7 @@ def _ensure(root):
         if proc.poll() is not None:
             _started.remove(proc)
     pid = alive(root)
-    if pid and (read_json(files(root)[0]) or {}).get("agent") != supervise.PACKAGE_PARENT:
+    if pid and (read_json(files(root)[0]) or {}).get("agent") != supervise.PACKAGE_PARENT and _mine(root, pid):
         log(root, "scheduler %d runs another agent's code: restarted with this one" % pid)
         stop(root)  # Berth installed a new agent: the scheduler and its job processes follow it
         pid = None
@@ -243,8 +253,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="berth-scheduler")
     p.add_argument("--root", required=True)
     args = p.parse_args(argv)
-    os.umask(0o077)
-    return serve(Root(args.root))
+    root = Root(args.root)
+    os.umask(root.umask())  # private, or group-readable in a shared root (layout.py)
+    return serve(root)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ Cancelling is what a cut channel did to a one-shot agent: the request's next eve
 (journalled as such); after the point of no return its events are quiet and the change completes.
 The end of stdin or SIGHUP cancels every request; SIGTERM (what `unlock` sends the lock's holder)
 cancels the requests holding the server lock, or all when none does. The process exits once its
-requests have ended. Nothing a command runs changes process-wide state (umask is set once at start,
-no chdir, no os.environ, signal handlers only in the main thread, which only waits)."""
+requests have ended. Nothing a command runs changes process-wide state (the umask is the root's, the same
+for every request of the session's one root: private, or group-readable in a shared root; no chdir, no os.environ, signal handlers only in the main thread, which only waits)."""
 import json
 import os
 import signal

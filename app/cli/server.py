@@ -12,7 +12,7 @@ from app.formatting import human_bytes, natural_key
 from app.remote.errors import RemoteError
 from app.store.servers import ServerConfig
 
-from . import options, server_container, server_index, server_ports, server_smtp
+from . import options, server_container, server_index, server_ports, server_shared, server_smtp
 from .base import ActionGroup, Failed, workspace
 from .output import print_json, print_table
 from .per_server import for_each_server, thread_workspaces
@@ -67,6 +67,7 @@ class ServerGroup(ActionGroup):
         options.add_server(a, required=True)
         options.add_reason(a, help="why (kept in the audit log)")
         server_ports.add_arguments(actions)
+        server_shared.add_arguments(actions)
         a = actions.add_parser("unlock", help="show who holds a server's lock; end a stuck agent after confirming")
         a.add_argument("name")
         a.add_argument("--yes", action="store_true", help="do not ask (scripts): end the holder shown")
@@ -222,6 +223,9 @@ class ServerGroup(ActionGroup):
 
     def do_set_port_range(self, args, ws) -> int:
         return server_ports.run(args, ws)
+
+    def do_init_shared_root(self, args, ws) -> int:
+        return server_shared.run(args, ws)
 
     def do_unlock(self, args, ws) -> int:
         from app.deploy.changes import break_lock, lock_state

@@ -46,3 +46,47 @@ def _audited(transport: Transport, audit: AuditLog, what: str, command: str, aud
                        old=json.dumps(result.get("before", {}), sort_keys=True),
                        new=json.dumps(result.get("after", {}), sort_keys=True))
     return result
+
+
+def init_shared_root(transport: Transport, audit: AuditLog, group: str) -> dict:
+    """Set the server's root up for the Unix group `group` (sharedroot.py); {"changes": [...]}. Audited
+    `root.shared` here and in the server's journal, under one id, when anything changed."""
+    trail = AuditedChange(audit, "root.shared", server=transport.name, ssh_user=transport.ssh_user, model="")
+    trail.begin(detail=f"share the root with the group {group}")
+    with trail.outcome():
+        result = transport.agent("init_shared_root", trail.request(transport.ssh_user, group=group))
+    trail.audit.finish(trail.started, "ok", id=trail.outcome_id,
+                       detail=f"{len(result['changes'])} change(s) for the group {group}")
+    return result
+
+
+def edits(before: dict, after: dict) -> list[tuple]:
+    """The agent commands that turn policy `before` into `after` ({"production", "roles"} each), for
+    the console's editor: grants first (a role changed is a grant: it replaces), then revokes (so the
+    last-admin rule sees the new admins), then the production flag. Each is (verb, principal, role, model)
+    or ("production", value)."""
+    old, new = _grants(before), _grants(after)
+    out = [("grant", who, role, scope) for (who, scope), role in sorted(new.items()) if old.get((who, scope)) != role]
+    out += [("revoke", who, role, scope) for (who, scope), role in sorted(old.items()) if (who, scope) not in new]
+    if bool(before.get("production")) != bool(after.get("production")):
+        out.append(("production", bool(after.get("production"))))
+    return out
+
+
+def describe(edit: tuple) -> str:
+    """One line of the editor's diff."""
+    if edit[0] == "production":
+        return f"~ production: {str(not edit[1]).lower()} -> {str(edit[1]).lower()}"
+    verb, who, role, scope = edit
+    return f"{'+' if verb == 'grant' else '-'} {who}: {role} on {'every model' if scope == '*' else scope}"
+
+
+def apply(transport: Transport, audit: AuditLog, edit: tuple) -> dict:
+    if edit[0] == "production":
+        return set_production(transport, audit, edit[1])
+    verb, who, role, scope = edit
+    return change(transport, audit, verb == "grant", who, role, "" if scope == "*" else scope)
+
+
+def _grants(policy: dict) -> dict:
+    return {(who, scope): role for who, grants in (policy.get("roles") or {}).items() for scope, role in grants.items()}

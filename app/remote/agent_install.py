@@ -68,14 +68,17 @@ def agent_argv(launcher: str, command: str) -> list[str]:
     return [*PYTHON, "-c", BOOTSTRAP, launcher, agent_digest(), command]
 
 
-def install(transport, target: str) -> None:
-    """Upload the agent into a private temporary folder and rename it into place."""
+def install(transport, target: str, shared: bool = False) -> None:
+    """Upload the agent into a private temporary folder and rename it into place. In a shared root
+    (`.berth/agent/<user>/<version>`) `.berth` and `.berth/agent` are the group's: only the user's own
+    folder is made private."""
     import uuid
 
     base = target.rsplit("/", 1)[0]
     tmp = f"{base}/.tmp-{uuid.uuid4().hex[:12]}"
     transport.mkdirs(f"{tmp}/berth_agent")
-    for folder in (base.rsplit("/", 1)[0], base, tmp, f"{tmp}/berth_agent"):  # .berth, .berth/agent, ...
+    private = (base,) if shared else (base.rsplit("/", 1)[0], base)  # .berth/agent[/<user>] (and .berth)
+    for folder in (*private, tmp, f"{tmp}/berth_agent"):
         transport.chmod(folder, DIR_MODE)
     for src in sorted(AGENT_SOURCE.glob("*.py")):
         transport.write_bytes(f"{tmp}/berth_agent/{src.name}", src.read_bytes())

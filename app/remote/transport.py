@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.agent.layout import SHARED_FILE
+from app.agent.policy import PRINCIPAL_RE as _UNIX_NAME
 from app.agent.queries import agent_version
 from app.store.activity import Activity
 
@@ -298,9 +300,15 @@ class Transport:
             if self._agent_path:
                 return self._agent_path
             target = f"{self.abs_root}/.berth/agent/{agent_version()}"
+            try:
+                shared = self.exists(f"{self.abs_root}/.berth/{SHARED_FILE}")
+            except PermissionError:  # another user's private .berth: installing there fails, and says so
+                shared = False
+            if shared:  # each member's own agent, private to them (`berth server init-shared-root`)
+                target = f"{self.abs_root}/.berth/agent/{_login_name(self.ssh_user)}/{agent_version()}"
             launcher = f"{target}/agent.py"
             if not self.exists(launcher):
-                agent_install.install(self, target)
+                agent_install.install(self, target, shared)
             self._agent_path = launcher
             return launcher
 
@@ -309,6 +317,16 @@ class Transport:
         `model`, its versions there with their sha256 (`releases`)."""
         self.server_info = self.agent("hello", {"hashes": hashes or [], **({"model": model} if model else {})})
         return self.server_info
+
+
+def _login_name(user: str) -> str:
+    """The folder of this login's agent in a shared root: its Unix name (the local user for `local`)."""
+    import getpass
+
+    name = user or getpass.getuser()
+    if not _UNIX_NAME.fullmatch(name):
+        raise RemoteError(f"cannot use a shared root as {name!r}: not a plain Unix user name", "usage")
+    return name
 
 
 def send_one(transport: Transport, job: SendJob, on_bytes: Callable[[int], None],

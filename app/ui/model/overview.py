@@ -73,6 +73,8 @@ class ModelHeader(QWidget):
         self.progress.hide()
         self.message = QLabel()
         self.message.setObjectName("changeMessage")
+        self.role_label = QLabel()  # "you: deployer (alice)", filled by the page's RoleGate
+        self.role_label.setObjectName("modelRoleLabel")
 
         head = QHBoxLayout()
         head.addWidget(self.title)
@@ -85,6 +87,8 @@ class ModelHeader(QWidget):
         facts.addWidget(self.endpoint_label)
         facts.addSpacing(24)
         facts.addWidget(self.uptime_label)
+        facts.addSpacing(24)
+        facts.addWidget(self.role_label)
         facts.addStretch(1)
         facts.addWidget(self.message)
         facts.addWidget(self.progress)

@@ -19,6 +19,7 @@ from app.ui.model.overview import ModelHeader, ModelOverview
 from app.ui.model.predict_panel import PredictPanel
 from app.ui.model.releases_view import ReleasesView
 from app.ui.operations import ServerOp
+from app.ui.servers.role_gate import RoleGate
 from app.ui.tasks import CONNECTED, UNREACHABLE
 
 ACTIONS = {"rollback": "Roll back", "start": "Start", "stop": "Stop"}
@@ -46,6 +47,9 @@ class ModelPage(QWidget):
         self.header.rollback_requested.connect(self.ask_rollback)
         self.header.stop_requested.connect(lambda: self.run_change("stop"))
         self.header.start_requested.connect(lambda: self.run_change("start"))
+        self.roles = RoleGate(self, self.header.role_label, [("rollback", self.header.rollback_button),
+                                                             ("stop", self.header.stop_button),
+                                                             ("start", self.header.start_button)])
         self.stale_banner = ErrorBanner()
         self.stale_banner.setObjectName("staleBanner")
         self.banner = ErrorBanner()
@@ -92,6 +96,7 @@ class ModelPage(QWidget):
             self.logs.set_model(server, self.model)
             self.jobs.set_model(server, self.model)
             self.experiment_tab.show_model(server, self.model)
+            self.roles.show(server, self.model)
         else:
             self.stale_banner.clear()  # a fresh status: the host answers again
         known = self.current_release()
@@ -235,9 +240,11 @@ class ModelPage(QWidget):
     def _set_status(self, status: dict) -> None:
         self.status = dict(status)
         self.header.set_status(self.server, status, self.previous_version(), self.busy)
+        self.roles.apply()
         self.predict.set_model(self.server, self.model, status.get("version"))
 
     def _set_busy(self, busy: bool) -> None:
         self.busy = busy
         self.releases_view.set_busy(busy)
         self.header.set_status(self.server, self.status, self.previous_version(), busy)
+        self.roles.apply()

@@ -11,6 +11,8 @@ from app.store.servers import LOCAL, ServerConfig
 
 from app.ui.servers.activity_view import ActivityView
 from app.ui.servers.lock_panel import LockPanel
+from app.ui.servers.policy_dialog import PolicyDialog
+from app.ui.servers.role_gate import RoleGate
 from app.ui.errors import ErrorBanner
 from app.ui.icons import icon
 from app.ui.operations import ServerOp
@@ -51,6 +53,18 @@ class ServerPage(QWidget):
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.fields[key] = value
             self.form.addRow(label, value)
+        self.you = QWidget()
+        you = QHBoxLayout(self.you)
+        you.setContentsMargins(0, 0, 0, 0)
+        self.role_label = QLabel("you: …")
+        self.policy_button = QPushButton(icon("edit"), "Policy…")
+        self.policy_button.setObjectName("policyButton")
+        self.policy_button.setToolTip("Who may do what on this server (the server enforces it)")
+        self.policy_button.clicked.connect(self.edit_policy)
+        you.addWidget(self.role_label)
+        you.addWidget(self.policy_button)
+        you.addStretch(1)
+        self.form.addRow("Role", self.you)
         self.lock_panel = LockPanel(runner)
         self.lock_panel.broken.connect(self.test_connection)
         self.form.addRow("Lock", self.lock_panel)
@@ -67,6 +81,8 @@ class ServerPage(QWidget):
         self.remove_button.clicked.connect(lambda: self.remove_requested.emit(self.server.name))
         for b in (self.deploy_button, self.test_button, self.edit_button, self.remove_button):
             buttons.addWidget(b)
+        gated = [("deploy", self.deploy_button), ("policy_grant", self.policy_button)]
+        self.policy_dialog: PolicyDialog | None = None
         buttons.addStretch(1)
         layout.addLayout(buttons)
 
@@ -78,9 +94,11 @@ class ServerPage(QWidget):
             button = QPushButton(icon("deploy"), f"Deploy {folder.name}")
             button.setObjectName(f"deploy-example-{folder.name}")
             button.clicked.connect(lambda _=False, f=folder: self.deploy_requested.emit(LOCAL, str(f)))
+            gated.append(("deploy", button))
             row.addWidget(button)
             ex_layout.addLayout(row)
         layout.addWidget(self.examples)
+        self.roles = RoleGate(self, self.role_label, gated, owns_enabled=True)
         self.activity = ActivityView(runner)
         layout.addWidget(self.activity, 1)
 
@@ -97,11 +115,18 @@ class ServerPage(QWidget):
         self.remove_button.setVisible(not local)
         self.examples.setVisible(local)
         self.activity.show_server(server.name)
+        self.roles.show(server.name)
         if changed:
             self.banner.clear()
             self.fields["python"].setText("—")
             self.fields["disk"].setText("—")
             self.test_connection()
+
+    def edit_policy(self) -> None:
+        """The policy editor (admins: the button is disabled for others, and the server refuses them)."""
+        self.policy_dialog = PolicyDialog(self.runner, self.server.name, self)
+        self.policy_dialog.saved.connect(lambda _server: self.roles.forget())
+        self.policy_dialog.open()
 
     def set_state(self, state: str, detail: str = "") -> None:
         self.fields["state"].setText(state + (f": {detail}" if detail and state != CONNECTED else ""))
