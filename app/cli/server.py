@@ -12,7 +12,7 @@ from app.formatting import human_bytes, natural_key
 from app.remote.errors import RemoteError
 from app.store.servers import ServerConfig
 
-from . import options, server_ports, server_smtp
+from . import options, server_held, server_ports, server_smtp
 from .base import ActionGroup, Failed, workspace
 from .output import print_json, print_table
 from .per_server import for_each_server, thread_workspaces
@@ -64,6 +64,7 @@ class ServerGroup(ActionGroup):
         options.add_server(a, required=True)
         options.add_reason(a, help="why (kept in the audit log)")
         server_ports.add_arguments(actions)
+        server_held.add_arguments(actions)
         a = actions.add_parser("unlock", help="show who holds a server's lock; end a stuck agent after confirming")
         a.add_argument("name")
         a.add_argument("--yes", action="store_true", help="do not ask (scripts): end the holder shown")
@@ -163,6 +164,7 @@ class ServerGroup(ActionGroup):
 
     def do_remove(self, args, ws) -> int:
         ws.remove_server(args.name)
+        server_held.retire_quietly(args.name)
         print(f"removed {args.name}")
         return 0
 
@@ -203,6 +205,8 @@ class ServerGroup(ActionGroup):
 
     def do_set_port_range(self, args, ws) -> int:
         return server_ports.run(args, ws)
+
+    do_connections, do_disconnect = staticmethod(server_held.connections), staticmethod(server_held.disconnect)
 
     def do_unlock(self, args, ws) -> int:
         from app.deploy.changes import break_lock, lock_state

@@ -2,6 +2,7 @@
 can read. Changing one is audited (Workspace.set_setting)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -11,6 +12,7 @@ class Setting:
     default: str
     meaning: str
     choices: tuple[str, ...] = ()
+    pattern: str = ""  # a value must match it whole (re.fullmatch), when given
 
 
 KNOWN = {s.key: s for s in (
@@ -19,6 +21,9 @@ KNOWN = {s.key: s for s in (
     Setting("require_staging_first", "false",
             "a production server accepts only bundles (by sha256) that have run on a staging server first",
             ("true", "false")),
+    Setting("ssh_persist", "600",
+            "seconds a CLI call's SSH connection is held for the next call to the same server (0: none; "
+            "$BERTH_SSH_PERSIST wins)", pattern=r"[0-9]{1,7}"),
 )}
 
 
@@ -40,6 +45,9 @@ class Settings:
         value = value.strip().lower() if setting.choices else value
         if setting.choices and value not in setting.choices:
             raise ValueError(f"{key} must be one of {', '.join(setting.choices)}, not {value!r}")
+        if setting.pattern and not re.fullmatch(setting.pattern, value.strip()):
+            raise ValueError(f"{key} must be a whole number of seconds, not {value!r}")
+        value = value.strip() if setting.pattern else value
         old = self.get(key)
         with self.db.conn:
             self.db.execute("insert or replace into settings (key, value) values (?, ?)", [key, value])

@@ -1,0 +1,208 @@
+"""The keeper: a small background process of ours that holds one server's authenticated SSH
+connection and its agent session, so later CLI calls skip the handshake, the login and the session
+start (what OpenSSH's ControlMaster/ControlPersist gives ssh). Started by held.py with the server's
+entry on stdin (no secret in it: a password or passphrase is read from the keyring here, as every
+connection reads it); it connects exactly as a direct call does (host keys checked, never accepted),
+listens on a Unix socket in a private folder, answers only its own Unix user (SO_PEERCRED), and
+exits after its idle time, when its connection dies, or when asked (`berth server disconnect`).
+
+The protocol, one request per Unix connection, JSON lines: {"op": "info"}, {"op": "call", ...},
+{"op": "replace_agent", ...}, {"op": "exit"}; a call's answer is its events, a {"beat": 1} every
+second while it runs (the client knows a hung keeper from a slow command), then a result or an error."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+
+HEARTBEAT = 1.0  # seconds between beats while a call runs
+CHECK = 1.0  # how often the connection's liveness and the idle time are looked at
+
+
+class Keeper:
+    def __init__(self, transport, name: str, path: str, idle: float):
+        self.transport, self.name, self.path, self.idle = transport, name, path, idle
+        self.since = time.time()
+        self.last_used = time.monotonic()
+        self.calls = 0
+        self.active = 0
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.inode = os.stat(path).st_ino
+
+    def serve(self, listener: socket.socket) -> None:
+        listener.settimeout(CHECK)
+        try:
+            while not self.stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except socket.timeout:
+                    self._check()
+                    continue
+                threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+        finally:
+            try:
+                if os.stat(self.path).st_ino == self.inode:  # not a newer keeper's, started after we hung
+                    os.unlink(self.path)
+            except OSError:
+                pass
+            listener.close()
+            self.transport.close()
+
+    def _check(self) -> None:
+        """Ends the keeper when its link is gone (the next call connects afresh) or it was idle long enough."""
+        with self.lock:
+            idle = self.active == 0 and time.monotonic() - self.last_used > self.idle
+        if idle or not self.transport.connected():
+            self.stop.set()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            _pid, uid, _gid = struct.unpack("3i", creds)
+            out = _Writer(conn)
+            if uid != os.getuid():
+                out.send({"error": {"kind": "refused", "message": "not this keeper's user"}})
+                return
+            conn.settimeout(10)
+            try:
+                request = json.loads(conn.makefile("rb").readline() or b"{}")
+            except (OSError, ValueError):
+                return
+            op = request.get("op")
+            if op == "info":
+                out.send(self.info())
+            elif op == "exit":
+                out.send({"result": "bye"})
+                self.stop.set()
+            elif op == "call":
+                self._call(request, out)
+            elif op == "replace_agent":
+                self._guarded(out, lambda: self.transport.replace_agent(str(request.get("why", ""))))
+
+    def info(self) -> dict:
+        t = self.transport
+        with self.lock:
+            idle_for = 0.0 if self.active else time.monotonic() - self.last_used
+        return {"pid": os.getpid(), "server": self.name, "home": t.resolve("~"), "launcher": t.ensure_agent(),
+                "shell_prefix": t.shell_prefix(), "since": self.since, "idle_for": round(idle_for, 1),
+                "idle_limit": self.idle, "calls": self.calls, "files": getattr(t, "file_path_kind", "")}
+
+    def _call(self, request: dict, out: "_Writer") -> None:
+        from .agent_install import agent_argv
+
+        t, command, body = self.transport, str(request.get("command")), str(request.get("request", "")).encode()
+
+        def run():
+            if request.get("session"):
+                return t._run_in_session(command, body, lambda e: out.send({"event": e}))
+            return t._run_agent(command, agent_argv(t.ensure_agent(), command), body,
+                                lambda e: out.send({"event": e}))
+
+        self._guarded(out, run)
+
+    def _guarded(self, out: "_Writer", work) -> None:
+        """work() with beats sent while it runs; its result or its error (as the client raises it again)."""
+        from app.errors import BerthError
+
+        with self.lock:
+            self.active += 1
+            self.calls += 1
+        done = threading.Event()
+
+        def beat():
+            while not done.wait(HEARTBEAT):
+                out.send({"beat": 1})
+
+        threading.Thread(target=beat, daemon=True).start()
+        try:
+            out.send({"result": work()})
+        except BerthError as e:
+            out.send({"error": {"kind": "remote", "message": e.message, "code": e.code, "detail": e.detail}})
+        except (OSError, EOFError) as e:
+            out.send({"error": {"kind": "os", "message": str(e) or type(e).__name__}})
+        except Exception as e:  # noqa: BLE001 - said to the client, which fails with it
+            out.send({"error": {"kind": "remote", "message": f"{self.name}: the held connection failed: {e}",
+                                "code": "failed", "detail": {}}})
+        finally:
+            done.set()
+            with self.lock:
+                self.active -= 1
+                self.last_used = time.monotonic()
+
+
+class _Writer:
+    """Lines to one client from the call's thread and its beat thread; a client gone is ignored."""
+
+    def __init__(self, conn: socket.socket):
+        self.conn, self.lock = conn, threading.Lock()
+
+    def send(self, message: dict) -> None:
+        data = (json.dumps(message, default=str) + "\n").encode()
+        with self.lock:
+            try:
+                self.conn.sendall(data)
+            except OSError:
+                pass
+
+
+def _say(message: dict) -> None:
+    """The one line the starting CLI waits for on our stdout; then stdout goes to /dev/null."""
+    try:
+        os.write(1, (json.dumps(message) + "\n").encode())
+    finally:
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 1)
+        os.close(null)
+
+
+def main() -> int:
+    spec = json.loads(sys.stdin.readline())
+    if os.fork():  # the CLI waits for this parent, not for the keeper: the keeper is nobody's child
+        os._exit(0)
+    os.setsid()
+    from app.store.servers import ServerConfig
+
+    from .connect import known_hosts, open_transport
+    from .errors import RemoteError
+    from .held_key import connection_key
+    from .sshconfig import resolve
+
+    server = ServerConfig(**spec["server"])
+    try:
+        transport = open_transport(server)
+        transport.name = server.name
+        alias = resolve(server.ssh_alias) if server.ssh_alias else None
+        if connection_key(server, alias, known_hosts(alias)) != spec["key"]:  # changed while connecting
+            transport.close()
+            _say({"ok": False, "error": {"code": "changed", "message": "the connection's settings changed"}})
+            return 1
+        transport.ensure_agent()
+    except (RemoteError, OSError, ValueError) as e:
+        _say({"ok": False, "error": {"code": getattr(e, "code", "failed"), "message": getattr(e, "message", str(e))}})
+        return 1
+    os.umask(0o077)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        try:
+            os.unlink(spec["socket"])  # a dead keeper's (the starter holds the lock: no live one is there)
+        except FileNotFoundError:
+            pass
+        listener.bind(spec["socket"])
+        listener.listen(64)
+    except OSError as e:
+        transport.close()
+        _say({"ok": False, "error": {"code": "failed", "message": f"cannot listen on {spec['socket']}: {e}"}})
+        return 1
+    keeper = Keeper(transport, server.name, spec["socket"], float(spec["idle"]))
+    _say({"ok": True, "pid": os.getpid()})
+    keeper.serve(listener)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
