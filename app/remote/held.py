@@ -24,7 +24,7 @@ from pathlib import Path
 from app.store.servers import ServerConfig
 
 from .errors import ConnectFailed, RemoteError
-from .held_key import connection_key, fits, idle_seconds, socket_dir, socket_path
+from .held_key import connection_key, control_path, fits, idle_seconds, socket_dir, socket_path
 from .transport import READ_ONLY, Transport
 
 SILENCE = 10.0  # seconds without a beat or an event: the keeper is hung
@@ -59,7 +59,7 @@ def open_held(server: ServerConfig, direct: Callable[[], Transport], setting: st
         return None
     info = ask(path, {"op": "info"})
     if info is None:
-        error = _start_once(server, path, idle)
+        error = _start_once(server, path, idle)  # retires the server's other connections too
         if error is not None:
             if error.get("code") == "unreachable":
                 e = ConnectFailed(error.get("message", f"{server.name}: unreachable"))
@@ -242,42 +242,48 @@ def ask(path: Path, message: dict, timeout: float | None = None) -> dict | None:
 
 
 def _start_once(server: ServerConfig, path: Path, idle: int) -> dict | None:
-    """Start the keeper unless another call started it meanwhile (a lock file per socket); None
-    when one answers, else the keeper's error."""
+    """Ask the keeper process to open the connection (it opens one once, whoever asks); the
+    process is started first when none answers (a lock file: one caller starts it). None when the
+    connection is held now, else why not."""
+    from dataclasses import asdict
+
     from .ssh import DEFAULT_TIMEOUT
 
     timeout = (server.connect_timeout or DEFAULT_TIMEOUT) * 3 + 5  # TCP, SSH and login, then the agent's check
     deadline = time.monotonic() + timeout
-    with open(f"{path}.lock", "a") as lock:
-        while True:
+    control = control_path()
+    if ask(control, {"op": "ping"}) is None:
+        with open(f"{control}.lock", "a") as lock:
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        return {"code": "busy", "message": "another call is still starting the keeper"}
+                    time.sleep(0.02)
             try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    return {"code": "busy", "message": "another call is still starting the keeper"}
-                time.sleep(0.02)
-        try:
-            if ask(path, {"op": "info"}, timeout=0.5) is not None:  # started by a call we waited for
-                return None
-            retire(server.name, keep=path)
-            return _spawn(server, path, idle, deadline)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+                if ask(control, {"op": "ping"}, timeout=0.5) is None:  # not started by a call we waited for
+                    said = _spawn(control, deadline)
+                    if said is not None:
+                        return said
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    key = path.name.split(".")[-2]
+    answer = ask(control, {"op": "open", "server": asdict(server), "key": key, "socket": str(path), "idle": idle},
+                 timeout=max(1.0, deadline - time.monotonic()))
+    if answer is None:
+        return {"code": "failed", "message": "the keeper did not answer"}
+    return None if answer.get("ok") else answer.get("error", {})
 
 
-def _spawn(server: ServerConfig, path: Path, idle: int, deadline: float) -> dict | None:
-    from dataclasses import asdict
-
+def _spawn(control: Path, deadline: float) -> dict | None:
+    """Start the keeper process (it forks away at once); None once its control socket listens."""
     code_root = str(Path(__file__).resolve().parent.parent.parent)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (code_root, os.environ.get("PYTHONPATH", "")) if p))
-    key = path.name.split(".")[-2]
-    spec = {"server": asdict(server), "key": key, "socket": str(path), "idle": idle}
-    proc = subprocess.Popen([sys.executable, "-m", "app.remote.keeper"], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "app.remote.keeper", str(control)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd="/", env=env, close_fds=True)
     with proc.stdout:
-        proc.stdin.write((json.dumps(spec) + "\n").encode())
-        proc.stdin.close()
         proc.wait()  # the first process forks the keeper and ends at once
         ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
         line = proc.stdout.readline() if ready else b""
@@ -285,7 +291,7 @@ def _spawn(server: ServerConfig, path: Path, idle: int, deadline: float) -> dict
         said = json.loads(line)
     except ValueError:
         return {"code": "failed", "message": "the keeper did not start in time"}
-    return None if said.get("ok") else said.get("error", {})
+    return None if said.get("ok") else {"code": "failed", "message": said.get("message", "the keeper did not start")}
 
 
 def keepers(name: str | None = None, skip: Path | None = None) -> list[dict]:

@@ -6,6 +6,7 @@ checked against (their content), the SSH agent's socket, this Berth's code and i
 of them and the name changes: the call opens a new connection, never reuses the old one."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -67,17 +68,28 @@ def connection_key(server: ServerConfig, alias=None, known_hosts=None) -> str:
     files = [server.key_path] if server.key_path else [*(alias.identity_files if alias else ()),
                                                        *default_identities()]
     hosts = [str(known_hosts.path), *(str(p) for p in known_hosts.user_paths)] if known_hosts else []
-    here = Path(__file__).resolve().parent
     facts = {
         "server": asdict(server),
         "alias": repr(alias),
         "keys": {f: _digest(Path(os.path.expanduser(f))) for f in files},
         "known_hosts": {f: _digest(Path(f)) for f in hosts},
         "agent": os.environ.get("SSH_AUTH_SOCK", ""),
-        "code": {f: _digest(here / f) for f in _CODE},
+        "code": code_digest(),
         "home": str(paths.berth_home()),
     }
     return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+@functools.lru_cache(maxsize=None)
+def code_digest() -> str:
+    """Berth's connection code as this process loaded it: a keeper of other code is another keeper."""
+    here = Path(__file__).resolve().parent
+    return hashlib.sha256(json.dumps({f: _digest(here / f) for f in _CODE}).encode()).hexdigest()[:16]
+
+
+def control_path() -> Path:
+    """The keeper process's own socket: it opens the connections asked for, each on its own socket."""
+    return socket_dir() / f"keeper.{code_digest()}.ctl"
 
 
 def socket_path(name: str, key: str) -> Path:

@@ -1,14 +1,19 @@
-"""The keeper: a small background process of ours that holds one server's authenticated SSH
-connection and its agent session, so later CLI calls skip the handshake, the login and the session
-start (what OpenSSH's ControlMaster/ControlPersist gives ssh). Started by held.py with the server's
-entry on stdin (no secret in it: a password or passphrase is read from the keyring here, as every
-connection reads it); it connects exactly as a direct call does (host keys checked, never accepted),
-listens on a Unix socket in a private folder, answers only its own Unix user (SO_PEERCRED), and
-exits after its idle time, when its connection dies, or when asked (`berth server disconnect`).
+"""The keeper: one small background process of ours per Berth home that holds the CLI's
+authenticated SSH connections and their agent sessions, so later CLI calls skip the handshake, the
+login and the session start (what OpenSSH's ControlMaster/ControlPersist gives ssh). One process for
+all servers: a Python with paramiko is ~45 MB, a connection in it a few.
 
-The protocol, one request per Unix connection, JSON lines: {"op": "info"}, {"op": "call", ...},
-{"op": "replace_agent", ...}, {"op": "exit"}; a call's answer is its events, a {"beat": 1} every
-second while it runs (the client knows a hung keeper from a slow command), then a result or an error."""
+Started by held.py; its control socket takes {"op": "open", "server": ENTRY, ...}: no secret in it
+(a password or passphrase is read from the keyring here, as every connection reads it). It connects
+exactly as a direct call does (host keys checked, never accepted) and puts the connection on a Unix
+socket of its own in the private folder. Every socket answers only this Unix user (SO_PEERCRED). A
+connection ends after its idle time, when it dies, or when asked (`berth server disconnect`); the
+process ends when it holds none.
+
+A connection's protocol, one request per Unix connection, JSON lines: {"op": "info"}, {"op": "call",
+...}, {"op": "replace_agent", ...}, {"op": "exit"}; a call's answer is its events, a {"beat": 1}
+every second while it runs (the client knows a hung keeper from a slow command), then a result or an
+error."""
 from __future__ import annotations
 
 import json
@@ -24,6 +29,8 @@ CHECK = 1.0  # how often the connection's liveness and the idle time are looked 
 
 
 class Keeper:
+    """One held connection on its own socket, served by a thread of the keeper process."""
+
     def __init__(self, transport, name: str, path: str, idle: float):
         self.transport, self.name, self.path, self.idle = transport, name, path, idle
         self.since = time.time()
@@ -62,16 +69,8 @@ class Keeper:
 
     def _handle(self, conn: socket.socket) -> None:
         with conn:
-            creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-            _pid, uid, _gid = struct.unpack("3i", creds)
-            out = _Writer(conn)
-            if uid != os.getuid():
-                out.send({"error": {"kind": "refused", "message": "not this keeper's user"}})
-                return
-            conn.settimeout(10)
-            try:
-                request = json.loads(conn.makefile("rb").readline() or b"{}")
-            except (OSError, ValueError):
+            out, request = _accepted(conn)
+            if request is None:
                 return
             op = request.get("op")
             if op == "info":
@@ -150,57 +149,149 @@ class _Writer:
                 pass
 
 
-def _say(message: dict) -> None:
-    """The one line the starting CLI waits for on our stdout; then stdout goes to /dev/null."""
+def _accepted(conn: socket.socket):
+    """(writer, the request) from a caller of this Unix user; (writer, None) for anyone else."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    out = _Writer(conn)
+    if uid != os.getuid():
+        out.send({"error": {"kind": "refused", "message": "not this keeper's user"}})
+        return out, None
+    conn.settimeout(10)
     try:
-        os.write(1, (json.dumps(message) + "\n").encode())
-    finally:
-        null = os.open(os.devnull, os.O_RDWR)
-        os.dup2(null, 1)
-        os.close(null)
+        return out, json.loads(conn.makefile("rb").readline() or b"{}")
+    except (OSError, ValueError):
+        return out, None
 
 
-def main() -> int:
-    spec = json.loads(sys.stdin.readline())
-    if os.fork():  # the CLI waits for this parent, not for the keeper: the keeper is nobody's child
-        os._exit(0)
-    os.setsid()
-    from app.store.servers import ServerConfig
-
-    from .connect import known_hosts, open_transport
-    from .errors import RemoteError
-    from .held_key import connection_key
-    from .sshconfig import resolve
-
-    server = ServerConfig(**spec["server"])
-    try:
-        transport = open_transport(server)
-        transport.name = server.name
-        alias = resolve(server.ssh_alias) if server.ssh_alias else None
-        if connection_key(server, alias, known_hosts(alias)) != spec["key"]:  # changed while connecting
-            transport.close()
-            _say({"ok": False, "error": {"code": "changed", "message": "the connection's settings changed"}})
-            return 1
-        transport.ensure_agent()
-    except (RemoteError, OSError, ValueError) as e:
-        _say({"ok": False, "error": {"code": getattr(e, "code", "failed"), "message": getattr(e, "message", str(e))}})
-        return 1
-    os.umask(0o077)
+def _bind(path: str) -> socket.socket:
+    """A listening socket at `path` (0600: umask 077), replacing a dead one's file."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         try:
-            os.unlink(spec["socket"])  # a dead keeper's (the starter holds the lock: no live one is there)
+            os.unlink(path)  # a dead keeper's (its starter checked that nobody answers there)
         except FileNotFoundError:
             pass
-        listener.bind(spec["socket"])
-        listener.listen(64)
+        listener.bind(path)
+        listener.listen(128)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
+class Process:
+    """The control socket: opens connections (one at a time per connection key), lists nothing
+    (each connection's socket answers for itself); ends when it holds no connection."""
+
+    GRACE = 3.0  # seconds with no connection before the process ends
+
+    def __init__(self):
+        self.held: dict[str, Keeper] = {}
+        self.lock = threading.Lock()
+        self.gates: dict[str, threading.Lock] = {}
+        self.opening = 0
+        self.empty_since = time.monotonic()
+
+    def serve(self, listener: socket.socket, path: str) -> None:
+        inode = os.stat(path).st_ino
+        listener.settimeout(CHECK)
+        try:
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except socket.timeout:
+                    with self.lock:
+                        alive = {k: v for k, v in self.held.items() if not v.stop.is_set()}
+                        self.held = alive
+                        if alive or self.opening:
+                            self.empty_since = time.monotonic()
+                        elif time.monotonic() - self.empty_since > self.GRACE:
+                            return
+                    continue
+                threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+        finally:
+            try:
+                if os.stat(path).st_ino == inode:
+                    os.unlink(path)
+            except OSError:
+                pass
+            listener.close()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            out, request = _accepted(conn)
+            if request is None:
+                return
+            if request.get("op") == "ping":
+                out.send({"ok": True, "pid": os.getpid()})
+            elif request.get("op") == "open":
+                with self.lock:
+                    self.opening += 1
+                try:
+                    out.send(self._open(request))
+                finally:
+                    with self.lock:
+                        self.opening -= 1
+
+    def _open(self, request: dict) -> dict:
+        from app.store.servers import ServerConfig
+
+        from .connect import known_hosts, open_transport
+        from .errors import RemoteError
+        from .held_key import connection_key
+        from .sshconfig import resolve
+
+        key, path = str(request["key"]), str(request["socket"])
+        server = ServerConfig(**request["server"])
+        with self.lock:
+            gate = self.gates.setdefault(key, threading.Lock())
+        with gate:  # two callers asking for one connection open it once
+            with self.lock:
+                kept = self.held.get(key)
+                others = [k for k in self.held.values() if k.name == server.name and k is not kept]
+            if kept is not None and not kept.stop.is_set():
+                return {"ok": True}
+            for other in others:  # the server's entry, its config or its known hosts changed: the old one goes
+                other.stop.set()
+            try:
+                alias = resolve(server.ssh_alias) if server.ssh_alias else None
+                if connection_key(server, alias, known_hosts(alias)) != key:
+                    return {"ok": False, "error": {"code": "changed", "message": "the connection's settings differ"}}
+                transport = open_transport(server)
+                transport.name = server.name
+                transport.ensure_agent()
+            except (RemoteError, OSError, ValueError) as e:
+                return {"ok": False, "error": {"code": getattr(e, "code", "failed"),
+                                               "message": getattr(e, "message", str(e))}}
+            try:
+                listener = _bind(path)
+            except OSError as e:
+                transport.close()
+                return {"ok": False, "error": {"code": "failed", "message": f"cannot listen on {path}: {e}"}}
+            keeper = Keeper(transport, server.name, path, float(request.get("idle") or 600))
+            with self.lock:
+                self.held[key] = keeper
+            threading.Thread(target=keeper.serve, args=(listener,), daemon=True).start()
+            return {"ok": True}
+
+
+def main() -> int:
+    control = sys.argv[1]
+    if os.fork():  # the starter waits for this parent, not for the keeper: the keeper is nobody's child
+        os._exit(0)
+    os.setsid()
+    os.umask(0o077)
+    try:
+        listener = _bind(control)
     except OSError as e:
-        transport.close()
-        _say({"ok": False, "error": {"code": "failed", "message": f"cannot listen on {spec['socket']}: {e}"}})
+        os.write(1, (json.dumps({"ok": False, "message": str(e)}) + "\n").encode())
         return 1
-    keeper = Keeper(transport, server.name, spec["socket"], float(spec["idle"]))
-    _say({"ok": True, "pid": os.getpid()})
-    keeper.serve(listener)
+    os.write(1, (json.dumps({"ok": True, "pid": os.getpid()}) + "\n").encode())
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 1)
+    os.close(null)
+    Process().serve(listener, control)
     return 0
 
 
