@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -166,6 +167,28 @@ def test_hung_keeper_fails_over_to_a_direct_connection(capsys, box, monkeypatch)
         assert took < 8, took  # one keeper's silence, then a direct (or new) connection: never a hang
     finally:
         os.kill(keeper["pid"], signal.SIGKILL)
+
+
+def test_keeper_hung_during_a_read_only_call_gives_way_to_a_direct_connection(capsys, box, monkeypatch):
+    monkeypatch.setattr(held, "SILENCE", 2.5)  # beats come every second
+    assert berth(capsys, "status", "--server", "box").code == 0
+    [keeper] = keepers_of(capsys)
+    ws = Workspace()
+    stopper = threading.Timer(1.0, os.kill, (keeper["pid"], signal.SIGSTOP))
+    try:
+        with ws.connect("box", held=True) as t:
+            assert isinstance(t, held.HeldTransport)
+            events = []
+            stopper.start()
+            t0 = time.monotonic()
+            t.agent("sample", {"interval": 2.0, "count": 1, "window": 2.0}, on_event=events.append)
+            took = time.monotonic() - t0
+        assert any(e.get("event") == "sample" for e in events)
+        assert 3.0 < took < 20, took  # the keeper's silence noticed, then the sample taken directly
+    finally:
+        stopper.cancel()
+        os.kill(keeper["pid"], signal.SIGKILL)
+        ws.close()
 
 
 def test_changed_host_key_after_the_keeper_closed_is_refused(capsys, sshd_factory, tmp_path, held_on):
