@@ -239,11 +239,13 @@ class Process:
 
         from .connect import known_hosts, open_transport
         from .errors import RemoteError
-        from .held_key import connection_key
+        from .held_key import connection_key, socket_path
         from .sshconfig import resolve
 
         key, path = str(request["key"]), str(request["socket"])
         server = ServerConfig(**request["server"])
+        if path != str(socket_path(server.name, key)):  # only where the key names it, in the private folder
+            return {"ok": False, "error": {"code": "failed", "message": f"not a held connection's socket: {path}"}}
         with self.lock:
             gate = self.gates.setdefault(key, threading.Lock())
         with gate:  # two callers asking for one connection open it once
