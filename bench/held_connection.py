@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="berth-held-") as tmp:
         for n in args.sizes:
             rows += one_size(n, args.repeat, Path(tmp))
-    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; --repeat {args.repeat}")
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; --repeat {args.repeat}")
     print(table(rows, ("N", "berth status --json", "wall s", "CPU s", "sshd logins per call")))
     return 0
 

@@ -70,7 +70,7 @@ class Keeper:
     def _handle(self, conn: socket.socket) -> None:
         with conn:
             out, request = _accepted(conn)
-            if request is None:
+            if request is None or self.stop.is_set():  # told to go: answers no one (a caller goes direct)
                 return
             op = request.get("op")
             if op == "info":
