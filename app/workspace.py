@@ -153,10 +153,21 @@ class Workspace:
         if action in REASONED_ACTIONS:
             self.check_reason(server, reason)
 
-    def connect(self, name: str, accept_fingerprint: str | None = None, shared: bool = False) -> Transport:
+    def connect(self, name: str, accept_fingerprint: str | None = None, shared: bool = False,
+                held: bool = False) -> Transport:
         """A connected transport; `shared`: a share of the console's one connection to this server
-        (app/remote/shared.py), which the live sample stream uses too. close() when done, either way."""
+        (app/remote/shared.py), which the live sample stream uses too; `held`: through the server's
+        keeper, which holds it between CLI calls (app/remote/held.py). close() when done, either way."""
         server = self.servers.get(name)
+        if held and accept_fingerprint is None and server.kind != LOCAL:
+            from app.remote.held import open_held
+
+            transport = open_held(server, lambda: self._open(server, None), self.settings.get("ssh_persist"),
+                                  lambda e: self.audit.record("connect", "failed", server=name, ssh_user=server.user,
+                                                              detail=str(e)))
+            if transport is not None:
+                self._watch(transport, server)
+                return transport
         if shared and server.kind != LOCAL:
             from app.remote.shared import CONNECTIONS
 

@@ -36,6 +36,13 @@ def user_ssh_dir(tmp_path_factory, monkeypatch) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def no_held_connections(monkeypatch) -> None:
+    """CLI calls connect directly, as before keepers (app/remote/held.py): a keeper outlives its
+    test by its idle time. tests/test_held_connection.py turns them on (and ends them)."""
+    monkeypatch.setenv("BERTH_SSH_PERSIST", "0")
+
+
+@pytest.fixture(autouse=True)
 def memory_keyring(monkeypatch) -> MemoryKeyring:
     """A fresh, empty in-memory keyring for every test (request it to look inside: `.passwords`).
 

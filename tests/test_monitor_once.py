@@ -31,7 +31,7 @@ def test_one_sample_of_local_is_measured_over_the_whole_window():
 class SilentAgent:
     """A server whose `sample` command ends without a sample."""
 
-    def connect(self, name):
+    def connect(self, name, held=False):
         return self
 
     def __enter__(self):

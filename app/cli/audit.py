@@ -119,7 +119,7 @@ class AuditGroup(ActionGroup):
 
         def sync(name: str) -> str:
             w = own()
-            with w.connect(name) as t:
+            with w.connect(name, held=True) as t:
                 r = w.sync_journal(t, full=True)
             return f"{name}: {r.imported} new of {r.seen} journal events" + (f"; {r.problem}" if r.problem else "")
 

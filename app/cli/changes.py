@@ -79,7 +79,7 @@ class StatusCommand(Command):
 
         def status_of(name: str) -> list[dict]:
             w = own()
-            with w.connect(name) as t:
+            with w.connect(name, held=True) as t:
                 return w.server_status(t, with_jobs=True)
 
         outcome = for_each_server(names, status_of, named=named_one(args.server, names), parallel=args.parallel)
@@ -129,7 +129,7 @@ class ReleasesCommand(Command):
         own = thread_workspaces(ws)
 
         def releases_on(name: str) -> list[dict]:
-            with own().connect(name) as t:
+            with own().connect(name, held=True) as t:
                 rows = queries.releases(t, args.model, requirements=args.json)
                 if not rows:
                     raise queries.not_deployed(t, args.model)

@@ -23,7 +23,7 @@ class WhoamiCommand(Command):
         from app.deploy import policy
 
         ws = workspace()
-        with ws.connect(resolve_one(ws, args.server)) as t:
+        with ws.connect(resolve_one(ws, args.server), held=True) as t:
             me = policy.whoami(t)
         if args.json:
             print_json({k: me[k] for k in ("user", "groups", "roles")})

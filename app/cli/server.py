@@ -12,7 +12,7 @@ from app.formatting import human_bytes, natural_key
 from app.remote.errors import RemoteError
 from app.store.servers import ServerConfig
 
-from . import options, server_container, server_index, server_ports, server_shared, server_smtp
+from . import options, server_aliases, server_container, server_held, server_index, server_ports, server_shared, server_smtp
 from .base import ActionGroup, Failed, workspace
 from .output import print_json, print_table
 from .per_server import for_each_server, thread_workspaces
@@ -38,8 +38,7 @@ class ServerGroup(ActionGroup):
         a.add_argument("name")
         a.add_argument("environment", type=environment)
         server_smtp.add_arguments(actions)
-        a = actions.add_parser("aliases", help="the Host aliases of ~/.ssh/config")
-        options.add_json(a)
+        server_aliases.add_arguments(actions)
         a = actions.add_parser("check", help="connect; print Python version, root and free disk")
         a.add_argument("selectors", nargs="+", metavar="SERVER",
                        help="a server's name, a glob of names ('web-*') or env:ENVIRONMENT; several may be given")
@@ -68,6 +67,7 @@ class ServerGroup(ActionGroup):
         options.add_reason(a, help="why (kept in the audit log)")
         server_ports.add_arguments(actions)
         server_shared.add_arguments(actions)
+        server_held.add_arguments(actions)
         a = actions.add_parser("unlock", help="show who holds a server's lock; end a stuck agent after confirming")
         a.add_argument("name")
         a.add_argument("--yes", action="store_true", help="do not ask (scripts): end the holder shown")
@@ -103,26 +103,7 @@ class ServerGroup(ActionGroup):
         return 0
 
     def do_aliases(self, args, ws) -> int:
-        from app.remote.sshconfig import SSHConfigError, list_aliases, resolve
-
-        rows = []
-        try:
-            names = list_aliases()
-        except SSHConfigError as e:
-            raise Failed(str(e)) from None
-        for name in names:
-            try:  # one alias Berth cannot use (ProxyCommand, Match exec) is listed as such, not fatal
-                ep = resolve(name)
-            except SSHConfigError as e:
-                rows.append({"alias": name, "host": "", "port": None, "user": "", "proxy_jump": "",
-                             "identity_files": [], "identities_only": False, "problem": str(e)})
-                continue
-            rows.append({"alias": name, "host": ep.host, "port": ep.port, "user": ep.user,
-                         "proxy_jump": ",".join(j.describe() for j in ep.jumps),
-                         "identity_files": list(ep.identity_files), "identities_only": ep.identities_only,
-                         "problem": ""})
-        print_json(rows) if args.json else print_table(rows, ["alias", "host", "port", "user", "proxy_jump", "problem"])
-        return 0
+        return server_aliases.run(args, ws)
 
     def do_check(self, args, ws) -> int:
         names = resolve_servers(ws, args.selectors)
@@ -180,6 +161,7 @@ class ServerGroup(ActionGroup):
 
     def do_remove(self, args, ws) -> int:
         ws.remove_server(args.name)
+        server_held.retire_quietly(args.name)
         print(f"removed {args.name}")
         return 0
 
@@ -226,6 +208,8 @@ class ServerGroup(ActionGroup):
 
     def do_init_shared_root(self, args, ws) -> int:
         return server_shared.run(args, ws)
+
+    do_connections, do_disconnect = staticmethod(server_held.connections), staticmethod(server_held.disconnect)
 
     def do_unlock(self, args, ws) -> int:
         from app.deploy.changes import break_lock, lock_state

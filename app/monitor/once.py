@@ -28,7 +28,8 @@ def one_sample(workspace, name: str, window: float = WINDOW) -> dict:
             sample = sampler.sample()
     else:
         events: list[dict] = []
-        with workspace.connect(name) as t:  # agent(), not stream(): no extra `hello` call first
+        # agent(), not stream(): no extra `hello` call first; `held`: through the CLI's kept connection
+        with workspace.connect(name, held=True) as t:
             t.agent("sample", {"interval": window, "count": 1, "window": window},
                     on_event=lambda e: events.append(e) if e.get("event") == "sample" else None)
         if not events:

@@ -2,6 +2,7 @@
 can read. Changing one is audited (Workspace.set_setting)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -12,6 +13,7 @@ class Setting:
     meaning: str
     choices: tuple[str, ...] = ()
     positive_int: bool = False
+    pattern: str = ""  # a value must match it whole (re.fullmatch), when given
 
 
 KNOWN = {s.key: s for s in (
@@ -23,6 +25,9 @@ KNOWN = {s.key: s for s in (
     Setting("wheel_cache_mb", "4096",
             "the most megabytes of wheels kept on this computer for offline servers (oldest used go first)",
             positive_int=True),
+    Setting("ssh_persist", "600",
+            "seconds a CLI call's SSH connection is held for the next call to the same server (0: none; "
+            "$BERTH_SSH_PERSIST wins)", pattern=r"[0-9]{1,7}"),
 )}
 
 
@@ -46,6 +51,9 @@ class Settings:
             raise ValueError(f"{key} must be one of {', '.join(setting.choices)}, not {value!r}")
         if setting.positive_int and not (value.strip().isdigit() and int(value) > 0):
             raise ValueError(f"{key} must be a whole number above 0, not {value!r}")
+        if setting.pattern and not re.fullmatch(setting.pattern, value.strip()):
+            raise ValueError(f"{key} must be a whole number of seconds, not {value!r}")
+        value = value.strip() if setting.pattern else value
         old = self.get(key)
         with self.db.conn:
             self.db.execute("insert or replace into settings (key, value) values (?, ?)", [key, value])
