@@ -155,9 +155,8 @@ class Workspace:
 
     def connect(self, name: str, accept_fingerprint: str | None = None, shared: bool = False,
                 held: bool = False) -> Transport:
-        """A connected transport; `shared`: a share of the console's one connection to this server
-        (app/remote/shared.py), which the live sample stream uses too; `held`: through the server's
-        keeper, which holds it between CLI calls (app/remote/held.py). close() when done, either way."""
+        """A connected transport (close() it when done); `shared`: a share of the console's one connection, the
+        sample stream's too (app/remote/shared.py); `held`: the keeper's, held between CLI calls (remote/held.py)."""
         server = self.servers.get(name)
         if held and accept_fingerprint is None and server.kind != LOCAL:
             from app.remote.held import open_held
