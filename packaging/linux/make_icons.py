@@ -19,7 +19,7 @@ def render(out: Path = HERE / "icons") -> list[Path]:
     from PySide6.QtGui import QGuiApplication, QImage, QPainter
     from PySide6.QtSvg import QSvgRenderer
 
-    app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])  # noqa: F841 (Qt needs one)
+    app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])  # QImage and QSvgRenderer need one
     renderer = QSvgRenderer(str(SVG))
     written = []
     for size in SIZES:
@@ -37,6 +37,7 @@ def render(out: Path = HERE / "icons") -> list[Path]:
     scalable = out / "hicolor" / "scalable" / "apps" / f"{APP_ID}.svg"
     scalable.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(SVG, scalable)
+    app.processEvents()
     return written + [scalable]
 
 
