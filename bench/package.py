@@ -48,13 +48,14 @@ def timed_self_test(argv, env) -> tuple[float, float]:
         t0 = time.perf_counter()
         proc = subprocess.Popen([*argv, "--self-test"], env=env, cwd=cwd, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, text=True)
-        window = None
+        window, lines = None, []
         for line in proc.stdout:
+            lines.append(line.rstrip())
             if window is None and line.startswith("  ok window"):
                 window = time.perf_counter() - t0
         proc.stdout.close()
         if proc.wait(timeout=300) != 0 or window is None:
-            raise RuntimeError(f"{argv[0]} --self-test failed (exit {proc.returncode})")
+            raise RuntimeError(f"{argv[0]} --self-test failed (exit {proc.returncode}): " + " | ".join(lines[-2:]))
         return window, time.perf_counter() - t0
 
 
