@@ -21,6 +21,10 @@ def main(argv=None) -> int:
     from app.remote.fdlimit import raise_open_files_limit
 
     raise_open_files_limit()  # a console or a --parallel CLI with many servers
+    if args == ["--self-test"]:  # the installed console, end to end, offscreen (docs/packaging.md)
+        from app.ui.selftest import run_self_test
+
+        return run_self_test()
     if not args:
         if not has_display():
             print(NO_DESKTOP, file=sys.stderr)

@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="berth", description="Deploy, serve and roll back model bundles.")
     p.add_argument("-v", "--verbose", action="store_true", help="show server logs and pip output")
     p.add_argument("-V", "--version", action="version", version=f"berth {version()}")
+    # run by app/__main__.py before this parser (the console's own test; docs/packaging.md): listed for --help
+    p.add_argument("--self-test", action="store_true",
+                   help="open the console offscreen, deploy the example to a temporary local server, predict, "
+                        "roll back, export a PDF report; exit 0 when all worked")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.add_to(sub)

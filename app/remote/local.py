@@ -12,6 +12,21 @@ from app.agent.runnerenv import pip_environment
 from .transport import Transport, http_exchange
 
 
+def local_python() -> str:
+    """The interpreter the local agent runs with: this one from source; in the packaged app (PyInstaller,
+    sys.frozen) sys.executable is Berth itself, so the computer's python3 serves `local` as it would
+    serve a server (docs/packaging.md)."""
+    if not getattr(sys, "frozen", False):
+        return sys.executable
+    found = shutil.which("python3")
+    if not found:
+        from app.errors import BerthError
+
+        raise BerthError("the `local` server needs python3 on this computer (the packaged Berth runs its "
+                         "agent with the computer's Python, as a server does): install python3 3.8 or newer")
+    return found
+
+
 class LocalTransport(Transport):
     name = "local"
     # one process per command here: a local Transport has no connection whose end would end the
@@ -20,7 +35,7 @@ class LocalTransport(Transport):
 
     def __init__(self, root: str, python: str | None = None):
         super().__init__(root)
-        self.python = python or sys.executable
+        self.python = python or local_python()
 
     def _start(self, argv):
         """The process, with its stderr collected on a thread; wait() -> (exit code, stderr)."""
