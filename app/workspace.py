@@ -95,7 +95,14 @@ class Workspace:
 
         self._check_change("deploy", transport.name, reason)
         options.setdefault("admit", lambda sha: self.check_staging_first(transport.name, sha))
-        return Deploy(transport, bundle_path, self.audit, reason=reason, **options)
+        job = Deploy(transport, bundle_path, self.audit, reason=reason, **options)
+        job.trail.ask_approval = self.asks_approval(transport.name)
+        return job
+
+    def asks_approval(self, server: str) -> bool:
+        """four_eyes_production: this desktop's production changes wait for a second releaser even where
+        the server's policy does not make them (it can add four eyes, never take them away)."""
+        return self.settings.flag("four_eyes_production") and self.servers.get(server).environment == "production"
 
     def check_staging_first(self, server: str, sha256: str) -> None:
         """With require_staging_first, a production server takes only a bundle that has run on a
@@ -119,7 +126,8 @@ class Workspace:
         from app.deploy.changes import change
 
         self._check_change(action, transport.name, reason)
-        return (yield from change(transport, self.audit, action, model, reason=reason, **params))
+        return (yield from change(transport, self.audit, action, model, reason=reason,
+                                  ask_approval=self.asks_approval(transport.name), **params))
 
     def job_change(self, transport: Transport, action: str, name: str, model: str, request: dict | None = None,
                    reason: str = "") -> dict:

@@ -28,7 +28,7 @@ def policy(root, **data):
     (True, {"fraud": True}, False, "iris", False),
     (False, {"*": True}, False, "fraud", False),  # four eyes is for production servers
     (True, {}, True, "fraud", True),  # the desktop's four_eyes_production asks for it up front
-    (False, {}, True, "fraud", False),
+    (False, {}, True, "fraud", True),  # the desktop decides what it calls production
 ])
 def test_which_changes_wait(tmp_path, production, four_eyes, asked, model, held):
     policy(tmp_path, production=production, four_eyes=four_eyes)

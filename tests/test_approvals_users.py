@@ -114,7 +114,7 @@ def test_an_expired_request_cannot_be_approved_and_a_rejected_one_never_runs(wor
     _, error = users.call(srv, "bfrel2", "approve", {"root": str(root), "id": rid, "model": "fraud"})
     assert error["code"] == "approval_expired" and "expired at" in error["message"] and "bfrel1" in error["message"]
     _, error = users.call(srv, "bfrel2", "approve", {"root": str(root), "id": rid, "model": "fraud"})
-    assert error["code"] == "approval_expired" and "already expired" in error["message"]
+    assert error["code"] == "already_decided" and "already expired" in error["message"]
     assert serving(root) == "2.0.0"
     assert [e["outcome"] for e in journal_events(root, "approval.expired") if e["request"] == rid] == ["expired"]
 
@@ -145,3 +145,59 @@ def test_a_request_changed_on_disk_or_a_bad_id_is_refused(world):
     _, error = users.call(srv, "bfrel1", "rollback", {"root": str(root), "model": "fraud", "expires_s": 10 ** 9})
     assert error["code"] == "usage" and "7 days" in error["message"]
     assert serving(root) == "2.0.0"
+
+
+def add_login(world, name, user):
+    """This test's Berth logs in as `user` (the desktop installs its agent into the root's .berth and
+    keeps that folder to itself: one desktop user at a time per root, docs/permissions.md)."""
+    from app.store.servers import ServerConfig
+    from app.workspace import Workspace
+
+    users, srv, root = world
+    for path in (root / ".berth", *(root / ".berth").rglob("*")):
+        os.chown(path, users.uid(user), -1)
+    Workspace().add_server(ServerConfig(name=name, host=srv.host, port=srv.port, user=user, environment="production",
+                                        key_path=str(srv.key_path), root=str(root)), srv.fingerprint)
+
+
+def test_the_cli_deploy_waits_and_another_releasers_cli_approves_it(world, capsys, tmp_path, monkeypatch):
+    from cli_kit import berth
+
+    users, srv, root = world
+    add_login(world, "prod1", "bfrel1")
+    bundle = make_bundle(tmp_path / "churn", name="churn", version="1.0.0")
+    r = berth(capsys, "deploy", bundle, "--server", "prod1", "--reason", "first churn model")
+    assert r.code == 1 and "waiting for approval" in r.err and "--server prod1`" in r.err, r
+    assert "Traceback" not in r.err and not (root / "models" / "churn" / "current").exists()
+    mine = berth(capsys, "audit", "list", "--json").json()
+    assert sorted((e["action"], e["outcome"]) for e in mine if e["model"] == "churn") == \
+        [("approval.requested", "pending"), ("deploy", "pending"), ("deploy", "started")], mine
+    asked = next(e for e in mine if e["action"] == "approval.requested")
+
+    monkeypatch.setenv("BERTH_HOME", str(tmp_path / "second-desk"))  # another person's Berth
+    add_login(world, "prod2", "bfrel2")
+    listing = berth(capsys, "approvals", "--server", "prod2", "--json").json()
+    rid = next(q["id"] for q in listing["requests"] if q["model"] == "churn" and q["state"] == "pending")
+    assert f"`berth approve {rid} --server prod1`" in r.err
+    r = berth(capsys, "approvals", "--server", "prod2")
+    assert r.code == 0 and rid in r.out and "deploy churn 1.0.0" in r.out and "bfrel1" in r.out, r
+    r = berth(capsys, "approve", rid, "--server", "prod2", "--reason", "reviewed the bundle")
+    assert r.code == 0 and f"approved {rid}" in r.out, r
+    port = json.loads((root / "models" / "churn" / "endpoint.json").read_text())["port"]
+    assert http_json(port, "POST", "/predict", 1)[1]["version"] == "1.0.0"
+    r = berth(capsys, "approve", rid, "--server", "prod2")
+    assert r.code == 1 and "already approved by bfrel2" in r.err, r
+    r = berth(capsys, "approve", "not-an-id", "--server", "prod2")
+    assert r.code == 1 and "invalid approval id" in r.err, r
+
+    theirs = berth(capsys, "audit", "list", "--json").json()
+    decisions = [e["outcome"] for e in theirs if e["action"] == "approval.approved"]
+    assert sorted(decisions) == ["ok", "refused", "started", "started"], theirs  # the second one decided nothing
+    approved = [e for e in theirs if e["action"] == "approval.approved" and e["outcome"] == "ok"]
+    assert len(approved) == 1 and approved[0]["reason"] == "reviewed the bundle" and rid in approved[0]["detail"]
+    deployed = [e for e in theirs if e["action"] == "deploy" and e["model"] == "churn"]
+    assert [e["outcome"] for e in deployed] == ["ok", "started"], theirs  # newest first
+    journal = {e["id"]: e for e in map(json.loads, (root / "journal.jsonl").read_text().splitlines())}
+    assert journal[asked["id"]]["action"] == "approval.requested" and journal[asked["id"]]["request"] == rid
+    assert journal[approved[0]["id"]]["action"] == "approval.approved"  # one event on both sides
+    assert all(journal[e["id"]]["approval"] == rid for e in deployed)

@@ -25,10 +25,10 @@ def hold(ctx, command, req, pol):
     """Called before every command: return when it may run now; raise `approval_pending` when four
     eyes holds it (the request is stored and journalled first)."""
     req.pop("approval", None)  # only `approve` links a change to a request: never the desktop
-    if command not in HELD or not pol.production:
+    if command not in HELD:
         return
     model = req.get("model") if isinstance(req.get("model"), str) and NAME_RE.fullmatch(req["model"]) else None
-    if not (pol.four_eyes(model) or req.get("four_eyes") is True):
+    if not (pol.four_eyes(model) or req.get("four_eyes") is True):  # the policy's on production; the desktop's anywhere
         return
     root = ctx.root.ensure()
     model = check_name(req.get("model"))
@@ -65,8 +65,9 @@ def hold(ctx, command, req, pol):
                        version=_version(record), sha256=stored.get("sha256"), request=rid, command=command,
                        unix_user=me.user, expires=record["expires_at"], digest=digest, reason=record["reason"],
                        detail=record["what"])
-    raise AgentError("waiting for approval %s: four eyes on this production server: %s waits for another releaser "
-                     "to approve it (until %s)" % (rid, record["what"], record["expires_at"]),
+    raise AgentError("waiting for approval %s: four eyes (%s): %s waits for another %s to approve it (until %s)"
+                     % (rid, record["why"], record["what"], roles.needed(command, pol.production),
+                        record["expires_at"]),
                      "approval_pending", request=rid, expires_at=record["expires_at"], what=record["what"])
 
 
@@ -100,14 +101,14 @@ def decide(ctx, req):
         if decision is not None:
             raise AgentError("approval %s was already %s by %s at %s: nothing to do" % (
                 rid, decision.get("decision"), decision.get("by"), decision.get("at")),
-                "approval_expired" if decision.get("decision") == "expired" else "already_decided")
+                "already_decided")
         if store.journalled_digest(root, rid) != digest:
             raise AgentError("approval request %s is not the one the journal recorded (its file was changed or "
                              "the journal line is missing): it cannot be approved; ask for the change again" % rid,
                              "approval_tampered")
         _check_approver(ctx, root, record, me, reject, ids)
         if not reject and time.time() > float(record.get("expires_ts") or 0):
-            _decide(root, rid, "expired", me, "", ctx, ids.get("approved"), record, "approval.expired", "expired")
+            _decide(root, rid, "expired", me, "", ctx, ids.get("expired"), record, "approval.expired", "expired")
             raise AgentError("approval %s expired at %s (asked by %s at %s): the change was not made; ask for it "
                              "again" % (rid, record["expires_at"], record["requested_by"], record["requested_at"]),
                              "approval_expired")
@@ -124,22 +125,25 @@ def decide(ctx, req):
 
 
 def _check_approver(ctx, root, record, me, reject, ids):
-    """The requester may withdraw (reject) their change, never approve it; the approver needs the
-    releaser role for the request's model. A refusal is journalled as `permission.denied`."""
+    """The requester may withdraw (reject) their change, never approve it; the approver needs the role
+    the change itself needs for the request's model (releaser on production). A refusal is journalled
+    as `permission.denied`."""
+    pol = policy.load(root.path)
+    need = roles.needed(record["command"], pol.production)
     why = None
     if me.uid == record.get("requested_uid") and not reject:
-        why = ("permission denied: you (%s) asked for %s yourself (%s); four eyes needs another releaser to "
-               "approve it" % (me.user, record["id"], record["what"]))
+        why = ("permission denied: you (%s) asked for %s yourself (%s); four eyes needs another %s to "
+               "approve it" % (me.user, record["id"], record["what"], need))
     else:
-        have = policy.load(root.path).role_of(me, record["model"])
-        if roles.rank(have) < roles.rank("releaser"):
-            why = ("permission denied: approving %s needs the releaser role for %s; you (%s) have %s"
-                   % (record["id"], record["model"], me.user, have or "no role"))
+        have = pol.role_of(me, record["model"])
+        if roles.rank(have) < roles.rank(need):
+            why = ("permission denied: deciding %s needs the %s role for %s; you (%s) have %s"
+                   % (record["id"], need, record["model"], me.user, have or "no role"))
     if why:
         journal.append(root, "permission.denied", "refused", ctx.actor, ids.get("denied"), model=record["model"],
-                       unix_user=me.user, groups=me.groups, detail=why, needed="releaser", command="approve",
+                       unix_user=me.user, groups=me.groups, detail=why, needed=need, command="approve",
                        request=record["id"])
-        raise AgentError(why + ".", "permission_denied", needed="releaser", user=me.user, request=record["id"])
+        raise AgentError(why + ".", "permission_denied", needed=need, user=me.user, request=record["id"])
 
 
 def _decide(root, rid, verdict, me, reason, ctx, event_id, record, action, outcome):

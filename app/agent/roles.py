@@ -28,8 +28,8 @@ NEEDS = {
     # the server's settings and the policy itself
     "alert_smtp_set": "admin", "port_range.set": "admin", "policy_grant": "admin", "policy_revoke": "admin",
     "policy_set": "admin",
-    # four eyes (approvals.py): the list is a read; approving (or rejecting) needs releaser for the model
-    "approvals": "viewer", "approve": "releaser",
+    # four eyes (approvals.py): the list is a read; deciding needs the role of the change (releaser on production)
+    "approvals": "viewer", "approve": CHANGE,
 }
 
 

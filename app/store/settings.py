@@ -19,6 +19,9 @@ KNOWN = {s.key: s for s in (
     Setting("require_staging_first", "false",
             "a production server accepts only bundles (by sha256) that have run on a staging server first",
             ("true", "false")),
+    Setting("four_eyes_production", "false",
+            "this desktop's deploys and rollbacks on a production server wait for a second releaser's approval "
+            "(`berth approve`); a server whose policy has four eyes holds them whatever this says", ("true", "false")),
 )}
 
 
