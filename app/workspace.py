@@ -96,13 +96,14 @@ class Workspace:
         self._check_change("deploy", transport.name, reason)
         options.setdefault("admit", lambda sha: self.check_staging_first(transport.name, sha))
         job = Deploy(transport, bundle_path, self.audit, reason=reason, **options)
-        job.trail.ask_approval = self.asks_approval(transport.name)
+        job.trail.approval = self.approval_fields(transport.name)
         return job
 
-    def asks_approval(self, server: str) -> bool:
-        """four_eyes_production: this desktop's production changes wait for a second releaser even where
-        the server's policy does not make them (it can add four eyes, never take them away)."""
-        return self.settings.flag("four_eyes_production") and self.servers.get(server).environment == "production"
+    def approval_fields(self, server: str) -> dict:
+        """What a change asks of four eyes: with four_eyes_production, this desktop's production changes wait
+        for a second releaser even where the server's policy does not hold them (it adds, never removes)."""
+        asks = self.settings.flag("four_eyes_production") and self.servers.get(server).environment == "production"
+        return dict({"four_eyes": True} if asks else {}, expires_s=float(self.settings.get("approval_expiry_hours")) * 3600)
 
     def check_staging_first(self, server: str, sha256: str) -> None:
         """With require_staging_first, a production server takes only a bundle that has run on a
@@ -127,7 +128,7 @@ class Workspace:
 
         self._check_change(action, transport.name, reason)
         return (yield from change(transport, self.audit, action, model, reason=reason,
-                                  ask_approval=self.asks_approval(transport.name), **params))
+                                  approval=self.approval_fields(transport.name), **params))
 
     def job_change(self, transport: Transport, action: str, name: str, model: str, request: dict | None = None,
                    reason: str = "") -> dict:

@@ -66,3 +66,29 @@ def test_an_admin_sets_four_eyes_per_server_and_model(tmp_path):
     (tmp_path / "policy.json").write_text(json.dumps({"four_eyes": {"*": "yes"}}))
     _, error = call(tmp_path, "status")
     assert error["code"] == "policy_invalid" and "four_eyes" in error["message"]
+
+
+def test_the_desktop_asks_for_four_eyes_on_its_production_servers_only(tmp_path):
+    from app.store.servers import ServerConfig
+    from app.workspace import Workspace
+
+    class Unreachable:
+        ssh_user = "u"
+
+        def __init__(self, name):
+            self.name = name
+
+    ws = Workspace()
+    for name, env in (("prod1", "production"), ("stage1", "staging")):
+        ws.servers.save(ServerConfig(name=name, kind="ssh", host="127.0.0.1", port=9, user="u", root="/srv",
+                                     environment=env))
+    assert ws.deploy(Unreachable("prod1"), tmp_path).trail.asks() == {"expires_s": 86400.0}
+    ws.set_setting("four_eyes_production", "true")
+    ws.set_setting("approval_expiry_hours", "2")
+    job = ws.deploy(Unreachable("prod1"), tmp_path)
+    job.trail.begin()
+    assert job.trail.request("u")["four_eyes"] is True and job.trail.request("u")["expires_s"] == 7200.0
+    assert "four_eyes" not in ws.deploy(Unreachable("stage1"), tmp_path).trail.asks()
+    for bad in ("0", "169", "soon"):
+        with pytest.raises(ValueError, match="a number from 0.01 to 168"):
+            ws.set_setting("approval_expiry_hours", bad)

@@ -26,7 +26,7 @@ class AuditedChange:
         self.auto_id = uuid.uuid4().hex
         self.denied_id = uuid.uuid4().hex  # the agent journals a refusal under this id: one event on import
         self.requested_id = uuid.uuid4().hex  # four eyes: the agent journals approval.requested under it
-        self.ask_approval = False  # the desktop's four_eyes_production: ask for a second releaser up front
+        self.approval = {}  # four eyes asked for up front (four_eyes_production) and a held change's time limit
 
     def begin(self, **facts) -> None:
         self.facts.update(facts)
@@ -37,8 +37,9 @@ class AuditedChange:
                 "denied": self.denied_id, "requested": self.requested_id}
 
     def asks(self) -> dict:
-        """The request's four-eyes field: {"four_eyes": True} when this desktop asks for approval."""
-        return {"four_eyes": True} if self.ask_approval else {}
+        """The request's four-eyes fields: {"four_eyes": True} when this desktop asks for approval, and
+        `expires_s`, how long a change the server holds may wait for it."""
+        return dict(self.approval)
 
     def request(self, ssh_user: str, **params) -> dict:
         """What the agent is sent with the change: who asks, the ids it journals the change under,

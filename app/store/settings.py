@@ -11,6 +11,7 @@ class Setting:
     default: str
     meaning: str
     choices: tuple[str, ...] = ()
+    bounds: tuple[float, float] | None = None  # a number from .. to (both included)
 
 
 KNOWN = {s.key: s for s in (
@@ -22,6 +23,9 @@ KNOWN = {s.key: s for s in (
     Setting("four_eyes_production", "false",
             "this desktop's deploys and rollbacks on a production server wait for a second releaser's approval "
             "(`berth approve`); a server whose policy has four eyes holds them whatever this says", ("true", "false")),
+    Setting("approval_expiry_hours", "24",
+            "how long a change waiting for a second releaser's approval may wait before it expires (0.01 to 168)",
+            bounds=(0.01, 168.0)),
 )}
 
 
@@ -43,6 +47,8 @@ class Settings:
         value = value.strip().lower() if setting.choices else value
         if setting.choices and value not in setting.choices:
             raise ValueError(f"{key} must be one of {', '.join(setting.choices)}, not {value!r}")
+        if setting.bounds:
+            _check_bounds(key, value, *setting.bounds)
         old = self.get(key)
         with self.db.conn:
             self.db.execute("insert or replace into settings (key, value) values (?, ?)", [key, value])
@@ -51,6 +57,15 @@ class Settings:
     def describe(self) -> list[dict]:
         return [{"key": s.key, "value": self.get(s.key), "default": s.default, "meaning": s.meaning}
                 for s in KNOWN.values()]
+
+
+def _check_bounds(key: str, value: str, low: float, high: float) -> None:
+    try:
+        ok = low <= float(value) <= high
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{key} must be a number from {low:g} to {high:g}, not {value!r}")
 
 
 def _known(key: str) -> Setting:
