@@ -146,6 +146,15 @@ def test_a_request_changed_on_disk_or_a_bad_id_is_refused(world):
     assert error["code"] == "usage" and "7 days" in error["message"]
     assert serving(root) == "2.0.0"
 
+    _, error = users.call(srv, "bfrel1", "rollback", {"root": str(root), "model": "fraud", "to": "1.0.0",
+                                                      "reason": "2.0.0 flags too much"})
+    rid = error["request"]
+    result, error = users.call(srv, "bfrel2", "approve", {"root": str(root), "id": rid})
+    assert error is None and result["version"] == "1.0.0" and result["command"] == "rollback", error
+    assert serving(root) == "1.0.0"
+    done = [e for e in journal_events(root, "rollback") if e.get("approval") == rid]
+    assert [e["outcome"] for e in done] == ["started", "ok"] and done[1]["reason"] == "2.0.0 flags too much"
+
 
 def add_login(world, name, user):
     """This test's Berth logs in as `user` (the desktop installs its agent into the root's .berth and
