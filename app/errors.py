@@ -28,6 +28,9 @@ JUMP_HOST_KEY_CHANGED = "jump_host_key_changed"
 NOT_AGENT = "not_agent"
 LOCK_STUCK = "lock_stuck"
 PERMISSION_DENIED = "permission_denied"  # the server's policy gives this Unix user too low a role
+APPROVAL_PENDING = "approval_pending"  # four eyes: the server stored the change for a second releaser
+APPROVAL_EXPIRED = "approval_expired"
+ALREADY_DECIDED = "already_decided"
 
 # -- deploy, rollback, start, stop, predict ---------------------------------------------------------
 BUNDLE = "bundle"

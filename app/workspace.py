@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app import errors
-from app.anchoring import anchor_account, anchor_on_first_use, attach_anchor, sidecar_record
+from app.anchoring import anchor_on_first_use, attach_anchor
 from app.audit.log import AuditLog
 from app.errors import BerthError
 from app.remote.connect import open_transport
@@ -98,7 +98,15 @@ class Workspace:
         if "index" not in options:  # offline wheels or a private index (`berth server set NAME --index`)
             from app.deploy.offline import plan_for
             options["index"] = plan_for(self.db, self.settings, transport.name)
-        return Deploy(transport, bundle_path, self.audit, reason=reason, **options)
+        job = Deploy(transport, bundle_path, self.audit, reason=reason, **options)
+        job.trail.approval = self.approval_fields(transport.name)
+        return job
+
+    def approval_fields(self, server: str) -> dict:
+        """What a change asks of four eyes: with four_eyes_production, this desktop's production changes wait
+        for a second releaser even where the server's policy does not hold them (it adds, never removes)."""
+        asks = self.settings.flag("four_eyes_production") and self.servers.get(server).environment == "production"
+        return dict({"four_eyes": True} if asks else {}, expires_s=float(self.settings.get("approval_expiry_hours")) * 3600)
 
     def check_staging_first(self, server: str, sha256: str) -> None:
         """With require_staging_first, a production server takes only a bundle that has run on a
@@ -122,7 +130,8 @@ class Workspace:
         from app.deploy.changes import change
 
         self._check_change(action, transport.name, reason)
-        return (yield from change(transport, self.audit, action, model, reason=reason, **params))
+        return (yield from change(transport, self.audit, action, model, reason=reason,
+                                  approval=self.approval_fields(transport.name), **params))
 
     def job_change(self, transport: Transport, action: str, name: str, model: str, request: dict | None = None,
                    reason: str = "") -> dict:
@@ -346,55 +355,3 @@ class Workspace:
                           detail=f"{n} key(s) removed for {server.host}:{server.port}")
         return n
 
-
-def rebuild_audit_log(ask_passphrase: AskPassphrase | None = None) -> tuple["Workspace", list[str]]:
-    """A new berth.sqlite whose log is rebuilt from the server journals (`berth audit rebuild`): the
-    old file and its anchor are kept beside it (renamed, never deleted), the servers and settings it
-    still holds are carried over, and the new log starts under a new desktop id and key, its first
-    event saying what was set aside. Returns the new workspace and what was done (for the operator);
-    the journals are then imported with `sync_journal` per server."""
-    import sqlite3
-
-    from app.agent.journal import utc_now
-    from app.remote.credentials import delete_secret
-    from app.store.db import DatabaseDamaged
-
-    db_file = paths.db_path()
-    servers, settings, said = [], [], []
-    if db_file.exists() and db_file.stat().st_size:
-        try:
-            old = open_db(db_file)
-            try:
-                servers = [s for s in ServerRegistry(old).list() if s.name != LOCAL]
-                settings = list(old.conn.execute("select key, value from settings"))
-            finally:
-                old.close()
-        except (DatabaseDamaged, sqlite3.DatabaseError) as e:
-            why = e.detail.get("error") if isinstance(e, DatabaseDamaged) else str(e)
-            said.append(f"{db_file.name} could not be read ({why}), so no servers were carried over: add them again "
-                        "(berth server add), then berth audit sync")
-    stamp = utc_now().replace(":", "").replace("-", "")[:15]
-    moved = []
-    for suffix in ("", "-wal", "-shm"):
-        part = db_file.with_name(db_file.name + suffix)
-        if part.exists():
-            target = db_file.with_name(f"{db_file.name}.before-rebuild-{stamp}{suffix}")
-            part.rename(target)
-            moved.append(target)
-    anchor_file = db_file.with_suffix(".anchor")
-    old_anchor = sidecar_record(anchor_file)
-    if anchor_file.exists():
-        anchor_file.rename(anchor_file.with_name(f"{anchor_file.name}.before-rebuild-{stamp}"))
-    delete_secret(anchor_account(db_file))  # a new key and desktop id: the old heads belong to the old log
-    ws = Workspace(ask_passphrase=ask_passphrase)
-    for server in servers:
-        ws.servers.save(server)
-    for key, value in settings:
-        ws.db.execute("insert or replace into settings (key, value) values (?, ?)", [key, value])
-    ws.db.conn.commit()
-    was = (f"the old anchor said {old_anchor.get('seq')} events, head {str(old_anchor.get('hash'))[:16]} "
-           f"(desktop {old_anchor.get('desktop')}, {old_anchor.get('at')})" if old_anchor else "no old anchor")
-    detail = (f"rebuilt from the server journals; the old database was kept as "
-              f"{moved[0].name if moved else '(none)'}; {was}; {len(servers)} server(s) carried over")
-    ws.audit.record("audit.rebuild", "ok", detail=detail)
-    return ws, said + [detail]

@@ -8,7 +8,7 @@ import os
 import sys
 import traceback
 
-from . import (alertstore, jobedit, jobpreview, jobs, operations, permissions, portchange, portrange, queries, sampler,
+from . import (alertstore, approvals, jobedit, jobpreview, jobs, operations, permissions, portchange, portrange, queries, sampler,
                scheduler)
 from .journal import disk_error
 from .layout import AgentError, Root
@@ -69,6 +69,18 @@ COMMANDS.update(jobs.COMMANDS)
 COMMANDS.update(jobedit.COMMANDS)
 COMMANDS.update(jobpreview.COMMANDS)
 COMMANDS.update(permissions.COMMANDS)
+COMMANDS.update(approvals.COMMANDS)
+
+
+def _approve(ctx, req):
+    """Four eyes: perform the change request `id` stored, exactly as it was asked (approvals.py)."""
+    command, change = approvals.decide(ctx, req)
+    if command is None:
+        return change  # rejected
+    return dict(COMMANDS[command](ctx, change), approval=change["approval"], command=command)
+
+
+COMMANDS["approve"] = _approve
 
 
 def _lazy(module, name):
@@ -139,7 +151,8 @@ def run(command, req, emit, failed):
             raise AgentError("the request must be a JSON object with a 'root'", "usage")
         ctx = operations.Context(Root(req["root"]), req.get("actor"), emit)
         os.umask(ctx.root.umask())  # one root per process (a session serves one desktop's root)
-        permissions.enforce(ctx, command, req)  # the role this Unix user has here, never what Berth claims
+        pol = permissions.enforce(ctx, command, req)  # the role this Unix user has here, never what Berth claims
+        approvals.hold(ctx, command, req, pol)  # four eyes: a held production change waits for a second releaser
         result = COMMANDS[command](ctx, req)
         emit("result", result=result)
         return 0

@@ -70,7 +70,7 @@ def audited(action):
                 if current is not None:  # without `current` (removed by hand) start / rollback decide
                     supervise.stop_strays(model, {current} | experimentfiles.versions(model))
                 base = {"model": name, "version": req.get("version") or req.get("to"), "sha256": req.get("sha256"),
-                        "old": current, "reason": req.get("reason")}
+                        "old": current, "reason": req.get("reason"), "approval": req.get("approval")}
                 started = _journal(root, action, "started", ctx, ids.get("started"),
                                    desktop_head=_desktop_head(req), **base)
                 base["ref"] = started["id"] if started else None

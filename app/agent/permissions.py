@@ -68,7 +68,7 @@ def whoami(ctx, req):
 def policy_show(ctx, req):
     pol = policy.load(ctx.root.path)
     return {"path": pol.path, "state": _state(pol), "untrusted": pol.untrusted, "production": pol.production,
-            "roles": pol.roles(), "admins": pol.admins()}
+            "roles": pol.roles(), "admins": pol.admins(), "four_eyes": pol.data.get("four_eyes") or {}}
 
 
 def _state(pol):
@@ -107,7 +107,10 @@ def _grants(ctx, req, grant):
 
 
 def policy_set(ctx, req):
-    """{"production": true|false}: whether deploy, rollback and experiments here need the releaser role."""
+    """{"production": true|false}: whether deploy, rollback and experiments here need the releaser role;
+    or {"four_eyes": true|false, "model": M}: whether such a change waits for a second releaser."""
+    if "four_eyes" in req:
+        return _four_eyes(ctx, req)
     production = req.get("production")
     if not isinstance(production, bool):
         raise AgentError("'production' must be true or false, not %r" % (production,), "usage")
@@ -116,6 +119,18 @@ def policy_set(ctx, req):
         data["production"] = production
         return "production: %s" % ("true" if production else "false")
     return _edit(ctx, req, "policy set", edit, "production")
+
+
+def _four_eyes(ctx, req):
+    on = req.get("four_eyes")
+    if not isinstance(on, bool):
+        raise AgentError("'four_eyes' must be true or false, not %r" % (on,), "usage")
+    scope = policy.check_scope(req.get("model") or "*")
+
+    def edit(data):
+        data.setdefault("four_eyes", {})[scope] = on
+        return "four eyes on %s: %s" % (scope, "true" if on else "false")
+    return _edit(ctx, req, "policy set", edit, "four_eyes")
 
 
 def _edit(ctx, req, what, edit, key):
@@ -136,7 +151,7 @@ def _edit(ctx, req, what, edit, key):
         detail = edit(after)
         policy.check(after)
         _write(pol.path, after, 0o640 if root.shared() else 0o644)
-        old, new = before.get(key, {} if key == "roles" else False), after.get(key)
+        old, new = before.get(key, {} if key in ("roles", "four_eyes") else False), after.get(key)
         journal.append(root, "policy.changed", "ok", ctx.actor, (req.get("event_ids") or {}).get("outcome"),
                        unix_user=me.user, before=old, after=new, detail=detail)
     return {"path": pol.path, "before": old, "after": new, "detail": detail}

@@ -78,6 +78,14 @@ class Policy:
     def roles(self):
         return self.data.get("roles") or {}
 
+    def four_eyes(self, model=None):
+        """Whether a change of `model` here waits for a second releaser (approvals.py): only on a
+        production server; a model's own entry wins over "*"."""
+        if not self.production or self.untrusted:
+            return False
+        flags = self.data.get("four_eyes") or {}
+        return (flags[model] if model in flags else flags.get("*")) is True
+
     def role_of(self, identity, model=None):
         """The highest role any of the identity's names has for `model` (or for all models)."""
         if self.untrusted:
@@ -164,14 +172,19 @@ def _why_untrusted(path, st, owner):
 
 
 def check(data):
-    """The file's shape: {"production": bool, "roles": {PRINCIPAL: {"*"|MODEL: ROLE}}}."""
+    """The file's shape: {"production": bool, "four_eyes": {"*"|MODEL: bool}, "roles": {PRINCIPAL: {"*"|MODEL: ROLE}}}."""
     if not isinstance(data, dict):
         raise AgentError("it must be a JSON object", "usage")
-    unknown = set(data) - {"production", "roles"}
+    unknown = set(data) - {"production", "roles", "four_eyes"}
     if unknown:
         raise AgentError("unknown keys %s" % ", ".join(sorted(unknown)), "usage")
     if not isinstance(data.get("production", False), bool):
         raise AgentError("'production' must be true or false", "usage")
+    four_eyes = data.get("four_eyes", {})
+    if not isinstance(four_eyes, dict) or not all(isinstance(v, bool) for v in four_eyes.values()):
+        raise AgentError("'four_eyes' must map \"*\" or a model to true or false", "usage")
+    for model in four_eyes:
+        check_scope(model)
     roles = data.get("roles", {})
     if not isinstance(roles, dict):
         raise AgentError("'roles' must be an object", "usage")

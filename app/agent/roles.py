@@ -29,6 +29,8 @@ NEEDS = {
     "alert_smtp_set": "admin", "port_range.set": "admin", "policy_grant": "admin", "policy_revoke": "admin",
     "policy_set": "admin",
     "init_shared_root": "admin",  # and only the root's owner or root (sharedroot.py)
+    # four eyes (approvals.py): the list is a read; deciding needs the role of the change (releaser on production)
+    "approvals": "viewer", "approve": CHANGE,
 }
 NEEDS.update({"container_check": "viewer", "container_set": "admin"})  # the container engine (containerengine.py)
 NEEDS["server_facts"] = "viewer"  # what pip can install there, and whether its index answers (issue 20)

@@ -17,6 +17,7 @@ from app import errors
 from app.errors import BerthError, error_code, error_log, one_line
 
 from .alerts import AlertGroup, AlertsCommand
+from .approvals import ApprovalsCommand, ApproveCommand
 from .audit import AuditGroup
 from .base import Command
 from .cache import CacheGroup
@@ -38,6 +39,7 @@ COMMANDS: tuple[Command, ...] = (
     ServerGroup(), *CHANGES, AuditGroup(), SettingsCommand(), BundleGroup(), MonitorCommand(), DemoCommand(), JobGroup(),
     AlertGroup(), AlertsCommand(), DbPasswordCommand(), DiffCommand(), FeedbackCommand(), PromoteCommand(),
     ExperimentGroup(), WhoamiCommand(), PolicyGroup(),
+    ApprovalsCommand(), ApproveCommand(),
 )
 COMMANDS += (CacheGroup(),)  # issue 20: the wheels kept for offline servers
 

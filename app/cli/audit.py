@@ -60,7 +60,7 @@ class AuditGroup(ActionGroup):
         return 0 if verdict.ok else 1
 
     def do_rebuild(self, args, _ws) -> int:
-        from app.workspace import rebuild_audit_log
+        from .audit_rebuild import rebuild_audit_log
 
         ws, said = rebuild_audit_log()
         for line in said:

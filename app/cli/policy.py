@@ -54,6 +54,11 @@ class PolicyGroup(ActionGroup):
                                                      "experiments then need the releaser role (admins only)")
         prod.add_argument("value", choices=("true", "false"))
         options.add_server(prod, required=True)
+        eyes = actions.add_parser("four-eyes", help="whether changes on this production server wait for a second "
+                                                    "releaser's approval (`berth approve`; admins only)")
+        eyes.add_argument("value", choices=("true", "false"))
+        options.add_server(eyes, required=True)
+        eyes.add_argument("--model", help="for this model only (default: every model of the server)")
 
     def do_show(self, args) -> int:
         from app.deploy import policy
@@ -68,6 +73,9 @@ class PolicyGroup(ActionGroup):
                  "trusted": "production" if shown["production"] else "not production",
                  "untrusted": f"NOT TRUSTED, only viewer actions are allowed: {shown['untrusted']}"}[shown["state"]]
         print(f"{t.name}: {shown['path']}: {state}")
+        eyes = ", ".join(f"{m}: {'on' if on else 'off'}" for m, on in sorted((shown.get("four_eyes") or {}).items()))
+        if eyes:
+            print(f"{t.name}: four eyes (a second releaser approves production changes): {eyes}")
         rows = [{"who": who, "model": model, "role": role}
                 for who, grants in sorted(shown["roles"].items()) for model, role in sorted(grants.items())]
         if rows:
@@ -88,6 +96,24 @@ class PolicyGroup(ActionGroup):
         with ws.connect(resolve_one(ws, args.server)) as t:
             try:
                 result = policy.set_production(t, ws.audit, args.value == "true")
+            except OperationFailed as e:
+                raise Failed(f"{t.name}: {e}", code=e.code) from None
+        print(f"{t.name}: {result['detail']}")
+        return 0
+
+    def do_four_eyes(self, args) -> int:
+        from app.deploy import policy
+        from app.deploy.errors import OperationFailed
+
+        if args.model:
+            try:
+                check_scope(args.model)
+            except AgentError as e:
+                raise Failed(str(e)) from None
+        ws = workspace()
+        with ws.connect(resolve_one(ws, args.server)) as t:
+            try:
+                result = policy.set_four_eyes(t, ws.audit, args.value == "true", args.model or "")
             except OperationFailed as e:
                 raise Failed(f"{t.name}: {e}", code=e.code) from None
         print(f"{t.name}: {result['detail']}")

@@ -25,6 +25,8 @@ class AuditedChange:
         self.outcome_id = uuid.uuid4().hex
         self.auto_id = uuid.uuid4().hex
         self.denied_id = uuid.uuid4().hex  # the agent journals a refusal under this id: one event on import
+        self.requested_id = uuid.uuid4().hex  # four eyes: the agent journals approval.requested under it
+        self.approval = {}  # four eyes asked for up front (four_eyes_production) and a held change's time limit
 
     def begin(self, **facts) -> None:
         self.facts.update(facts)
@@ -32,13 +34,18 @@ class AuditedChange:
 
     def event_ids(self) -> dict:
         return {"started": self.started.id, "outcome": self.outcome_id, "rollback_auto": self.auto_id,
-                "denied": self.denied_id}
+                "denied": self.denied_id, "requested": self.requested_id}
+
+    def asks(self) -> dict:
+        """The request's four-eyes fields: {"four_eyes": True} when this desktop asks for approval, and
+        `expires_s`, how long a change the server holds may wait for it."""
+        return dict(self.approval)
 
     def request(self, ssh_user: str, **params) -> dict:
         """What the agent is sent with the change: who asks, the ids it journals the change under,
         this desktop's head, the reason."""
         return dict(params, actor=dict(local_actor(), ssh_user=ssh_user), event_ids=self.event_ids(),
-                    desktop_head=self.audit.desktop_head(), reason=self.facts.get("reason", ""))
+                    desktop_head=self.audit.desktop_head(), reason=self.facts.get("reason", ""), **self.asks())
 
     @contextmanager
     def outcome(self):
@@ -58,10 +65,25 @@ class AuditedChange:
         self.audit.finish(self.started, "ok", id=self.outcome_id, version=result.get("version", ""),
                           sha256=result.get("sha256") or "", detail=result.get("detail", ""), **changed)
 
+    def _pending(self, error) -> OperationFailed:
+        """Four eyes held the change: not failed, not done. Recorded as the agent journalled it."""
+        rid = error.detail.get("request") or "?"
+        server = self.facts.get("server", "")
+        detail = str(error)
+        if self.started is not None:
+            self.audit.finish(self.started, "pending", id=self.outcome_id, detail=detail)
+        self.audit.record("approval.requested", "pending", id=self.requested_id, **dict(self.facts, detail=detail))
+        held = OperationFailed(f"{detail}; another releaser runs `berth approve {rid} --server {server}` "
+                               f"(`berth approvals --server {server}` lists what waits)", code=errors.APPROVAL_PENDING)
+        held.detail = dict(error.detail)
+        return held
+
     def failed(self, error: BaseException, outcome: str = "failed") -> OperationFailed:
         """Record the failure (and the automatic rollback it caused, if any); return the
         OperationFailed to raise in its place."""
         code = error_code(error) or errors.FAILED
+        if code == errors.APPROVAL_PENDING:
+            return self._pending(error)
         detail = str(error) or type(error).__name__
         if self.started is None:
             self.audit.record(self.action, outcome, detail=detail, **self.facts)

@@ -11,10 +11,12 @@ from .progress import Progress, agent_stream
 
 
 def change(transport: Transport, audit: AuditLog, action: str, model: str, reason: str = "",
-           **params) -> Iterator[Progress]:
-    """Run `action` ("rollback" | "start" | "stop" | "port.set") on `model`; yields progress, returns the result."""
+           approval: dict | None = None, **params) -> Iterator[Progress]:
+    """Run `action` ("rollback" | "start" | "stop" | "port.set") on `model`; yields progress, returns the result.
+    `approval` (Workspace.approval_fields): four eyes asked for up front, and the time limit of a held change."""
     trail = AuditedChange(audit, action, server=transport.name, ssh_user=transport.ssh_user, model=model,
                           version=params.get("to") or "", reason=reason)
+    trail.approval = approval or {}
     trail.begin()
     with trail.outcome():
         result = yield from agent_stream(transport, action, trail.request(transport.ssh_user, model=model, **params))

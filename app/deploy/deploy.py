@@ -94,7 +94,8 @@ class Deploy:
                        "files": [{"path": f.path, "sha256": f.sha256, "mode": f.mode, "size": f.size} for f in bundle.files],
                        "keep": self.keep, "actor": self._actor(), "event_ids": self.trail.event_ids(),
                        "desktop_head": self.audit.desktop_head(),
-                       "reason": self.trail.facts.get("reason", ""), "commit": sent.hashes, "profile": profile, **index_fields}
+                       "reason": self.trail.facts.get("reason", ""), "commit": sent.hashes, "profile": profile,
+                       **index_fields, **self.trail.asks()}
             self.result = yield from self._install(request, info, blobs)
         self.trail.ok(self.result)
         yield Progress("done", f"{m.name} {m.version} is current on {self.transport.name}")

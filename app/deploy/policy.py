@@ -36,6 +36,13 @@ def set_production(transport: Transport, audit: AuditLog, production: bool) -> d
                     production=production)
 
 
+def set_four_eyes(transport: Transport, audit: AuditLog, on: bool, model: str = "") -> dict:
+    """Make a production server's deploys, rollbacks, port changes and experiments (of `model`, else of
+    every model) wait for a second releaser's approval, or not; audited."""
+    return _audited(transport, audit, f"four eyes on {model or '*'}: {str(on).lower()}", "policy_set", model,
+                    four_eyes=on, **({"model": model} if model else {}))
+
+
 def _audited(transport: Transport, audit: AuditLog, what: str, command: str, audited_model: str, **params) -> dict:
     trail = AuditedChange(audit, "policy.changed", server=transport.name, ssh_user=transport.ssh_user,
                           model=audited_model)

@@ -14,6 +14,7 @@ class Setting:
     choices: tuple[str, ...] = ()
     positive_int: bool = False
     pattern: str = ""  # a value must match it whole (re.fullmatch), when given
+    bounds: tuple[float, float] | None = None  # a number from .. to (both included)
 
 
 KNOWN = {s.key: s for s in (
@@ -28,6 +29,12 @@ KNOWN = {s.key: s for s in (
     Setting("ssh_persist", "600",
             "seconds a CLI call's SSH connection is held for the next call to the same server (0: none; "
             "$BERTH_SSH_PERSIST wins)", pattern=r"[0-9]{1,7}"),
+    Setting("four_eyes_production", "false",
+            "this desktop's deploys and rollbacks on a production server wait for a second releaser's approval "
+            "(`berth approve`); a server whose policy has four eyes holds them whatever this says", ("true", "false")),
+    Setting("approval_expiry_hours", "24",
+            "how long a change waiting for a second releaser's approval may wait before it expires (0.01 to 168)",
+            bounds=(0.01, 168.0)),
 )}
 
 
@@ -54,6 +61,8 @@ class Settings:
         if setting.pattern and not re.fullmatch(setting.pattern, value.strip()):
             raise ValueError(f"{key} must be a whole number of seconds, not {value!r}")
         value = value.strip() if setting.pattern else value
+        if setting.bounds:
+            _check_bounds(key, value, *setting.bounds)
         old = self.get(key)
         with self.db.conn:
             self.db.execute("insert or replace into settings (key, value) values (?, ?)", [key, value])
@@ -62,6 +71,15 @@ class Settings:
     def describe(self) -> list[dict]:
         return [{"key": s.key, "value": self.get(s.key), "default": s.default, "meaning": s.meaning}
                 for s in KNOWN.values()]
+
+
+def _check_bounds(key: str, value: str, low: float, high: float) -> None:
+    try:
+        ok = low <= float(value) <= high
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{key} must be a number from {low:g} to {high:g}, not {value!r}")
 
 
 def _known(key: str) -> Setting:

@@ -10,6 +10,7 @@ from app.formatting import human_bytes
 from app.store.servers import LOCAL, ServerConfig
 
 from app.ui.servers.activity_view import ActivityView
+from app.ui.servers.approvals_panel import ApprovalsPanel
 from app.ui.servers.lock_panel import LockPanel
 from app.ui.servers.policy_dialog import PolicyDialog
 from app.ui.servers.role_gate import RoleGate
@@ -68,6 +69,8 @@ class ServerPage(QWidget):
         self.lock_panel = LockPanel(runner)
         self.lock_panel.broken.connect(self.test_connection)
         self.form.addRow("Lock", self.lock_panel)
+        self.approvals_panel = ApprovalsPanel(runner)  # four eyes: what waits here for a second person
+        self.form.addRow("Approvals", self.approvals_panel)
         layout.addWidget(facts)
 
         buttons = QHBoxLayout()
@@ -146,6 +149,7 @@ class ServerPage(QWidget):
         self.fields["disk"].setText(f"{human_bytes(info['disk_free'])} of {human_bytes(info['disk_total'])}")
         self.fields["root"].setText(info["root"])
         self.lock_panel.show_lock(name, info.get("lock") or {})
+        self.approvals_panel.refresh(name)
 
 
 def _description(folder: Path) -> str:

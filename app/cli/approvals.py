@@ -1,0 +1,75 @@
+"""`berth approvals --server S` and `berth approve ID --server S [--reason TEXT] [--reject]`: four eyes
+for production, enforced by the server's agent (docs/permissions.md). A held change is made by the
+server exactly as it was asked; approving names the request, nothing else."""
+from __future__ import annotations
+
+import sys
+
+from . import options
+from .base import Command, Failed, workspace
+from .output import ProgressPrinter, print_json, print_table
+from .selectors import resolve_one
+
+COLUMNS = ["id", "state", "what", "requested_by", "requested_at", "expires_at", "decided_by"]
+
+
+class ApprovalsCommand(Command):
+    name = "approvals"
+    help = "changes waiting on a server for a second person's approval (four eyes), and those decided lately"
+
+    def add_arguments(self, parser) -> None:
+        options.add_server(parser, required=True)
+        options.add_json(parser)
+
+    def run(self, args) -> int:
+        from app.deploy import approvals
+
+        ws = workspace()
+        with ws.connect(resolve_one(ws, args.server)) as t:
+            listing = approvals.listed(t)
+        if args.json:
+            print_json(dict(listing, server=t.name))
+            return 0
+        waiting = sum(r["state"] == "pending" for r in listing["requests"])
+        print(f"{t.name}: {waiting} change(s) waiting for approval" +
+              ("; approve one with `berth approve ID --server " + t.name + "`" if waiting else ""))
+        if listing["requests"]:
+            print_table([{c: r.get(c) or "" for c in COLUMNS} for r in listing["requests"]], COLUMNS)
+        return 0
+
+
+class ApproveCommand(Command):
+    name = "approve"
+    help = "approve (or --reject) a change another user asked for on a production server; the server makes it"
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("id", metavar="ID", help="the request's id, as `berth approvals` lists it")
+        options.add_server(parser, required=True)
+        options.add_reason(parser, help="why you approve (or reject) it: kept with the decision in both audit logs")
+        parser.add_argument("--reject", action="store_true", help="refuse the change (the requester may withdraw "
+                                                                  "their own this way)")
+
+    def run(self, args) -> int:
+        from app.agent.approvalstore import check_id
+        from app.agent.layout import AgentError
+        from app.deploy import approvals
+        from app.deploy.changes import run_to_end
+        from app.deploy.errors import OperationFailed
+
+        try:  # checked again by the agent; here a typo costs no connection
+            check_id(args.id)
+        except AgentError as e:
+            raise Failed(str(e)) from None
+        ws = workspace()
+        with ws.connect(resolve_one(ws, args.server)) as t:
+            try:
+                result = run_to_end(approvals.decide(t, ws.audit, args.id, args.reason, args.reject),
+                                    ProgressPrinter(getattr(args, "verbose", False)))
+            except OperationFailed as e:
+                raise Failed(f"{t.name}: {e}", code=e.code) from None
+        if args.reject:
+            print(f"{t.name}: {result['detail']}")
+            return 0
+        print(f"{t.name}: approved {args.id}: {result.get('command')} done: {result.get('detail', '')}",
+              file=sys.stdout)
+        return 0
