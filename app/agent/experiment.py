@@ -5,6 +5,7 @@ listening socket (taken from A's runner with `fd`) and, once the router accepts,
 Every refusal comes before anything changes."""
 import importlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from .lock import ServerLock
 from .runnerenv import runner_environment
 
 MODES = ("ab", "canary", "shadow")
+_HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}\Z")
 ROUTER_READY_S = 10.0
 DEFAULTS = {"step_requests": 100, "step_minutes": 1.0, "max_error_rate": 0.05, "max_p95_ms": None}
 
@@ -50,8 +52,9 @@ def settings(model, req):
         out["weight"] = _number(req.get("weight"), "--weight", 0.0, 1.0)
         header = req.get("sticky_header")
         if header is not None:
-            if not isinstance(header, str) or not header or any(not (c.isalnum() or c == "-") for c in header):
-                raise AgentError("--sticky-header %r is not a header name (letters, digits and '-')" % (header,), "usage")
+            if not isinstance(header, str) or not _HEADER_NAME.match(header):  # ASCII: what HTTP clients send
+                raise AgentError("--sticky-header %r is not a header name (ASCII letters, digits and '-', at most 64)"
+                                 % (header,), "usage")
             out["sticky_header"] = header
     elif mode == "canary":
         out.update(canary_settings(req))

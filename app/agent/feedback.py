@@ -94,12 +94,13 @@ PATH = "/feedback"
 def respond(req, request_log_path):
     """POST /feedback in the runner (httploop's request): (status, body, content type, extra headers);
     200 {"accepted": n}, 400 for a shape it does not know, 413 over MAX_BODY."""
+    too_big = (413, json.dumps({"error": "feedback body over %d bytes; send at most %d labels per request"
+                                % (MAX_BODY, MAX_ITEMS)}).encode(), "application/json", "")
     if req.refused is not None:  # the loop's own refusals of the body (length, chunked): their status
         status, message, _ = req.refused
-        return status, json.dumps({"error": message}).encode(), "application/json", ""
+        return too_big if status == 413 else (status, json.dumps({"error": message}).encode(), "application/json", "")
     if len(req.body) > MAX_BODY:
-        return (413, json.dumps({"error": "feedback body over %d bytes; send at most %d labels per request"
-                                 % (MAX_BODY, MAX_ITEMS)}).encode(), "application/json", "")
+        return too_big
     try:
         pairs = parse(json.loads(req.body or b"null"))
     except (ValueError, RecursionError) as e:  # BadFeedback, JSON errors

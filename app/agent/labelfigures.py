@@ -31,10 +31,10 @@ def label_figures(model_dir, versions=None, since=None, samples=False):
             labels[rid] = item["label"]  # the last label given wins
     acc = dict((v, _Tally()) for v in (versions or ()))
     for item in lines(os.path.join(logs, "requests.jsonl"), labels):
-        version = item.get("version")
-        if versions is not None and version not in acc:
-            continue
-        if since is not None and (item.get("ts") or 0) < since:
+        version, ts = item.get("version"), item.get("ts")
+        if not isinstance(version, str) or (versions is not None and version not in acc):
+            continue  # a foreign line (no version, or not a string) is no one's request
+        if since is not None and not (isinstance(ts, (int, float)) and ts >= since):
             continue
         rid = item.get("request_id")
         if rid not in labels or item.get("status") != 200:

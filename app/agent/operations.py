@@ -289,10 +289,11 @@ def _release_before(model, current):
     return versions[versions.index(current) - 1]
 
 
-def _start_healthy(ctx, model, version, manifest, previous=None, wanted_port=None):
+def _start_healthy(ctx, model, version, manifest, previous=None, wanted_port=None, serve=True):
     """Start `version` holding the stable port's listening socket (taken from `previous`'s runner,
     else bound now), health-check it on its own release port, then let it accept on the stable port
-    beside `previous`. Returns the release port."""
+    beside `previous` (not with serve=False: an experiment's router holds the port). Returns the
+    release port."""
     from . import health  # http.client costs ~50 ms to import; only changes that start a runner need it
 
     release_dir = model.release(version)
@@ -315,7 +316,8 @@ def _start_healthy(ctx, model, version, manifest, previous=None, wanted_port=Non
         port = health.wait_ready(model, version, rec, timeout)
         ctx.emit("step", step="health", version=version, port=port)
         health.check(model, version, port, _example(release_dir, manifest), timeout)
-        endpoint.serve(rec)
+        if serve:
+            endpoint.serve(rec)
     except BaseException:
         supervise.stop(model, version)
         endpoint.restore(model, saved)

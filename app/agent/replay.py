@@ -42,8 +42,7 @@ def replay(ctx, req):
         raise AgentError("--last must be 1 to %d" % MAX_LAST, "usage")
     logged = collections.deque(maxlen=last)
     for item in lines(model.request_log()):
-        text = item.get("input")
-        if item.get("version") == a and isinstance(text, str) and not text.endswith("\u2026"):  # cut: not replayable
+        if item.get("version") == a and _replayable(item):
             logged.append(item)
     if not logged:
         raise AgentError("no logged requests of %s %s to replay yet" % (model.name, a), "not_found")
@@ -53,11 +52,20 @@ def replay(ctx, req):
     return compare(model, a, b, logged, answers, runner.latencies())
 
 
+def _replayable(item):
+    """A whole logged request as the runner writes it; a cut input (over 4 KB, ending in an
+    ellipsis) or a foreign line of other shapes (a status or id that is not one) is skipped."""
+    text, status = item.get("input"), item.get("status")
+    return (isinstance(text, str) and not text.endswith("\u2026") and isinstance(item.get("request_id"), str)
+            and isinstance(status, int) and not isinstance(status, bool))
+
+
 def compare(model, a, b, logged, answers, b_latency):
     """The comparison: per version figures, agreement over the inputs both answered, and the verdict."""
     labels = {}
     for item in lines(os.path.join(model.logs, LABELS_FILE)):
-        labels[item.get("request_id")] = item.get("label")
+        if isinstance(item.get("request_id"), str):
+            labels[item["request_id"]] = item.get("label")
     side_a, side_b = _Side(a), _Side(b)
     pairs = []
     for item, (rid, status, out) in zip(logged, answers):
@@ -108,7 +116,7 @@ class _Side:
             self.errors += 1
         elif status >= 400:
             self.rejected += 1
-        if isinstance(latency_ms, (int, float)):
+        if isinstance(latency_ms, (int, float)) and not isinstance(latency_ms, bool):
             self.latencies.append(float(latency_ms))
         if status == 200 and label is not None:
             pred = predicted(output)
@@ -202,7 +210,8 @@ class _PrivateRunner:
     def latencies(self):
         """{request id: B's own latency_ms} from the replay log; read once the runner has stopped
         (it writes each line after its answer, and drains before it exits)."""
-        return dict((item.get("request_id"), item.get("latency_ms")) for item in lines(self.request_log))
+        return dict((item.get("request_id"), item.get("latency_ms")) for item in lines(self.request_log)
+                    if isinstance(item.get("request_id"), str))
 
     def __exit__(self, *exc):
         if self.proc.poll() is None:

@@ -31,7 +31,9 @@ SHADOW_QUEUE = 256
 SHADOW_WORKERS = 2
 IDLE_GRACE_S = 0.5
 RETRY_S = 5.0  # a rollback that found the server locked for 30 s, or A not running, is tried again
-HOP = (b"connection", b"keep-alive", b"x-request-id", b"content-length", b"transfer-encoding")
+# not forwarded: framing is the router's own, and the body goes whole (a runner's 100 Continue would be noise)
+HOP = (b"connection", b"keep-alive", b"x-request-id", b"content-length", b"transfer-encoding", b"expect")
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class Router:
@@ -41,7 +43,8 @@ class Router:
         self.config = read_json(self.config_path)
         self.policy = routerpolicy.Policy(self.config)
         self.stats = Stats(os.path.join(folder, "stats.json"))
-        self.up = {"a": Upstream(self.config["a_port"]), "b": Upstream(self.config["b_port"])}
+        self.up = dict((side, Upstream(self.config[side + "_port"], lambda side=side: self._port_now(side)))
+                       for side in ("a", "b"))
         self.names = {"a": self.config["a"].encode(), "b": self.config["b"].encode()}
         self.shadow = queue.Queue(SHADOW_QUEUE) if self.config["mode"] == "shadow" else None
         self.stopping = threading.Event()
@@ -51,6 +54,17 @@ class Router:
         self.step_base = self.stats.snapshot("b")
         self.breach = None  # why the canary broke its limits, until its ending is done
         self.retry_at = 0.0
+
+    def _port_now(self, side):
+        """The release port in the runner's port file (a runner the watchdog restarted has a new one)."""
+        path = os.path.join(os.path.dirname(os.path.abspath(self.folder)), "run", self.config[side] + ".port")
+        try:
+            with open(path) as f:
+                port = int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+        self.config[side + "_port"] = port  # so a canary's next save keeps it
+        return port
 
     # --- accepting and answering
     def serve(self):
@@ -82,7 +96,10 @@ class Router:
                     if head is None:
                         return
                     (method, path, proto), raw, named = parse_head(head)
-                    body = reader.body(content_length(named))
+                    n = content_length(named)
+                    if named.get(b"expect", b"").lower() == b"100-continue" and len(reader.buf) < n:
+                        conn.sendall(CONTINUE)  # the client waits for it before it sends the body (curl: ~1 MB up)
+                    body = reader.body(n)
                 except BadRequest as e:
                     conn.sendall(_answer(e.status, json.dumps({"error": str(e)}).encode(), [], request_id(), True))
                     return

@@ -86,8 +86,8 @@ def content_length(named):
 class Upstream:
     """Keep-alive connections to one release's private port, reused request after request."""
 
-    def __init__(self, port):
-        self.port = port
+    def __init__(self, port, find_port=None):
+        self.port, self.find_port = port, find_port  # find_port: the runner's port now (it was restarted)
         self.idle = []
         self.lock = threading.Lock()
 
@@ -99,10 +99,13 @@ class Upstream:
             conn, reused = self._get()
             try:
                 conn[0].sendall(data)
-                head = conn[1].head()
-                if head is None:
-                    raise ConnectionResetError("the release closed the connection")
-                (_proto, status, _reason), raw, named = parse_head(head)
+                while True:  # a 1xx (100 Continue) is an interim answer: the final one follows it
+                    head = conn[1].head()
+                    if head is None:
+                        raise ConnectionResetError("the release closed the connection")
+                    (_proto, status, _reason), raw, named = parse_head(head)
+                    if not (status.isdigit() and 100 <= int(status) < 200):
+                        break
                 body = conn[1].body(int(named.get(b"content-length", b"0")))
             except (OSError, BadRequest, ValueError) as e:
                 conn[0].close()
@@ -119,7 +122,14 @@ class Upstream:
         with self.lock:
             if self.idle:
                 return self.idle.pop(), True
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=UPSTREAM_TIMEOUT)
+        try:
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=UPSTREAM_TIMEOUT)
+        except ConnectionRefusedError:
+            port = self.find_port() if self.find_port else None
+            if not port or port == self.port:
+                raise
+            self.port = port  # the watchdog restarted the release on another port of its own
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=UPSTREAM_TIMEOUT)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return (sock, Reader(sock)), False
 

@@ -14,6 +14,7 @@ from statistics import NormalDist
 ALPHA = 0.05
 POWER = 0.8
 MIN_LATENCIES = 20  # below this no order-statistic interval of the p95 exists at any useful level
+MIN_MAE_LABELS = 30  # per side: below this Welch's normal interval is not fair (two equal errors: zero width)
 _Z = NormalDist().inv_cdf
 
 
@@ -142,10 +143,12 @@ def _mae(a, b):
     xs, ys = a["abs_errors"], b["abs_errors"]
 
     def plan(level):
-        lo, hi = welch(xs, ys, level)
         ma, mb = sum(xs) / len(xs), sum(ys) / len(ys)
-        return {"a": ma, "b": mb, "diff": mb - ma, "ci": [lo, hi], "n": [len(xs), len(ys)],
-                "call": _call(lo, hi, lower_is_better=True)}
+        out = {"a": ma, "b": mb, "diff": mb - ma, "ci": None, "n": [len(xs), len(ys)], "call": None}
+        if min(len(xs), len(ys)) >= MIN_MAE_LABELS:
+            lo, hi = welch(xs, ys, level)
+            out["ci"], out["call"] = [lo, hi], _call(lo, hi, lower_is_better=True)
+        return out
     return plan
 
 

@@ -14,7 +14,8 @@ import socket
 import threading
 import time
 
-from . import crashloop, endpoint, handoff, journal, releases, supervise
+from . import crashloop, endpoint, experimentfiles, handoff, journal, releases, supervise
+from .fsutil import write_json_atomic
 from .layout import AgentError
 from .lock import ServerLock
 
@@ -114,9 +115,13 @@ class Watchdog:
         info = releases.read_release(model, version) or {}
         n = len(state.get("crashes") or [])
         ctx = operations.Context(self.root, ACTOR, lambda *a, **k: None)
+        running = experimentfiles.active(model)  # A crashed mid-experiment: B lives, the router keeps the port
         try:
-            supervise.stop_strays(model, {version})
-            operations._start_healthy(ctx, model, version, info.get("manifest") or {})
+            supervise.stop_strays(model, {version} | experimentfiles.versions(model))
+            port = operations._start_healthy(ctx, model, version, info.get("manifest") or {}, serve=not running)
+            if running and running.get("a") == version:
+                write_json_atomic(experimentfiles.config_file(model), dict(experimentfiles.active(model) or running,
+                                                                           a_port=port))
         except Exception as e:
             said = (str(e) or type(e).__name__).splitlines()[0][:200]
             state = crashloop.note_crash(model, version, None, None, text="restart failed: %s" % said)

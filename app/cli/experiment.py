@@ -81,14 +81,22 @@ class ExperimentGroup(ActionGroup):
         if args.json:
             print_json(shown)
             return 0
-        print(f"{args.model} on {args.server}: {result['mode']} {result['state']} since {result['started']}: "
-              f"{result['detail']}")
-        print_table([dict(shown["a"], side="A"), dict(shown["b"], side="B")], ["side", *experiments.FIGURES])
+        when = (f"since {result['started']}" if result["state"] in ("running", "complete")
+                else f"at {result.get('ended')} (started {result['started']})")
+        print(f"{args.model} on {args.server}: {result['mode']} {result['state']} {when}: {result['detail']}")
+        print_table([dict(_labels(shown["a"]), side="A"), dict(_labels(shown["b"]), side="B")],
+                    ["side", *experiments.FIGURES, "labelled", "accuracy", "mae"])
+        c = result.get("canary")
+        if c and result["state"] in ("running", "complete"):
+            print(f"canary: step {c['step'] + 1} of {len(c['steps'])} ({c['steps'][c['step']]:g} %), each held for "
+                  f"{c['step_requests']} of B's requests and {c['step_minutes']:g} min")
         g = result.get("agreement")
         if g:
-            print(f"agreement: {g['equal_count']} of {g['compared']} equal, mean abs diff {g['mean_abs_diff']}, max "
-                  f"{g['max_abs_diff']}; B failed {g['b_failed']}, copies dropped {g['dropped']}")
-        print(f"verdict: {result['verdict'].get('text')}")
+            diff = (f", mean abs diff {g['mean_abs_diff']:.6g}, max {g['max_abs_diff']:.6g}"
+                    if g.get("mean_abs_diff") is not None else "")
+            print(f"agreement: {g['equal_count']} of {g['compared']} equal{diff}; B failed {g['b_failed']}, "
+                  f"copies dropped {g['dropped']}")
+        _print_verdict(result["verdict"])
         return 0
 
     def do_stop(self, args, ws) -> int:
@@ -137,14 +145,7 @@ def _figures(side: dict) -> dict:
 
 def show(result: dict) -> None:
     """The comparison table, the agreement line and the verdict."""
-    rows = []
-    for side in ("a", "b"):
-        f = result[side]
-        rows.append({"": side.upper(), "version": f["version"], "requests": f["requests"], "errors": f["errors"],
-                     "rejected": f["rejected"], "p50_ms": f["p50_ms"], "p95_ms": f["p95_ms"], "p99_ms": f["p99_ms"],
-                     "labelled": f.get("labelled", 0),
-                     "accuracy": "" if "accuracy" not in f else f"{f['accuracy']:.4f}",
-                     "mae": "" if "mae" not in f else f"{f['mae']:.6g}"})
+    rows = [dict(_labels(result[side]), **{"": side.upper()}) for side in ("a", "b")]
     print_table(rows, ["", "version", "requests", "errors", "rejected", "p50_ms", "p95_ms", "p99_ms", "labelled",
                        "accuracy", "mae"])
     ag = result["agreement"]
@@ -153,9 +154,19 @@ def show(result: dict) -> None:
         if "mean_abs_diff" in ag:
             line += f", mean abs diff {ag['mean_abs_diff']:.6g}, max {ag['max_abs_diff']:.6g}"
         print(line)
-    v = result["verdict"]
-    print(f"verdict: {v['text']}")
-    for name, m in v["metrics"].items():
+    _print_verdict(result["verdict"])
+
+
+def _labels(f: dict) -> dict:
+    """A side's figures with its labelled count and accuracy / MAE as the tables show them."""
+    return dict(f, labelled=f.get("labelled", 0), accuracy="" if f.get("accuracy") is None else f"{f['accuracy']:.4f}",
+                mae="" if f.get("mae") is None else f"{f['mae']:.6g}")
+
+
+def _print_verdict(v: dict) -> None:
+    """The verdict's line, then each comparison with its interval (why it says what it says)."""
+    print(f"verdict: {v.get('text')}")
+    for name, m in (v.get("metrics") or {}).items():
         ci = m.get("ci")
         print(f"  {name}: A {m['a']:.6g}, B {m['b']:.6g}, B-A {m['diff']:+.6g}"
               + (f", {v['confidence']:.0%} interval [{ci[0]:+.6g}, {ci[1]:+.6g}]" if ci else ", too few for an interval"))
