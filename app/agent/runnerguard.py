@@ -5,11 +5,14 @@ ever and 2,000 idle connections 1,886.
 
 A connection's next request must be in (request line and headers) within REQUEST_DEADLINE, which
 closes idle keep-alive connections and half-sent headers alike; a large body, and an answer the
-client does not read, have BODY_DEADLINE; the model's own time to answer is never cut."""
+client does not read, have BODY_DEADLINE; the model's own time to answer is never cut. At the bound a
+new connection displaces the one whose next head has been awaited longest, once that is EVICT_AFTER_S:
+MAX_CONNECTIONS half-sent heads (slowloris) no longer lock honest clients out for REQUEST_DEADLINE."""
 
 MAX_CONNECTIONS = 256
+EVICT_AFTER_S = 1.0  # at the bound, a connection whose next head is awaited this long gives way to a new one
 REQUEST_DEADLINE = 15.0  # from the end of one request (or the connect) to the end of the next one's headers
 BODY_DEADLINE = 60.0  # to receive a whole body (64 MB at ~1 MB/s)
 BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 48\r\n"
-        b"Connection: close\r\n\r\n"
+        b"Retry-After: 1\r\nConnection: close\r\n\r\n"
         b'{"error": "too many connections; retry shortly"}')
