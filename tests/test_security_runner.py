@@ -134,13 +134,16 @@ def test_connections_over_the_bound_are_refused_at_once_and_honest_clients_serve
     port, pid, _ = runner
     socks = []
     try:
-        for _ in range(runnerguard.MAX_CONNECTIONS):
-            socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        for _ in range(runnerguard.MAX_CONNECTIONS):  # each in the middle of a body: none is displaced
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)  # (an idle one would be, after 1 s)
+            s.sendall(post(b"Content-Length: 10\r\n", b"{"))
+            socks.append(s)
         time.sleep(0.5)
         assert psutil.Process(pid).num_threads() <= runnerguard.MAX_CONNECTIONS + 8
         started = time.monotonic()
         response = raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert status_line(response) == 503 and time.monotonic() - started < 2
+        assert b"\r\nRetry-After: 1\r\n" in response
     finally:
         for s in socks:
             s.close()
