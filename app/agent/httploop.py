@@ -18,11 +18,12 @@ import socket
 import selectors
 import time
 
+from .httppool import Predictions
 from .modelpool import ModelPool
-from .httpconn import (BATCH_BYTES, CONTINUE, FOREVER, LARGE_BODY, LINGER_S, PHRASES, RECV_BYTES, TICK, Conn,
+from .httpconn import (BATCH_BYTES, CONTINUE, LARGE_BODY, LINGER_S, PHRASES, RECV_BYTES, TICK, Conn,
                        has_data, send_now as _send_now, stale, warn_out_of_fds)
 from .httphead import MAX_HEAD, MAX_LINE, parse as _parse, too_long as _too_long
-from .runnerguard import BODY_DEADLINE, BUSY, MAX_CONNECTIONS, REQUEST_DEADLINE
+from .runnerguard import BODIES_BUSY, BODY_DEADLINE, BUSY, MAX_CONNECTIONS, MAX_LARGE_BODIES, REQUEST_DEADLINE, TIMEOUT
 from .runnershare import DRAIN_S, IDLE_GRACE_S
 
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
@@ -30,7 +31,7 @@ OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)  # accept
 __all__ = ["Loop", "has_data"]  # has_data: the experiment router's (httpconn.py)
 
 
-class Loop:
+class Loop(Predictions):
     """`service.respond(request) -> (status, body bytes, content type, extra header lines)`;
     `service.bodies`: the POST paths whose bodies are read; `service.head`: fixed header lines."""
 
@@ -40,6 +41,7 @@ class Loop:
         self.conns = {}  # fd -> Conn
         self.listeners = []
         self.refused = 0
+        self.reserved = 0  # large bodies' announced bytes under way (Conn.reserved), at most MAX_LARGE_BODIES
         self.busy = 0  # refused connections lingering (their 503 sent, their request read and dropped)
         self.draining = False
         self.drain_end = None
@@ -142,6 +144,8 @@ class Loop:
         EVICT_AFTER_S (a slow or idle client), so that it, not the new one, goes. True if one went."""
         conn = stale(self.conns)
         if conn is not None:
+            if conn.buf:  # a half-sent head: told, as at its deadline
+                _send_now(conn.sock, TIMEOUT)
             self._close(conn)
         return conn is not None
 
@@ -191,6 +195,8 @@ class Loop:
                 self.selector.register(sock, READ, self._accept)
         for conn in list(self.conns.values()):
             if conn.deadline < now:
+                if conn.job is None and conn.out is None and not conn.closing and (conn.req is not None or conn.buf):
+                    _send_now(conn.sock, TIMEOUT)  # part of a request came: say why it ends
                 self._close(conn)
             elif draining and conn.since is not None and now - conn.since >= IDLE_GRACE_S and not has_data(conn.sock):
                 self._close(conn)  # idle: its client reconnects, to the next release
@@ -200,11 +206,16 @@ class Loop:
             return
         if conn.busy:
             self.busy -= 1
+        self._release(conn)
         try:
             self.selector.unregister(conn.sock)
         except (KeyError, ValueError):
             pass
         conn.sock.close()
+
+    def _release(self, conn):
+        self.reserved -= conn.reserved
+        conn.reserved = 0
 
     def _mask(self, conn, mask):
         """0: out of the selector (a connection whose prediction is under way is not read)."""
@@ -271,6 +282,11 @@ class Loop:
                         if len(buf) - pos < req.length:
                             conn.req = req
                             if req.length > LARGE_BODY:
+                                if self.reserved + req.length > MAX_LARGE_BODIES:  # 503, the body unread
+                                    conn.req, conn.closing, pos = None, True, len(buf)
+                                    out.append(BODIES_BUSY)
+                                    break
+                                conn.reserved, self.reserved = req.length, self.reserved + req.length
                                 conn.deadline = time.monotonic() + BODY_DEADLINE
                             if req.headers.get("expect", "").lower() == "100-continue":
                                 _send_now(conn.sock, CONTINUE)
@@ -291,6 +307,8 @@ class Loop:
                 self._to_pool(conn, req, out, largest)
                 return
             status, body, ctype, extra = respond(req)
+            if conn.reserved:
+                self._release(conn)
             head = self._head(req, status, ctype, len(body), extra)
             out.append(head)
             if req.method != "HEAD":
@@ -315,40 +333,6 @@ class Loop:
         return ("HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s%s%s\r\n" % (
             status, PHRASES.get(status, ""), ctype, length, self.service.head, extra,
             "Connection: close\r\n" if req.close else "")).encode("latin-1")
-
-    # -- predictions in the model threads ----------------------------------------------------------
-
-    def _to_pool(self, conn, req, out, largest):
-        """Hand `req` to the model threads (or queue the connection when they have enough); the
-        answers before it in `out` are sent with its own, in order."""
-        conn.job = (req, out, largest)
-        conn.deadline, conn.since = FOREVER, None
-        if self.waiting or self.pool.full():
-            self.waiting.append(conn)
-        else:
-            self.pool.submit(self.service.respond, req, conn)
-
-    def _answered(self, sock, mask):
-        for conn, result in self.pool.answers():
-            req, out, largest = conn.job
-            conn.job = None
-            if conn.sock.fileno() < 0:  # closed meanwhile (the drain's end)
-                continue
-            if isinstance(result, BaseException):  # a bug, not the model: log it, end this connection only
-                self.failure(result)
-                self._close(conn)
-                continue
-            status, body, ctype, extra = result
-            out.append(self._head(req, status, ctype, len(body), extra))
-            out.append(body)
-            if req.close:
-                conn.closing, conn.buf = True, b""
-            self._send(conn, b"".join(out), max(largest, len(body)))
-        waiting, pool, respond = self.waiting, self.pool, self.service.respond
-        while waiting and not pool.full():
-            conn = waiting.popleft()
-            if conn.sock.fileno() >= 0:
-                pool.submit(respond, conn.job[0], conn)
 
     # -- writing answers ---------------------------------------------------------------------------
 
