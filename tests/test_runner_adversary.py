@@ -264,10 +264,38 @@ def test_a_slowloris_holding_every_slot_does_not_lock_honest_clients_out(runner)
             status, answer = http_json(port, "POST", "/predict", {"honest": 1})
             assert status == 200 and time.monotonic() - started < 1.0
         socks[0].settimeout(2)
-        assert socks[0].recv(1) == b"", "the oldest half-sent head was not the one displaced"
+        said = socks[0].recv(65536)
+        assert said.startswith(b"HTTP/1.1 408 ") and socks[0].recv(1) == b"", "the oldest half-sent head was not displaced"
     finally:
         for s in socks:
             s.close()
+
+
+def test_large_bodies_under_way_are_bounded_together(runner):
+    """Each connection could hold a 64-MB body half-sent for BODY_DEADLINE: 256 of them were 16 GB.
+    The announced bytes of large bodies under way are bounded together (MAX_LARGE_BODIES); beyond,
+    a 503 with Retry-After at once, the body unread. Small bodies and /health are not held back."""
+    port, _ = runner
+    size = 60 * 1024 * 1024
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{" % size
+    socks = []
+    try:
+        for _ in range(runnerguard.MAX_LARGE_BODIES // size):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(head)
+            socks.append(s)
+        time.sleep(0.3)
+        started = time.monotonic()
+        out = raw(port, head)
+        assert statuses(out) == [503] and b"\r\nRetry-After: 1\r\n" in out and time.monotonic() - started < 2
+        assert predict(port, {"small": 1}) == (200, {"echo": {"small": 1}})
+    finally:
+        for s in socks:
+            s.close()
+    time.sleep(0.3)  # their bytes released with their connections
+    body = json.dumps({"x": "y" * (1 << 20)})
+    status, answer = predict(port, json.loads(body))
+    assert status == 200 and len(answer["echo"]["x"]) == 1 << 20
 
 
 def test_accepting_at_the_fd_limit_does_not_spin_the_loop(runner):
