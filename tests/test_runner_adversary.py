@@ -39,6 +39,8 @@ class Model:
                 return {"score": float("nan")}
             if data.get("set"):
                 return {1, 2}
+            if "pad" in data:
+                return "x" * data["pad"]
             if data.get("circular"):
                 d = {}
                 d["d"] = d
@@ -296,6 +298,33 @@ def test_large_bodies_under_way_are_bounded_together(runner):
     body = json.dumps({"x": "y" * (1 << 20)})
     status, answer = predict(port, json.loads(body))
     assert status == 200 and len(answer["echo"]["x"]) == 1 << 20
+
+
+@pytest.mark.slow  # 240 MB through loopback and ~0.5 GB of the runner's memory: seconds, more on a loaded machine
+def test_large_answers_left_unread_keep_their_requests_bytes_counted(runner):
+    """A large request's bytes count until its answer is out: an echo's answer is as large as its
+    body, and a client that never reads it would otherwise free room for the next body at once."""
+    port, pid = runner
+    size = 60 * 1024 * 1024  # four of them under MAX_LARGE_BODIES (and MAX_BODY), five over
+    prefix = b'{"pad": %d}' % (size // 2)
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size
+    socks = []
+    try:
+        for _ in range(runnerguard.MAX_LARGE_BODIES // size):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.settimeout(60)
+            s.connect(("127.0.0.1", port))
+            s.sendall(head + prefix + b" " * (size - len(prefix)))  # read whole by the runner; the answer never
+            socks.append(s)
+        deadline = time.monotonic() + 30  # until the answers are made and stuck in their connections
+        while time.monotonic() < deadline and psutil.Process(pid).memory_info().rss < len(socks) * size // 2:
+            time.sleep(0.1)
+        out = raw(port, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{" % size)
+        assert statuses(out) == [503], "the unread answers' requests were no longer counted"
+    finally:
+        for s in socks:
+            s.close()
 
 
 def test_accepting_at_the_fd_limit_does_not_spin_the_loop(runner):

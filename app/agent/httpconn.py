@@ -24,7 +24,7 @@ class Conn:
     def __init__(self, sock, now, mask):
         self.sock, self.buf, self.out, self.req, self.busy, self.scanned = sock, b"", None, None, False, 0
         self.job = None  # (request, answers before it, largest body) while the model threads have it
-        self.reserved = 0  # its large body's announced bytes, counted against MAX_LARGE_BODIES until answered
+        self.reserved = 0  # its large body's announced bytes, against MAX_LARGE_BODIES until its answer is sent
         self.deadline, self.since, self.closing, self.mask = now + REQUEST_DEADLINE, now, False, mask
 
 

@@ -21,7 +21,6 @@ class Predictions:
         for conn, result in self.pool.answers():
             req, out, largest = conn.job
             conn.job = None
-            self._release(conn)
             if conn.sock.fileno() < 0:  # closed meanwhile (the drain's end)
                 continue
             if isinstance(result, BaseException):  # a bug, not the model: log it, end this connection only

@@ -8,7 +8,7 @@ closes idle keep-alive connections and half-sent headers alike; a large body, an
 client does not read, have BODY_DEADLINE; the model's own time to answer is never cut. At the bound a
 new connection displaces the one whose next head has been awaited longest, once that is EVICT_AFTER_S:
 MAX_CONNECTIONS half-sent heads (slowloris) no longer lock honest clients out for REQUEST_DEADLINE.
-Large bodies under way (announced, until answered) are bounded together by MAX_LARGE_BODIES, a 503
+Large bodies under way (announced, until their answer is sent) are bounded together by MAX_LARGE_BODIES, a 503
 beyond: 256 unfinished 64-MB bodies were 16 GB. A request cut off by its deadline is told so (408)."""
 
 MAX_CONNECTIONS = 256
