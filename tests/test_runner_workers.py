@@ -193,5 +193,6 @@ def test_worker_counters_print_what_counters_print():
         shared.observe(*call_args)
 
     def traffic(text):
-        return [line for line in text.splitlines() if line.startswith("berth_")]
+        return [line for line in text.splitlines() if line.startswith("berth_") and "_worker_restarts_" not in line]
     assert traffic(shared.render()) == traffic(one.render()) and len(traffic(one.render())) > 10
+    assert 'berth_worker_restarts_total{model="m",version="1"} 0\n' in shared.render()  # the parent's alone

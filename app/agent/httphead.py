@@ -36,6 +36,16 @@ def _refusal(status, message):
     return req
 
 
+def endpoint(target):
+    """The path a request target names, without its query: the absolute form (`http://host/path`,
+    RFC 9112 3.2.2: a server must accept it) is its path; `*` and the like stay as they are (404)."""
+    if target[:1] != "/" and target[:8].lower().startswith(("http://", "https://")):
+        slash = target.find("/", target.find("//") + 2)
+        target = target[slash:] if slash >= 0 else "/"
+    query = target.find("?")
+    return target if query < 0 else target[:query]
+
+
 def parse(head, bodies):
     """A Request from the head's bytes (request line and header lines, without the blank line).
     `bodies`: {POST path whose body is read: its largest body in bytes}."""
@@ -50,7 +60,8 @@ def parse(head, bodies):
         return _refusal(431, "more than %d header lines" % MAX_HEADERS)
     if len(words) != 3:
         return _refusal(400, "bad request line %r" % lines[0][:80])
-    method, path, version = words
+    method, target, version = words
+    path = target if target in bodies else endpoint(target)  # the health check's /predict?probe=... as it is
     if version != "HTTP/1.1" and version != "HTTP/1.0":
         if version.startswith("HTTP/") and version[5:6].isdigit() and version[5:6] >= "2":
             return _refusal(505, "HTTP version %s is not supported; use HTTP/1.1" % version[:16])
@@ -68,7 +79,7 @@ def parse(head, bodies):
     conn_header = headers.get("connection", "").lower()
     close = conn_header == "close" if version == "HTTP/1.1" else conn_header != "keep-alive"
     req = Request(method, path, headers, close)
-    if method == "GET":
+    if method == "GET" or method == "HEAD":
         if "transfer-encoding" in headers or (lengths is not None and lengths[0] != "0"):
             req.close = True  # a body we do not read must not become the next request
     elif method == "POST":

@@ -13,37 +13,25 @@ The deadlines of runnerguard.py are loop timers: a request's headers within REQU
 previous answer (or the connect), a large body or answer within BODY_DEADLINE. On SIGTERM the loop
 drains (runnershare.py). The release-specific part (what /predict does) is the service's."""
 import collections
+import errno
 import socket
 import selectors
 import time
-from http import HTTPStatus
 
+from .httppool import Predictions
 from .modelpool import ModelPool
+from .httpconn import (BATCH_BYTES, CONTINUE, LARGE_BODY, LINGER_S, PHRASES, RECV_BYTES, TICK, Conn,
+                       has_data, send_now as _send_now, stale, warn_out_of_fds)
 from .httphead import MAX_HEAD, MAX_LINE, parse as _parse, too_long as _too_long
-from .runnerguard import BODY_DEADLINE, BUSY, MAX_CONNECTIONS, REQUEST_DEADLINE
+from .runnerguard import BODIES_BUSY, BODY_DEADLINE, BUSY, MAX_CONNECTIONS, MAX_LARGE_BODIES, REQUEST_DEADLINE, TIMEOUT
 from .runnershare import DRAIN_S, IDLE_GRACE_S
 
-LARGE_BODY = 256 * 1024  # bodies and answers over this get BODY_DEADLINE
-RECV_BYTES = 256 * 1024
-BATCH_BYTES = 256 * 1024  # pipelined answers gathered into one send up to about this much
-LINGER_S = 0.5  # after a `Connection: close` answer: read and drop what the client still sends, then close
-TICK = 0.25  # how often deadlines are looked at
-PHRASES = dict((s.value, s.phrase) for s in HTTPStatus)
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-FOREVER = float("inf")  # a connection's deadline while the model has its request: the model's time is never cut
+OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)  # accept() pauses a tick on these
+__all__ = ["Loop", "has_data"]  # has_data: the experiment router's (httpconn.py)
 
 
-class Conn:
-    __slots__ = ("sock", "buf", "out", "req", "deadline", "since", "closing", "mask", "busy", "scanned", "job")
-
-    def __init__(self, sock, now):
-        self.sock, self.buf, self.out, self.req, self.busy, self.scanned = sock, b"", None, None, False, 0
-        self.job = None  # (request, answers before it, largest body) while the model threads have it
-        self.deadline, self.since, self.closing, self.mask = now + REQUEST_DEADLINE, now, False, READ
-
-
-class Loop:
+class Loop(Predictions):
     """`service.respond(request) -> (status, body bytes, content type, extra header lines)`;
     `service.bodies`: the POST paths whose bodies are read; `service.head`: fixed header lines."""
 
@@ -53,9 +41,12 @@ class Loop:
         self.conns = {}  # fd -> Conn
         self.listeners = []
         self.refused = 0
+        self.reserved = 0  # large bodies' announced bytes under way (Conn.reserved), at most MAX_LARGE_BODIES
         self.busy = 0  # refused connections lingering (their 503 sent, their request read and dropped)
         self.draining = False
         self.drain_end = None
+        self.paused = None  # while accept() is out of descriptors: when the listeners are registered again
+        self.fd_warned = None
         self.calls = []  # from other threads (the control socket), run on the loop
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -98,11 +89,13 @@ class Loop:
             return
         sock.setblocking(False)
         self.listeners.append(sock)
-        self.selector.register(sock, READ, self._accept)
+        if self.paused is None:
+            self.selector.register(sock, READ, self._accept)
 
     def unlisten(self, sock):  # the experiment router took the stable port: accept nothing more, keep it open
         if sock in self.listeners:
-            self.selector.unregister(sock)
+            if self.paused is None:
+                self.selector.unregister(sock)
             self.listeners.remove(sock)
 
     def stop_accepting(self):
@@ -110,24 +103,26 @@ class Loop:
         if not self.draining:
             self.draining = True
             self.drain_end = time.monotonic() + DRAIN_S
-            for sock in self.listeners:
+            for sock in self.listeners if self.paused is None else ():
                 self.selector.unregister(sock)
-            self.listeners = []
+            self.listeners, self.paused = [], None
 
     def _accept(self, lsock, mask):
         for _ in range(64):
             try:
                 sock, _ = lsock.accept()
-            except OSError:  # EAGAIN: the other runner took it; EMFILE and the like: next round
+            except OSError as e:  # EAGAIN: the other runner took it
+                if e.errno in OUT_OF_FDS:  # the listener stays readable: without a pause the loop spins
+                    self._pause_accepting(e)
                 return
             sock.setblocking(False)
-            busy = len(self.conns) - self.busy >= self.max_connections
+            busy = len(self.conns) - self.busy >= self.max_connections and not self._evict()
             if busy and self.busy >= 64:  # a flood: no lingering, the 503 may be lost to a reset
                 _send_now(sock, BUSY)
                 sock.close()
                 continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = Conn(sock, time.monotonic())
+            conn = Conn(sock, time.monotonic(), READ)
             self.conns[sock.fileno()] = conn
             self.selector.register(sock, READ, conn)
             if busy:  # answered at once, and closed once its request is read (a reset could lose the 503)
@@ -136,6 +131,23 @@ class Loop:
                 conn.busy = conn.closing = True
                 conn.since = None
                 self._send(conn, BUSY, 0)
+
+    def _pause_accepting(self, error):
+        """Out of descriptors: accept nothing for a tick (new connections wait in the backlog)."""
+        for sock in self.listeners:
+            self.selector.unregister(sock)
+        self.paused = time.monotonic() + TICK
+        self.fd_warned = warn_out_of_fds(error, len(self.conns), self.fd_warned)
+
+    def _evict(self):
+        """At the bound: close the connection whose next head has been awaited longest, once that is
+        EVICT_AFTER_S (a slow or idle client), so that it, not the new one, goes. True if one went."""
+        conn = stale(self.conns)
+        if conn is not None:
+            if conn.buf:  # a half-sent head: told, as at its deadline
+                _send_now(conn.sock, TIMEOUT)
+            self._close(conn)
+        return conn is not None
 
     # -- the loop ----------------------------------------------------------------------------------
 
@@ -177,8 +189,14 @@ class Loop:
 
     def _timers(self, now):
         draining = self.draining
+        if self.paused is not None and now >= self.paused:
+            self.paused = None
+            for sock in self.listeners:
+                self.selector.register(sock, READ, self._accept)
         for conn in list(self.conns.values()):
             if conn.deadline < now:
+                if conn.job is None and conn.out is None and not conn.closing and (conn.req is not None or conn.buf):
+                    _send_now(conn.sock, TIMEOUT)  # part of a request came: say why it ends
                 self._close(conn)
             elif draining and conn.since is not None and now - conn.since >= IDLE_GRACE_S and not has_data(conn.sock):
                 self._close(conn)  # idle: its client reconnects, to the next release
@@ -188,11 +206,16 @@ class Loop:
             return
         if conn.busy:
             self.busy -= 1
+        self._release(conn)
         try:
             self.selector.unregister(conn.sock)
         except (KeyError, ValueError):
             pass
         conn.sock.close()
+
+    def _release(self, conn):
+        self.reserved -= conn.reserved
+        conn.reserved = 0
 
     def _mask(self, conn, mask):
         """0: out of the selector (a connection whose prediction is under way is not read)."""
@@ -242,6 +265,8 @@ class Loop:
         while True:
             req = conn.req
             if req is None:
+                while buf.startswith(b"\r\n", pos):  # empty lines before a request (RFC 9112 2.2)
+                    pos += 2
                 seen, scanned = scanned, 0
                 end = buf.find(b"\r\n\r\n", max(pos, seen - 3))  # a head sent byte by byte: not searched again each time
                 if end < 0:
@@ -257,6 +282,11 @@ class Loop:
                         if len(buf) - pos < req.length:
                             conn.req = req
                             if req.length > LARGE_BODY:
+                                if self.reserved + req.length > MAX_LARGE_BODIES:  # 503, the body unread
+                                    conn.req, conn.closing, pos = None, True, len(buf)
+                                    out.append(BODIES_BUSY)
+                                    break
+                                conn.reserved, self.reserved = req.length, self.reserved + req.length
                                 conn.deadline = time.monotonic() + BODY_DEADLINE
                             if req.headers.get("expect", "").lower() == "100-continue":
                                 _send_now(conn.sock, CONTINUE)
@@ -279,7 +309,8 @@ class Loop:
             status, body, ctype, extra = respond(req)
             head = self._head(req, status, ctype, len(body), extra)
             out.append(head)
-            out.append(body)
+            if req.method != "HEAD":
+                out.append(body)
             size += len(head) + len(body)
             largest = max(largest, len(body))
             if req.close:
@@ -288,7 +319,8 @@ class Loop:
                 break
             if size >= BATCH_BYTES:
                 break
-        conn.buf = buf[pos:] if pos < len(buf) else b""
+        if pos:  # nothing used: the same buffer (a copy each time made a body's pieces cost O(n^2): 34 s for 60 MB)
+            conn.buf = buf[pos:] if pos < len(buf) else b""
         if out:
             self._send(conn, b"".join(out), largest)
         elif not conn.buf and conn.req is None:
@@ -300,40 +332,6 @@ class Loop:
         return ("HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s%s%s\r\n" % (
             status, PHRASES.get(status, ""), ctype, length, self.service.head, extra,
             "Connection: close\r\n" if req.close else "")).encode("latin-1")
-
-    # -- predictions in the model threads ----------------------------------------------------------
-
-    def _to_pool(self, conn, req, out, largest):
-        """Hand `req` to the model threads (or queue the connection when they have enough); the
-        answers before it in `out` are sent with its own, in order."""
-        conn.job = (req, out, largest)
-        conn.deadline, conn.since = FOREVER, None
-        if self.waiting or self.pool.full():
-            self.waiting.append(conn)
-        else:
-            self.pool.submit(self.service.respond, req, conn)
-
-    def _answered(self, sock, mask):
-        for conn, result in self.pool.answers():
-            req, out, largest = conn.job
-            conn.job = None
-            if conn.sock.fileno() < 0:  # closed meanwhile (the drain's end)
-                continue
-            if isinstance(result, Exception):  # a bug, not the model: log it, end this connection only
-                self.failure(result)
-                self._close(conn)
-                continue
-            status, body, ctype, extra = result
-            out.append(self._head(req, status, ctype, len(body), extra))
-            out.append(body)
-            if req.close:
-                conn.closing, conn.buf = True, b""
-            self._send(conn, b"".join(out), max(largest, len(body)))
-        waiting, pool, respond = self.waiting, self.pool, self.service.respond
-        while waiting and not pool.full():
-            conn = waiting.popleft()
-            if conn.sock.fileno() >= 0:
-                pool.submit(respond, conn.job[0], conn)
 
     # -- writing answers ---------------------------------------------------------------------------
 
@@ -367,6 +365,8 @@ class Loop:
 
     def _sent(self, conn):
         now = time.monotonic()
+        if conn.reserved and conn.req is None:  # a large request's answer is out (an echo's is as large)
+            self._release(conn)
         if conn.closing:
             try:
                 conn.sock.shutdown(socket.SHUT_WR)  # FIN now; what the client still sends is dropped
@@ -382,19 +382,3 @@ class Loop:
         else:
             conn.since = now
 
-
-def _send_now(sock, data):
-    try:
-        sock.send(data)
-    except OSError:
-        pass
-
-
-def has_data(sock):
-    """Bytes of a request already in (MSG_PEEK): a draining runner answers them before closing."""
-    try:
-        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True  # reset or closed: the read that follows ends it

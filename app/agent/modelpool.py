@@ -68,8 +68,8 @@ class ModelPool:
             fn, arg, tag = job
             try:
                 result = fn(arg)
-            except Exception as e:  # a bug of the caller's fn (the model's own failures are answered as 500)
-                result = e
+            except BaseException as e:  # a bug of the caller's fn (the model's own failures are answered as
+                result = e  # 500); BaseException too: a thread that ends leaves its job unanswered for ever
             done.append((tag, result))
             if not self.signalled:
                 self.signalled = True

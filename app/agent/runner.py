@@ -50,7 +50,7 @@ class Service:
         if req.refused is not None:  # the request itself is malformed: no endpoint to count it under
             status, message, _ = req.refused
             return status, self._error(message), JSON, ""
-        if req.method == "GET":
+        if req.method == "GET" or req.method == "HEAD":  # HEAD: the loop sends the head alone
             path = req.path
             if path == "/health":
                 return 200, json.dumps({"status": "ok", "model": self.model, "version": self.version,
@@ -72,10 +72,11 @@ class Service:
             data = _parse_json(raw_in)
             if self.input_check is not None:
                 _check_input(self.input_check, data)
-            payload = json.dumps(self.predict(data)).encode()
+            payload = _answer_json(self.predict(data))
         except _ClientError as e:
             status, error, reason = e.status, str(e), e.reason
-        except Exception as e:  # the model's own failure: report it, keep serving
+        except (Exception, SystemExit, KeyboardInterrupt) as e:  # the model's own failure: report it, keep
+            # serving (a SystemExit in a model thread ended that thread, its request never answered)
             status, error = 500, "%s: %s" % (type(e).__name__, e)
             self.log.failure(e)
         if error is not None:
@@ -87,6 +88,17 @@ class Service:
 
     def _error(self, message):
         return json.dumps({"error": message, "model": self.model, "version": self.version}).encode()
+
+
+def _answer_json(answer):
+    """The model's answer as JSON; NaN and Infinity refused (json.dumps writes them as bare words,
+    which strict parsers, JavaScript's, Go's, jq, reject)."""
+    try:
+        return json.dumps(answer, allow_nan=False).encode()
+    except ValueError as e:
+        if "Out of range float" not in str(e):
+            raise
+        raise ValueError("the model's answer holds NaN or Infinity, which JSON cannot carry; return None instead")
 
 
 def _check_input(check, data):

@@ -11,7 +11,10 @@ of a dead one comes from a heap no request has dirtied. The parent is the proces
 - `serve` (control socket): the parent writes one byte down each worker's pipe and the worker
   starts accepting on the stable port; a worker forked later starts accepting at once.
 - `fd`: the stable port's descriptor, as a single runner answers it.
-- a worker that exits is forked again from the parent (at most once per RESTART_GAP_S per slot).
+- a worker that exits is forked again from the parent: at once if it lived STABLE_S, else after a
+  wait that doubles with each quick death of that slot, from RESTART_GAP_S up to RESTART_MAX_S (a
+  worker killed again and again was forked again every second for ever); each one counts in
+  /metrics' berth_worker_restarts_total and the runner log says when the next comes.
 - SIGTERM: the parent sends SIGTERM to each worker (each drains as a single runner does,
   runnershare.py) and exits once the last one has; a worker whose parent is gone (its pipe reads
   end-of-file) drains too.
@@ -32,6 +35,8 @@ from .workercounters import WorkerCounters
 
 MAX_WORKERS = 64
 RESTART_GAP_S = 1.0  # a worker that dies at once is not forked again in a tight loop
+RESTART_MAX_S = 30.0  # the longest wait before a worker that keeps dying is forked again
+STABLE_S = 60.0  # a worker that lived this long died of something new: its wait starts again from the gap
 SERVE = b"s"
 UNSERVE = b"u"  # the experiment router took the stable port
 
@@ -55,6 +60,7 @@ class Supervisor:
         self.args, self.service, self.own, self.shared = args, service, own, shared
         self.slots = [None] * workers  # (pid, pipe write end, fork time) per worker
         self.due = {}  # slot -> monotonic time its worker is forked again
+        self.strikes = [0] * workers  # quick deaths in a row per slot
         self.serving = self.stopping = False
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = socket.socketpair()
@@ -121,9 +127,13 @@ class Supervisor:
                     os.close(slot[1])
                     self.slots[i] = None
                     if not self.stopping:
-                        print("berth-runner: worker %d (pid %d) ended (%s); forking another"
-                              % (i, pid, _status(status)), flush=True)
-                        self.due[i] = max(time.monotonic(), slot[2] + RESTART_GAP_S)
+                        now = time.monotonic()
+                        self.strikes[i] = 1 if now - slot[2] >= STABLE_S else self.strikes[i] + 1
+                        wait = min(RESTART_MAX_S, RESTART_GAP_S * 2 ** (self.strikes[i] - 1))
+                        self.due[i] = max(now, slot[2] + wait) if self.strikes[i] == 1 else now + wait
+                        self.service.counters.worker_restarted()
+                        print("berth-runner: worker %d (pid %d) ended (%s); forking another in %.1f s (death %d "
+                              "in a row)" % (i, pid, _status(status), self.due[i] - now, self.strikes[i]), flush=True)
 
     def _fd(self):
         return ("ok", self.shared.fileno()) if self.shared else "error no stable port"

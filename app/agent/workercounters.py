@@ -3,7 +3,8 @@ every worker's counts live in one anonymous shared mmap made before the fork, a 
 worker writes only its own row (no lock across processes; its threads share its Counters lock) and
 /metrics prints the sum of all rows. A worker that dies leaves its row, and the one forked in its
 place goes on from it, so the totals never go down (a Prometheus counter reset would be a restart).
-Sums are kept in integer nanoseconds: an 8-byte aligned store is never seen half-written. Stdlib only."""
+Sums are kept in integer nanoseconds: an 8-byte aligned store is never seen half-written. The parent
+counts the workers it forked again in one more slot after the rows (berth_worker_restarts_total). Stdlib only."""
 import mmap
 import struct
 
@@ -27,11 +28,23 @@ class WorkerCounters(Counters):
             self.started = started  # process_start_time_seconds: the runner's, not a worker's
         self.workers = workers
         self.row_bytes = len(ENDPOINTS) * _FIELDS * 8
-        self.mem = mmap.mmap(-1, self.row_bytes * workers)  # MAP_SHARED | MAP_ANONYMOUS: kept across fork
+        self.restarts_at = self.row_bytes * workers  # the parent's slot, after the workers' rows
+        self.mem = mmap.mmap(-1, self.restarts_at + 8)  # MAP_SHARED | MAP_ANONYMOUS: kept across fork
         self.row = 0
 
     def use_row(self, row):
         self.row = row
+
+    def worker_restarted(self):
+        """In the parent, the only writer of its slot."""
+        _Q.pack_into(self.mem, self.restarts_at, _Q.unpack_from(self.mem, self.restarts_at)[0] + 1)
+
+    def render(self):
+        restarts = _Q.unpack_from(self.mem, self.restarts_at)[0]
+        return super().render() + (
+            "# HELP berth_worker_restarts_total Worker processes that ended and were forked again.\n"
+            "# TYPE berth_worker_restarts_total counter\n"
+            "berth_worker_restarts_total{%s} %d\n" % (self.labels, restarts))
 
     def _add(self, endpoint, field, n):
         at = self.row * self.row_bytes + (ENDPOINTS.index(endpoint) * _FIELDS + field) * 8
