@@ -38,6 +38,16 @@ def test_which_changes_wait(tmp_path, production, four_eyes, asked, model, held)
     assert error["code"] == "nothing_deployed", error
 
 
+def test_ending_an_experiment_with_promote_waits_like_a_deploy(tmp_path):
+    """--promote makes B current: without this, a releaser could put B in production alone."""
+    policy(tmp_path, production=True, four_eyes={"*": True})
+    _, error = call(tmp_path, "experiment_stop", model="fraud", promote=True)
+    assert error["code"] == "approval_pending", error
+    assert "make its B current" in error["message"]
+    _, error = call(tmp_path, "experiment_stop", model="fraud")  # A keeps the port: nothing new serves
+    assert error["code"] != "approval_pending", error
+
+
 def test_the_requester_cannot_approve_and_may_withdraw(tmp_path):
     policy(tmp_path, production=True, four_eyes={"*": True})
     _, error = call(tmp_path, "rollback", model="fraud", to="1.0.0", expires_s=60, reason="bad night")

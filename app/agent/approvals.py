@@ -25,8 +25,8 @@ def hold(ctx, command, req, pol):
     """Called before every command: return when it may run now; raise `approval_pending` when four
     eyes holds it (the request is stored and journalled first)."""
     req.pop("approval", None)  # only `approve` links a change to a request: never the desktop
-    if command not in HELD:
-        return
+    if command not in HELD and not (command == "experiment_stop" and req.get("promote")):
+        return  # an experiment ended with --promote makes B current: a production change like a deploy
     model = req.get("model") if isinstance(req.get("model"), str) and NAME_RE.fullmatch(req["model"]) else None
     if not (pol.four_eyes(model) or req.get("four_eyes") is True):  # the policy's on production; the desktop's anywhere
         return
@@ -176,6 +176,8 @@ def describe(record):
         return "roll %s back from %s to %s" % (model, _current(record, "nothing"), req.get("to"))
     if command == "port.set":
         return "move %s to port %s" % (model, req.get("port"))
+    if command == "experiment_stop":
+        return "end the experiment on %s and make its B current (--promote)" % model
     return "start an experiment on %s (%s)" % (model, ", ".join("%s=%s" % (k, req[k]) for k in sorted(req)
                                                                   if k not in ("model", "reason")))
 
