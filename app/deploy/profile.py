@@ -19,6 +19,7 @@ import sqlite_utils
 
 from app.audit.log import AuditLog
 from app.bundle.tempdirs import make_temp
+from app.deploy.leftovers import end_processes_naming
 from app.remote.local import LocalTransport
 from app.store.db import migrate
 
@@ -183,15 +184,4 @@ def _stop_runners(transport: LocalTransport, audit: AuditLog, root: Path) -> Non
         pass
     # whatever still runs from the trial root (a scheduler that had not yet written its pid file when
     # it was asked to stop, a runner whose stop failed) would hold a port or a CPU after the root is gone
-    left = [p for p in psutil.process_iter(["cmdline"]) if any(str(root) in part for part in p.info["cmdline"] or ())]
-    for proc in left:
-        try:
-            proc.terminate()
-        except psutil.Error:
-            pass
-    _gone, alive = psutil.wait_procs(left, timeout=5)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
+    end_processes_naming(str(root))

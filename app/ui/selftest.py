@@ -184,10 +184,9 @@ class _SelfTest:
 
 
 def _end_processes_under(folder: Path) -> None:
-    import psutil
-
     from app.agent import scheduler
     from app.agent.layout import Root
+    from app.deploy.leftovers import end_processes_naming
 
     root = folder / "home" / "local"
     if (root / ".berth").is_dir():
@@ -195,15 +194,4 @@ def _end_processes_under(folder: Path) -> None:
             scheduler.stop(Root(str(root)))
         except Exception:  # noqa: BLE001 (what is left is ended below)
             pass
-    left = [p for p in psutil.process_iter(["cmdline"]) if any(str(folder) in a for a in p.info["cmdline"] or ())]
-    for proc in left:
-        try:
-            proc.terminate()
-        except psutil.Error:
-            pass
-    _gone, alive = psutil.wait_procs(left, timeout=5)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
+    end_processes_naming(str(folder))
