@@ -2,7 +2,6 @@
 can read. Changing one is audited (Workspace.set_setting)."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 
@@ -12,9 +11,8 @@ class Setting:
     default: str
     meaning: str
     choices: tuple[str, ...] = ()
-    positive_int: bool = False
-    pattern: str = ""  # a value must match it whole (re.fullmatch), when given
     bounds: tuple[float, float] | None = None  # a number from .. to (both included)
+    unit: str = ""  # the bounded number is whole (of this unit: "seconds", "megabytes") when given
 
 
 KNOWN = {s.key: s for s in (
@@ -25,10 +23,10 @@ KNOWN = {s.key: s for s in (
             ("true", "false")),
     Setting("wheel_cache_mb", "4096",
             "the most megabytes of wheels kept on this computer for offline servers (oldest used go first)",
-            positive_int=True),
+            bounds=(1, 10 ** 9), unit="megabytes"),
     Setting("ssh_persist", "600",
             "seconds a CLI call's SSH connection is held for the next call to the same server (0: none; "
-            "$BERTH_SSH_PERSIST wins)", pattern=r"[0-9]{1,7}"),
+            "$BERTH_SSH_PERSIST wins)", bounds=(0, 10 ** 7), unit="seconds"),
     Setting("four_eyes_production", "false",
             "this desktop's deploys and rollbacks on a production server wait for a second releaser's approval "
             "(`berth approve`); a server whose policy has four eyes holds them whatever this says", ("true", "false")),
@@ -56,13 +54,9 @@ class Settings:
         value = value.strip().lower() if setting.choices else value
         if setting.choices and value not in setting.choices:
             raise ValueError(f"{key} must be one of {', '.join(setting.choices)}, not {value!r}")
-        if setting.positive_int and not (value.strip().isdigit() and int(value) > 0):
-            raise ValueError(f"{key} must be a whole number above 0, not {value!r}")
-        if setting.pattern and not re.fullmatch(setting.pattern, value.strip()):
-            raise ValueError(f"{key} must be a whole number of seconds, not {value!r}")
-        value = value.strip() if setting.pattern else value
         if setting.bounds:
-            _check_bounds(key, value, *setting.bounds)
+            value = value.strip()
+            _check_bounds(key, value, *setting.bounds, setting.unit)
         old = self.get(key)
         with self.db.conn:
             self.db.execute("insert or replace into settings (key, value) values (?, ?)", [key, value])
@@ -73,13 +67,15 @@ class Settings:
                 for s in KNOWN.values()]
 
 
-def _check_bounds(key: str, value: str, low: float, high: float) -> None:
+def _check_bounds(key: str, value: str, low: float, high: float, unit: str) -> None:
     try:
-        ok = low <= float(value) <= high
+        whole = value.isascii() and value.isdigit()  # not "+5", "1_000", "1e3" or another script's digits
+        ok = low <= (int(value) if whole else float("nan") if unit else float(value)) <= high
     except ValueError:
         ok = False
     if not ok:
-        raise ValueError(f"{key} must be a number from {low:g} to {high:g}, not {value!r}")
+        what, span = (f"a whole number of {unit}", f"{int(low)} to {int(high)}") if unit else ("a number", f"{low:g} to {high:g}")
+        raise ValueError(f"{key} must be {what} from {span}, not {value!r}")
 
 
 def _known(key: str) -> Setting:
