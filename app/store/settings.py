@@ -74,7 +74,8 @@ def _check_bounds(key: str, value: str, low: float, high: float, unit: str) -> N
     except ValueError:
         ok = False
     if not ok:
-        what, span = (f"a whole number of {unit}", f"{int(low)} to {int(high)}") if unit else ("a number", f"{low:g} to {high:g}")
+        what, span = ((f"a whole number of {unit}", f"{int(low)} to {int(high)}") if unit
+                      else ("a number", f"{low:g} to {high:g}"))
         raise ValueError(f"{key} must be {what} from {span}, not {value!r}")
 
 
