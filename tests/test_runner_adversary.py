@@ -341,7 +341,7 @@ def test_accepting_at_the_fd_limit_does_not_spin_the_loop(runner):
         cpu0, t0 = sum(proc.cpu_times()[:2]), time.monotonic()
         time.sleep(1.5)
         used = (sum(proc.cpu_times()[:2]) - cpu0) / (time.monotonic() - t0)
-        assert used < 0.15, "the loop used %d %% of a core at the fd limit" % (used * 100)
+        assert used < 0.5, "the loop used %d %% of a core at the fd limit" % (used * 100)  # spinning was 98 %; 27 % seen under load
     finally:
         resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
     for s in socks:  # once descriptors are free again the queued connections are served

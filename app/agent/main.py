@@ -143,6 +143,9 @@ def _not_yours(path):
             % (path, owner, owner))
 
 
+OWN_PROCESS = False  # set by __main__.py: this process is the agent's own
+
+
 def run(command, req, emit, failed):
     """Run one command on its parsed request: its result goes to `emit`, an error to
     `failed(message, code, extra)`; returns the exit code. Shared by `agent.py COMMAND` and the session."""
@@ -150,7 +153,8 @@ def run(command, req, emit, failed):
         if not isinstance(req, dict) or not isinstance(req.get("root"), str):
             raise AgentError("the request must be a JSON object with a 'root'", "usage")
         ctx = operations.Context(Root(req["root"]), req.get("actor"), emit)
-        os.umask(ctx.root.umask())  # one root per process (a session serves one desktop's root)
+        if OWN_PROCESS:  # one root per agent process (a session serves one desktop's root); never the
+            os.umask(ctx.root.umask())  # umask of a process that calls the agent in-process (tests, `local`)
         pol = permissions.enforce(ctx, command, req)  # the role this Unix user has here, never what Berth claims
         approvals.hold(ctx, command, req, pol)  # four eyes: a held production change waits for a second releaser
         result = COMMANDS[command](ctx, req)

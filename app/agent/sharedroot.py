@@ -146,3 +146,4 @@ def _write_marker(root, group, gid, changes):
         os.close(fd)
     os.replace(tmp, path)
     changes.append("marked %s as shared by the group %s (%s)" % (root.path, group, path))
+COMMANDS = {"init_shared_root": init_shared_root}
