@@ -114,3 +114,4 @@ def index_reach(url, timeout=REACH_TIMEOUT_S):
     except (OSError, ValueError) as e:
         out.update(reachable=False, detail="not reachable: %s" % (getattr(e, "strerror", None) or e))
     return out
+COMMANDS = {"server_facts": server_facts}
