@@ -3,11 +3,11 @@ import platform
 
 from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import qVersion
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHeaderView, QLabel, QTableWidget, QTableWidgetItem,
-                               QVBoxLayout)
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QVBoxLayout
 
 from app import __version__
 from app.ui.help.licences import bundled
+from app.ui.help.table import text_table
 
 
 class AboutDialog(QDialog):
@@ -24,18 +24,7 @@ class AboutDialog(QDialog):
         head.setObjectName("aboutHead")
         head.setWordWrap(True)
         rows = bundled()
-        self.table = QTableWidget(len(rows), 3)
-        self.table.setObjectName("licenceTable")
-        self.table.setHorizontalHeaderLabels(["Software", "Version", "Licence"])
-        self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        for r, row in enumerate(rows):
-            for c, text in enumerate(row):
-                self.table.setItem(r, c, QTableWidgetItem(text))
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.table = text_table("licenceTable", ["Software", "Version", "Licence"], rows, stretch=2)
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)

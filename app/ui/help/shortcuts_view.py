@@ -1,6 +1,8 @@
 """Keyboard shortcuts, read from the window's own menus: the list cannot drift from what the keys do."""
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHeaderView, QTableWidget, QTableWidgetItem, QVBoxLayout
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QVBoxLayout
+
+from app.ui.help.table import text_table
 
 
 def shortcut_rows(window) -> list[tuple[str, str, str]]:
@@ -24,15 +26,7 @@ class ShortcutsDialog(QDialog):
         self.setWindowTitle("Keyboard shortcuts")
         self.resize(520, 460)
         rows = shortcut_rows(window)
-        self.table = QTableWidget(len(rows), 3)
-        self.table.setObjectName("shortcutTable")
-        self.table.setHorizontalHeaderLabels(["Menu", "Action", "Keys"])
-        self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        for r, row in enumerate(rows):
-            for c, text in enumerate(row):
-                self.table.setItem(r, c, QTableWidgetItem(text))
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table = text_table("shortcutTable", ["Menu", "Action", "Keys"], rows, stretch=1)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
