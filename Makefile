@@ -1,5 +1,5 @@
 # Berth developer tasks (GNU make).
-#   make test [PYTEST_ARGS='-k sshd -x']   whole pytest suite in .venv (exit status of pytest)
+#   make test [PYTEST_ARGS='-k sshd -x'] [PYTEST_WORKERS=0]   whole pytest suite in .venv (exit status of pytest)
 #   make run | demo | bench | screenshots | clean | distclean
 #   make package | package-test | install-desktop | uninstall-desktop   (docs/packaging.md)
 
@@ -36,8 +36,12 @@ $(RUN_STAMP): pyproject.toml
 	@find $(VENV) -maxdepth 1 -name '.installed-*' ! -name '*-$(PYPROJECT_HASH)' -delete
 	@touch $@
 
+# Two pytest-xdist workers by default (the suite waits on sshd's, runners and venvs more than it
+# computes); PYTEST_WORKERS=0 runs it in this one process. tests/conftest.py keeps the files that use
+# what a machine has once (root's crontab, Unix users, a container engine) in one worker.
+PYTEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup) $(PYTEST_ARGS)
 
 # The desktop console (needs a display; `make demo` is the headless tour).
 run: $(RUN_STAMP)

@@ -1,6 +1,13 @@
 import os
+import re
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything can create a QApplication
+# pytest-xdist worker gwN: stable ports from 18000 + 1000 * N (the agent's $BERTH_PORT_RANGE), so two
+# workers' models never take the same port between choosing it and binding it
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER.startswith("gw") and _WORKER[2:].isdigit() and int(_WORKER[2:]) < 10:
+    _low = 18000 + 1000 * int(_WORKER[2:])
+    os.environ["BERTH_PORT_RANGE"] = f"{_low}-{_low + 999}"
 
 from pathlib import Path  # noqa: E402
 
@@ -131,11 +138,37 @@ def box(sshd_factory, tmp_path):
     stop_all(root)
 
 
+# What one machine has only once: its Unix users and groups, a container engine's bridge, firewall
+# tables and the test image cache. Test files whose source (or a tests/*_kit.py they import) names
+# one of these run in one pytest-xdist worker, one after another; every other file is a group of its
+# own (its module-scoped fixtures are made once), spread over the workers (`make test`: -n 2
+# --dist loadgroup). Root's crontab is shared too, but the agent locks it (app/agent/jobreboot.py).
+MACHINE_WIDE = ("useradd", "groupadd", "dockerd", "podman")
+_KIT = re.compile(r"^(?:from|import) (\w+_kit)\b", re.M)
+
+
+def _xdist_group(path: Path) -> str:
+    def text(p: Path) -> str:
+        try:
+            return p.read_text(encoding="utf-8")
+        except OSError:
+            return ""
+    source = text(path)
+    source += "".join(text(path.parent / f"{kit}.py") for kit in set(_KIT.findall(source)))
+    return "machine" if any(word in source for word in MACHINE_WIDE) else path.name
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests that use an sshd fixture get the `ssh` marker (so `-m "not ssh"` works)."""
+    """Tests that use an sshd fixture get the `ssh` marker (so `-m "not ssh"` works); each file its
+    pytest-xdist group (above)."""
+    groups = {}
     for item in items:
         if {"sshd", "sshd_factory", "bastion_and_target", "box"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.ssh)
+        path = Path(str(item.fspath))
+        if path not in groups:
+            groups[path] = _xdist_group(path)
+        item.add_marker(pytest.mark.xdist_group(groups[path]))
 
 
 # --- the console ---------------------------------------------------------------------------------

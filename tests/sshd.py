@@ -96,7 +96,10 @@ class SshServer:
         self.user = getpass.getuser()
         self.host = listen
         self.sftp = sftp  # the sftp subsystem's command; None: the server has none
-        self.set_env = dict(set_env or {})  # sshd's SetEnv: variables every session gets (e.g. DOCKER_HOST)
+        # sshd's SetEnv: variables every session gets (e.g. DOCKER_HOST); a pytest-xdist worker's own
+        # stable-port range (tests/conftest.py) so two workers' agents never pick the same port
+        self.set_env = {**({"BERTH_PORT_RANGE": os.environ["BERTH_PORT_RANGE"]} if "BERTH_PORT_RANGE" in os.environ
+                           else {}), **dict(set_env or {})}
         self.netns = netns  # run inside this network namespace (`ip netns exec`): see NetnsPair
         # sshd's limits on unauthenticated connections ("start:rate:full" or a number) and on sessions
         # per connection: a fleet bench logging in to many servers at once raises them

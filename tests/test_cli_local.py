@@ -1,5 +1,6 @@
 """The command line against the built-in `local` server, end to end with real runners."""
 import json
+import os
 import tarfile
 
 import pytest
@@ -215,7 +216,8 @@ def test_set_port_range_checks_the_range_and_the_ports_models_have(capsys, tmp_p
     assert r.code == 1 and f"leaves out ports models already have: iris {port}" in r.err, r
     assert len(r.err.strip().splitlines()) == 1
     r = berth(capsys, "server", "set-port-range", "local", f"{port}-{port + 10}", "--reason", "CHG-8")
-    assert r.code == 0 and f"local: port range 18000-18999 -> {port}-{port + 10}" in r.out, r
+    before = os.environ.get("BERTH_PORT_RANGE", "18000-18999")  # a pytest-xdist worker's own (tests/conftest.py)
+    assert r.code == 0 and f"local: port range {before} -> {port}-{port + 10}" in r.out, r
     assert json.loads((berth_home / "local" / "serving.json").read_text()) == {"port_range": f"{port}-{port + 10}"}
     r = berth(capsys, "server", "check", "local")
     assert r.code == 0 and f"stable ports from: {port}-{port + 10}" in r.out, r

@@ -5,6 +5,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -69,3 +70,35 @@ def test_neither_systemd_nor_crontab_is_said(root, tmp_path, monkeypatch):
     assert error is None, error
     assert result["scheduler"]["reboot"] == "none"
     assert "neither systemd --user nor crontab exists on this server" in result["scheduler"]["reboot_detail"]
+
+
+@pytest.mark.skipif(not shutil.which("crontab"), reason="needs crontab (apt-get install -y cron)")
+def test_roots_writing_the_crontab_at_once_keep_every_line(tmp_path):
+    """One user's crontab serves all their roots: writes at the same moment must not lose a line."""
+    roots = [Root(str(tmp_path / f"root {i}")) for i in range(12)]
+    tags = [jobreboot.MARK + jobreboot._tag(r) for r in roots]
+    for r in roots:
+        os.makedirs(r.meta)
+    start, errors = threading.Barrier(len(roots)), []
+
+    def add(r):
+        try:
+            start.wait(10)
+            jobreboot._crontab(r, ["/bin/true", r.path], {})
+        except Exception as e:  # noqa: BLE001 (reported by the assert below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=add, args=(r,)) for r in roots]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        lines = crontab_lines()
+        assert [tag for tag in tags if not any(l.endswith(tag) for l in lines)] == [], lines
+    finally:
+        for r, tag in zip(roots, tags):
+            with jobreboot._crontab_lock(r):
+                jobreboot._remove_line(tag)
+    assert not any(l.endswith(tag) for l in crontab_lines() for tag in tags)

@@ -31,14 +31,15 @@ def settings_file(root):
 
 
 def port_range(root):
-    """`port_range` in <root>/serving.json ("18000-18999"), else DEFAULT_RANGE."""
-    text = (read_json(settings_file(root)) or {}).get("port_range")
-    try:
-        low, high = (int(p) for p in str(text).split("-"))
-        if 1024 <= low <= high <= 65535:
-            return low, high
-    except ValueError:
-        pass
+    """`port_range` in <root>/serving.json ("18000-18999"), else $BERTH_PORT_RANGE (one user's several
+    roots on one host kept apart without a file in each), else DEFAULT_RANGE."""
+    for text in ((read_json(settings_file(root)) or {}).get("port_range"), os.environ.get("BERTH_PORT_RANGE")):
+        try:
+            low, high = (int(p) for p in str(text).split("-"))
+            if 1024 <= low <= high <= 65535:
+                return low, high
+        except ValueError:
+            pass
     return DEFAULT_RANGE
 
 

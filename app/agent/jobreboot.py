@@ -1,6 +1,8 @@
 """Bringing the scheduler back after a server reboot, where the server allows it: a `systemd --user`
 unit when the user's systemd answers, else a crontab `@reboot` line when `crontab` exists, else
 nothing (and Berth says so). The line or unit runs the scheduler module exactly as the agent does."""
+import contextlib
+import fcntl
 import hashlib
 import os
 import shlex
@@ -71,7 +73,34 @@ def _systemd(root, command, env):
     return {"method": "systemd", "detail": "systemd --user unit %s" % unit}
 
 
+@contextlib.contextmanager
+def _crontab_lock(root):
+    """One user's crontab is shared by all their roots: two agents that read it, add their line and
+    write it back at the same moment would lose one line. Serialised by a lock in the user's home (in
+    the root's folder when the home cannot hold it: then only this root's changes are serialised)."""
+    fd = None
+    for folder in (os.path.expanduser("~"), root.meta):
+        try:
+            fd = os.open(os.path.join(folder, ".berth-crontab.lock"),
+                         os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            break
+        except OSError:
+            continue
+    try:
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 def _crontab(root, command, env):
+    with _crontab_lock(root):
+        return _crontab_locked(root, command, env)
+
+
+def _crontab_locked(root, command, env):
     tag = MARK + _tag(root)
     listed = subprocess.run(["crontab", "-l"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, timeout=30)
@@ -91,13 +120,8 @@ def remove(root):
     """The last job is gone: take the reboot hook away again (the root may be deleted next)."""
     known = read_json(_record(root)) or {}
     if known.get("method") == "crontab" and shutil.which("crontab"):
-        tag = MARK + _tag(root)
-        listed = subprocess.run(["crontab", "-l"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, timeout=30)
-        if listed.returncode == 0:
-            lines = [l for l in listed.stdout.decode("utf-8", "replace").splitlines() if not l.endswith(tag)]
-            subprocess.run(["crontab", "-"], input=("\n".join(lines) + "\n").encode() if lines else b"",
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+        with _crontab_lock(root):
+            _remove_line(MARK + _tag(root))
     elif known.get("method") == "systemd":
         unit = "berth-scheduler-%s.service" % _tag(root)
         subprocess.run(["systemctl", "--user", "disable", unit], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -110,3 +134,12 @@ def remove(root):
         os.unlink(_record(root))
     except OSError:
         pass
+
+
+def _remove_line(tag):
+    listed = subprocess.run(["crontab", "-l"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, timeout=30)
+    if listed.returncode == 0:
+        lines = [l for l in listed.stdout.decode("utf-8", "replace").splitlines() if not l.endswith(tag)]
+        subprocess.run(["crontab", "-"], input=("\n".join(lines) + "\n").encode() if lines else b"",
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
