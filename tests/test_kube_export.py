@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from agent_kit import make_bundle
+from agent_kit import deploy as agent_deploy, make_bundle
 from app.deploy import kubernetes, kubeyaml
 from app.deploy.kubeexport import KUBERNETES_VERSION
 from cli_kit import berth
@@ -124,7 +124,8 @@ def test_the_output_must_be_a_new_or_empty_folder_unless_forced(capsys, tmp_path
 
 def test_a_venv_release_an_unknown_model_or_version_is_refused(capsys, tmp_path, stop_local_runners):
     out = tmp_path / "out"
-    assert berth(capsys, "deploy", make_bundle(tmp_path / "b"), "--server", "local").code == 0
+    _, error, _ = agent_deploy(stop_local_runners, make_bundle(tmp_path / "b"))  # in-process: the CLI's is tested
+    assert error is None, error
     r = berth(capsys, "export", "kubernetes", "echp", "--server", "local", "-o", out)
     assert r.code == 1 and "did you mean echo?" in r.err, r
     r = berth(capsys, "export", "kubernetes", "echo", "--server", "local", "--version", "9.9", "-o", out)
@@ -187,6 +188,11 @@ def test_the_export_runs_with_podman_kube_play_and_answers(capsys, tmp_path, pod
     deployment = docs[0]
     labels = json.loads(podman.cli("image", "inspect", "--format", "{{json .Labels}}", result["image"]).stdout)
     assert deployment["metadata"]["annotations"]["berth/bundle-sha256"] == labels["berth.bundle.sha256"]
+
+    (out / "service.yaml").write_text("kind: Secret\n")
+    r = berth(capsys, "export", "kubernetes", "echo", "--server", "local", "-o", out, "--replicas", "1", "--force")
+    assert r.code == 0 and "kubectl apply -f" in r.out, r
+    assert yaml.safe_load((out / "service.yaml").read_text())["kind"] == "Service"
 
     # a cluster reaches the pod through the Service; podman on one machine through a host port on loopback
     port = free_port()

@@ -26,8 +26,10 @@ def image_facts(ctx, req):
     except ValueError:
         config = size = None
     if not isinstance(config, dict):
-        return dict(out, detail="%s has no image %s" % (kind, tag) if not parts
-                    else "%s answered something unexpected about %s" % (kind, tag))
+        if parts:
+            return dict(out, detail="%s answered something unexpected about %s" % (kind, tag))
+        found = engines.detect(root)  # no such image, or an engine this user cannot reach
+        return dict(out, detail=("%s has no image %s" % (kind, tag)) if found["usable"] else found["detail"])
     labels = config.get("Labels")
     return dict(out, exists=True, id=parts[0], size=size, user=config.get("User") or "",
                 labels=labels if isinstance(labels, dict) else {}, settings=engines.settings(root))
