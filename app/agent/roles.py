@@ -34,6 +34,7 @@ NEEDS = {
 }
 NEEDS.update({"container_check": "viewer", "container_set": "admin"})  # the container engine (containerengine.py)
 NEEDS["server_facts"] = "viewer"  # what pip can install there, and whether its index answers (issue 20)
+NEEDS["image_facts"] = "viewer"  # a release's image, for berth export kubernetes (containerexport.py)
 
 
 def rank(role):

@@ -27,6 +27,7 @@ from .dbpassword import DbPasswordCommand
 from .diff import DiffCommand
 from .demo import DemoCommand
 from .experiment import ExperimentGroup
+from .export import ExportGroup
 from .feedback import FeedbackCommand
 from .jobs import JobGroup
 from .monitor import MonitorCommand
@@ -42,6 +43,7 @@ COMMANDS: tuple[Command, ...] = (
     ApprovalsCommand(), ApproveCommand(),
 )
 COMMANDS += (CacheGroup(),)  # issue 20: the wheels kept for offline servers
+COMMANDS += (ExportGroup(),)  # issue 19: berth export kubernetes
 
 
 def build_parser() -> argparse.ArgumentParser:
