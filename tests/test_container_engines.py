@@ -94,7 +94,8 @@ def test_detection_reports_the_engine_and_a_missing_one(tmp_path, engine):
     assert found.get("rootless") is (False if engine.kind == "podman" else None)  # root here
     listed = found["engines"]  # every engine on the server, the one releases use first (the console's list)
     assert listed[0] == {k: v for k, v in found.items() if k not in ("settings", "engines")}, listed
-    assert sorted(e["engine"] for e in listed) == ["docker", "podman"] and all("detail" in e for e in listed)
+    assert {e["engine"] for e in listed} == {"docker", "podman"} and all("detail" in e for e in listed)
+    assert len({os.path.realpath(e["path"]) for e in listed}) == len(listed)  # each binary once (here: 2 dockers)
     # an engine this user cannot reach: docker's socket elsewhere; podman's storage in a folder it may not make
     broken = {"docker": {"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
               "podman": {"CONTAINERS_CONF": str(tmp_path / "no-such-containers.conf")}}[engine.kind]
