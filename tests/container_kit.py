@@ -111,7 +111,7 @@ class Dockerd:
         if not self.bridge_before and Path("/sys/class/net/docker0").exists():
             subprocess.run(["ip", "link", "del", "docker0"], check=False)
         for table in _nft_tables() - self.tables_before:
-            subprocess.run(["nft", "delete", *table.split()[1:]], check=False)
+            subprocess.run(["nft", "delete", *table.split()], check=False)  # nft delete table ip nat
         for mount in sorted(_mounts_under(self.dir), reverse=True):  # a podman probe's storage
             subprocess.run(["umount", "-l", mount], check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -188,6 +188,6 @@ class Podman:
         if Path(f"/sys/class/net/{self.bridge}").exists():
             subprocess.run(["ip", "link", "del", self.bridge], check=False)
         for table in _nft_tables() - self.tables_before:
-            subprocess.run(["nft", "delete", *table.split()[1:]], check=False)
+            subprocess.run(["nft", "delete", *table.split()], check=False)  # nft delete table ip nat
         shutil.rmtree(f"/var/lib/cni/networks/{self.net}", ignore_errors=True)  # host-local's leases
         shutil.rmtree(self.dir, ignore_errors=True)
