@@ -105,6 +105,11 @@ def detect(root):
         return {"engine": None, "usable": False,
                 "detail": ("the configured engine %s is not an executable file" % configured) if configured
                 else "neither docker nor podman is on PATH"}
+    return probe(path, kind)
+
+
+def probe(path, kind):
+    """One engine binary: its version, and whether this user may use it (its daemon, its storage)."""
     fmt = "{{.Server.Version}}" if kind == "docker" else "{{.Version}}"
     try:
         p = subprocess.run([path, "version", "--format", fmt], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -122,9 +127,22 @@ def detect(root):
     return out
 
 
+def detect_all(root, chosen):
+    """Every engine this server has (the console lists them all): the chosen one, then each other
+    one on PATH."""
+    found = [chosen] if chosen.get("path") else []
+    for kind in ENGINES:
+        path = shutil.which(kind)
+        if path and all(os.path.realpath(path) != os.path.realpath(f["path"]) for f in found):
+            found.append(probe(path, kind))
+    return found
+
+
 def container_check(ctx, req):
-    """`container_check`: detection for `berth server check`."""
-    return dict(detect(ctx.root.ensure()), settings=settings(ctx.root))
+    """`container_check`: detection for `berth server check` (the engine releases use) and every engine
+    found (`engines`, the console's list)."""
+    chosen = detect(ctx.root.ensure())
+    return dict(chosen, settings=settings(ctx.root), engines=detect_all(ctx.root, chosen))
 
 
 COMMANDS = {"container_check": container_check, "container_set": container_set}

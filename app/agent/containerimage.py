@@ -1,6 +1,8 @@
 """A container release's image, built on the server from its release folder: the base image (the
 bundle's `[serve] image`, else the server's `base_image` setting), the bundle's files, its
-requirements installed at build time, and the Berth runner (stdlib) as the entry point. Tagged
+requirements installed at build time (from the server's index, or on an offline server from the
+wheels the desktop uploaded: copied into the build and installed with --no-index --find-links),
+and the Berth runner (stdlib) as the entry point. Tagged
 berth/<model>:<version> and labelled with the bundle's sha256, its metadata and who deployed it.
 The engine is called with an argv list; every name is checked first (containerengine.check_image)."""
 import json
@@ -9,6 +11,7 @@ import shutil
 import subprocess
 import time
 
+from . import blobs
 from . import containerengine as engines
 from .layout import AgentError
 
@@ -16,6 +19,7 @@ PORT_INSIDE = 8000  # the runner's port in the container's own network namespace
 BUILD_TIMEOUT_S = 1800
 LOG_TAIL = 40
 AGENT_DIR = os.path.dirname(os.path.abspath(__file__))
+WHEELS_INSIDE = "/opt/berth-wheels"  # an offline release's uploaded wheels in the image
 
 
 def base_image(root, manifest):
@@ -27,9 +31,10 @@ def base_image(root, manifest):
     return engines.check_image(image, "base image")
 
 
-def dockerfile(base, manifest):
+def dockerfile(base, manifest, offline=False):
     """The build recipe: a venv only when the bundle has requirements (python3 -m venv needs the base's
-    python3-venv); the runner with the release's files, read-only at run time."""
+    python3-venv), offline from the wheels copied in beside the release; the runner with the
+    release's files, read-only at run time."""
     req = manifest.get("requirements")
     python = "/usr/bin/python3"
     lines = ["FROM %s" % base,
@@ -40,8 +45,11 @@ def dockerfile(base, manifest):
     if req:
         python = "/opt/venv/bin/python"
         lines.append('RUN ["/usr/bin/python3", "-m", "venv", "/opt/venv"]')
-        lines.append('RUN ["/opt/venv/bin/pip", "install", "--no-cache-dir", "--disable-pip-version-check", '
-                     '"-r", %s]' % json.dumps("/srv/release/bundle/" + req))
+        pip = ["/opt/venv/bin/pip", "install", "--no-cache-dir", "--disable-pip-version-check"]
+        if offline:
+            lines.append("COPY wheels %s" % WHEELS_INSIDE)
+            pip += ["--no-index", "--find-links", WHEELS_INSIDE]
+        lines.append("RUN %s" % json.dumps(pip + ["-r", "/srv/release/bundle/" + req]))
     entry = [python, "-m", "berth_agent.runner", "--release", "/srv/release", "--port-file", "/tmp/berth.port",
              "--request-log", "/tmp/requests.jsonl", "--host", "0.0.0.0", "--port", str(PORT_INSIDE)]
     lines.append("ENTRYPOINT %s" % json.dumps(entry))
@@ -60,8 +68,9 @@ def labels(release, actor, base):
     return {k: v.replace("\n", " ") for k, v in out.items()}
 
 
-def build(root, model, version, release, actor, emit):
-    """Build (or find already built) the release's image; its tag. A failed build raises with its log."""
+def build(root, model, version, release, actor, emit, source=None):
+    """Build (or find already built) the release's image; its tag. A failed build raises with its log.
+    `source` (wheelhouse.Source): an offline deploy's wheels, installed without any index."""
     path = engines.require(root)
     tag = engines.image_tag(model.name, version)
     manifest = release["manifest"]
@@ -74,7 +83,7 @@ def build(root, model, version, release, actor, emit):
     context = os.path.join(root.meta, "build", "%s-%s" % (model.name, version))
     shutil.rmtree(context, ignore_errors=True)
     try:
-        _context(context, model.release(version), release, base)
+        _context(root, context, model.release(version), release, base, source)
         args = [path, "build", "--tag", tag, "--network", engines.settings(root).get("build_network", "default")]
         if engines.settings(root).get("build_network") in (None, "default"):
             args = args[:-2]
@@ -87,8 +96,13 @@ def build(root, model, version, release, actor, emit):
     return tag
 
 
-def _context(context, release_dir, release, base):
+def _context(root, context, release_dir, release, base, source):
     os.makedirs(os.path.join(context, "berth_agent"))
+    offline = source is not None and "--no-index" in source.args
+    if offline:  # the uploaded wheels under their names (links to the blobs: the engine reads the context)
+        os.makedirs(os.path.join(context, "wheels"))
+        for name, sha in source.wheels:
+            blobs.place(root, sha, os.path.join(context, "wheels", name), 0o400)
     for name in os.listdir(AGENT_DIR):
         if name.endswith(".py"):
             shutil.copyfile(os.path.join(AGENT_DIR, name), os.path.join(context, "berth_agent", name))
@@ -96,7 +110,7 @@ def _context(context, release_dir, release, base):
     with open(os.path.join(context, "release", "release.json"), "w") as f:
         json.dump(release, f)
     with open(os.path.join(context, "Dockerfile"), "w") as f:
-        f.write(dockerfile(base, release["manifest"]))
+        f.write(dockerfile(base, release["manifest"], offline))
 
 
 def _stream(args, emit, failure):

@@ -190,7 +190,7 @@ def _environment(ctx, model, version, release_dir, record, wheels):
         from . import containerimage  # only container releases need it
 
         ctx.emit("step", step="image")
-        record["image"] = containerimage.build(ctx.root, model, version, record, ctx.actor, ctx.emit)
+        record["image"] = containerimage.build(ctx.root, model, version, record, ctx.actor, ctx.emit, wheels)
         ctx.emit("step", step="image", tag=record["image"])
         return
     ctx.emit("step", step="venv")

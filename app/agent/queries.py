@@ -144,6 +144,8 @@ def list_releases(ctx, req):
         row = {"version": r["version"], "current": r["version"] == current, "sha256": r.get("sha256"),
                "deployed_at": r.get("deployed_at"), "deployed_by": r.get("deployed_by", {}),
                "manifest": r.get("manifest", {}), "profile": r.get("profile")}
+        if r.get("image"):  # a container release's image tag (containerimage.py)
+            row["image"] = r["image"]
         if req.get("requirements"):
             row["requirements"] = releasedetail.requirements_text(model, r)
         if r["version"] in files_of:

@@ -7,6 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
+from app.agent.containerengine import PASSED as ENGINE_PASSED
 from app.agent.runnerenv import pip_environment
 
 from .transport import Transport, http_exchange
@@ -41,9 +42,11 @@ class LocalTransport(Transport):
         """The process, with its stderr collected on a thread; wait() -> (exit code, stderr)."""
         argv = [self.python if argv[0] == "python3" else argv[0], *argv[1:]]
         # what the agent and its pip need of the operator's environment (the agent's own allow-list
-        # for pip): not tokens, cloud keys or SSH_AUTH_SOCK
+        # for pip), and where the container engine is (DOCKER_HOST, podman's CONTAINERS_CONF): not
+        # tokens, cloud keys or SSH_AUTH_SOCK
+        env = dict(pip_environment(os.environ), **{k: v for k, v in os.environ.items() if k in ENGINE_PASSED})
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=pip_environment(os.environ),
+                                env=env,
                                 cwd=self.abs_root if os.path.isdir(self.abs_root) else None)
         errors: list[bytes] = []
         reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)

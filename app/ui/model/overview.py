@@ -145,6 +145,13 @@ class ModelHeader(QWidget):
         self.clock.stop()
 
 
+def limits(manifest: dict) -> str:
+    """A container release's memory and CPU limits as the bundle gives them."""
+    parts = ([f"memory {manifest['memory']}"] if manifest.get("memory") else []) + (
+        [f"{number(manifest['cpus'])} CPU(s)"] if manifest.get("cpus") else [])
+    return ", ".join(parts) or "none in the bundle (the server's container settings apply)"
+
+
 def _value_label(mono: bool = False) -> QLabel:
     label = QLabel(EMPTY)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -192,13 +199,15 @@ class ModelOverview(QWidget):
     FIELDS = (("description", "Description", False), ("authors", "Authors", False),
               ("entrypoint", "Entry point", True), ("sha256", "Bundle sha256", True),
               ("deployed", "Deployed", False), ("dataset", "Training data set", True),
-              ("dataset_sha256", "Data set sha256", True), ("code_commit", "Code commit", True))
+              ("dataset_sha256", "Data set sha256", True), ("code_commit", "Code commit", True),
+              ("runtime", "Runtime", False), ("image", "Image", True), ("limits", "Limits", False))
+    CONTAINER_ONLY = ("image", "limits")
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.fields: dict[str, QLabel] = {}
         about = QGroupBox("Current release")
-        form = QFormLayout(about)
+        self.form = form = QFormLayout(about)
         for key, title, mono in self.FIELDS:
             self.fields[key] = _value_label(mono)
             self.fields[key].setObjectName(f"overview-{key}")
@@ -233,10 +242,14 @@ class ModelOverview(QWidget):
             "description": manifest.get("description"), "authors": manifest.get("authors"),
             "entrypoint": manifest.get("entrypoint"), "sha256": release.get("sha256"), "deployed": deployed,
             "dataset": training.get("dataset"), "dataset_sha256": training.get("dataset_sha256"),
-            "code_commit": training.get("code_commit"),
+            "code_commit": training.get("code_commit"), "runtime": manifest.get("runtime") or "venv",
+            "image": release.get("image"), "limits": limits(manifest),
         }
         for key, label in self.fields.items():
             label.setText(_text(values.get(key)))
+        container = values["runtime"] == "container"
+        for key in self.CONTAINER_ONLY:  # a virtualenv release has neither
+            self.form.setRowVisible(self.fields[key], container)
         self.params.set_values(training.get("params") or {})
         self.metrics.set_values(training.get("metrics") or {})
 

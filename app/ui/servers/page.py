@@ -11,6 +11,7 @@ from app.store.servers import LOCAL, ServerConfig
 
 from app.ui.servers.activity_view import ActivityView
 from app.ui.servers.approvals_panel import ApprovalsPanel
+from app.ui.servers.engines_panel import EnginesPanel
 from app.ui.servers.lock_panel import LockPanel
 from app.ui.servers.policy_dialog import PolicyDialog
 from app.ui.servers.role_gate import RoleGate
@@ -71,6 +72,8 @@ class ServerPage(QWidget):
         self.form.addRow("Lock", self.lock_panel)
         self.approvals_panel = ApprovalsPanel(runner)  # four eyes: what waits here for a second person
         self.form.addRow("Approvals", self.approvals_panel)
+        self.engines_panel = EnginesPanel(runner)  # docker / podman: version, usable by this user
+        self.form.addRow("Containers", self.engines_panel)
         layout.addWidget(facts)
 
         buttons = QHBoxLayout()
@@ -150,6 +153,7 @@ class ServerPage(QWidget):
         self.fields["root"].setText(info["root"])
         self.lock_panel.show_lock(name, info.get("lock") or {})
         self.approvals_panel.refresh(name)
+        self.engines_panel.refresh(name)
 
 
 def _description(folder: Path) -> str:
