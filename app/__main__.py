@@ -21,6 +21,10 @@ def main(argv=None) -> int:
     from app.remote.fdlimit import raise_open_files_limit
 
     raise_open_files_limit()  # a console or a --parallel CLI with many servers
+    if args[:1] == ["--keeper"]:  # the held connections' keeper (app/remote/keeper.py), also in a frozen build
+        from app.remote.keeper import main as keeper_main
+
+        return keeper_main(args[1:])
     if args == ["--self-test"]:  # the installed console, end to end, offscreen (docs/packaging.md)
         from app.ui.selftest import run_self_test
 

@@ -133,12 +133,14 @@ def drive(gen: Iterator[Progress], on_progress: Callable[[Progress], None], shou
         on_progress(p)
 
 
-def deploy_work(bundle_path: Path, reason: str, keep: int, on_progress: Callable[[str, Progress], None]) -> Work:
-    """One server's deploy, as `berth deploy PATH --server NAME` runs it."""
+def deploy_work(bundle_path: Path, reason: str, keep: int, on_progress: Callable[[str, Progress], None],
+                held: bool = True) -> Work:
+    """One server's deploy, as `berth deploy PATH --server NAME` runs it; `held`: over the CLI's
+    held connection (app/remote/held.py), upload included."""
 
     def work(ws: Workspace, name: str, should_stop: Callable[[], bool]) -> Outcome:
         cancel = threading.Event()
-        with ws.connect(name) as t:
+        with ws.connect(name, held=held) as t:
             job = ws.deploy(t, bundle_path, reason=reason, keep=keep, cancel=cancel)
             try:
                 drive(job.run(), lambda p: on_progress(name, p), should_stop, cancel)
@@ -152,12 +154,12 @@ def deploy_work(bundle_path: Path, reason: str, keep: int, on_progress: Callable
 
 
 def change_work(action: str, model: str, reason: str, params: dict,
-                on_progress: Callable[[str, Progress], None]) -> Work:
+                on_progress: Callable[[str, Progress], None], held: bool = True) -> Work:
     """One server's rollback, start or stop, as the single command runs it (one agent command:
     once asked, it finishes)."""
 
     def work(ws: Workspace, name: str, should_stop: Callable[[], bool]) -> Outcome:
-        with ws.connect(name) as t:
+        with ws.connect(name, held=held) as t:
             result = drive(ws.change(t, action, model, reason=reason, **params),
                            lambda p: on_progress(name, p), should_stop)
         return Outcome(name, OK, result.get("version") or "", result.get("previous") or "",

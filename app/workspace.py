@@ -154,9 +154,10 @@ class Workspace:
     def connect_to_change(self, action: str, name: str, reason: str = "") -> Transport:
         """connect(name) to run `action` there, refused before connecting when it needs a reason
         (deploy and change check again, harmlessly): a missing reason is said even when the server
-        is unreachable, and nothing is opened for a change that cannot run."""
+        is unreachable, and nothing is opened for a change that cannot run. Held between CLI calls
+        (remote/held.py) like a status: a deploy logs in no more than the status before it."""
         self._check_change(action, name, reason)
-        return self.connect(name)
+        return self.connect(name, held=True)
 
     def _check_change(self, action: str, server: str, reason: str) -> None:
         if action in REASONED_ACTIONS:

@@ -81,9 +81,14 @@ class Fleet:
         return took, proc.stdout
 
     def stop(self) -> None:
-        """Every runner under every root (the agent's own stop: SIGTERM its process group), then sshd."""
+        """The keeper's held connections (app/remote/held.py), every runner under every root (the
+        agent's own stop: SIGTERM its process group), then sshd."""
         from agent_kit import stop_all
 
+        try:
+            self.berth("server", "disconnect", "--all", timeout=60)
+        except (BenchFailed, subprocess.TimeoutExpired) as e:
+            print(f"  cleanup: ending the held connections failed: {e}", file=sys.stderr)
         for root in self.roots:
             if root.is_dir():
                 try:
@@ -125,6 +130,22 @@ def status_all(fleet: Fleet) -> float:
     if missing:
         raise BenchFailed(f"`berth status --json` (N={fleet.n}) shows no running iris on {', '.join(missing)}")
     return took
+
+
+def fresh(step):
+    """The step with a connection of its own per call (BERTH_SSH_PERSIST=0), as before keepers."""
+    def run(fleet: Fleet) -> float:
+        fleet.env["BERTH_SSH_PERSIST"] = "0"
+        try:
+            return step(fleet)
+        finally:
+            del fleet.env["BERTH_SSH_PERSIST"]
+    return run
+
+
+def held_count(fleet: Fleet) -> int:
+    """Servers whose connection the keeper holds now (a path too long or a failed start: fewer)."""
+    return len(json.loads(fleet.berth("server", "connections", "--json")[1]))
 
 
 def monitor_all(fleet: Fleet) -> float:
@@ -176,8 +197,12 @@ def slowest(runs: list[dict], key: str, names: list[str]) -> str:
 
 def rows(n: int, one: dict, many: dict, runs1: list[dict], runsn: list[dict], names1, namesn) -> list[tuple]:
     out = []
-    for label, key in (("add, total (one `server add` per server)", "add"), ("deploy iris to every server", "deploy"),
-                       ("`berth status --json`", "status"), ("`berth monitor --once --json`", "monitor")):
+    for label, key in (("add, total (one `server add` per server)", "add"),
+                       ("deploy iris to every server (held connections)", "deploy"),
+                       ("`berth status --json`, a fresh connection each", "status_fresh"),
+                       ("`berth status --json`, held", "status"),
+                       ("`berth monitor --once --json`, a fresh connection each", "monitor_fresh"),
+                       ("`berth monitor --once --json`, held", "monitor")):
         a, b = one[key], many[key]
         out.append((label, fmt(a, "s"), fmt(b, "s"), ratio(b, a), fmt(b / n, "s")))
 
@@ -254,11 +279,14 @@ def run(args, folder: Path, children: list, fleets: list) -> int:
                         else "`berth deploy --help` has no --parallel: a loop of `berth deploy iris --server "
                              "fleet-I`, one server after another"), flush=True)
     steps = [("add", add_all), ("deploy", lambda f: deploy_all(f, bundle, group, args.parallel)),
-             ("status", status_all), ("monitor", monitor_all)]
+             ("status_fresh", fresh(status_all)), ("status", status_all), ("monitor_fresh", fresh(monitor_all)),
+             ("monitor", monitor_all)]
     for key, step in steps:
         for size, fleet in sizes.items():
             figures[size][key] = step(fleet)
-            print(f"  {key:8} N={fleet.n:<4} {figures[size][key]:8.2f} s", flush=True)
+            print(f"  {key:13} N={fleet.n:<4} {figures[size][key]:8.2f} s", flush=True)
+    for fleet in sizes.values():
+        print(f"  held connections N={fleet.n:<4} {held_count(fleet)} of {fleet.n}", flush=True)
     runs = {"1": [], "N": []}
     for k in range(args.starts):
         for size, fleet in sizes.items():

@@ -2,11 +2,12 @@
 (keeper.py) holding the authenticated connection and its agent session; later calls reach it over
 its Unix socket (held_key.py names it) and skip handshake, login and session start.
 
-A call through a keeper behaves as a direct one: `HeldTransport` is a Transport whose agent calls
-only cross the socket (the protocol, the activity log and the audit stay this process's), and
-whose file and HTTP primitives open a direct connection when first used. A keeper found gone
-before a call, or gone or silent (no beat for SILENCE seconds) during a read-only one, makes that
-call go direct, once; during a change, the call fails saying so."""
+A call through a keeper behaves as a direct one: `HeldTransport` is a Transport whose agent calls,
+uploads and path operations only cross the socket (the protocol, the activity log and the audit
+stay this process's); a file object, an HTTP tunnel or a stream opens a direct connection when
+first used. A keeper found gone before a call, or gone or silent (no beat for SILENCE seconds)
+during a read-only one, makes that call go direct, once; during a change or an upload, the call
+fails saying so."""
 from __future__ import annotations
 
 import fcntl
@@ -25,7 +26,7 @@ from app.store.servers import ServerConfig
 
 from .errors import ConnectFailed, RemoteError
 from .held_key import connection_key, control_path, fits, idle_seconds, socket_dir, socket_path
-from .transport import READ_ONLY, Transport
+from .transport import READ_ONLY, SendStopped, Transport
 
 SILENCE = 10.0  # seconds without a beat or an event: the keeper is hung
 ASK_TIMEOUT = 2.0  # an info or exit request to a keeper
@@ -121,29 +122,44 @@ class HeldTransport(Transport):
     def _keeper_call(self, command, request, on_event, session):
         message = {"op": "call", "command": command, "request": request.decode(), "session": session}
         try:
+            return self._exchange(message, lambda a: on_event(a["event"]) if "event" in a and on_event else None)
+        except OSError as e:  # the keeper's own connection broke during the call: as if the keeper had
+            raise KeeperGone(True, str(e) or type(e).__name__) from None
+
+    def _exchange(self, message: dict, on_answer=None, should_stop=None):
+        """One request to the keeper: its answers (beats, events, byte counts) to on_answer, then its
+        result or its error raised here; `should_stop()` true: the keeper is told to stop (an upload)."""
+        try:
             conn = _dial(self.path)
         except OSError as e:
             raise KeeperGone(False, str(e)) from None
+        error = None
         with conn:
             try:
                 conn.sendall((json.dumps(message) + "\n").encode())
             except OSError as e:
                 raise KeeperGone(False, str(e)) from None
             conn.settimeout(SILENCE)
+            told = False
             try:
                 for line in conn.makefile("rb"):
                     answer = json.loads(line)
-                    if "event" in answer:
-                        if on_event is not None:
-                            on_event(answer["event"])
-                    elif "result" in answer:
+                    if "result" in answer:
                         return answer["result"]
-                    elif "error" in answer:
-                        raise _raised(answer["error"])
+                    if "error" in answer:
+                        error = answer["error"]
+                        break
+                    if on_answer is not None:
+                        on_answer(answer)
+                    if should_stop is not None and not told and should_stop():
+                        conn.sendall(b"stop\n")
+                        told = True
             except socket.timeout:
                 raise KeeperGone(True, f"no sign of life for {SILENCE:g} s") from None
             except (OSError, ValueError) as e:
                 raise KeeperGone(True, str(e) or type(e).__name__) from None
+        if error is not None:
+            raise _raised(error)
         raise KeeperGone(True, "it closed the call without an answer")
 
     def _go_direct(self):
@@ -169,7 +185,42 @@ class HeldTransport(Transport):
         if self.on_agent_replaced is not None:
             self.on_agent_replaced(why)
 
-    # -- everything else, over a direct connection opened when first needed --------------------
+    # -- an upload and the path operations, through the keeper too ------------------------------
+    def send_files(self, jobs, on_bytes, should_stop=lambda: False):
+        if self._direct is None:
+            message = {"op": "send", "jobs": [[os.path.abspath(j.local), j.remote, j.offset, j.size] for j in jobs]}
+            try:
+                return self._exchange(message, lambda a: on_bytes(int(a["bytes"])) if "bytes" in a else None,
+                                      should_stop)
+            except KeeperGone as e:
+                self._gone_during(e, "the upload")
+        return self._direct.send_files(jobs, on_bytes, should_stop)
+
+    def _file(self, name: str, *args):
+        if self._direct is None:
+            try:
+                return self._exchange({"op": "file", "name": name, "args": list(args)})
+            except KeeperGone as e:
+                self._gone_during(e, name)
+        return getattr(self._direct, name)(*args)
+
+    def _gone_during(self, e: KeeperGone, what: str) -> None:
+        """Not sent: a direct connection from now on. Sent: an OSError, as a connection lost during
+        it (an upload resumes at the next deploy; a path operation is asked again by nobody)."""
+        if e.sent:
+            raise ConnectionError(f"Berth's held connection ended during {what} ({e})") from None
+        self._go_direct()
+
+    def exists(self, path): return self._file("exists", path)  # noqa: E704
+    def mkdirs(self, path): return self._file("mkdirs", path)  # noqa: E704
+    def chmod(self, path, mode): return self._file("chmod", path, mode)  # noqa: E704
+    def rename(self, src, dst): return self._file("rename", src, dst)  # noqa: E704
+    def remove_tree(self, path): return self._file("remove_tree", path)  # noqa: E704
+    def remove_file(self, path): return self._file("remove_file", path)  # noqa: E704
+
+    # -- the rest, over a direct connection opened when first needed --------------------------
+    # (a file object to write into, an HTTP tunnel and a stream are live objects of a connection:
+    # the CLI's changes use none of them; predict and the console's streams are not held)
     def _files(self) -> Transport:
         if self._direct is None:
             self._go_direct_files()
@@ -179,18 +230,9 @@ class HeldTransport(Transport):
         self._direct = self._opener()
         self._direct.on_activity = self.on_activity
 
-    def exists(self, path): return self._files().exists(path)  # noqa: E704
-    def mkdirs(self, path): return self._files().mkdirs(path)  # noqa: E704
     def put(self, local, remote, progress=None): return self._files().put(local, remote, progress)  # noqa: E704
     def write_bytes(self, remote, data): return self._files().write_bytes(remote, data)  # noqa: E704
     def open_write(self, remote, offset): return self._files().open_write(remote, offset)  # noqa: E704
-    def chmod(self, path, mode): return self._files().chmod(path, mode)  # noqa: E704
-    def rename(self, src, dst): return self._files().rename(src, dst)  # noqa: E704
-    def remove_tree(self, path): return self._files().remove_tree(path)  # noqa: E704
-    def remove_file(self, path): return self._files().remove_file(path)  # noqa: E704
-
-    def send_files(self, jobs, on_bytes, should_stop=lambda: False):
-        return self._files().send_files(jobs, on_bytes, should_stop)
 
     def http(self, port, method, path, body=None, timeout=30.0):
         return self._files().http(port, method, path, body, timeout)
@@ -208,8 +250,13 @@ class HeldTransport(Transport):
 
 
 def _raised(error: dict) -> Exception:
-    if error.get("kind") == "os":
-        return ConnectionError(error.get("message", "lost the connection"))
+    if error.get("kind") == "stopped":
+        return SendStopped(error.get("message", "stopped"))
+    if error.get("kind") == "os":  # the keeper's OSError as it was: a lost link, a full disk (its errno), ...
+        message = error.get("message", "lost the connection")
+        if error.get("lost", True):
+            return ConnectionError(message)
+        return OSError(int(error["errno"]), message) if error.get("errno") else OSError(message)
     return RemoteError(error.get("message", "the held connection failed"), error.get("code") or "failed",
                        error.get("detail") or {})
 
@@ -281,7 +328,11 @@ def _spawn(control: Path, deadline: float) -> dict | None:
     """Start the keeper process (it forks away at once); None once its control socket listens."""
     code_root = str(Path(__file__).resolve().parent.parent.parent)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (code_root, os.environ.get("PYTHONPATH", "")) if p))
-    proc = subprocess.Popen([sys.executable, "-m", "app.remote.keeper", str(control)], stdin=subprocess.DEVNULL,
+    from .keeper import ARG
+
+    # the entry point (app/__main__.py) takes the hidden argument: a frozen build has no `-m`
+    argv = [sys.executable] if getattr(sys, "frozen", False) else [sys.executable, "-m", "app"]
+    proc = subprocess.Popen([*argv, ARG, str(control)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd="/", env=env, close_fds=True)
     with proc.stdout:
         proc.wait()  # the first process forks the keeper and ends at once

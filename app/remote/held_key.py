@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import stat
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,8 +22,8 @@ from app.store.servers import LOCAL, ServerConfig
 DEFAULT_IDLE = 600  # seconds, like a ControlPersist of 10 minutes
 ENV = "BERTH_SSH_PERSIST"  # "0": no keeper; a number of seconds: the idle time
 SUN_PATH_MAX = 104  # sockaddr_un's path (108 on Linux, 104 on the BSDs), with room for the NUL
-_CODE = ("held.py", "held_key.py", "keeper.py", "ssh.py", "sshauth.py", "hostkeys.py", "transport.py",
-         "agent_session.py")
+_CODE = ("held.py", "held_key.py", "keeper.py", "keeper_files.py", "ssh.py", "sshauth.py", "hostkeys.py",
+         "transport.py", "agent_session.py")
 
 
 def idle_seconds(setting: str = "") -> int:
@@ -82,7 +83,11 @@ def connection_key(server: ServerConfig, alias=None, known_hosts=None) -> str:
 
 @functools.lru_cache(maxsize=None)
 def code_digest() -> str:
-    """Berth's connection code as this process loaded it: a keeper of other code is another keeper."""
+    """Berth's connection code as this process loaded it: a keeper of other code is another keeper.
+    A frozen build has no source files to hash: its executable (path, size, time) stands for them."""
+    if getattr(sys, "frozen", False):
+        st = os.stat(sys.executable)
+        return hashlib.sha256(json.dumps([sys.executable, st.st_size, st.st_mtime_ns]).encode()).hexdigest()[:16]
     here = Path(__file__).resolve().parent
     return hashlib.sha256(json.dumps({f: _digest(here / f) for f in _CODE}).encode()).hexdigest()[:16]
 

@@ -11,7 +11,8 @@ connection ends after its idle time, when it dies, or when asked (`berth server 
 process ends when it holds none.
 
 A connection's protocol, one request per Unix connection, JSON lines: {"op": "info"}, {"op": "call",
-...}, {"op": "replace_agent", ...}, {"op": "exit"}; a call's answer is its events, a {"beat": 1}
+...}, {"op": "replace_agent", ...}, {"op": "send", ...} and {"op": "file", ...} (keeper_files.py),
+{"op": "exit"}; a call's answer is its events, a {"beat": 1}
 every second while it runs (the client knows a hung keeper from a slow command), then a result or an
 error."""
 from __future__ import annotations
@@ -23,6 +24,9 @@ import struct
 import sys
 import threading
 import time
+
+from . import keeper_files
+from .transport import SendStopped
 
 HEARTBEAT = 1.0  # seconds between beats while a call runs
 CHECK = 1.0  # how often the connection's liveness and the idle time are looked at
@@ -82,6 +86,10 @@ class Keeper:
                 self._call(request, out)
             elif op == "replace_agent":
                 self._guarded(out, lambda: self.transport.replace_agent(str(request.get("why", ""))))
+            elif op == "send":
+                self._guarded(out, lambda: keeper_files.send(self.transport, request, out, conn))
+            elif op == "file":
+                self._guarded(out, lambda: keeper_files.file_op(self.transport, request))
 
     def info(self) -> dict:
         t = self.transport
@@ -122,8 +130,11 @@ class Keeper:
             out.send({"result": work()})
         except BerthError as e:
             out.send({"error": {"kind": "remote", "message": e.message, "code": e.code, "detail": e.detail}})
-        except (OSError, EOFError) as e:
-            out.send({"error": {"kind": "os", "message": str(e) or type(e).__name__}})
+        except SendStopped as e:
+            out.send({"error": {"kind": "stopped", "message": str(e) or "stopped"}})
+        except (OSError, EOFError) as e:  # errno kept: an upload tells a full disk by it
+            out.send({"error": {"kind": "os", "message": getattr(e, "strerror", None) or str(e) or type(e).__name__,
+                                "errno": getattr(e, "errno", None), "lost": isinstance(e, (ConnectionError, EOFError))}})
         except Exception as e:  # noqa: BLE001 - said to the client, which fails with it
             out.send({"error": {"kind": "remote", "message": f"{self.name}: the held connection failed: {e}",
                                 "code": "failed", "detail": {}}})
@@ -278,8 +289,18 @@ class Process:
             return {"ok": True}
 
 
-def main() -> int:
-    control = sys.argv[1]
+ARG = "--keeper"  # `berth --keeper CONTROL` (app/__main__.py): how held.py starts it, frozen build or not
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .held_key import control_path
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] != str(control_path()):  # only where held.py would start it: not by hand
+        print(f"berth: {ARG} starts the keeper of Berth's held connections; held.py runs it, not a person",
+              file=sys.stderr)
+        return 2
+    control = args[0]
     if os.fork():  # the starter waits for this parent, not for the keeper: the keeper is nobody's child
         os._exit(0)
     os.setsid()
