@@ -89,6 +89,7 @@ def main() -> int:
         wait(lambda: model.model_item("local", "iris") is not None, what="the fleet")
         window.fleet.select("local")
         wait(lambda: window.server_page.fields["python"].text() != "—", what="the server page")
+        wait(lambda: "Python" in window.server_page.packages_panel.label.text(), what="the server's packages")
         shot(window, "server")
         help_shots(window, shot)
 
