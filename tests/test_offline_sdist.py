@@ -4,12 +4,14 @@ saying what to do, when its wheel would be for this computer's platform only. Th
 a loopback index and build with an in-tree backend: no PyPI, no setuptools."""
 import json
 import os
+import platform
+import sys
 from pathlib import Path
 
 import pytest
 
 from cli_kit import berth
-from offline_kit import IndexServer, make_sdist, tiny_bundle, write_simple_index
+from offline_kit import IndexServer, make_sdist, make_wheel, tiny_bundle, write_simple_index
 import test_offline
 from test_offline import add, blob_names
 
@@ -23,6 +25,9 @@ class Model(object):
     def predict(self, input):
         return {{"y": OFFSET + sum(input["features"])}}
 '''
+
+
+NATIVE_MODEL = MODEL.replace(f"from {SRC} import OFFSET", "from berth_tiny_native import X as OFFSET")
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +48,9 @@ def desktop_sees_sdists(sdist_index, monkeypatch):
     return sdist_index
 
 
-def bundle(folder: Path, requirement: str, version: str = "1.0.0") -> Path:
+def bundle(folder: Path, requirement: str, version: str = "1.0.0", model: str = MODEL) -> Path:
     tiny_bundle(folder, version, requirement=requirement)
-    (folder / "model.py").write_text(MODEL)
+    (folder / "model.py").write_text(model)
     return folder
 
 
@@ -79,11 +84,21 @@ def test_a_platform_sdist_and_a_missing_one_are_refused_before_any_upload(capsys
         in r.err, r
     assert "pip wheel --no-deps 'berth-tiny-native==1.0'" in r.err and "wheel cache" in r.err, r
     assert "nothing was uploaded" in r.err and "Traceback" not in r.err, r
-    assert not list(Path(os.environ["BERTH_HOME"], "wheels").glob("berth_tiny_native*"))  # not kept either
-    # neither a wheel nor a source of that version
-    r = berth(capsys, "deploy", bundle(tmp_path / "c", f"{SRC}==9.9"), "--server", "box")
-    assert r.code == 1 and "no wheel of berth_tiny_src ==9.9" in r.err and "nor a source (sdist)" in r.err, r
     assert blob_names(root) == set()
+    cache = Path(os.environ["BERTH_HOME"], "wheels")
+    assert not list(cache.glob("berth_tiny_native*"))  # not kept either
+    # what the message says to do: a wheel built on a machine like the server, put in the wheel cache
+    tag = "cp%d%d-cp%d%d-linux_%s" % (sys.version_info[:2] * 2 + (platform.machine(),))
+    make_wheel(cache, "berth_tiny_native", "1.0", "X = 7\n", tag=tag)
+    r = berth(capsys, "deploy", bundle(tmp_path / "b2", "berth-tiny-native==1.0", model=NATIVE_MODEL), "--server", "box")
+    assert r.code == 0, r
+    r = berth(capsys, "predict", "tiny", "--server", "box", "--input", '{"features": [1, 2, 3]}')
+    assert r.code == 0 and json.loads(r.out) == {"y": 13}, r
+    # neither a wheel nor a source of that version
+    before = blob_names(root)
+    r = berth(capsys, "deploy", bundle(tmp_path / "c", f"{SRC}==9.9", "2.0.0"), "--server", "box")
+    assert r.code == 1 and "no wheel of berth_tiny_src ==9.9" in r.err and "nor a source (sdist)" in r.err, r
+    assert blob_names(root) == before
 
 
 @pytest.mark.parametrize("name, pure", [("a-1.0-py3-none-any.whl", True), ("a-1.0-py2.py3-none-any.whl", True),
