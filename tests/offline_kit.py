@@ -46,6 +46,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    import time
+    time.sleep(%r)  # a build that compiles for a long time
     info = "%%s-%%s.dist-info" %% (NAME, VERSION)
     with open(os.path.join(HERE, NAME + ".py")) as f:
         files = {NAME + ".py": f.read(),
@@ -65,7 +67,8 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 """
 
 
-def make_sdist(folder: Path, name: str, version: str, code: str, tag: str = "py3-none-any") -> Path:
+def make_sdist(folder: Path, name: str, version: str, code: str, tag: str = "py3-none-any",
+               build_seconds: float = 0) -> Path:
     """A source distribution (no wheel) whose in-tree backend needs nothing from an index; the
     wheel it builds carries `tag` (a platform tag for an sdist that is not pure Python)."""
     import io
@@ -75,7 +78,7 @@ def make_sdist(folder: Path, name: str, version: str, code: str, tag: str = "py3
     top = f"{name}-{version}"
     files = {
         "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "tinybackend"\nbackend-path = ["."]\n',
-        "tinybackend.py": BACKEND % (name, version, tag),
+        "tinybackend.py": BACKEND % (name, version, tag, build_seconds),
         f"{name}.py": code,
         "PKG-INFO": f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: {version}\n",
     }

@@ -34,7 +34,8 @@ NATIVE_MODEL = MODEL.replace(f"from {SRC} import OFFSET", "from berth_tiny_nativ
 def sdist_index(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sdists")
     sdists = [make_sdist(folder, SRC, "1.0", "OFFSET = 100\n"),
-              make_sdist(folder, "berth_tiny_native", "1.0", "X = 1\n", tag="cp311-cp311-linux_x86_64")]
+              make_sdist(folder, "berth_tiny_native", "1.0", "X = 1\n", tag="cp311-cp311-linux_x86_64"),
+              make_sdist(folder, "berth_tiny_slow", "1.0", "X = 1\n", build_seconds=60)]
     server = IndexServer(write_simple_index(sdists, tmp_path_factory.mktemp("sdist-index")))
     yield server
     server.close()
@@ -99,6 +100,23 @@ def test_a_platform_sdist_and_a_missing_one_are_refused_before_any_upload(capsys
     r = berth(capsys, "deploy", bundle(tmp_path / "c", f"{SRC}==9.9", "2.0.0"), "--server", "box")
     assert r.code == 1 and "no wheel of berth_tiny_src ==9.9" in r.err and "nor a source (sdist)" in r.err, r
     assert blob_names(root) == before
+
+
+def test_a_build_past_its_time_is_ended_and_refused(desktop_sees_sdists, tmp_path):
+    """A source that compiles for minutes (SciPy's would) is not waited for: pip and its build end."""
+    import time
+
+    from app.deploy.errors import OperationFailed
+    from app.deploy.sdists import build_pure_wheel
+    from app.deploy.wheelcache import WheelCache
+
+    cache = WheelCache(tmp_path / "cache")
+    started = time.monotonic()
+    with pytest.raises(OperationFailed, match="did not build into a wheel here within 3 s") as e:
+        build_pure_wheel("berth-tiny-slow==1.0", "berth-tiny-slow", cache, tmp_path, "box", "Python 3.11",
+                         "no wheel of berth-tiny-slow", lambda p: None, timeout=3)
+    assert time.monotonic() - started < 30 and "copy it into this computer's wheel cache" in str(e.value)
+    assert not cache.wheels()
 
 
 @pytest.mark.parametrize("name, pure", [("a-1.0-py3-none-any.whl", True), ("a-1.0-py2.py3-none-any.whl", True),

@@ -5,7 +5,9 @@ computer's platform is refused, saying how to build it on a machine like the ser
 The build runs the package's build code here: docs/decisions.md says why that is acceptable."""
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -17,6 +19,7 @@ from .progress import Progress
 from .wheelcache import WheelCache
 
 MAX_BUILDS = 10  # per deploy: a closure of more sdists than this is not a quick fix
+BUILD_TIMEOUT_S = 180  # a pure-Python sdist builds in seconds; one that compiles (SciPy) may take an hour
 
 
 def is_pure(wheel_name: str) -> bool:
@@ -29,7 +32,7 @@ def is_pure(wheel_name: str) -> bool:
 
 
 def build_pure_wheel(requirement: str, name: str, cache: WheelCache, folder: Path, server: str, platform: str,
-                     refused: str, emit: Callable[[Progress], None]) -> None:
+                     refused: str, emit: Callable[[Progress], None], timeout: float = BUILD_TIMEOUT_S) -> None:
     """Build `requirement` from its sdist into the cache, or raise OperationFailed: `refused` (the
     "no wheel" message) when it has no sdist either, else what went wrong and what to do."""
     emit(Progress("resolve", f"{requirement}: no wheel for {server}; building one from its source (sdist) on this "
@@ -38,13 +41,17 @@ def build_pure_wheel(requirement: str, name: str, cache: WheelCache, folder: Pat
     try:
         cmd = [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--no-input", "--no-deps",
                "--no-binary", name, "--wheel-dir", tmp, requirement]
-        proc = subprocess.run(cmd, cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, errors="replace")
+        code, out = _run(cmd, folder, timeout)
+        if code is None:
+            raise OperationFailed(f"{refused}. Its source (sdist) did not build into a wheel here within {timeout} s "
+                                  "(it compiles code, so its wheel would be for this computer only anyway): build the "
+                                  f"wheel on a machine like {server} and copy it into this computer's wheel cache "
+                                  f"({cache.folder})", code="no_wheel")
         built = sorted(p for p in Path(tmp).iterdir() if p.name.endswith(".whl"))
-        if proc.returncode != 0 or not built:
-            if "No matching distribution found" in proc.stdout or "Could not find a version" in proc.stdout:
+        if code != 0 or not built:
+            if "No matching distribution found" in out or "Could not find a version" in out:
                 raise OperationFailed(refused, code="no_wheel")
-            last = [line.strip() for line in proc.stdout.splitlines() if line.strip()][-2:]
+            last = [line.strip() for line in out.splitlines() if line.strip()][-2:]
             raise OperationFailed(f"{refused}. Its source (sdist) did not build on this computer either: "
                                   f"{' | '.join(last) or 'no output'}", code="no_wheel")
         wheel = built[0]
@@ -59,3 +66,17 @@ def build_pure_wheel(requirement: str, name: str, cache: WheelCache, folder: Pat
         emit(Progress("resolve", f"built {got.name} (pure Python) from {name}'s source; kept in the wheel cache"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(cmd: list[str], folder: Path, timeout: float) -> tuple[int | None, str]:
+    """(exit code, output); (None, output so far) when it ran past `timeout`: pip and the build
+    processes it started (its own session) are ended."""
+    with subprocess.Popen(cmd, cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, errors="replace", start_new_session=True) as proc:
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            return None, out
+    return proc.returncode, out
