@@ -1,9 +1,10 @@
 """Offline deploys (issue 20): time and bytes of a first and a second offline deploy of
-resources/examples/churn-sklearn to a loopback sshd whose sessions cannot reach any index (sshd
+resources/examples/churn-sklearn (or, with --example digits-torch, the PyTorch example, whose second
+version is retrained with new weights by its train.py) to a loopback sshd whose sessions cannot reach any index (sshd
 SetEnv: a dead PIP_INDEX_URL, no pip config), beside the same done by hand in the same run:
 `pip download` (for the server's platform) + `scp` + `pip install --no-index --find-links`.
 
-    .venv/bin/python bench/offline.py [--keep]
+    .venv/bin/python bench/offline.py [--example churn-sklearn|digits-torch] [--keep]
 
 The desktop resolves from its own pip configuration (PyPI here); its pip HTTP cache is whatever
 it is (say so when comparing runs). Everything else lives in one temp folder, removed at the end."""
@@ -26,7 +27,7 @@ for p in (str(ROOT / "tests"), str(ROOT), str(HERE)):
 
 from _kit import table  # noqa: E402
 
-CHURN = ROOT / "resources" / "examples" / "churn-sklearn"
+EXAMPLES = ROOT / "resources" / "examples"
 OFFLINE_ENV = {"PIP_INDEX_URL": "http://127.0.0.1:9/simple/", "PIP_CONFIG_FILE": "/dev/null", "SHLVL": "1"}
 
 
@@ -52,7 +53,9 @@ def deploy(ws, bundle: Path) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keep", action="store_true", help="keep the temp folder and print it")
+    ap.add_argument("--example", default="churn-sklearn", choices=("churn-sklearn", "digits-torch"))
     args = ap.parse_args(argv)
+    bundle = EXAMPLES / args.example
     tmp = Path(tempfile.mkdtemp(prefix="berth-bench-offline-"))
     os.environ["BERTH_HOME"] = str(tmp / "home")
     from sshd import SshServer
@@ -69,20 +72,16 @@ def main(argv=None) -> int:
         ws.add_server(ServerConfig(name="box", host=srv.host, port=srv.port, user=srv.user, key_path=str(srv.key_path),
                                    root=str(tmp / "root")), srv.fingerprint)
         ServerIndexes(ws.db).set_mode("box", "offline")
-        first = deploy(ws, CHURN)
-        second_bundle = Path(shutil.copytree(CHURN, tmp / "churn-1.0.1"))
-        toml = second_bundle / "berth.toml"
-        toml.write_text(toml.read_text().replace('version = "1.0.0"', 'version = "1.0.1"', 1))
-        (second_bundle / "notes.txt").write_text("new weights would go here\n")  # a changed bundle, same requirements
-        second = deploy(ws, second_bundle)
+        first = deploy(ws, bundle)
+        second = deploy(ws, second_version(bundle, tmp))
         facts = ServerIndexes(ws.db).get("box").facts
         known = tmp / "known_hosts"
         known.write_text(f"[{srv.host}]:{srv.port} {srv.host_public_key}\n")
         ssh_base = ["ssh", "-i", str(srv.key_path), "-o", f"UserKnownHostsFile={known}", "-o",
                     "StrictHostKeyChecking=yes", "-p", str(srv.port), f"{srv.user}@{srv.host}"]
-        hand = _hand(srv, facts, tmp, ssh_base, known)
+        hand = _hand(srv, facts, tmp, ssh_base, known, bundle)
         with ws.connect("box") as t:
-            run_to_end(change(t, ws.audit, "stop", "churn-sklearn"))
+            run_to_end(change(t, ws.audit, "stop", args.example))
     finally:
         if ws is not None:
             ws.close()
@@ -92,7 +91,7 @@ def main(argv=None) -> int:
                      ("by hand: pip download + scp + pip install --no-index", hand)):
         rows.append((label, f"{r['total']:.1f} s", f"{r['bytes'] / 1e6:.1f} MB",
                      ", ".join(f"{k} {v:.1f}s" for k, v in r["steps"].items() if v >= 0.05)))
-    print(table(rows, ("churn-sklearn to an offline sshd", "time", "sent", "where the time went")))
+    print(table(rows, (f"{args.example} to an offline sshd", "time", "sent", "where the time went")))
     if args.keep:
         print(f"kept {tmp}")
     else:
@@ -100,14 +99,28 @@ def main(argv=None) -> int:
     return 0
 
 
-def _hand(srv, facts, tmp, ssh_base, known):
+def second_version(bundle: Path, tmp: Path) -> Path:
+    """1.0.1 with the same requirements: churn-sklearn with a changed file, digits-torch retrained
+    (new weights, seed 2) by its own train.py."""
+    copy = Path(shutil.copytree(bundle, tmp / f"{bundle.name}-1.0.1"))
+    if bundle.name == "digits-torch":
+        subprocess.run([sys.executable, str(copy / "train.py"), "--seed", "2", "--version", "1.0.1", "--out", str(copy)],
+                       check=True, stdout=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        return copy
+    toml = copy / "berth.toml"
+    toml.write_text(toml.read_text().replace('version = "1.0.0"', 'version = "1.0.1"', 1))
+    (copy / "notes.txt").write_text("new weights would go here\n")  # a changed bundle, same requirements
+    return copy
+
+
+def _hand(srv, facts, tmp, ssh_base, known, bundle):
     from app.deploy.wheels import download_command
 
     wheels = tmp / "hand-wheels"
     timings = {}
     (tmp / "no-cache").mkdir()
     t0 = time.monotonic()
-    subprocess.run(download_command(facts, "requirements.txt", str(wheels), tmp / "no-cache"), cwd=CHURN, check=True,
+    subprocess.run(download_command(facts, "requirements.txt", str(wheels), tmp / "no-cache"), cwd=bundle, check=True,
                    stdout=subprocess.DEVNULL)
     timings["pip download"] = time.monotonic() - t0
     size = sum(p.stat().st_size for p in wheels.iterdir())
@@ -115,7 +128,7 @@ def _hand(srv, facts, tmp, ssh_base, known):
     remote.mkdir()
     t0 = time.monotonic()
     subprocess.run(["scp", "-q", "-i", str(srv.key_path), "-o", f"UserKnownHostsFile={known}", "-o",
-                    "StrictHostKeyChecking=yes", "-P", str(srv.port), "-r", str(wheels), str(CHURN / "requirements.txt"),
+                    "StrictHostKeyChecking=yes", "-P", str(srv.port), "-r", str(wheels), str(bundle / "requirements.txt"),
                     f"{srv.user}@{srv.host}:{remote}/"], check=True)
     timings["scp"] = time.monotonic() - t0
     t0 = time.monotonic()

@@ -90,6 +90,7 @@ def main() -> int:
         window.fleet.select("local")
         wait(lambda: window.server_page.fields["python"].text() != "—", what="the server page")
         wait(lambda: window.server_page.engines_panel.text() != "—", what="the container engines")
+        wait(lambda: "Python" in window.server_page.packages_panel.label.text(), what="the server's packages")
         shot(window, "server")
         help_shots(window, shot)
 

@@ -38,6 +38,60 @@ def make_wheel(folder: Path, name: str, version: str, code: str, requires: tuple
     return path
 
 
+BACKEND = """\"\"\"An in-tree PEP 517 backend (stdlib only): builds this sdist's one module into a wheel tagged TAG.\"\"\"
+import base64, hashlib, os, zipfile
+
+NAME, VERSION, TAG = %r, %r, %r
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    import time
+    time.sleep(%r)  # a build that compiles for a long time
+    info = "%%s-%%s.dist-info" %% (NAME, VERSION)
+    with open(os.path.join(HERE, NAME + ".py")) as f:
+        files = {NAME + ".py": f.read(),
+                 info + "/METADATA": "Metadata-Version: 2.1\\nName: %%s\\nVersion: %%s\\n" %% (NAME.replace("_", "-"), VERSION),
+                 info + "/WHEEL": "Wheel-Version: 1.0\\nGenerator: berth-tests\\nRoot-Is-Purelib: true\\nTag: %%s\\n" %% TAG}
+    name = "%%s-%%s-%%s.whl" %% (NAME, VERSION, TAG)
+    record = []
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as z:
+        for arc, text in files.items():
+            data = text.encode()
+            z.writestr(arc, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append("%%s,sha256=%%s,%%d" %% (arc, digest, len(data)))
+        record.append(info + "/RECORD,,")
+        z.writestr(info + "/RECORD", "\\n".join(record) + "\\n")
+    return name
+"""
+
+
+def make_sdist(folder: Path, name: str, version: str, code: str, tag: str = "py3-none-any",
+               build_seconds: float = 0) -> Path:
+    """A source distribution (no wheel) whose in-tree backend needs nothing from an index; the
+    wheel it builds carries `tag` (a platform tag for an sdist that is not pure Python)."""
+    import io
+    import tarfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    top = f"{name}-{version}"
+    files = {
+        "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "tinybackend"\nbackend-path = ["."]\n',
+        "tinybackend.py": BACKEND % (name, version, tag, build_seconds),
+        f"{name}.py": code,
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: {version}\n",
+    }
+    path = folder / f"{top}.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for rel, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{top}/{rel}")
+            info.size, info.mtime, info.mode = len(data), 1577836800, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
 def tiny_wheels(folder: Path) -> list[Path]:
     """berth-tiny-offline 1.0 (needs berth-tiny-dep) and berth-tiny-dep 1.0."""
     return [make_wheel(folder, TINY, "1.0", f"from {DEP} import FACTOR\n\ndef scale(x):\n    return x * FACTOR\n",
@@ -46,12 +100,12 @@ def tiny_wheels(folder: Path) -> list[Path]:
 
 
 def write_simple_index(wheels: list[Path], root: Path) -> Path:
-    """`root/simple/<project>/index.html` linking each wheel (copied to `root/files/`)."""
+    """`root/simple/<project>/index.html` linking each wheel or sdist (copied to `root/files/`)."""
     (root / "files").mkdir(parents=True, exist_ok=True)
     by_project: dict[str, list[str]] = {}
     for w in wheels:
         (root / "files" / w.name).write_bytes(w.read_bytes())
-        project = w.name.split("-")[0].replace("_", "-").lower()
+        project = w.name.split("-")[0].replace("_", "-").lower()  # name-version.tar.gz too
         digest = hashlib.sha256(w.read_bytes()).hexdigest()
         by_project.setdefault(project, []).append(f'<a href="/files/{w.name}#sha256={digest}">{w.name}</a>')
     for project, links in by_project.items():

@@ -15,7 +15,7 @@ def local_root(berth_home):
     stop_all(berth_home / "local")
 
 
-@pytest.mark.parametrize("name", ["iris", "churn-sklearn"])
+@pytest.mark.parametrize("name", ["iris", "churn-sklearn", "digits-torch"])
 def test_examples_check_clean(capsys, name):
     r = berth(capsys, "bundle", "check", EXAMPLES / name)
     assert r.code == 0 and f"ok: {name}" in r.out, r

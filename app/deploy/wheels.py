@@ -17,6 +17,7 @@ from app.formatting import human_bytes
 
 from .errors import OperationFailed
 from .progress import Progress
+from .sdists import MAX_BUILDS, build_pure_wheel
 from .wheelcache import CachedWheel, WheelCache
 
 _NOT_FOUND = re.compile(r"Could not find a version that satisfies the requirement (\S+)(?: \(from versions: ([^)]*)\))?")
@@ -58,10 +59,19 @@ def resolve(bundle_folder: Path, requirements: str, facts: dict, cache: WheelCac
             else:
                 shutil.rmtree(tmp, ignore_errors=True)
                 os.mkdir(tmp)
-        if code != 0:
+        built: set[str] = set()
+        while code != 0:
             code, lines = _pip(cmd, bundle_folder, emit)
-            if code != 0:
-                raise OperationFailed(_failure(lines, requirements, facts, server), code="no_wheel") from None
+            if code == 0:
+                break
+            refused, wanted = _failure(lines, requirements, facts, server)
+            name = _SPEC.match(wanted).group(1).lower() if wanted and _SPEC.match(wanted) else None
+            if name is None or name in built or len(built) >= MAX_BUILDS:
+                raise OperationFailed(refused, code="no_wheel") from None
+            build_pure_wheel(wanted, name, cache, bundle_folder, server, platform_text(facts), refused, emit)
+            built.add(name)  # then resolve again: the cache (a --find-links) now has its wheel
+            shutil.rmtree(tmp, ignore_errors=True)
+            os.mkdir(tmp)
         got = [cache.take(p) for p in sorted(Path(tmp).iterdir()) if p.name.endswith(".whl")]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -85,8 +95,9 @@ def _pip(cmd: list[str], folder: Path, emit: Callable[[Progress], None] | None) 
     return proc.returncode, lines
 
 
-def _failure(lines: list[str], requirements: str, facts: dict, server: str) -> str:
-    """One line naming the package, the version asked and the platform; nothing was uploaded."""
+def _failure(lines: list[str], requirements: str, facts: dict, server: str) -> tuple[str, str | None]:
+    """(one line naming the package, the version asked and the platform; the requirement pip could
+    not satisfy, or None when pip failed otherwise)."""
     wanted, versions = None, None
     for line in lines:
         m = _NOT_FOUND.search(line)
@@ -98,11 +109,12 @@ def _failure(lines: list[str], requirements: str, facts: dict, server: str) -> s
     if wanted is None:
         last = [l.strip() for l in lines if l.strip()][-3:]
         return (f"resolving {requirements} for {server} on this computer failed: {' | '.join(last) or 'no output'}; "
-                "nothing was uploaded (this computer needs its package index, or the wheels in its cache)")
+                "nothing was uploaded (this computer needs its package index, or the wheels in its cache)"), None
     m = _SPEC.match(wanted)
     name, spec = (m.group(1), m.group(2) or "any version") if m else (wanted, "any version")
     seen = f"versions with a wheel there: {versions}" if versions and versions != "none" else \
         "no version of it has such a wheel"
-    return (f"{requirements}: no wheel of {name} {spec} for {server}'s platform ({platform_text(facts)}); {seen}; "
-            "nothing was uploaded. Pick a version that has one, ship the wheel in the bundle, or let the server "
-            f"use an index (`berth server set {server} --index online`)")
+    return (f"{requirements}: no wheel of {name} {spec} for {server}'s platform ({platform_text(facts)}), nor a "
+            f"source (sdist) that builds a pure-Python one; {seen}; nothing was uploaded. Pick a version that has "
+            f"one, put a wheel built on a machine like {server} into this computer's wheel cache, or let the "
+            f"server use an index (`berth server set {server} --index online`)"), wanted

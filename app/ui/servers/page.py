@@ -13,6 +13,7 @@ from app.ui.servers.activity_view import ActivityView
 from app.ui.servers.approvals_panel import ApprovalsPanel
 from app.ui.servers.engines_panel import EnginesPanel
 from app.ui.servers.lock_panel import LockPanel
+from app.ui.servers.packages_panel import PackagesPanel
 from app.ui.servers.policy_dialog import PolicyDialog
 from app.ui.servers.role_gate import RoleGate
 from app.ui.errors import ErrorBanner
@@ -70,6 +71,8 @@ class ServerPage(QWidget):
         self.lock_panel = LockPanel(runner)
         self.lock_panel.broken.connect(self.test_connection)
         self.form.addRow("Lock", self.lock_panel)
+        self.packages_panel = PackagesPanel(runner)  # what its pip can install, and from where
+        self.form.addRow("Packages", self.packages_panel)
         self.approvals_panel = ApprovalsPanel(runner)  # four eyes: what waits here for a second person
         self.form.addRow("Approvals", self.approvals_panel)
         self.engines_panel = EnginesPanel(runner)  # docker / podman: version, usable by this user
@@ -127,6 +130,7 @@ class ServerPage(QWidget):
             self.fields["python"].setText("—")
             self.fields["disk"].setText("—")
             self.test_connection()
+            self.packages_panel.show_server(server.name)
 
     def edit_policy(self) -> None:
         """The policy editor (admins: the button is disabled for others, and the server refuses them)."""
