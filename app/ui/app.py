@@ -13,8 +13,29 @@ def run_gui(argv: list[str] | None = None) -> int:
     app.setApplicationName("Berth")
     app.setOrganizationName("Berth")
     apply_theme(app)
+    if not _data_folder_usable():
+        return 1
     window = MainWindow()
     window.show()
     QTimer.singleShot(0, window.start_monitoring)  # after the first paint
     QTimer.singleShot(0, window.help.first_run)  # the welcome, the first time
     return app.exec()
+
+
+def _data_folder_usable() -> bool:
+    """A data folder Berth cannot use or trust is said in a window (a menu start shows no stderr), not
+    as a traceback from the first view that reads the database."""
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QMessageBox
+
+    from app.errors import BerthError
+    from app.store import paths
+
+    try:
+        paths.berth_home()
+    except BerthError as e:
+        print(f"berth: {e}", file=sys.stderr)
+        if QGuiApplication.platformName() != "offscreen":
+            QMessageBox.critical(None, "Berth cannot start", str(e))
+        return False
+    return True
