@@ -75,8 +75,25 @@ def test_a_new_data_folder_is_private_whatever_the_umask(tmp_path, monkeypatch):
 
 
 def test_the_window_names_an_unusable_data_folder_instead_of_a_traceback(tmp_path):
+    """Under LC_ALL=C too, with no four lines of Qt's locale warning before it (app/__main__.py)."""
     file = tmp_path / "file"
     file.write_text("")
-    r = berth({"HOME": str(tmp_path), "BERTH_HOME": str(file), "QT_QPA_PLATFORM": "offscreen"})
+    r = berth({"HOME": str(tmp_path), "BERTH_HOME": str(file), "QT_QPA_PLATFORM": "offscreen", "LC_ALL": "C"})
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "locale" not in r.stderr
     assert r.stderr.startswith(f"berth: Berth cannot use {file} as its data folder")
+
+
+@pytest.mark.parametrize("env, want", [
+    ({}, {"LC_CTYPE": "C.UTF-8"}),
+    ({"LANG": "C"}, {"LANG": "C", "LC_CTYPE": "C.UTF-8"}),
+    ({"LC_ALL": "POSIX", "LANG": "en_US.UTF-8"}, {"LC_ALL": "C.UTF-8", "LANG": "en_US.UTF-8"}),
+    ({"LANG": "de_DE.ISO-8859-1"}, {"LANG": "de_DE.ISO-8859-1", "LC_CTYPE": "C.UTF-8"}),
+    ({"LANG": "en_GB.utf8"}, {"LANG": "en_GB.utf8"}),
+    ({"LC_ALL": "fr_FR.UTF-8"}, {"LC_ALL": "fr_FR.UTF-8"}),
+])
+def test_a_locale_that_is_not_utf8_is_switched_before_qt_starts(env, want):
+    from app.__main__ import utf8_locale
+
+    utf8_locale(env)
+    assert env == want
