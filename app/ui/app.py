@@ -7,8 +7,13 @@ from PySide6.QtWidgets import QApplication
 
 def run_gui(argv: list[str] | None = None) -> int:
     from app.ui.main_window import MainWindow
+    from app.ui.platform_check import plugin_problem, uses_xcb, xcb_plugin
     from app.ui.theme import apply_theme
 
+    problem = plugin_problem(xcb_plugin()) if uses_xcb() and QApplication.instance() is None else None
+    if problem:
+        print(f"berth: {problem}", file=sys.stderr)
+        return 1
     app = QApplication.instance() or QApplication(argv or sys.argv[:1])
     app.setApplicationName("Berth")
     app.setOrganizationName("Berth")
