@@ -16,6 +16,17 @@ def has_display(environ=None) -> bool:
     return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
 
 
+def utf8_locale(environ=None) -> None:
+    """Qt needs a UTF-8 locale: under LANG=C or LC_ALL=C (a service, `env -i`, a minimal container) it
+    switches to C.UTF-8 itself after printing four lines of warning. The same switch, made first and
+    quietly (what Python's own C-locale coercion does from source, which the packaged app lacks)."""
+    env = os.environ if environ is None else environ
+    current = env.get("LC_ALL") or env.get("LC_CTYPE") or env.get("LANG") or "C"
+    if sys.platform in ("darwin", "win32") or current.lower().replace("-", "").endswith("utf8"):
+        return
+    env["LC_ALL" if env.get("LC_ALL") else "LC_CTYPE"] = "C.UTF-8"
+
+
 def main(argv=None) -> int:
     args = sys.argv[1:] if argv is None else argv
     from app.remote.fdlimit import raise_open_files_limit
@@ -25,6 +36,8 @@ def main(argv=None) -> int:
         from app.remote.keeper import main as keeper_main
 
         return keeper_main(args[1:])
+    if not args or args == ["--self-test"]:
+        utf8_locale()
     if args == ["--self-test"]:  # the installed console, end to end, offscreen (docs/packaging.md)
         from app.ui.selftest import run_self_test
 

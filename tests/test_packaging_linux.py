@@ -133,3 +133,11 @@ def test_a_relative_xdg_data_home_is_ignored():
 def test_a_program_path_with_a_newline_is_refused():
     with pytest.raises(SystemExit, match="one line"):
         desktop.quote_exec("/opt/ber\nth")
+
+
+def test_install_desktop_into_a_data_home_that_is_a_file_says_so(tmp_path):
+    data = tmp_path / "share"
+    data.write_text("")
+    r = make("install-desktop", data=data, BERTH_EXEC=shutil.which("true"))
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    assert f"desktop: cannot write into {data}" in r.stderr and "XDG_DATA_HOME" in r.stderr

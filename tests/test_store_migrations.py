@@ -76,3 +76,31 @@ def test_files_made_by_the_single_list_still_open(tmp_path):
     assert _tables(h.db) == monitor_tables
     assert h.latest("box") == SAMPLE
     h.close()
+
+
+def test_berths_started_at_the_same_moment_migrate_one_file_once(tmp_path):
+    """Two windows, or a window and `berth status`, started at once on a new Berth home: each read "no
+    migration done", ran the first one, and all but one stopped with "berth.sqlite is damaged (table
+    servers already exists)". The first takes the write lock, the others wait and find them done."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    path = tmp_path / "berth.sqlite"
+    go = tmp_path / "go"
+    code = ("import os, sys, time\nfrom app.store.db import open_db\nimport sqlite_utils\n"
+            f"while not os.path.exists({str(go)!r}): time.sleep(0.005)\n"
+            f"open_db({str(path)!r}).close()\n")
+    env = dict(os.environ, PYTHONPATH=str(root))
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    go.touch()  # all three imported and waiting: they open the new file together
+    ends = [(p.communicate(timeout=60)[1], p.returncode) for p in procs]
+    assert [err for err, rc in ends if rc != 0] == []
+    db = open_db(path)
+    try:
+        assert _recorded(db) == sorted(name for name, _ in store.MIGRATIONS)
+    finally:
+        db.close()

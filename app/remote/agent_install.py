@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.agent.queries import agent_digest
+from app.remote.agent_digest_check import shipped_digest
 
 AGENT_SOURCE = Path(__file__).resolve().parent.parent / "agent"
 LAUNCHER = b"""import os, runpy, sys
@@ -65,7 +65,7 @@ PYTHON = ("python3", "-I", "-B", "-S")
 
 
 def agent_argv(launcher: str, command: str) -> list[str]:
-    return [*PYTHON, "-c", BOOTSTRAP, launcher, agent_digest(), command]
+    return [*PYTHON, "-c", BOOTSTRAP, launcher, shipped_digest(), command]
 
 
 def install(transport, target: str, shared: bool = False) -> None:
@@ -74,6 +74,7 @@ def install(transport, target: str, shared: bool = False) -> None:
     folder is made private."""
     import uuid
 
+    shipped_digest()  # a packaged app whose agent files were edited says so here, before any upload
     base = target.rsplit("/", 1)[0]
     tmp = f"{base}/.tmp-{uuid.uuid4().hex[:12]}"
     transport.mkdirs(f"{tmp}/berth_agent")

@@ -130,21 +130,31 @@ def migrate(db: Database | sqlite_utils.Database, migrations: Migrations | None 
     """Apply those of `migrations` (default MIGRATIONS) not recorded yet; returns their names. Checked
     with plain SQL; sqlite_utils (which the migrations are written with) is imported only when one runs."""
     wanted = MIGRATIONS if migrations is None else migrations
-    done = set()
-    if "migrations" in db.table_names():
-        done = {r[0] for r in db.conn.execute("select name from migrations")}
-    todo = [(name, fn) for name, fn in wanted if name not in done]
-    if not todo:
+    if not _todo(db, wanted):
         return []
     import sqlite_utils
 
     writer = db if isinstance(db, sqlite_utils.Database) else sqlite_utils.Database(db.conn)
-    if "migrations" not in writer.table_names():
-        writer["migrations"].create({"name": str, "applied_at": str}, pk="name")
-    applied = []
-    for name, fn in todo:
-        with db.conn:
+    # Another Berth may be starting on the same new file (two windows, a window and `berth status`):
+    # the write lock first, then the list again, so one of them migrates and the others find it done
+    # (each read "none done" and ran 0001 again: "table servers already exists", reported as damage).
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        todo = _todo(db, wanted)
+        if todo and "migrations" not in writer.table_names():
+            writer["migrations"].create({"name": str, "applied_at": str}, pk="name")
+        for name, fn in todo:
             fn(writer)
             writer["migrations"].insert({"name": name, "applied_at": datetime.now(timezone.utc).isoformat()})
-        applied.append(name)
-    return applied
+        db.conn.commit()
+    except BaseException:
+        db.conn.rollback()
+        raise
+    return [name for name, _ in todo]
+
+
+def _todo(db, wanted: Migrations) -> Migrations:
+    done = set()
+    if "migrations" in db.table_names():
+        done = {r[0] for r in db.conn.execute("select name from migrations")}
+    return [(name, fn) for name, fn in wanted if name not in done]

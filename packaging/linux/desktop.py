@@ -101,7 +101,12 @@ def main(argv=None) -> int:
     if not os.access(program, os.X_OK):
         print(f"desktop: {program} is not an executable file: give --exec /path/to/berth", file=sys.stderr)
         return 1
-    written = install(program, data)
+    try:
+        written = install(program, data)
+    except OSError as e:  # XDG_DATA_HOME a file, a read-only home: one line, not a traceback
+        print(f"desktop: cannot write into {data} ({e.strerror or e}): set XDG_DATA_HOME to a folder you can "
+              "write", file=sys.stderr)
+        return 1
     print(f"installed {len(written)} files into {data} (the menu entry starts {program})")
     return 0
 

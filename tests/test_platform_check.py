@@ -1,0 +1,36 @@
+"""The console names the library Qt's xcb plugin lacks instead of Qt's abort (exit 134, "reinstalling
+the application may fix this"): app/ui/platform_check.py, on real plugin files."""
+import pytest
+
+from app.ui.platform_check import plugin_problem, uses_xcb, xcb_plugin
+
+QT_XCB = b"libQt6XcbQpa.so.6"
+
+
+def test_a_plugin_that_loads_is_no_problem():
+    offscreen = xcb_plugin().with_name("libqoffscreen.so")
+    assert plugin_problem(offscreen) is None
+
+
+def test_a_plugin_missing_a_library_names_it_and_what_to_install(tmp_path):
+    plugin = xcb_plugin().read_bytes()
+    assert QT_XCB in plugin
+    broken = tmp_path / "libqxcb.so"
+    broken.write_bytes(plugin.replace(QT_XCB, b"libQt6XcbQpX.so.6"))
+    problem = plugin_problem(broken)
+    assert problem.startswith("the console cannot open a window: Qt's xcb platform needs libQt6XcbQpX.so.6")
+    assert "`berth --help`" in problem
+
+
+def test_the_debian_package_is_named_for_a_known_library(tmp_path):
+    plugin = xcb_plugin().read_bytes()
+    broken = tmp_path / "libqxcb.so"
+    broken.write_bytes(plugin.replace(QT_XCB, b"libxcb-icccm.so.4"))  # the same length: the ELF stays sound
+    problem = plugin_problem(broken)
+    assert "needs libxcb-icccm.so.4" in problem and "apt install libxcb-icccm4" in problem, problem
+
+
+@pytest.mark.parametrize("env, xcb", [({"DISPLAY": ":0"}, True), ({"DISPLAY": ":0", "WAYLAND_DISPLAY": "w"}, False),
+                                      ({"QT_QPA_PLATFORM": "offscreen"}, False), ({"QT_QPA_PLATFORM": "xcb"}, True)])
+def test_only_an_xcb_start_is_checked(env, xcb):
+    assert uses_xcb(env) is xcb
