@@ -19,7 +19,8 @@ MAX_SAMPLES = 10000
 
 
 def label_figures(model_dir, versions=None, since=None, samples=False):
-    """{version: {"labelled", "accuracy" | "mae", "correct" (accuracy), "abs_errors" (with samples)}}
+    """{version: {"labelled", "accuracy" | "mae", "correct" (accuracy), "abs_errors" (with samples),
+    "ambiguous" (labelled ids logged for more than one request, counted for no one; only when > 0)}}
     for each of `versions` (all versions seen when None) over requests logged at or after `since`
     (a UNIX time). A version with no labelled request has {"labelled": 0}."""
     logs = model_dir if isinstance(model_dir, str) else model_dir.path
@@ -30,20 +31,41 @@ def label_figures(model_dir, versions=None, since=None, samples=False):
         if isinstance(rid, str) and "label" in item:
             labels[rid] = item["label"]  # the last label given wins
     acc = dict((v, _Tally()) for v in (versions or ()))
-    for item in lines(os.path.join(logs, "requests.jsonl"), labels):
-        version, ts = item.get("version"), item.get("ts")
-        if not isinstance(version, str) or (versions is not None and version not in acc):
-            continue  # a foreign line (no version, or not a string) is no one's request
-        if since is not None and not (isinstance(ts, (int, float)) and ts >= since):
-            continue
-        rid = item.get("request_id")
-        if rid not in labels or item.get("status") != 200:
-            continue
-        pred = predicted(item.get("output"))
-        if pred is None:
-            continue
+    for rid, version, pred in attached(os.path.join(logs, "requests.jsonl"), labels, versions, since, acc):
         acc.setdefault(version, _Tally()).add(pred, labels[rid])
     return dict((v, t.figures(samples)) for v, t in acc.items())
+
+
+def attached(request_log, labels, versions, since, acc):
+    """(request id, version, prediction) for each logged answer a label counts for: a label attaches
+    to exactly one answered request (and, in shadow mode, B's copy of it). An id the log holds for
+    two requests (a client reused its X-Request-Id) is ambiguous: it counts for no one, and each
+    version it was logged for gets it in "ambiguous" (a reused id must not inflate the figures).
+    Ambiguity is judged on every logged line, before `versions` and `since` choose which count."""
+    seen = {}  # id -> {"": [count, answer] for the answered request, version: [count, answer] per shadow}
+    for item in lines(request_log, labels):
+        version, rid = item.get("version"), item.get("request_id")
+        if not isinstance(version, str) or rid not in labels:
+            continue  # a foreign line (no version, or not a string) is no one's request
+        slot = seen.setdefault(rid, {}).setdefault(version if item.get("shadow") is True else "", [0, None])
+        slot[0] += 1
+        slot[1] = (version, item.get("ts"), item.get("status"), item.get("output"))
+    for rid, slots in seen.items():
+        main = slots.pop("", [0, None])
+        ok = main[0] == 1 and all(n == 1 and v != main[1][0] for v, (n, _) in slots.items())
+        for count, answer in [main] + list(slots.values()):
+            if answer is None:
+                continue
+            version, ts, status, output = answer
+            if (versions is not None and version not in acc) or (
+                    since is not None and not (isinstance(ts, (int, float)) and ts >= since)):
+                continue
+            if not ok:
+                acc.setdefault(version, _Tally()).ambiguous += 1
+                continue
+            pred = predicted(output) if status == 200 else None
+            if pred is not None:
+                yield rid, version, pred
 
 
 def predicted(output):
@@ -80,7 +102,7 @@ def _number(x):
 
 class _Tally:
     def __init__(self):
-        self.labelled = self.correct = 0
+        self.labelled = self.correct = self.ambiguous = 0
         self.numeric = self.fractional = 0
         self.abs_sum = 0.0
         self.abs_errors = []
@@ -100,6 +122,12 @@ class _Tally:
             self.correct += str(pred) == str(label)
 
     def figures(self, samples):
+        out = self._figures(samples)
+        if self.ambiguous:
+            out["ambiguous"] = self.ambiguous
+        return out
+
+    def _figures(self, samples):
         if not self.labelled:
             return {"labelled": 0}
         if self.numeric == self.labelled and self.fractional:
