@@ -4,6 +4,7 @@
 import json
 import os
 import socket
+import time
 
 import pytest
 
@@ -170,6 +171,24 @@ def test_a_flood_of_labels_for_unknown_ids_is_counted_and_not_kept(served, monke
     assert [json.loads(line)["request_id"] for line in added] == ["real-9"] * 3
     assert post(ports["sign"], "/feedback", [{"request_id": "real-9", "label": "neg"}] * 50)[1]["accepted"] == 50
     assert len(labels.read_bytes()[len(before):].splitlines()) == 4  # the last label per id, once
+
+
+def test_the_series_for_the_monitoring_graphs_and_its_bad_inputs(served):
+    """feedback_figures with bucket_s: accuracy per version per bucket of answer time; a bucket that
+    is no number, under a second, without `since`, or too many buckets is refused."""
+    root, ports = served
+    since = time.time() - 1
+    for i, x in enumerate((7, -7)):
+        assert predict(ports["sign"], root, "sign", {"x": x}, "ser-%d" % i)[0] == 200
+    assert post(ports["sign"], "/feedback", [{"request_id": "ser-0", "label": "pos"},
+                                             {"request_id": "ser-1", "label": "pos"}])[1]["accepted"] == 2
+    result, error, _ = call(root, "feedback_figures", model="sign", since=since, bucket_s=3600)
+    assert error is None and result["series"] == {"1.0.0": {"figure": "accuracy", "points": [[round(since + 1800, 3), 2, 0.5]]}}
+    for extra, said in (({"since": since, "bucket_s": "5"}, "bucket_s must be"), ({"since": since, "bucket_s": 0.5},
+                        "bucket_s must be"), ({"bucket_s": 5}, "with since"),
+                        ({"since": since - 86400, "bucket_s": 1}, "at most 2000 buckets")):
+        result, error, _ = call(root, "feedback_figures", model="sign", **extra)
+        assert result is None and error["code"] == "usage" and said in error["message"], error
 
 
 def test_labels_are_read_across_rotated_logs(served, monkeypatch):
