@@ -154,7 +154,7 @@ def test_a_reused_request_id_cannot_inflate_accuracy_or_mae(served):
     assert figures(root, "reg", since=since)["1.0.0"] == {"labelled": 1, "mae": 0.5, "ambiguous": 1}
 
 
-def test_a_flood_of_labels_for_unknown_ids_is_counted_and_not_kept(served, monkeypatch):
+def test_a_flood_of_labels_for_unknown_ids_is_counted_and_not_kept(served):
     """30,000 labels for ids never logged (and one real id repeated) leave the labels file holding
     the real label once: a flood cannot rotate real labels out. Each answer counts the unknown."""
     root, ports = served
