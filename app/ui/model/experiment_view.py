@@ -195,7 +195,7 @@ class ExperimentView(QWidget):
         layout.addWidget(self.headline)
         layout.addWidget(self.verdict)
         layout.addLayout(tables, 2)
-        layout.addWidget(self.intervals, 1)
+        layout.addWidget(self.intervals)
         layout.addWidget(self.graphs, 3)
         layout.addLayout(buttons)
         return page

@@ -55,7 +55,8 @@ class LabelPlot(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.graphics)
-        self.setMinimumHeight(150)
+        self.setMinimumHeight(120)
+        self.setMaximumHeight(190)  # one plot: the four above keep most of the page
         self.hide()  # until a model is shown (a host has no labels)
 
     def show_target(self, server: str, model: str | None) -> None:
