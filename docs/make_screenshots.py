@@ -163,9 +163,33 @@ def help_shots(window, shot) -> None:
     guide.close()
 
 
+def predict_labelled(conn, rid: str, n: int) -> tuple[str, str]:
+    """One prediction of an iris row with its own X-Request-Id: (version that answered, class)."""
+    import json
+
+    rows = json.loads((EXAMPLE / "example.json").read_text())["instances"]
+    conn.request("POST", "/predict", json.dumps({"features": rows[n % len(rows)]}).encode(),
+                 {"Content-Type": "application/json", "X-Request-Id": rid})
+    resp = conn.getresponse()
+    answer = json.loads(resp.read())
+    return resp.getheader("X-Berth-Version"), answer["class"]
+
+
+def post_labels(port: int, labels: dict) -> None:
+    """Ground truth for the requests answered ({request id: label}), through POST /feedback."""
+    import json
+
+    from app.agent.health import request
+
+    status, body = request(port, "POST", "/feedback", json.dumps(
+        [{"request_id": r, "label": label} for r, label in labels.items()]).encode())
+    assert status == 200 and json.loads(body)["unknown"] == 0, body
+
+
 def experiment_shot(window, ws, transport, wait, shot) -> None:
     """The Experiment tab: an A/B experiment of 1.0.0 (B, 30 %) against the current 1.1.0, with a few
     hundred predictions through the stable port between three readings; then stopped."""
+    import http.client
     import time
 
     from app.agent.health import request
@@ -176,10 +200,17 @@ def experiment_shot(window, ws, transport, wait, shot) -> None:
     page.tabs.setCurrentWidget(page.experiment)
     port = queries.status(transport, "iris")[0]["port"]
     body = (EXAMPLE / "example.json").read_bytes()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    labels = {}
     try:
-        for _ in range(3):
-            for _ in range(150):
+        for step in range(3):
+            for i in range(150):
                 request(port, "POST", "/predict", body)
+                rid = f"shot-{step}-{i}"
+                version, answered = predict_labelled(conn, rid, i)
+                wrong = i % (9 if version == "1.0.0" else 25) == 0  # the label says B (1.0.0) is wrong more often
+                labels[rid] = "virginica" if wrong and answered != "virginica" else answered
+            post_labels(port, labels)
             time.sleep(1.0)
             page.experiment_tab.refresh(force=True)
             wait(lambda: page.experiment.stack.currentIndex() == 1, what="the experiment")
@@ -190,6 +221,7 @@ def experiment_shot(window, ws, transport, wait, shot) -> None:
              what="the fleet's experiment mark")
         shot(window, "experiment")
     finally:
+        conn.close()
         experiments.stop(transport, ws.audit, "iris")
         page.experiment_tab.refresh(force=True)
 
@@ -344,13 +376,21 @@ def monitor_shots(window, transport, wait, settle, shot, seconds=20.0) -> None:
     body = (EXAMPLE / "example.json").read_bytes()
     stop = threading.Event()
 
+    labels = {}
+
     def predictions():
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         start = time.monotonic()
+        n = 0
         while not stop.is_set():
             elapsed = time.monotonic() - start
             conn.request("POST", "/predict", body, {"Content-Type": "application/json"})
             conn.getresponse().read()
+            n += 1
+            if n % 4 == 0:  # every fourth, one row with its own id: labelled later (the accuracy graph)
+                _v, answered = predict_labelled(conn, f"mon-{n}", n)
+                wrong = n % (6 if seconds * 0.5 < elapsed < seconds * 0.75 else 20) == 0  # worse in the burst
+                labels[f"mon-{n}"] = "virginica" if wrong and answered != "virginica" else answered
             time.sleep(0.002 if seconds * 0.5 < elapsed < seconds * 0.75 else 0.05)  # a burst in the middle
         conn.close()
 
@@ -364,12 +404,15 @@ def monitor_shots(window, transport, wait, settle, shot, seconds=20.0) -> None:
     finally:
         stop.set()
         sender.join(15)
+    for start in range(0, len(labels), 5000):
+        post_labels(port, dict(list(labels.items())[start:start + 5000]))
     page = window.monitor_page
     wait(lambda: page.overview.row_of("local", "iris") >= 0, what="iris in the fleet overview")
     page.overview.refresh()
     shot(window, "monitor-overview")
     page.overview.open_requested.emit("local", "iris")  # what a click on iris's row does
     wait(lambda: len(page.graphs.markers) >= 3, what="the deploy markers")
+    wait(lambda: page.graphs.labels.series, what="the accuracy per version")
     settle(1.2)
     page.graphs.hover(time.time() - seconds * 0.4)  # the readout an operator sees under the mouse
     shot(window, "monitor-model")

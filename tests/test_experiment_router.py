@@ -199,6 +199,27 @@ def test_shadow_records_b_s_agreement_with_a(root):
     assert g["mean_abs_diff"] == 0.5 and g["max_abs_diff"] == 0.5
 
 
+def test_a_label_counts_once_for_a_and_once_for_shadow_b(root):
+    """B's shadow copy shares A's request id and its log line says "shadow": the label counts for
+    both versions; a client's own X-Berth-Shadow is dropped by the router, and an id reused on two
+    requests counts for neither."""
+    start(root, mode="shadow")
+    client = Client(port_of(root))
+    for rid in ("sh-1", "sh-2", "sh-dup", "sh-dup"):
+        assert client.predict({"n": 3}, {"X-Request-Id": rid, "X-Berth-Shadow": "1"})[0] == 200
+    log = root / "models/echo/logs/requests.jsonl"
+    def ours():
+        return [json.loads(line) for line in log.read_text().splitlines() if '"sh-' in line]
+    assert wait_for(lambda: sum(1 for x in ours() if x.get("shadow")) == 4)
+    lines = ours()
+    assert sorted((x["version"], bool(x.get("shadow"))) for x in lines) == [("1.0.0", False)] * 4 + [("2.0.0", True)] * 4
+    result, error, _ = call(root, "feedback_add", model="echo", labels=[["sh-1", 3], ["sh-2", 3.5], ["sh-dup", 3]])
+    assert error is None and result["accepted"] == 3
+    st = status(root)
+    assert (st["a"]["labelled"], st["a"]["mae"], st["a"]["ambiguous"]) == (2, 0.25, 1)
+    assert (st["b"]["labelled"], st["b"]["mae"], st["b"]["ambiguous"]) == (2, 0.25, 1)
+
+
 def test_promote_makes_b_current_and_is_audited(root):
     start(root, mode="ab", weight=0.2)
     client = Client(port_of(root))

@@ -159,7 +159,7 @@ def test_status_text_shows_labels_the_canary_step_and_why(root, capsys):
     labels = [{"request_id": rid, "label": i + 0.25} for i, rid in enumerate(ids)]
     client.conn.request("POST", "/feedback", body=json.dumps(labels).encode())
     answer = client.conn.getresponse()
-    assert (answer.status, json.loads(answer.read())) == (200, {"accepted": 40})
+    assert (answer.status, json.loads(answer.read())) == (200, {"accepted": 40, "unknown": 0, "unknown_ids": []})
 
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:  # the router saves its figures twice a second

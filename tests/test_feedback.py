@@ -4,6 +4,7 @@
 import json
 import os
 import socket
+import time
 
 import pytest
 
@@ -50,11 +51,12 @@ def test_posted_labels_change_the_accuracy_shown(served):
         status, answer, rid = predict(port, root, "sign", {"x": x}, "acc-%d" % i)
         assert status == 200 and rid == "acc-%d" % i
     assert figures(root, "sign") == {}  # nothing labelled yet
-    assert post(port, "/feedback", {"request_id": "acc-0", "label": "pos"})[:2] == (200, {"accepted": 1})
+    ok = {"unknown": 0, "unknown_ids": []}
+    assert post(port, "/feedback", {"request_id": "acc-0", "label": "pos"})[:2] == (200, dict(ok, accepted=1))
     assert figures(root, "sign", versions=["1.0.0"]) == {"1.0.0": {"labelled": 1, "accuracy": 1.0, "correct": 1}}
     many = [{"request_id": "acc-1", "label": "neg"}, {"request_id": "acc-2", "label": "neg"},
             {"request_id": "acc-3", "label": "pos"}]
-    assert post(port, "/feedback", many)[:2] == (200, {"accepted": 3})
+    assert post(port, "/feedback", many)[:2] == (200, dict(ok, accepted=3))
     assert figures(root, "sign")["1.0.0"] == {"labelled": 4, "accuracy": 0.5, "correct": 2}
     # a corrected label replaces the earlier one (the last label for an id wins)
     assert post(port, "/feedback", {"request_id": "acc-1", "label": "pos"})[0] == 200
@@ -128,6 +130,65 @@ def test_the_agent_command_counts_unknown_ids_and_refuses_bad_rows_whole(served)
     assert (root / "models/sign/logs/labels.jsonl").read_bytes() == labels
     result, error, _ = call(root, "feedback_add", model="nosuch", labels=[])
     assert error["code"] == "not_found"
+
+
+def test_a_reused_request_id_cannot_inflate_accuracy_or_mae(served):
+    """A client sent one X-Request-Id on three requests: its label attaches to none of them (it is
+    "ambiguous"), so one label cannot count three times; an id used once still counts."""
+    root, ports = served
+    for i, x in enumerate((4, 5, 6)):
+        assert predict(ports["sign"], root, "sign", {"x": x}, "dup-acc")[0] == 200
+    assert predict(ports["sign"], root, "sign", {"x": -4}, "once-acc")[0] == 200
+    since = min(json.loads(line)["ts"] for line in (root / "models/sign/logs/requests.jsonl").read_text().splitlines()
+                if "dup-acc" in line)
+    answer = post(ports["sign"], "/feedback", [{"request_id": "dup-acc", "label": "pos"},
+                                               {"request_id": "once-acc", "label": "pos"}])[1]
+    assert answer["accepted"] == 2
+    assert figures(root, "sign", since=since)["1.0.0"] == {"labelled": 1, "accuracy": 0.0, "correct": 0, "ambiguous": 1}
+    for i, x in enumerate((2, 2)):  # answers 1.0 twice for one id, and 1.5 once
+        assert predict(ports["reg"], root, "reg", {"x": x}, "dup-reg")[0] == 200
+    assert predict(ports["reg"], root, "reg", {"x": 3}, "once-reg")[0] == 200
+    since = min(json.loads(line)["ts"] for line in (root / "models/reg/logs/requests.jsonl").read_text().splitlines()
+                if "dup-reg" in line)
+    assert call(root, "feedback_add", model="reg", labels=[["dup-reg", "0.0"], ["once-reg", "1.0"]])[0]["accepted"] == 2
+    assert figures(root, "reg", since=since)["1.0.0"] == {"labelled": 1, "mae": 0.5, "ambiguous": 1}
+
+
+def test_a_flood_of_labels_for_unknown_ids_is_counted_and_not_kept(served):
+    """30,000 labels for ids never logged (and one real id repeated) leave the labels file holding
+    the real label once: a flood cannot rotate real labels out. Each answer counts the unknown."""
+    root, ports = served
+    assert predict(ports["sign"], root, "sign", {"x": 9}, "real-9")[0] == 200
+    labels = root / "models/sign/logs/labels.jsonl"
+    before = labels.read_bytes() if labels.exists() else b""
+    for n in range(3):
+        flood = [{"request_id": "fake-%d-%d" % (n, i), "label": "pos"} for i in range(9999)]
+        flood.append({"request_id": "real-9", "label": "pos"})
+        status, answer, _ = post(ports["sign"], "/feedback", flood)
+        assert status == 200 and (answer["accepted"], answer["unknown"]) == (1, 9999), answer
+        assert answer["unknown_ids"] == sorted("fake-%d-%d" % (n, i) for i in range(9999))[:5]
+    added = labels.read_bytes()[len(before):].splitlines()
+    assert [json.loads(line)["request_id"] for line in added] == ["real-9"] * 3
+    assert post(ports["sign"], "/feedback", [{"request_id": "real-9", "label": "neg"}] * 50)[1]["accepted"] == 50
+    assert len(labels.read_bytes()[len(before):].splitlines()) == 4  # the last label per id, once
+
+
+def test_the_series_for_the_monitoring_graphs_and_its_bad_inputs(served):
+    """feedback_figures with bucket_s: accuracy per version per bucket of answer time; a bucket that
+    is no number, under a second, without `since`, or too many buckets is refused."""
+    root, ports = served
+    since = time.time()  # the requests of earlier tests are older
+    for i, x in enumerate((7, -7)):
+        assert predict(ports["sign"], root, "sign", {"x": x}, "ser-%d" % i)[0] == 200
+    assert post(ports["sign"], "/feedback", [{"request_id": "ser-0", "label": "pos"},
+                                             {"request_id": "ser-1", "label": "pos"}])[1]["accepted"] == 2
+    result, error, _ = call(root, "feedback_figures", model="sign", since=since, bucket_s=3600)
+    assert error is None and result["series"] == {"1.0.0": {"figure": "accuracy", "points": [[round(since + 1800, 3), 2, 0.5]]}}
+    for extra, said in (({"since": since, "bucket_s": "5"}, "bucket_s must be"), ({"since": since, "bucket_s": 0.5},
+                        "bucket_s must be"), ({"bucket_s": 5}, "with since"),
+                        ({"since": since - 86400, "bucket_s": 1}, "at most 2000 buckets")):
+        result, error, _ = call(root, "feedback_figures", model="sign", **extra)
+        assert result is None and error["code"] == "usage" and said in error["message"], error
 
 
 def test_labels_are_read_across_rotated_logs(served, monkeypatch):

@@ -86,3 +86,46 @@ def test_a_running_experiment_shows_both_sides_and_ends_either_way(qtbot, view):
     assert got.args == [False]
     view.show_status(status(state="promoted"))
     assert view.stack.currentIndex() == 0 and "promoted" in view.last.text()
+
+
+def _sides(n, errors_b, correct_b, b_ms):
+    import random
+
+    rng = random.Random(7)
+    a = {"version": "1.0.0", "requests": n, "errors": n // 100, "labelled": n // 4, "correct": int(n // 4 * 0.9),
+         "latencies_ms": [rng.uniform(1, 3) for _ in range(n)]}
+    b = {"version": "1.1.0", "requests": n, "errors": errors_b, "labelled": n // 4, "correct": correct_b,
+         "latencies_ms": [rng.uniform(*b_ms) for _ in range(n)]}
+    return a, b
+
+
+@pytest.mark.parametrize("n,errors_b,correct_b,b_ms,state", [(2000, 60, 400, (2, 5), "worse"),
+                                                             (200, 3, 44, (1, 3), "none")])
+def test_the_intervals_and_requests_still_needed_are_those_of_experiment_status(qtbot, view, capsys, n, errors_b,
+                                                                                correct_b, b_ms, state):
+    """The tab shows each comparison's B − A and interval, and the requests still needed, as
+    `berth experiment status` prints them from the same verdict (a decided one, and a too early one)."""
+    from app.agent.verdict import verdict
+    from app.cli.experiment import _print_verdict
+
+    a, b = _sides(n, errors_b, correct_b, b_ms)
+    v = verdict(a, b)
+    assert v["state"] == state
+    view.show_status(dict(status(), verdict=v))
+    _print_verdict(v)
+    printed = {line.split(":")[0].strip(): line for line in capsys.readouterr().out.splitlines()[1:]}
+    table = view.intervals.table
+    names = {"Error rate": "error_rate", "Accuracy": "accuracy", "p95 (ms)": "p95_ms"}
+    shown = [table.verticalHeaderItem(r).text() for r in range(table.rowCount())]
+    assert sorted(shown) == sorted(names) and set(printed) == set(names.values())
+    for r, name in enumerate(shown):
+        line = printed[names[name]]
+        diff, interval = table.item(r, 2).text(), table.item(r, 3).text()
+        assert f"B-A {diff}" in line and interval.split(" ", 1)[1] in line, (line, interval)
+    needed = view.intervals.needed.text()
+    if v["state"] == "none":
+        assert v["requests_needed"] and f"about {v['requests_needed']:,}" in needed
+        assert f"about {v['requests_needed']} more requests" in v["text"]  # what the CLI's verdict line says
+    else:
+        assert v["state"] == "worse" and needed.startswith("Enough data")
+        assert "B worse" in [table.item(r, 4).text() for r in range(table.rowCount())]

@@ -2,9 +2,10 @@
 
 `POST /feedback` on the stable endpoint (the runner hands the request to `serve`) and the agent
 command `feedback_add` (`berth feedback MODEL --file labels.csv`) append {"request_id", "label"}
-lines to logs/labels.jsonl, next to the request log and rotated like it, so it stays bounded. A
-label is matched to the request log by its request id; the last label given for an id wins, so
-sending a file twice is harmless. Everything is refused whole when one item is malformed.
+lines to logs/labels.jsonl, next to the request log and rotated like it, so it stays bounded. Both
+keep only labels whose request id is in the request log (the others are counted as unknown), so a
+flood of made-up ids cannot push real labels out. The last label given for an id wins, so sending a
+file twice is harmless. Everything is refused whole when one item is malformed.
 """
 import json
 import math
@@ -93,7 +94,7 @@ PATH = "/feedback"
 
 def respond(req, request_log_path):
     """POST /feedback in the runner (httploop's request): (status, body, content type, extra headers);
-    200 {"accepted": n}, 400 for a shape it does not know, 413 over MAX_BODY."""
+    200 {"accepted", "unknown", "unknown_ids"} (keep_known), 400 for a shape it does not know, 413 over MAX_BODY."""
     too_big = (413, json.dumps({"error": "feedback body over %d bytes; send at most %d labels per request"
                                 % (MAX_BODY, MAX_ITEMS)}).encode(), "application/json", "")
     if req.refused is not None:  # the loop's own refusals of the body (length, chunked): their status
@@ -106,8 +107,22 @@ def respond(req, request_log_path):
     except (ValueError, RecursionError) as e:  # BadFeedback, JSON errors
         text = str(e) if isinstance(e, BadFeedback) else "feedback is not valid JSON"
         return 400, json.dumps({"error": text}).encode(), "application/json", ""
-    _log_for(labels_path(request_log_path)).append(pairs)
-    return 200, json.dumps({"accepted": len(pairs)}).encode(), "application/json", ""
+    answer = keep_known(pairs, request_log_path, _log_for(labels_path(request_log_path)).append)
+    return 200, json.dumps(answer).encode(), "application/json", ""
+
+
+def keep_known(pairs, request_log_path, open_log):
+    """Store only labels whose id is in the request log, the last one per id: a flood of labels for
+    ids never logged (or one id repeated) must not rotate real labels out of the bounded labels file.
+    -> {"accepted", "unknown", "unknown_ids" (the first five, sorted)}. The lookup streams the
+    rotated request log (a POST /feedback runs in the model pool's thread, not on the loop)."""
+    last = dict(pairs)
+    known = logged_ids(request_log_path, set(last))
+    kept = [(r, label) for r, label in last.items() if r in known]
+    if kept:
+        open_log(kept)
+    unknown = sum(1 for r, _ in pairs if r not in known)
+    return {"accepted": len(pairs) - unknown, "unknown": unknown, "unknown_ids": sorted(set(last) - known)[:5]}
 
 
 def feedback_add(ctx, req):
@@ -124,17 +139,17 @@ def feedback_add(ctx, req):
                  else _bad_row(i) for i, r in enumerate(rows)]
     except BadFeedback as e:
         raise AgentError(str(e), "usage")
-    known = logged_ids(model.request_log(), set(r for r, _ in pairs))
-    kept = [p for p in pairs if p[0] in known]
-    unknown = sorted(set(r for r, _ in pairs) - known)
-    if kept:  # its own handle, closed after: a long-lived agent must not keep a file the runner rotates
-        os.makedirs(model.logs, exist_ok=True)
-        log = LabelLog(os.path.join(model.logs, LABELS_FILE))
-        try:
-            log.append(kept)
-        finally:
-            log.close()
-    return {"accepted": len(kept), "unknown": len(pairs) - len(kept), "unknown_ids": unknown[:5]}
+    return keep_known(pairs, model.request_log(), lambda kept: _append_once(model.logs, kept))
+
+
+def _append_once(logs, kept):
+    """Its own handle, closed after: a long-lived agent must not keep a file the runner rotates."""
+    os.makedirs(logs, exist_ok=True)
+    log = LabelLog(os.path.join(logs, LABELS_FILE))
+    try:
+        log.append(kept)
+    finally:
+        log.close()
 
 
 COMMANDS = {"feedback_add": feedback_add}

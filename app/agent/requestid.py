@@ -6,6 +6,7 @@ import os
 import re
 
 HEADER = "X-Request-Id"
+SHADOW_HEADER = "x-berth-shadow"  # the router's copy of a request for shadow B (lower case: as parsed)
 _TOKEN = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
 
 

@@ -22,12 +22,17 @@ class RequestLog:
     def _open(self):
         self.file = open(self.path, "ab", buffering=0)
 
-    def write(self, seconds, status, raw_in, raw_out, error, request_id=None):
-        line = json.dumps({
+    def write(self, seconds, status, raw_in, raw_out, error, request_id=None, shadow=False):
+        """`shadow`: B's background copy of a request A answered (the router's X-Berth-Shadow), which
+        shares A's request id; labelfigures counts a label once for each (the line says "shadow": true)."""
+        item = {
             "ts": round(time.time(), 3), "version": self.version, "request_id": request_id, "status": status,
             "latency_ms": round(seconds * 1000, 3),
             "input": _cut(raw_in), "output": _cut(raw_out), "error": error,
-        }).encode() + b"\n"
+        }
+        if shadow:
+            item["shadow"] = True
+        line = json.dumps(item).encode() + b"\n"
         self.append_bytes(line)
 
     def append_bytes(self, data):

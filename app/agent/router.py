@@ -32,7 +32,8 @@ SHADOW_WORKERS = 2
 IDLE_GRACE_S = 0.5
 RETRY_S = 5.0  # a rollback that found the server locked for 30 s, or A not running, is tried again
 # not forwarded: framing is the router's own, and the body goes whole (a runner's 100 Continue would be noise)
-HOP = (b"connection", b"keep-alive", b"x-request-id", b"content-length", b"transfer-encoding", b"expect")
+HOP = (b"connection", b"keep-alive", b"x-request-id", b"content-length", b"transfer-encoding", b"expect",
+       b"x-berth-shadow")  # a client's own shadow mark is dropped: only the router's copy for B carries it
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -140,7 +141,7 @@ class Router:
             request, a_body = self.shadow.get()
             t0 = time.perf_counter()
             try:
-                status, _h, _n, b_body = self.up["b"].exchange(request)
+                status, _h, _n, b_body = self.up["b"].exchange(request.replace(b"\r\n", SHADOW_LINE, 1))
             except (OSError, BadRequest, ValueError):
                 status, b_body = 502, None
             self.stats.observe("b", time.perf_counter() - t0, status)
@@ -205,6 +206,9 @@ class Router:
                         pass
             time.sleep(0.02)
         self.stats.save()
+
+
+SHADOW_LINE = b"\r\nX-Berth-Shadow: 1\r\n"  # after the request line: B's log marks the line as a shadow copy
 
 
 def _request(method, path, raw, body, rid):

@@ -24,7 +24,7 @@ from .inputshape import InputCheckError, load as load_input_check
 from .modelpool import DEFAULT_THREADS, MAX_THREADS
 from .metrics import PROBE_ENDPOINT, PROBE_PATH, Counters
 from .runnerlog import RunnerLog
-from .requestid import request_id
+from .requestid import SHADOW_HEADER, request_id
 from .requestlog import RequestLog
 
 JSON = "application/json"
@@ -83,7 +83,7 @@ class Service:
             payload = self._error(error)
         seconds = time.perf_counter() - t0
         self.counters.observe(endpoint, seconds, status >= 500, rejected=reason)
-        self.requests.write(seconds, status, raw_in, payload, error, rid)
+        self.requests.write(seconds, status, raw_in, payload, error, rid, req.headers.get(SHADOW_HEADER) == "1")
         return status, payload, JSON, "X-Request-Id: %s\r\n" % rid
 
     def _error(self, message):

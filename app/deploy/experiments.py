@@ -37,3 +37,10 @@ def _change(transport, audit, action, model, request):
         version = result["b" if result["state"] == "promoted" else "a"]["version"]
     trail.ok(dict(result, version=version))
     return result
+
+
+def label_series(transport: Transport, model: str, since: float, bucket_s: float) -> dict:
+    """Accuracy or MAE per version over time from the labelled requests since `since`, in buckets of
+    `bucket_s` seconds: {version: {"figure": "accuracy" | "mae", "points": [[t, labelled, value]]}}."""
+    got = transport.agent("feedback_figures", {"model": model, "since": since, "bucket_s": bucket_s})
+    return got.get("series") or {}

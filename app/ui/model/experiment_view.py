@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLay
 
 from app.ui.icons import icon
 from app.ui.model.experiment_graphs import ExperimentGraphs
+from app.ui.model.experiment_intervals import ExperimentIntervals
 from app.ui.model.releases_view import number
 
 ROWS = [("requests", "Requests"), ("errors", "Errors"), ("rejected", "Rejected inputs"), ("p50_ms", "p50 (ms)"),
@@ -166,6 +167,7 @@ class ExperimentView(QWidget):
         self.verdict = QLabel()
         self.verdict.setObjectName("experimentVerdict")
         self.verdict.setWordWrap(True)
+        self.intervals = ExperimentIntervals()  # each comparison's interval, the requests still needed
         self.table = QTableWidget(len(ROWS), 2)
         self.table.setObjectName("experimentTable")
         self.table.setVerticalHeaderLabels([label for _k, label in ROWS])
@@ -193,6 +195,7 @@ class ExperimentView(QWidget):
         layout.addWidget(self.headline)
         layout.addWidget(self.verdict)
         layout.addLayout(tables, 2)
+        layout.addWidget(self.intervals)
         layout.addWidget(self.graphs, 3)
         layout.addLayout(buttons)
         return page
@@ -230,6 +233,7 @@ class ExperimentView(QWidget):
         agreement = status.get("agreement")
         self.verdict.setText("<b>Verdict</b>: " + (verdict.get("text") or "not computed yet")
                              + (f" · agreement {_agreement(agreement)}" if agreement else ""))
+        self.intervals.show_verdict(verdict)
         self.table.setHorizontalHeaderLabels([f"A {a['version']}", f"B {b['version']}"])
         for row, (key, _label) in enumerate(ROWS):
             for col, side in enumerate((a, b)):

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPush
 from app.monitor.buffer import LIVE_SECONDS
 from app.monitor.csv_export import write_csv
 from app.monitor.markers import markers_from_events
+from app.ui.monitor.label_plot import LabelPlot
 from app.ui.monitor.plots import HOST_PLOTS, MODEL_PLOTS, build_plots, fit_y, fmt, set_series, value_at
 
 WINDOWS = [("Live (5 min)", LIVE_SECONDS), ("1 hour", 3600), ("24 hours", 86400), ("7 days", 7 * 86400)]
@@ -110,6 +111,8 @@ class MonitorGraphs(QWidget):
         layout.addLayout(bar)
         layout.addWidget(self.message)
         layout.addWidget(self.graphics, 1)
+        self.labels = LabelPlot(runner, feed)  # accuracy / MAE per version from the labelled requests
+        layout.addWidget(self.labels)
         self.message.hide()
 
         self.timer = QTimer(self)
@@ -129,6 +132,7 @@ class MonitorGraphs(QWidget):
             self.history_data, self.history_range = {}, None
             self.markers = []
             self._on_stream_state(server, *self.feed.states.get(server, ("", "")))
+        self.labels.show_target(server, model)
         if self.paused:
             self.pause_button.setChecked(False)
         self.reload_markers()
@@ -226,6 +230,7 @@ class MonitorGraphs(QWidget):
         for plot in self.plots:
             fit_y(plot, [data[m][1] for m, _u, _l in plot.series], force)
         self.plots[0].setXRange(start, end, padding=0)
+        self.labels.follow(start, end, self.window_s)
         # pyqtgraph settles the views (auto range, transforms, axes) just before painting, and what that
         # changes asks for a second paint of the whole scene: settle them now, one paint does it all
         self.graphics.scene().prepareForPaint()
