@@ -2,9 +2,6 @@
 on the server (docs/permissions.md), against the real `local` server and a real policy.json: a viewer
 sees them disabled with the role they need, an operator may run and pause jobs (and the agent does
 it), a deployer may make an old release current and start an experiment, only off production."""
-import json
-import os
-
 import pytest
 
 from agent_kit import make_bundle
@@ -20,22 +17,13 @@ from app.ui.model.page import ModelPage
 from app.workspace import Workspace
 from jobs_kit import cleanup
 from test_ui_alerts import add_disk_rule, evaluate
+from test_ui_roles import ME, WAIT, shot
+from test_ui_roles import write_policy as write_whole
 from ui_kit import click
-
-WAIT = 60000
-SHOTS = os.environ.get("BERTH_SHOTS", "")
-ME = "root" if os.getuid() == 0 else os.environ.get("USER", "")
 
 
 def write_policy(root, roles, production=False):
-    (root / "policy.json").write_text(json.dumps({"production": production, "roles": dict(roles, admin1={"*": "admin"})}))
-    os.chmod(root / "policy.json", 0o644)
-
-
-def shot(widget, name):
-    if SHOTS:
-        os.makedirs(SHOTS, exist_ok=True)
-        widget.grab().save(os.path.join(SHOTS, name))
+    write_whole(root, {"production": production, "roles": dict(roles, admin1={"*": "admin"})})
 
 
 @pytest.fixture
@@ -174,3 +162,36 @@ def test_a_refused_button_stays_off_whatever_its_view_does_and_gets_back_the_vie
     alerts.roles.show("s", "m")  # an alert of model m, where a grant raises the role
     alerts.silence_button.setEnabled(True)
     assert alerts.silence_button.isEnabled() and alerts.role_label.text() == "you: operator (al)"
+
+
+def test_the_fleet_menu_disables_an_entry_a_known_role_refuses_on_any_target(qtbot, task_runner):
+    from PySide6.QtWidgets import QLabel, QTreeView, QWidget
+
+    from app.ui.servers.fleet_menu import FleetMenu
+    from app.ui.servers.role_gate import RoleGate
+
+    class Fleet(QTreeView):  # the selection, as the fleet tree gives it
+        servers, models = ["prod", "stage", "unasked"], [("prod", "iris"), ("stage", "iris")]
+
+        def selected_servers(self):
+            return self.servers
+
+        def selected_models(self):
+            return self.models
+
+    window = QWidget()
+    qtbot.addWidget(window)
+    window.runner, window.fleet = task_runner, Fleet()
+    menu = FleetMenu(window)
+    gate = RoleGate(window, QLabel(), [])  # the answers the session's gates got
+    for server, me in (("prod", {"user": "al", "production": True, "roles": {"*": "deployer"}}),
+                       ("stage", {"user": "al", "production": False, "roles": {"*": "operator", "iris": "deployer"}})):
+        gate.server = server
+        gate._got(me, server)
+    entries = {a.text().split()[0]: a for a in menu.actions()}
+    assert not entries["Deploy"].isEnabled() and entries["Deploy"].toolTip() == (
+        "prod: Needs the releaser role on this production server; you (al) have deployer. An admin can grant it.")
+    assert not entries["Roll"].isEnabled() and entries["Roll"].toolTip().startswith("iris on prod: Needs the releaser")
+    assert entries["Stop"].isEnabled() and entries["Start"].isEnabled()
+    window.fleet.servers = ["stage", "unasked"]  # a per-model deployer may deploy there; unasked: the agent decides
+    assert [a.isEnabled() for a in menu.actions()][0] is True

@@ -7,6 +7,7 @@ watches its enabled state, so the views need not know about roles; when the role
 from __future__ import annotations
 
 import time
+import weakref
 
 from PySide6.QtCore import QEvent, QObject, Signal
 from PySide6.QtWidgets import QAbstractButton, QLabel
@@ -17,6 +18,37 @@ from app.deploy import policy
 from app.ui.operations import ServerOp
 
 KNOWN_S = 60  # a server's `whoami` is reused this long when views switch between servers
+_KNOWN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # runner -> {server: (when, its whoami)}
+
+
+def _known_of(runner) -> dict[str, tuple[float, dict]]:
+    """One session's answers (its task runner's), shared by its gates and the fleet menu."""
+    return _KNOWN.setdefault(runner, {})
+
+
+def known(runner, server: str) -> dict | None:
+    """The server's `whoami` as a gate of this session got it less than KNOWN_S ago, else None."""
+    when, me = _known_of(runner).get(server, (0.0, None))
+    return me if time.monotonic() - when <= KNOWN_S else None
+
+
+def refusals(runner, targets: list[tuple[str, str | None]], command: str) -> list[str]:
+    """For the fleet menu: "MODEL on SERVER: why" for each target whose known role refuses `command`
+    (a model of None: the highest role on that server, as a deploy's model is not known yet)."""
+    out = []
+    for server, model in targets:
+        me = known(runner, server)
+        if me is None:
+            continue
+        if model is None:
+            best = max((m for m in me.get("roles") or {} if m != "*"),
+                       key=lambda m: roles.rank(me["roles"][m]), default=None)
+            why = refusal(me, command, best) if best else refusal(me, command)
+        else:
+            why = refusal(me, command, model)
+        if why:
+            out.append(f"{model + ' on ' if model else ''}{server}: {why}")
+    return out
 
 
 def role_on(me: dict, model: str | None = None) -> str | None:
@@ -54,7 +86,6 @@ class RoleGate(QObject):
         self.server: str | None = None
         self.model: str | None = None
         self.me: dict | None = None
-        self.known: dict[str, tuple[float, dict]] = {}  # server -> (when, its whoami)
         self._task = None
         self.add(buttons)
 
@@ -85,9 +116,7 @@ class RoleGate(QObject):
         changed = server != self.server
         self.server, self.model = server, model
         if changed:
-            when, self.me = self.known.get(server, (0.0, None))
-            if time.monotonic() - when > KNOWN_S:
-                self.me = None
+            self.me = known(self.view.runner, server)
             self._release()
             self.label.setText("you: …")
             if self.me is None:
@@ -101,13 +130,13 @@ class RoleGate(QObject):
     def forget(self) -> None:
         """The policy changed: ask again."""
         server, self.server = self.server, None
-        self.known.clear()
+        _known_of(self.view.runner).pop(server or "", None)
         if server:
             self.show(server, self.model)
 
     def _got(self, me: dict, server: str | None = None) -> None:
         self.me = me
-        self.known[server or self.server] = (time.monotonic(), me)
+        _known_of(self.view.runner)[server or self.server] = (time.monotonic(), me)
         self.apply()
 
     def _release(self) -> None:
