@@ -125,3 +125,16 @@ def test_every_agent_command_has_a_role_and_an_unknown_one_is_refused(tmp_path):
     policy(tmp_path, {ME: {"*": "releaser"}})
     _, error = call(tmp_path, "no_such_command")
     assert error is not None and error["code"] in ("usage", "permission_denied", "unknown_command"), error
+
+
+def test_a_policy_over_its_size_limit_is_invalid(tmp_path):
+    write_raw(tmp_path, json.dumps({"roles": {"u%d" % i: {"*": "viewer"} for i in range(20000)}}))
+    _, error = call(tmp_path, "whoami")
+    assert error["code"] == "policy_invalid" and "over 256 KB" in error["message"], error
+
+
+def test_rejecting_needs_the_role_of_the_change_like_approving(tmp_path):
+    """`berth approve --reject` is a decision too: a viewer cannot throw away a releaser's request."""
+    policy(tmp_path, {ME: {"*": "viewer"}}, production=True)
+    _, error = call(tmp_path, "approve", id="0123456789ab", reject=True)
+    assert error["code"] == "permission_denied" and "releaser" in error["message"], error
