@@ -138,3 +138,13 @@ def test_rejecting_needs_the_role_of_the_change_like_approving(tmp_path):
     policy(tmp_path, {ME: {"*": "viewer"}}, production=True)
     _, error = call(tmp_path, "approve", id="0123456789ab", reject=True)
     assert error["code"] == "permission_denied" and "releaser" in error["message"], error
+
+
+def test_a_per_model_releaser_decides_that_models_request_even_when_the_call_names_no_model(tmp_path):
+    """A hand-made `approve` without "model" was checked against the "*" role only."""
+    policy(tmp_path, {ME: {"*": "admin"}}, production=True, four_eyes={"*": True})
+    _, error = call(tmp_path, "rollback", model="fraud", to="1.0.0")
+    rid = error["request"]
+    policy(tmp_path, {ME: {"*": "viewer", "fraud": "releaser"}}, production=True, four_eyes={"*": True})
+    result, error = call(tmp_path, "approve", id=rid, reject=True)  # the requester withdraws it
+    assert error is None and result["decision"] == "rejected", error

@@ -38,8 +38,8 @@ def enforce(ctx, command, req):
 
 
 def _models(ctx, command, req):
-    """The models a command acts on, each needing the role: the one the request names and, for a job
-    or an alert rule named, the one it belongs to (naming model A must not act on B's job with A's role).
+    """The models a command acts on, each needing the role: the one the request names and, for a job,
+    an alert rule or an approval request named, the one it belongs to (naming model A must not act on B's job with A's role).
     [None] (every model's "*" role) when neither names one."""
     named = req.get("model") if isinstance(req.get("model"), str) and NAME_RE.fullmatch(req["model"]) else None
     owner = None
@@ -53,7 +53,14 @@ def _models(ctx, command, req):
                 owner = read_rule(ctx.root, req["name"]).get("model")
         except (AgentError, OSError):
             owner = None  # no such job or rule (yet): the command itself says so
-        owner = owner if isinstance(owner, str) and NAME_RE.fullmatch(owner) else None
+    elif command == "approve" and isinstance(req.get("id"), str):  # the stored request's model
+        try:
+            from .approvalstore import read, request_path
+            record, _ = read(request_path(ctx.root, req["id"]))
+            owner = record.get("model") if isinstance(record, dict) else None
+        except (AgentError, OSError):
+            owner = None
+    owner = owner if isinstance(owner, str) and NAME_RE.fullmatch(owner) else None
     return [m for m in (named, owner) if m is not None] or [None]
 
 
