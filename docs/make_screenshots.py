@@ -110,6 +110,7 @@ def main() -> int:
         shot(window, "predict")
         experiment_shot(window, ws, transport, wait, shot)
         jobs_shot(window, ws, transport, home, wait, shot)
+        viewer_shot(window, home, wait, shot)
 
         window.deploy_bundle("local", str(iris(bundles, "1.2.0")))  # what a drop on `local` does
         dialog = window.findChild(DeployDialog)
@@ -251,6 +252,24 @@ def jobs_shot(window, ws, transport, home: Path, wait, shot) -> None:
     view = page.jobs
     wait(lambda: len(view.runs) == 3 and view.errors_model.rowCount() > 0, what="the Jobs tab")
     shot(window, "jobs")
+
+
+def viewer_shot(window, home: Path, wait, shot) -> None:
+    """The Jobs tab for a viewer: its actions disabled, each tooltip naming the role needed; then the
+    policy goes again (the root's owner is admin: the later shots change things)."""
+    import getpass
+    import json
+
+    policy = home / "local" / "policy.json"
+    policy.write_text(json.dumps({"roles": {getpass.getuser(): {"*": "viewer"}, "ops-lead": {"*": "admin"}}}))
+    page = window.model_page
+    page.roles.forget()
+    wait(lambda: page.header.role_label.text().startswith("you: viewer"), what="the viewer's role")
+    page.jobs.jobs_table.selectRow(0)
+    shot(window, "jobs-viewer")
+    policy.unlink()
+    page.roles.forget()
+    wait(lambda: page.header.role_label.text().startswith("you: admin"), what="the owner's role again")
 
 
 ALERT_RULES = [("disk-low", "disk_free_pct<100", None, "ok"),  # name, condition, model, its webhook: answering

@@ -15,13 +15,13 @@ LOCK_WAIT_S = 2.0  # a denial waits this long for a busy lock to journal itself,
 def enforce(ctx, command, req):
     """Return the policy when the command may run; raise `permission_denied` (journalled) otherwise."""
     pol = policy.load(ctx.root.path)
-    model = req.get("model") if isinstance(req.get("model"), str) and NAME_RE.fullmatch(req["model"]) else None
     identity = policy.me()
     try:
         need = roles.needed(command, pol.production)
     except KeyError:
         need = "admin"  # a command nobody declared a role for: refused to all but admins (a test forbids it)
-    have = pol.role_of(identity, model)
+    have, model = min(((pol.role_of(identity, m), m) for m in _models(ctx, command, req)),
+                      key=lambda pair: roles.rank(pair[0]))
     if roles.rank(have) >= roles.rank(need):
         return pol
     where = ("this production server" if pol.production else "this server") + (" (model %s)" % model if model else "")
@@ -35,6 +35,33 @@ def enforce(ctx, command, req):
     if unjournalled:
         message += " (not in the server's journal: %s)" % unjournalled
     raise AgentError(message + ".", "permission_denied", **extra)
+
+
+def _models(ctx, command, req):
+    """The models a command acts on, each needing the role: the one the request names and, for a job,
+    an alert rule or an approval request named, the one it belongs to (naming model A must not act on B's job with A's role).
+    [None] (every model's "*" role) when neither names one."""
+    named = req.get("model") if isinstance(req.get("model"), str) and NAME_RE.fullmatch(req["model"]) else None
+    owner = None
+    if command.startswith(("job_", "alert_")) and isinstance(req.get("name"), str):
+        try:
+            if command.startswith("job_"):
+                from .jobstore import JobDir
+                owner = JobDir(ctx.root, req["name"]).read().get("model")
+            else:
+                from .alertstore import read_rule
+                owner = read_rule(ctx.root, req["name"]).get("model")
+        except (AgentError, OSError):
+            owner = None  # no such job or rule (yet): the command itself says so
+    elif command == "approve" and isinstance(req.get("id"), str):  # the stored request's model
+        try:
+            from .approvalstore import read, request_path
+            record, _ = read(request_path(ctx.root, req["id"]))
+            owner = record.get("model") if isinstance(record, dict) else None
+        except (AgentError, OSError):
+            owner = None
+    owner = owner if isinstance(owner, str) and NAME_RE.fullmatch(owner) else None
+    return [m for m in (named, owner) if m is not None] or [None]
 
 
 def _journal_denial(ctx, identity, extra, model, detail, event_id):

@@ -144,15 +144,30 @@ def load(root_path):
     finally:
         os.close(fd)
     untrusted = _why_untrusted(path, st, owner)
+    if untrusted:  # not read at all: whoever could write it must not turn "viewer only" into "nothing"
+        return Policy(root_path, {}, True, owner, untrusted)
     try:
         if len(raw) > MAX_BYTES:
             raise AgentError("over %d KB" % (MAX_BYTES // 1024), "usage")
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
         check(data)
+    except RecursionError:
+        raise AgentError("the server's policy %s is not valid (nested too deeply): its owner must fix it" % path,
+                         "policy_invalid")
     except (ValueError, AgentError) as e:
         raise AgentError("the server's policy %s is not valid (%s): its owner must fix it" % (path, e),
                          "policy_invalid")
     return Policy(root_path, data, True, owner, untrusted)
+
+
+def _no_duplicates(pairs):
+    """An object with a key twice is refused: json keeps the last, a person reading the file the first."""
+    seen = set()
+    for key, _value in pairs:
+        if key in seen:
+            raise AgentError("%r is given twice" % (key,), "usage")
+        seen.add(key)
+    return dict(pairs)
 
 
 def _why_untrusted(path, st, owner):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import sys
 
 from . import options
-from .base import Command, Failed, workspace
+from .base import Command
+from .on_server import checked, on_server
 from .output import ProgressPrinter, print_json, print_table
-from .selectors import resolve_one
 
 COLUMNS = ["id", "state", "what", "requested_by", "requested_at", "expires_at", "decided_by"]
 
@@ -24,15 +24,13 @@ class ApprovalsCommand(Command):
     def run(self, args) -> int:
         from app.deploy import approvals
 
-        ws = workspace()
-        with ws.connect(resolve_one(ws, args.server)) as t:
-            listing = approvals.listed(t)
+        name, listing = on_server(args.server, lambda t, _ws: approvals.listed(t))
         if args.json:
-            print_json(dict(listing, server=t.name))
+            print_json(dict(listing, server=name))
             return 0
         waiting = sum(r["state"] == "pending" for r in listing["requests"])
-        print(f"{t.name}: {waiting} change(s) waiting for approval" +
-              ("; approve one with `berth approve ID --server " + t.name + "`" if waiting else ""))
+        print(f"{name}: {waiting} change(s) waiting for approval" +
+              ("; approve one with `berth approve ID --server " + name + "`" if waiting else ""))
         if listing["requests"]:
             print_table([{c: r.get(c) or "" for c in COLUMNS} for r in listing["requests"]], COLUMNS)
         return 0
@@ -51,25 +49,16 @@ class ApproveCommand(Command):
 
     def run(self, args) -> int:
         from app.agent.approvalstore import check_id
-        from app.agent.layout import AgentError
         from app.deploy import approvals
         from app.deploy.changes import run_to_end
-        from app.deploy.errors import OperationFailed
 
-        try:  # checked again by the agent; here a typo costs no connection
-            check_id(args.id)
-        except AgentError as e:
-            raise Failed(str(e)) from None
-        ws = workspace()
-        with ws.connect(resolve_one(ws, args.server)) as t:
-            try:
-                result = run_to_end(approvals.decide(t, ws.audit, args.id, args.reason, args.reject),
-                                    ProgressPrinter(getattr(args, "verbose", False)))
-            except OperationFailed as e:
-                raise Failed(f"{t.name}: {e}", code=e.code) from None
+        checked(lambda: check_id(args.id))
+        name, result = on_server(args.server, lambda t, ws: run_to_end(
+            approvals.decide(t, ws.audit, args.id, args.reason, args.reject),
+            ProgressPrinter(getattr(args, "verbose", False))))
         if args.reject:
-            print(f"{t.name}: {result['detail']}")
+            print(f"{name}: {result['detail']}")
             return 0
-        print(f"{t.name}: approved {args.id}: {result.get('command')} done: {result.get('detail', '')}",
+        print(f"{name}: approved {args.id}: {result.get('command')} done: {result.get('detail', '')}",
               file=sys.stdout)
         return 0

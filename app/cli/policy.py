@@ -2,13 +2,12 @@
 agent enforces them for the Unix user this computer logs in as (docs/permissions.md)."""
 from __future__ import annotations
 
-from app.agent.layout import AgentError
 from app.agent.policy import check_principal, check_role, check_scope
 
 from . import options
-from .base import ActionGroup, Command, Failed, workspace
+from .base import ActionGroup, Command
+from .on_server import checked, on_server
 from .output import print_json, print_table
-from .selectors import resolve_one
 
 
 class WhoamiCommand(Command):
@@ -22,17 +21,15 @@ class WhoamiCommand(Command):
     def run(self, args) -> int:
         from app.deploy import policy
 
-        ws = workspace()
-        with ws.connect(resolve_one(ws, args.server), held=True) as t:
-            me = policy.whoami(t)
+        name, me = on_server(args.server, lambda t, _ws: policy.whoami(t), held=True)
         if args.json:
             print_json({k: me[k] for k in ("user", "groups", "roles")})
             return 0
         scoped = ", ".join(f"{m}: {r}" for m, r in me["roles"].items() if m != "*")
-        print(f"{t.name}: {me['user']} (groups {', '.join(me['groups'])}): {me['roles']['*'] or 'no role'} on every "
+        print(f"{name}: {me['user']} (groups {', '.join(me['groups'])}): {me['roles']['*'] or 'no role'} on every "
               f"model{'; ' + scoped if scoped else ''}{' (a production server)' if me['production'] else ''}")
         if me["policy"] == "none":
-            print(f"{t.name}: no policy file: the root's owner is admin, everyone else a viewer")
+            print(f"{name}: no policy file: the root's owner is admin, everyone else a viewer")
         return 0
 
 
@@ -63,19 +60,17 @@ class PolicyGroup(ActionGroup):
     def do_show(self, args) -> int:
         from app.deploy import policy
 
-        ws = workspace()
-        with ws.connect(resolve_one(ws, args.server)) as t:
-            shown = policy.show(t)
+        name, shown = on_server(args.server, lambda t, _ws: policy.show(t))
         if args.json:
-            print_json(dict(shown, server=t.name))
+            print_json(dict(shown, server=name))
             return 0
         state = {"none": "no policy file: the root's owner is admin, everyone else a viewer",
                  "trusted": "production" if shown["production"] else "not production",
                  "untrusted": f"NOT TRUSTED, only viewer actions are allowed: {shown['untrusted']}"}[shown["state"]]
-        print(f"{t.name}: {shown['path']}: {state}")
+        print(f"{name}: {shown['path']}: {state}")
         eyes = ", ".join(f"{m}: {'on' if on else 'off'}" for m, on in sorted((shown.get("four_eyes") or {}).items()))
         if eyes:
-            print(f"{t.name}: four eyes (a second releaser approves production changes): {eyes}")
+            print(f"{name}: four eyes (a second releaser approves production changes): {eyes}")
         rows = [{"who": who, "model": model, "role": role}
                 for who, grants in sorted(shown["roles"].items()) for model, role in sorted(grants.items())]
         if rows:
@@ -90,51 +85,27 @@ class PolicyGroup(ActionGroup):
 
     def do_production(self, args) -> int:
         from app.deploy import policy
-        from app.deploy.errors import OperationFailed
 
-        ws = workspace()
-        with ws.connect(resolve_one(ws, args.server)) as t:
-            try:
-                result = policy.set_production(t, ws.audit, args.value == "true")
-            except OperationFailed as e:
-                raise Failed(f"{t.name}: {e}", code=e.code) from None
-        print(f"{t.name}: {result['detail']}")
-        return 0
+        return _detail(args.server, lambda t, ws: policy.set_production(t, ws.audit, args.value == "true"))
 
     def do_four_eyes(self, args) -> int:
         from app.deploy import policy
-        from app.deploy.errors import OperationFailed
 
         if args.model:
-            try:
-                check_scope(args.model)
-            except AgentError as e:
-                raise Failed(str(e)) from None
-        ws = workspace()
-        with ws.connect(resolve_one(ws, args.server)) as t:
-            try:
-                result = policy.set_four_eyes(t, ws.audit, args.value == "true", args.model or "")
-            except OperationFailed as e:
-                raise Failed(f"{t.name}: {e}", code=e.code) from None
-        print(f"{t.name}: {result['detail']}")
-        return 0
+            checked(lambda: check_scope(args.model))
+        return _detail(args.server, lambda t, ws: policy.set_four_eyes(t, ws.audit, args.value == "true",
+                                                                     args.model or ""))
 
     def _change(self, args, grant: bool) -> int:
-        try:  # the agent checks them again; here a typo costs no connection
-            check_principal(args.principal)
-            check_role(args.role)
-            if args.model:
-                check_scope(args.model)
-        except AgentError as e:
-            raise Failed(str(e)) from None
+        checked(lambda: check_principal(args.principal), lambda: check_role(args.role),
+                lambda: check_scope(args.model) if args.model else None)
         from app.deploy import policy
-        from app.deploy.errors import OperationFailed
 
-        ws = workspace()
-        with ws.connect(resolve_one(ws, args.server)) as t:
-            try:
-                result = policy.change(t, ws.audit, grant, args.principal, args.role, args.model or "")
-            except OperationFailed as e:
-                raise Failed(f"{t.name}: {e}", code=e.code) from None
-        print(f"{t.name}: {result['detail']}")
-        return 0
+        return _detail(args.server, lambda t, ws: policy.change(t, ws.audit, grant, args.principal, args.role,
+                                                              args.model or ""))
+
+
+def _detail(server: str, call) -> int:
+    name, result = on_server(server, call)
+    print(f"{name}: {result['detail']}")
+    return 0

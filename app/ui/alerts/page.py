@@ -17,6 +17,7 @@ from app.formatting import natural_key
 from app.ui.alerts.silence_dialog import SilenceDialog
 from app.ui.errors import ErrorBanner, StatusBanner
 from app.ui.operations import ServerOp
+from app.ui.servers.role_gate import RoleGate
 
 COLUMNS = ["Rule", "Server", "Model", "State", "Since", "Value", "Notified"]
 REFRESH_MS = 10000  # the evaluator's round
@@ -101,8 +102,14 @@ class AlertsPage(QWidget):
         for b in (self.silence_button, self.test_button):
             b.setEnabled(False)
             buttons.addWidget(b)
+        self.role_label = QLabel()  # the user's role on the selected alert's server, for its model
+        self.role_label.setObjectName("alertRole")
+        buttons.addWidget(self.role_label)
         buttons.addStretch(1)
         layout.addLayout(buttons)
+        self.roles = RoleGate(self, self.role_label, [("alert_silence", self.silence_button),
+                                                      ("alert_test", self.test_button)])
+        self.roles.released.connect(self._selection_changed)
 
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_MS)
@@ -199,8 +206,11 @@ class AlertsPage(QWidget):
                 return
 
     def _selection_changed(self) -> None:
+        alert = self.selected()
+        if alert is not None:
+            self.roles.show(alert["server"], alert.get("model"))
         for b in (self.silence_button, self.test_button):
-            b.setEnabled(self.selected() is not None)
+            b.setEnabled(alert is not None)
 
     # -- actions ------------------------------------------------------------------------------
     def silence(self) -> None:

@@ -44,6 +44,7 @@ class ExperimentView(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        self.busy = False  # a start or stop under way
         self.status: dict | None = None
         self.releases: list[dict] = []
         self.stack = QStackedWidget()
@@ -262,6 +263,7 @@ class ExperimentView(QWidget):
                 self.training.setItem(row, col, item)
 
     def set_busy(self, busy: bool) -> None:
+        self.busy = busy
         for w in (self.start_button, self.promote_button, self.stop_button):
             w.setEnabled(not busy)
 

@@ -121,7 +121,7 @@ class JobsView(QWidget):
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
-        self._update_buttons()
+        self.update_buttons()
 
     # -- fed by the model page --------------------------------------------------------------------
     def set_model(self, server: str, model: str) -> None:
@@ -185,7 +185,7 @@ class JobsView(QWidget):
             self._show_runs(runs)
         elif self.selected_name:
             self.poll_soon()
-        self._update_buttons()
+        self.update_buttons()
         self._read_preview()
 
     def poll_soon(self) -> None:
@@ -236,7 +236,7 @@ class JobsView(QWidget):
             self.preview_banner.clear()
             self._preview_for = None
             self.poll()
-        self._update_buttons()
+        self.update_buttons()
 
     # -- changes ----------------------------------------------------------------------------------
     def run_change(self, action: str, request: dict | None = None, reason: str = "", name: str | None = None,
@@ -323,9 +323,9 @@ class JobsView(QWidget):
 
     def _set_busy(self, busy: bool) -> None:
         self.busy = busy
-        self._update_buttons()
+        self.update_buttons()
 
-    def _update_buttons(self, *_args) -> None:
+    def update_buttons(self, *_args) -> None:
         job = self.selected_job()
         ok = job is not None and not self.busy
         self.buttons["run"].setEnabled(ok)

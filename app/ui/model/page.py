@@ -1,5 +1,6 @@
 """A model's page: a header (name, version, state, endpoint, uptime) with Roll back / Stop / Start,
-and tabs Overview / Releases / Predict / Logs / Jobs. Every server call runs on the server's thread; when
+and tabs Overview / Releases / Predict / Logs / Jobs / Experiment, their actions gated by the user's
+role there (RoleGate). Every server call runs on the server's thread; when
 the host goes away, the last known data stays on screen under a "stale" banner."""
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QMessageBox, QTabWidget, QVBoxLayout, QWidget
@@ -63,6 +64,14 @@ class ModelPage(QWidget):
         self.jobs = JobsView(runner)
         self.experiment = ExperimentView()
         self.experiment_tab = ExperimentTab(self, self.experiment)
+        jobs = self.jobs.buttons
+        self.roles.add([("rollback", self.releases_view.make_current_button), ("job_add", self.jobs.add_button),
+                        ("job_run", jobs["run"]), ("job_pause", jobs["pause"]), ("job_resume", jobs["resume"]),
+                        ("job_edit", jobs["edit"]), ("job_remove", jobs["remove"]),
+                        ("experiment_start", self.experiment.start_button),
+                        ("experiment_stop", self.experiment.stop_button),
+                        ("experiment_stop", self.experiment.promote_button)])  # promote: B becomes current
+        self.roles.released.connect(self._role_released)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.overview, "Overview")
@@ -242,6 +251,14 @@ class ModelPage(QWidget):
         self.header.set_status(self.server, status, self.previous_version(), self.busy)
         self.roles.apply()
         self.predict.set_model(self.server, self.model, status.get("version"))
+
+    def _role_released(self) -> None:
+        """The role allows more now: each view enables what its own state allows."""
+        if self.status:
+            self._set_status(self.status)
+        self.jobs.update_buttons()
+        self.releases_view.set_busy(self.busy)
+        self.experiment.set_busy(self.experiment.busy)
 
     def _set_busy(self, busy: bool) -> None:
         self.busy = busy

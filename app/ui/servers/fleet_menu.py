@@ -1,5 +1,6 @@
 """The fleet tree's right-click menu: deploy to, or roll back / start / stop on, the selected servers
-or models, one confirmation for all (group_actions.py); with one server it is the usual dialog."""
+or models, one confirmation for all (group_actions.py); with one server it is the usual dialog. An
+entry a known role refuses on any target is disabled, its tooltip naming them (role_gate.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,6 +14,7 @@ from app.ui.errors import show_error
 from app.ui.icons import icon
 from app.ui.operations import BackgroundOp
 from app.ui.servers.group_actions import ACTIONS, GroupRun, change_work, confirm_many, deploy_work
+from app.ui.servers.role_gate import refusals
 
 
 class FleetMenu(QObject):
@@ -33,12 +35,14 @@ class FleetMenu(QObject):
             n = len(servers)
             a = QAction(icon("deploy"), f"Deploy folder to {n} server{'s' if n > 1 else ''}…", self)
             a.triggered.connect(lambda: self.deploy(servers))
+            _gate(a, refusals(self.window.runner, [(s, None) for s in servers], "deploy"))
             found.append(a)
         if models:
             n = len(models)
             for action, text in ACTIONS.items():
                 a = QAction(icon(action), f"{text} {n} model{'s' if n > 1 else ''}…", self)
                 a.triggered.connect(lambda _c=False, act=action: self.change(act, models))
+                _gate(a, refusals(self.window.runner, models, action))
                 found.append(a)
         return found
 
@@ -46,6 +50,7 @@ class FleetMenu(QObject):
         found = self.actions()
         if found:
             menu = QMenu(self.window.fleet)
+            menu.setToolTipsVisible(True)
             for a in found:
                 menu.addAction(a)
             menu.popup(self.window.fleet.viewport().mapToGlobal(pos))
@@ -92,3 +97,10 @@ class FleetMenu(QObject):
         self.run = GroupRun(self.window.runner, title, parts, self.window)
         self.run.changed.connect(self.window.on_changed)
         self.run.open()
+
+
+def _gate(action: QAction, why: list[str]) -> None:
+    if why:
+        action.setEnabled(False)
+        action.setToolTip("\n".join(why))
+
