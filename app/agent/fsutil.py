@@ -4,10 +4,15 @@ import os
 import tempfile
 
 
-def write_json_atomic(path, data):
+def write_json_atomic(path, data, private=False):
+    """Replace `path` in one rename; the file's mode follows the umask (what a shared root's members
+    may read and replace, layout.Root.umask), 0600 when `private` (a secret) or without /proc."""
     folder = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
     try:
+        mask = None if private else current_umask()
+        if mask is not None and mask != 0o077:  # mkstemp makes 0600: a shared root's members read (and
+            os.fchmod(fd, 0o666 & ~mask)        # its writers replace) these files too (layout.Root.umask)
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=1, sort_keys=True)
             f.flush()
@@ -16,6 +21,18 @@ def write_json_atomic(path, data):
     except BaseException:
         _unlink(tmp)
         raise
+
+
+def current_umask():
+    """The process's umask without changing it (os.umask sets it, which threads would race), or None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def read_json(path, default=None):
