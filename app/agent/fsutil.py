@@ -3,16 +3,20 @@ import json
 import os
 import tempfile
 
+from .layout import SHARED_UMASK, WRITERS_UMASK
+
+SHARED_UMASKS = (SHARED_UMASK, WRITERS_UMASK)  # what the agent sets in a shared root (layout.Root.umask)
+
 
 def write_json_atomic(path, data, private=False):
-    """Replace `path` in one rename; the file's mode follows the umask (what a shared root's members
-    may read and replace, layout.Root.umask), 0600 when `private` (a secret) or without /proc."""
+    """Replace `path` in one rename; 0600, or in a shared root what its umask allows (its members
+    read, its writers replace), unless `private` (a secret)."""
     folder = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
     try:
         mask = None if private else current_umask()
-        if mask is not None and mask != 0o077:  # mkstemp makes 0600: a shared root's members read (and
-            os.fchmod(fd, 0o666 & ~mask)        # its writers replace) these files too (layout.Root.umask)
+        if mask in SHARED_UMASKS:  # mkstemp makes 0600: a shared root's members read (and its writers
+            os.fchmod(fd, 0o666 & ~mask)  # replace) these files too; any other umask (a desktop's) keeps 0600
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=1, sort_keys=True)
             f.flush()

@@ -275,7 +275,9 @@ def needed(root, duties=None):
         return True
     if not (alertstore.has_rules(root) or crashloop.supervised(root)):
         return False
-    return duties if duties is not None else not _duties_taken(root)
+    if duties is not None:
+        return duties
+    return os.access(root.meta, os.W_OK) and not _duties_taken(root)  # a viewer of a root with writers: never
 
 
 def _open_whole(root):
