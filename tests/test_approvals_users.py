@@ -10,6 +10,7 @@ import pytest
 from agent_kit import deploy_request, http_json, make_bundle, stop_all
 from perm_kit import RunNames, journal_events, own_blobs, shared_root, team
 
+pytestmark = pytest.mark.slow  # every test here is over 10 s: real users, deploys, the CLI on two desktops
 U = RunNames("bfadmin", "bfrel1", "bfrel2", "bfdep", "bpfour")  # this run's logins
 USERS = [U.bfadmin, U.bfrel1, U.bfrel2, U.bfdep]
 ROLES = {U.bfadmin: {"*": "admin"}, U.bfrel1: {"*": "releaser"}, U.bfrel2: {"*": "releaser"},

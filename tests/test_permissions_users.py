@@ -130,6 +130,7 @@ def add_login(world, name, user, root):
                                         key_path=str(srv.key_path), root=str(root)), srv.fingerprint)
 
 
+@pytest.mark.slow  # over 10 s: the CLI's connections as real users
 def test_the_cli_says_who_you_are_and_records_a_refused_deploy_in_the_desktops_audit(world, capsys, tmp_path):
     from cli_kit import berth
 
@@ -151,6 +152,7 @@ def test_the_cli_says_who_you_are_and_records_a_refused_deploy_in_the_desktops_a
     assert served[0]["id"] == mine[0]["id"]  # one event on both sides: importing the journal adds no copy
 
 
+@pytest.mark.slow  # over 10 s: the CLI's connections as real users
 def test_the_cli_grants_shows_and_revokes_as_an_admin(world, capsys):
     from cli_kit import berth
 

@@ -41,6 +41,7 @@ def shared(world):
     return result
 
 
+@pytest.mark.slow  # over 10 s as real users (the last two need the grants and the deploy before them)
 def test_init_sets_the_root_up_for_the_group_and_a_second_run_changes_nothing(world, shared):
     team, srv, root = world
     assert shared["changes"] and any("mode of %s: 0755 -> 2750" % root in c for c in shared["changes"]), shared
@@ -93,6 +94,7 @@ def test_init_refuses_a_root_of_someone_else_and_a_link_in_the_way(world, shared
     assert mode(target) == 0o700 and mode(linked) == 0o755 and not (linked / ".berth").exists()
 
 
+@pytest.mark.slow  # over 10 s as real users (the last two need the grants and the deploy before them)
 def test_the_deployer_deploys_the_viewer_reads_but_cannot_write_a_release_and_an_outsider_reads_nothing(
         world, shared, tmp_path):
     team, srv, root = world
@@ -131,6 +133,7 @@ def add_login(world, name, user, root):
                                         key_path=str(srv.key_path), root=str(root)), srv.fingerprint)
 
 
+@pytest.mark.slow  # over 10 s as real users (the last two need the grants and the deploy before them)
 def test_through_the_cli_the_owner_shares_a_root_and_each_member_gets_an_agent_of_their_own(world, capsys, tmp_path):
     team, srv, shared_root = world
     root = shared_root.parent / "cli-root"
@@ -172,6 +175,7 @@ def cli_story(world, capsys, tmp_path, root):
     assert actions.count("root.shared") == 2, actions  # one ok per run; only the journal skips a no-op
 
 
+@pytest.mark.slow  # over 10 s as real users (the last two need the grants and the deploy before them)
 def test_another_member_changing_a_model_they_did_not_deploy_is_told_whose_it_is(world, shared, tmp_path):
     team, srv, root = world
     if not (root / "models" / "echo").exists():
