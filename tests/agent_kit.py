@@ -104,17 +104,19 @@ def _stop_member_schedulers(meta: Path):
 
     from app.agent.runnerproc import pid_alive
 
+    pids = []
     for pid_file in meta.glob("scheduler-*.json"):
         try:
             pid = json.loads(pid_file.read_text())["pid"]
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGTERM)  # all at once: each ends within its current sleep
+            pids.append(pid)
         except (OSError, ValueError, KeyError):
             continue
-        deadline = time.monotonic() + 10
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in filter(pid_alive, pids):
+        os.kill(pid, signal.SIGKILL)
 
 
 def scheduler_only_for_the_watchdog(root: Path) -> bool:

@@ -109,9 +109,12 @@ def _end_processes_of(uid: int):
 
 
 def _owner(proc: Path):
+    """The uid of a live process (a zombie, which nothing here reaps, counts as ended)."""
     try:
+        if (proc / "stat").read_bytes().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
+            return None
         return proc.stat().st_uid
-    except OSError:
+    except (OSError, IndexError):
         return None
 
 

@@ -142,7 +142,7 @@ def stop(model, version, timeout=10.0):
             time.sleep(0.05)
         if alive(rec) and asked == "asked":
             raise AgentError("the runner of %s %s (pid %d, another user's) did not stop within %.0f s of being "
-                             "asked: its user or root must end it (kill %d)" % (model.name, version, pid, timeout, pid),
+                             "asked (or would not take the request): its user or root must end it (kill %d)" % (model.name, version, pid, timeout, pid),
                              "permission_denied")
         if alive(rec):
             _signal_group(pid, signal.SIGKILL)
@@ -178,7 +178,7 @@ def _ask_to_stop(rec):
         reply, _fd = handoff.ask(rec.get("control") or "", "stop")
     except OSError as e:
         reply = str(e)
-    if reply != "ok":
+    if reply not in ("ok", ""):  # "": it ended before its answer was out (nothing to drain); stop() checks
         raise AgentError("the runner (pid %s) belongs to another user and could not be asked to stop (%s): "
                          "its user or root must end it" % (rec.get("pid"), reply or "no answer"), "permission_denied")
     return "asked"
