@@ -2,6 +2,7 @@
 put blobs in its store, then send it JSON commands. Bundles are made by the tests themselves."""
 import io
 import json
+import os
 import shutil
 import textwrap
 from pathlib import Path
@@ -88,11 +89,34 @@ def stop_all(root: Path):
     r = Root(str(root))
     if Path(r.meta).is_dir():
         scheduler.stop(r)
+        _stop_member_schedulers(Path(r.meta))
     for name in r.model_names():
         m = r.model(name)
         if Path(m.run).is_dir():
             for f in Path(m.run).glob("*.runner.json"):
                 supervise.stop(m, f.name[: -len(".runner.json")])
+
+
+def _stop_member_schedulers(meta: Path):
+    """A shared root's members' schedulers (`.berth/scheduler-<login>.json`, app/agent/scheduler.py)."""
+    import signal
+    import time
+
+    from app.agent.runnerproc import pid_alive
+
+    pids = []
+    for pid_file in meta.glob("scheduler-*.json"):
+        try:
+            pid = json.loads(pid_file.read_text())["pid"]
+            os.kill(pid, signal.SIGTERM)  # all at once: each ends within its current sleep
+            pids.append(pid)
+        except (OSError, ValueError, KeyError):
+            continue
+    deadline = time.monotonic() + 10
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in filter(pid_alive, pids):
+        os.kill(pid, signal.SIGKILL)
 
 
 def scheduler_only_for_the_watchdog(root: Path) -> bool:

@@ -121,7 +121,7 @@ def alert_smtp_set(ctx, req):
         started = journal.append(root, "server.smtp", "started", ctx.actor, ids.get("started"),
                                  desktop_head=_desktop_head(req), reason=req.get("reason"))
         try:
-            write_json_atomic(path(root), settings)  # mkstemp makes it 0600 before a byte is written
+            write_json_atomic(path(root), settings, private=True)  # 0600 before a byte is written
             os.chmod(path(root), 0o600)
         except OSError as e:
             journal.append(root, "server.smtp", "failed", ctx.actor, ids.get("outcome"), ref=started["id"],

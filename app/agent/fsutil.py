@@ -3,11 +3,20 @@ import json
 import os
 import tempfile
 
+from .layout import SHARED_UMASK, WRITERS_UMASK
 
-def write_json_atomic(path, data):
+SHARED_UMASKS = (SHARED_UMASK, WRITERS_UMASK)  # what the agent sets in a shared root (layout.Root.umask)
+
+
+def write_json_atomic(path, data, private=False):
+    """Replace `path` in one rename; 0600, or in a shared root what its umask allows (its members
+    read, its writers replace), unless `private` (a secret)."""
     folder = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
     try:
+        mask = None if private else current_umask()
+        if mask in SHARED_UMASKS:  # mkstemp makes 0600: a shared root's members read (and its writers
+            os.fchmod(fd, 0o666 & ~mask)  # replace) these files too; any other umask (a desktop's) keeps 0600
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=1, sort_keys=True)
             f.flush()
@@ -16,6 +25,18 @@ def write_json_atomic(path, data):
     except BaseException:
         _unlink(tmp)
         raise
+
+
+def current_umask():
+    """The process's umask without changing it (os.umask sets it, which threads would race), or None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def read_json(path, default=None):

@@ -2,8 +2,11 @@
 stable port's listening socket from the running release (SCM_RIGHTS, the one kernel socket, so its
 accept queue is shared and no connection is lost) and tells a healthy new runner to serve on it.
 
-One command per connection, one line each way: `fd` (answered `ok` with the descriptor attached)
-and `serve`. Only the runner's own user may connect (the file is 0600 and the peer's uid is checked).
+One command per connection, one line each way: `fd` (answered `ok` with the descriptor attached),
+`serve`, `unserve` and `stop` (the runner drains and ends as on SIGTERM). Only the runner's own user
+may connect (the file is 0600 and the peer's uid is checked) or, in a shared root with a writers group
+(its run folder group-writable, setgid), a process of that group: another deployer's agent taking
+over the model cannot signal a runner of another user, so it asks it to stop.
 Python 3.8 has no socket.send_fds: sendmsg/recvmsg carry the descriptor."""
 import array
 import os
@@ -47,11 +50,44 @@ def bind(path):
     except OSError:
         pass
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    group = writers_of(os.path.dirname(path) or ".")
     with _ShortPath(path) as where:
         sock.bind(where)
-        os.chmod(where, 0o600)
+        os.chmod(where, 0o600 if group is None else 0o660)
     sock.listen(8)
+    _writers[sock.fileno()] = group
     return sock
+
+
+_writers = {}  # listening socket's fd -> the writers group that may also connect (None: its user only)
+
+
+def writers_of(folder):
+    """The group that may change what is in `folder` (setgid and group-writable: a shared root's
+    writers, sharedroot.py), else None."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return st.st_gid if st.st_mode & 0o2020 == 0o2020 else None
+
+
+def _peer_allowed(conn, group):
+    pid, uid, gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    if uid == os.getuid():
+        return True
+    if group is None:
+        return False
+    if gid == group:
+        return True
+    try:  # the peer process's own supplementary groups, as the kernel holds them
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("Groups:"):
+                    return str(group) in line.split()[1:]
+    except OSError:
+        pass
+    return False
 
 
 def _serve(sock, handlers):
@@ -67,7 +103,7 @@ def answer_one(sock, handlers):
         return False
     try:
         conn.settimeout(5.0)
-        _answer(conn, handlers)
+        _answer(conn, handlers, _writers.get(sock.fileno()))
     except OSError:
         pass
     finally:
@@ -75,9 +111,8 @@ def answer_one(sock, handlers):
     return True
 
 
-def _answer(conn, handlers):
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    if struct.unpack("3i", creds)[1] != os.getuid():
+def _answer(conn, handlers, group):
+    if not _peer_allowed(conn, group):
         return
     command = conn.recv(128).strip().decode("ascii", "replace")
     handler = handlers.get(command)
@@ -108,3 +143,12 @@ def ask(path, command, timeout=5.0):
         return msg.decode("ascii", "replace").strip(), (fds[0] if fds else None)
     finally:
         sock.close()
+
+
+def stop_self():
+    """The `stop` command's answer: the runner SIGTERMs itself (what supervise.stop sends; it drains,
+    and a runner with workers passes it on to them), and the reply goes out while it drains."""
+    import signal
+
+    os.kill(os.getpid(), signal.SIGTERM)
+    return "ok"

@@ -1,4 +1,5 @@
 """Where things live under a server's Berth root (docs/architecture.md, "On the server")."""
+import json
 import os
 import re
 import stat
@@ -11,6 +12,7 @@ VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 SHARED_FILE = "shared.json"  # in .berth: the root is shared by a group (sharedroot.py)
 SHARED_UMASK, PRIVATE_UMASK = 0o027, 0o077
+WRITERS_UMASK = 0o002  # a shared root with a writers group: its folders' group is the writers (sharedroot.py)
 
 
 class AgentError(Exception):
@@ -60,9 +62,23 @@ class Root:
         except OSError:
             return False
 
+    def writers(self):
+        """A shared root's writers group id (`init-shared-root --writers`), else None."""
+        if not self.shared():
+            return None
+        try:
+            with open(os.path.join(self.meta, SHARED_FILE)) as f:
+                gid = json.load(f).get("writers_gid")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return gid if isinstance(gid, int) and not isinstance(gid, bool) else None
+
     def umask(self):
-        """What the agent and its runners create here: group-readable in a shared root, else private."""
-        return SHARED_UMASK if self.shared() else PRIVATE_UMASK
+        """What the agent and its runners create here: group-readable in a shared root (group-writable
+        where the folders' group is its writers), else private."""
+        if not self.shared():
+            return PRIVATE_UMASK
+        return WRITERS_UMASK if self.writers() is not None else SHARED_UMASK
 
     def model(self, name):
         return ModelDir(os.path.join(self.models, check_name(name)), name)

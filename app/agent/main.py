@@ -140,7 +140,8 @@ def _not_yours(path):
     except OSError:
         owner = "another user"
     return ("cannot change %s: it belongs to %s, and Unix permissions let only its owner change it (in a "
-            "shared root a model's files are its first deployer's): ask %s, or see docs/permissions.md"
+            "shared root without a writers group a model's files are its first deployer's): ask %s, or have the "
+            "root's owner run `berth server init-shared-root S --group G --writers W` (docs/permissions.md)"
             % (path, owner, owner))
 
 

@@ -212,7 +212,8 @@ def serve(args, service, own, shared):
     if args.control:
         handoff.listen(args.control, {"fd": lambda: ("ok", shared.fileno()) if shared else "error no stable port",
                                       "serve": lambda: runnershare.serve(loop, shared),
-                                      "unserve": lambda: runnershare.unserve(loop, shared)})
+                                      "unserve": lambda: runnershare.unserve(loop, shared),
+                                      "stop": handoff.stop_self})
     signal.set_wakeup_fd(loop.wake_fd())
     signal.signal(signal.SIGTERM, lambda *_: loop.call_soon(loop.stop_accepting))
     ready(args, own)

@@ -71,7 +71,8 @@ class Supervisor:
         if self.control is not None:
             self.control.setblocking(False)
             self.selector.register(self.control, selectors.EVENT_READ)
-        self.handlers = {"fd": self._fd, "serve": self._serve, "unserve": self._unserve}
+        self.handlers = {"fd": self._fd, "serve": self._serve, "unserve": self._unserve,
+                         "stop": handoff.stop_self}
 
     def run(self, ready):
         signal.set_wakeup_fd(self.wake_w.fileno())

@@ -31,9 +31,33 @@ LOG_LIMIT = 1024 * 1024
 
 
 def files(root):
-    """pid file, lock, log (rotated by size by the scheduler itself), and where a crash's output goes."""
-    return (os.path.join(root.meta, "scheduler.json"), os.path.join(root.meta, "scheduler.lock"),
-            os.path.join(root.meta, "scheduler.log"), os.path.join(root.meta, "scheduler.out"))
+    """pid file, lock, log (rotated by size by the scheduler itself), and where a crash's output goes.
+    In a shared root each member has a scheduler of their own, which runs only the jobs that member
+    owns (the Unix owner of the job's folder): a job never runs as another member."""
+    stem = "scheduler" if not root.shared() else "scheduler-%s" % _login()
+    return tuple(os.path.join(root.meta, stem + ext) for ext in (".json", ".lock", ".log", ".out"))
+
+
+def _login():
+    from .policy import me
+
+    return me().user
+
+
+def _whole_root(root):
+    """The lock of the root-wide duties (the alert evaluator and the runner watchdog): in a shared root
+    one member's scheduler holds it at a time (the others run only their jobs); else the scheduler's own."""
+    return os.path.join(root.meta, "scheduler.lock")
+
+
+def runs_here(root, jobdir):
+    """Whether this process may run the job: in a shared root only as the member who owns it."""
+    if not root.shared():
+        return True
+    try:
+        return os.stat(jobdir.path).st_uid == os.getuid()
+    except OSError:
+        return False
 
 
 def log(root, text):
@@ -54,6 +78,8 @@ def tick(root, t):
     jobrun.reap()
     wake = None
     for jobdir in list_jobs(root):
+        if not runs_here(root, jobdir):
+            continue  # another member's job: their own scheduler runs it, as them
         try:
             job = jobdir.read()
             state = jobdir.state()
@@ -110,13 +136,10 @@ def serve(root):
     write_json_atomic(pid_file, {"pid": os.getpid(), "root": root.path, "started_at": iso(now()),
                                  "agent": supervise.PACKAGE_PARENT})
     log(root, "scheduler %d serving %s" % (os.getpid(), root.path))
-    from . import alerteval  # only this process evaluates: the agent, which imports this module, stays lean
-    evaluator = threading.Thread(target=alerteval.run, args=(root, stopping, log), name="alerts", daemon=True)
-    evaluator.start()
-    from . import watchdog
-    dog = watchdog.thread(root, stopping, log)
+    duties = _Duties(root, stopping, fd if lock_file == _whole_root(root) else None)
     while not stopping and os.path.isdir(root.meta):
-        if not needed(root) and _unneeded_now(root, pid_file):
+        duties.take()
+        if not needed(root, duties.held) and _unneeded_now(root, pid_file, duties.held):
             break
         wake = tick(root, now())
         pause = MAX_SLEEP_S
@@ -124,20 +147,53 @@ def serve(root):
             pause = min(pause, max(0.05, (wake - now()).total_seconds()))
         jobclock.sleep(pause)  # on an injected clock: until the file changes
     stopping.append(1)  # the threads end too when the loop ended by itself
-    evaluator.join(timeout=alerteval.SEND_TIMEOUT_S * 2)
-    dog.join(timeout=watchdog.TICK_S * 20)
+    duties.join()
     if (read_json(pid_file) or {}).get("pid") == os.getpid():
         _unlink(pid_file)
     log(root, "scheduler %d stopped" % os.getpid())
     return 0
 
 
-def _unneeded_now(root, pid_file):
+class _Duties:
+    """The alert evaluator and the runner watchdog: threads of the one scheduler holding the root-wide
+    lock (`held`); in a shared root a member's scheduler takes them when no other member's has them."""
+
+    def __init__(self, root, stopping, fd):
+        self.root, self.stopping, self.fd, self.threads = root, stopping, fd, []
+        self.held = False
+
+    def take(self):
+        if self.held:
+            return
+        if self.fd is None:
+            fd = _open_whole(self.root)
+            if fd is None:
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                return  # another member's scheduler has them
+            self.fd = fd
+        from . import alerteval, watchdog  # only this process evaluates: the agent, which imports this module, stays lean
+        self.held = True
+        evaluator = threading.Thread(target=alerteval.run, args=(self.root, self.stopping, log), name="alerts",
+                                     daemon=True)
+        evaluator.start()
+        self.threads = [(evaluator, alerteval.SEND_TIMEOUT_S * 2), (watchdog.thread(self.root, self.stopping, log),
+                                                                    watchdog.TICK_S * 20)]
+
+    def join(self):
+        for thread, timeout in self.threads:
+            thread.join(timeout=timeout)
+
+
+def _unneeded_now(root, pid_file, duties=True):
     """Nothing left to schedule or watch: give up the pid file, then look once more (an agent may
     have started a model meanwhile and found this process alive: then it stays)."""
     if (read_json(pid_file) or {}).get("pid") == os.getpid():
         _unlink(pid_file)
-    if needed(root):
+    if needed(root, duties):
         write_json_atomic(pid_file, {"pid": os.getpid(), "root": root.path, "started_at": iso(now()),
                                      "agent": supervise.PACKAGE_PARENT})
         return False
@@ -209,9 +265,46 @@ def _ensure(root):
     return alive(root) or proc.pid, True
 
 
-def needed(root):
-    """Has this root jobs, alert rules or running models (each keeps the scheduler process running)?"""
-    return scheduled(root) or bool(crashloop.supervised(root))
+def needed(root, duties=None):
+    """Has this root jobs, alert rules or running models (each keeps the scheduler process running)?
+    In a shared root: jobs of this member, or root-wide duties (`duties`: this scheduler has them;
+    None: the question is asked from outside, so whether another member's scheduler has them)."""
+    if not root.shared():
+        return scheduled(root) or bool(crashloop.supervised(root))
+    if any(runs_here(root, j) for j in list_jobs(root)):
+        return True
+    if not (alertstore.has_rules(root) or crashloop.supervised(root)):
+        return False
+    if duties is not None:
+        return duties
+    return os.access(root.meta, os.W_OK) and not _duties_taken(root)  # a viewer of a root with writers: never
+
+
+def _open_whole(root):
+    """The root-wide lock, opened to be locked (read-only when another member made it), or None."""
+    try:
+        return os.open(_whole_root(root), os.O_RDONLY)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    try:
+        return os.open(_whole_root(root), os.O_RDWR | os.O_CREAT, 0o660)
+    except OSError:
+        return None
+
+
+def _duties_taken(root):
+    fd = _open_whole(root)
+    if fd is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def scheduled(root):

@@ -136,10 +136,14 @@ def stop(model, version, timeout=10.0):
     rec = record(model, version)
     if rec and alive(rec):
         pid = int(rec["pid"])
-        _signal_group(pid, signal.SIGTERM)
+        asked = _ask_to_stop(rec) if _signal_group(pid, signal.SIGTERM) == "denied" else None
         deadline = time.monotonic() + timeout
         while alive(rec) and time.monotonic() < deadline:
             time.sleep(0.05)
+        if alive(rec) and asked == "asked":
+            raise AgentError("the runner of %s %s (pid %d, another user's) did not stop within %.0f s of being "
+                             "asked (or would not take the request): its user or root must end it (kill %d)" % (model.name, version, pid, timeout, pid),
+                             "permission_denied")
         if alive(rec):
             _signal_group(pid, signal.SIGKILL)
             while alive(rec) and time.monotonic() < deadline + 5:
@@ -152,13 +156,32 @@ def stop(model, version, timeout=10.0):
 
 
 def _signal_group(pid, sig):
+    """None once sent; "denied" when the runner is another user's (a shared root's other writer)."""
     try:
         os.killpg(pid, sig)
     except OSError:
         try:
             os.kill(pid, sig)
+        except PermissionError:
+            return "denied"
         except OSError:
             pass
+    return None
+
+
+def _ask_to_stop(rec):
+    """Another member's runner in a shared root with a writers group: the kernel lets nobody else
+    signal it, so it is asked over its control socket to stop itself (handoff.py: `stop`)."""
+    from . import handoff
+
+    try:
+        reply, _fd = handoff.ask(rec.get("control") or "", "stop")
+    except OSError as e:
+        reply = str(e)
+    if reply not in ("ok", ""):  # "": it ended before its answer was out (nothing to drain); stop() checks
+        raise AgentError("the runner (pid %s) belongs to another user and could not be asked to stop (%s): "
+                         "its user or root must end it" % (rec.get("pid"), reply or "no answer"), "permission_denied")
+    return "asked"
 
 
 # Runners started by this process, until reaped: the runner outlives the call that started it, and

@@ -1,4 +1,4 @@
-"""`berth server init-shared-root S --group GROUP`: the server's root, set up for a team of Unix users
+"""`berth server init-shared-root S --group GROUP [--writers W]`: the server's root, set up for a team of Unix users
 (docs/permissions.md): the agent does it, as the root's owner or root, and says what it changed."""
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ def add_arguments(actions) -> None:
                                                     "ownership, setgid folders; run as the root's owner or root)")
     a.add_argument("name")
     a.add_argument("--group", required=True, type=unix_group, help="the Unix group of the team (on the server)")
+    a.add_argument("--writers", type=unix_group, help="a Unix group of the members who may change any model (its "
+                                                     "deployers and releasers; viewers must not be in it)")
 
 
 def run(args, ws) -> int:
@@ -29,7 +31,7 @@ def run(args, ws) -> int:
 
     with ws.connect(args.name) as t:
         try:
-            result = init_shared_root(t, ws.audit, args.group)
+            result = init_shared_root(t, ws.audit, args.group, args.writers)
         except OperationFailed as e:
             raise Failed(f"{t.name}: {e}") from None
     for line in result["changes"]:
@@ -37,6 +39,7 @@ def run(args, ws) -> int:
     if not result["changes"]:
         print(f"{args.name}: {result['root']} is already shared by the group {args.group}: nothing changed")
     else:
-        print(f"{args.name}: {result['root']} is shared by the group {args.group}; its members log in as "
-              f"themselves, and the policy gives them their roles (berth policy grant)")
+        writers = f", models writable by the group {args.writers}" if args.writers else ""
+        print(f"{args.name}: {result['root']} is shared by the group {args.group}{writers}; its members log in "
+              f"as themselves, and the policy gives them their roles (berth policy grant)")
     return 0

@@ -55,13 +55,15 @@ def _audited(transport: Transport, audit: AuditLog, what: str, command: str, aud
     return result
 
 
-def init_shared_root(transport: Transport, audit: AuditLog, group: str) -> dict:
-    """Set the server's root up for the Unix group `group` (sharedroot.py); {"changes": [...]}. Audited
-    `root.shared` here and in the server's journal, under one id, when anything changed."""
+def init_shared_root(transport: Transport, audit: AuditLog, group: str, writers: str | None = None) -> dict:
+    """Set the server's root up for the Unix group `group` (sharedroot.py), its models writable by
+    `writers` when given; {"changes": [...]}. Audited `root.shared` here and in the server's journal,
+    under one id, when anything changed."""
     trail = AuditedChange(audit, "root.shared", server=transport.name, ssh_user=transport.ssh_user, model="")
-    trail.begin(detail=f"share the root with the group {group}")
+    trail.begin(detail=f"share the root with the group {group}" + (f", writers {writers}" if writers else ""))
+    params = {"group": group} if writers is None else {"group": group, "writers": writers}
     with trail.outcome():
-        result = transport.agent("init_shared_root", trail.request(transport.ssh_user, group=group))
+        result = transport.agent("init_shared_root", trail.request(transport.ssh_user, **params))
     trail.audit.finish(trail.started, "ok", id=trail.outcome_id,
                        detail=f"{len(result['changes'])} change(s) for the group {group}")
     return result
