@@ -5,6 +5,7 @@ with --no-index. No PyPI, no local wheel folder."""
 import io
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -85,6 +86,8 @@ def test_a_bundle_deploys_offline_predicts_and_its_wheels_go_once(capsys, offlin
     r = berth(capsys, "deploy", tiny_bundle(tmp_path / "b1"), "--server", "box")
     assert r.code == 0, r
     assert "2 wheel(s)" in r.out + r.err and "2 to send" in r.out + r.err, r
+    said = r.out + r.err  # the downloads' size, time and speed
+    assert re.search(r"; downloaded 2 \([0-9.]+ [KM]?B\) in [0-9.]+ s(, [0-9.]+ [KM]?B/s)?", said), said
     sent = {w.name for w in wheels}
     r = berth(capsys, "predict", "tiny", "--server", "box", "--input", '{"features": [1, 2, 3]}')
     assert r.code == 0 and json.loads(r.out) == {"y": 3.0}, r
@@ -99,6 +102,7 @@ def test_a_bundle_deploys_offline_predicts_and_its_wheels_go_once(capsys, offlin
     r = berth(capsys, "-v", "deploy", tiny_bundle(tmp_path / "b2", "1.0.1"), "--server", "box")
     assert r.code == 0, r
     assert desktop_index.requests == asked and "no index asked" in r.out + r.err, r  # the cache sufficed
+    assert "nothing downloaded (all from the wheel cache)" in r.out + r.err, r
     assert "0 to send" in r.out + r.err and "2 already on the server" in r.out + r.err, r
     assert "reusing environment" in r.out + r.err, r
     assert {n: os.stat(root / ".berth" / "blobs" / n).st_mtime_ns for n in shas} == before
