@@ -81,3 +81,46 @@ def yield_from(gen, each: Callable[[Progress], None]):
             each(next(gen))
         except StopIteration as stop:
             return stop.value
+
+
+def where_ran(ws: Workspace, sha: str, model: str) -> list[dict]:
+    """Where a bundle (by sha256) has run, past and now: the rows of `berth bundle where`
+    (store.bundle_runs, this desktop's audit log), each with "now" asked of its server, plus any
+    configured server that holds `model` with that sha256 though the log never saw it deployed.
+    "now": "current", "kept" (a release there, not current), "removed" (no longer there), "no
+    answer" (the server did not answer; "detail" says why) or "unknown server" (removed from Berth).
+    Servers asked one after the other (a worker thread's work, never the window's)."""
+    from app.deploy import queries
+    from app.store.bundle_runs import bundle_runs
+
+    rows = bundle_runs(ws.db, ws.servers, sha)
+    full = rows[0]["sha256"] if rows else sha.strip().lower()
+    by_server: dict[str, list[dict]] = {}
+    for r in rows:
+        by_server.setdefault(r["server"], []).append(dict(r, now="unknown server", detail=""))
+    result: list[dict] = []
+    for server in ws.servers.list():
+        logged = by_server.pop(server.name, [])
+        try:
+            with ws.connect(server.name) as t:
+                releases = queries.releases(t, logged[0]["model"] if logged else model)
+        except (BerthError, OSError) as e:
+            result += [dict(r, now="no answer", detail=one_line(e)) for r in logged]
+            if not logged:
+                result.append({"server": server.name, "environment": server.environment, "model": model,
+                               "version": "", "sha256": full, "first": None, "last": None,
+                               "now": "no answer", "detail": one_line(e)})
+            continue
+        held = [r for r in releases if (r.get("sha256") or "").startswith(full)]
+        for r in logged:
+            there = next((h for h in held if h.get("version") == r["version"]), None)
+            r["now"] = "removed" if there is None else "current" if there.get("current") else "kept"
+            result.append(r)
+        seen = {r["version"] for r in logged}
+        result += [{"server": server.name, "environment": server.environment, "model": model,
+                    "version": h["version"], "sha256": h["sha256"], "first": h.get("deployed_at"),
+                    "last": h.get("deployed_at"), "now": "current" if h.get("current") else "kept", "detail": ""}
+                   for h in held if h["version"] not in seen]
+    for logged in by_server.values():  # servers removed from Berth since
+        result += logged
+    return sorted(result, key=lambda r: r["first"] or "~")

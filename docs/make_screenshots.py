@@ -102,6 +102,8 @@ def main() -> int:
         page.releases_view.select_version("1.1.0")
         wait(lambda: "asking" not in page.releases_view.diff.title.text()
              and "1.0.0 to 1.1.0" in page.releases_view.diff.title.text(), what="the release comparison")
+        page.releases_view.where.ask()  # "Where has this run?" for the selected bundle
+        wait(lambda: page.releases_view.where.rows(), what="where the bundle has run")
         shot(window, "releases")
         page.tabs.setCurrentWidget(page.predict)
         wait(lambda: page.predict.input.toPlainText().strip() != "", what="the input example")

@@ -56,7 +56,7 @@ class ModelPage(QWidget):
         self.banner = ErrorBanner()
 
         self.overview = ModelOverview()
-        self.releases_view = ReleasesView()
+        self.releases_view = ReleasesView(runner)
         self.releases_view.make_current_requested.connect(self.ask_make_current)
         self.releases_view.compare_requested.connect(self.compare)
         self.predict = PredictPanel(runner)
@@ -98,6 +98,7 @@ class ModelPage(QWidget):
             self.server, self.model = server, status["model"]
             self.releases = []
             self.releases_view.set_releases([])
+            self.releases_view.where.model = self.model
             self.overview.set_release(None)
             self.banner.clear()
             self.stale_banner.clear()

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QPushButt
 
 from app.ui.icons import icon
 from app.ui.model.release_diff_view import ReleaseDiffView
+from app.ui.model.where_panel import WherePanel
 
 ROLE_VERSION = Qt.ItemDataRole.UserRole + 1
 ROLE_CURRENT = Qt.ItemDataRole.UserRole + 2
@@ -141,7 +142,7 @@ class ReleasesView(QWidget):
     make_current_requested = Signal(str)
     compare_requested = Signal(str, str)
 
-    def __init__(self, parent=None):
+    def __init__(self, runner=None, parent=None):
         super().__init__(parent)
         self.busy = False
         self.model = ReleasesModel(self)
@@ -157,6 +158,7 @@ class ReleasesView(QWidget):
         self.table.horizontalHeader().setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         self.table.selectionModel().selectionChanged.connect(self._update_button)
         self.table.selectionModel().selectionChanged.connect(self._compare_selected)
+        self.table.selectionModel().selectionChanged.connect(self._where_selected)
         self.table.doubleClicked.connect(lambda _i: self._request())
         self.make_current_button = QPushButton(icon("rollback"), "Make current…")
         self.make_current_button.setObjectName("makeCurrentButton")
@@ -168,6 +170,7 @@ class ReleasesView(QWidget):
         row.addWidget(self.hint, 1)
         row.addWidget(self.make_current_button)
         self.diff = ReleaseDiffView()
+        self.where = WherePanel(runner)
         top = QWidget()
         top_layout = QVBoxLayout(top)
         top_layout.setContentsMargins(0, 0, 0, 0)
@@ -176,8 +179,10 @@ class ReleasesView(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(top)
         split.addWidget(self.diff)
+        split.addWidget(self.where)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        split.setStretchFactor(2, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split, 1)
@@ -235,6 +240,11 @@ class ReleasesView(QWidget):
             self.compared = pair
             self.diff.show_waiting(*pair)
             self.compare_requested.emit(*pair)
+
+    def _where_selected(self, *_args) -> None:
+        version = self.selected_version()
+        release = next((r for r in self.model.rows if r["version"] == version), {}) if version else {}
+        self.where.set_release(version or "", release.get("sha256") or "")
 
     def _request(self) -> None:
         version = self.selected_version()
