@@ -50,9 +50,7 @@ def promote(ws: Workspace, model: str, source: str, targets: list[str], version:
     result = Promotion(model, source)
     with tempfile.TemporaryDirectory(prefix="berth-promote-") as tmp:
         folder = Path(tmp) / model
-        folder.mkdir()
-        with ws.connect(source) as t:
-            info = yield_from(fetch_release(t, model, version or None, folder), lambda p: on_progress(source, p))
+        info = fetch(ws, model, source, version, folder, on_progress)
         result.version, result.sha256 = info["version"], info["sha256"]
         started = ws.audit.begin("promote", model=model, version=result.version, sha256=result.sha256, reason=reason,
                                  detail=json.dumps({"from": source, "to": targets}))
@@ -72,6 +70,15 @@ def promote(ws: Workspace, model: str, source: str, targets: list[str], version:
             raise
         ws.audit.finish(started, "ok" if result.ok else "failed", detail=json.dumps(result.to_dict()))
     return result
+
+
+def fetch(ws: Workspace, model: str, source: str, version: str, folder: Path,
+          on_progress: Callable[[str, Progress], None]) -> dict:
+    """The release from `source` (its current one, or `version`) into the new `folder`, its
+    sha256 checked; returns its facts ("version", "sha256"). Also the group form's first step."""
+    folder.mkdir()
+    with ws.connect(source) as t:
+        return yield_from(fetch_release(t, model, version or None, folder), lambda p: on_progress(source, p))
 
 
 def yield_from(gen, each: Callable[[Progress], None]):

@@ -17,7 +17,8 @@ from app.deploy.progress import Progress
 from app.deploy.rolling import CANCELLED, FAILED, OK, UNCHANGED, Outcome, RollingSummary, describe, run_rolling
 from app.workspace import REASONED_ACTIONS, ReasonRequired, Workspace
 
-GROUP_ACTIONS = ("deploy", "rollback", "start", "stop")
+GROUP_ACTIONS = ("deploy", "rollback", "start", "stop", "promote")
+SINGLE = {"promote": "deploy"}  # the single change each server of a group gets, where it has another name
 
 
 @dataclass
@@ -30,11 +31,13 @@ class GroupPlan:
     canary_first: bool = False
     reason: str = ""
     model: str = ""  # rollback, start, stop: the model
-    bundle: str = ""  # deploy: the bundle's path
+    bundle: str = ""  # deploy: the bundle's path; promote: the release fetched from `source`
+    source: str = ""  # promote: the server the release was copied from
 
     def facts(self) -> dict:
         return {"selectors": self.selectors, "servers": self.names, "parallel": self.parallel,
-                "max_failures": self.max_failures, "canary_first": self.canary_first}
+                "max_failures": self.max_failures, "canary_first": self.canary_first,
+                **({"from": self.source} if self.source else {})}
 
 
 # what one server's work gets: its own workspace, the server's name, and whether to stop
@@ -44,7 +47,7 @@ Work = Callable[[Workspace, str, Callable[[], bool]], Outcome]
 def check_reasons(ws: Workspace, plan: GroupPlan) -> None:
     """Every picked production server needs the reason before any server starts: one message
     naming all of them, each refusal audited as a single change's is."""
-    if plan.action not in REASONED_ACTIONS or plan.reason.strip():
+    if SINGLE.get(plan.action, plan.action) not in REASONED_ACTIONS or plan.reason.strip():
         return
     missing = [name for name in plan.names if ws.reason_required(name)]
     if not missing:
@@ -67,7 +70,7 @@ def run_group(ws: Workspace, plan: GroupPlan, work: Work, should_stop: Callable[
     if plan.action not in GROUP_ACTIONS:
         raise ValueError(f"no group form of {plan.action!r}")
     check_reasons(ws, plan)
-    what = bundle_facts(ws, plan.bundle) if plan.action == "deploy" else {"model": plan.model}
+    what = bundle_facts(ws, plan.bundle) if plan.bundle else {"model": plan.model}
     factory = workspace_factory or (lambda: Workspace(ask_passphrase=ws.ask_passphrase,
                                                       anchor_later=getattr(ws, "anchor_later", False)))
     started = ws.audit.begin(f"{plan.action}.group", reason=plan.reason, detail=json.dumps(plan.facts()), **what)

@@ -28,6 +28,11 @@ def logins(srv) -> int:
     return srv.log_path.read_text().count("Accepted publickey")
 
 
+def agent_execs(srv) -> int:
+    """Exec channels sshd started, each a new process there (LogLevel VERBOSE: `Starting session: command`)."""
+    return srv.log_path.read_text().count("Starting session: command")
+
+
 def add(srv, root, name="box"):
     ws = Workspace()
     try:
@@ -82,9 +87,11 @@ def test_second_call_reuses_the_keeper(capsys, box):
     assert same["pid"] == keeper["pid"] and same["calls"] >= 3
     assert berth(capsys, "whoami", "--server", "box").code == 0
     assert berth(capsys, "audit", "sync", "--server", "box").code == 0
+    execs = agent_execs(srv)
     r = berth(capsys, "monitor", "--once", "--server", "box", "--json")
-    assert r.code == 0 and r.json()[0]["server"] == "box", r
+    assert r.code == 0 and r.json()[0]["server"] == "box" and r.json()[0]["models"] == {}, r
     assert logins(srv) == before + 1
+    assert execs >= 1 and agent_execs(srv) == execs  # the held agent session sampled: no new agent process
     # the Remote activity log has each call, as a direct connection writes it
     rows = berth(capsys, "server", "activity", "box").out
     assert rows.count("status") >= 3 and "sample" in rows

@@ -40,15 +40,24 @@ class SilentAgent:
     def __exit__(self, *exc):
         return False
 
+    def __init__(self):
+        self.calls = []
+
     def agent(self, command, payload, on_event):
-        assert command == "sample" and payload == {"interval": 0.25, "count": 1, "window": 0.25}  # one call, one sample
+        self.calls.append((command, payload))
         on_event({"event": "progress"})
         return {"samples": 0}
 
 
 def test_a_server_that_sends_no_sample_is_a_clear_failure():
+    server = SilentAgent()
     with pytest.raises(BerthError, match="box: the agent sent no sample"):
-        one_sample(SilentAgent(), "box", 0.25)
+        one_sample(server, "box", 0.25)
+    with pytest.raises(BerthError, match="box: the agent sent no sample"):
+        one_sample(server, "box", 6.0)
+    # one call, one sample: in the agent session up to 5 s, the streamed `sample` (own process) beyond
+    assert server.calls == [("sample_once", {"window": 0.25}),
+                            ("sample", {"interval": 6.0, "count": 1, "window": 6.0})]
 
 
 def test_a_model_asked_for_must_run_on_one_of_the_servers():

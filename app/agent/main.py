@@ -101,6 +101,7 @@ LAZY = {"alerts": ("alert_add", "alert_list", "alert_state", "alert_test", "aler
 LAZY.update({"containerengine": ("container_check", "container_set")})
 LAZY["serverfacts"] = ("server_facts",)
 LAZY["containerexport"] = ("image_facts",)  # berth export kubernetes (issue 19)
+LAZY["sampleonce"] = ("sample_once",)  # berth monitor --once inside the session (issue 23)
 COMMANDS.update({name: _lazy(module, name) for module, names in LAZY.items() for name in names})
 
 

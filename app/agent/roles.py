@@ -35,6 +35,7 @@ NEEDS = {
 NEEDS.update({"container_check": "viewer", "container_set": "admin"})  # the container engine (containerengine.py)
 NEEDS["server_facts"] = "viewer"  # what pip can install there, and whether its index answers (issue 20)
 NEEDS["image_facts"] = "viewer"  # a release's image, for berth export kubernetes (containerexport.py)
+NEEDS["sample_once"] = "viewer"  # berth monitor --once in the agent session (sampleonce.py)
 
 
 def rank(role):

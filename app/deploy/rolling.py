@@ -156,7 +156,8 @@ class _Rolling:
         self.on_event(outcome.server, describe(outcome, self.kind))
 
 
-VERBS = {"deploy": "deployed", "rollback": "rolled back to", "start": "started", "stop": "stopped"}
+VERBS = {"deploy": "deployed", "rollback": "rolled back to", "start": "started", "stop": "stopped",
+         "promote": "promoted"}
 
 
 def describe(outcome: Outcome, action: str = "") -> str:

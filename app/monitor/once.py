@@ -1,11 +1,14 @@
 """One sample of a server measured over a short window (`berth monitor --once`), and whether a
 model runs on the servers sampled. One agent call per server: the sampler takes its baseline and,
-`window` seconds later, the one sample (CPU% and rates need two readings; both are on the server)."""
+`window` seconds later, the one sample (CPU% and rates need two readings; both are on the server).
+Up to ONCE_MAX_WINDOW it is `sample_once`, answered by the connection's agent session (no new
+interpreter through the login shell per server); a longer window is the streamed `sample`'s."""
 from __future__ import annotations
 
 import time
 
 from app import errors
+from app.agent.intervals import ONCE_MAX_WINDOW
 from app.errors import BerthError
 from app.store.servers import LOCAL
 
@@ -29,9 +32,10 @@ def one_sample(workspace, name: str, window: float = WINDOW) -> dict:
     else:
         events: list[dict] = []
         # agent(), not stream(): no extra `hello` call first; `held`: through the CLI's kept connection
+        command, payload = ("sample_once", {"window": window}) if window <= ONCE_MAX_WINDOW else \
+            ("sample", {"interval": window, "count": 1, "window": window})
         with workspace.connect(name, held=True) as t:
-            t.agent("sample", {"interval": window, "count": 1, "window": window},
-                    on_event=lambda e: events.append(e) if e.get("event") == "sample" else None)
+            t.agent(command, payload, on_event=lambda e: events.append(e) if e.get("event") == "sample" else None)
         if not events:
             raise BerthError(f"{name}: the agent sent no sample")
         sample = {k: v for k, v in events[-1].items() if k != "event"}

@@ -26,7 +26,7 @@ EventHandler = Callable[[dict], None]
 Progress = Callable[[int, int], None]
 CHUNK = 1 << 20
 # may be asked again on a new session when the one they were sent on died: they change nothing
-READ_ONLY = ("hello", "status", "releases", "logs", "example", "journal")
+READ_ONLY = ("hello", "status", "releases", "logs", "example", "journal", "sample_once")
 # the shape of an agent command's name (`status`, `port.set`, `alert_add`): checked here without
 # importing app.agent.main, whose command modules no desktop process needs (0.15 s of `berth status`)
 _COMMAND_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
