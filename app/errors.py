@@ -31,6 +31,7 @@ PERMISSION_DENIED = "permission_denied"  # the server's policy gives this Unix u
 APPROVAL_PENDING = "approval_pending"  # four eyes: the server stored the change for a second releaser
 APPROVAL_EXPIRED = "approval_expired"
 ALREADY_DECIDED = "already_decided"
+APPROVAL_CHANGED = "approval_changed"  # four eyes: the request is not the one the approver was shown
 
 # -- deploy, rollback, start, stop, predict ---------------------------------------------------------
 BUNDLE = "bundle"

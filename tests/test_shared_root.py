@@ -46,7 +46,7 @@ def test_init_sets_the_root_up_for_the_group_and_a_second_run_changes_nothing(wo
     team, srv, root = world
     assert shared["changes"] and any("mode of %s: 0755 -> 2750" % root in c for c in shared["changes"]), shared
     for rel, want in (("", 0o2750), (".berth", 0o2770), (".berth/blobs", 0o2770), (".berth/agent", 0o3770),
-                      ("models", 0o3770), ("journal.jsonl", 0o660), (".berth/lock", 0o660)):
+                      (".berth/approvals", 0o3770), ("models", 0o3770), ("journal.jsonl", 0o660), (".berth/lock", 0o660)):
         st = os.lstat(root / rel)
         assert (stat.S_IMODE(st.st_mode), st.st_gid) == (want, team.gid()), rel
     assert os.stat(root).st_uid == team.uid(U.bsowner)

@@ -46,3 +46,30 @@ def test_a_waiting_change_is_listed_and_decided_on_the_server_page(qtbot, task_r
     qtbot.waitUntil(lambda: label.text() == "none waiting", timeout=30000)
     done = [e for e in ws.audit.list(limit=20) if e["action"] == "approval.rejected" and e["outcome"] == "ok"]
     assert len(done) == 1 and done[0]["reason"] == "not needed"
+
+
+def test_approve_shows_the_digest_and_the_server_refuses_a_request_changed_since(qtbot, task_runner, berth_home):
+    from test_approvals import rewrite
+
+    ws = Workspace()
+    root = berth_home / "local"
+    root.mkdir(exist_ok=True)
+    (root / "policy.json").write_text(json.dumps({"production": True, "four_eyes": {"*": True},
+                                                  "roles": {ME: {"*": "admin"}}}))
+    os.chmod(root / "policy.json", 0o644)
+    rid = call(root, "rollback", model="iris", to="1.0.0")[1]["request"]
+    page = ServerPage(task_runner)
+    qtbot.addWidget(page)
+    page.show()
+    page.show_server(ws.servers.get(LOCAL))
+    label = page.findChild(QLabel, "approvalsLabel")
+    qtbot.waitUntil(lambda: "1 change(s) waiting" in label.text(), timeout=30000)
+    seen = call(root, "approvals")[0]["requests"][0]["digest"]
+    rewrite(root, rid, requested_uid=4242, requested_by="mallory", request={"to": "0.0.1"})  # after the page looked
+    qtbot.mouseClick(page.findChild(QPushButton, f"approve-{rid}"), Qt.MouseButton.LeftButton)
+    box = page.approvals_panel.confirmation
+    assert seen in box.text() and "0.0.1" not in box.text(), box.text()
+    qtbot.mouseClick(box.confirm_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "changed since you looked at it" in label.text(), timeout=30000)
+    assert [e["outcome"] for e in ws.audit.list(limit=20) if e["action"] == "approval.changed"] == ["refused"]
+    assert call(root, "approvals")[0]["requests"][0]["state"] == "pending"

@@ -3,8 +3,11 @@ desktop asking for it) is not made; the agent stores it exactly as asked, journa
 `approval.requested` and answers `approval_pending`. Another releaser's `approve` then performs that
 stored change, never anything its own desktop sends; the requester cannot approve it, an expired
 request cannot be, and a decision is made once (approvalstore.py). Request, decision and change are
-journalled with the request's id."""
+journalled with the request's id. An approval is bound to what the approver was shown: `approve`
+carries the request file's sha256 (`expect_sha256`, as `approvals` lists it as `digest`); the
+stored file is read once, those bytes are hashed and, when they match, exactly those are performed."""
 import os
+import re
 import time
 import uuid
 from datetime import datetime, timezone
@@ -19,6 +22,8 @@ TRANSIENT = ("root", "actor", "event_ids", "desktop_head", "commit", "four_eyes"
 DEFAULT_EXPIRY_S = 24 * 3600
 MAX_EXPIRY_S = 7 * 86400
 SHOWN_DECIDED_S = 7 * 86400  # `berth approvals` shows decided requests this long
+MIN_DIGEST_HEX = 16  # an approver may bind to a prefix this long: 64 bits, beyond a second-preimage search
+DIGEST_RE = re.compile(r"[0-9a-f]{%d,64}" % MIN_DIGEST_HEX)
 
 
 def hold(ctx, command, req, pol):
@@ -75,8 +80,8 @@ def approvals(ctx, req):
     """Pending requests, and those decided in the last week, newest first, with what each will change."""
     now = time.time()
     out = []
-    for record, decision in store.all_requests(ctx.root):
-        shown = _shown(record, decision, now)
+    for record, decision, digest in store.all_requests(ctx.root):
+        shown = dict(_shown(record, decision, now), digest=digest)
         if shown["state"] == "pending" or now - (shown["decided_ts"] or record.get("expires_ts") or 0) < SHOWN_DECIDED_S:
             out.append(shown)
     return {"requests": out, "four_eyes": policy.load(ctx.root.path).data.get("four_eyes") or {}}
@@ -86,6 +91,7 @@ def decide(ctx, req):
     """Approve (or reject) request `id`. Returns (command, request) to perform, or (None, result)."""
     rid = store.check_id(req.get("id"))
     reject = req.get("reject") is True
+    expect = check_digest(req.get("expect_sha256"))
     root = ctx.root.ensure()
     me = policy.me()
     ids = req.get("event_ids") if isinstance(req.get("event_ids"), dict) else {}
@@ -102,6 +108,8 @@ def decide(ctx, req):
             raise AgentError("approval %s was already %s by %s at %s: nothing to do" % (
                 rid, decision.get("decision"), decision.get("by"), decision.get("at")),
                 "already_decided")
+        if expect is not None and not reject and not digest.startswith(expect):
+            _changed(ctx, root, record, rid, expect, digest, me, ids.get("changed"))
         if store.journalled_digest(root, rid) != digest:
             raise AgentError("approval request %s is not the one the journal recorded (its file was changed or "
                              "the journal line is missing): it cannot be approved; ask for the change again" % rid,
@@ -122,6 +130,26 @@ def decide(ctx, req):
     change = dict(record["request"], actor=ctx.actor, event_ids=ids, desktop_head=req.get("desktop_head"),
                   approval=rid)
     return record["command"], change
+
+
+def check_digest(value):
+    """The digest an approver was shown: None (not bound: an older desktop), or 16 to 64 hex digits."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not DIGEST_RE.fullmatch(value.lower()):
+        raise AgentError("invalid request digest %r: give the sha256 `berth approvals` showed (%d to 64 hex "
+                         "digits)" % (value, MIN_DIGEST_HEX), "usage")
+    return value.lower()
+
+
+def _changed(ctx, root, record, rid, expect, digest, me, event_id):
+    """The request is not the one the approver looked at: nothing is decided, the journal says so."""
+    journal.append(root, "approval.changed", "refused", ctx.actor, event_id, model=record.get("model"),
+                   request=rid, command=record.get("command"), unix_user=me.user, expected=expect, digest=digest,
+                   detail="request %s changed since the approver looked at it" % rid)
+    raise AgentError("approval %s changed since you looked at it (its sha256 is now %s…, you approved %s…): "
+                     "nothing was decided; look again with `berth approvals`" % (rid, digest[:16], expect[:16]),
+                     "approval_changed", request=rid, digest=digest)
 
 
 def _check_approver(ctx, root, record, me, reject, ids):

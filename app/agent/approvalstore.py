@@ -2,7 +2,8 @@
 written once by the requester) and `<id>.decision.json` (written once, O_EXCL, by whoever decides:
 a request approved twice runs once). On a shared root the folder and files are readable by the
 root's group, so a second releaser can read and decide what a first one asked; nobody rewrites
-another's file. Each request's sha256 is journalled when it is made and checked before it runs."""
+another's file (the folder is sticky there: a member cannot replace another's request). Each
+request's sha256 is journalled when it is made and checked before it runs."""
 import hashlib
 import json
 import os
@@ -24,7 +25,8 @@ def folder(root):
         os.makedirs(path, exist_ok=True)
         parent = os.stat(root.meta).st_mode
         try:
-            os.chmod(path, 0o700 | (parent & (0o070 | stat.S_ISGID)))
+            shared = parent & 0o070
+            os.chmod(path, 0o700 | (parent & (0o070 | stat.S_ISGID)) | (stat.S_ISVTX if shared else 0))
         except OSError:
             pass
     return path
@@ -96,7 +98,7 @@ def journalled_digest(root, rid):
 
 
 def all_requests(root):
-    """[(request, decision or None)] of every request kept here, newest first."""
+    """[(request, decision or None, the request file's sha256)] of every request kept here, newest first."""
     path = os.path.join(root.meta, FOLDER)
     try:
         names = os.listdir(path)
@@ -108,12 +110,12 @@ def all_requests(root):
         if not (name.endswith(".json") and ID_RE.fullmatch(rid)):
             continue
         try:
-            data, _ = read(os.path.join(path, name))
+            data, digest = read(os.path.join(path, name))
             decision, _ = read(decision_path(root, rid))
         except AgentError:
             continue  # one unreadable file does not hide the others
         if isinstance(data, dict):
-            out.append((data, decision))
+            out.append((data, decision, digest))
     out.sort(key=lambda pair: pair[0].get("requested_ts") or 0, reverse=True)
     return out
 

@@ -25,6 +25,7 @@ LAYOUT = (
     (".berth/blobs", "dir", 0o2770),
     (".berth/envs", "dir", 0o2770),
     (".berth/agent", "dir", 0o3770),  # sticky: each user's agent folder is theirs alone
+    (".berth/approvals", "dir", 0o3770),  # sticky: nobody replaces another member's four-eyes request
     ("models", "dir", 0o3770),
     ("jobs", "dir", 0o3770),  # sticky: each member's jobs are theirs, run by their scheduler as them
     (".berth/lock", "file", 0o660),
@@ -40,6 +41,7 @@ WRITERS_LAYOUT = (
     (".berth/blobs", "dir", 0o2775, True),
     (".berth/envs", "dir", 0o2775, True),
     (".berth/agent", "dir", 0o3770, False),
+    (".berth/approvals", "dir", 0o3770, False),
     ("models", "dir", 0o3775, True),  # sticky: nobody removes another's model folder
     ("jobs", "dir", 0o3775, True),
     (".berth/lock", "file", 0o660, False),
@@ -101,6 +103,7 @@ def init_shared_root(ctx, req):
         _set_tree(root.blobs, tree_gid, changes, files=0o440)
         _set_tree(os.path.join(root.meta, "envs"), tree_gid, changes, writable=wgid is not None)
         _set_tree(os.path.join(root.path, "jobs"), tree_gid, changes, writable=wgid is not None)
+        _set_tree(os.path.join(root.meta, "approvals"), gid, changes, files=0o640)  # requests: not group-writable
         _write_marker(root, group, gid, changes, writers, wgid)
         if changes:
             journal.append(root, "root.shared", "ok", ctx.actor, (req.get("event_ids") or {}).get("outcome"),

@@ -1,6 +1,7 @@
 """Four eyes on the server page: the changes waiting there for a second person's approval, with what
 each will change, and Approve / Reject after a confirmation whose default is Cancel. Shown to all;
-the server itself refuses whoever may not decide (the requester, a lower role), and says so here."""
+the server itself refuses whoever may not decide (the requester, a lower role), and says so here.
+Approve shows the request's digest and sends it: the server refuses a request changed since."""
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QVBoxLayout, QWidget
 
 from app.deploy import approvals
@@ -63,22 +64,25 @@ class ApprovalsPanel(QWidget):
     def ask(self, request: dict, reject: bool) -> None:
         verb = "Reject" if reject else "Approve"
         box = QMessageBox(QMessageBox.Icon.Question, f"{verb} a change on {self.server}",
-                          f"{verb} {request['id']}?\n\n{request['what']}\nasked by {request['requested_by']}",
+                          f"{verb} {request['id']}?\n\n{request['what']}\nasked by {request['requested_by']}"
+                          f"\nrequest sha256 {request.get('digest') or '?'}",
                           QMessageBox.StandardButton.Cancel, self)
         box.setInformativeText("Rejected, it never runs." if reject else
                                "The server then makes this change exactly as it was asked.")
         box.confirm_button = box.addButton(verb, QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         add_reason(box)
-        box.finished.connect(lambda _r, b=box: self._decide(request["id"], b.reason.text().strip(), reject)
+        box.finished.connect(lambda _r, b=box: self._decide(request["id"], b.reason.text().strip(), reject,
+                                                            request.get("digest"))
                              if b.clickedButton() is b.confirm_button else None)
         self.confirmation = box
         box.open()
 
-    def _decide(self, rid: str, reason: str, reject: bool) -> None:
+    def _decide(self, rid: str, reason: str, reject: bool, digest: str | None) -> None:
         server = self.server
         (ServerOp(self, server, f"approve {rid}",
-                  lambda ctx: run_to_end(approvals.decide(ctx.transport, ctx.workspace.audit, rid, reason, reject)))
+                  lambda ctx: run_to_end(approvals.decide(ctx.transport, ctx.workspace.audit, rid, reason, reject,
+                                                          None if reject else digest)))
          .success(lambda _r: self.refresh(server)).failure(self._failed).run())
 
     def _failed(self, error) -> None:
