@@ -1,8 +1,17 @@
 import os
 import re
+import signal
 import time
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything can create a QApplication
+# before anything can create a QApplication: offscreen, on a desktop-sized screen (Qt's offscreen
+# screen is 800 pixels wide by default, and it clamps a restored window to it)
+if os.environ.get("QT_QPA_PLATFORM", "offscreen") == "offscreen":
+    os.environ["QT_QPA_PLATFORM"] = "offscreen:configfile=" + os.path.join(os.path.dirname(__file__),
+                                                                          "offscreen-screen.json")
+# A pytest-xdist worker ignores SIGINT, and a child inherits an ignored signal: a Berth CLI started by
+# a test would never see the Ctrl-C the test sends it. Back to Python's own handler (children get SIG_DFL).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 # pytest-xdist worker gwN: stable ports from 18000 + 1000 * N (the agent's $BERTH_PORT_RANGE), so two
 # workers' models never take the same port between choosing it and binding it
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")

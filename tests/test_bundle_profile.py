@@ -25,7 +25,8 @@ def test_the_profile_measures_the_real_runner_and_is_kept(profiled, berth_home):
     assert (p["model"], p["version"]) == ("iris", "1.0.0") and len(p["bundle_sha256"]) == 64
     assert 5 * 2**20 < p["rss_after_load_bytes"] <= p["rss_peak_bytes"] < 2**30
     assert 0 < p["load_s"] < 60 and p["cpu_ms_per_request"] > 0
-    assert p["requests_per_core_s"] == round(1000 / p["cpu_ms_per_request"])
+    # from the CPU time before it was rounded to the 4 decimals kept: within one request of it
+    assert abs(p["requests_per_core_s"] - 1000 / p["cpu_ms_per_request"]) <= 1 + 1e-3 * p["requests_per_core_s"]
     for level, conns in (("one", 1), ("many", 3)):
         f = p[level]
         assert f["connections"] == conns and f["requests"] > 0 and f["failures"] == 0

@@ -25,7 +25,7 @@ from app.ui.refresher import ROUND_SPAN_MS, START_SPAN_MS, Refresher
 from app.ui.servers.dialog import ServerDialog
 from app.ui.servers.fleet_menu import FleetMenu
 from app.ui.servers.page import ServerPage
-from app.ui.settings import settings
+from app.ui import window_layout
 from app.ui.tasks import HOST_KEY, TaskRunner
 
 REFRESH_MS = 15000
@@ -99,7 +99,7 @@ class MainWindow(QMainWindow):
         self.alerts = Alerts(self)
         self._build_menus()
         self.statusBar().showMessage("Ready")
-        self._restore_layout()
+        window_layout.restore(self)
 
         self.timer = QTimer(self)
         self.timer.timeout.connect(lambda: self.refresh_all(retry=False))
@@ -370,24 +370,8 @@ class MainWindow(QMainWindow):
             self.monitor_page.refresh_markers()
 
     # -- misc ---------------------------------------------------------------------------------
-    def _restore_layout(self) -> None:
-        s = settings()
-        if s.value("window/geometry"):
-            self.restoreGeometry(s.value("window/geometry"))
-        else:
-            self.resize(1280, 800)
-            self.splitter.setSizes([360, 920])  # room for a name and "not answering since HH:MM:SS"
-        if s.value("window/state"):
-            self.restoreState(s.value("window/state"))
-        if s.value("window/splitter"):
-            self.splitter.restoreState(s.value("window/splitter"))
-
     def closeEvent(self, event):
-        s = settings()
-        s.setValue("window/geometry", self.saveGeometry())
-        s.setValue("window/state", self.saveState())
-        s.setValue("window/splitter", self.splitter.saveState())
-        s.sync()
+        window_layout.save(self)
         self.timer.stop()
         if self.monitor_feed is not None:
             self.monitor_feed.stop()

@@ -3,8 +3,8 @@ bundles, so a first start is never an empty window."""
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea,
+                               QVBoxLayout, QWidget)
 
 from app.formatting import human_bytes
 from app.store.servers import LOCAL, ServerConfig
@@ -39,7 +39,17 @@ class ServerPage(QWidget):
         self.runner = runner
         self.server: ServerConfig | None = None
         self._task = None
-        layout = QVBoxLayout(self)
+        # the rows grew (role, lock, packages, approvals, containers, examples): on a laptop's 768
+        # pixels the page scrolls instead of making the whole window taller than the screen
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        content = QWidget()
+        scroll.setWidget(content)
+        outer.addWidget(scroll)
+        layout = QVBoxLayout(content)
         self.title = QLabel()
         self.title.setObjectName("pageTitle")
         self.title.setStyleSheet("font-size: 18pt; font-weight: 600;")
