@@ -37,11 +37,11 @@ $(RUN_STAMP): pyproject.toml
 	@touch $@
 
 # Two pytest-xdist workers by default (the suite waits on sshd's, runners and venvs more than it
-# computes); PYTEST_WORKERS=0 runs it in this one process. tests/conftest.py keeps the files that use
-# what a machine has once (root's crontab, Unix users, a container engine) in one worker.
+# computes); PYTEST_WORKERS=0 runs it in this one process. tests/conftest.py: a file's tests in one
+# worker; the files that use what a machine has once (Unix users, a container engine) take turns.
 PYTEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup) $(PYTEST_ARGS)
+	$(PY) -m pytest $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 # The desktop console (needs a display; `make demo` is the headless tour).
 run: $(RUN_STAMP)

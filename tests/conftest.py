@@ -1,6 +1,8 @@
+import fcntl
 import os
 import re
 import signal
+import tempfile
 import time
 
 # before anything can create a QApplication: offscreen, on a desktop-sized screen (Qt's offscreen
@@ -149,15 +151,19 @@ def box(sshd_factory, tmp_path):
 
 
 # What one machine has only once: its Unix users and groups, a container engine's bridge, firewall
-# tables and the test image cache. Test files whose source (or a tests/*_kit.py they import) names
-# one of these run in one pytest-xdist worker, one after another; every other file is a group of its
-# own (its module-scoped fixtures are made once), spread over the workers (`make test`: -n 2
-# --dist loadgroup). Root's crontab is shared too, but the agent locks it (app/agent/jobreboot.py).
+# tables and the test image cache. `make test` spreads the files over two pytest-xdist workers
+# (`--dist loadfile`: a file's tests in one worker, its module fixtures made once); a file whose source
+# (or a tests/*_kit.py it imports) names one of these takes a machine-wide lock first, so two such files
+# never run at once. (pytest-xdist's `xdist_group` does not work with pytest 9: it renames
+# `item._nodeid`, which pytest no longer reads.) Root's crontab is shared too, but the agent locks it
+# (app/agent/jobreboot.py).
 MACHINE_WIDE = ("useradd", "groupadd", "dockerd", "podman")
+MACHINE_LOCK = Path(tempfile.gettempdir()) / "berth-tests-machine-wide.lock"
 _KIT = re.compile(r"^(?:from|import) (\w+_kit)\b", re.M)
 
 
-def _xdist_group(path: Path) -> str:
+def machine_wide(path: Path) -> bool:
+    """Whether the test file uses what the machine has once (above)."""
     def text(p: Path) -> str:
         try:
             return p.read_text(encoding="utf-8")
@@ -165,7 +171,18 @@ def _xdist_group(path: Path) -> str:
             return ""
     source = text(path)
     source += "".join(text(path.parent / f"{kit}.py") for kit in set(_KIT.findall(source)))
-    return "machine" if any(word in source for word in MACHINE_WIDE) else path.name
+    return any(word in source for word in MACHINE_WIDE)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _machine_wide_one_file_at_a_time(request):
+    """In a pytest-xdist worker, a machine-wide file (above) waits for the other worker's to end."""
+    if not os.environ.get("PYTEST_XDIST_WORKER") or not machine_wide(Path(str(request.fspath))):
+        yield
+        return
+    with open(MACHINE_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def pytest_runtest_setup(item):
@@ -177,16 +194,10 @@ def pytest_runtest_setup(item):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests that use an sshd fixture get the `ssh` marker (so `-m "not ssh"` works); each file its
-    pytest-xdist group (above)."""
-    groups = {}
+    """Tests that use an sshd fixture get the `ssh` marker (so `-m "not ssh"` works)."""
     for item in items:
         if {"sshd", "sshd_factory", "bastion_and_target", "box"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.ssh)
-        path = Path(str(item.fspath))
-        if path not in groups:
-            groups[path] = _xdist_group(path)
-        item.add_marker(pytest.mark.xdist_group(groups[path]))
 
 
 # --- the console ---------------------------------------------------------------------------------

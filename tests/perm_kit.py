@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import grp
+import hashlib
 import json
 import os
 import pwd
@@ -31,7 +32,17 @@ import pytest
 from app.remote.agent_install import AGENT_SOURCE, LAUNCHER, agent_argv
 from sshd import SshServer, require_sshd
 
-RUN = "-" + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(4))
+def _run_suffix() -> str:
+    """Four characters unique to this pytest run; the same in every pytest-xdist worker of it (the
+    names appear in parametrised test ids, which the workers must collect alike)."""
+    uid = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if uid:
+        digest = hashlib.sha256(uid.encode()).digest()
+        return "-" + "".join((string.ascii_lowercase + string.digits)[b % 36] for b in digest[:4])
+    return "-" + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(4))
+
+
+RUN = _run_suffix()
 
 
 class RunNames:

@@ -1,5 +1,5 @@
 """CI's time budget (.ci/run): a test that would start after BERTH_TEST_DEADLINE is skipped, saying
-why; before it, it runs. And the xdist groups keep what a machine has once in one worker."""
+why; before it, it runs. And the files that use what a machine has once take turns."""
 import os
 import subprocess
 import sys
@@ -30,8 +30,8 @@ def test_after_the_deadline_a_test_is_skipped_and_says_why(tmp_path):
     assert early.returncode == 0 and "1 passed" in early.stdout, early.stdout + early.stderr
 
 
-def test_files_that_add_unix_users_or_run_a_container_engine_share_one_worker():
+def test_files_that_add_unix_users_or_run_a_container_engine_run_one_at_a_time():
     tests = ROOT / "tests"
-    assert conftest._xdist_group(tests / "test_shared_root.py") == "machine"  # through tests/perm_kit.py
-    assert conftest._xdist_group(tests / "test_container_engines.py") == "machine"
-    assert conftest._xdist_group(tests / "test_ci_budget.py") == "test_ci_budget.py"
+    assert conftest.machine_wide(tests / "test_shared_root.py")  # through tests/perm_kit.py
+    assert conftest.machine_wide(tests / "test_container_engines.py")
+    assert not conftest.machine_wide(tests / "test_ci_budget.py")
