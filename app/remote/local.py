@@ -42,9 +42,10 @@ class LocalTransport(Transport):
         """The process, with its stderr collected on a thread; wait() -> (exit code, stderr)."""
         argv = [self.python if argv[0] == "python3" else argv[0], *argv[1:]]
         # what the agent and its pip need of the operator's environment (the agent's own allow-list
-        # for pip), and where the container engine is (DOCKER_HOST, podman's CONTAINERS_CONF): not
-        # tokens, cloud keys or SSH_AUTH_SOCK
-        env = dict(pip_environment(os.environ), **{k: v for k, v in os.environ.items() if k in ENGINE_PASSED})
+        # for pip), where the container engine is (DOCKER_HOST, podman's CONTAINERS_CONF) and the
+        # stable ports' range (BERTH_PORT_RANGE, endpoint.port_range): not tokens, cloud keys or SSH_AUTH_SOCK
+        env = dict(pip_environment(os.environ), **{k: v for k, v in os.environ.items()
+                                                   if k in ENGINE_PASSED or k == "BERTH_PORT_RANGE"})
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=env,
                                 cwd=self.abs_root if os.path.isdir(self.abs_root) else None)
