@@ -13,24 +13,11 @@ import pytest
 from agent_kit import stop_all
 from app.remote import held, held_key
 from app.remote.transport import SendJob, SendStopped
-from app.store.servers import ServerConfig
 from app.workspace import Workspace
 from cli_kit import berth, iris_copy
+from held_kit import add, logins
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def logins(srv) -> int:
-    return srv.log_path.read_text().count("Accepted publickey")
-
-
-def add(srv, root, name):
-    ws = Workspace()
-    try:
-        ws.add_server(ServerConfig(name=name, host=srv.host, port=srv.port, user=srv.user,
-                                   key_path=str(srv.key_path), root=str(root)), srv.fingerprint)
-    finally:
-        ws.close()
 
 
 @pytest.fixture
@@ -38,6 +25,9 @@ def held_on(monkeypatch, berth_home):
     monkeypatch.setenv("BERTH_SSH_PERSIST", "600")
     yield
     held.retire(None)
+
+
+
 
 
 def test_an_upload_and_path_operations_cross_the_keeper(capsys, sshd, tmp_path, held_on):

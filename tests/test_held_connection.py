@@ -20,26 +20,9 @@ from app.remote.held_key import socket_dir
 from app.store.servers import ServerConfig
 from app.workspace import Workspace
 from cli_kit import berth
+from held_kit import add, logins
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def logins(srv) -> int:
-    return srv.log_path.read_text().count("Accepted publickey")
-
-
-def agent_execs(srv) -> int:
-    """Exec channels sshd started, each a new process there (LogLevel VERBOSE: `Starting session: command`)."""
-    return srv.log_path.read_text().count("Starting session: command")
-
-
-def add(srv, root, name="box"):
-    ws = Workspace()
-    try:
-        ws.add_server(ServerConfig(name=name, host=srv.host, port=srv.port, user=srv.user,
-                                   key_path=str(srv.key_path), root=str(root)), srv.fingerprint)
-    finally:
-        ws.close()
 
 
 @pytest.fixture
@@ -47,6 +30,14 @@ def held_on(monkeypatch, berth_home):
     monkeypatch.setenv("BERTH_SSH_PERSIST", "600")
     yield
     held.retire(None)
+
+
+
+def agent_execs(srv) -> int:
+    """Exec channels sshd started, each a new process there (LogLevel VERBOSE: `Starting session: command`)."""
+    return srv.log_path.read_text().count("Starting session: command")
+
+
 
 
 @pytest.fixture
