@@ -134,6 +134,17 @@ def bastion_and_target(tmp_path_factory):
         net.close()
 
 
+
+@pytest.fixture
+def held_on(monkeypatch, berth_home):
+    """The CLI's held connections on for one test (conftest turns them off for the others), every
+    keeper ended after it."""
+    from app.remote import held
+
+    monkeypatch.setenv("BERTH_SSH_PERSIST", "600")
+    yield
+    held.retire(None)
+
 @pytest.fixture
 def box(sshd_factory, tmp_path):
     """(server, root): a loopback sshd of its own, added to this test's Berth as "box" with its host

@@ -20,13 +20,6 @@ from held_kit import add, logins
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def held_on(monkeypatch, berth_home):
-    monkeypatch.setenv("BERTH_SSH_PERSIST", "600")
-    yield
-    held.retire(None)
-
-
 
 
 

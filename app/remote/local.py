@@ -12,6 +12,8 @@ from app.agent.runnerenv import pip_environment
 
 from .transport import Transport, http_exchange
 
+AGENT_PASSED = (*ENGINE_PASSED, "BERTH_PORT_RANGE")  # beside pip's own allow-list: see _start
+
 
 def local_python() -> str:
     """The interpreter the local agent runs with: this one from source; in the packaged app (PyInstaller,
@@ -44,8 +46,7 @@ class LocalTransport(Transport):
         # what the agent and its pip need of the operator's environment (the agent's own allow-list
         # for pip), where the container engine is (DOCKER_HOST, podman's CONTAINERS_CONF) and the
         # stable ports' range (BERTH_PORT_RANGE, endpoint.port_range): not tokens, cloud keys or SSH_AUTH_SOCK
-        env = dict(pip_environment(os.environ), **{k: v for k, v in os.environ.items()
-                                                   if k in ENGINE_PASSED or k == "BERTH_PORT_RANGE"})
+        env = dict(pip_environment(os.environ), **{k: v for k, v in os.environ.items() if k in AGENT_PASSED})
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=env,
                                 cwd=self.abs_root if os.path.isdir(self.abs_root) else None)
