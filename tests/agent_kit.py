@@ -102,21 +102,24 @@ def _stop_member_schedulers(meta: Path):
     import signal
     import time
 
-    from app.agent.runnerproc import pid_alive
+    from app.agent.scheduler import is_scheduler_of
 
-    pids = []
+    root, pids = str(meta.parent), []
     for pid_file in meta.glob("scheduler-*.json"):
         try:
             pid = json.loads(pid_file.read_text())["pid"]
+            if not is_scheduler_of(pid, root):  # a stale file's pid may be anyone's now
+                continue
             os.kill(pid, signal.SIGTERM)  # all at once: each ends within its current sleep
             pids.append(pid)
         except (OSError, ValueError, KeyError):
             continue
     deadline = time.monotonic() + 10
-    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(is_scheduler_of(p, root) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    for pid in filter(pid_alive, pids):
-        os.kill(pid, signal.SIGKILL)
+    for pid in pids:
+        if is_scheduler_of(pid, root):
+            os.kill(pid, signal.SIGKILL)
 
 
 def scheduler_only_for_the_watchdog(root: Path) -> bool:

@@ -62,6 +62,17 @@ def test_rollback_goes_back_to_the_release_before(root, tmp_path):
     assert error["code"] == "no_release" and "1.0.0, 2.0.0" in error["message"]
 
 
+def test_a_runner_killed_before_it_prints_is_named_by_its_signal(root, tmp_path):
+    """Its log holds only the start header: the signal is what tells the operator (or a CI log) why."""
+    deploy(root, make_bundle(tmp_path / "v1"))
+    killed = make_bundle(tmp_path / "v2", version="2.0.0",
+                         model_src="import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    _, error, _ = deploy(root, killed)
+    assert error["code"] == "start_failed", error
+    assert "echo 2.0.0 stopped while starting (killed by signal 9 (SIGKILL)): " in error["message"], error["message"]
+    assert status_of(root)["version"] == "1.0.0"
+
+
 def test_model_crashing_at_import_keeps_previous_serving(root, tmp_path):
     deploy(root, make_bundle(tmp_path / "v1"))
     port = status_of(root)["port"]
@@ -70,6 +81,7 @@ def test_model_crashing_at_import_keeps_previous_serving(root, tmp_path):
     assert result is None
     assert error["code"] == "start_failed"
     assert "broken on purpose" in error["message"]
+    assert "stopped while starting (exited with status 1)" in error["message"], error["message"]
     assert any("RuntimeError" in line for line in error["log"])
     st = status_of(root)
     assert st["version"] == "1.0.0" and st["state"] == "running" and st["port"] == port

@@ -4,7 +4,7 @@ import http.client
 import json
 import time
 
-from . import supervise
+from . import crashloop, supervise
 from .fsutil import tail
 from .layout import AgentError
 from .metrics import PROBE_PATH
@@ -30,7 +30,7 @@ def wait_ready(model, version, rec, timeout):
             supervise.save_port(model, version, port)
             return port
         if not supervise.alive(rec):
-            raise AgentError(_died(model, version), "start_failed", log=tail(model.runner_log(version), 30))
+            raise AgentError(_died(model, version, rec), "start_failed", log=tail(model.runner_log(version), 30))
         time.sleep(0.05)
     raise AgentError("%s %s did not start within %ss" % (model.name, version, timeout), "start_timeout",
                      log=tail(model.runner_log(version), 30))
@@ -64,7 +64,11 @@ def check(model, version, port, example, timeout):
     return json.loads(body)
 
 
-def _died(model, version):
+def _died(model, version, rec):
+    """The log's last line, and how the process ended: a runner killed before it printed anything
+    (a signal from outside, the OOM killer) says so instead of showing only the start header."""
     lines = [l for l in tail(model.runner_log(version), 30) if l.strip()]
     last = lines[-1] if lines else "no output"
-    return "%s %s stopped while starting: %s" % (model.name, version, last)
+    status = supervise.exit_status(int(rec["pid"])) if rec and rec.get("pid") else None
+    how = "" if status is None else " (%s)" % crashloop.describe_status(status)
+    return "%s %s stopped while starting%s: %s" % (model.name, version, how, last)

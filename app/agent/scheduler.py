@@ -204,18 +204,22 @@ def alive(root):
     """The pid of the scheduler serving this root, or None."""
     rec = read_json(files(root)[0]) or {}
     pid = rec.get("pid")
+    return pid if is_scheduler_of(pid, root.path) else None
+
+
+def is_scheduler_of(pid, root_path):
+    """Is `pid` a running scheduler of this root, and not a process that reused a stale pid file's pid?"""
     if not isinstance(pid, int) or not pid_alive(pid):
-        return None
+        return False
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as f:
             argv = f.read().split(b"\0")
         with open("/proc/%d/stat" % pid, "rb") as f:
             if f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
-                return None
+                return False
     except (OSError, IndexError):
-        return pid if not os.path.isdir("/proc/self") else None
-    ours = any(a.endswith(b".scheduler") for a in argv) and root.path.encode() in argv
-    return pid if ours else None
+        return not os.path.isdir("/proc/self")
+    return any(a.endswith(b".scheduler") for a in argv) and root_path.encode() in argv
 
 
 def _mine(root, pid):
