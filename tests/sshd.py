@@ -191,6 +191,7 @@ class SshServer:
 
     def _start_once(self) -> None:
         self._log_file = open(self.log_path, "ab")
+        self._log_start = self._log_file.tell()  # a restart appends: an earlier start's lines do not count
         prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
         self.proc = subprocess.Popen(
             [*prefix, SSHD, "-D", "-e", "-f", str(self.config_path)],
@@ -213,15 +214,27 @@ class SshServer:
             time.sleep(0.05)
 
     def _answers_ssh(self) -> bool:
-        """True once the port accepts TCP and answers with an SSH banner (so it is our sshd). Inside
-        a namespace this process may not reach, its log saying it listens has to do."""
+        """True once our sshd says it listens and the port answers with an SSH banner. The log line
+        first: when two servers probed the same free port, the one that cannot bind would otherwise
+        take the other's banner for its own and be "up" until it exits (a fleet of 100 lost one so).
+        Inside a namespace this process may not reach, the log line has to do."""
+        if f"Server listening on {self.host} port {self.port}" not in self._log_since_start():
+            return False
         if self.netns:
-            return "Server listening on" in self.log_tail(50)
+            return True
         try:
             with socket.create_connection((self.host, self.port), timeout=1) as s:
                 return s.recv(64).startswith(b"SSH-")
         except OSError:
             return False
+
+    def _log_since_start(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_start)
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -161,3 +161,17 @@ def test_berth_home_is_a_fresh_tmp_dir(run_no, berth_home):
     assert os.environ["BERTH_HOME"] == str(berth_home)
     assert berth_home.is_dir() and list(berth_home.iterdir()) == []
     (berth_home / "marker").write_text(str(run_no))
+
+
+def test_a_second_sshd_on_a_taken_port_is_not_taken_for_up(sshd, tmp_path):
+    """Its start fails with sshd's own reason: the first one's banner on that port is not its own (a
+    fleet of 100 once counted a server up whose sshd had exited, then its key was "rejected")."""
+    second = sshd_mod.SshServer(folder=tmp_path / "second", port=sshd.port)
+    try:
+        with pytest.raises(RuntimeError, match="exited with status 255") as failure:
+            second.start()
+        assert "Cannot bind" in str(failure.value) or "Address already in use" in str(failure.value)
+        assert not second.running
+    finally:
+        second.stop()
+    assert sshd.running
