@@ -13,7 +13,7 @@ import time
 import pytest
 
 from agent_kit import call, deploy, http_json, make_bundle, stop_all
-from app.agent import handoff
+from app.agent import handoff, scheduler
 from app.agent.layout import Root
 from app.agent.sampler import Sampler
 from app.agent.workerfigures import children
@@ -173,6 +173,9 @@ def test_one_worker_is_one_process(root, tmp_path):
 def test_workers_whose_parent_is_killed_drain_and_end(root, tmp_path):
     port, parent = deployed(root, tmp_path)
     workers = children(parent)
+    # the watchdog is not what is tested: it would bring the runner back on its port (or hold the
+    # port's listening socket meanwhile), and then the port answers whatever the workers did
+    scheduler.stop(Root(str(root)))
     os.kill(parent, signal.SIGKILL)
     assert wait_for(lambda: not any(alive(p) for p in workers), timeout=8.0)  # their pipe's end-of-file
     with socket.socket() as s:
