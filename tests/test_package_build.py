@@ -99,3 +99,21 @@ def test_make_package_test_runs_the_self_test_in_an_empty_environment(two_builds
     r = make(src, "package-test")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "berth --self-test (packaged" in r.stdout and r.stdout.rstrip().endswith("self-test passed")
+
+
+def test_the_package_names_the_library_its_xcb_plugin_lacks(two_builds, tmp_path):
+    """Where Qt's xcb plugin cannot load (this machine lacks libxcb-icccm4 and others), the packaged
+    console says which library to install, as from source (its frozen ctypes words errors its own
+    way: app/ui/platform_check.py)."""
+    from app.ui.platform_check import plugin_problem, xcb_plugin
+
+    expected = plugin_problem(xcb_plugin())
+    if expected is None:
+        pytest.skip("Qt's xcb plugin loads on this computer: nothing is missing to be named")
+    _src, (_first, second) = two_builds
+    r = subprocess.run([str(second / "berth" / "berth")], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8", "DISPLAY": ":99"})
+    assert r.returncode == 1, r.stdout + r.stderr
+    library = expected.split(" needs ")[1].split(",")[0]
+    assert f"berth: the console cannot open a window: Qt's xcb platform needs {library}, " in r.stderr, r.stderr
+    assert "Failed to load" not in r.stderr

@@ -36,12 +36,29 @@ def plugin_problem(plugin: Path) -> str | None:
     try:
         ctypes.CDLL(str(plugin))
     except OSError as e:
-        text = str(e)
-        library = text.split(":")[0].strip()
+        platform = plugin.stem.removeprefix("libq")
+        library, said = _missing_library(e, str(plugin))
+        if library is None:
+            return (f"the console cannot open a window: Qt's {platform} platform does not load here ({said}); "
+                    "the command line works without it (`berth --help`)")
         package = DEBIAN.get(library)
         how = (f"install {package} (apt install {package}; other systems: the package holding {library})"
                if package else f"install the package holding {library}")
-        return (f"the console cannot open a window: Qt's {plugin.stem.removeprefix('libq')} platform needs "
-                f"{library}, which this computer lacks: {how}; the command line works without it "
-                "(`berth --help`)")
+        return (f"the console cannot open a window: Qt's {platform} platform needs {library}, which this "
+                f"computer lacks: {how}; the command line works without it (`berth --help`)")
     return None
+
+
+def _missing_library(error: OSError, plugin: str) -> tuple[str | None, str]:
+    """(the library dlopen named, or None; dlopen's own words). dlopen says "libxcb-icccm.so.4: cannot
+    open shared object file: ...", but a frozen build's ctypes (PyInstaller's) raises its own "Failed
+    to load dynlib/dll ..." from that error, so the chain is read down to dlopen's. The plugin's own
+    path first ("...: invalid ELF header", "undefined symbol") names no library to install."""
+    seen, said = error, str(error)
+    while seen is not None:
+        said = str(seen)
+        head = said.split(":")[0].strip()
+        if ".so" in head and " " not in head:
+            return (None if head == plugin else head), said
+        seen = seen.__cause__ or seen.__context__
+    return None, said
