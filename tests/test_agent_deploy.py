@@ -218,3 +218,24 @@ def test_runner_endpoints(root, tmp_path):
     assert http_json(port, "GET", "/nope")[0] == 404
     log = (root / "models/echo/logs/requests.jsonl").read_text().splitlines()
     assert json.loads(log[-1])["status"] == 400
+
+
+def test_a_runner_whose_record_was_never_written_is_stopped_by_the_next_change(root, tmp_path):
+    """An agent killed between starting a runner and writing its record (a killed SSH session, a
+    SIGKILL) left a runner no record names: it held its port and memory for good, since strays were
+    found by their records only."""
+    import psutil
+
+    from app.agent import supervise
+
+    deploy(root, make_bundle(tmp_path / "v1"))
+    deploy(root, make_bundle(tmp_path / "v2", version="2.0.0"))
+    model = Root(str(root)).model("echo")
+    orphan = supervise.start(model, "1.0.0", str(root / "models/echo/releases/1.0.0"))
+    os.unlink(model.runner_file("1.0.0"))  # as if the agent died right after the fork
+    assert psutil.pid_exists(orphan["pid"])
+    result, error, _ = deploy(root, make_bundle(tmp_path / "v3", version="3.0.0"))
+    assert error is None, error
+    proc = psutil.Process(orphan["pid"]) if psutil.pid_exists(orphan["pid"]) else None
+    assert proc is None or proc.status() == psutil.STATUS_ZOMBIE, proc and proc.cmdline()
+    assert status_of(root)["version"] == "3.0.0"

@@ -69,6 +69,20 @@ def _died(model, version, rec):
     (a signal from outside, the OOM killer) says so instead of showing only the start header."""
     lines = [l for l in tail(model.runner_log(version), 30) if l.strip()]
     last = lines[-1] if lines else "no output"
-    status = supervise.exit_status(int(rec["pid"])) if rec and rec.get("pid") else None
+    status = _exit_status(rec)
     how = "" if status is None else " (%s)" % crashloop.describe_status(status)
     return "%s %s stopped while starting%s: %s" % (model.name, version, how, last)
+
+
+def _exit_status(rec, wait_s=2.0):
+    """How it ended; an exiting process is "not alive" (its command line is gone) a moment before
+    it can be reaped, so its status is waited for briefly."""
+    if not rec or not rec.get("pid"):
+        return None
+    deadline = time.monotonic() + wait_s
+    status = supervise.exit_status(int(rec["pid"]))
+    while status is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+        status = supervise.exit_status(int(rec["pid"]))
+    return status
+

@@ -40,3 +40,32 @@ def pid_alive(pid):
 
 def has_proc():
     return os.path.isdir("/proc/self")
+
+
+def unrecorded_runners(model):
+    """{pid: version} of this user's runners of `model` that no record names: an agent killed between
+    starting a runner and writing its record leaves one, which no stop would find. A runner is told
+    by its command line (`-m ….runner … --port-file <model>/run/<version>.port`). Needs /proc."""
+    if not has_proc():
+        return {}
+    prefix = os.path.join(model.run, "")
+    found = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            if os.stat("/proc/" + name).st_uid != os.getuid():
+                continue
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                argv = [a.decode("utf-8", "surrogateescape") for a in f.read().split(b"\0")]
+        except OSError:
+            continue
+        if not any(a.endswith(".runner") for a in argv) or "--port-file" not in argv[:-1]:
+            continue
+        port_file = argv[argv.index("--port-file") + 1]
+        if not (port_file.startswith(prefix) and port_file.endswith(".port")):
+            continue
+        version = port_file[len(prefix):-len(".port")]
+        if "/" not in version and not os.path.exists(model.runner_file(version)):
+            found[int(name)] = version
+    return found

@@ -109,7 +109,9 @@ def running_versions(model):
 
 def stop_strays(model, keep):
     """Stop the runners of this model's releases other than `keep` (a switch cut short by a killed
-    agent can leave the previous runner alive). Called under the lock, before a change starts."""
+    agent can leave the previous runner alive), and any runner no record names (an agent killed
+    right after starting it). Called under the lock, before a change starts: every start under the
+    lock has written its record by then."""
     stopped = []
     try:
         names = os.listdir(model.run)
@@ -128,7 +130,21 @@ def stop_strays(model, keep):
         if alive_now:
             stop(model, version)
             stopped.append(version)
+    for pid, version in runnerproc.unrecorded_runners(model).items():  # whatever version: nobody owns it
+        stop_pid(pid)
+        stopped.append(version)
     return stopped
+
+
+def stop_pid(pid, timeout=10.0):
+    """A runner no record names (runnerproc.unrecorded_runners): its group SIGTERMed, SIGKILLed at `timeout`."""
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while is_runner_process(pid, "--port-file") and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.05)
+    if is_runner_process(pid, "--port-file"):
+        _signal_group(pid, signal.SIGKILL)
 
 
 def stop(model, version, timeout=10.0):
