@@ -84,7 +84,7 @@ def stop_all(root: Path):
     """Stop every runner under root, and the scheduler whose watchdog restarts them (test teardown:
     no process outlives its test)."""
     from app.agent.layout import Root
-    from app.agent import scheduler, supervise
+    from app.agent import runnerproc, scheduler, supervise
 
     r = Root(str(root))
     if Path(r.meta).is_dir():
@@ -95,6 +95,8 @@ def stop_all(root: Path):
         if Path(m.run).is_dir():
             for f in Path(m.run).glob("*.runner.json"):
                 supervise.stop(m, f.name[: -len(".runner.json")])
+            for pid in runnerproc.unrecorded_runners(m):  # a test that killed its agent mid-start
+                supervise.stop_pid(pid)
 
 
 def _stop_member_schedulers(meta: Path):
