@@ -1,6 +1,7 @@
 """The agent on a local disk: deploy, serve, switch, roll back, and every way a deploy can fail
 while the previous release keeps serving."""
 import json
+import time
 import os
 
 import pytest
@@ -239,3 +240,35 @@ def test_a_runner_whose_record_was_never_written_is_stopped_by_the_next_change(r
     proc = psutil.Process(orphan["pid"]) if psutil.pid_exists(orphan["pid"]) else None
     assert proc is None or proc.status() == psutil.STATUS_ZOMBIE, proc and proc.cmdline()
     assert status_of(root)["version"] == "3.0.0"
+
+
+def test_only_a_release_runner_without_a_record_counts_as_unrecorded(root, tmp_path):
+    """A replay's runner (its own port file, no record) and another model's are left alone."""
+    import subprocess
+    import sys
+
+    from app.agent.runnerproc import unrecorded_runners
+
+    deploy(root, make_bundle(tmp_path / "v1"))
+    model = Root(str(root)).model("echo")
+
+    def looks_like_runner(port_file, release=model.release("1.0.0")):
+        return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "app.agent.runner",
+                                 "--release", release, "--port-file", port_file])
+
+    procs = {"replay": looks_like_runner(os.path.join(model.run, "replay-1.0.0.port")),
+             "other model": looks_like_runner(str(root / "models/other/run/1.0.0.port"),
+                                              str(root / "models/other/releases/1.0.0")),
+             "orphan": looks_like_runner(model.port_file("1.0.0"), model.release("1.0.0"))}
+    try:
+        time.sleep(0.3)
+        assert unrecorded_runners(model) == {}  # 1.0.0 has its record: the look-alike is not an orphan
+        os.rename(model.runner_file("1.0.0"), model.runner_file("1.0.0") + ".away")
+        found = unrecorded_runners(model)
+        assert procs["orphan"].pid in found and found[procs["orphan"].pid] == "1.0.0"
+        assert procs["replay"].pid not in found and procs["other model"].pid not in found
+        os.rename(model.runner_file("1.0.0") + ".away", model.runner_file("1.0.0"))
+    finally:
+        for p in procs.values():
+            p.kill()
+            p.wait()

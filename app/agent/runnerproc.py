@@ -45,10 +45,10 @@ def has_proc():
 def unrecorded_runners(model):
     """{pid: version} of this user's runners of `model` that no record names: an agent killed between
     starting a runner and writing its record leaves one, which no stop would find. A runner is told
-    by its command line (`-m ….runner … --port-file <model>/run/<version>.port`). Needs /proc."""
+    by its command line: `-m ….runner --release <model>/releases/<v> --port-file <model>/run/<v>.port`
+    (a replay's runner has a port file of its own and is not one). Needs /proc."""
     if not has_proc():
         return {}
-    prefix = os.path.join(model.run, "")
     found = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -60,12 +60,21 @@ def unrecorded_runners(model):
                 argv = [a.decode("utf-8", "surrogateescape") for a in f.read().split(b"\0")]
         except OSError:
             continue
-        if not any(a.endswith(".runner") for a in argv) or "--port-file" not in argv[:-1]:
-            continue
-        port_file = argv[argv.index("--port-file") + 1]
-        if not (port_file.startswith(prefix) and port_file.endswith(".port")):
-            continue
-        version = port_file[len(prefix):-len(".port")]
-        if "/" not in version and not os.path.exists(model.runner_file(version)):
+        version = _runner_version(model, argv)
+        if version is not None and not os.path.exists(os.path.join(model.run, version + ".runner.json")):
             found[int(name)] = version
     return found
+
+
+def _runner_version(model, argv):
+    if not any(a.endswith(".runner") for a in argv):
+        return None
+    try:
+        release = argv[argv.index("--release") + 1]
+        port_file = argv[argv.index("--port-file") + 1]
+    except (ValueError, IndexError):
+        return None
+    version = os.path.basename(release)
+    if release != os.path.join(model.releases, version) or port_file != os.path.join(model.run, version + ".port"):
+        return None
+    return version
