@@ -6,6 +6,7 @@ interpreter through the login shell per server); a longer window is the streamed
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 
 from app import errors
 from app.agent.intervals import ONCE_MAX_WINDOW
@@ -19,8 +20,9 @@ class ModelNotRunning(BerthError):
     default_code = errors.NOT_RUNNING
 
 
-def one_sample(workspace, name: str, window: float = WINDOW) -> dict:
-    """`workspace` gives the servers (`.servers`) and connections (`.connect`); the sample gets "server"."""
+def one_sample(workspace, name: str, window: float = WINDOW, opening=None) -> dict:
+    """`workspace` gives the servers (`.servers`) and connections (`.connect`); the sample gets "server".
+    `opening` (a semaphore): held while connecting only, so callers bound logins, not windows."""
     if name == LOCAL:
         from .local_sampler import FIRST_INTERVAL, LocalSampler
 
@@ -34,7 +36,9 @@ def one_sample(workspace, name: str, window: float = WINDOW) -> dict:
         # agent(), not stream(): no extra `hello` call first; `held`: through the CLI's kept connection
         command, payload = ("sample_once", {"window": window}) if window <= ONCE_MAX_WINDOW else \
             ("sample", {"interval": window, "count": 1, "window": window})
-        with workspace.connect(name, held=True) as t:
+        with opening or nullcontext():
+            t = workspace.connect(name, held=True)
+        with t:
             t.agent(command, payload, on_event=lambda e: events.append(e) if e.get("event") == "sample" else None)
         if not events:
             raise BerthError(f"{name}: the agent sent no sample")
