@@ -26,8 +26,9 @@ from PySide6.QtWidgets import QApplication
 
 
 def thread_cpu() -> dict[str, float]:
-    """CPU seconds so far per thread kind: Python threads by name with a trailing server name or
-    number cut (`berth-server-fleet-12` -> `berth-server-*`), others by their comm (Qt's)."""
+    """CPU seconds so far per thread kind: Python threads by name with numbers and a trailing
+    "(target)" cut (`berth-server-fleet-12` -> `berth-server-fleet-*`, paramiko's `Thread-7 (run)` ->
+    `Thread-*`), others by their comm (Qt's)."""
     if not os.path.isdir("/proc/self/task"):
         return {}
     names = {t.native_id: t.name for t in threading.enumerate()}
@@ -41,7 +42,7 @@ def thread_cpu() -> dict[str, float]:
             continue
         fields = rest.split()
         name = names.get(int(tid)) or comm
-        kind = "GUI thread" if int(tid) == os.getpid() else re.sub(r"(fleet-\d+|\d+|\(.*\))$", "*", name)
+        kind = "GUI thread" if int(tid) == os.getpid() else re.sub(r"\d+", "*", re.sub(r" \(.*\)$", "", name))
         out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return out
 
