@@ -6,7 +6,6 @@ interpreter through the login shell per server); a longer window is the streamed
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 
 from app import errors
 from app.agent.intervals import ONCE_MAX_WINDOW
@@ -22,7 +21,8 @@ class ModelNotRunning(BerthError):
 
 def one_sample(workspace, name: str, window: float = WINDOW, opening=None) -> dict:
     """`workspace` gives the servers (`.servers`) and connections (`.connect`); the sample gets "server".
-    `opening` (a semaphore): held while connecting only, so callers bound logins, not windows."""
+    `opening` (a semaphore): held while connecting and starting the agent session only, so callers
+    bound logins and agent starts, not windows."""
     if name == LOCAL:
         from .local_sampler import FIRST_INTERVAL, LocalSampler
 
@@ -33,18 +33,33 @@ def one_sample(workspace, name: str, window: float = WINDOW, opening=None) -> di
             sample = sampler.sample()
     else:
         events: list[dict] = []
-        # agent(), not stream(): no extra `hello` call first; `held`: through the CLI's kept connection
+        # agent(), not stream(): no `hello` call first; `held`: through the CLI's kept connection
         command, payload = ("sample_once", {"window": window}) if window <= ONCE_MAX_WINDOW else \
             ("sample", {"interval": window, "count": 1, "window": window})
-        with opening or nullcontext():
-            t = workspace.connect(name, held=True)
-        with t:
+        with _opened(workspace, name, opening) as t:
             t.agent(command, payload, on_event=lambda e: events.append(e) if e.get("event") == "sample" else None)
         if not events:
             raise BerthError(f"{name}: the agent sent no sample")
         sample = {k: v for k, v in events[-1].items() if k != "event"}
     sample["server"] = name
     return sample
+
+
+def _opened(workspace, name: str, opening):
+    """The connection, with its agent session running: both under `opening` (a semaphore, or None)
+    when the caller bounds them. The session's start is the costly part of a first call (a login
+    shell and an interpreter): 100 of them at once on 2 cores did not start within 30 s; the
+    window that follows needs no bound."""
+    if opening is None:
+        return workspace.connect(name, held=True)
+    with opening:
+        t = workspace.connect(name, held=True)
+        try:
+            t.agent("whoami")  # read-only, a line on a running session; starts one where none runs
+        except BaseException:
+            t.close()
+            raise
+        return t
 
 
 def check_model(model: str | None, samples: list[dict]) -> None:
