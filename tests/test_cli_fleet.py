@@ -210,17 +210,6 @@ def test_monitor_once_takes_one_sample_of_each_server_at_once(capsys, fleet):
     assert r.err.count("\n") == 1 and r.err.startswith("berth: web-2: "), r
 
 
-def test_monitor_once_bounds_the_logins_not_the_windows(capsys, fleet):
-    """--parallel 1: one login at a time, but the four 4-second windows still run together (one
-    after another they would end at least 12 s apart: 100 servers at 16 at a time were 7 windows)."""
-    r = berth(capsys, "monitor", "--once", "--json", "--interval", "4", "--parallel", "1")
-    assert r.code == 0, r
-    samples = [s for s in r.json() if s["server"] in FLEET]
-    assert len(samples) == 4
-    ts = [s["ts"] for s in samples]
-    assert max(ts) - min(ts) < 9.0, ts  # the logins one after another still spread them a little
-
-
 def test_status_in_parallel_is_the_same_as_one_by_one_and_a_server_down_is_one_line(capsys, fleet, tmp_path):
     for name in ("web-1", "db-1"):
         assert berth(capsys, "deploy", iris_copy(tmp_path), "--server", name).code == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 
 from app.formatting import natural_key
 
@@ -14,8 +13,6 @@ from .monitor_report import print_monitor
 from .output import print_json
 from .per_server import for_each_server, thread_workspaces
 from .selectors import named_one, resolve_servers
-
-ONCE_THREADS = 128  # `monitor --once`: servers sampled at the same time (each thread waits out a window)
 
 
 class MonitorCommand(Command):
@@ -31,8 +28,7 @@ class MonitorCommand(Command):
         parser.add_argument("--interval", type=options.interval, metavar="S",
                             help="seconds between samples, 0.25-60 (default 1); with --once, what the sample is "
                                  "measured over (default 0.25)")
-        options.add_parallel(parser, help="servers connected to at once (with --once every server's window runs "
-                                          "at the same time: it is a wait on the server)")
+        options.add_parallel(parser)
 
     def run(self, args) -> int:
         ws = workspace()
@@ -49,11 +45,8 @@ def _once(ws, names: list[str], args) -> int:
     from app.monitor.sample_json import monitor_json
 
     own = thread_workspaces(ws)
-    # the logins are bounded by --parallel, the windows are not: 100 servers at 16 at a time were 7
-    # windows one after another (1.75 s of the 3 s goal at N=100, issue 23)
-    opening = threading.BoundedSemaphore(args.parallel)
-    outcome = for_each_server(names, lambda name: one_sample(own(), name, args.interval or WINDOW, opening),
-                              named=named_one(args.server, names), parallel=min(len(names), ONCE_THREADS))
+    outcome = for_each_server(names, lambda name: one_sample(own(), name, args.interval or WINDOW),
+                              named=named_one(args.server, names), parallel=args.parallel)
     check_model(args.model, outcome.results)
     if args.json:
         print_json([monitor_json(s, args.model) for s in outcome.results])

@@ -27,9 +27,9 @@ def add_servers(parser, required: bool = False, help: str = SERVERS_HELP, parall
         add_parallel(parser)
 
 
-def add_parallel(parser, help: str = "servers worked on at once") -> None:
+def add_parallel(parser) -> None:
     parser.add_argument("--parallel", type=parallel_count, default=PARALLEL, metavar="N",
-                        help=f"{help} (default {PARALLEL})")
+                        help=f"servers worked on at once (default {PARALLEL})")
 
 
 def parallel_count(text: str) -> int:

@@ -19,10 +19,8 @@ class ModelNotRunning(BerthError):
     default_code = errors.NOT_RUNNING
 
 
-def one_sample(workspace, name: str, window: float = WINDOW, opening=None) -> dict:
-    """`workspace` gives the servers (`.servers`) and connections (`.connect`); the sample gets "server".
-    `opening` (a semaphore): held while connecting and starting the agent session only, so callers
-    bound logins and agent starts, not windows."""
+def one_sample(workspace, name: str, window: float = WINDOW) -> dict:
+    """`workspace` gives the servers (`.servers`) and connections (`.connect`); the sample gets "server"."""
     if name == LOCAL:
         from .local_sampler import FIRST_INTERVAL, LocalSampler
 
@@ -33,33 +31,16 @@ def one_sample(workspace, name: str, window: float = WINDOW, opening=None) -> di
             sample = sampler.sample()
     else:
         events: list[dict] = []
-        # agent(), not stream(): no `hello` call first; `held`: through the CLI's kept connection
+        # agent(), not stream(): no extra `hello` call first; `held`: through the CLI's kept connection
         command, payload = ("sample_once", {"window": window}) if window <= ONCE_MAX_WINDOW else \
             ("sample", {"interval": window, "count": 1, "window": window})
-        with _opened(workspace, name, opening) as t:
+        with workspace.connect(name, held=True) as t:
             t.agent(command, payload, on_event=lambda e: events.append(e) if e.get("event") == "sample" else None)
         if not events:
             raise BerthError(f"{name}: the agent sent no sample")
         sample = {k: v for k, v in events[-1].items() if k != "event"}
     sample["server"] = name
     return sample
-
-
-def _opened(workspace, name: str, opening):
-    """The connection, with its agent session running: both under `opening` (a semaphore, or None)
-    when the caller bounds them. The session's start is the costly part of a first call (a login
-    shell and an interpreter): 100 of them at once on 2 cores did not start within 30 s; the
-    window that follows needs no bound."""
-    if opening is None:
-        return workspace.connect(name, held=True)
-    with opening:
-        t = workspace.connect(name, held=True)
-        try:
-            t.agent("whoami")  # read-only, a line on a running session; starts one where none runs
-        except BaseException:
-            t.close()
-            raise
-        return t
 
 
 def check_model(model: str | None, samples: list[dict]) -> None:
