@@ -251,6 +251,11 @@ def parse_args(argv):
     return args
 
 
+def load() -> str:
+    """The machine's load average (1, 5, 15 min): every figure here moves with it."""
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
 def leftovers(folder: Path) -> list[psutil.Process]:
     """Processes started from anything under `folder` (a runner cleanup missed): found, to be killed."""
     found, me = [], os.getpid()
@@ -284,7 +289,7 @@ def run(args, folder: Path, children: list, fleets: list) -> int:
     for key, step in steps:
         for size, fleet in sizes.items():
             figures[size][key] = step(fleet)
-            print(f"  {key:13} N={fleet.n:<4} {figures[size][key]:8.2f} s", flush=True)
+            print(f"  {key:13} N={fleet.n:<4} {figures[size][key]:8.2f} s  (load {load()})", flush=True)
     for fleet in sizes.values():
         print(f"  held connections N={fleet.n:<4} {held_count(fleet)} of {fleet.n}", flush=True)
     runs = {"1": [], "N": []}
@@ -294,8 +299,11 @@ def run(args, folder: Path, children: list, fleets: list) -> int:
             runs[size].append(r)
             print(f"  console N={fleet.n:<4} start {k + 1}: CPU {r['cpu_pct']:.1f} %, RSS {r['rss'] / 2**20:.1f} MB, "
                   f"{r['threads']} threads, {r['tcp']} TCP, hung at {args.console_s - args.window_s:g} s: "
-                  f"{', '.join(r['hung_at_window']) or 'none'}"
+                  f"{', '.join(r['hung_at_window']) or 'none'}; load {load()}"
                   + (f" (states: {r['states']})" if r["hung_at_end"] else ""), flush=True)
+            if r.get("thread_pct"):
+                print("    by thread, % of a core: " + ", ".join(f"{kind} {pct:.2f}" for kind, pct in
+                                                          list(r["thread_pct"].items())[:8]), flush=True)
     print()
     headers = ("figure", "N=1", f"N={args.n}", "ratio", "per server at N")
     print(table(rows(args.n, figures["1"], figures["N"], runs["1"], runs["N"], sizes["1"].names, sizes["N"].names),

@@ -53,3 +53,20 @@ def test_the_server_list_saves_updates_and_removes_with_plain_sql(tmp_path):
     with pytest.raises(ValueError):
         servers.save(ServerConfig(name="local"))
     db.close()
+
+
+def test_a_first_migration_imports_no_pandas_and_leaves_it_importable(tmp_path):
+    """sqlite_utils imports pandas whenever installed: ~40 MB of a console's RSS once its first start
+    created monitor.sqlite. A fresh interpreter, as a first start is."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("pandas")  # otherwise there is nothing to keep out
+    code = ("import sys; from app.store.db import open_db; from app.monitor.history import MIGRATIONS; "
+            f"open_db({str(tmp_path / 'monitor.sqlite')!r}, MIGRATIONS).close(); "
+            "print('sqlite_utils' in sys.modules, 'pandas' in sys.modules); import pandas; print('importable')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "False", "importable"]

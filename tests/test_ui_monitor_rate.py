@@ -91,3 +91,36 @@ def test_a_real_stream_goes_fast_in_view_and_slow_out_of_it(qtbot):
         assert min(gaps(stamps, slow_since)) > 1.5
     finally:
         feed.stop()
+
+
+def test_a_large_fleets_background_servers_share_a_budget_of_samples():
+    """100 servers at 5 s were 20 samples a second on no screen; at most BACKGROUND_RATE now."""
+    from app.ui.monitor.feed import BACKGROUND_RATE
+
+    names = [f"s{i}" for i in range(1, 100)]  # + local: 100
+    feed = MonitorFeed(stream_factory=None, history_factory=None, background_interval=5.0)
+    feed.start(names[:20])
+    assert feed.interval_for("s1") == 5.0  # 21 servers fit in the budget at 5 s
+    feed.set_servers(names)
+    assert feed.interval_for("s1") == 100 / BACKGROUND_RATE
+    feed.show_live({f"s{i}" for i in range(1, 11)})
+    assert feed.interval_for("s1") == 1.0 and feed.interval_for("s50") == 90 / BACKGROUND_RATE
+    feed.set_servers([f"s{i}" for i in range(1, 2000)])
+    assert feed.interval_for("s50") == 60.0  # never over the agent's longest interval
+    feed.stop()
+
+
+def test_a_running_stream_slows_down_when_the_fleet_grows_and_back(qtbot):
+    """The real LocalSampler stream follows the budget when servers are added and removed."""
+    feed = MonitorFeed(history_factory=None, interval=0.5, background_interval=1.0)
+    feed.background_rate = 1.0  # a sample a second for all servers on no screen
+    feed.start([])
+    try:
+        stream = feed.streams[LOCAL]
+        assert stream.interval == 1.0
+        feed.set_servers(["far-1", "far-2"])  # no such servers: their streams fail, they still count
+        qtbot.waitUntil(lambda: stream.interval == 3.0, timeout=5000)
+        feed.set_servers([])
+        qtbot.waitUntil(lambda: stream.interval == 1.0, timeout=5000)
+    finally:
+        feed.stop()

@@ -132,7 +132,9 @@ def migrate(db: Database | sqlite_utils.Database, migrations: Migrations | None 
     wanted = MIGRATIONS if migrations is None else migrations
     if not _todo(db, wanted):
         return []
-    import sqlite_utils
+    from .sqlite import sqlite_utils_without_pandas
+
+    sqlite_utils = sqlite_utils_without_pandas()
 
     writer = db if isinstance(db, sqlite_utils.Database) else sqlite_utils.Database(db.conn)
     # Another Berth may be starting on the same new file (two windows, a window and `berth status`):

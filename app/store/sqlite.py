@@ -45,3 +45,21 @@ def _first_word(sql: str) -> str:
     """The statement's first keyword, upper case (comments are not skipped: Berth writes none first)."""
     found = _WORD.match(sql)
     return found.group(1).upper() if found else ""
+
+
+def sqlite_utils_without_pandas():
+    """sqlite_utils, imported with pandas kept out: its db module imports pandas whenever it is
+    installed (only to map pandas.Timestamp to TEXT, which Berth never inserts), and that alone was
+    ~40 MB of a console's RSS for its whole life once a first start had created monitor.sqlite."""
+    import sys
+
+    if "sqlite_utils.db" not in sys.modules and "pandas" not in sys.modules:
+        sys.modules["pandas"] = None  # `import pandas` raises ImportError while sqlite_utils loads
+        try:
+            import sqlite_utils  # noqa: F401
+        finally:
+            if sys.modules.get("pandas", 0) is None:
+                del sys.modules["pandas"]
+    import sqlite_utils
+
+    return sqlite_utils

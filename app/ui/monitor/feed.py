@@ -8,7 +8,9 @@ never the GUI thread.
 
 Servers whose live data is on no screen (`show_live`: the Monitor page says what it shows) are sampled
 every `background_interval` instead of `interval` (issue 23: 100 servers at 1 Hz kept ~20 % of a core
-busy in the console alone: reading, parsing, buffering and storing 100 samples a second).
+busy in the console alone: reading, parsing, buffering and storing 100 samples a second), and all of
+them together at most BACKGROUND_RATE times a second: a larger fleet's background servers are sampled
+more slowly still (100 servers, 10 on screen: every 9 s), so the console's cost stops growing with N.
 
 At start the writer first reads the last 5 minutes of every server from History into the buffer
 (`preloaded`), so after a restart the live view shows them at once instead of an empty graph.
@@ -33,6 +35,7 @@ INTERVAL = 1.0
 # new streams open this far apart (at most over the span): 100 servers' logins and samplers over 8 s
 STREAM_STEP_S, STREAM_SPAN_S = 0.08, 8.0
 BACKGROUND_INTERVAL = 5.0  # the console's servers whose live data is on no screen
+BACKGROUND_RATE = 10.0  # samples a second of all those servers together, at most (N=100 at 5 s: 20)
 SETTLE_MS = 1000  # what is on screen is applied once it held this long (a scroll restarts few streams)
 
 
@@ -68,7 +71,9 @@ class MonitorFeed(QObject):
         self.buffer = buffer or MonitorBuffer()
         self.interval = interval
         self.background_interval = background_interval  # None: every server at `interval`
+        self.background_rate = BACKGROUND_RATE
         self.on_screen: set[str] = set()
+        self.fleet: set[str] = set()  # the servers streamed (`local` too), for the background budget
         self._settle = QTimer(self)
         self._settle.setSingleShot(True)
         self._settle.setInterval(SETTLE_MS)
@@ -102,6 +107,9 @@ class MonitorFeed(QObject):
         if not self.started:
             return
         wanted = set(servers) | {LOCAL}
+        if wanted != self.fleet and self.streams:
+            self._settle.start()  # another fleet size: the running streams' background interval may change
+        self.fleet = wanted
         for name in sorted(set(self.streams) - wanted):
             self._stop_stream(name)
             self.buffer.forget(name)
@@ -123,7 +131,18 @@ class MonitorFeed(QObject):
     def interval_for(self, server: str) -> float:
         if self.background_interval is None or server in self.on_screen:
             return self.interval
-        return max(self.interval, self.background_interval)
+        return self.slow_interval()
+
+    def slow_interval(self) -> float:
+        """The interval of the servers on no screen now: `background_interval`, or longer when there
+        are more of them than BACKGROUND_RATE a second allows (never over the agent's MAX_INTERVAL)."""
+        from app.agent.intervals import MAX_INTERVAL
+
+        if self.background_interval is None:
+            return self.interval
+        behind = len(self.fleet - self.on_screen)
+        budget = round(behind / self.background_rate, 1) if self.background_rate else 0.0
+        return min(MAX_INTERVAL, max(self.interval, self.background_interval, budget))
 
     def show_live(self, servers) -> None:
         """The servers whose live data is on screen now (GUI thread): sampled every `interval`, the

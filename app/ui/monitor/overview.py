@@ -244,12 +244,9 @@ class FleetOverview(QWidget):
         layout.addWidget(title)
         layout.addLayout(bar)
         layout.addWidget(self.table, 1)
-        slow = getattr(feed, "background_interval", None)
-        self.rate_note = QLabel(f"Servers in view: a sample every {feed.interval:g} s; the others every "
-                                f"{max(slow, feed.interval):g} s (their sparklines show that until they are in view)."
-                                if slow else "")
+        self.rate_note = QLabel(self._rate_text())
         self.rate_note.setObjectName("sampleRateNote")
-        self.rate_note.setVisible(bool(slow))
+        self.rate_note.setVisible(bool(getattr(feed, "background_interval", None)))
         layout.addWidget(self.rate_note)
 
         self.timer = QTimer(self)
@@ -278,9 +275,20 @@ class FleetOverview(QWidget):
         self.model.filter_text = text.strip()
         self.refresh()
 
+    def _rate_text(self) -> str:
+        """The two intervals (the slow one grows with the fleet: MonitorFeed.slow_interval)."""
+        slow = getattr(self.feed, "slow_interval", None)
+        if not getattr(self.feed, "background_interval", None) or slow is None:
+            return ""
+        return (f"Servers in view: a sample every {self.feed.interval:g} s; the others every {slow():g} s "
+                "(their sparklines show that until they are in view).")
+
     def refresh(self) -> None:
         t0 = time.perf_counter()
         self.model.refresh(self.feed.streams.keys())
+        note = self._rate_text()
+        if note != self.rate_note.text():
+            self.rate_note.setText(note)
         if self.table.isVisible():  # the visible cells' sparklines and texts, made once per second, not per paint
             self.table.refresh_sheet()
         self.paint_ms.append((time.perf_counter() - t0) * 1000)
