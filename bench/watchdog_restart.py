@@ -4,8 +4,10 @@ that connect meanwhile see. Deploys the echo model (tests/agent_kit.py) on a tem
 agent does in-process (the deploy starts the scheduler and its watchdog), then R times: SIGKILL the
 runner, at once send C requests on C new connections, and time each answer from the kill; count
 the refused and failed ones (the watchdog keeps the listening socket: there should be none).
+First, the idle scheduler's CPU over --idle-s seconds (its watchdog waits on the runner's pidfd),
+beside the reference of the same run: a Python process that only wakes every 0.1 s (the old tick).
 
-    .venv/bin/python bench/watchdog_restart.py [--repeat R] [--clients C]
+    .venv/bin/python bench/watchdog_restart.py [--repeat R] [--clients C] [--idle-s S]
 
 Exit 0 when every request was answered, 1 otherwise. See bench/README.md.
 """
@@ -17,6 +19,7 @@ import json
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -27,7 +30,36 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE.parent))
 
+import psutil  # noqa: E402
+
 from agent_kit import call, deploy, make_bundle, stop_all, wait_guarded  # noqa: E402
+from app.agent import scheduler  # noqa: E402
+from app.agent.layout import Root  # noqa: E402
+
+TEN_HZ = "import time\nwhile True:\n    time.sleep(0.1)\n"
+
+
+def cpu_percent(pid: int, seconds: float) -> float:
+    """% of a core this process used over `seconds` (user + system)."""
+    proc = psutil.Process(pid)
+    t0, c0 = time.monotonic(), sum(proc.cpu_times()[:2])
+    time.sleep(seconds)
+    return 100 * (sum(proc.cpu_times()[:2]) - c0) / (time.monotonic() - t0)
+
+
+def idle_figures(root: Path, seconds: float) -> str:
+    wait_guarded(root)
+    watchdog = cpu_percent(scheduler.alive(Root(str(root))), seconds)
+    ref = subprocess.Popen([sys.executable, "-c", TEN_HZ])
+    try:
+        time.sleep(0.5)
+        reference = cpu_percent(ref.pid, seconds)
+    finally:
+        ref.kill()
+        ref.wait()
+    ratio = watchdog / reference if reference else float("nan")
+    return (f"idle scheduler (one running model) {watchdog:.2f} % of a core over {seconds:.0f} s; reference, a "
+            f"process waking every 0.1 s: {reference:.2f} %; ratio {ratio:.2f}")
 
 
 def status(root: Path) -> dict:
@@ -57,6 +89,7 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--repeat", type=int, default=10)
     p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--idle-s", type=float, default=10.0, help="seconds the idle scheduler's CPU is measured over")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="berth-watchdog-bench-") as tmp:
         root = Path(tmp) / "root"
@@ -65,6 +98,7 @@ def main() -> int:
             if error:
                 print("deploy failed:", error["message"])
                 return 1
+            idle = idle_figures(root, args.idle_s)
             first, last, bad = [], [], []
             for round_ in range(args.repeat):
                 st = status(root)
@@ -101,6 +135,7 @@ def main() -> int:
             print(f"  SIGKILL to the last answer:  {ms(last)}")
             print(f"  refused or failed: {len(bad)} of {args.repeat * args.clients}" + (f" ({bad[0]})" if bad else ""))
             print(f"  journal: {restarts(root)} runner.restarted")
+            print(f"  {idle}")
             return 1 if bad or len(first) < args.repeat else 0
         finally:
             stop_all(root)

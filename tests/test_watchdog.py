@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import threading
 import time
 
 import pytest
@@ -178,3 +179,53 @@ def test_the_watchdog_waits_while_a_change_holds_the_server_lock(root, tmp_path)
         assert not [e for e in journal(root) if e["action"] == "runner.restarted"]
     assert wait_for(lambda: [e for e in journal(root) if e["action"] == "runner.restarted"], timeout=BACK_WITHIN_S)
     assert http_json(st["port"], "GET", "/health")[0] == 200
+
+
+def test_the_exit_waiter_wakes_when_a_process_ends_not_at_its_timeout():
+    """What lets an idle watchdog tick once a second and still see a killed runner at once."""
+    import subprocess
+    import sys
+
+    from app.agent.exitwait import ExitWaiter
+
+    waiter = ExitWaiter()
+    if not waiter.usable:
+        pytest.skip("no pidfd_open here (Python 3.8, or a kernel before 5.3): the watchdog polls every TICK_S")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert waiter.watch([sleeper.pid, other.pid])
+        assert waiter.wait(0.2) == []  # nothing ended: the whole timeout
+        threading.Timer(0.3, sleeper.kill).start()
+        started = time.monotonic()
+        assert waiter.wait(30) == [sleeper.pid]
+        assert time.monotonic() - started < 10
+        sleeper.wait()
+        assert waiter.watch([other.pid])  # the ended one forgotten, the other still watched
+        assert list(waiter.fds) == [other.pid]
+        assert not waiter.watch([other.pid, sleeper.pid])  # one that ended already: look again at once
+    finally:
+        for p in (sleeper, other):
+            p.kill()
+            p.wait()
+        waiter.close()
+    assert waiter.fds == {}
+
+
+def test_the_runner_a_change_just_started_is_watched_at_once(root, tmp_path):
+    """The change ends with `look` on the watchdog's control socket: the new runner is watched from
+    then on, not from the idle tick (IDLE_S) after; killed at once, it is back on its port."""
+    from app.agent import handoff
+
+    assert deploy(root, make_bundle(tmp_path / "v1"))[1] is None
+    wait_guarded(root)
+    assert handoff.ask(endpoint.keeper_file(str(root / ".berth")), "look", timeout=2.0) == ("ok", None)
+    assert deploy(root, make_bundle(tmp_path / "v2", version="2.0.0"))[1] is None
+    st = status_of(root)
+    os.kill(st["pid"], signal.SIGKILL)  # no wait: straight after the change
+    assert wait_for(lambda: any(e["action"] == "runner.restarted" and e["outcome"] == "ok" for e in journal(root)),
+                    timeout=15)
+    back = status_of(root)
+    assert back["version"] == "2.0.0" and back["pid"] != st["pid"] and back["port"] == st["port"]
+    status, body = http_json(st["port"], "POST", "/predict", 1)
+    assert status == 200, body

@@ -170,6 +170,14 @@ def release_kept(model):
         pass  # no scheduler: nothing is kept
 
 
+def wake_watchdog(root_meta):
+    """A change is done: the watchdog looks now (not at its next idle tick) and watches the new runner."""
+    try:
+        handoff.ask(keeper_file(root_meta), "look", timeout=1.0)
+    except OSError:
+        pass  # no scheduler yet: the one the change starts looks at once
+
+
 def take(model, port, running):
     """The stable port's listening socket for a new runner: the one `running` (a runner record
     serving this port) holds, else the watchdog's copy (the last runner died), else a new one.

@@ -89,6 +89,7 @@ def audited(action):
                 if not _journal(root, action, "ok", ctx, ids.get("outcome"), detail=result.get("detail", ""), **base):
                     result = dict(result, detail="%s; not in the server's journal: its disk is full"
                                   % result.get("detail", action), journalled=False)
+                endpoint.wake_watchdog(root.meta)
                 ctx.settle()
                 return result
         run.__name__ = fn.__name__

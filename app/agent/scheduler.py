@@ -181,7 +181,7 @@ class _Duties:
                                      daemon=True)
         evaluator.start()
         self.threads = [(evaluator, alerteval.SEND_TIMEOUT_S * 2), (watchdog.thread(self.root, self.stopping, log),
-                                                                    watchdog.TICK_S * 20)]
+                                                                    watchdog.STOP_WITHIN_S)]
 
     def join(self):
         for thread, timeout in self.threads:

@@ -1,4 +1,4 @@
-"""The runner watchdog, a thread of the scheduler process (scheduler.py): every TICK_S it looks at
+"""The runner watchdog, a thread of the scheduler process (scheduler.py): at each tick it looks at
 each model whose current release has a runner record (the operator started it; `berth stop` removes
 the record), and when that runner's process is gone it starts the release again on its stable port,
 through the code path `berth start` uses, under the server lock (a change in progress holds it: the
@@ -8,18 +8,26 @@ is journalled as `runner.restarted`.
 It also keeps a copy of each running model's stable listening socket (taken from the runner over
 its control socket, handoff.py). A SIGKILLed runner's copy dies with it, but the kernel socket lives
 on in this process, so connections queue in its backlog (not refused) until the restarted runner,
-given this very socket through `fd NAME` on keeper_file, accepts them."""
+given this very socket through `fd NAME` on keeper_file, accepts them.
+
+Between ticks it waits on the running runners' pidfds (exitwait.py): a runner's end wakes it at
+once, and so does `look` on the control socket, which every change sends when it is done (its new
+runner is watched from then on); with nothing happening it ticks every IDLE_S. Without pidfds it
+ticks every TICK_S."""
 import os
 import socket
 import threading
 import time
 
 from . import crashloop, endpoint, experimentfiles, handoff, journal, releases, supervise
+from .exitwait import ExitWaiter
 from .fsutil import write_json_atomic
 from .layout import AgentError
 from .lock import ServerLock
 
-TICK_S = 0.1  # the detection half of the SIGKILL-to-answering time (docs/serving.md measures the whole)
+TICK_S = 0.1  # without pidfds: the detection half of the SIGKILL-to-answering time (docs/serving.md)
+IDLE_S = 1.0  # with pidfds: how soon a new runner, a removed model or a crash loop's next try is seen
+STOP_WITHIN_S = 2 * IDLE_S  # the scheduler waits this long for the thread to end
 MAX_PAUSE_S = 2.0
 ACTOR = {"user": "berth-watchdog", "host": socket.gethostname()}
 
@@ -31,8 +39,11 @@ class Watchdog:
         self.handlers = {}  # the keeper's commands, updated as models come and go (read by handoff's thread)
         self.control = None
         self._said = {}
+        self.running = {}  # model name -> pid of its live runner, as the last tick found it
+        self.exits = ExitWaiter()
 
     def open(self):
+        self.handlers["look"] = lambda: self.exits.wake() or "ok"  # a change just started a runner
         self.control = handoff.listen(endpoint.keeper_file(self.root.meta), self.handlers)
 
     def close(self):
@@ -44,8 +55,19 @@ class Watchdog:
                 pass
         for name in list(self.kept):
             self._drop(name)
+        self.exits.close()
+
+    def pause(self):
+        """Until a watched runner ends, or the next tick is due."""
+        if self.exits.watch(sorted(set(self.running.values()))):
+            self.exits.wait(IDLE_S)
+        elif self.exits.usable:
+            return  # one ended between the tick and now: look at once
+        else:
+            time.sleep(TICK_S)
 
     def tick(self):
+        self.running = {}
         names = self.root.model_names()
         for name in set(self.kept) - set(names):
             self._drop(name)  # the model was removed: its port is free again
@@ -63,6 +85,7 @@ class Watchdog:
         version = model.current_version()
         rec = supervise.record(model, version) if version else None
         if rec is not None and supervise.alive(rec):
+            self.running[model.name] = int(rec["pid"])
             self._keep(model, version, rec)
             return
         state = crashloop.read(model)
@@ -131,6 +154,8 @@ class Watchdog:
                 self._gave_up(model, version, state)
             return
         new = supervise.record(model, version) or {}
+        if new.get("pid"):
+            self.running[model.name] = int(new["pid"])  # watched from now, not from the next tick
         last = state["crashes"][-1] if state.get("crashes") else {}
         state = crashloop.restarted(model, state)
         journal.append(self.root, "runner.restarted", "ok", ACTOR, model=model.name, version=version,
@@ -212,7 +237,7 @@ def run(root, stopping, log):
             except Exception as e:  # the root's folders going away under it: say so, keep watching
                 log(root, "watchdog: %s: %s" % (type(e).__name__, e))
                 time.sleep(MAX_PAUSE_S)
-            time.sleep(TICK_S)
+            dog.pause()
     finally:
         dog.close()
 
