@@ -84,3 +84,37 @@ def test_a_server_that_hangs_under_a_held_connection_ends_the_group_and_is_named
     assert r.returncode == 1 and summary["s1"]["state"] == "ok", r.stderr[-2000:]
     assert summary["s2"]["state"] == "failed" and "no answer to 3 keepalives" in summary["s2"]["detail"], summary["s2"]
     assert took < 60, took  # 3 unanswered keepalives of 1 s, a 2 s connect; a deploy of s1 alongside
+
+
+# --- the keeper's sockets ---------------------------------------------------------------------------
+
+@pytest.fixture
+def one(sshd, tmp_path, held_on, monkeypatch):
+    """The module's server as "s1", held connections on, $XDG_RUNTIME_DIR unset (the folder is
+    <BERTH_HOME>/held); runners stopped after."""
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    add(sshd, "s1", tmp_path / "r1")
+    yield sshd
+    stop_all(tmp_path / "r1")
+
+
+@pytest.mark.parametrize("planted", ["loose", "symlink", "dangling"])
+def test_a_socket_folder_made_loose_or_a_symlink_beforehand_is_never_used_and_is_said(one, berth_home, tmp_path,
+                                                                                    planted):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    if planted == "loose":
+        (berth_home / "held").mkdir()
+        os.chmod(berth_home / "held", 0o755)
+    else:
+        (berth_home / "held").symlink_to(elsewhere if planted == "symlink" else tmp_path / "not-yet")
+    try:
+        r = berth_proc("status", "--server", "s*")
+        assert r.returncode == 0, r.stderr  # connected directly
+        assert r.stderr.count("not a private folder") == 1 and str(berth_home / "held") in r.stderr, r.stderr
+        assert list(elsewhere.iterdir()) == [] and not (tmp_path / "not-yet").exists()
+        r = berth_proc("server", "connections")
+        assert r.returncode == 1 and "not a private folder" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    finally:
+        (berth_home / "held").unlink() if planted != "loose" else (berth_home / "held").rmdir()
+

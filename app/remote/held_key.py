@@ -52,7 +52,7 @@ def socket_dir(create: bool = True) -> Path:
             folder.mkdir(mode=0o700)
         except FileExistsError:
             pass
-    if folder.exists():
+    if os.path.lexists(folder):  # a symlink, even one to nowhere, is refused too
         st = os.lstat(folder)
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) & 0o077:
             raise PermissionError(f"{folder} is not a private folder of this user (mode 0700): Berth holds no "
