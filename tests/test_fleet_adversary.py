@@ -118,3 +118,52 @@ def test_a_socket_folder_made_loose_or_a_symlink_beforehand_is_never_used_and_is
     finally:
         (berth_home / "held").unlink() if planted != "loose" else (berth_home / "held").rmdir()
 
+
+
+def _raw(path, data: bytes, timeout=15.0, shut=True) -> bytes:
+    """`data` written to the keeper's socket at `path` as it is; what came back until it closed."""
+    import socket
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(timeout)
+        s.connect(str(path))
+        try:
+            s.sendall(data)
+            if shut:
+                s.shutdown(socket.SHUT_WR)
+        except OSError:  # it closed on us first: what it said is read below
+            pass
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except OSError:
+            pass
+        return out
+
+
+def test_malformed_huge_and_unknown_requests_are_answered_or_dropped_and_the_keeper_serves_on(one):
+    from app.remote import held
+    from app.remote.held_key import control_path
+
+    assert berth_proc("status", "--server", "s1").returncode == 0
+    [keeper] = held.keepers("s1")
+    sock, control = Path(keeper["socket"]), control_path()
+    rss = psutil.Process(keeper["pid"]).memory_info().rss
+    junk = [b"[1, 2]\n", b'"op"\n', b"not json\n", b"\xff\xfe\n", b"{}\n", b'{"op": 7}\n',
+            b'{"op": "file", "name": "__init__", "args": []}\n', b'{"op": "file", "name": "exists", "args": [[1]]}\n',
+            b'{"op": "send", "jobs": [["relative/path", "/tmp/x", 0, 1]]}\n', b'{"op": "send", "jobs": 5}\n',
+            b'{"op": "call"}\n']
+    for data in junk:
+        _raw(sock, data)
+    for data in (b'{"op": "open"}\n', b'{"op": "open", "server": {"nope": 1}, "key": "k", "socket": "/tmp/x"}\n',
+                 b'{"op": "open", "server": {"name": "s1"}, "key": "k", "socket": "/tmp/elsewhere.sock"}\n',
+                 b"[]\n", b"null\n"):
+        said = _raw(control, data)
+        assert b"Traceback" not in said
+    t0 = time.monotonic()
+    said = _raw(sock, b"{" + b" " * (64 << 20), shut=False)  # 64 MB, no end of line: not buffered for ever
+    assert time.monotonic() - t0 < 15 and b"too long" in said, said[:200]
+    assert psutil.Process(keeper["pid"]).memory_info().rss - rss < 48 << 20  # its limit is 16 MB
+    assert held.ask(sock, {"op": "info"})["pid"] == keeper["pid"]
+    r = berth_proc("status", "--server", "s1", "--json")
+    assert r.returncode == 0 and [k["pid"] for k in held.keepers("s1")] == [keeper["pid"]], r.stderr
