@@ -167,3 +167,30 @@ def test_malformed_huge_and_unknown_requests_are_answered_or_dropped_and_the_kee
     assert held.ask(sock, {"op": "info"})["pid"] == keeper["pid"]
     r = berth_proc("status", "--server", "s1", "--json")
     assert r.returncode == 0 and [k["pid"] for k in held.keepers("s1")] == [keeper["pid"]], r.stderr
+
+
+# --- group operations -------------------------------------------------------------------------------
+
+def test_a_second_ctrl_c_with_a_server_in_flight_still_records_each_servers_outcome(pair, tmp_path):
+    (s1, _s2), _roots = pair
+    assert berth_proc("status", "--server", "s*").returncode == 0  # held: s1's hang is inside the call
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "app", "deploy", str(iris_copy(tmp_path)), "--server", "s*",
+                             "--parallel", "1"], env=env, cwd=str(REPO), text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    err = []
+    for line in proc.stderr:
+        err.append(line)
+        if line.startswith("[s1] Connecting"):
+            break
+    with Hung(s1):  # s1 stays in flight: the operator gives up on it with a second Ctrl-C
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, more = proc.communicate(timeout=60)
+    assert proc.returncode == 130, "".join(err) + more
+    events = json.loads(berth_proc("audit", "list", "--json").stdout)
+    [group] = [e for e in events if e["action"] == "deploy.group" and e["outcome"] != "started"]
+    facts = json.loads(group["detail"])
+    assert group["outcome"] == "failed" and facts["abandoned"] == ["s1"], group
+    assert facts["outcomes"] == {"s2": "skipped: not started"} and facts["stopped"] == "stopped", facts
