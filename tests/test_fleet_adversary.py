@@ -194,3 +194,34 @@ def test_a_second_ctrl_c_with_a_server_in_flight_still_records_each_servers_outc
     facts = json.loads(group["detail"])
     assert group["outcome"] == "failed" and facts["abandoned"] == ["s1"], group
     assert facts["outcomes"] == {"s2": "skipped: not started"} and facts["stopped"] == "stopped", facts
+
+
+def test_a_host_key_revoked_while_its_connection_is_held_is_never_used_again(one):
+    from app.remote import held
+    from app.store.paths import known_hosts_path
+
+    assert berth_proc("status", "--server", "s1").returncode == 0
+    [keeper] = held.keepers("s1")
+    with open(known_hosts_path(), "a") as f:  # the operator learns the key leaked
+        f.write(f"@revoked [{one.host}]:{one.port} {one.host_public_key}\n")
+    r = berth_proc("status", "--server", "s1")
+    assert r.returncode != 0 and "revoked" in r.stderr.lower(), r.stderr
+    end = time.monotonic() + 5
+    while Path(keeper["socket"]).exists() and time.monotonic() < end:  # the held one was told to go
+        time.sleep(0.05)
+    assert not Path(keeper["socket"]).exists() and held.keepers("s1") == []
+
+
+def test_one_berth_home_spelled_two_ways_shares_its_held_connections(one, berth_home, tmp_path, monkeypatch):
+    import tempfile
+    runtime = Path(tempfile.mkdtemp(prefix="berth-xdg-", dir="/tmp"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    (tmp_path / "via").symlink_to(berth_home)  # e.g. ~/data a symlink to /mnt/data
+    try:
+        assert berth_proc("status", "--server", "s1").returncode == 0
+        monkeypatch.setenv("BERTH_HOME", str(tmp_path / "via"))
+        listed = json.loads(berth_proc("server", "connections", "--json").stdout)
+        assert [k["server"] for k in listed] == ["s1"], listed
+        assert "s1: disconnected" in berth_proc("server", "disconnect", "--all").stdout
+    finally:
+        subprocess.run(["rm", "-rf", str(runtime)])
