@@ -225,3 +225,23 @@ def test_one_berth_home_spelled_two_ways_shares_its_held_connections(one, berth_
         assert "s1: disconnected" in berth_proc("server", "disconnect", "--all").stdout
     finally:
         subprocess.run(["rm", "-rf", str(runtime)])
+
+
+def test_selectors_at_their_edges_pick_each_server_once_or_say_what_exists(capsys):
+    from app.cli.selectors import NoServerMatches, resolve_servers
+    from cli_kit import berth
+
+    ws = Workspace()
+    for name, env in (("web-1", "staging"), ("web-2", "staging"), ("web-10", "production")):
+        ws.servers.save(ServerConfig(name=name, kind="local", root=f"/nonexistent/{name}", environment=env))
+    assert resolve_servers(ws, ["web-1"] * 300 + ["web-*", "env:staging"]) == ["web-1", "web-2", "web-10"]
+    for selector, said in (("env:", "give an environment's name"), ("x*", "no server name matches 'x*'"),
+                           ("web-[1", "close names: web-1, web-2, web-10"), ("env:prod", "production, staging")):
+        with pytest.raises(NoServerMatches) as e:
+            resolve_servers(ws, ["web-1", selector])
+        assert said in str(e.value), (selector, e.value)
+    ws.close()
+    r = berth(capsys, "server", "list", "--env", "")
+    assert r.code == 1 and "env:" not in r.err.split("e.g.")[0], r
+    for flags in (["--parallel", "0"], ["--parallel", "-1"], ["--max-failures", "-1"], ["--parallel", "x"]):
+        assert berth(capsys, "stop", "iris", "--server", "web-*", *flags).code == 2, flags
