@@ -245,3 +245,26 @@ def test_selectors_at_their_edges_pick_each_server_once_or_say_what_exists(capsy
     assert r.code == 1 and "env:" not in r.err.split("e.g.")[0], r
     for flags in (["--parallel", "0"], ["--parallel", "-1"], ["--max-failures", "-1"], ["--parallel", "x"]):
         assert berth(capsys, "stop", "iris", "--server", "web-*", *flags).code == 2, flags
+
+
+def test_a_host_key_changed_under_a_held_connection_never_logs_in_to_the_new_key(sshd_factory, tmp_path, held_on):
+    from app.remote import held
+    from held_kit import logins
+
+    srv = sshd_factory()
+    add(srv, "s1", tmp_path / "r1")
+    try:
+        assert berth_proc("status", "--server", "s1").returncode == 0
+        [keeper] = held.keepers("s1")
+        srv.restart_with_new_host_key()  # a new sshd on the same port, a new key; the old sessions live on
+        before = logins(srv)
+        for _ in range(2):  # the held session (the old, checked key) serves on, or a direct call is refused
+            r = berth_proc("status", "--server", "s1")
+            assert r.returncode == 0 or "CHANGED" in r.stderr, r.stderr
+        assert logins(srv) == before, srv.log_tail()  # nothing authenticated to the new key
+        held.retire("s1")
+        r = berth_proc("status", "--server", "s1")
+        assert r.returncode != 0 and "CHANGED" in r.stderr and logins(srv) == before, r.stderr
+        assert keeper["pid"] not in [k["pid"] for k in held.keepers("s1")]
+    finally:
+        stop_all(tmp_path / "r1")
