@@ -212,6 +212,8 @@ class SSHTransport(Transport):
                                     f"AllowUsers, a firewall)? Check with `ssh -p {ep.port} {ep.host}`") from None
             raise ConnectFailed(f"SSH to {ep.host}:{ep.port} failed: {str(e) or type(e).__name__}") from None
         t.check_alive(self.keepalive)
+        if isinstance(sock, socket.socket):
+            sock.settimeout(None)
         return t
 
     def _no_answer(self, what: str, ep: Endpoint | None = None) -> str:
