@@ -268,3 +268,24 @@ def test_a_host_key_changed_under_a_held_connection_never_logs_in_to_the_new_key
         assert keeper["pid"] not in [k["pid"] for k in held.keepers("s1")]
     finally:
         stop_all(tmp_path / "r1")
+
+
+def test_an_entry_edited_to_a_key_the_server_refuses_never_rides_the_held_login(one, tmp_path):
+    from app.remote import held
+
+    assert berth_proc("status", "--server", "s1").returncode == 0
+    [old] = held.keepers("s1")
+    other = tmp_path / "id_other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    ws = Workspace()
+    try:  # the same server and user, another key: the server's authorized_keys does not have it
+        entry = ws.servers.get("s1")
+        ws.servers.save(ServerConfig(**dict(entry.__dict__, key_path=str(other))))
+    finally:
+        ws.close()
+    r = berth_proc("status", "--server", "s1")
+    assert r.returncode != 0 and "could not log in" in r.stderr, (r.stdout, r.stderr)
+    end = time.monotonic() + 5
+    while Path(old["socket"]).exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    assert not Path(old["socket"]).exists() and held.keepers("s1") == []
