@@ -14,7 +14,8 @@ from pathlib import Path
 
 from app import errors
 from app.deploy.progress import Progress
-from app.deploy.rolling import CANCELLED, FAILED, OK, UNCHANGED, Outcome, RollingSummary, describe, run_rolling
+from app.deploy.rolling import (CANCELLED, FAILED, OK, UNCHANGED, Abandoned, Outcome, RollingSummary, describe,
+                                run_rolling)
 from app.workspace import REASONED_ACTIONS, ReasonRequired, Workspace
 
 GROUP_ACTIONS = ("deploy", "rollback", "start", "stop", "promote")
@@ -82,7 +83,13 @@ def run_group(ws: Workspace, plan: GroupPlan, work: Work, should_stop: Callable[
     try:
         summary = run_rolling(plan.names, action, plan.parallel, plan.max_failures, plan.canary_first,
                               should_stop, on_event, kind=plan.action)
-    except BaseException as e:  # a second Ctrl-C: the group's record says so
+    except Abandoned as e:  # a second Ctrl-C: the group's record names what each server did, and which ran on
+        known = {o.server: describe(o, plan.action) for o in e.summary.outcomes}
+        known.update({n: "skipped: not started" for n in plan.names if n not in known and n not in e.in_flight})
+        ws.audit.finish(started, "failed", detail=json.dumps(dict(plan.facts(), stopped=e.summary.stopped or "stopped",
+                                                                  abandoned=e.in_flight, outcomes=known)))
+        raise
+    except BaseException as e:  # anything else that ends the run: the group's record says so
         ws.audit.finish(started, "failed", detail=f"interrupted ({type(e).__name__})")
         raise
     outcome = "ok" if summary.ok else "cancelled" if summary.interrupted else "failed"

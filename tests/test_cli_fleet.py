@@ -81,7 +81,7 @@ def test_a_selector_that_matches_nothing_names_what_exists():
     with pytest.raises(NoServerMatches, match="no server is in environment 'qa'; the environments are: local, "
                                               "production, staging"):
         resolve_servers(ws, ["env:qa"])
-    with pytest.raises(NoServerMatches, match="give an environment after env:"):
+    with pytest.raises(NoServerMatches, match="give an environment.s name"):
         resolve_servers(ws, ["env:"])
 
 

@@ -74,7 +74,7 @@ def _close(selector: str, names: list[str]) -> str:
 
 def _no_environment(env: str, servers) -> str:
     if not env:
-        return f"give an environment after {ENV_PREFIX}, e.g. {ENV_PREFIX}staging"
+        return f"give an environment's name, e.g. {ENV_PREFIX}staging (or --env staging)"
     known = sorted({s.environment for s in servers if s.environment}, key=natural_key)
     where = f"the environments are: {', '.join(known)}" if known else "no server has an environment"
     return (f"no server is in environment {env!r}; {where} (set one with `berth server add NAME --env ENV` "

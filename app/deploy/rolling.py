@@ -47,6 +47,15 @@ class RollingSummary:
                 "servers": [asdict(o) for o in self.outcomes]}
 
 
+class Abandoned(KeyboardInterrupt):
+    """A second Ctrl-C while servers were still in flight: the outcomes known then, and the servers
+    left running (each finishes or undoes its change by itself; their own events say which)."""
+
+    def __init__(self, summary: RollingSummary, in_flight: list[str]):
+        super().__init__()
+        self.summary, self.in_flight = summary, in_flight
+
+
 Action = Callable[[str, Callable[[], bool]], Outcome]
 OnEvent = Callable[[str, str], None]  # (server, one line)
 
@@ -59,7 +68,7 @@ def run_rolling(names: list[str], action: Action, parallel: int = 10, max_failur
     stop starting when more than `max_failures` failed, when the canary (the first server, run
     alone) did not succeed, or when `should_stop()` turns true or Ctrl-C arrives; only the last two
     reach the actions in flight, through the `should_stop` they are given (a spent budget lets them
-    finish). A second Ctrl-C is not caught. `on_event(server, line)` hears each server start and
+    finish). A second Ctrl-C is not caught: it becomes Abandoned, with what is known. `on_event(server, line)` hears each server start and
     end (`kind`, e.g. "deploy", words the end: describe())."""
     if parallel < 1 or max_failures < 0:
         raise ValueError("parallel must be at least 1 and max_failures at least 0")
@@ -79,8 +88,11 @@ def run_rolling(names: list[str], action: Action, parallel: int = 10, max_failur
                 run.stop_with(BUDGET)
     except KeyboardInterrupt:
         run.interrupt()
-        while run.running:
-            run.wait_one()
+        try:
+            while run.running:
+                run.wait_one()
+        except KeyboardInterrupt:  # the second: not caught, but what is known goes up with it
+            raise Abandoned(run.summary, [n for n in names if n in run.running]) from None
     seen = {o.server for o in run.summary.outcomes}
     for name in names:
         if name not in seen:

@@ -182,10 +182,11 @@ def no_answer(code: int, stderr: str) -> str:
     return f"the Berth agent gave no answer (exit {code}): {last or 'no output'}"
 
 
-def ended_during(server: str, command: str, connected: bool) -> RemoteError:
-    """The agent (one-shot or session) ended before answering `command`."""
+def ended_during(server: str, command: str, connected: bool, why: str = "") -> RemoteError:
+    """The agent (one-shot or session) ended before answering `command` (`why` the link ended, if known)."""
     if not connected:
-        return RemoteError(f"{server}: lost the connection during {command}. The server finishes or undoes "
+        return RemoteError(f"{server}: lost the connection during {command}{f' ({why})' if why else ''}. "
+                           f"The server finishes or undoes "
                            f"the change by itself; check with `berth status`", "connection_lost")
     return RemoteError(f"{server}: the Berth agent ended without an answer during {command} (killed?). "
                        f"The server's journal has how far it got; check with `berth status`", "agent_killed")

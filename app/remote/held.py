@@ -54,6 +54,9 @@ def open_held(server: ServerConfig, direct: Callable[[], Transport], setting: st
     try:
         alias = resolve(server.ssh_alias) if server.ssh_alias else None
         path = socket_path(server.name, connection_key(server, alias, known_hosts(alias)))
+    except PermissionError as e:  # a socket folder not ours, open to others or a symlink: said, never used
+        _say_once(f"berth: connecting directly: {e}")
+        return None
     except (SSHConfigError, OSError):
         return None
     if not fits(path):
@@ -70,6 +73,16 @@ def open_held(server: ServerConfig, direct: Callable[[], Transport], setting: st
             return None
         info = ask(path, {"op": "info"})
     return HeldTransport(server, path, info, direct) if info and "pid" in info else None
+
+
+_SAID: set[str] = set()
+
+
+def _say_once(text: str) -> None:
+    """One line on stderr (the CLI's: only it holds connections), once per process however many servers."""
+    if text not in _SAID:
+        _SAID.add(text)
+        print(text, file=sys.stderr)
 
 
 class HeldTransport(Transport):

@@ -41,7 +41,7 @@ def idle_seconds(setting: str = "") -> int:
 def socket_dir(create: bool = True) -> Path:
     """A private folder (0700, ours): $XDG_RUNTIME_DIR/berth-<home> when that exists, else
     <BERTH_HOME>/held. One found with other owners or modes is refused (OSError), never used."""
-    home = str(paths.berth_home())
+    home = _home()
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
     if runtime and os.path.isdir(runtime):
         folder = Path(runtime) / f"berth-{hashlib.sha256(home.encode()).hexdigest()[:12]}"
@@ -52,7 +52,7 @@ def socket_dir(create: bool = True) -> Path:
             folder.mkdir(mode=0o700)
         except FileExistsError:
             pass
-    if folder.exists():
+    if os.path.lexists(folder):  # a symlink, even one to nowhere, is refused too
         st = os.lstat(folder)
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) & 0o077:
             raise PermissionError(f"{folder} is not a private folder of this user (mode 0700): Berth holds no "
@@ -76,7 +76,7 @@ def connection_key(server: ServerConfig, alias=None, known_hosts=None) -> str:
         "known_hosts": {f: _digest(Path(f)) for f in hosts},
         "agent": os.environ.get("SSH_AUTH_SOCK", ""),
         "code": code_digest(),
-        "home": str(paths.berth_home()),
+        "home": _home(),
     }
     return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
@@ -104,6 +104,12 @@ def socket_path(name: str, key: str) -> Path:
 
 def fits(path: Path) -> bool:
     return len(os.fsencode(str(path))) < SUN_PATH_MAX
+
+
+def _home() -> str:
+    """The Berth home as the file system has it: one home reached through a symlink (or `..`) is one
+    set of held connections, listed and ended from either spelling."""
+    return os.path.realpath(paths.berth_home())
 
 
 def _digest(path: Path) -> str:

@@ -29,6 +29,7 @@ from . import keeper_files
 from .transport import SendStopped
 
 HEARTBEAT = 1.0  # seconds between beats while a call runs
+MAX_REQUEST = 16 << 20  # bytes of one request line (an upload of 50 000 files names them in a few MB)
 CHECK = 1.0  # how often the connection's liveness and the idle time are looked at
 
 
@@ -170,9 +171,15 @@ def _accepted(conn: socket.socket):
         return out, None
     conn.settimeout(10)
     try:
-        return out, json.loads(conn.makefile("rb").readline() or b"{}")
+        line = conn.makefile("rb").readline(MAX_REQUEST + 1)
+        if len(line) > MAX_REQUEST:  # not buffered for ever: a request is one line, an upload's file list at most
+            out.send({"error": {"kind": "remote", "code": "failed",
+                                "message": f"request too long (over {MAX_REQUEST} bytes)"}})
+            return out, None
+        request = json.loads(line or b"{}")
     except (OSError, ValueError):
         return out, None
+    return out, request if isinstance(request, dict) else None
 
 
 def _bind(path: str) -> socket.socket:
@@ -241,6 +248,8 @@ class Process:
                     self.opening += 1
                 try:
                     out.send(self._open(request))
+                except (KeyError, TypeError, ValueError, AttributeError) as e:  # not a request held.py sends
+                    out.send({"ok": False, "error": {"code": "failed", "message": f"a malformed request: {e!r}"}})
                 finally:
                     with self.lock:
                         self.opening -= 1

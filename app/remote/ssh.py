@@ -14,6 +14,7 @@ from .credentials import AskPassphrase
 from .errors import (ConnectFailed, HostKeyChanged, HostKeyRevoked, JumpHostKeyRefused, RemoteError,
                      UnknownHostKey)
 from .hostkeys import KnownHosts
+from .liveness import CheckedTransport, hung_why, tcp_liveness
 from .session_reader import taken_stderr
 from .sftp_files import FILE_TIMEOUT
 from .sshauth import auth_methods, authenticate
@@ -53,7 +54,8 @@ def _lost_is_connection_error(method):
         try:
             return method(self, *args, **kwargs)
         except (paramiko.SSHException, EOFError) as e:
-            raise ConnectionError(f"lost the connection to {self.host}:{self.port} ({str(e) or type(e).__name__})") from None
+            why = hung_why(getattr(self, "_client", None)) or str(e) or type(e).__name__
+            raise ConnectionError(f"lost the connection to {self.host}:{self.port} ({why})") from None
     return wrapper
 
 
@@ -155,7 +157,7 @@ class SSHTransport(Transport):
         except OSError as e:
             raise ConnectFailed(f"cannot reach {ep.host}:{ep.port}: {e.strerror or str(e) or type(e).__name__}; "
                                 f"{_what_to_check(e, ep)}") from None
-        _tcp_liveness(sock, self.keepalive)
+        tcp_liveness(sock, self.keepalive)
         return sock
 
     def _hop_name(self, t) -> str:
@@ -163,7 +165,7 @@ class SSHTransport(Transport):
         return f"{ep.host}:{ep.port}"
 
     def _start(self, ep: Endpoint, sock, accept, is_target: bool) -> paramiko.Transport:
-        t = paramiko.Transport(sock)
+        t = CheckedTransport(sock)
         t.berth_endpoint = ep
         t.banner_timeout = t.handshake_timeout = self.timeout
         t.auth_timeout = self.auth_timeout
@@ -209,8 +211,7 @@ class SSHTransport(Transport):
                                     f"listening there, and does it take this computer (its MaxStartups, "
                                     f"AllowUsers, a firewall)? Check with `ssh -p {ep.port} {ep.host}`") from None
             raise ConnectFailed(f"SSH to {ep.host}:{ep.port} failed: {str(e) or type(e).__name__}") from None
-        if self.keepalive > 0:
-            t.set_keepalive(int(max(1, self.keepalive)))
+        t.check_alive(self.keepalive)
         if isinstance(sock, socket.socket):
             sock.settimeout(None)
         return t
@@ -333,6 +334,9 @@ class SSHTransport(Transport):
     def connected(self):
         return self._client.is_active()
 
+    def lost_why(self):
+        return hung_why(self._client)
+
     def send_files(self, jobs, on_bytes, should_stop=lambda: False):
         if self.file_path_kind == "sftp":
             from .sftp_send import send_parallel
@@ -369,17 +373,3 @@ class _ChannelHTTPConnection(http.client.HTTPConnection):
 
     def connect(self):  # already connected through the channel
         pass
-
-
-def _tcp_liveness(sock: socket.socket, keepalive: float) -> None:
-    """paramiko's keepalive only sends; it never notices that no answer comes. With the kernel's
-    TCP_USER_TIMEOUT a link whose keepalives go unacknowledged for 3 intervals is closed, so
-    channels in use fail (EOF) instead of waiting forever on a dead peer."""
-    if keepalive <= 0:
-        return
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(keepalive * 3 * 1000))
-    for opt, value in (("TCP_KEEPIDLE", keepalive), ("TCP_KEEPINTVL", keepalive), ("TCP_KEEPCNT", 3)):
-        if hasattr(socket, opt):
-            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt), int(max(1, value)))

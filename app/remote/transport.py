@@ -147,6 +147,10 @@ class Transport:
         """Is the link to the server still up (SSH: the session, not just this one command)?"""
         return True
 
+    def lost_why(self) -> str:
+        """Why the link ended, when Berth ended it itself (a server that stopped answering); else ""."""
+        return ""
+
     def __enter__(self):
         return self
 
@@ -209,7 +213,7 @@ class Transport:
             raise RemoteError(f"{self.name}: {command} was cut off: {e}. The server finishes or undoes the change "
                               f"by itself; check with `berth status`", "connection_lost") from None
         if final is None and code < 0:  # no exit status: the session or the agent died
-            raise ended_during(self.name, command, self.connected())
+            raise ended_during(self.name, command, self.connected(), self.lost_why())
         if final is None:
             raise RemoteError(_no_answer(code, stderr), "agent_failed", {"stderr": stderr[-2000:]})
         if final["event"] == "error":
@@ -225,11 +229,11 @@ class Transport:
             return self._agent_session().call(command, request, on_event, self.command_timeout)
         except SessionDied as e:
             if e.sent and command not in READ_ONLY:
-                raise ended_during(self.name, command, self.connected()) from None
+                raise ended_during(self.name, command, self.connected(), self.lost_why()) from None
         try:
             return self._agent_session().call(command, request, on_event, self.command_timeout)
         except SessionDied:
-            raise ended_during(self.name, command, self.connected()) from None
+            raise ended_during(self.name, command, self.connected(), self.lost_why()) from None
 
     def _agent_session(self) -> AgentSession:
         with self._session_lock:
