@@ -4,6 +4,7 @@ added with `berth server add`, the iris example deployed to each; then the fleet
 and the console, every figure beside the same at N=1 measured in the same run, with its ratio.
 
     .venv/bin/python bench/fleet.py N [--starts K] [--console-s 60] [--window-s 30] [--parallel 10] [--keep]
+    .venv/bin/python bench/fleet.py 100 --starts 20 --console-s 120 --console-only   (the hung-server count)
 
 Slow (minutes; N=10 ~6 min, most of it the console's minutes): not part of `make bench`. Everything
 lives in one temp folder (sshd's, server roots, two Berth data dirs: $BERTH_HOME, $BERTH_SSH_DIR,
@@ -228,6 +229,18 @@ def rows(n: int, one: dict, many: dict, runs1: list[dict], runsn: list[dict], na
     return out
 
 
+def console_summary(args, runs: list[dict], names: list[str]) -> str:
+    at = args.console_s - args.window_s
+    window = sum(len(r["hung_at_window"]) for r in runs)
+    end = sum(len(r["hung_at_end"]) for r in runs)
+    med = lambda key: statistics.median(r[key] for r in runs)
+    return (f"{len(runs)} console starts at N={args.n}: hung at {at:g} s {window} of {len(names) * len(runs)}, "
+            f"hung at the end ({args.console_s:g} s) {end} of {len(names) * len(runs)}; slowest server to show its "
+            f"models {slowest(runs, 'models_at', names)}, slowest first sample {slowest(runs, 'sample_at', names)}; "
+            f"medians: CPU {med('cpu_pct'):.1f} % of a core, RSS {med('rss') / 2**20:.1f} MB, "
+            f"{med('threads'):g} threads; load {load()}")
+
+
 # -- main -------------------------------------------------------------------------------------------
 
 def parse_args(argv):
@@ -240,6 +253,9 @@ def parse_args(argv):
                                                                 "them, and a server without models or a sample "
                                                                 "when they begin is hung")
     p.add_argument("--parallel", type=int, default=10, help="--parallel of a group deploy (default 10)")
+    p.add_argument("--console-only", action="store_true", help="add and deploy, then only the console starts at N "
+                                                                   "(no CLI figures, no N=1 consoles): hung servers "
+                                                                   "over many starts")
     p.add_argument("--keep", action="store_true", help="keep the temp folder (logs, data dirs) and print it")
     args = p.parse_args(argv)
     if args.n < 2:
@@ -286,6 +302,8 @@ def run(args, folder: Path, children: list, fleets: list) -> int:
     steps = [("add", add_all), ("deploy", lambda f: deploy_all(f, bundle, group, args.parallel)),
              ("status_fresh", fresh(status_all)), ("status", status_all), ("monitor_fresh", fresh(monitor_all)),
              ("monitor", monitor_all)]
+    if args.console_only:
+        steps = steps[:2]
     for key, step in steps:
         for size, fleet in sizes.items():
             figures[size][key] = step(fleet)
@@ -295,6 +313,8 @@ def run(args, folder: Path, children: list, fleets: list) -> int:
     runs = {"1": [], "N": []}
     for k in range(args.starts):
         for size, fleet in sizes.items():
+            if args.console_only and size == "1":
+                continue
             r = console(fleet, args.console_s, args.window_s, f"{size}-{k + 1}", children)
             runs[size].append(r)
             print(f"  console N={fleet.n:<4} start {k + 1}: CPU {r['cpu_pct']:.1f} %, RSS {r['rss'] / 2**20:.1f} MB, "
@@ -305,6 +325,9 @@ def run(args, folder: Path, children: list, fleets: list) -> int:
                 print("    by thread, % of a core: " + ", ".join(f"{kind} {pct:.2f}" for kind, pct in
                                                           list(r["thread_pct"].items())[:8]), flush=True)
     print()
+    if args.console_only:
+        print(console_summary(args, runs["N"], sizes["N"].names))
+        return 0
     headers = ("figure", "N=1", f"N={args.n}", "ratio", "per server at N")
     print(table(rows(args.n, figures["1"], figures["N"], runs["1"], runs["N"], sizes["1"].names, sizes["N"].names),
                 headers))
