@@ -77,8 +77,9 @@ class Fleet:
                               capture_output=True, text=True, timeout=timeout)
         took = time.perf_counter() - t0
         if proc.returncode != 0:
+            failed = [line for line in proc.stdout.splitlines() if " failed: " in line][:10]  # a group's own
             raise BenchFailed(f"`berth {' '.join(argv)}` (N={self.n}) exited {proc.returncode}:\n"
-                              f"{proc.stdout[-1500:]}{proc.stderr[-2500:]}")
+                              + "".join(line + "\n" for line in failed) + f"{proc.stdout[-1500:]}{proc.stderr[-2500:]}")
         return took, proc.stdout
 
     def stop(self) -> None:
