@@ -101,8 +101,9 @@ def main(argv=None) -> int:
     p.add_argument("n", type=int, nargs="?", default=10, help="servers (default 10)")
     p.add_argument("--parallel", type=int, default=10, help="--parallel of the group deploy (default 10)")
     args = p.parse_args(argv)
-    if missing_tools():
-        print(f"deploy_cpu: needs {', '.join(missing_tools())}: `apt-get install -y openssh-server`", file=sys.stderr)
+    missing = missing_tools()
+    if missing:
+        print(f"deploy_cpu: needs {', '.join(missing)}: `apt-get install -y openssh-server`", file=sys.stderr)
         return 2
     folder = Path(tempfile.mkdtemp(prefix="berth-deploy-cpu-"))
     fleet = Fleet(folder / "fleet", args.n)

@@ -197,6 +197,10 @@ def slowest(runs: list[dict], key: str, names: list[str]) -> str:
     return (fmt(max(reached), "s") if reached else "-") + (f" ({never} never)" if never else "")
 
 
+def med(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
 def rows(n: int, one: dict, many: dict, runs1: list[dict], runsn: list[dict], names1, namesn) -> list[tuple]:
     out = []
     for label, key in (("add, total (one `server add` per server)", "add"),
@@ -207,9 +211,6 @@ def rows(n: int, one: dict, many: dict, runs1: list[dict], runsn: list[dict], na
                        ("`berth monitor --once --json`, held", "monitor")):
         a, b = one[key], many[key]
         out.append((label, fmt(a, "s"), fmt(b, "s"), ratio(b, a), fmt(b / n, "s")))
-
-    def med(runs, key):
-        return statistics.median(r[key] for r in runs)
 
     window = runsn[0]["window_s"]
     for label, key, unit in ((f"console CPU, % of a core (last {window:g} s)", "cpu_pct", "%"),
@@ -234,12 +235,11 @@ def console_summary(args, runs: list[dict], names: list[str]) -> str:
     at = args.console_s - args.window_s
     window = sum(len(r["hung_at_window"]) for r in runs)
     end = sum(len(r["hung_at_end"]) for r in runs)
-    med = lambda key: statistics.median(r[key] for r in runs)
     return (f"{len(runs)} console starts at N={args.n}: hung at {at:g} s {window} of {len(names) * len(runs)}, "
             f"hung at the end ({args.console_s:g} s) {end} of {len(names) * len(runs)}; slowest server to show its "
             f"models {slowest(runs, 'models_at', names)}, slowest first sample {slowest(runs, 'sample_at', names)}; "
-            f"medians: CPU {med('cpu_pct'):.1f} % of a core, RSS {med('rss') / 2**20:.1f} MB, "
-            f"{med('threads'):g} threads; load {load()}")
+            f"medians: CPU {med(runs, 'cpu_pct'):.1f} % of a core, RSS {med(runs, 'rss') / 2**20:.1f} MB, "
+            f"{med(runs, 'threads'):g} threads; load {load()}")
 
 
 # -- main -------------------------------------------------------------------------------------------
