@@ -272,3 +272,26 @@ def test_only_a_release_runner_without_a_record_counts_as_unrecorded(root, tmp_p
         for p in procs.values():
             p.kill()
             p.wait()
+
+
+def test_a_runner_this_process_started_is_alive_until_it_exits_whatever_proc_says(root, tmp_path, monkeypatch):
+    """Issue 23: at load ~15 a runner that went on to serve was taken for dead a moment after it was
+    started (`/proc` read as "not our runner"), and the failed deploy's clean-up then stopped it.
+    For our own child only its exit counts; a record naming another release still asks /proc."""
+    import signal
+
+    from app.agent import supervise
+
+    deploy(root, make_bundle(tmp_path / "v1"))
+    model = Root(str(root)).model("echo")
+    release = str(root / "models/echo/releases/1.0.0")
+    supervise.stop(model, "1.0.0")
+    rec = supervise.start(model, "1.0.0", release)
+    monkeypatch.setattr(supervise, "is_runner_process", lambda pid, release: False)  # /proc misreads
+    assert supervise.alive(rec), "a live child was judged by /proc"
+    assert not supervise.alive(dict(rec, release=str(root / "elsewhere"))), "another release's record is ours"
+    os.kill(rec["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while supervise.alive(rec) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not supervise.alive(rec) and supervise.exit_status(rec["pid"]) == -signal.SIGKILL

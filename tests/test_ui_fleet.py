@@ -249,7 +249,14 @@ def test_one_confirmation_lists_every_selected_server(qtbot, window, tmp_path):
     assert fleet.selected_servers() == ["s1", "s2", "s10"]
     assert [a.text() for a in window.fleet_menu.actions()] == ["Deploy folder to 3 servers…"]
     window.fleet_menu.deploy(fleet.selected_servers(), str(iris_copy(tmp_path, "1.0.0")))
-    qtbot.waitUntil(lambda: window.fleet_menu.confirmation is not None, timeout=SLOW)
+    try:
+        qtbot.waitUntil(lambda: window.fleet_menu.confirmation is not None, timeout=SLOW)
+    except Exception:
+        from PySide6.QtWidgets import QApplication
+        import time as _t
+        boxes = [(w.windowTitle(), w.text()) for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()]
+        tasks = [(t.label, t.done, t.started_at and round(_t.monotonic() - t.started_at, 1)) for t in window.runner.active]
+        raise AssertionError(f"no confirmation; boxes {boxes}; tasks {tasks}; pool queue {window.runner.pool._work_queue.qsize()}")
     box = window.fleet_menu.confirmation
     assert box.targets == ["s1", "s2", "s10"] and "to these 3 servers" in box.text()
     assert box.informativeText() == "• s1\n• s2\n• s10"

@@ -240,7 +240,8 @@ def run(root, stopping, log):
     """The scheduler process's evaluator thread: a round every EVAL_S while the root has rules."""
     evaluator, logged = Evaluator(root), []
     try:
-        evaluator.prime()  # the first round is EVAL_S after this baseline, so its rates cover a whole round
+        if alertstore.has_rules(root):  # (without rules, no sample: it costs every first deploy ~30 ms)
+            evaluator.prime()  # the first round is EVAL_S after this baseline, so its rates cover a whole round
         while not stopping and os.path.isdir(root.meta):
             started = time.monotonic()
             while not stopping and time.monotonic() - started < EVAL_S:

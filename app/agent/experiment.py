@@ -154,7 +154,7 @@ def start_router(model, data):
     listener = endpoint.take(model, data["port"], supervise.record(model, data["a"]))
     ready = os.path.join(xf.folder(model), "router.ready")
     _unlink(ready)
-    cmd = [sys.executable, "-m", supervise.PACKAGE + ".router", "--dir", xf.folder(model),
+    cmd = [sys.executable, "-S", "-m", supervise.PACKAGE + ".router", "--dir", xf.folder(model),  # -S: stdlib only
            "--listen-fd", str(listener.fileno())]
     # the runners' allow-list: the agent's environment (on `local` the operator's, SSH_AUTH_SOCK and tokens) stays out
     env = dict(runner_environment(), PYTHONPATH=supervise.PACKAGE_PARENT, PYTHONDONTWRITEBYTECODE="1",

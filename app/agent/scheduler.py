@@ -318,7 +318,9 @@ def scheduled(root):
 
 
 def command(root):
-    return [sys.executable, "-m", supervise.PACKAGE + ".scheduler", "--root", root.path]
+    # -S: the stdlib only, and no site-packages .pth files read at every start (31 -> 7 ms on a pyenv
+    # Python); this is also the reboot line (jobreboot.py)
+    return [sys.executable, "-S", "-m", supervise.PACKAGE + ".scheduler", "--root", root.path]
 
 
 def stop(root, timeout=10.0):

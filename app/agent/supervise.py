@@ -82,6 +82,12 @@ def alive(rec):
     if not rec or not rec.get("pid"):
         return False
     pid = int(rec["pid"])
+    proc = _started.get(pid)
+    if proc is not None and rec.get("release") in proc.args:
+        # Our own child: only its exit says it ended (its pid is ours until it is reaped). /proc was
+        # once read as "not our runner" for one that went on to serve, under load (issue 23).
+        _reap(pid)
+        return pid in _started
     _reap(pid)
     if not pid_alive(pid):
         return False
@@ -216,7 +222,7 @@ def _reap(pid):
     proc = _started.get(pid)
     if proc is not None:
         if proc.poll() is not None:
-            del _started[pid]
+            _started.pop(pid, None)  # (a session runs calls in threads)
             _exited[pid] = proc.returncode
         return
     try:

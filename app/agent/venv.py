@@ -19,7 +19,7 @@ def build_at(env_dir, requirements, bundle_dir, emit, cancelled, source=None):
     `source` (wheelhouse.Source): offline wheels or a private index instead of the server's own."""
     # -I: `-m` would otherwise put the working folder (the bundle) first on sys.path, and a bundle's
     # own venv.py or pip/ would run here with the agent's environment, outside every check
-    cmd = [sys.executable, "-I", "-m", "venv"]
+    cmd = [sys.executable, "-I", "-S", "-m", "venv"]  # -S: venv is stdlib; no .pth files read (pip runs apart)
     if not requirements:
         cmd.append("--without-pip")  # nothing to install: no need to spend seconds on ensurepip
     _stream(cmd + [env_dir], "venv", emit, cancelled, bundle_dir)
