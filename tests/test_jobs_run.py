@@ -98,7 +98,7 @@ def test_sqlite_source_takes_only_rows_after_the_watermark(root, tmp_path):
     assert error is None, error
     assert result["job"]["version"] == "1.0.0" and result["job"]["schedule"] == "every 10m"
     run = wait_run(root, "from-db", call(root, "job_run", name="from-db")[0]["run"]["run_id"])
-    assert (run["state"], run["rows_in"], run["rows_out"], run["errors"]) == ("ok", 4, 3, 1)
+    assert (run["state"], run["rows_in"], run["rows_out"], run["errors"]) == ("ok", 4, 3, 1), run
     assert rows(out, "SELECT value FROM berth_job_watermark WHERE job = 'from-db'") == [(102,)]
     conn.executemany("INSERT INTO readings (x, at) VALUES (?, ?)", [(5, 102), (6, 103), (7, 104)])
     conn.commit()

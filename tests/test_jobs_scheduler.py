@@ -159,3 +159,20 @@ def test_a_broken_job_does_not_stop_the_others(root, tmp_path, clock):
     broken = {j["name"]: j for j in call(root, "job_list")[0]["jobs"]}["broken"]
     assert broken["failing"] is True and broken["schedule"].startswith("unreadable: --every: 'every now and then' is not an interval")
     assert broken["next_run"] is None
+
+
+def test_a_scheduler_that_only_watches_runners_loads_neither_jobs_nor_alerts():
+    """Every first deploy starts one (issue 23: its start was ~20% of a group deploy's CPU): the job
+    machinery and the alert evaluator (http.client, ssl, email) load once the root has a job or a rule."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; import app.agent.scheduler, app.agent.watchdog; "
+             "print(' '.join(m for m in ('http.client', 'ssl', 'email', 'argparse', 'csv', 'app.agent.jobrun', "
+             "'app.agent.schedule', 'app.agent.alerteval', 'app.agent.sampler') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-S", "-B", "-c", probe], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[1], check=True)
+    assert out.stdout.split() == [], out.stdout
+    bad = subprocess.run([sys.executable, "-S", "-B", "-m", "app.agent.scheduler", "--rot", "x"], capture_output=True,
+                         text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert bad.returncode == 2 and "usage: python3 -m berth_agent.scheduler --root R" in bad.stderr

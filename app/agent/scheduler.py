@@ -6,7 +6,6 @@ when the root has none of them); the alert evaluator (alerteval.py) and the runn
 next due time, starts the job process, and catches up missed runs ONCE (a scheduler dead for a day
 runs an hourly job one time, marked late), because the next due time is always computed from now.
     python3 -m berth_agent.scheduler --root R"""
-import argparse
 import fcntl
 import os
 import signal
@@ -15,14 +14,13 @@ import sys
 import threading
 import time
 
-from . import alertstore, crashloop, jobclock, jobrun, supervise
+from . import alertstore, crashloop, jobclock, supervise
 from .fsutil import read_json, write_json_atomic, _unlink
 from .jobclock import CLOCK_ENV, fake_clock_file, iso, now, parse
 from .jobstore import LATE_S, list_jobs, new_run_id
 from .layout import AgentError, Root
 from .runnerenv import runner_environment
 from .runnerproc import pid_alive
-from .schedule import Schedule
 
 MAX_SLEEP_S = 2.0  # new jobs, pauses and removals are seen within this
 
@@ -75,9 +73,15 @@ _problems = {}  # job name -> the problem last logged for it
 
 def tick(root, t):
     """Start what is due at `t`; returns the earliest next due time (None: nothing scheduled)."""
+    jobs = list_jobs(root)
+    if not jobs and (__package__ + ".jobrun") not in sys.modules:
+        return None  # a root that only serves models never loads the job machinery (~40% of the imports)
+    from . import jobrun
+    from .schedule import Schedule
+
     jobrun.reap()
     wake = None
-    for jobdir in list_jobs(root):
+    for jobdir in jobs:
         if not runs_here(root, jobdir):
             continue  # another member's job: their own scheduler runs it, as them
         try:
@@ -110,6 +114,8 @@ def tick(root, t):
 
 
 def _start(root, jobdir, late, due):
+    from . import jobrun
+
     try:
         run = jobrun.start(root, jobdir, "schedule", late=late, due=due)
         log(root, "started %s run %s%s" % (jobdir.name, run["run_id"], " (late)" if late else ""))
@@ -154,6 +160,29 @@ def serve(root):
     return 0
 
 
+RULES_LOOK_S = 2.0  # a rule added to a root whose scheduler only watched runners is seen within this
+
+
+def _evaluate_once_ruled(root, stopping, log):
+    """The evaluator's thread: alerteval (http.client, ssl, email, the sampler: ~30% of this
+    process's imports) is loaded once the root has alert rules, not in every scheduler that only
+    watches runners."""
+    while not stopping and os.path.isdir(root.meta) and not alertstore.has_rules(root):
+        end = time.monotonic() + RULES_LOOK_S
+        while not stopping and time.monotonic() < end:
+            time.sleep(0.2)
+    if not stopping and os.path.isdir(root.meta):
+        from . import alerteval
+
+        alerteval.run(root, stopping, log)
+
+
+def _evaluator_stop_s():
+    """How long the scheduler's end waits for the evaluator: a delivery under way may finish."""
+    alerteval = sys.modules.get(__package__ + ".alerteval")
+    return alerteval.SEND_TIMEOUT_S * 2 if alerteval is not None else 1.0
+
+
 class _Duties:
     """The alert evaluator and the runner watchdog: threads of the one scheduler holding the root-wide
     lock (`held`); in a shared root a member's scheduler takes them when no other member's has them."""
@@ -175,17 +204,16 @@ class _Duties:
                 os.close(fd)
                 return  # another member's scheduler has them
             self.fd = fd
-        from . import alerteval, watchdog  # only this process evaluates: the agent, which imports this module, stays lean
+        from . import watchdog  # only this process watches: the agent, which imports this module, stays lean
         self.held = True
-        evaluator = threading.Thread(target=alerteval.run, args=(self.root, self.stopping, log), name="alerts",
-                                     daemon=True)
+        evaluator = threading.Thread(target=_evaluate_once_ruled, args=(self.root, self.stopping, log),
+                                     name="alerts", daemon=True)
         evaluator.start()
-        self.threads = [(evaluator, alerteval.SEND_TIMEOUT_S * 2), (watchdog.thread(self.root, self.stopping, log),
-                                                                    watchdog.STOP_WITHIN_S)]
+        self.threads = [(evaluator, None), (watchdog.thread(self.root, self.stopping, log), watchdog.STOP_WITHIN_S)]
 
     def join(self):
         for thread, timeout in self.threads:
-            thread.join(timeout=timeout)
+            thread.join(timeout=_evaluator_stop_s() if timeout is None else timeout)
 
 
 def _unneeded_now(root, pid_file, duties=True):
@@ -349,10 +377,11 @@ def stop(root, timeout=10.0):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="berth-scheduler")
-    p.add_argument("--root", required=True)
-    args = p.parse_args(argv)
-    root = Root(args.root)
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2 or argv[0] != "--root" or not argv[1]:  # (argparse: ~10% of this process's imports)
+        sys.stderr.write("usage: python3 -m berth_agent.scheduler --root R\n")
+        return 2
+    root = Root(argv[1])
     os.umask(root.umask())  # private, or group-readable in a shared root (layout.py)
     return serve(root)
 
