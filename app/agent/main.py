@@ -8,8 +8,7 @@ import os
 import sys
 import traceback
 
-from . import (alertstore, approvals, jobedit, jobpreview, jobs, operations, permissions, portchange, portrange, queries, sampler,
-               scheduler)
+from . import alertstore, approvals, operations, permissions, queries, scheduler
 from .journal import disk_error
 from .layout import AgentError, Root
 from .protocol import Cancelled, emit_to, fail
@@ -25,6 +24,8 @@ def _with_jobs(query):
         except OSError:
             pass  # never fail a hello over the scheduler: job_list says it is not running
         if query is queries.status:
+            from . import jobs
+
             listed = jobs.job_list(ctx, {})
             result["jobs"] = [{k: j[k] for k in ("name", "model", "late", "failing", "paused", "last_state")}
                               for j in listed["jobs"]]
@@ -49,6 +50,16 @@ def _watched(change):
     return run
 
 
+def _lazy(module, name):
+    """A command whose module is imported when it is called: a session starts for every connection,
+    and a deploy needs 35 of the agent's modules, not the 61 every command's would be (the jobs'
+    bring sqlite3 and csv, the alerts' smtplib, ssl and email)."""
+    def command(ctx, req):
+        return getattr(importlib.import_module("." + module, __package__), name)(ctx, req)
+    command.__name__ = name
+    return command
+
+
 COMMANDS = {
     "hello": _with_jobs(queries.hello),
     "status": _with_jobs(queries.status),
@@ -61,13 +72,10 @@ COMMANDS = {
     "start": _watched(operations.start),
     "stop": operations.stop,
     "unlock": operations.unlock,
-    "port.set": _watched(portchange.set_port),
-    "port_range.set": portrange.set_port_range,
-    "sample": sampler.sample,
+    "port.set": _watched(_lazy("portchange", "set_port")),
+    "port_range.set": _lazy("portrange", "set_port_range"),
+    "sample": _lazy("sampler", "sample"),
 }
-COMMANDS.update(jobs.COMMANDS)
-COMMANDS.update(jobedit.COMMANDS)
-COMMANDS.update(jobpreview.COMMANDS)
 COMMANDS.update(permissions.COMMANDS)
 COMMANDS.update(approvals.COMMANDS)
 
@@ -83,15 +91,6 @@ def _approve(ctx, req):
 COMMANDS["approve"] = _approve
 
 
-def _lazy(module, name):
-    """A command whose module is imported when it is called: the alert modules bring smtplib, ssl
-    and email (tens of ms), which no other command needs."""
-    def command(ctx, req):
-        return getattr(importlib.import_module("." + module, __package__), name)(ctx, req)
-    command.__name__ = name
-    return command
-
-
 LAZY = {"alerts": ("alert_add", "alert_list", "alert_state", "alert_test", "alert_silence", "alert_remove"),
         "alertsmtp": ("alert_smtp_set",), "alertmail": ("alert_smtp_test",),
         "experiment": ("experiment_start", "experiment_status", "experiment_stop"),
@@ -102,6 +101,8 @@ LAZY.update({"containerengine": ("container_check", "container_set")})
 LAZY["serverfacts"] = ("server_facts",)
 LAZY["containerexport"] = ("image_facts",)  # berth export kubernetes (issue 19)
 LAZY["sampleonce"] = ("sample_once",)  # berth monitor --once inside the session (issue 23)
+LAZY.update({"jobs": ("job_add", "job_list", "job_run", "job_runs", "job_pause", "job_resume", "job_remove"),
+             "jobedit": ("job_edit",), "jobpreview": ("job_preview",)})
 COMMANDS.update({name: _lazy(module, name) for module, names in LAZY.items() for name in names})
 
 
