@@ -240,7 +240,7 @@ def run(root, stopping, log):
     """The scheduler process's evaluator thread: a round every EVAL_S while the root has rules."""
     evaluator, logged = Evaluator(root), []
     try:
-        if alertstore.has_rules(root):  # (without rules, no sample: it costs every first deploy ~30 ms)
+        if alertstore.has_rules(root):  # (rules removed meanwhile: no sample of every runner for nothing)
             evaluator.prime()  # the first round is EVAL_S after this baseline, so its rates cover a whole round
         while not stopping and os.path.isdir(root.meta):
             started = time.monotonic()
