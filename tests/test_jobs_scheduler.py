@@ -170,9 +170,10 @@ def test_a_scheduler_that_only_watches_runners_loads_neither_jobs_nor_alerts():
     probe = ("import sys; import app.agent.scheduler, app.agent.watchdog; "
              "print(' '.join(m for m in ('http.client', 'ssl', 'email', 'argparse', 'csv', 'app.agent.jobrun', "
              "'app.agent.schedule', 'app.agent.alerteval', 'app.agent.sampler') if m in sys.modules))")
+    source = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-S", "-B", "-c", probe], capture_output=True, text=True, timeout=60,
-                         cwd=Path(__file__).resolve().parents[1], check=True)
+                         cwd=source, check=True)
     assert out.stdout.split() == [], out.stdout
     bad = subprocess.run([sys.executable, "-S", "-B", "-m", "app.agent.scheduler", "--rot", "x"], capture_output=True,
-                         text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+                         text=True, timeout=60, cwd=source)
     assert bad.returncode == 2 and "usage: python3 -m berth_agent.scheduler --root R" in bad.stderr

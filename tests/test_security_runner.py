@@ -133,9 +133,9 @@ def test_half_sent_headers_are_cut_off_at_the_deadline(runner, monkeypatch):
 
 def hold_connections(port: int, pid: int, n: int, within: float = 20.0) -> list[socket.socket]:
     """n connections the runner has accepted, each in the middle of a body (none is displaced: an
-    idle one would be, after 1 s). The scheduler's own probes (the alert round's /health and
-    /metrics, every 10 s) can take a slot meanwhile, so that one of these is told 503 and closed: it
-    is opened again until the runner holds n of ours."""
+    idle one would be, after 1 s). Another client can take a slot meanwhile (the scheduler's first
+    sample of every runner in a root with alert rules, a console's sampler), so that one of these is
+    told 503 and closed: it is opened again until the runner holds n of ours."""
     socks: list[socket.socket] = []
     deadline = time.monotonic() + within
     while True:
@@ -162,7 +162,8 @@ def _answered(s: socket.socket) -> bool:
     """Has the runner said something (a 503) or closed this connection?"""
     s.setblocking(False)
     try:
-        return s.recv(1, socket.MSG_PEEK) is not None
+        s.recv(1, socket.MSG_PEEK)  # a byte of its answer, or b"": closed
+        return True
     except BlockingIOError:
         return False
     except OSError:

@@ -166,14 +166,14 @@ RULES_LOOK_S = 2.0  # a rule added to a root whose scheduler only watched runner
 def _evaluate_once_ruled(root, stopping, log):
     """The evaluator's thread: alerteval (http.client, ssl, email, the sampler) is loaded once the
     root has alert rules, not in every scheduler that only watches runners (24 agent modules, not 44)."""
-    while not stopping and os.path.isdir(root.meta) and not alertstore.has_rules(root):
+    while not stopping and os.path.isdir(root.meta):
+        if alertstore.has_rules(root):
+            from . import alerteval
+
+            return alerteval.run(root, stopping, log)
         end = time.monotonic() + RULES_LOOK_S
         while not stopping and time.monotonic() < end:
             time.sleep(0.2)
-    if not stopping and os.path.isdir(root.meta):
-        from . import alerteval
-
-        alerteval.run(root, stopping, log)
 
 
 def _evaluator_stop_s():

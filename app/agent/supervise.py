@@ -83,12 +83,11 @@ def alive(rec):
         return False
     pid = int(rec["pid"])
     proc = _started.get(pid)
+    _reap(pid)
     if proc is not None and rec.get("release") in proc.args:
         # Our own child: only its exit says it ended (its pid is ours until it is reaped). /proc was
         # once read as "not our runner" for one that went on to serve, under load (issue 23).
-        _reap(pid)
         return pid in _started
-    _reap(pid)
     if not pid_alive(pid):
         return False
     if has_proc():
