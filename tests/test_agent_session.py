@@ -267,7 +267,7 @@ def say(proc, line: str) -> dict:
     ('{"command": "status"}', "usage", "bad session line"),
     ('{"id": true, "command": "status"}', "usage", "id must be a number"),
     ('{"id": 1, "command": "rm -rf"}', "usage", "unknown session command"),
-    ('{"id": 2, "command": "sample", "request": {}}', "usage", "stream runs as"),
+    ('{"id": 2, "command": "sample", "request": {}}', "usage", "the stream of samples is `sample_stream`"),
     ('{"id": 3, "command": "status", "request": []}', "usage", "JSON object with a 'root'"),
     ('{"id": 4, "command": "status"}', "usage", "JSON object with a 'root'"),
 ])

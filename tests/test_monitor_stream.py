@@ -17,6 +17,7 @@ from app.monitor.local_sampler import LocalSampler
 from app.monitor.stream import SampleStream, open_source
 from app.workspace import Workspace
 from cli_kit import iris_copy
+from session_kit import session_pids
 
 IRIS_INPUT = {"features": [5.1, 3.5, 1.4, 0.2]}
 
@@ -160,7 +161,7 @@ def test_stream_over_ssh_survives_an_sshd_restart_and_records_the_gap(box, tmp_p
         wait_for(lambda: drain() >= 4, 30, "samples over SSH")
         assert all(x["server"] == "box" and "iris" in x["models"] for x in samples)
         assert states[0] == ("live", "")
-        assert len(agent_samplers(root)) == 1
+        assert not agent_samplers(root) and len(session_pids(root)) == 1  # the samples ride the session
 
         # the host goes away: every session dies with the listener (a reboot, a crash)
         for child in psutil.Process(srv.proc.pid).children(recursive=True):
@@ -186,7 +187,7 @@ def test_stream_over_ssh_survives_an_sshd_restart_and_records_the_gap(box, tmp_p
         drain()
     assert stopped_in < 3 and not s.is_alive() and not monitor_threads()
     wait_for(lambda: threading.active_count() <= threads_before, 10, "paramiko's threads to end")
-    wait_for(lambda: not agent_samplers(root), 10, "the server's sampler to exit")
+    wait_for(lambda: not session_pids(root), 10, "the server's agent session to end with the connection")
 
     history.flush()
     ts, vals = history.series("box", "iris", "rss_bytes", samples[0]["ts"] - 1, samples[-1]["ts"] + 1, resolution="raw")

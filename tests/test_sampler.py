@@ -566,7 +566,35 @@ def test_a_closed_pipe_ends_the_sampler_at_once_and_quietly(local):
     assert errors == b""  # no BrokenPipeError traceback
 
 
-def test_count_and_close_over_ssh(ssh):
+def threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def test_count_and_close_over_ssh_in_the_agent_session(ssh):
+    """Over SSH the samples are a request of the connection's agent session (issue 23): no process of
+    their own, and a close ends the request there at once, not at its next sample 30 s later."""
+    launcher = ssh.ensure_agent()
+    assert len(take(ssh, 2)) == 2
+    [session] = agent_pids(launcher, b"session")
+    deadline = time.monotonic() + 5
+    while threads(session) > 2 and time.monotonic() < deadline:  # the main thread and the reader
+        time.sleep(0.02)
+    idle = threads(session)
+    with ssh.stream("sample", {"interval": 30, "count": 0}) as stream:
+        check_sample(next(iter(stream)), ssh.abs_root)
+        assert agent_pids(launcher) == [] and threads(session) == idle + 1
+        stream.close()
+        deadline = time.monotonic() + 3
+        while threads(session) > idle and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert threads(session) == idle, "the stream's thread outlived its close"
+    assert agent_pids(launcher, b"session") == [session]
+
+
+def test_count_and_close_over_ssh_one_process_per_command(ssh):
+    """The path without the session (`use_session` off, and the by-hand line): `agent.py sample` on a
+    channel of its own, ended with the channel."""
+    ssh.use_session = False
     launcher = ssh.ensure_agent()
     assert len(take(ssh, 2)) == 2
     stream = ssh.stream("sample", {"interval": 30, "count": 0})

@@ -101,6 +101,7 @@ LAZY.update({"containerengine": ("container_check", "container_set")})
 LAZY["serverfacts"] = ("server_facts",)
 LAZY["containerexport"] = ("image_facts",)  # berth export kubernetes (issue 19)
 LAZY["sampleonce"] = ("sample_once",)  # berth monitor --once inside the session (issue 23)
+LAZY["samplestream"] = ("sample_stream",)  # the console's live samples inside the session
 LAZY.update({"jobs": ("job_add", "job_list", "job_run", "job_runs", "job_pause", "job_resume", "job_remove"),
              "jobedit": ("job_edit",), "jobpreview": ("job_preview",)})
 COMMANDS.update({name: _lazy(module, name) for module, names in LAZY.items() for name in names})

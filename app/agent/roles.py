@@ -36,6 +36,7 @@ NEEDS.update({"container_check": "viewer", "container_set": "admin"})  # the con
 NEEDS["server_facts"] = "viewer"  # what pip can install there, and whether its index answers (issue 20)
 NEEDS["image_facts"] = "viewer"  # a release's image, for berth export kubernetes (containerexport.py)
 NEEDS["sample_once"] = "viewer"  # berth monitor --once in the agent session (sampleonce.py)
+NEEDS["sample_stream"] = "viewer"  # the console's live samples in the agent session (samplestream.py)
 
 
 def rank(role):

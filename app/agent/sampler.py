@@ -46,18 +46,23 @@ def sample(ctx, req):
     """Agent command: {"interval": s, "count": n (0 = until Berth closes the stream), "window": s
     (optional: what the first sample is measured over, instead of a short FIRST_INTERVAL; one
     sample of a whole window in one call is `berth monitor --once`)}."""
-    interval = _seconds(req, "interval", 1.0)
-    window = _seconds(req, "window", None)
-    count = req.get("count", 0)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise AgentError("count must be a whole number >= 0 (0: until the stream is closed), not %r" % (count,),
-                         "usage")
+    interval = seconds_field(req, "interval", 1.0)
+    window = seconds_field(req, "window", None)
+    count = count_field(req)
     if _in_agent_process() and count != 1:  # one sample (`monitor --once`) ends at once: a fresh start costs more
         _become_lean({"root": ctx.root.path, "interval": interval, "count": count, "window": window})
     return run(ctx.root, interval, count, ctx.emit, window)
 
 
-def _seconds(req, key, default):
+def count_field(req):
+    count = req.get("count", 0)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise AgentError("count must be a whole number >= 0 (0: until the stream is closed), not %r" % (count,),
+                         "usage")
+    return count
+
+
+def seconds_field(req, key, default):
     value = req.get(key, default)
     if value is default:
         return value
@@ -117,11 +122,12 @@ def lean_main(raw):
         return fail(out, "agent error: %s: %s" % (type(e).__name__, e), "internal")
 
 
-def run(root, interval, count, emit, window=None):
+def run(root, interval, count, emit, window=None, watch=None):
     """Sample every `interval` s until `count` samples were sent (0: until emit fails); the first
-    one after `window` s (default: a short FIRST_INTERVAL, so a console's graph starts at once)."""
+    one after `window` s (default: a short FIRST_INTERVAL, so a console's graph starts at once).
+    `watch` waits between samples (default: a sleep that ends when our stdout's reader is gone)."""
     sampler = Sampler(root)
-    watch = _StdoutWatch()
+    watch = watch or _StdoutWatch()
     sent = 0
     try:
         start = time.monotonic()

@@ -5,6 +5,7 @@ Started through the same BOOTSTRAP as any command (the agent's files are checked
 `{"event": "session", "pid": ...}`, then reads JSON lines on stdin:
     {"id": N, "command": "status", "request": {...}}   run it, in a thread of its own
     {"id": N, "cancel": true}                          cancel request N
+A stream (`sample_stream`) is a request that runs until it is cancelled.
 and writes each request's events (step, log, then one result or error) as JSON lines carrying its id.
 
 Cancelling is what a cut channel did to a one-shot agent: the request's next event raises Cancelled
@@ -24,7 +25,8 @@ from .selfcheck import SelfCheck
 from .main import COMMANDS, run
 from .protocol import Cancelled
 
-NOT_IN_SESSION = ("sample",)  # a stream has its own channel (it execs a lean interpreter, sets signals)
+# the one-shot stream execs a lean interpreter and sets signals: in a session it is `sample_stream`
+NOT_IN_SESSION = ("sample",)
 
 
 class _Request:
@@ -32,6 +34,11 @@ class _Request:
         self.id = rid
         self.cancelled = ""  # why, once cancelled
         self.thread = None
+        self.woken = threading.Event()  # set with `cancelled`: ends a stream's wait at once
+
+    def pause(self, seconds):
+        """Wait up to `seconds`; why the request was cancelled meanwhile, or "" (samplestream.py)."""
+        return self.cancelled if self.woken.wait(seconds) else ""
 
 
 class Session:
@@ -65,6 +72,7 @@ class Session:
             fields.update(event=kind, id=req.id)
             if not self.write(fields):
                 raise Cancelled("Berth went away")
+        emit.pause = req.pause  # a stream's wait between events (samplestream.py): a cancel cuts it short
         return emit
 
     def failed(self, req):
@@ -92,8 +100,9 @@ class Session:
             self.failed(req)(problem.pop("message"), problem.pop("code"), problem)
             return
         if command not in COMMANDS or command in NOT_IN_SESSION:
-            self.failed(req)("unknown session command %r (a stream runs as `agent.py COMMAND`)" % (command,),
-                             "usage", {})
+            self.failed(req)("unknown session command %r%s" % (command, " (in a session the stream of samples is "
+                                                                        "`sample_stream`)" if command == "sample"
+                                                                 else ""), "usage", {})
             return
         with self.guard:
             if self.closed:
@@ -119,6 +128,7 @@ class Session:
             for req in self.requests.values():
                 if which(req) and not req.cancelled:
                     req.cancelled = why
+                    req.woken.set()
 
     def cancel_lock_holders(self):
         """SIGTERM: the requests holding the server lock (the one `unlock` means), else every one;

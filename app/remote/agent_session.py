@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from .errors import RemoteError
 from .session_reader import READER
+from .session_stream import END, SessionStream
 
 START_TIMEOUT = 30.0  # the login shell, the interpreter and the bootstrap's hashing, once per connection
-_DEAD = object()
+_DEAD = END  # the session ended: what every waiter (a call's queue, a stream) is given
 
 
 @dataclass
@@ -78,7 +79,10 @@ class AgentSession:
             self._first.put(event)
             return
         with self._lock:
-            q = self._waiting.get(event.get("id"))
+            rid = event.get("id")
+            q = self._waiting.get(rid)
+            if isinstance(q, SessionStream) and event.get("event") in ("result", "error"):
+                del self._waiting[rid]  # a stream's end (a call's waiter is dropped by the call)
         if q is not None:
             q.put(event)
 
@@ -124,6 +128,30 @@ class AgentSession:
         finally:
             with self._lock:
                 self._waiting.pop(rid, None)
+
+    def stream(self, command: str, request: bytes) -> SessionStream:
+        """Start a long-running command (`sample_stream`) as a request of this session; its events
+        come as they are written, and closing the stream cancels the request on the server."""
+        with self._lock:
+            if self.dead:
+                raise SessionDied(sent=False)
+            rid = next(self._ids)
+            stream = self._waiting[rid] = SessionStream(self.server, command, lambda: self._end_stream(rid))
+        line = b'{"id": %d, "command": %s, "request": %s}\n' % (rid, json.dumps(command).encode(), request)
+        try:
+            with self._send:
+                self._io.write(line)
+        except (OSError, EOFError):
+            with self._lock:
+                self._waiting.pop(rid, None)
+            raise SessionDied(sent=True) from None
+        return stream
+
+    def _end_stream(self, rid: int) -> None:
+        with self._lock:
+            running = self._waiting.pop(rid, None) is not None and not self.dead
+        if running:
+            self._send_cancel(rid)
 
     def _answer(self, rid, q, command, on_event, timeout) -> dict:
         while True:

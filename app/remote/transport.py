@@ -30,7 +30,8 @@ READ_ONLY = ("hello", "status", "releases", "logs", "example", "journal", "sampl
 # the shape of an agent command's name (`status`, `port.set`, `alert_add`): checked here without
 # importing app.agent.main, whose command modules no desktop process needs (0.15 s of `berth status`)
 _COMMAND_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
-STREAMS = ("sample",)  # on an exec channel of their own, never in the session
+STREAMS = ("sample",)  # never a call of the session: streamed on a channel of their own, or as below
+SESSION_STREAMS = {"sample": "sample_stream"}  # a stream's request in the session (app/agent/samplestream.py)
 
 
 @dataclass(frozen=True)
@@ -283,6 +284,8 @@ class Transport:
             self.agent("hello")  # a modified agent is found and replaced here, not by a failing stream
         argv, request = self._agent_call(command, payload)
         started = time.monotonic()
+        if self.use_session and command in SESSION_STREAMS:
+            return self._session_stream(command, payload, argv, request, started)
         try:
             lines, wait, abort = self._exec(argv, request)
         except (OSError, EOFError) as e:
@@ -290,6 +293,16 @@ class Transport:
             raise RemoteError(f"{self.name}: cannot start {command}: {e}", "connection_lost") from None
         self._log(command, payload, argv, request, started, "started")
         return AgentStream(self.name, command, lines, wait, abort)
+
+    def _session_stream(self, command, payload, argv, request, started):
+        """The stream as a request of the agent session: no second login shell or interpreter."""
+        try:
+            stream = self._agent_session().stream(SESSION_STREAMS[command], request)
+        except SessionDied:
+            self._log(command, payload, argv, request, started, "connection_lost", "the agent session ended")
+            raise ended_during(self.name, command, self.connected(), self.lost_why()) from None
+        self._log(command, payload, argv, request, started, "started")
+        return stream
 
     def _agent_call(self, command: str, payload: dict | None) -> tuple[list[str], bytes]:
         """The argv and the JSON request of one agent command (the request carries the root)."""
