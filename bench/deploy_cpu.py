@@ -49,7 +49,8 @@ def kind(proc: psutil.Process) -> str:
 class Watch:
     """Every process's CPU time, looked at every 50 ms while a deploy runs."""
 
-    def __init__(self):
+    def __init__(self, kind_of=None):
+        self.kind_of = kind_of or kind  # a process's kind, from its command line
         self.first: dict[int, tuple[str, float]] = {}
         self.last: dict[int, float] = {}
         self._stop = threading.Event()
@@ -65,7 +66,7 @@ class Watch:
                 continue
             used = t.user + t.system
             if p.pid not in self.first:
-                self.first[p.pid] = (kind(p), used)
+                self.first[p.pid] = (self.kind_of(p), used)
             self.last[p.pid] = used
 
     def _run(self) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from agent_kit import stop_all
 from app.agent.samplestream import MAX_STREAMS
+from app.monitor.sources import AgentSource
 from app.remote import agent_install
 from app.remote.errors import RemoteError
 from app.remote.local import LocalTransport
@@ -97,7 +98,8 @@ def test_the_end_of_the_session_ends_a_waiting_stream_and_the_process_at_once(se
         list(events)
     # the session cancels it ("Berth went away") as it ends; had that line not come, the end says so
     assert (e.value.code, str(e.value)) in (("cancelled", "cancelled: Berth went away"),
-                                            ("connection_lost", "local: sample stopped: the agent session ended"))
+                                            ("connection_lost", "local: the Berth agent ended without an answer during sample (killed?). "
+                                             "The server's journal has how far it got; check with `berth status`"))
 
 
 def test_a_session_runs_a_bounded_number_of_streams_and_refuses_more_with_one_message(session):
@@ -175,3 +177,64 @@ def test_two_streams_of_one_session_get_only_their_own_samples(session):
     assert [len(v) for v in got.values()] == [3, 3]
     assert [e["interval_s"] for e in got[1.0]] == [1.0, 1.0, 1.0]  # the first one says the setting too
     assert got[0.25][0]["interval_s"] == 0.25
+
+
+class KeptOpen(AgentSource):
+    """A source whose close leaves the connection open: another share (the console's worker) holds it."""
+
+    def close(self):
+        pass
+
+
+def test_a_stopped_session_is_ended_and_the_stream_comes_back_on_a_new_one(session):
+    """A hung agent session (stopped here) on a connection something else keeps open: the stream
+    stalls, the silent session fails its `hello` and is ended, and the next try streams from a new
+    session, not from the stopped one for ever."""
+    import os
+    import signal
+
+    from app.monitor.stream import SampleStream
+
+    t, root, pid = session
+    t.stream_probe_s = 1.0
+    got, states = [], []
+    s = SampleStream("local", lambda: KeptOpen(t), 0.25, got.append, lambda _s, st, d: states.append((st, d)),
+                     stall_s=1.5)
+    try:
+        s.start()
+        wait_for(lambda: len(got) >= 2, 10, "samples")
+        os.kill(pid, signal.SIGSTOP)
+        wait_for(lambda: any(st == "reconnecting" for st, _ in states), 10, "the stall")
+        wait_for(lambda: [st for st, _ in states].count("live") == 2, 20, "live again")
+        [new] = [p for p in session_pids(root) if p != pid]
+        n = len(got)
+        wait_for(lambda: len(got) >= n + 2, 10, "samples from the new session")
+        assert any("did not answer for 1 s; it was ended" in d for st, d in states if st == "reconnecting"), states
+    finally:
+        s.stop()
+        os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: pid not in session_pids(root), 10, "the stopped session to end once it runs again")
+    assert new in session_pids(root)
+
+
+def test_a_sample_callback_may_stop_its_own_stream(session):
+    """on_sample runs on the process's one session reader; a stop() there must neither hang that
+    reader (every server's samples come through it) nor be lost."""
+    from app.monitor.stream import SampleStream
+
+    t, _root, _pid = session
+    got = []
+    holder = {}
+
+    def on_sample(sample):
+        got.append(sample)
+        holder["s"].stop()
+
+    holder["s"] = s = SampleStream("local", lambda: KeptOpen(t), 0.25, on_sample, None)
+    s.start()
+    wait_for(lambda: not s.is_alive(), 10, "the stream to stop from its own callback")
+    assert len(got) == 1
+    other = []
+    with t.stream("sample", {"interval": 0.25, "count": 2}) as again:
+        other = list(again)
+    assert len(other) == 2  # the reader still delivers

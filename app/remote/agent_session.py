@@ -8,6 +8,7 @@ import itertools
 import json
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -50,6 +51,7 @@ class AgentSession:
         self.exit: tuple[int, str] = (-1, "")  # (exit code, stderr) once it ended
         self._first: queue.Queue = queue.Queue()
         self._started = False
+        self.heard = time.monotonic()  # when it last wrote a line (Transport's check before a stream)
         READER.add(server, io.lines, self._on_line, self._on_end)  # one thread reads every session
         try:
             first = self._first.get(timeout=start_timeout)
@@ -74,6 +76,7 @@ class AgentSession:
             return
         if not isinstance(event, dict):
             return
+        self.heard = time.monotonic()
         if not self._started:
             self._started = True
             self._first.put(event)
@@ -129,19 +132,20 @@ class AgentSession:
             with self._lock:
                 self._waiting.pop(rid, None)
 
-    def stream(self, command: str, request: bytes) -> SessionStream:
+    def stream(self, command: str, request: bytes, label: str, lost) -> SessionStream:
         """Start a long-running command (`sample_stream`) as a request of this session; its events
-        come as they are written, and closing the stream cancels the request on the server."""
+        come as they are written, and closing the stream cancels the request on the server. `label`
+        names it in messages (`sample`); `lost()` is the error when the session ends under it."""
         with self._lock:
             if self.dead:
                 raise SessionDied(sent=False)
             rid = next(self._ids)
-            stream = self._waiting[rid] = SessionStream(self.server, command, lambda: self._end_stream(rid))
+            stream = self._waiting[rid] = SessionStream(self.server, label, lambda: self._end_stream(rid), lost)
         line = b'{"id": %d, "command": %s, "request": %s}\n' % (rid, json.dumps(command).encode(), request)
         try:
             with self._send:
                 self._io.write(line)
-        except (OSError, EOFError):
+        except (OSError, EOFError, ValueError):  # ValueError: a pipe closed under us (`local`)
             with self._lock:
                 self._waiting.pop(rid, None)
             raise SessionDied(sent=True) from None
@@ -176,7 +180,7 @@ class AgentSession:
         try:
             with self._send:
                 self._io.write(b'{"id": %d, "cancel": true}\n' % rid)
-        except (OSError, EOFError):
+        except (OSError, EOFError, ValueError):
             pass
 
     def _finish(self) -> tuple[int, str]:

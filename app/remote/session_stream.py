@@ -15,10 +15,13 @@ END = object()  # the session ended before the request did
 
 
 class SessionStream:
-    def __init__(self, server: str, command: str, cancel):
+    def __init__(self, server: str, command: str, cancel, lost):
         self.server, self.command = server, command
         self._cancel = cancel  # sends the agent the request's cancel (once)
-        self._lock = threading.Lock()  # the hand-over from the queue to `follow`'s callbacks
+        self._lost = lost  # the RemoteError for a session that ended first (how the link or agent ended)
+        # the hand-over from the queue to `follow`'s callbacks; re-entrant: a callback may close the
+        # stream (SampleStream.stop or set_interval on the reader's thread), and that ends it there
+        self._lock = threading.RLock()
         self._queue: queue.Queue = queue.Queue()  # events until `follow` (and for iterating)
         self._on_event = self._on_end = None
         self._final = None  # the result or error event, or END
@@ -78,7 +81,7 @@ class SessionStream:
         if self.closed or final is None:
             return
         if final is END:
-            raise RemoteError(f"{self.server}: {self.command} stopped: the agent session ended", "connection_lost")
+            raise self._lost()
         if final.get("event") == "error":
             extra = {k: v for k, v in final.items() if k not in ("event", "message", "code", "id")}
             raise RemoteError(final.get("message", "the agent failed"), final.get("code", "failed"), extra)
@@ -93,8 +96,10 @@ class SessionStream:
         if self.closed:
             return
         self.closed = True
-        self._cancel()
-        self.put(END)  # the end, now: a server that no longer answers never sends the cancel's error
+        try:
+            self._cancel()
+        finally:
+            self.put(END)  # the end, now: a server that no longer answers never sends the cancel's error
 
     def __enter__(self):
         return self

@@ -54,6 +54,7 @@ class Transport:
     name: str
     ssh_user: str = ""
     use_session = True  # agent commands go over one long-lived agent (False: a process per command)
+    stream_probe_s = 10.0  # a session silent this long answers `hello` before a stream opens on it
     command_timeout: float = 0  # the longest an agent command may stay silent (0: no limit)
 
     def __init__(self, root: str):
@@ -295,14 +296,38 @@ class Transport:
         return AgentStream(self.name, command, lines, wait, abort)
 
     def _session_stream(self, command, payload, argv, request, started):
-        """The stream as a request of the agent session: no second login shell or interpreter."""
-        try:
-            stream = self._agent_session().stream(SESSION_STREAMS[command], request)
-        except SessionDied:
-            self._log(command, payload, argv, request, started, "connection_lost", "the agent session ended")
-            raise ended_during(self.name, command, self.connected(), self.lost_why()) from None
+        """The stream as a request of the agent session: no second login shell or interpreter. A
+        session silent for `stream_probe_s` (a stream on it stalled) answers `hello` first or is
+        ended, so the next try starts a fresh one: a stopped or hung agent is not streamed from for
+        ever. A session found dead before the request went out is started again, once."""
+        def lost():
+            return ended_during(self.name, command, self.connected(), self.lost_why())
+
+        for last in (False, True):
+            try:
+                session = self._agent_session()
+                if time.monotonic() - session.heard > self.stream_probe_s:
+                    self._probe(session)
+                stream = session.stream(SESSION_STREAMS[command], request, command, lost)
+                break
+            except SessionDied as e:
+                if e.sent or last:
+                    self._log(command, payload, argv, request, started, "connection_lost", "the agent session ended")
+                    raise lost() from None
         self._log(command, payload, argv, request, started, "started")
         return stream
+
+    def _probe(self, session: AgentSession) -> None:
+        try:
+            session.call("hello", self._agent_call("hello", None)[1], None, self.stream_probe_s)
+        except SessionDied:
+            raise SessionDied(sent=False) from None  # hello changes nothing: a new session is started
+        except RemoteError as e:
+            if e.code != "connection_lost":
+                raise
+            self.end_session()
+            raise RemoteError(f"{self.name}: the Berth agent session did not answer for {self.stream_probe_s:g} s; "
+                              f"it was ended, and the next try starts a new one", "connection_lost") from None
 
     def _agent_call(self, command: str, payload: dict | None) -> tuple[list[str], bytes]:
         """The argv and the JSON request of one agent command (the request carries the root)."""
