@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import json
 import os
 import shutil
@@ -35,19 +36,11 @@ import psutil
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests"), str(HERE)]
 from _kit import iris_copy, source_state, table  # noqa: E402
-from deploy_cpu import Watch  # noqa: E402
+from deploy_cpu import Watch, kind  # noqa: E402
 from fleet import Fleet, add_all, deploy_all  # noqa: E402
 from sshd import missing_tools  # noqa: E402
 
-KINDS = ("_fleet_console", "scheduler", "runner", " session", " sample", "keeper", "sshd")
-
-
-def kind(proc: psutil.Process) -> str:
-    try:
-        cmd = " ".join(proc.cmdline())
-    except psutil.Error:
-        return "other"
-    return next((k.strip().lstrip("_") for k in KINDS if k in cmd), "other")
+KINDS = ("fleet_console", "scheduler", "runner", " session", " sample", "keeper", "sshd")  # the console: bench/_fleet_console.py
 
 
 def busy_cpu() -> float:
@@ -57,12 +50,13 @@ def busy_cpu() -> float:
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def agent_rss() -> dict[str, tuple[int, int]]:
-    """(count, RSS bytes) of the agents' sessions and one-shot samplers running now."""
+def agent_rss(folder: Path) -> dict[str, tuple[int, int]]:
+    """(count, RSS bytes) of the agents' sessions and one-shot samplers running now under `folder`."""
     out: dict[str, tuple[int, int]] = {}
     for p in psutil.process_iter(["cmdline", "memory_info"]):
         argv = p.info["cmdline"] or []
-        if argv and argv[-1] in ("session", "sample") and any(a.endswith("agent.py") for a in argv):
+        if argv and argv[-1] in ("session", "sample") and any(a.endswith("agent.py") and a.startswith(str(folder))
+                                                              for a in argv):
             n, rss = out.get(argv[-1], (0, 0))
             out[argv[-1]] = (n + 1, rss + p.info["memory_info"].rss)
     return out
@@ -74,9 +68,9 @@ def start(fleet: Fleet, tree: Path, seconds: float) -> dict:
     out.unlink(missing_ok=True)
     env = dict(fleet.env, PYTHONPATH=str(tree))
     rss: dict = {}
-    looked = threading.Timer(seconds - 5, lambda: rss.update(agent_rss()))
+    looked = threading.Timer(seconds - 5, lambda: rss.update(agent_rss(fleet.folder)))
     before = busy_cpu()
-    with Watch(kind) as w:
+    with Watch(functools.partial(kind, kinds=KINDS)) as w:
         with open(fleet.folder / "console.log", "wb") as log:
             proc = subprocess.Popen([sys.executable, str(tree / "bench" / "_fleet_console.py"), str(out), str(seconds),
                                      "10", *fleet.names], cwd=tree, env=env, stdin=subprocess.DEVNULL, stdout=log,

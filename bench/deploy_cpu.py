@@ -35,12 +35,13 @@ from sshd import missing_tools  # noqa: E402
 KINDS = ("scheduler", "runner", " session", "keeper", "-m venv", "sshd", "pip")
 
 
-def kind(proc: psutil.Process) -> str:
+def kind(proc: psutil.Process, kinds: tuple = KINDS) -> str:
+    """The first of `kinds` in its command line (stripped), `cli` for `berth` itself, else `other`."""
     try:
         cmd = " ".join(proc.cmdline())
     except psutil.Error:
         return "other"
-    for k in KINDS:
+    for k in kinds:
         if k in cmd:
             return k.strip()
     return "cli" if " -m app" in cmd else "other"
