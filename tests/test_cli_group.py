@@ -145,6 +145,7 @@ def test_a_group_rollback_and_stop_start_report_each_server(capsys, tmp_path, fl
 
     r = berth(capsys, "rollback", "iris", "--server", "web-*", "--json")
     assert r.code == 0, r
+    assert "rollback iris on 3 server(s), 3 at once" in r.err  # not the default 10 it could run
     assert set(r.json()["now"].values()) == {"rolled back to 1.0.0 (was 1.1.0)"}
     assert status_versions(capsys) == {"web-1": "1.0.0", "web-2": "1.0.0", "web-10": "1.0.0"}
     group = events(capsys, "rollback.group")

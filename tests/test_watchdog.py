@@ -130,6 +130,27 @@ def test_a_model_stopped_by_the_operator_is_not_restarted(root, tmp_path):
     assert status_of(root)["port"] == port and scheduler.alive(Root(str(root)))
 
 
+def test_a_scheduler_started_while_the_last_one_ends_waits_for_its_lock_and_serves(root, tmp_path):
+    """One that decided to end (its pid file gone) keeps the root's lock while its threads stop. A
+    model started in that moment gets a new scheduler, which must wait for the lock, not leave at
+    once and the model unwatched (seen in CI: right after `start`, no scheduler served the root)."""
+    import fcntl
+
+    assert deploy(root, make_bundle(tmp_path / "v1"))[1] is None
+    r = Root(str(root))
+    assert scheduler.stop(r) and not scheduler.alive(r)
+    lock = os.open(scheduler.files(r)[1], os.O_RDWR)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # what the ending scheduler holds
+    threading.Timer(1.0, os.close, [lock]).start()  # and gives up a second later, as it exits
+    pid, started = scheduler.ensure(r)
+    assert started and scheduler.alive(r) == pid
+    st = status_of(root)
+    wait_guarded(root)
+    os.kill(st["pid"], signal.SIGKILL)
+    assert http_json(st["port"], "GET", "/health")[0] == 200  # the new scheduler's watchdog brought it back
+    assert wait_for(lambda: [e for e in journal(root) if e["action"] == "runner.restarted"])
+
+
 def test_a_release_that_crashes_at_every_start_ends_in_gave_up(root, tmp_path):
     flag = tmp_path / "broken"
     assert deploy(root, make_bundle(tmp_path / "v1", model_src=CRASHY.format(flag=str(flag))))[1] is None

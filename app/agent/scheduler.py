@@ -1,11 +1,10 @@
 """The job scheduler: one long-lived stdlib process per server root, supervised like a runner (pid
-file, started by the agent on `job_add` / `alert_add`, after a deploy / start, and by `hello` /
+file; started by the agent on `job_add` / `alert_add`, after a deploy / start, and by `hello` /
 `status` when found dead, for a root with jobs, alert rules or running models; it ends by itself
-when the root has none of them); the alert evaluator (alerteval.py) and the runner watchdog
-(watchdog.py) are threads of it. It wakes for the
-next due time, starts the job process, and catches up missed runs ONCE (a scheduler dead for a day
-runs an hourly job one time, marked late), because the next due time is always computed from now.
-    python3 -m berth_agent.scheduler --root R"""
+when the root has none). The alert evaluator (alerteval.py) and the runner watchdog (watchdog.py)
+are threads of it. It wakes for the next due time, starts the job process, and catches up missed
+runs ONCE (a scheduler dead for a day runs an hourly job one time, marked late): the next due time
+is always computed from now.    python3 -m berth_agent.scheduler --root R"""
 import fcntl
 import os
 import signal
@@ -132,9 +131,7 @@ def _start(root, jobdir, late, due):
 def serve(root):
     pid_file, lock_file = files(root)[:2]
     fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    if not _locked(root, fd):
         return 0  # another scheduler serves this root
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
@@ -158,6 +155,28 @@ def serve(root):
         _unlink(pid_file)
     log(root, "scheduler %d stopped" % os.getpid())
     return 0
+
+
+LOCK_WAIT_S = 10.0  # a scheduler that decided to end (pid file gone) keeps the lock while its threads stop
+
+
+def _locked(root, fd):
+    """The root's lock, or False if a live scheduler serves it: one that is ending is waited for (else
+    a model started meanwhile would go unwatched: its new scheduler found the lock taken and left)."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while not _try_lock(fd):
+        if alive(root) or time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _try_lock(fd):
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
 
 
 RULES_LOOK_S = 2.0  # a rule added to a root whose scheduler only watched runners is seen within this
@@ -197,9 +216,7 @@ class _Duties:
             fd = _open_whole(self.root)
             if fd is None:
                 return
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            if not _try_lock(fd):
                 os.close(fd)
                 return  # another member's scheduler has them
             self.fd = fd
@@ -313,29 +330,23 @@ def needed(root, duties=None):
 
 def _open_whole(root):
     """The root-wide lock, opened to be locked (read-only when another member made it), or None."""
-    try:
-        return os.open(_whole_root(root), os.O_RDONLY)
-    except FileNotFoundError:
-        pass
-    except OSError:
-        return None
-    try:
-        return os.open(_whole_root(root), os.O_RDWR | os.O_CREAT, 0o660)
-    except OSError:
-        return None
+    for flags in (os.O_RDONLY, os.O_RDWR | os.O_CREAT):  # missing: made, by whoever comes first
+        try:
+            return os.open(_whole_root(root), flags, 0o660)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+    return None
 
 
 def _duties_taken(root):
     fd = _open_whole(root)
-    if fd is None:
-        return True
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except OSError:
-        return True
+        return fd is None or not _try_lock(fd)
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 def scheduled(root):

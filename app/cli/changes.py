@@ -259,7 +259,7 @@ def _run_group(ws, args, names: list[str], action: str, what: dict, make_work) -
     rollout.check_reasons(ws, plan)  # before the first line: a refusal is the only one
     printer = group.LinePrinter()
     work = make_work(printer.progress_for(args.verbose))
-    print(f"{action} {plan.model or plan.bundle} on {len(names)} server(s), {plan.parallel} at once"
+    print(f"{action} {plan.model or plan.bundle} on {len(names)} server(s), {min(plan.parallel, len(names))} at once"
           + (", a canary first" if plan.canary_first else ""), file=sys.stderr)
     summary = rollout.run_group(ws, plan, work, on_event=printer.event)
     return group.report(summary, action, plan, args.json)
