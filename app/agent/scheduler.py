@@ -4,7 +4,7 @@ file; started by the agent on `job_add` / `alert_add`, after a deploy / start, a
 when the root has none). The alert evaluator (alerteval.py) and the runner watchdog (watchdog.py)
 are threads of it. It wakes for the next due time, starts the job process, and catches up missed
 runs ONCE (a scheduler dead for a day runs an hourly job one time, marked late): the next due time
-is always computed from now.    python3 -m berth_agent.scheduler --root R"""
+is always computed from now. Run as `python3 -m berth_agent.scheduler --root R`."""
 import fcntl
 import os
 import signal
