@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import RemoteError
+from .errors import RemoteError, agent_error
 from .session_reader import READER
 from .session_stream import END, SessionStream
 
@@ -64,8 +64,7 @@ class AgentSession:
             raise RemoteError(no_answer(code, stderr), "agent_failed", {"stderr": stderr[-2000:]})
         if first.get("event") != "session":  # the bootstrap's refusal (agent_modified) or a usage error
             self.abort()
-            extra = {k: v for k, v in first.items() if k not in ("event", "message", "code")}
-            raise RemoteError(first.get("message", "the agent failed"), first.get("code", "failed"), extra)
+            raise agent_error(first)
         self.pid = first.get("pid")
 
     def _on_line(self, raw: bytes) -> None:
@@ -171,8 +170,7 @@ class AgentSession:
             if kind == "result":
                 return event.get("result")
             if kind == "error":
-                extra = {k: v for k, v in event.items() if k not in ("event", "message", "code", "id")}
-                raise RemoteError(event.get("message", "the agent failed"), event.get("code", "failed"), extra)
+                raise agent_error(event)
             if on_event is not None:
                 on_event({k: v for k, v in event.items() if k != "id"})
 

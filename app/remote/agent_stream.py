@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from .agent_session import no_answer as _no_answer
-from .errors import RemoteError
+from .errors import RemoteError, agent_error
 from .session_reader import READER
 
 
@@ -52,8 +52,7 @@ class AgentStream:
             raise RemoteError(f"{self.server}: {self.command} stopped: " + _no_answer(code, stderr), "connection_lost")
         self._finish()
         if final["event"] == "error":
-            extra = {k: v for k, v in final.items() if k not in ("event", "message", "code")}
-            raise RemoteError(final.get("message", "the agent failed"), final.get("code", "failed"), extra)
+            raise agent_error(final)
         self.result = final.get("result")
 
     def follow(self, on_event, on_end) -> None:

@@ -10,6 +10,12 @@ class RemoteError(BerthError):
         super().__init__(message, code, detail)
 
 
+def agent_error(event: dict) -> RemoteError:
+    """The RemoteError an agent's error line says (its message and code; its other fields kept)."""
+    extra = {k: v for k, v in event.items() if k not in ("event", "message", "code", "id")}
+    return RemoteError(event.get("message", "the agent failed"), event.get("code", "failed"), extra)
+
+
 class ConnectFailed(RemoteError):
     def __init__(self, message: str):
         super().__init__(message, errors.UNREACHABLE)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import queue
 import threading
 
-from .errors import RemoteError
+from .errors import RemoteError, agent_error
 
 END = object()  # the session ended before the request did
 
@@ -83,8 +83,7 @@ class SessionStream:
         if final is END:
             raise self._lost()
         if final.get("event") == "error":
-            extra = {k: v for k, v in final.items() if k not in ("event", "message", "code", "id")}
-            raise RemoteError(final.get("message", "the agent failed"), final.get("code", "failed"), extra)
+            raise agent_error(final)
         self.result = final.get("result")
 
     def set_read_timeout(self, seconds: float) -> None:

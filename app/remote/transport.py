@@ -20,7 +20,7 @@ from .activity import by_hand, summarize
 from .agent_session import AgentSession, Interactive, SessionDied, ended_during
 from .agent_stream import AgentStream, events as _events
 from .agent_session import no_answer as _no_answer
-from .errors import RemoteError
+from .errors import RemoteError, agent_error
 
 EventHandler = Callable[[dict], None]
 Progress = Callable[[int, int], None]
@@ -219,8 +219,7 @@ class Transport:
         if final is None:
             raise RemoteError(_no_answer(code, stderr), "agent_failed", {"stderr": stderr[-2000:]})
         if final["event"] == "error":
-            extra = {k: v for k, v in final.items() if k not in ("event", "message", "code")}
-            raise RemoteError(final.get("message", "the agent failed"), final.get("code", "failed"), extra)
+            raise agent_error(final)
         return final["result"]
 
     def _run_in_session(self, command, request, on_event) -> dict:
