@@ -202,3 +202,26 @@ def test_abandon_gives_a_stuck_server_a_fresh_lane(qtbot):
     finally:
         release.set()
         runner.shutdown(wait=True)
+
+
+def test_every_task_ends_its_life_on_the_gui_thread(qtbot, task_runner):
+    """A Task is a QObject of the GUI thread: if a worker dropped the last reference, shiboken would
+    delete it there while the GUI thread may be delivering to it (a segfault seen once in CI). The
+    GIL is made to switch every microsecond so the GUI thread often finishes with a task before the
+    worker has let go of it."""
+    import sys
+    import weakref
+
+    gui, died, n = threading.get_ident(), [], 1000
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for i in range(n):
+            run = task_runner.on_server if i % 2 else (lambda _s, label, work: task_runner.in_background(label, work))
+            task = run("local", f"t{i}", lambda ctx: ctx.task.progress(1) or 1)
+            weakref.finalize(task, lambda: died.append(threading.get_ident()))
+            del task
+        qtbot.waitUntil(lambda: len(died) == n, timeout=30000)
+    finally:
+        sys.setswitchinterval(old)
+    assert died.count(gui) == n, f"{n - died.count(gui)} of {n} tasks were deleted on a worker thread"

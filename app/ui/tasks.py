@@ -109,6 +109,7 @@ class TaskRunner(QObject):
     server_state = Signal(str, str, str)
     host_key_problem = Signal(str, object)
     _deliver = Signal(object)
+    _released = Signal(object)  # a worker thread let go of a task (its id: more than a C int holds)
 
     def __init__(self, workspace_factory: Callable[[], Workspace] = Workspace, server_threads: int = SERVER_THREADS):
         super().__init__()
@@ -123,8 +124,14 @@ class TaskRunner(QObject):
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="berth-bg")
         self._local = threading.local()
         self.active: set[Task] = set()
+        # id(task) -> [task, holds]: the runner's own reference to each queued task, let go on the GUI
+        # thread once it was delivered and its worker let go of it (2 holds). A Task is a QObject of the
+        # GUI thread: a worker that dropped the last reference would have shiboken delete it there,
+        # while the GUI thread may be delivering to it (a segfault seen once in CI)
+        self._held: dict[int, list] = {}
         self.closed = False  # after shutdown(): new work is not run, late answers are dropped
         self._deliver.connect(self._on_deliver, Qt.ConnectionType.QueuedConnection)
+        self._released.connect(self._let_go, Qt.ConnectionType.QueuedConnection)
 
     def on_server(self, server: str, label: str, work: Callable[[Context], object],
                   owner: QObject | None = None) -> Task:
@@ -133,6 +140,7 @@ class TaskRunner(QObject):
         if self.closed:
             return task
         self.active.add(task)
+        self._held[id(task)] = [task, 2]
         self._enqueue(self._lane(server), (task, work))
         return task
 
@@ -143,14 +151,18 @@ class TaskRunner(QObject):
         if self.closed:
             return task
         self.active.add(task)
+        tid = id(task)
+        self._held[tid] = [task, 2]
 
-        def run():
+        def run():  # holds the task only in its frame (the pool keeps `run` after it returns)
+            task = self._held[tid][0]
             try:
-                result = work(Context(self._workspace(), task))
+                result, error = work(Context(self._workspace(), task)), None
             except BaseException as e:
-                self._finish(task, error=e)
-            else:
-                self._finish(task, result=result)
+                result, error = None, e
+            self._finish(task, result, error)
+            del task, error  # the error's traceback holds this frame: no reference to the task stays in it
+            self._send_signal("_released", tid)
 
         self.pool.submit(run)
         return task
@@ -265,6 +277,7 @@ class TaskRunner(QObject):
             self._drop(lane)
         else:
             task, work = job
+            job, tid = None, id(task)
             lane.current = task
             task.started_at = time.monotonic()
             try:
@@ -277,7 +290,8 @@ class TaskRunner(QObject):
                 self._finish(task, error=e)
             else:
                 self._finish(task, result=result)
-            lane.current = None
+            lane.current = task = work = None  # the error's traceback holds this frame: let go of the task
+            self._send_signal("_released", tid)
         with self._lock:
             more = bool(lane.jobs)
             if not more:
@@ -341,8 +355,18 @@ class TaskRunner(QObject):
             except RuntimeError:
                 pass
 
+    def _let_go(self, tid: int) -> None:
+        """One of a task's two holds ends (on the GUI thread): its delivery, or its worker's release."""
+        entry = self._held.get(tid)
+        if entry is not None:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._held[tid]
+
     def _on_deliver(self, item) -> None:
         task, kind, value = item
+        if kind == "result":
+            self._let_go(id(task))
         if self.closed:
             self.active.discard(task)
             return
