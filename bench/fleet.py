@@ -5,6 +5,7 @@ and the console, every figure beside the same at N=1 measured in the same run, w
 
     .venv/bin/python bench/fleet.py N [--starts K] [--console-s 60] [--window-s 30] [--parallel 10] [--keep]
     .venv/bin/python bench/fleet.py 100 --starts 20 --console-s 120 --console-only   (the hung-server count)
+    .venv/bin/python bench/fleet.py 100 --console-only --plain-shell   (servers whose login shell runs nothing)
 
 Slow (minutes; N=10 ~6 min, most of it the console's minutes): not part of `make bench`. Everything
 lives in one temp folder (sshd's, server roots, two Berth data dirs: $BERTH_HOME, $BERTH_SSH_DIR,
@@ -48,8 +49,8 @@ class Fleet:
     """n sshd's and one Berth data dir naming them fleet-1..fleet-n; `berth` runs as a child process
     with this data dir (the developer's own Berth data and keyring are never read)."""
 
-    def __init__(self, folder: Path, n: int):
-        self.folder, self.n = folder, n
+    def __init__(self, folder: Path, n: int, plain_shell: bool = False):
+        self.folder, self.n, self.plain_shell = folder, n, plain_shell
         self.names = [f"fleet-{i}" for i in range(1, n + 1)]
         self.roots = [folder / name / "root" for name in self.names]
         self.sshds: list[SshServer] = []
@@ -63,12 +64,26 @@ class Fleet:
     def start_sshds(self) -> None:
         def one(name):
             return SshServer(folder=self.folder / name / "sshd", max_startups=MAX_STARTUPS,
-                             max_sessions=MAX_SESSIONS)
+                             max_sessions=MAX_SESSIONS, set_env=self._plain_home(name))
 
         with ThreadPoolExecutor(4) as pool:  # ssh-keygen twice per server
             self.sshds = list(pool.map(one, self.names))
         for srv in self.sshds:
             srv.start()
+
+    def _plain_home(self, name: str) -> dict:
+        """With plain_shell, sshd's SetEnv gives each login a HOME of its own holding Debian's default
+        start-up files (/etc/skel: a non-interactive bash returns at once), as on a plain server,
+        in place of this user's own (here root's, whose ~/.bashrc runs `pyenv init`: ~150 ms of CPU
+        a login, and `python3` is pyenv's shim, ~75 ms more a start)."""
+        if not self.plain_shell:
+            return {}
+        home = self.folder / name / "home"
+        home.mkdir(parents=True)
+        for dotfile in (".bashrc", ".profile"):
+            if (Path("/etc/skel") / dotfile).is_file():
+                shutil.copyfile(Path("/etc/skel") / dotfile, home / dotfile)
+        return {"HOME": str(home)}
 
     def berth(self, *argv: str, timeout: float = 1800) -> tuple[float, str]:
         """Seconds and stdout of `berth ARGV` (this worktree's code); BenchFailed on a non-zero exit."""
@@ -257,6 +272,9 @@ def parse_args(argv):
     p.add_argument("--console-only", action="store_true", help="add and deploy, then only the console starts at N "
                                                                    "(no CLI figures, no N=1 consoles): hung servers "
                                                                    "over many starts")
+    p.add_argument("--plain-shell", action="store_true", help="log in with Debian's default start-up files "
+                                                                  "(/etc/skel) in a HOME of each server's own, not "
+                                                                  "this user's (a plain server's login shell)")
     p.add_argument("--keep", action="store_true", help="keep the temp folder (logs, data dirs) and print it")
     args = p.parse_args(argv)
     if args.n < 2:
@@ -271,6 +289,14 @@ def parse_args(argv):
 def load() -> str:
     """The machine's load average (1, 5, 15 min): every figure here moves with it."""
     return " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def busy_cpu() -> float:
+    """Seconds of CPU the whole machine spent (/proc/stat: user, nice, system, irq, softirq; not idle,
+    iowait or a VM's steal): on loopback the servers' side shares these cores, so a step's wall time is
+    at least this / cores."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def leftovers(folder: Path) -> list[psutil.Process]:
@@ -288,7 +314,7 @@ def leftovers(folder: Path) -> list[psutil.Process]:
 
 def run(args, folder: Path, children: list, fleets: list) -> int:
     bundle = iris_copy(folder / "iris")
-    sizes = {"1": Fleet(folder / "n1", 1), "N": Fleet(folder / f"n{args.n}", args.n)}
+    sizes = {"1": Fleet(folder / "n1", 1, args.plain_shell), "N": Fleet(folder / f"n{args.n}", args.n, args.plain_shell)}
     fleets.extend(sizes.values())
     t0 = started = time.perf_counter()
     for fleet in sizes.values():
@@ -307,8 +333,11 @@ def run(args, folder: Path, children: list, fleets: list) -> int:
         steps = steps[:2]
     for key, step in steps:
         for size, fleet in sizes.items():
+            cpu0 = busy_cpu()
             figures[size][key] = step(fleet)
-            print(f"  {key:13} N={fleet.n:<4} {figures[size][key]:8.2f} s  (load {load()})", flush=True)
+            used = busy_cpu() - cpu0
+            print(f"  {key:13} N={fleet.n:<4} {figures[size][key]:8.2f} s  (load {load()}; the machine's busy CPU "
+                  f"{used:.1f} s, {used / figures[size][key]:.2f} of {os.cpu_count()} cores)", flush=True)
     for fleet in sizes.values():
         print(f"  held connections N={fleet.n:<4} {held_count(fleet)} of {fleet.n}", flush=True)
     runs = {"1": [], "N": []}

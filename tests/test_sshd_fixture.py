@@ -175,3 +175,32 @@ def test_a_second_sshd_on_a_taken_port_is_not_taken_for_up(sshd, tmp_path):
     finally:
         second.stop()
     assert sshd.running
+
+
+def test_the_fleet_bench_plain_shell_logs_in_with_debians_start_up_files_only(tmp_path):
+    """bench/fleet.py --plain-shell: each login's HOME is the server's own, holding /etc/skel's files,
+    so `python3` is the one on the system PATH (not this user's pyenv shim); without it, this user's."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from fleet import Fleet
+
+    fleets = {plain: Fleet(tmp_path / str(plain), 1, plain_shell=plain) for plain in (True, False)}
+    try:
+        for fleet in fleets.values():
+            fleet.start_sshds()
+        seen = {}
+        for plain, fleet in fleets.items():
+            transport = connect(fleet.sshds[0])
+            transport.auth_publickey(fleet.sshds[0].user, paramiko.Ed25519Key.from_private_key_file(
+                str(fleet.sshds[0].key_path)))
+            seen[plain] = run(transport, 'echo "$HOME"; command -v python3')[1].split()
+            transport.close()
+    finally:
+        for fleet in fleets.values():
+            for srv in fleet.sshds:
+                srv.stop()
+    assert seen[True][0] == str(tmp_path / "True" / "fleet-1" / "home")
+    assert (tmp_path / "True" / "fleet-1" / "home" / ".bashrc").read_bytes() == Path("/etc/skel/.bashrc").read_bytes()
+    assert seen[False][0] == os.path.expanduser("~") and len(seen[True]) == 2 and "/.pyenv/" not in seen[True][1]
