@@ -168,7 +168,13 @@ def test_a_selector_that_picks_nothing_is_one_line_before_anything_runs(capsys, 
     r = berth(capsys, "rollback", "iris", "--server", "nosuch", "--server", "box1")
     assert r.code == 1 and "no server named 'nosuch'" in r.err, r
     assert berth(capsys, "deploy", iris_copy(tmp_path), "--server", "box*", "--parallel", "0").code == 2
+    for argv in (("deploy", iris_copy(tmp_path)), ("promote", "iris", "--from", "box1")):
+        r = berth(capsys, *argv, "--server", "box*", "--parallel", "257")  # the read commands' bound, the same
+        assert r.code == 2 and "--parallel: must be 1 to 256" in r.err, r
     assert events(capsys) == []
+    r = berth(capsys, "deploy", tmp_path / "irs", "--server", "box*")  # a path that is not there: what to give
+    assert r.code == 1 and r.err.splitlines()[-1].startswith(
+        f"berth: {tmp_path / 'irs'}: no such file or folder; give a bundle folder (with berth.toml) or a .tar.gz of one"), r
 
 
 def test_an_invalid_bundle_is_refused_once_before_any_server_starts(capsys, tmp_path, fleet):

@@ -51,7 +51,8 @@ def open_bundle(path) -> OpenedBundle:
             folder = temp_dir / "bundle"
             extract_archive(path, folder)
         else:
-            raise BundleError(f"{path}: no such file or folder")
+            raise BundleError(f"{path}: no such file or folder; give a bundle folder (with berth.toml) or a .tar.gz of one "
+                              "(`berth bundle init FOLDER --name NAME` makes one)")
         result, files = inspect_folder(folder)
         if not result.ok:
             raise InvalidBundle(result.problems)

@@ -11,6 +11,7 @@ import threading
 
 from app.deploy.rolling import SUCCESS, RollingSummary, describe
 
+from .options import parallel_count
 from .output import ProgressPrinter, print_json, print_table
 
 STOPPED_WHY = {"budget": "the failure budget (--max-failures {max_failures}) was spent",
@@ -22,7 +23,7 @@ def add_group_options(parser) -> None:
     parser.add_argument("--server", action="append", required=True, metavar="SEL",
                         help="a server name, a glob ('web-*') or env:NAME; repeat for more. Several "
                              "servers are changed as a group: rolling, a summary at the end")
-    parser.add_argument("--parallel", type=_at_least(1), default=None, metavar="N",
+    parser.add_argument("--parallel", type=parallel_count, default=None, metavar="N",
                         help="servers changed at once in a group (default 10)")
     parser.add_argument("--max-failures", type=_at_least(0), default=None, metavar="N",
                         help="failed servers a group tolerates before it starts no more (default 0)")

@@ -25,7 +25,7 @@ class PromoteCommand(Command):
         to.add_argument("--to", metavar="SERVER[,SERVER...]", help="the servers, in this order, one at a time")
         to.add_argument("--server", action="append", metavar="SEL",
                         help="a server name, a glob ('web-*') or env:NAME; repeat for more: promoted as a group")
-        parser.add_argument("--parallel", type=group._at_least(1), default=None, metavar="N",
+        parser.add_argument("--parallel", type=options.parallel_count, default=None, metavar="N",
                             help="with --server: servers changed at once (default 10)")
         parser.add_argument("--max-failures", type=group._at_least(0), default=None, metavar="N",
                             help="with --server: failed servers tolerated before no more start (default 0)")
