@@ -124,11 +124,11 @@ class TaskRunner(QObject):
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="berth-bg")
         self._local = threading.local()
         self.active: set[Task] = set()
-        # id(task) -> [task, holds]: the runner's own reference to each queued task, let go on the GUI
-        # thread once it was delivered and its worker let go of it (2 holds). A Task is a QObject of the
-        # GUI thread: a worker that dropped the last reference would have shiboken delete it there,
-        # while the GUI thread may be delivering to it (a segfault seen once in CI)
-        self._held: dict[int, list] = {}
+        # id(task) -> task, until its worker let go of it (`_released`, taken on the GUI thread); with
+        # `active` (until delivered) the last reference always ends on the GUI thread. A Task is a
+        # QObject of the GUI thread: a worker that dropped the last reference would have shiboken
+        # delete it there, while the GUI thread may be delivering to it (a segfault seen once in CI)
+        self._held: dict[int, Task] = {}
         self.closed = False  # after shutdown(): new work is not run, late answers are dropped
         self._deliver.connect(self._on_deliver, Qt.ConnectionType.QueuedConnection)
         self._released.connect(self._let_go, Qt.ConnectionType.QueuedConnection)
@@ -140,7 +140,7 @@ class TaskRunner(QObject):
         if self.closed:
             return task
         self.active.add(task)
-        self._held[id(task)] = [task, 2]
+        self._held[id(task)] = task
         self._enqueue(self._lane(server), (task, work))
         return task
 
@@ -152,10 +152,10 @@ class TaskRunner(QObject):
             return task
         self.active.add(task)
         tid = id(task)
-        self._held[tid] = [task, 2]
+        self._held[tid] = task
 
         def run():  # holds the task only in its frame (the pool keeps `run` after it returns)
-            task = self._held[tid][0]
+            task = self._held[tid]
             try:
                 result, error = work(Context(self._workspace(), task)), None
             except BaseException as e:
@@ -356,17 +356,11 @@ class TaskRunner(QObject):
                 pass
 
     def _let_go(self, tid: int) -> None:
-        """One of a task's two holds ends (on the GUI thread): its delivery, or its worker's release."""
-        entry = self._held.get(tid)
-        if entry is not None:
-            entry[1] -= 1
-            if entry[1] == 0:
-                del self._held[tid]
+        """A worker let go of a task: the runner's reference ends here, on the GUI thread."""
+        self._held.pop(tid, None)
 
     def _on_deliver(self, item) -> None:
         task, kind, value = item
-        if kind == "result":
-            self._let_go(id(task))
         if self.closed:
             self.active.discard(task)
             return
